@@ -1,0 +1,97 @@
+"""Devices: "cpu" (NumPy arrays) and "cuda[:N]" (CuPy arrays). The same op kernels run on both,
+since each kernel receives the array module of its operands."""
+import functools
+
+import numpy as np
+
+from .errors import DeviceError
+
+
+class Device:
+    __slots__ = ("type", "index")
+
+    def __init__(self, type, index=None):
+        self.type = type
+        self.index = index
+
+    def __repr__(self):
+        return f"device(type='{self.type}'" + (f", index={self.index})" if self.index is not None else ")")
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, Device) and str(self) == str(other)
+
+    def __hash__(self):
+        return hash(str(self))
+
+    @property
+    def xp(self):
+        """The array module that holds this device's data."""
+        return np if self.type == "cpu" else _cupy()
+
+
+CPU = Device("cpu")
+
+
+def device(spec):
+    """Parse "cpu", "cuda", "cuda:N" or a Device; unknown strings raise DeviceError."""
+    if spec is None:
+        return CPU
+    if isinstance(spec, Device):
+        return spec
+    if not isinstance(spec, str):
+        raise DeviceError(f"expected a device such as 'cpu' or 'cuda:0', got {spec!r}")
+    kind, _, idx = spec.partition(":")
+    if kind == "cpu" and not idx:
+        return CPU
+    if kind == "cuda" and (not idx or idx.isdigit()):
+        return Device("cuda", int(idx) if idx else 0)
+    raise DeviceError(f"unknown device {spec!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def require(dev):
+    """Check that a device exists here before any data goes to it."""
+    if dev.type == "cuda":
+        n = device_count()
+        if n == 0:
+            raise DeviceError(_why_no_cuda())
+        if dev.index >= n:
+            raise DeviceError(f"device {dev} does not exist: this machine has {n} CUDA device(s) (cuda:0..cuda:{n - 1})")
+    return dev
+
+
+@functools.lru_cache(maxsize=None)
+def _cupy():
+    try:
+        import cupy
+    except ImportError:
+        raise DeviceError("CUDA needs CuPy, which is not installed: pip install 'gradc[cuda]'") from None
+    return cupy
+
+
+def _why_no_cuda():
+    try:
+        cp = _cupy()
+    except DeviceError as e:
+        return str(e)
+    try:
+        cp.cuda.runtime.getDeviceCount()
+    except Exception as e:  # CuPy raises its own runtime errors when no driver or GPU exists
+        return f"CuPy is installed but no usable CUDA GPU was found ({type(e).__name__}: {e}); run on the CPU with device='cpu'"
+    return "no CUDA GPU was found; run on the CPU with device='cpu'"
+
+
+@functools.lru_cache(maxsize=None)
+def device_count():
+    try:
+        return int(_cupy().cuda.runtime.getDeviceCount())
+    except Exception:
+        return 0
+
+
+def is_available():
+    return device_count() > 0

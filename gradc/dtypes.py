@@ -1,0 +1,89 @@
+"""The dtypes of the public API and the promotion rule shared by eager mode and tracing.
+
+Promotion follows PyTorch: tensors promote by category (bool < integer < floating) and then by
+width; Python scalars are "weak" and only lift the category (float32 * 2.5 stays float32)."""
+import numpy as np
+
+from .errors import DTypeError
+
+
+class DType:
+    __slots__ = ("name", "np", "itemsize", "is_floating_point", "rank", "category")
+
+    def __init__(self, name, np_dtype, rank, category):
+        self.name = name
+        self.np = np.dtype(np_dtype)
+        self.itemsize = self.np.itemsize
+        self.is_floating_point = category == 2
+        self.rank = rank          # order within the promotion lattice
+        self.category = category  # 0 bool, 1 integer, 2 floating
+
+    def __repr__(self):
+        return f"gradc.{self.name}"
+
+    def __reduce__(self):  # pickles as the singleton
+        return (get_dtype, (self.name,))
+
+
+bool_ = DType("bool", np.bool_, 0, 0)
+int64 = DType("int64", np.int64, 1, 1)
+float16 = DType("float16", np.float16, 2, 2)
+float32 = DType("float32", np.float32, 3, 2)
+float64 = DType("float64", np.float64, 4, 2)
+
+ALL = {d.name: d for d in (bool_, int64, float16, float32, float64)}
+_BY_NP = {d.np: d for d in ALL.values()}
+# NumPy dtypes accepted on input and what they become (PyTorch keeps int32 etc.; gradc keeps a
+# small closed set so every backend supports every dtype).
+_NP_ALIASES = {np.dtype(t): int64 for t in (np.int8, np.int16, np.int32, np.uint8, np.uint16, np.uint32)}
+
+default_float = float32
+
+
+def get_dtype(x):
+    """Normalise a gradc dtype, a NumPy dtype, a Python type or a name to a gradc DType."""
+    if isinstance(x, DType):
+        return x
+    if x is float:
+        return default_float
+    if x is int:
+        return int64
+    if x is bool:
+        return bool_
+    if isinstance(x, str) and x in ALL:
+        return ALL[x]
+    try:
+        npd = np.dtype(x)
+    except TypeError:
+        raise DTypeError(f"unknown dtype {x!r}; use one of {', '.join('gradc.' + n for n in ALL)}") from None
+    if npd in _BY_NP:
+        return _BY_NP[npd]
+    if npd in _NP_ALIASES:
+        return _NP_ALIASES[npd]
+    raise DTypeError(f"dtype {npd} is not supported; use one of {', '.join('gradc.' + n for n in ALL)}")
+
+
+def from_numpy_dtype(npd):
+    return _BY_NP.get(npd) or get_dtype(npd)
+
+
+def promote(a, b):
+    """Result dtype of two tensor dtypes."""
+    return a if a.rank >= b.rank else b
+
+
+def scalar_dtype(value):
+    """The category a Python scalar asks for: bool, int64 or the default float."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool_
+    if isinstance(value, (int, np.integer)):
+        return int64
+    if isinstance(value, (float, np.floating)):
+        return default_float
+    raise DTypeError(f"expected a number, got {type(value).__name__}")
+
+
+def promote_weak(tensor_dtype, scalar):
+    """Result dtype of a tensor and a Python scalar: the scalar only raises the category."""
+    s = scalar_dtype(scalar)
+    return tensor_dtype if s.category <= tensor_dtype.category else s

@@ -1,0 +1,30 @@
+"""Named errors: every failure a user can cause raises one of these, with a message that says
+what went wrong, where, and what to do instead."""
+
+
+class GradcError(Exception):
+    """Base class of every error gradc raises on purpose."""
+
+
+class ShapeError(GradcError, ValueError):
+    """Operand shapes do not fit the op (the message names the op and the shapes)."""
+
+
+class DTypeError(GradcError, TypeError):
+    """Operand dtypes do not fit the op."""
+
+
+class AutogradError(GradcError, RuntimeError):
+    """Misuse of autograd: backward twice, non-scalar backward, a saved tensor changed in place."""
+
+
+class TraceError(GradcError):
+    """The function cannot be traced into a graph (e.g. a Python branch on a traced value)."""
+
+
+class DeviceError(GradcError):
+    """Unknown device, mixed devices, or a device that is not available here."""
+
+
+class ArtifactError(GradcError):
+    """A saved program is corrupt, tampered with, or from an incompatible version."""

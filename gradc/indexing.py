@@ -1,0 +1,103 @@
+"""`Tensor.__getitem__`: basic indexing (ints, slices, None, ...) lowers to slice + reshape;
+integer-array indexing lowers to gather on one (possibly merged) axis, NumPy's placement rules
+included. Boolean masks become integer arrays, which needs concrete values (eager mode only)."""
+import numpy as np
+
+from . import dtypes as D
+from .ops._rules import broadcast_shapes
+
+
+def _index_tensor(k, x):
+    from .tensor import Tensor, tensor
+    t = k if isinstance(k, Tensor) else tensor(np.asarray(k), device=x.device)
+    if t.dtype is D.bool_:
+        data = t._concrete("indexing with a boolean mask (its result shape depends on the data)")
+        xp = np if t.device.type == "cpu" else t.device.xp
+        return [tensor(i, dtype=D.int64, device=x.device) for i in xp.nonzero(data)] if xp is np else \
+            [Tensor._wrap(i.astype(np.int64), D.int64, x.device) for i in xp.nonzero(data)]
+    if t.dtype is not D.int64:
+        raise IndexError(f"tensors used as indices must be int64 or bool, got {t.dtype!r}")
+    return [t]
+
+
+def getitem(x, key):
+    from .tensor import Tensor
+    key = key if isinstance(key, tuple) else (key,)
+    items = []
+    for k in key:
+        if isinstance(k, (Tensor, list, np.ndarray)):
+            items.extend(("array", t) for t in _index_tensor(k, x))
+        elif k is None or k is Ellipsis or isinstance(k, slice):
+            items.append((k if k is None or k is Ellipsis else "slice", k))
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            items.append(("int", int(k)))
+        else:
+            raise IndexError(f"unsupported index {k!r}: use ints, slices, None, ..., or integer/bool tensors")
+    consumed = sum(1 for kind, _ in items if kind in ("int", "slice", "array"))
+    if consumed > x.ndim:
+        raise IndexError(f"too many indices for a tensor of dimension {x.ndim} (got {consumed})")
+    ellipses = [i for i, (kind, _) in enumerate(items) if kind is Ellipsis]
+    if len(ellipses) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    fill = [("slice", slice(None))] * (x.ndim - consumed)
+    if ellipses:
+        items[ellipses[0]:ellipses[0] + 1] = fill
+    else:
+        items += fill
+
+    starts, stops, steps, out_shape, arrays, dim = [], [], [], [], [], 0
+    for kind, k in items:
+        if kind is None:
+            out_shape.append(1)
+            continue
+        n = x.shape[dim]
+        if kind == "int":
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for dimension {dim} with size {n}")
+            k %= n
+            starts.append(k), stops.append(k + 1), steps.append(1)
+        elif kind == "slice":
+            if k.step is not None and k.step <= 0:
+                raise IndexError("slice step must be positive (as in PyTorch); use .flip() style indexing instead")
+            a, b, c = k.indices(n)
+            b = max(a, b)
+            starts.append(a), stops.append(b), steps.append(c)
+            out_shape.append(len(range(a, b, c)))
+        else:
+            starts.append(0), stops.append(n), steps.append(1)
+            arrays.append((len(out_shape), k, n))
+            out_shape.append(n)
+        dim += 1
+    y = x._slice(starts, stops, steps).reshape(out_shape)
+    if not arrays:
+        return y
+    return _advanced(y, arrays)
+
+
+def _advanced(y, arrays):
+    positions = [p for p, _, _ in arrays]
+    shape = broadcast_shapes("index", [t.shape for _, t, _ in arrays])
+    idxs = [t.expand(shape) if t.shape != shape else t for _, t, _ in arrays]
+    k = len(positions)
+    if positions != list(range(positions[0], positions[0] + k)):
+        # Non-adjacent index arrays: NumPy and PyTorch put the indexed dims first.
+        rest = [i for i in range(y.ndim) if i not in positions]
+        y = y.permute(positions + rest)
+        positions = list(range(k))
+    p0 = positions[0]
+    if k == 1:
+        return y._gather(idxs[0], p0)
+    sizes = [n for _, _, n in arrays]
+    for t, n in zip(idxs, sizes):
+        if t._data is not None and t.numel() and (int(t._data.max()) >= n or int(t._data.min()) < -n):
+            raise IndexError(f"index out of range: indices span {int(t._data.min())}..{int(t._data.max())} "
+                             f"for a dimension of size {n}")
+    # Merge the indexed dims into one and gather with the linear index.
+    merged = y.reshape(y.shape[:p0] + (int(np.prod(sizes)),) + y.shape[p0 + k:])
+    lin, stride = None, 1
+    for t, n in reversed(list(zip(idxs, sizes))):
+        t = t + (t < 0).long() * n
+        term = t * stride if stride != 1 else t
+        lin = term if lin is None else lin + term
+        stride *= n
+    return merged._gather(lin, p0)

@@ -1,0 +1,262 @@
+"""nn.Module and nn.Parameter: parameters, buffers and submodules registered by attribute, as in
+PyTorch. Modules are written only against tensor ops, so they run eagerly and trace alike."""
+import collections
+
+from .. import dtypes as D
+from ..autograd import no_grad
+from ..errors import GradcError, ShapeError
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A tensor that a Module registers as trainable. Shares storage with the data it wraps."""
+    __slots__ = ()
+
+    def __new__(cls, data=None, requires_grad=True):
+        from ..tensor import tensor
+        src = data if isinstance(data, Tensor) else tensor([] if data is None else data)
+        p = object.__new__(cls)
+        p._data, p._sym = src._data, None
+        p.shape, p.dtype, p.device = src.shape, src.dtype, src.device
+        p.grad, p._grad_fn, p._version = None, None, [0]
+        p.requires_grad = bool(requires_grad) and src.dtype.is_floating_point
+        return p
+
+    def __init__(self, data=None, requires_grad=True):
+        pass
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+    def __reduce_ex__(self, proto):
+        return (Parameter, (self.detach(), self.requires_grad))
+
+
+class Module:
+    """Base class of all layers. Subclasses define forward(); calling the module runs it."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", collections.OrderedDict())
+        object.__setattr__(self, "_buffers", collections.OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", collections.OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------------ registration
+    def __setattr__(self, name, value):
+        d = self.__dict__
+        if isinstance(value, (Parameter, Module)) and "_parameters" not in d:
+            raise GradcError(f"cannot assign {type(value).__name__} '{name}' before Module.__init__() is called; "
+                             "call super().__init__() first in your module's __init__")
+        if isinstance(value, (Parameter, Module)):
+            self._forget(name)
+            d["_parameters" if isinstance(value, Parameter) else "_modules"][name] = value
+        elif name in d.get("_buffers", ()):
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"buffer '{name}' must be a Tensor or None, got {type(value).__name__}")
+            d["_buffers"][name] = value
+        elif name in d.get("_parameters", ()):
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} to parameter '{name}': "
+                                "use nn.Parameter(...) or None")
+            d["_parameters"][name] = None
+        else:
+            self._forget(name)
+            object.__setattr__(self, name, value)
+
+    def _forget(self, name):
+        for store in ("_parameters", "_buffers", "_modules"):
+            self.__dict__.get(store, {}).pop(name, None)
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        for store in ("_parameters", "_buffers", "_modules"):
+            if store in d and name in d[store]:
+                return d[store][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for store in ("_parameters", "_buffers", "_modules"):
+            if name in self.__dict__.get(store, {}):
+                del self.__dict__[store][name]
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"buffer '{name}' must be a Tensor or None, got {type(tensor).__name__}")
+        self.__dict__.pop(name, None)
+        self._buffers[name] = tensor
+        (self._non_persistent.discard if persistent else self._non_persistent.add)(name)
+
+    def register_parameter(self, name, param):
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"parameter '{name}' must be an nn.Parameter, got {type(param).__name__}")
+        self._parameters[name] = param
+
+    def add_module(self, name, module):
+        self._modules[name] = module
+
+    # ------------------------------------------------------------------ traversal
+    def named_modules(self, prefix="", memo=None):
+        memo = set() if memo is None else memo
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_children(self):
+        return ((n, m) for n, m in self._modules.items() if m is not None)
+
+    def children(self):
+        return (m for _, m in self.named_children())
+
+    def _named(self, store, prefix, recurse):
+        seen = set()
+        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mp, m in mods:
+            for n, t in getattr(m, store).items():
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    yield (f"{mp}.{n}" if mp else n), t
+
+    def named_parameters(self, prefix="", recurse=True):
+        return self._named("_parameters", prefix, recurse)
+
+    def parameters(self, recurse=True):
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def named_buffers(self, prefix="", recurse=True):
+        return self._named("_buffers", prefix, recurse)
+
+    def buffers(self, recurse=True):
+        return (b for _, b in self.named_buffers(recurse=recurse))
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self, prefix=""):
+        out = collections.OrderedDict()
+        for mp, m in self.named_modules(prefix.rstrip(".")):
+            dot = f"{mp}." if mp else ""
+            for n, p in m._parameters.items():
+                if p is not None:
+                    out[dot + n] = p.detach()
+            for n, b in m._buffers.items():
+                if b is not None and n not in m._non_persistent:
+                    out[dot + n] = b.detach()
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values in; every name and shape is checked before anything is written."""
+        own = self.state_dict()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            parts = []
+            if missing:
+                parts.append(f"missing keys: {', '.join(missing)}")
+            if unexpected:
+                parts.append(f"unexpected keys: {', '.join(unexpected)}")
+            raise GradcError(f"load_state_dict into {type(self).__name__}: {'; '.join(parts)}. "
+                             "Check that the checkpoint was saved from the same architecture, or pass strict=False")
+        pairs = []
+        for k, target in own.items():
+            if k not in state_dict:
+                continue
+            value = state_dict[k]
+            shape = tuple(value.shape)
+            if shape != target.shape:
+                raise ShapeError(f"load_state_dict: '{k}' has shape {shape} in the checkpoint but "
+                                 f"{target.shape} in the model")
+            pairs.append((target, value))
+        with no_grad():
+            for target, value in pairs:
+                target.copy_(value if isinstance(value, Tensor) else Tensor(value, dtype=target.dtype))
+        return collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")(missing, unexpected)
+
+    # ------------------------------------------------------------------ modes and devices
+    def train(self, mode=True):
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if p.grad is not None:
+                p.grad = None if set_to_none else p.grad * 0.0
+
+    def _apply_to_tensors(self, fn):
+        """Convert parameters and buffers, keeping each Parameter object (optimizers hold them)."""
+        for m in self.modules():
+            for p in m._parameters.values():
+                if p is not None:
+                    new = fn(p.detach())
+                    p._data, p.shape, p.dtype, p.device = new._data, new.shape, new.dtype, new.device
+                    if not p.dtype.is_floating_point:
+                        p.requires_grad = False
+                    if p.grad is not None:
+                        p.grad = fn(p.grad)
+            for n, b in list(m._buffers.items()):
+                if b is not None:
+                    m._buffers[n] = fn(b)
+        return self
+
+    def to(self, *args, **kwargs):
+        def convert(t):
+            out = t.to(*args, **kwargs)
+            # dtype changes apply to floating tensors only (integer buffers keep their type)
+            return out if t.dtype.is_floating_point or out.dtype is t.dtype else t.to(device=out.device)
+        return self._apply_to_tensors(convert)
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else f"cuda:{int(device)}")
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def float(self):
+        return self.to(D.float32)
+
+    def half(self):
+        return self.to(D.float16)
+
+    def double(self):
+        return self.to(D.float64)
+
+    def apply(self, fn):
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # ------------------------------------------------------------------ calling
+    def forward(self, *args, **kwargs):
+        raise GradcError(f"{type(self).__name__} has no forward(); define forward(self, ...) in your module")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items()]
+        extra = self.extra_repr()
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        body = "\n  ".join(([extra] if extra else []) + lines)
+        return f"{type(self).__name__}(\n  {body}\n)"

@@ -1,0 +1,77 @@
+"""The primitive op table: the one place that says what each primitive is.
+
+Each `Primitive` carries its shape rule, dtype rule, eager kernel (array-module agnostic: it
+receives `xp`, NumPy or CuPy), its VJP written with tensor ops (so eager autograd and the
+compiler's autodiff pass share it), what the VJP needs saved, and its autocast policy. The
+compiler's passes and code generators look primitives up here by name; the backends' renderings
+live in templates/<backend>/ under the same names."""
+from ..errors import ShapeError
+
+OPS = {}
+
+# Kinds the fusion pass may put into one elementwise group.
+ELEMENTWISE_KINDS = frozenset({"unary", "binary", "compare", "ternary", "cast"})
+
+
+class Primitive:
+    """One primitive op. `nin=None` means variadic (concat)."""
+
+    def __init__(self, name, kind, nin, shape, dtype, eager, saves=(), amp="follow", diff=True):
+        self.name = name
+        self.kind = kind
+        self.nin = nin
+        self.shape_rule = shape
+        self.dtype_rule = dtype
+        self.eager = eager
+        self.saves = frozenset(saves)   # input indices and/or "out" that the VJP reads
+        self.amp = amp                  # autocast policy: "fp16", "fp32" or "follow"
+        self.diff = diff
+        self.vjp = None
+
+    def def_vjp(self, fn):
+        """Register fn(ctx, g) -> per-input gradients (None where there is none)."""
+        self.vjp = fn
+        return fn
+
+    def bind(self, *args, **attrs):
+        return _dispatch(self, args, attrs)
+
+    def infer(self, shapes, dtypes, attrs):
+        """Output (shape, dtype) for operand shapes/dtypes, checking arity first."""
+        if self.nin is not None and len(shapes) != self.nin:
+            raise ShapeError(f"{self.name} takes {self.nin} operands, got {len(shapes)}")
+        return tuple(self.shape_rule(shapes, **attrs)), self.dtype_rule(dtypes, **attrs)
+
+    @property
+    def elementwise(self):
+        return self.kind in ELEMENTWISE_KINDS
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+
+def primitive(name, kind, nin, shape, dtype, eager, **kw):
+    p = Primitive(name, kind, nin, shape, dtype, eager, **kw)
+    OPS[name] = p
+    return p
+
+
+def _dispatch(prim, args, attrs):  # replaced by gradc.tensor at import time
+    raise RuntimeError("gradc.tensor not initialised")
+
+
+def set_dispatch(fn):
+    global _dispatch
+    _dispatch = fn
+
+
+class Ctx:
+    """What a VJP sees: saved operands and output (tensors), operand shapes and dtypes, attributes."""
+    __slots__ = ("inputs", "out", "shapes", "dtypes", "attrs", "needs")
+
+    def __init__(self, inputs, out, shapes, dtypes, attrs, needs):
+        self.inputs, self.out, self.shapes, self.dtypes, self.attrs = inputs, out, shapes, dtypes, attrs
+        self.needs = needs  # which operands want a gradient: VJPs skip the rest
+
+
+from . import elementwise, reduce, movement, index, linalg  # noqa: E402,F401  (registers the table)

@@ -1,0 +1,164 @@
+"""Elementwise primitives: unary, binary, comparisons, where and cast. Binary operands share a
+dtype (the frontend inserts casts) and broadcast NumPy-style; autograd sums gradients back to
+each operand's shape."""
+import math
+
+import numpy as np
+
+from .. import dtypes as D
+from . import Primitive, primitive  # noqa: F401
+from ._rules import elementwise_shape, floating, same_dtype
+from .. import tensor as T
+
+
+def _unary(name, kernel, saves=(), amp="follow", float_only=True):
+    dtype = floating(name) if float_only else same_dtype(name)
+    return primitive(name, "unary", 1, elementwise_shape(name), dtype, kernel, saves=saves, amp=amp)
+
+
+def _sigmoid(xp, x):
+    # 0.5 * (1 + tanh(x / 2)) is exact and never overflows, unlike 1 / (1 + exp(-x)).
+    return (xp.tanh(x * x.dtype.type(0.5)) + 1) * x.dtype.type(0.5)
+
+
+# Rational approximation of erf (|error| < 1e-7 on float32), used for float16/float32; float64
+# uses the correctly rounded libm erf so that float64 gradient checks are exact.
+_ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+          -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
+_ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+          -1.42647390514189e-02)
+_erf64 = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _erf(xp, x):
+    if x.dtype == np.float64:
+        return _erf64(x) if xp is np else xp.asarray(_erf64(xp.asnumpy(x)))
+    xc = xp.clip(x.astype(np.float32), -4.0, 4.0)
+    x2 = xc * xc
+    p = xp.full_like(x2, _ERF_P[0])
+    for c in _ERF_P[1:]:
+        p = p * x2 + np.float32(c)
+    q = xp.full_like(x2, _ERF_Q[0])
+    for c in _ERF_Q[1:]:
+        q = q * x2 + np.float32(c)
+    return (xc * p / q).astype(x.dtype)
+
+
+neg_p = _unary("neg", lambda xp, x: xp.negative(x), float_only=False)
+exp_p = _unary("exp", lambda xp, x: xp.exp(x), saves=("out",), amp="fp32")
+log_p = _unary("log", lambda xp, x: xp.log(x), saves=(0,), amp="fp32")
+sqrt_p = _unary("sqrt", lambda xp, x: xp.sqrt(x), saves=("out",))
+tanh_p = _unary("tanh", lambda xp, x: xp.tanh(x), saves=("out",))
+sigmoid_p = _unary("sigmoid", _sigmoid, saves=("out",))
+abs_p = _unary("abs", lambda xp, x: xp.abs(x), saves=(0,), float_only=False)
+sign_p = _unary("sign", lambda xp, x: xp.sign(x), float_only=False)
+erf_p = _unary("erf", _erf, saves=(0,))
+sin_p = _unary("sin", lambda xp, x: xp.sin(x), saves=(0,))
+cos_p = _unary("cos", lambda xp, x: xp.cos(x), saves=(0,))
+
+neg_p.def_vjp(lambda ctx, g: (-g,))
+exp_p.def_vjp(lambda ctx, g: (g * ctx.out,))
+log_p.def_vjp(lambda ctx, g: (g / ctx.inputs[0],))
+sqrt_p.def_vjp(lambda ctx, g: (g / (ctx.out * 2.0),))
+tanh_p.def_vjp(lambda ctx, g: (g * (1.0 - ctx.out * ctx.out),))
+sigmoid_p.def_vjp(lambda ctx, g: (g * (ctx.out * (1.0 - ctx.out)),))
+abs_p.def_vjp(lambda ctx, g: (g * ctx.inputs[0].sign(),))
+sign_p.def_vjp(lambda ctx, g: (T.zeros_like(g),))
+erf_p.def_vjp(lambda ctx, g: (g * ((-ctx.inputs[0] * ctx.inputs[0]).exp() * (2.0 / math.sqrt(math.pi))),))
+sin_p.def_vjp(lambda ctx, g: (g * ctx.inputs[0].cos(),))
+cos_p.def_vjp(lambda ctx, g: (-(g * ctx.inputs[0].sin()),))
+
+
+def _binary(name, kernel, saves=(), amp="follow"):
+    return primitive(name, "binary", 2, elementwise_shape(name), same_dtype(name), kernel, saves=saves, amp=amp)
+
+
+add_p = _binary("add", lambda xp, a, b: xp.add(a, b))
+sub_p = _binary("sub", lambda xp, a, b: xp.subtract(a, b))
+mul_p = _binary("mul", lambda xp, a, b: xp.multiply(a, b), saves=(0, 1))
+div_p = _binary("div", lambda xp, a, b: xp.divide(a, b), saves=(1, "out"))
+pow_p = _binary("pow", lambda xp, a, b: xp.power(a, b), saves=(0, 1, "out"), amp="fp32")
+maximum_p = _binary("maximum", lambda xp, a, b: xp.maximum(a, b), saves=(0, 1))
+minimum_p = _binary("minimum", lambda xp, a, b: xp.minimum(a, b), saves=(0, 1))
+
+add_p.def_vjp(lambda ctx, g: (g, g))
+sub_p.def_vjp(lambda ctx, g: (g, -g if ctx.needs[1] else None))
+mul_p.def_vjp(lambda ctx, g: (g * ctx.inputs[1] if ctx.needs[0] else None,
+                              g * ctx.inputs[0] if ctx.needs[1] else None))
+
+
+@div_p.def_vjp
+def _div_vjp(ctx, g):
+    ga = g / ctx.inputs[1]
+    return ga, (-(ga * ctx.out) if ctx.needs[1] else None)
+
+
+@pow_p.def_vjp
+def _pow_vjp(ctx, g):
+    a, b = ctx.inputs
+    ga = g * b * a ** (b - 1.0) if ctx.needs[0] else None
+    # d/db a**b = a**b log a; defined as 0 where a <= 0 (PyTorch masks the same way).
+    gb = g * ctx.out * T.where(a > 0, a, 1.0).log() if ctx.needs[1] else None
+    return ga, gb
+
+
+def _minmax_vjp(ctx, g, first_wins):
+    # Ties split the gradient evenly between the operands, as PyTorch does.
+    a, b = ctx.inputs
+    wins = (a > b) if first_wins else (a < b)
+    share = T.where(wins, 1.0, T.where(a == b, 0.5, 0.0)).to(g.dtype)
+    return (g * share if ctx.needs[0] else None, g * (1.0 - share) if ctx.needs[1] else None)
+
+
+maximum_p.def_vjp(lambda ctx, g: _minmax_vjp(ctx, g, True))
+minimum_p.def_vjp(lambda ctx, g: _minmax_vjp(ctx, g, False))
+
+
+def _compare(name, kernel):
+    rule = same_dtype(name)
+    return primitive(name, "compare", 2, elementwise_shape(name),
+                     lambda dts, **_: (rule(dts), D.bool_)[1], kernel, diff=False)
+
+
+lt_p = _compare("lt", lambda xp, a, b: xp.less(a, b))
+le_p = _compare("le", lambda xp, a, b: xp.less_equal(a, b))
+gt_p = _compare("gt", lambda xp, a, b: xp.greater(a, b))
+ge_p = _compare("ge", lambda xp, a, b: xp.greater_equal(a, b))
+eq_p = _compare("eq", lambda xp, a, b: xp.equal(a, b))
+ne_p = _compare("ne", lambda xp, a, b: xp.not_equal(a, b))
+logical_and_p = _compare("logical_and", lambda xp, a, b: xp.logical_and(a, b))
+logical_or_p = _compare("logical_or", lambda xp, a, b: xp.logical_or(a, b))
+logical_not_p = primitive("logical_not", "unary", 1, elementwise_shape("logical_not"),
+                          lambda dts, **_: D.bool_, lambda xp, x: xp.logical_not(x), diff=False)
+
+
+def _where_dtype(dtypes, **_):
+    if dtypes[0] is not D.bool_:
+        from ..errors import DTypeError
+        raise DTypeError(f"where: condition must be bool, got {dtypes[0]!r}; compare first, e.g. x > 0")
+    return same_dtype("where")(dtypes[1:])
+
+
+where_p = primitive("where", "ternary", 3, elementwise_shape("where"), _where_dtype,
+                    lambda xp, c, a, b: xp.where(c, a, b), saves=(0,))
+
+
+@where_p.def_vjp
+def _where_vjp(ctx, g):
+    c = ctx.inputs[0]
+    zero = T.zeros((), dtype=g.dtype, device=g.device)
+    return (None, T.where(c, g, zero) if ctx.needs[1] else None, T.where(c, zero, g) if ctx.needs[2] else None)
+
+
+def _cast_kernel(xp, x, dtype):
+    return x.astype(D.ALL[dtype].np, copy=False)
+
+
+cast_p = primitive("cast", "cast", 1, lambda shapes, dtype: shapes[0],
+                   lambda dtypes, dtype: D.ALL[dtype], _cast_kernel)
+
+
+@cast_p.def_vjp
+def _cast_vjp(ctx, g):
+    src = ctx.dtypes[0]
+    return (g.to(src) if src.is_floating_point else None,)

@@ -1,0 +1,55 @@
+"""Integer-array indexing along one axis (gather) and its transpose (scatter_add)."""
+import numpy as np
+
+from .. import dtypes as D
+from ..errors import DTypeError, ShapeError
+from . import primitive
+
+
+def _gather_shape(shapes, axis):
+    x, idx = shapes
+    return tuple(x[:axis]) + tuple(idx) + tuple(x[axis + 1:])
+
+
+def _index_dtype(name):
+    def rule(dtypes, **_):
+        if dtypes[1] is not D.int64:
+            raise DTypeError(f"{name}: indices must be int64, got {dtypes[1]!r}; convert with .long()")
+        return dtypes[0]
+    return rule
+
+
+def _gather_kernel(xp, x, idx, axis):
+    n = x.shape[axis]
+    if idx.size and (int(idx.max()) >= n or int(idx.min()) < -n):
+        raise IndexError(f"index out of range: indices span {int(idx.min())}..{int(idx.max())} "
+                         f"but dim {axis} has size {n}")
+    return xp.take(x, idx, axis=axis)
+
+
+def _scatter_shape(shapes, axis, size):
+    src, idx = shapes
+    k = len(idx)
+    if tuple(src[axis:axis + k]) != tuple(idx):
+        raise ShapeError(f"scatter_add: source shape {tuple(src)} does not hold index shape {tuple(idx)} at dim {axis}")
+    return tuple(src[:axis]) + (size,) + tuple(src[axis + k:])
+
+
+def _scatter_kernel(xp, src, idx, axis, size):
+    shape = src.shape[:axis] + (size,) + src.shape[axis + idx.ndim:]
+    out = xp.zeros(shape, dtype=src.dtype)
+    where = (slice(None),) * axis + (idx,)
+    if xp is np:
+        np.add.at(out, where, src)
+    else:
+        import cupyx
+        cupyx.scatter_add(out, where, src)
+    return out
+
+
+gather_p = primitive("gather", "index", 2, _gather_shape, _index_dtype("gather"), _gather_kernel, saves=(1,))
+scatter_add_p = primitive("scatter_add", "index", 2, _scatter_shape, _index_dtype("scatter_add"),
+                          _scatter_kernel, saves=(1,))
+
+gather_p.def_vjp(lambda ctx, g: (g._scatter_add(ctx.inputs[1], ctx.attrs["axis"], ctx.shapes[0][ctx.attrs["axis"]]), None))
+scatter_add_p.def_vjp(lambda ctx, g: (g._gather(ctx.inputs[1], ctx.attrs["axis"]), None))

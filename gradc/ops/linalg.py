@@ -1,0 +1,24 @@
+"""Batched matrix multiply (NumPy matmul semantics for operands of rank >= 2)."""
+from ..errors import ShapeError
+from . import primitive
+from ._rules import broadcast_shapes, same_dtype
+
+
+def _matmul_shape(shapes):
+    a, b = shapes
+    if len(a) < 2 or len(b) < 2:
+        raise ShapeError(f"matmul: the primitive needs operands of rank >= 2, got {tuple(a)} and {tuple(b)}")
+    if a[-1] != b[-2]:
+        raise ShapeError(f"matmul: shapes {tuple(a)} and {tuple(b)} cannot be multiplied "
+                         f"({a[-1]} columns vs {b[-2]} rows)")
+    return broadcast_shapes("matmul", [a[:-2], b[:-2]]) + (a[-2], b[-1])
+
+
+matmul_p = primitive("matmul", "matmul", 2, lambda shapes: _matmul_shape(shapes), same_dtype("matmul"),
+                     lambda xp, a, b: xp.matmul(a, b), saves=(0, 1), amp="fp16")
+
+
+@matmul_p.def_vjp
+def _matmul_vjp(ctx, g):
+    a, b = ctx.inputs
+    return (g @ b.mT if ctx.needs[0] else None, a.mT @ g if ctx.needs[1] else None)

@@ -1,0 +1,78 @@
+"""Reductions over a sorted tuple of axes. float16 sums accumulate in float32 (as PyTorch and the
+CUDA templates do); sums of bool/int give int64."""
+import numpy as np
+
+from .. import dtypes as D
+from ..errors import DTypeError
+from . import primitive
+from .. import tensor as T
+
+
+def _reduced_shape(shape, axes, keepdim):
+    if keepdim:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _reduce_shape(shapes, axes, keepdim):
+    return _reduced_shape(shapes[0], axes, keepdim)
+
+
+def _sum_kernel(xp, x, axes, keepdim):
+    if x.dtype == np.float16:
+        return xp.sum(x, axis=axes, keepdims=keepdim, dtype=np.float32).astype(np.float16)
+    if x.dtype == np.bool_:
+        return xp.sum(x, axis=axes, keepdims=keepdim, dtype=np.int64)
+    return xp.sum(x, axis=axes, keepdims=keepdim)
+
+
+def _max_dtype(dtypes, **_):
+    return dtypes[0]
+
+
+sum_p = primitive("sum", "reduce", 1, _reduce_shape,
+                  lambda dts, **_: D.int64 if dts[0] is D.bool_ else dts[0], _sum_kernel, amp="fp32")
+max_p = primitive("max", "reduce", 1, _reduce_shape, _max_dtype,
+                  lambda xp, x, axes, keepdim: xp.max(x, axis=axes, keepdims=keepdim), saves=(0, "out"))
+
+
+def _keep(g, shape, axes):
+    """g reshaped so that it broadcasts against the unreduced shape."""
+    return g.reshape(_reduced_shape(shape, axes, True))
+
+
+@sum_p.def_vjp
+def _sum_vjp(ctx, g):
+    shape, axes = ctx.shapes[0], ctx.attrs["axes"]
+    return (_keep(g, shape, axes).expand(shape),)
+
+
+@max_p.def_vjp
+def _max_vjp(ctx, g):
+    # The gradient goes to the maxima, split evenly among ties (as torch.amax does).
+    x, shape, axes = ctx.inputs[0], ctx.shapes[0], ctx.attrs["axes"]
+    mask = (x == _keep(ctx.out, shape, axes)).to(g.dtype)
+    return (mask * (_keep(g, shape, axes) / mask.sum(axes, keepdim=True)),)
+
+
+def _argmax_shape(shapes, axis, keepdim):
+    if axis is None:
+        return (1,) * len(shapes[0]) if keepdim else ()
+    return _reduced_shape(shapes[0], (axis,), keepdim)
+
+
+def _argmax_kernel(xp, x, axis, keepdim):
+    if axis is None:
+        out = xp.asarray(xp.argmax(x))
+        return out.reshape((1,) * x.ndim) if keepdim else out
+    out = xp.argmax(x, axis=axis)
+    return xp.expand_dims(out, axis) if keepdim else out
+
+
+def _argmax_dtype(dtypes, **_):
+    if dtypes[0] is D.bool_:
+        raise DTypeError("argmax is not defined for bool tensors; convert with .long() first")
+    return D.int64
+
+
+argmax_p = primitive("argmax", "reduce", 1, _argmax_shape, _argmax_dtype, _argmax_kernel, diff=False)
