@@ -39,3 +39,6 @@ del _name
 
 def concat(tensors, dim=0):
     return cat(tensors, dim)
+
+from .compiler import compile, CompiledFunction  # noqa: E402
+from .runtime.program import Program  # noqa: E402

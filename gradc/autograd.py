@@ -21,6 +21,11 @@ class _GradMode:
     """Context manager and decorator that sets grad mode, restoring the old mode on exit."""
     mode = True
 
+    def __new__(cls, fn=None):
+        # `@gradc.no_grad` without parentheses decorates fn directly (as in PyTorch)
+        self = super().__new__(cls)
+        return self if fn is None else self(fn)
+
     def __enter__(self):
         self._prev = is_grad_enabled()
         _set_enabled(self.mode)
@@ -35,9 +40,13 @@ class _GradMode:
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with type(self)():
+            with self._fresh():
                 return fn(*args, **kwargs)
         return wrapper
+
+    def _fresh(self):
+        """A new context manager for one call of a decorated function."""
+        return type(self)()
 
 
 class no_grad(_GradMode):
@@ -50,6 +59,9 @@ class enable_grad(_GradMode):
 
 
 class set_grad_enabled(_GradMode):
+    def __new__(cls, mode):
+        return object.__new__(cls)
+
     def __init__(self, mode):
         self.mode = bool(mode)
         self._prev = is_grad_enabled()
@@ -57,6 +69,13 @@ class set_grad_enabled(_GradMode):
 
     def __enter__(self):
         return self
+
+    def __call__(self, fn):
+        _set_enabled(self._prev)  # as a decorator the mode applies to each call, not from now on
+        return super().__call__(fn)
+
+    def _fresh(self):
+        return set_grad_enabled(self.mode)
 
 
 class Node:
@@ -124,16 +143,21 @@ def sum_to(g, shape):
 def _topological(root):
     """Nodes reachable from root, each after all the nodes it feeds (an explicit stack: deep graphs
     must not hit the recursion limit)."""
-    order, seen, stack = [], {id(root)}, [(root, False)]
+    # A node counts as visited when it is expanded, not when it is pushed: marking at push time
+    # lets a node that is still waiting on the stack be finished before a node that feeds it
+    # (e.g. z in z - log(sum(exp(z)))), which drops part of its gradient.
+    order, seen, stack = [], set(), [(root, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         stack.append((node, True))
         for p in node.parents:
             if isinstance(p, Node) and id(p) not in seen:
-                seen.add(id(p))
                 stack.append((p, False))
     order.reverse()
     return order
@@ -183,4 +207,7 @@ def backward(tensor, gradient=None, retain_graph=False):
 
 
 def _accumulate(leaf, g):
-    leaf.grad = g.detach() if leaf.grad is None else (leaf.grad + g).detach()
+    # The first gradient is copied: g may be the caller's `gradient` or the very array another leaf
+    # receives (add's VJP passes g to both operands), and an in-place change of one leaf's .grad
+    # (clipping, unscaling) must not change another's.
+    leaf.grad = g.detach().clone() if leaf.grad is None else (leaf.grad + g).detach()

@@ -57,7 +57,7 @@ def _shape_arg(args):
 
 
 class Tensor:
-    __slots__ = ("_data", "_sym", "shape", "dtype", "device", "requires_grad", "grad", "_grad_fn",
+    __slots__ = ("_data", "_sym", "shape", "dtype", "device", "requires_grad", "_grad", "_grad_fn",
                  "_version", "__weakref__")
     __array_priority__ = 1000  # so ndarray (op) Tensor defers to Tensor
 
@@ -71,7 +71,7 @@ class Tensor:
         t = object.__new__(Tensor)
         t._data, t._sym = data, None
         t.shape, t.dtype, t.device = data.shape, dtype, dev
-        t.requires_grad, t.grad, t._grad_fn, t._version = False, None, None, [0]
+        t.requires_grad, t._grad, t._grad_fn, t._version = False, None, None, [0]
         return t
 
     # ------------------------------------------------------------------ properties
@@ -95,6 +95,16 @@ class Tensor:
         if not self.shape:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if _tracer[0] is not None:
+            _tracer[0].note_grad(self, value)  # a traced call that sets .grad replays that on every run
+        self._grad = value
 
     @property
     def is_leaf(self):
@@ -391,10 +401,17 @@ class Tensor:
             result = result.to(self.dtype)
         if _tracer[0] is not None:
             return _tracer[0].assign(self, result)
-        recording = autograd.is_grad_enabled() and result.requires_grad
-        if recording and self.is_leaf and self.requires_grad:
+        grad_mode = autograd.is_grad_enabled()
+        recording = grad_mode and result.requires_grad
+        if grad_mode and self.is_leaf and self.requires_grad:  # also zero_/fill_/copy_ of a constant
             raise AutogradError(f"{what} on a leaf tensor that requires grad; wrap parameter updates "
                                 "in `with gradc.no_grad():`")
+        if (grad_mode and self._grad_fn is not None and self._grad_fn.prim.name in _VIEW_OPS
+                and getattr(self._data, "base", None) is not None):
+            # the base tensor's history would not see the write, so its gradient would be wrong
+            raise AutogradError(f"{what} on a view ({self._grad_fn.prim.name} result) of a tensor that requires "
+                                "grad is not supported; write into a .clone() of the view, or make the change "
+                                "under `with gradc.no_grad():`")
         try:
             self._data[...] = result._data
         except ValueError as e:  # e.g. the read-only result of expand()
@@ -402,6 +419,10 @@ class Tensor:
         self._version[0] += 1
         if recording:
             self._grad_fn, self.requires_grad = result._grad_fn, True
+        elif grad_mode and self.requires_grad:
+            # the new value does not depend on the old one (fill_, zero_, copy_ of a constant): keeping
+            # the old history would send gradient through values that are gone
+            self._grad_fn, self.requires_grad = None, False
         return self
 
     def add_(self, other, alpha=1):
@@ -411,7 +432,15 @@ class Tensor:
         return self._assign(self - (other * alpha if alpha != 1 else other), "sub_")
 
     def mul_(self, other):
-        return self._assign(self * other, "mul_")
+        return self._assign(self._old_value(other) * other, "mul_")
+
+    def _old_value(self, *others):
+        """`self` as an operand of its own in-place op. mul's VJP reads its operands after the write,
+        so when autograd records the op it gets a copy of the old value (torch saves original_self)."""
+        if autograd.is_grad_enabled() and _tracer[0] is None and (
+                self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)):
+            return self.clone()
+        return self
 
     def div_(self, other):
         return self._assign(self / other, "div_")

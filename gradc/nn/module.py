@@ -4,8 +4,8 @@ import collections
 
 from .. import dtypes as D
 from ..autograd import no_grad
-from ..errors import GradcError, ShapeError
-from ..tensor import Tensor
+from ..errors import DTypeError, GradcError, ShapeError
+from ..tensor import Tensor, zeros_like
 
 
 class Parameter(Tensor):
@@ -15,6 +15,9 @@ class Parameter(Tensor):
     def __new__(cls, data=None, requires_grad=True):
         from ..tensor import tensor
         src = data if isinstance(data, Tensor) else tensor([] if data is None else data)
+        if requires_grad and not src.dtype.is_floating_point:
+            raise DTypeError(f"only floating-point tensors can require grad, got a {src.dtype!r} Parameter; "
+                             "pass requires_grad=False or convert with .float()")
         p = object.__new__(cls)
         p._data, p._sym = src._data, None
         p.shape, p.dtype, p.device = src.shape, src.dtype, src.device
@@ -174,10 +177,12 @@ class Module:
             if shape != target.shape:
                 raise ShapeError(f"load_state_dict: '{k}' has shape {shape} in the checkpoint but "
                                  f"{target.shape} in the model")
-            pairs.append((target, value))
+            # convert before writing anything, so a failing conversion leaves the model untouched
+            value = value.detach() if isinstance(value, Tensor) else Tensor(value, dtype=target.dtype)
+            pairs.append((target, value.to(dtype=target.dtype, device=target.device)))
         with no_grad():
             for target, value in pairs:
-                target.copy_(value if isinstance(value, Tensor) else Tensor(value, dtype=target.dtype))
+                target.copy_(value)
         return collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")(missing, unexpected)
 
     # ------------------------------------------------------------------ modes and devices
@@ -197,7 +202,8 @@ class Module:
     def zero_grad(self, set_to_none=True):
         for p in self.parameters():
             if p.grad is not None:
-                p.grad = None if set_to_none else p.grad * 0.0
+                # zeros, not grad * 0.0: an inf/nan gradient (fp16 overflow) would stay nan forever
+                p.grad = None if set_to_none else zeros_like(p.grad)
 
     def _apply_to_tensors(self, fn):
         """Convert parameters and buffers, keeping each Parameter object (optimizers hold them)."""

@@ -5,7 +5,7 @@ import copy
 
 from ..autograd import no_grad
 from ..errors import GradcError, ShapeError
-from ..tensor import Tensor
+from ..tensor import Tensor, _tracer, zeros_like
 
 
 class Optimizer(abc.ABC):
@@ -36,11 +36,12 @@ class Optimizer(abc.ABC):
                 if p.grad is not None:
                     if set_to_none:
                         p.grad = None
-                    else:
-                        with no_grad():
-                            p.grad = p.grad * 0.0
+                    else:  # zeros, not grad * 0.0: an inf/nan gradient would stay nan
+                        p.grad = zeros_like(p.grad)
 
     def step(self):
+        if _tracer[0] is not None:
+            _tracer[0].watch_optimizer(self)
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:

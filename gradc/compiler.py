@@ -1,0 +1,243 @@
+"""gradc.compile: trace a function (or module) per call signature into a Program and run that.
+
+A call's signature (argument shapes, dtypes, devices, requires_grad flags, Python values, grad
+mode, module training flags) selects a cached Program; a new signature traces again, which is how
+Python control flow stays dynamic. Programs also carry guards on the state they read (parameter
+shapes, `.grad` presence, optimizer hyper-parameters) and are re-traced when those change."""
+import functools
+import logging
+import os
+import time
+import warnings
+
+from . import autograd
+from .errors import GradcError, TraceError
+from .pytree import flatten, unflatten
+from .trace import Binding, Tracer
+from .runtime.program import Effect, Program
+
+log = logging.getLogger("gradc")
+_EAGER = "eager"
+BACKENDS = ("auto", "numpy", "cuda")
+
+
+class CompiledFunction:
+    """What gradc.compile returns: call it like the original function."""
+
+    def __init__(self, fn, backend="auto", amp=None, dynamic=False, fullgraph=False, dump=None, fuse=True,
+                 cache_limit=8):
+        if backend not in BACKENDS:
+            raise GradcError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if amp not in (None, "fp16"):
+            raise GradcError(f"amp must be None or 'fp16', got {amp!r}")
+        self.fn = fn
+        self.backend = backend
+        self.amp, self.dynamic, self.fullgraph, self.dump, self.fuse = amp, dynamic, fullgraph, dump, fuse
+        self.cache_limit = cache_limit
+        self.trace_count = 0
+        self._programs = {}
+        self._last_sig = None
+        self._warned_limit = False
+        try:
+            functools.update_wrapper(self, fn)
+        except AttributeError:
+            pass
+
+    @property
+    def __name__(self):
+        return getattr(self.fn, "__name__", type(self.fn).__name__)
+
+    # ------------------------------------------------------------------ signatures
+    def _signature(self, flat, spec):
+        parts = [("grad mode", autograd.is_grad_enabled())]
+        first = {}
+        for i, t in enumerate(flat):
+            parts.append((f"tensor argument {i}",
+                          (t.shape, t.dtype.name, str(t.device), t.requires_grad, first.setdefault(id(t), i))))
+        parts.append(("Python arguments", _spec_key(spec)))
+        owner = self.fn if hasattr(self.fn, "modules") else getattr(self.fn, "__self__", None)
+        if owner is not None and hasattr(owner, "modules"):
+            parts.append(("module training flags", tuple(m.training for m in owner.modules())))
+        return tuple(parts)
+
+    def _why_retrace(self, sig):
+        if self._last_sig is None:
+            return "first call"
+        if len(sig) != len(self._last_sig):
+            return "the number of tensor arguments changed"
+        changed = [f"{a[0]}: {a[1]} -> {b[1]}" for a, b in zip(self._last_sig, sig) if a != b]
+        return "; ".join(changed) or "guards failed (state such as parameter shapes, .grad or optimizer settings changed)"
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, *args, **kwargs):
+        flat, spec = flatten((args, kwargs))
+        sig = self._signature(flat, spec)
+        entry = self._programs.get(sig)
+        if entry == _EAGER:
+            return self.fn(*args, **kwargs)
+        for prog in entry or ():
+            if prog.guards_hold(flat):
+                if prog.one_shot:
+                    entry.remove(prog)
+                return unflatten(prog.out_spec, prog.call_flat(flat))
+        if self.trace_count >= self.cache_limit:
+            if not self._warned_limit:
+                warnings.warn(f"gradc.compile({self.__name__}): traced {self.trace_count} times, the limit; running "
+                              f"new signatures eagerly. Last change: {self._why_retrace(sig)}. Keep shapes stable, "
+                              "or raise cache_limit", stacklevel=2)
+                self._warned_limit = True
+            return self.fn(*args, **kwargs)
+        reason = self._why_retrace(sig)
+        if self._last_sig is not None:
+            log.info("gradc.compile(%s): retracing (%s)", self.__name__, reason)
+        self._last_sig = sig
+        try:
+            prog = self._build(args, kwargs, flat)
+        except TraceError as e:
+            if self.fullgraph:
+                raise
+            warnings.warn(f"gradc.compile({self.__name__}): this call cannot be traced, running it eagerly "
+                          f"(and every later call with the same signature). {e}", stacklevel=2)
+            self._programs[sig] = _EAGER
+            return self.fn(*args, **kwargs)
+        if not prog.one_shot:
+            self._programs.setdefault(sig, []).append(prog)
+        return unflatten(prog.out_spec, prog.call_flat(flat))
+
+    def lower(self, *args, **kwargs):
+        """The Program for this call signature, without running it."""
+        flat, _ = flatten((args, kwargs))
+        return self._build(args, kwargs, flat, lowering=True)
+
+    # ------------------------------------------------------------------ tracing
+    def _build(self, args, kwargs, flat, lowering=False):
+        start = time.perf_counter()
+        tracer = Tracer()
+        try:
+            with tracer:
+                for i, t in enumerate(flat):
+                    if id(t) not in tracer.lifted:
+                        tracer.lift(t, Binding("arg", i))
+                result = self.fn(*args, **kwargs)
+                out_flat, out_spec = flatten(result)
+                parts = _collect(tracer, out_flat)
+            self.trace_count += 1
+        except BaseException:
+            tracer.restore()
+            tracer.rollback_optimizers()
+            raise
+        tracer.restore()
+        if lowering:
+            tracer.rollback_optimizers()
+        traced = time.perf_counter() - start
+        prog = _make_program(tracer, out_spec, parts, self.backend, self.fuse)
+        prog.stats["trace_seconds"] = round(traced, 4)
+        prog.stats["compile_seconds"] = round(time.perf_counter() - start, 4)
+        _maybe_dump(prog, self.dump, self.__name__, self.trace_count)
+        return prog
+
+
+def _spec_key(spec):
+    kind, body = spec
+    if kind == "T":
+        return "T"
+    if kind == "V":
+        try:
+            hash(body)
+            return ("V", type(body).__name__, body)
+        except TypeError:
+            return ("V", type(body).__name__, id(body))
+    if kind is dict:
+        return ("dict", tuple((k, _spec_key(v)) for k, v in body))
+    return (getattr(kind, "__name__", str(kind)), tuple(_spec_key(v) for v in body))
+
+
+def _collect(tracer, out_flat):
+    """After the function returned (tracer still active): outputs, state write-backs, new state."""
+    graph = tracer.graph
+    outputs = [tracer.node_of(t) for t in out_flat]
+    effects, guards = [], []
+    grad_tensors = []
+    for t, _, _ in list(tracer.entry_grads.values()):
+        if id(t) not in tracer.lifted:
+            tracer.lift(t)  # only its .grad changed: it still needs a slot for the write
+    slot_of = {nid: i for i, nid in enumerate(graph.inputs)}
+    for t, nid, saved in list(tracer.lifted.values()):
+        slot = slot_of[nid]
+        if t._sym[1] != nid:
+            effects.append(Effect("data", slot, len(outputs)))
+            outputs.append(t._sym[1])
+        old_grad = saved[3]
+        if t.grad is old_grad:
+            continue
+        if tracer.bindings[slot].kind == "grad":
+            raise TraceError("assigning .grad of a .grad tensor is not supported inside gradc.compile")
+        if t.grad is None:
+            effects.append(Effect("grad", slot, None))
+        elif t.grad._sym is not None and t.grad._sym[0] is tracer:
+            effects.append(Effect("grad", slot, len(outputs)))
+            outputs.append(t.grad._sym[1])
+            grad_tensors.append(t.grad)
+        else:
+            raise TraceError("a tensor created outside the compiled function was assigned to .grad inside it; "
+                             "assign a value computed inside, or do it outside the compiled function")
+        if old_grad is None and tracer.entry_grads[id(t)][2] is not None:
+            # The first write assumed there was no gradient to accumulate into.
+            guards.append(_grad_is_none(tracer.bindings, slot))
+    for t in tracer.escaped(keep=list(out_flat) + grad_tensors):
+        effects.append(Effect("new", out=len(outputs), target=t))
+        outputs.append(t._sym[1])
+    for opt, groups in tracer.optimizer_settings():
+        guards.append(_same_settings(opt, groups))
+    graph.outputs = outputs
+    return {"n_returned": len(out_flat), "effects": effects, "guards": guards,
+            "one_shot": any(e.kind == "new" for e in effects)}
+
+
+def _grad_is_none(bindings, slot):
+    b = bindings[slot]
+
+    def guard(flat_args):
+        t = flat_args[b.ref] if b.kind == "arg" else b.ref
+        return t.grad is None
+    return guard
+
+
+def _same_settings(opt, groups):
+    from .trace import _settings
+
+    def guard(flat_args):
+        return _settings(opt) == groups
+    return guard
+
+
+def _make_program(tracer, out_spec, parts, backend, fuse):
+    from .passes.pipeline import optimize
+    from .codegen import numpy_backend
+    graph = tracer.graph
+    if backend == "cuda":
+        raise GradcError("the CUDA backend is not available in this version of gradc; use backend='numpy'")
+    stats = optimize(graph)
+    schedule = graph.topological()
+    source = numpy_backend.generate(graph, schedule)
+    from .runtime.program import liveness_peak
+    stats.update(backend="numpy", nodes=len(graph), op_nodes=len(graph.op_nodes()), inputs=len(graph.inputs),
+                 outputs=len(graph.outputs), kernels=1, fused_groups=0,
+                 planned_peak_bytes=liveness_peak(graph, schedule), graph_hash=graph.hash()[:16])
+    return Program(graph, tracer.bindings, parts["effects"], parts["n_returned"], out_spec, "numpy",
+                   {"program.py": source}, stats, guards=parts["guards"], one_shot=parts["one_shot"])
+
+
+def _maybe_dump(prog, option, name, n):
+    target = option or os.environ.get("GRADC_DUMP")
+    if target:
+        safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in str(name))
+        prog.dump(os.path.join(target, f"{safe}_{n}"))
+
+
+def compile(fn=None, *, backend="auto", amp=None, dynamic=False, fullgraph=False, dump=None, fuse=True,
+            cache_limit=8):
+    """Compile `fn` (a function or nn.Module). Usable as @gradc.compile or @gradc.compile(...)."""
+    if fn is None:
+        return lambda f: CompiledFunction(f, backend, amp, dynamic, fullgraph, dump, fuse, cache_limit)
+    return CompiledFunction(fn, backend, amp, dynamic, fullgraph, dump, fuse, cache_limit)

@@ -1,0 +1,221 @@
+"""The IR: a thin `Graph` over networkx.MultiDiGraph.
+
+A node is one primitive application (or an `input` / `const`): its op name, output shape, dtype
+name, attributes, and the user's file:line that created it. An edge runs from an operand to its
+user and carries the operand's position (`index`), so `f(x, x)` has two parallel edges. Graph-level
+lists name the program's inputs and outputs."""
+import hashlib
+import itertools
+import json
+
+import networkx as nx
+import numpy as np
+
+from .. import dtypes as D
+from ..errors import GradcError
+from ..ops import OPS
+
+SPECIAL = ("input", "const")
+FORMAT_VERSION = 1
+
+
+class Graph:
+    def __init__(self):
+        self.g = nx.MultiDiGraph()
+        self.inputs = []       # node ids, in call order
+        self.outputs = []      # node ids, in return order (may repeat)
+        self.constants = {}    # name -> ndarray, for const nodes too large to inline
+        self._ids = itertools.count()
+
+    # ------------------------------------------------------------------ building
+    def add(self, op, args=(), shape=(), dtype="float32", attrs=None, where=None, grad_edges=None):
+        nid = next(self._ids)
+        self.g.add_node(nid, op=op, shape=tuple(shape), dtype=dtype, attrs=dict(attrs or {}), where=where)
+        for i, a in enumerate(args):
+            self.g.add_edge(a, nid, index=i, grad=bool(grad_edges[i]) if grad_edges else False)
+        return nid
+
+    def add_input(self, name, shape, dtype, where=None):
+        nid = self.add("input", shape=shape, dtype=dtype, attrs={"name": name}, where=where)
+        self.inputs.append(nid)
+        return nid
+
+    def add_const(self, value, where=None):
+        """A constant: uniform arrays are stored as a fill value, others in the constants table."""
+        value = np.asarray(value)
+        dtype = D.from_numpy_dtype(value.dtype).name
+        flat = value.reshape(-1)
+        if value.size and (flat == flat[0]).all() or value.size == 0:
+            fill = flat[0].item() if value.size else 0
+            return self.add("const", shape=value.shape, dtype=dtype, attrs={"fill": fill}, where=where)
+        name = f"c{len(self.constants)}"
+        self.constants[name] = value
+        return self.add("const", shape=value.shape, dtype=dtype, attrs={"table": name}, where=where)
+
+    # ------------------------------------------------------------------ queries
+    def node(self, nid):
+        return self.g.nodes[nid]
+
+    def args(self, nid):
+        """Operand node ids of nid in argument order."""
+        edges = sorted(self.g.in_edges(nid, data="index"), key=lambda e: e[2])
+        return [u for u, _, _ in edges]
+
+    def users(self, nid):
+        return list(self.g.successors(nid))
+
+    def __len__(self):
+        return self.g.number_of_nodes()
+
+    def __contains__(self, nid):
+        return nid in self.g
+
+    def op_nodes(self):
+        return [n for n, d in self.g.nodes(data=True) if d["op"] not in SPECIAL]
+
+    def topological(self):
+        """A deterministic topological order (ties broken by node id)."""
+        return list(nx.lexicographical_topological_sort(self.g))
+
+    def const_value(self, nid):
+        d = self.node(nid)
+        if "table" in d["attrs"]:
+            return self.constants[d["attrs"]["table"]]
+        return np.full(d["shape"], d["attrs"]["fill"], dtype=D.ALL[d["dtype"]].np)
+
+    # ------------------------------------------------------------------ editing
+    def replace_uses(self, old, new):
+        """Point every use of `old` (and program outputs) at `new`."""
+        for _, v, k, data in list(self.g.out_edges(old, keys=True, data=True)):
+            self.g.remove_edge(old, v, k)
+            self.g.add_edge(new, v, **data)
+        self.outputs = [new if o == old else o for o in self.outputs]
+
+    def remove(self, nid):
+        self.g.remove_node(nid)
+
+    def copy(self):
+        other = Graph()
+        other.g = self.g.copy()
+        for n in other.g.nodes:
+            other.g.nodes[n]["attrs"] = dict(other.g.nodes[n]["attrs"])
+        other.inputs, other.outputs = list(self.inputs), list(self.outputs)
+        other.constants = dict(self.constants)
+        other._ids = itertools.count(max(self.g.nodes, default=-1) + 1)
+        return other
+
+    # ------------------------------------------------------------------ checking
+    def verify(self):
+        """Check every node against the op table and the graph's own invariants."""
+        if not nx.is_directed_acyclic_graph(self.g):
+            raise GradcError(f"IR is not acyclic: cycle through nodes {nx.find_cycle(self.g)}")
+        for nid, d in self.g.nodes(data=True):
+            op, args = d["op"], self.args(nid)
+            if d["dtype"] not in D.ALL:
+                raise GradcError(f"IR node %{nid}: unknown dtype {d['dtype']!r}")
+            if op in SPECIAL:
+                if args:
+                    raise GradcError(f"IR node %{nid}: {op} takes no operands")
+                if op == "const" and "table" in d["attrs"]:
+                    v = self.constants.get(d["attrs"]["table"])
+                    if v is None or tuple(v.shape) != d["shape"] or D.from_numpy_dtype(v.dtype).name != d["dtype"]:
+                        raise GradcError(f"IR node %{nid}: constant {d['attrs']['table']!r} is missing or mismatched")
+                continue
+            prim = OPS.get(op)
+            if prim is None:
+                raise GradcError(f"IR node %{nid}: unknown op {op!r}")
+            indices = sorted(i for _, _, i in self.g.in_edges(nid, data="index"))
+            if indices != list(range(len(indices))):
+                raise GradcError(f"IR node %{nid} ({op}): operand positions {indices} are not 0..n-1")
+            shapes = [self.node(a)["shape"] for a in args]
+            dts = [D.ALL[self.node(a)["dtype"]] for a in args]
+            try:
+                shape, dtype = prim.infer(shapes, dts, d["attrs"])
+            except (GradcError, TypeError, KeyError, ValueError) as e:
+                raise GradcError(f"IR node %{nid} ({op}) is ill-formed: {e}") from None
+            if shape != d["shape"] or dtype.name != d["dtype"]:
+                raise GradcError(f"IR node %{nid} ({op}) records {d['dtype']}{list(d['shape'])} but its operands "
+                                 f"give {dtype.name}{list(shape)}")
+        for nid in self.inputs:
+            if nid not in self.g or self.node(nid)["op"] != "input":
+                raise GradcError(f"IR input %{nid} is not an input node")
+        for nid in self.outputs:
+            if nid not in self.g:
+                raise GradcError(f"IR output %{nid} does not exist")
+        return self
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self):
+        nodes = [{"id": n, "op": d["op"], "shape": list(d["shape"]), "dtype": d["dtype"],
+                  "attrs": _jsonable(d["attrs"]), "where": d["where"]} for n, d in sorted(self.g.nodes(data=True))]
+        edges = sorted([u, v, d["index"], d["grad"]] for u, v, d in self.g.edges(data=True))
+        consts = {k: {"dtype": D.from_numpy_dtype(v.dtype).name, "shape": list(v.shape),
+                      "data": v.reshape(-1).tolist()} for k, v in sorted(self.constants.items())}
+        return {"format": FORMAT_VERSION, "nodes": nodes, "edges": edges, "inputs": list(self.inputs),
+                "outputs": list(self.outputs), "constants": consts}
+
+    def to_json(self, indent=None):
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True, allow_nan=True)
+
+    @classmethod
+    def from_dict(cls, data):
+        if data.get("format") != FORMAT_VERSION:
+            raise GradcError(f"IR format {data.get('format')!r} is not supported (expected {FORMAT_VERSION})")
+        g = cls()
+        for n in data["nodes"]:
+            g.g.add_node(int(n["id"]), op=str(n["op"]), shape=tuple(int(s) for s in n["shape"]),
+                         dtype=str(n["dtype"]), attrs=_from_json(n["attrs"]), where=n["where"])
+        for u, v, i, grad in data["edges"]:
+            g.g.add_edge(int(u), int(v), index=int(i), grad=bool(grad))
+        g.inputs = [int(i) for i in data["inputs"]]
+        g.outputs = [int(o) for o in data["outputs"]]
+        for k, c in data["constants"].items():
+            g.constants[k] = np.array(c["data"], dtype=D.ALL[c["dtype"]].np).reshape(c["shape"])
+        g._ids = itertools.count(max(g.g.nodes, default=-1) + 1)
+        return g
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+    def hash(self):
+        """A stable content hash: equal graphs hash equal across runs and processes."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    # ------------------------------------------------------------------ display
+    def format_node(self, nid):
+        d = self.node(nid)
+        args = ", ".join(f"%{a}" for a in self.args(nid))
+        attrs = ", ".join(f"{k}={v}" for k, v in sorted(d["attrs"].items()))
+        inner = ", ".join(x for x in (args, attrs) if x)
+        return f"%{nid} = {d['op']}({inner}) : {d['dtype']}{list(d['shape'])}"
+
+    def to_text(self):
+        from ..codegen.templates import render
+        rows = [(self.format_node(n), self.node(n)["where"] or "") for n in self.topological()]
+        return render("ir/graph.txt.j2", rows=rows, outputs=self.outputs)
+
+    def to_dot(self):
+        from ..codegen.templates import render
+        nodes = [(n, self.format_node(n).split(" = ", 1)[1], self.node(n)["op"]) for n in self.topological()]
+        edges = sorted((u, v, d["index"]) for u, v, d in self.g.edges(data=True))
+        return render("ir/graph.dot.j2", nodes=nodes, edges=edges, outputs=self.outputs)
+
+    def __repr__(self):
+        return f"<gradc.ir.Graph {len(self)} nodes, {len(self.inputs)} inputs, {len(self.outputs)} outputs>"
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def _from_json(x):
+    if isinstance(x, dict):
+        return {k: _from_json(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return tuple(_from_json(v) for v in x)
+    return x

@@ -1,0 +1,1 @@
+"""Graph passes, named as verbs: differentiate, simplify (dce, cse, fold, identities), schedule."""

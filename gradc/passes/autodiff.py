@@ -1,0 +1,65 @@
+"""Autodiff pass: append the backward subgraph to a traced graph.
+
+Walks the nodes between the differentiated value and the inputs in reverse topological order and
+applies each primitive's VJP rule from the op table (the rules eager autograd uses). The VJPs run
+under the tracer, so their tensor ops become new graph nodes; fan-out gradients are summed and
+broadcast dimensions reduced exactly as in eager mode. Only edges recorded with grad=True carry
+gradient (no_grad regions and detach() stop it), and gradients nobody needs are never built."""
+import networkx as nx
+
+from .. import dtypes as D
+from ..autograd import sum_to
+from ..ops import OPS, Ctx
+
+
+def _grad_region(graph, root, wrt):
+    """Nodes on a gradient path from any of `wrt` to `root`."""
+    g = graph.g
+    grad_edges = g.edge_subgraph([(u, v, k) for u, v, k, d in g.edges(keys=True, data=True) if d["grad"]])
+    if root not in grad_edges:
+        return set()
+    up = nx.ancestors(grad_edges, root) | {root}
+    down = set()
+    for w in wrt:
+        if w in grad_edges:
+            down |= nx.descendants(grad_edges, w) | {w}
+    return up & down
+
+
+def differentiate(tracer, root, seed, wrt):
+    """Gradients of `root` (with cotangent node `seed`) with respect to the nodes `wrt`.
+
+    Returns ({wrt node: gradient node}, set of forward nodes whose VJP ran)."""
+    graph = tracer.graph
+    region = _grad_region(graph, root, wrt)
+    wrt_set = set(wrt)
+    cot = {root: tracer.sym(seed)}
+    visited = set()
+    order = [n for n in reversed(graph.topological()) if n in region]
+    for n in order:
+        if n in wrt_set or n not in cot:
+            continue
+        d = graph.node(n)
+        prim = OPS[d["op"]]
+        edges = sorted(graph.g.in_edges(n, data=True), key=lambda e: e[2]["index"])
+        args = [u for u, _, _ in edges]
+        needs = tuple(e[2]["grad"] and e[0] in region for e in edges)
+        if not any(needs):
+            continue
+        inputs = [tracer.sym(a) for a in args]
+        ctx = Ctx(inputs, tracer.sym(n), tuple(graph.node(a)["shape"] for a in args),
+                  tuple(D.ALL[graph.node(a)["dtype"]] for a in args), d["attrs"], needs)
+        tracer.where_override = f"{d['where']} (grad of {d['op']})" if d["where"] else f"(grad of {d['op']})"
+        try:
+            grads = prim.vjp(ctx, cot.pop(n))
+        finally:
+            tracer.where_override = None
+        visited.add(n)
+        for a, gi, need, shape, dtype in zip(args, grads, needs, ctx.shapes, ctx.dtypes):
+            if not need or gi is None:
+                continue
+            gi = sum_to(gi, shape)
+            if gi.dtype is not dtype:
+                gi = gi.to(dtype)
+            cot[a] = gi if a not in cot else cot[a] + gi
+    return {w: tracer.node_of(cot[w]) for w in wrt if w in cot}, visited

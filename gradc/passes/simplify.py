@@ -1,0 +1,138 @@
+"""Simplify passes over the IR: dead-code elimination, common-subexpression elimination, constant
+folding and algebraic identities, run together to a fixed point by `simplify`."""
+import networkx as nx
+import numpy as np
+
+from .. import dtypes as D
+from ..ops import OPS
+
+_FOLD_LIMIT = 4096  # fold non-uniform constants only up to this many elements
+
+
+def eliminate_dead_code(graph):
+    """Remove nodes that no output depends on (inputs always stay: they are the call signature)."""
+    live = set(graph.outputs)
+    for o in graph.outputs:
+        live |= nx.ancestors(graph.g, o)
+    dead = [n for n in graph.g.nodes if n not in live and graph.node(n)["op"] != "input"]
+    graph.g.remove_nodes_from(dead)
+    return len(dead)
+
+
+def _key(graph, nid):
+    d = graph.node(nid)
+    if d["op"] == "input":
+        return None
+    if d["op"] == "const":
+        v = graph.const_value(nid) if "table" in d["attrs"] else d["attrs"]["fill"]
+        payload = v.tobytes() if isinstance(v, np.ndarray) else repr(v)
+        return ("const", d["shape"], d["dtype"], payload)
+    return (d["op"], tuple(graph.args(nid)), repr(sorted(d["attrs"].items())), d["dtype"])
+
+
+def eliminate_common_subexpressions(graph):
+    """Merge nodes that compute the same op on the same operands (e.g. each weight cast once)."""
+    seen, merged = {}, 0
+    for nid in graph.topological():
+        key = _key(graph, nid)
+        if key is None:
+            continue
+        first = seen.setdefault(key, nid)
+        if first != nid:
+            graph.replace_uses(nid, first)
+            graph.remove(nid)
+            merged += 1
+    return merged
+
+
+def fold_constants(graph):
+    """Evaluate ops whose operands are all constants, when the result stays small or uniform."""
+    folded = 0
+    for nid in graph.topological():
+        d = graph.node(nid)
+        if d["op"] in ("input", "const"):
+            continue
+        args = graph.args(nid)
+        if not args or any(graph.node(a)["op"] != "const" for a in args):
+            continue
+        n_out = int(np.prod(d["shape"]))
+        uniform_in = all("fill" in graph.node(a)["attrs"] for a in args)
+        if n_out > _FOLD_LIMIT and not (uniform_in and OPS[d["op"]].elementwise):
+            continue
+        if uniform_in and OPS[d["op"]].elementwise:
+            # Uniform operands give a uniform result: evaluate on one element.
+            vals = [np.asarray(graph.node(a)["attrs"]["fill"], dtype=D.ALL[graph.node(a)["dtype"]].np) for a in args]
+            value = np.full(d["shape"], OPS[d["op"]].eager(np, *vals, **d["attrs"]), dtype=D.ALL[d["dtype"]].np)
+        else:
+            value = np.asarray(OPS[d["op"]].eager(np, *[graph.const_value(a) for a in args], **d["attrs"]))
+        new = graph.add_const(np.ascontiguousarray(value).astype(D.ALL[d["dtype"]].np), where=d["where"])
+        graph.replace_uses(nid, new)
+        graph.remove(nid)
+        folded += 1
+    return folded
+
+
+def _fill(graph, nid):
+    d = graph.node(nid)
+    return d["attrs"].get("fill") if d["op"] == "const" else None
+
+
+def _scalar_fill(graph, nid):
+    """The constant value of nid if it is a uniform constant, possibly behind reshape/expand."""
+    while graph.node(nid)["op"] in ("reshape", "expand"):
+        nid = graph.args(nid)[0]
+    return _fill(graph, nid)
+
+
+def apply_identities(graph):
+    """x*1, x+0, x-0, x/1 -> x; double permute, reshape of reshape, no-op reshape/cast/permute;
+    expand of a uniform constant -> a bigger uniform constant; neg(neg(x)) -> x."""
+    changed = 0
+    for nid in graph.topological():
+        if nid not in graph:
+            continue
+        d = graph.node(nid)
+        op, args, shape = d["op"], graph.args(nid), d["shape"]
+        repl = None
+        if op in ("mul", "div", "add", "sub"):
+            a, b = args
+            unit = 1 if op in ("mul", "div") else 0
+            if _scalar_fill(graph, b) == unit and graph.node(a)["shape"] == shape:
+                repl = a
+            elif op in ("mul", "add") and _scalar_fill(graph, a) == unit and graph.node(b)["shape"] == shape:
+                repl = b
+        elif op in ("reshape", "expand") and graph.node(args[0])["shape"] == shape:
+            repl = args[0]
+        elif op == "cast" and graph.node(args[0])["dtype"] == d["dtype"]:
+            repl = args[0]
+        elif op == "permute" and tuple(d["attrs"]["perm"]) == tuple(range(len(shape))):
+            repl = args[0]
+        elif op == "neg" and graph.node(args[0])["op"] == "neg":
+            repl = graph.args(args[0])[0]
+        elif op == "reshape" and graph.node(args[0])["op"] == "reshape":
+            repl = graph.add("reshape", [graph.args(args[0])[0]], shape, d["dtype"], d["attrs"], d["where"])
+        elif op == "permute" and graph.node(args[0])["op"] == "permute":
+            inner = graph.node(args[0])["attrs"]["perm"]
+            perm = tuple(inner[p] for p in d["attrs"]["perm"])
+            repl = graph.add("permute", [graph.args(args[0])[0]], shape, d["dtype"], {"perm": perm}, d["where"])
+        elif op in ("expand", "reshape") and _fill(graph, args[0]) is not None:
+            repl = graph.add("const", shape=shape, dtype=d["dtype"], attrs={"fill": _fill(graph, args[0])},
+                             where=d["where"])
+        if repl is not None:
+            graph.replace_uses(nid, repl)
+            graph.remove(nid)
+            changed += 1
+    return changed
+
+
+def simplify(graph, max_rounds=20):
+    """Run the simplify passes until nothing changes; returns how often each pass fired."""
+    counts = {"identities": 0, "fold": 0, "cse": 0, "dce": 0}
+    for _ in range(max_rounds):
+        step = {"identities": apply_identities(graph), "fold": fold_constants(graph),
+                "cse": eliminate_common_subexpressions(graph), "dce": eliminate_dead_code(graph)}
+        for k, v in step.items():
+            counts[k] += v
+        if not any(step.values()):
+            break
+    return counts

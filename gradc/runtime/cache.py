@@ -1,0 +1,97 @@
+"""Content-addressed on-disk cache of generated modules.
+
+An entry's file name is the SHA-256 of its source. Writes go to a temporary file in the same folder
+and are renamed into place, so a reader never sees a partial file and two processes racing to
+write the same entry both succeed. An entry whose bytes do not match its name is rebuilt."""
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+_loaded = {}
+
+
+def cache_dir():
+    env = os.environ.get("GRADC_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "gradc"
+
+
+def digest(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def atomic_write(path, data):
+    """Write bytes or text to path via a temp file + rename (never a partial file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def entry_path(source, suffix=".py", kind="numpy"):
+    key = digest(source)
+    return cache_dir() / kind / key[:2] / f"{key}{suffix}", key
+
+
+def store(source, suffix=".py", kind="numpy"):
+    """Make sure the cache holds `source`; returns its path. Corrupt entries are replaced."""
+    path, key = entry_path(source, suffix, kind)
+    try:
+        if path.read_bytes() == source.encode():
+            return path
+    except OSError:
+        pass
+    atomic_write(path, source)
+    return path
+
+
+def load_module(source):
+    """Import generated Python source through the cache (once per process per source)."""
+    key = digest(source)
+    mod = _loaded.get(key)
+    if mod is not None:
+        return mod
+    path = store(source)
+    name = f"gradc_generated_{key[:20]}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.modules.pop(name, None)
+    _loaded[key] = mod
+    return mod
+
+
+def size():
+    """(number of entries, bytes) in the cache."""
+    root = cache_dir()
+    files = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def clear():
+    import shutil
+    root = cache_dir()
+    n, b = size()
+    if root.exists():
+        shutil.rmtree(root)
+    _loaded.clear()
+    return n, b

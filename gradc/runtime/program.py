@@ -1,0 +1,175 @@
+"""gradc.Program: one compiled signature of a function.
+
+It owns the optimised graph, the generated source and the loaded entry function, and knows how to
+call it: gather input arrays from their bindings (arguments, state tensors, `.grad` slots), run,
+write state back, and wrap the returned arrays as tensors."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import dtypes as D
+from ..errors import GradcError
+from ..tensor import Tensor, CPU
+from . import cache
+
+
+class Effect:
+    """A write the program performs after each run: output `out` goes into binding `slot` as its
+    data ("data"), as its `.grad` ("grad", out None = set to None), or into a new tensor ("new")."""
+    __slots__ = ("kind", "slot", "out", "target")
+
+    def __init__(self, kind, slot=None, out=None, target=None):
+        self.kind, self.slot, self.out, self.target = kind, slot, out, target
+
+
+class Program:
+    def __init__(self, ir, bindings, effects, n_returned, out_spec, backend, source, stats, guards=(),
+                 one_shot=False, backward=None):
+        self.ir = ir
+        self.bindings = bindings
+        self.effects = effects
+        self.n_returned = n_returned
+        self.out_spec = out_spec
+        self.backend = backend
+        self._source = source
+        self.stats = stats
+        self.guards = list(guards)
+        self.one_shot = one_shot
+        self.backward = backward   # (Program for the gradients, wiring) when outputs need eager backward
+        self._run = None
+        self._copy_out = {i for i, o in enumerate(ir.outputs) if ir.node(o)["op"] in ("input", "const")}
+
+    # ------------------------------------------------------------------ inspection
+    @property
+    def graph(self):
+        """The optimised IR as a networkx.MultiDiGraph."""
+        return self.ir.g
+
+    @property
+    def source(self):
+        """{filename: generated source}."""
+        return dict(self._source)
+
+    @property
+    def kernels(self):
+        """[(name, source)] of generated kernels (the NumPy backend emits one module)."""
+        return list(self._source.items())
+
+    def dump(self, directory):
+        """Write graph (text, DOT, JSON), generated source and stats into `directory`."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        files = {"graph.txt": self.ir.to_text(), "graph.dot": self.ir.to_dot(), "graph.json": self.ir.to_json(indent=1),
+                 "stats.json": json.dumps(self.stats, indent=2, sort_keys=True, default=str) + "\n"}
+        files.update(self._source)
+        if self.backward is not None:
+            bprog = self.backward[0]
+            files.update({f"backward_{k}": v for k, v in bprog._source.items()})
+            files["backward_graph.txt"] = bprog.ir.to_text()
+        for name, text in files.items():
+            cache.atomic_write(d / name, text)
+        return d
+
+    def __repr__(self):
+        return (f"<gradc.Program {self.backend}: {self.stats.get('nodes')} nodes, {len(self.bindings)} inputs, "
+                f"{len(self.ir.outputs)} outputs>")
+
+    # ------------------------------------------------------------------ running
+    def _entry(self):
+        if self._run is None:
+            (src,) = [s for name, s in self._source.items() if name.endswith(".py")][:1]
+            consts = {k: v for k, v in self.ir.constants.items()}
+            self._run = cache.load_module(src).make(consts)
+        return self._run
+
+    def resolve(self, flat_args):
+        """The tensor behind each binding for this call."""
+        tensors = []
+        for b in self.bindings:
+            if b.kind == "arg":
+                t = flat_args[b.ref]
+            elif b.kind == "state":
+                t = b.ref
+            else:
+                t = tensors[b.owner].grad
+            tensors.append(t)
+        return tensors
+
+    def guards_hold(self, flat_args):
+        """Whether the state this program was traced against still looks the same."""
+        for b, nid in zip(self.bindings, self.ir.inputs):
+            if b.kind == "arg":
+                continue
+            t = b.ref if b.kind == "state" else self._owner(b, flat_args).grad
+            d = self.ir.node(nid)
+            if t is None or t.shape != d["shape"] or t.dtype.name != d["dtype"] or t._data is None:
+                return False
+        for guard in self.guards:
+            if not guard(flat_args):
+                return False
+        return True
+
+    def _owner(self, b, flat_args):
+        ob = self.bindings[b.owner]
+        return flat_args[ob.ref] if ob.kind == "arg" else (ob.ref if ob.kind == "state" else
+                                                           self._owner(ob, flat_args).grad)
+
+    def execute(self, arrays):
+        """Run on raw arrays (in input order); returns the raw output arrays."""
+        outs = self._entry()(*arrays)
+        return [np.array(o) if i in self._copy_out else (o if type(o) is np.ndarray else np.asarray(o))
+                for i, o in enumerate(outs)]
+
+    def call_flat(self, flat_args):
+        tensors = self.resolve(flat_args)
+        outs = self.execute([t._data for t in tensors])
+        for e in self.effects:
+            if e.kind == "data":
+                t = tensors[e.slot]
+                np.copyto(t._data, outs[e.out])
+                t._version[0] += 1
+            elif e.kind == "grad":
+                tensors[e.slot].grad = None if e.out is None else _wrap(outs[e.out], self.ir, self.ir.outputs[e.out])
+            else:  # a tensor the traced call created and stored somewhere: it becomes concrete now
+                t = e.target
+                t._data, t._sym = outs[e.out], None
+                t.requires_grad, t._grad_fn = False, None
+        returned = [_wrap(outs[i], self.ir, self.ir.outputs[i]) for i in range(self.n_returned)]
+        if self.backward is not None:
+            from .aot import attach_backward
+            attach_backward(self, tensors, outs, returned)
+        return returned
+
+    def __call__(self, *args):
+        """Run with positional tensor arguments (in the traced order)."""
+        from ..pytree import flatten, unflatten
+        flat, _ = flatten(list(args))
+        return unflatten(self.out_spec, self.call_flat(flat))
+
+
+def _wrap(array, ir, nid):
+    d = ir.node(nid)
+    return Tensor._wrap(array, D.ALL[d["dtype"]], CPU)
+
+
+def liveness_peak(ir, schedule):
+    """Bytes live at the worst point of `schedule` if every value is freed after its last use."""
+    size = {n: int(np.prod(ir.node(n)["shape"])) * D.ALL[ir.node(n)["dtype"]].itemsize for n in ir.g.nodes}
+    last = {}
+    for i, n in enumerate(schedule):
+        for a in ir.args(n):
+            last[a] = i
+    for o in ir.outputs:
+        last[o] = len(schedule)
+    live = sum(size[n] for n in ir.inputs)
+    peak = live
+    for i, n in enumerate(schedule):
+        if ir.node(n)["op"] != "input":
+            live += size[n]
+        peak = max(peak, live)
+        for a in set(ir.args(n)):
+            if last.get(a) == i and ir.node(a)["op"] != "input":
+                live -= size[a]
+    return peak
+

@@ -1,0 +1,241 @@
+"""Tracing: the op table records into an IR graph instead of executing.
+
+While a `Tracer` is active, every primitive call on tensors lands in `Tracer.record`. Tensors the
+function reads but did not create (arguments, parameters, buffers, `.grad`, optimizer state) are
+lifted to graph inputs by identity; what the function leaves behind (new parameter values, new
+`.grad`, new optimizer state) becomes graph outputs that the runtime writes back after each run."""
+import gc
+import importlib
+import os
+import sys
+import weakref
+
+import numpy as np
+
+from . import autograd
+from . import dtypes as D
+from .errors import AutogradError, DeviceError, GradcError, TraceError
+from .ir import Graph
+
+T = importlib.import_module("gradc.tensor")  # the module (gradc.tensor is also a function)
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_location(skip_internal=True):
+    """file:line of the innermost frame outside gradc (the user's code that made the call)."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not (skip_internal and os.path.abspath(fn).startswith(_PKG_DIR)):
+            try:
+                rel = os.path.relpath(fn)
+                fn = rel if not rel.startswith("..") else fn
+            except ValueError:
+                pass
+            return f"{fn}:{f.f_lineno}"
+        f = f.f_back
+    return None
+
+
+class _TracedHistory:
+    """grad_fn of a traced result that requires grad (the history lives in the graph)."""
+
+    def name(self):
+        return "TracedBackward"
+
+    def __repr__(self):
+        return "<TracedBackward>"
+
+
+_TRACED = _TracedHistory()
+
+
+class Binding:
+    """Where a graph input comes from at run time: positional argument i, a state tensor held by
+    the program, or the `.grad` of an argument/state tensor."""
+    __slots__ = ("kind", "ref", "owner")
+
+    def __init__(self, kind, ref, owner=None):
+        self.kind, self.ref, self.owner = kind, ref, owner  # kind: "arg" | "state" | "grad"
+
+    def __repr__(self):
+        return f"Binding({self.kind}, {self.ref if self.kind == 'arg' else type(self.ref).__name__})"
+
+
+class Tracer:
+    def __init__(self, graph=None):
+        self.graph = graph if graph is not None else Graph()
+        self.bindings = []        # one per graph input
+        self.lifted = {}          # id(tensor) -> (tensor, input node, saved fields)
+        self.grad_owner = {}      # id(grad tensor) -> the tensor whose .grad it is
+        self.entry_grads = {}     # id(tensor) -> (tensor, .grad at entry, first value assigned)
+        self.created = weakref.WeakSet()
+        self.views = weakref.WeakSet()
+        self.freed = set()
+        self.optimizers = []
+        self.where_override = None
+        self._prev = None
+
+    # ------------------------------------------------------------------ activation
+    def __enter__(self):
+        self._prev = T._tracer[0]
+        T._tracer[0] = self
+        return self
+
+    def __exit__(self, *exc):
+        T._tracer[0] = self._prev
+        return False
+
+    def where(self):
+        return self.where_override or user_location()
+
+    # ------------------------------------------------------------------ symbolic tensors
+    def sym(self, nid, requires_grad=False, device=None):
+        d = self.graph.node(nid)
+        t = object.__new__(T.Tensor)
+        t._data, t._sym = None, (self, nid)
+        t.shape, t.dtype, t.device = d["shape"], D.ALL[d["dtype"]], device or T.CPU
+        t.requires_grad, t._grad, t._version = bool(requires_grad), None, [0]
+        t._grad_fn = _TRACED if requires_grad else None
+        self.created.add(t)
+        return t
+
+    def node_of(self, t):
+        if t._sym is not None:
+            if t._sym[0] is not self:
+                raise TraceError("a tensor from another trace was used here; do not keep tensors across "
+                                 "compiled calls in Python state")
+            return t._sym[1]
+        return self.lift(t)
+
+    def lift(self, t, binding=None):
+        """Make a concrete tensor a graph input; it stays symbolic until the trace ends."""
+        if binding is None:
+            owner = self.grad_owner.get(id(t))
+            binding = Binding("grad", None, owner) if owner is not None else Binding("state", t)
+        nid = self.graph.add_input(f"in{len(self.graph.inputs)}", t.shape, t.dtype.name)
+        self.bindings.append(binding)
+        entry = self.entry_grads.get(id(t))
+        saved = (t._data, t.requires_grad, t._grad_fn, t.grad if entry is None else entry[1], t._version)
+        self.lifted[id(t)] = (t, nid, saved)
+        t._data, t._sym = None, (self, nid)
+        if t.grad is not None:
+            self.grad_owner[id(t.grad)] = t
+        return nid
+
+    def note_grad(self, t, value):
+        """`.grad` of t is being assigned: remember what it held when the function was entered."""
+        if id(t) not in self.entry_grads:
+            lifted = self.lifted.get(id(t))
+            self.entry_grads[id(t)] = (t, lifted[2][3] if lifted else t._grad, value)
+
+    def restore(self):
+        """Give every lifted tensor back its concrete value and attributes."""
+        for t, old, _ in self.entry_grads.values():
+            t._grad = old
+        for t, _, (data, rg, gf, grad, version) in self.lifted.values():
+            t._data, t._sym, t.requires_grad, t._grad_fn, t._grad, t._version = data, None, rg, gf, grad, version
+
+    # ------------------------------------------------------------------ recording
+    def record(self, prim, args, attrs):
+        dev = args[0].device
+        for a in args:
+            if a.device is not dev and a.device != dev:
+                raise DeviceError(f"{prim.name}: operands are on different devices ({dev} and {a.device}) "
+                                  f"at {self.where()}; move them to one device with .to('{dev}')")
+        ids = [self.node_of(a) for a in args]
+        try:
+            shape, dtype = prim.infer([a.shape for a in args], [a.dtype for a in args], attrs)
+        except GradcError as e:
+            raise type(e)(f"{e} (at {self.where()})") from None
+        grad_on = autograd.is_grad_enabled() and prim.diff
+        edges = [grad_on and a.requires_grad for a in args]
+        nid = self.graph.add(prim.name, ids, shape, dtype.name, attrs, self.where(), edges)
+        out = self.sym(nid, requires_grad=any(edges) and dtype.is_floating_point, device=dev)
+        if prim.name in T._VIEW_OPS:
+            self.views.add(out)
+        return out
+
+    def constant(self, data, dtype, dev):
+        nid = self.graph.add_const(np.asarray(data, dtype=dtype.np), where=self.where())
+        return self.sym(nid, device=dev)
+
+    def assign(self, target, result):
+        """An in-place op: `target` now holds `result`'s value."""
+        if target in self.views:
+            raise TraceError(f"in-place change of a view (the result of reshape/slice/transpose/expand) at "
+                             f"{self.where()} is not supported inside gradc.compile; use an out-of-place op "
+                             "(y = y + 1) or .clone() the view first")
+        if target._sym is None:
+            self.lift(target)
+        target._sym = (self, self.node_of(result))
+        target.requires_grad = result.requires_grad
+        target._grad_fn = result._grad_fn if result.requires_grad else (None if target.is_leaf else target._grad_fn)
+        return target
+
+    def detach(self, t):
+        out = self.sym(self.node_of(t), device=t.device)
+        return out
+
+    def to_device(self, t, dev):
+        raise DeviceError(f"moving a tensor to {dev} inside a compiled function (at {self.where()}) is not "
+                          "supported; move inputs and the model before calling it")
+
+    def concretize(self, t, what):
+        raise TraceError(
+            f"{what} needs the value of a traced tensor at {self.where()}, but gradc.compile traces shapes, not "
+            "values. Use gradc.where(cond, a, b) instead of a Python branch on a tensor, keep item()/numpy() "
+            "outside the compiled function, or compile with fullgraph=False to run this call eagerly")
+
+    # ------------------------------------------------------------------ autograd at trace time
+    def backward(self, tensor, gradient=None):
+        from .passes.autodiff import differentiate
+        if not tensor.requires_grad:
+            raise AutogradError("backward() on a tensor that does not require grad; create the inputs with "
+                                f"requires_grad=True (at {self.where()})")
+        if gradient is None:
+            if tensor.numel() != 1:
+                raise AutogradError(f"backward() without a gradient needs a scalar output, got shape {tensor.shape} "
+                                    f"(at {self.where()}); reduce it first or pass gradient=")
+            seed = T.ones(tensor.shape, dtype=tensor.dtype)
+        else:
+            seed = gradient if isinstance(gradient, T.Tensor) else T.tensor(gradient, dtype=tensor.dtype)
+        leaves = [(t, nid) for t, nid, saved in self.lifted.values() if saved[1] and saved[2] is None]
+        wrt = [nid for _, nid in leaves]
+        with autograd.no_grad():
+            grads, visited = differentiate(self, self.node_of(tensor), self.node_of(seed), wrt)
+            if visited & self.freed:
+                raise AutogradError("trying to backward through the graph a second time inside a compiled "
+                                    f"function (at {self.where()}); pass retain_graph=True to the first backward")
+            self.freed |= visited
+            for t, nid in leaves:
+                g = grads.get(nid)
+                if g is not None:
+                    g = self.sym(g, device=t.device)
+                    t.grad = g if t.grad is None else t.grad + g
+
+    def watch_optimizer(self, opt):
+        """An optimizer steps during tracing: remember its state (to roll back if the trace is not
+        run) and its hyper-parameters (a guard: changing lr later must retrace, not go stale)."""
+        if all(o is not opt for o, _, _ in self.optimizers):
+            state = {p: dict(st) for p, st in opt.state.items()}
+            self.optimizers.append((opt, state, _settings(opt)))
+
+    def rollback_optimizers(self):
+        for opt, state, _ in self.optimizers:
+            opt.state = state
+
+    def optimizer_settings(self):
+        return [(opt, settings) for opt, _, settings in self.optimizers]
+
+    # ------------------------------------------------------------------ finishing
+    def escaped(self, keep):
+        """Symbolic tensors still reachable after the function returned, other than `keep`: new state
+        the function stored somewhere (e.g. optimizer moments created on the first step)."""
+        gc.collect()
+        keep_ids = {id(k) for k in keep} | set(self.lifted)
+        return [t for t in list(self.created) if t._sym is not None and t._sym[0] is self and id(t) not in keep_ids]
+
+
+def _settings(opt):
+    return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
