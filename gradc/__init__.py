@@ -42,3 +42,4 @@ def concat(tensors, dim=0):
 
 from .compiler import compile, CompiledFunction  # noqa: E402
 from .runtime.program import Program  # noqa: E402
+from . import debug  # noqa: E402

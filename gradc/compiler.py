@@ -10,7 +10,8 @@ import os
 import time
 import warnings
 
-from . import autograd
+from . import autograd, debug
+from . import dtypes as D
 from .errors import GradcError, TraceError
 from .pytree import flatten, unflatten
 from .trace import Binding, Tracer
@@ -92,7 +93,7 @@ class CompiledFunction:
             log.info("gradc.compile(%s): retracing (%s)", self.__name__, reason)
         self._last_sig = sig
         try:
-            prog = self._build(args, kwargs, flat)
+            prog = self._build(args, kwargs, flat, reason=reason)
         except TraceError as e:
             if self.fullgraph:
                 raise
@@ -110,18 +111,21 @@ class CompiledFunction:
         return self._build(args, kwargs, flat, lowering=True)
 
     # ------------------------------------------------------------------ tracing
-    def _build(self, args, kwargs, flat, lowering=False):
-        start = time.perf_counter()
+    def _flat_args(self, args, kwargs):
+        return flatten((args, kwargs))[0]
+
+    def _trace(self, args, kwargs, lowering=False):
+        """Trace one call: (tracer, output spec, collected outputs/effects/guards). State the
+        function touched is restored; optimizer state it created is rolled back when lowering."""
         tracer = Tracer()
         try:
             with tracer:
-                for i, t in enumerate(flat):
+                for i, t in enumerate(self._flat_args(args, kwargs)):
                     if id(t) not in tracer.lifted:
                         tracer.lift(t, Binding("arg", i))
                 result = self.fn(*args, **kwargs)
                 out_flat, out_spec = flatten(result)
                 parts = _collect(tracer, out_flat)
-            self.trace_count += 1
         except BaseException:
             tracer.restore()
             tracer.rollback_optimizers()
@@ -129,10 +133,18 @@ class CompiledFunction:
         tracer.restore()
         if lowering:
             tracer.rollback_optimizers()
+        return tracer, out_spec, parts
+
+    def _build(self, args, kwargs, flat, lowering=False, reason="lower"):
+        start = time.perf_counter()
+        tracer, out_spec, parts = self._trace(args, kwargs, lowering)
+        self.trace_count += 1
+        traced_text = tracer.graph.to_text() if debug.level() >= 4 else None
         traced = time.perf_counter() - start
         prog = _make_program(tracer, out_spec, parts, self.backend, self.fuse)
         prog.stats["trace_seconds"] = round(traced, 4)
         prog.stats["compile_seconds"] = round(time.perf_counter() - start, 4)
+        debug.report(self.__name__, reason, prog, traced_text)
         _maybe_dump(prog, self.dump, self.__name__, self.trace_count)
         return prog
 
@@ -184,6 +196,7 @@ def _collect(tracer, out_flat):
         if old_grad is None and tracer.entry_grads[id(t)][2] is not None:
             # The first write assumed there was no gradient to accumulate into.
             guards.append(_grad_is_none(tracer.bindings, slot))
+    aot = _differentiate_outputs(tracer, out_flat, outputs) if _needs_aot(tracer, out_flat) else None
     for t in tracer.escaped(keep=list(out_flat) + grad_tensors):
         effects.append(Effect("new", out=len(outputs), target=t))
         outputs.append(t._sym[1])
@@ -191,7 +204,27 @@ def _collect(tracer, out_flat):
         guards.append(_same_settings(opt, groups))
     graph.outputs = outputs
     return {"n_returned": len(out_flat), "effects": effects, "guards": guards,
-            "one_shot": any(e.kind == "new" for e in effects)}
+            "one_shot": any(e.kind == "new" for e in effects), "aot": aot}
+
+
+def _needs_aot(tracer, out_flat):
+    """Returned tensors carry grad, and the function did not run backward itself: the caller
+    may call backward on them later, so a backward program is built too."""
+    return autograd.is_grad_enabled() and not tracer.freed and any(t.requires_grad for t in out_flat)
+
+
+def _differentiate_outputs(tracer, out_flat, outputs):
+    from .passes.autodiff import differentiate
+    graph = tracer.graph
+    grad_positions = [i for i, t in enumerate(out_flat) if t.requires_grad]
+    slots = [i for i, nid in enumerate(graph.inputs)]
+    wrt_slots = [s for s in slots if tracer.lifted_at(s)[2][1]]
+    wrt = [graph.inputs[s] for s in wrt_slots]
+    cots = [graph.add_input(f"cot{k}", out_flat[i].shape, out_flat[i].dtype.name) for k, i in enumerate(grad_positions)]
+    with autograd.no_grad():
+        grads, _ = differentiate(tracer, [(outputs[i], c) for i, c in zip(grad_positions, cots)], wrt)
+    return {"grad_positions": grad_positions, "wrt_slots": wrt_slots, "cots": cots,
+            "grad_nodes": [grads.get(n) for n in wrt]}
 
 
 def _grad_is_none(bindings, slot):
@@ -212,19 +245,36 @@ def _same_settings(opt, groups):
 
 
 def _make_program(tracer, out_spec, parts, backend, fuse):
-    from .passes.pipeline import optimize
-    from .codegen import numpy_backend
-    graph = tracer.graph
     if backend == "cuda":
         raise GradcError("the CUDA backend is not available in this version of gradc; use backend='numpy'")
+    graph, aot = tracer.graph, parts["aot"]
+    if aot is None:
+        return _generate(graph, tracer.bindings, parts, out_spec)
+    from .runtime.aot import split
+    fwd, bwd, saved = split(graph, len(graph.outputs), aot["grad_nodes"], aot["cots"])
+    n_out = len(fwd.outputs)
+    backward = _generate(bwd, [], {"effects": [], "n_returned": len(bwd.outputs), "guards": [], "one_shot": False},
+                         None)
+    prog = _generate(fwd, tracer.bindings, parts, out_spec)
+    prog.backward = (backward, {
+        "saved_outputs": list(range(n_out - len(saved), n_out)), "grad_outputs": aot["grad_positions"],
+        "wrt_slots": aot["wrt_slots"], "has_grad": [g is not None for g in aot["grad_nodes"]],
+        "cot_specs": [(graph.node(c)["shape"], D.ALL[graph.node(c)["dtype"]].np) for c in aot["cots"]]})
+    prog.stats["backward"] = backward.stats
+    return prog
+
+
+def _generate(graph, bindings, parts, out_spec):
+    from .codegen import numpy_backend
+    from .passes.pipeline import optimize
+    from .runtime.program import liveness_peak
     stats = optimize(graph)
     schedule = graph.topological()
     source = numpy_backend.generate(graph, schedule)
-    from .runtime.program import liveness_peak
     stats.update(backend="numpy", nodes=len(graph), op_nodes=len(graph.op_nodes()), inputs=len(graph.inputs),
                  outputs=len(graph.outputs), kernels=1, fused_groups=0,
                  planned_peak_bytes=liveness_peak(graph, schedule), graph_hash=graph.hash()[:16])
-    return Program(graph, tracer.bindings, parts["effects"], parts["n_returned"], out_spec, "numpy",
+    return Program(graph, bindings, parts["effects"], parts["n_returned"], out_spec, "numpy",
                    {"program.py": source}, stats, guards=parts["guards"], one_shot=parts["one_shot"])
 
 

@@ -28,6 +28,9 @@ class Device:
     def __hash__(self):
         return hash(str(self))
 
+    def __reduce__(self):  # pickle and deepcopy give back the CPU singleton (code tests `is CPU`)
+        return (device, (str(self),))
+
     @property
     def xp(self):
         """The array module that holds this device's data."""

@@ -348,7 +348,8 @@ class Tensor:
         return _binary("minimum", self, other)
 
     def pow(self, exponent):
-        if isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and exponent == 2:
+        if (isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and exponent == 2
+                and D.promote_weak(self.dtype, exponent) is self.dtype):  # int ** 2.0 is float, bool ** 2 int
             return self * self
         if self.dtype.category < 2 and isinstance(exponent, (int, np.integer)) and exponent < 0:
             raise DTypeError("integers to negative integer powers are not allowed; use x.float() ** n")
@@ -510,6 +511,8 @@ class Tensor:
         return OPS["max"].bind(self, axes=self._axes(dim, "amax"), keepdim=bool(keepdim))
 
     def amin(self, dim=None, keepdim=False):
+        if self.dtype is D.bool_:  # bool has no negation
+            return self.logical_not().amax(dim, keepdim).logical_not()
         return -((-self).amax(dim, keepdim))
 
     def max(self, dim=None, keepdim=False):

@@ -112,7 +112,10 @@ class Tracer:
         """Make a concrete tensor a graph input; it stays symbolic until the trace ends."""
         if binding is None:
             owner = self.grad_owner.get(id(t))
-            binding = Binding("grad", None, owner) if owner is not None else Binding("state", t)
+            if owner is not None:  # bound by slot: the run reads owner.grad afresh each call
+                binding = Binding("grad", None, self.graph.inputs.index(self.lifted[id(owner)][1]))
+            else:
+                binding = Binding("state", t)
         nid = self.graph.add_input(f"in{len(self.graph.inputs)}", t.shape, t.dtype.name)
         self.bindings.append(binding)
         entry = self.entry_grads.get(id(t))
@@ -122,6 +125,11 @@ class Tracer:
         if t.grad is not None:
             self.grad_owner[id(t.grad)] = t
         return nid
+
+    def lifted_at(self, slot):
+        """(tensor, node, saved fields) of the tensor lifted into input `slot`."""
+        nid = self.graph.inputs[slot]
+        return next(v for v in self.lifted.values() if v[1] == nid)
 
     def note_grad(self, t, value):
         """`.grad` of t is being assigned: remember what it held when the function was entered."""
@@ -203,7 +211,7 @@ class Tracer:
         leaves = [(t, nid) for t, nid, saved in self.lifted.values() if saved[1] and saved[2] is None]
         wrt = [nid for _, nid in leaves]
         with autograd.no_grad():
-            grads, visited = differentiate(self, self.node_of(tensor), self.node_of(seed), wrt)
+            grads, visited = differentiate(self, [(self.node_of(tensor), self.node_of(seed))], wrt)
             if visited & self.freed:
                 raise AutogradError("trying to backward through the graph a second time inside a compiled "
                                     f"function (at {self.where()}); pass retain_graph=True to the first backward")

@@ -98,7 +98,8 @@ def _div_vjp(ctx, g):
 @pow_p.def_vjp
 def _pow_vjp(ctx, g):
     a, b = ctx.inputs
-    ga = g * b * a ** (b - 1.0) if ctx.needs[0] else None
+    # b * a**(b-1) is 0 * inf at a == 0, b == 0; PyTorch defines that gradient as 0.
+    ga = g * T.where(b == 0, 0.0, b * a ** (b - 1.0)) if ctx.needs[0] else None
     # d/db a**b = a**b log a; defined as 0 where a <= 0 (PyTorch masks the same way).
     gb = g * ctx.out * T.where(a > 0, a, 1.0).log() if ctx.needs[1] else None
     return ga, gb

@@ -14,8 +14,21 @@ def _matmul_shape(shapes):
     return broadcast_shapes("matmul", [a[:-2], b[:-2]]) + (a[-2], b[-1])
 
 
+def _blas_ready(xp, a):
+    """`a`, or a contiguous copy when its last two dims are not a BLAS matrix (e.g. the zero strides
+    of an expanded gradient), which would send NumPy down a loop ~20x slower than sgemm."""
+    (rs, cs), item = a.strides[-2:], a.itemsize
+    if (cs == item and rs >= a.shape[-1] * item) or (rs == item and cs >= a.shape[-2] * item):
+        return a
+    return xp.ascontiguousarray(a)
+
+
+def _matmul_kernel(xp, a, b):
+    return xp.matmul(_blas_ready(xp, a), _blas_ready(xp, b))
+
+
 matmul_p = primitive("matmul", "matmul", 2, lambda shapes: _matmul_shape(shapes), same_dtype("matmul"),
-                     lambda xp, a, b: xp.matmul(a, b), saves=(0, 1), amp="fp16")
+                     _matmul_kernel, saves=(0, 1), amp="fp16")
 
 
 @matmul_p.def_vjp

@@ -30,8 +30,9 @@ class Adam(Optimizer):
                 grad = grad + p * wd
         m.mul_(beta1).add_(grad, alpha=1 - beta1)
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        bias1 = 1.0 - beta1 ** step
-        bias2_sqrt = (1.0 - beta2 ** step).sqrt()
+        t = step.double()  # bias corrections in float64, as torch computes them (in Python floats)
+        bias1 = 1.0 - beta1 ** t
+        bias2_sqrt = (1.0 - beta2 ** t).sqrt()
         denom = v.sqrt() / bias2_sqrt + eps
         p.sub_(m / denom * (lr / bias1))
 

@@ -26,14 +26,16 @@ def _grad_region(graph, root, wrt):
     return up & down
 
 
-def differentiate(tracer, root, seed, wrt):
-    """Gradients of `root` (with cotangent node `seed`) with respect to the nodes `wrt`.
+def differentiate(tracer, roots, wrt):
+    """Gradients of the `roots` [(node, cotangent node)] with respect to the nodes `wrt`.
 
     Returns ({wrt node: gradient node}, set of forward nodes whose VJP ran)."""
     graph = tracer.graph
-    region = _grad_region(graph, root, wrt)
+    region = set().union(*(_grad_region(graph, root, wrt) for root, _ in roots))
     wrt_set = set(wrt)
-    cot = {root: tracer.sym(seed)}
+    cot = {}
+    for root, seed in roots:
+        cot[root] = tracer.sym(seed) if root not in cot else cot[root] + tracer.sym(seed)
     visited = set()
     order = [n for n in reversed(graph.topological()) if n in region]
     for n in order:

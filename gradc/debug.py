@@ -1,0 +1,128 @@
+"""Debugging compiled code: numbered debug output and the divergence finder.
+
+GRADC_DEBUG=1 reports each compilation (what, why, how long), 2 adds the optimised graph, 3 the
+generated source, 4 the traced graph before the passes. `compare` runs a function eagerly and
+compiled side by side and names the first graph node whose values differ."""
+import os
+import sys
+
+import numpy as np
+
+from . import dtypes as D
+from .ops import OPS
+
+
+def level():
+    try:
+        return int(os.environ.get("GRADC_DEBUG", "0"))
+    except ValueError:
+        return 0
+
+
+def report(name, reason, prog, traced_text=None):
+    lvl = level()
+    if lvl <= 0:
+        return
+    s = prog.stats
+    print(f"gradc: compiled {name} ({reason}): {s.get('traced_nodes')} traced -> {s.get('nodes')} nodes, "
+          f"trace {s.get('trace_seconds')} s, total {s.get('compile_seconds')} s", file=sys.stderr)
+    if lvl >= 4 and traced_text:
+        print(traced_text, file=sys.stderr)
+    if lvl >= 2:
+        print(prog.ir.to_text(), file=sys.stderr)
+    if lvl >= 3:
+        for fname, src in prog.source.items():
+            print(f"# ---- {fname}\n{src}", file=sys.stderr)
+
+
+def evaluate(graph, inputs):
+    """Every node's value, computed op by op with the eager kernels (eager mode's exact results)."""
+    values = dict(zip(graph.inputs, inputs))
+    for nid in graph.topological():
+        d = graph.node(nid)
+        if d["op"] == "input":
+            continue
+        if d["op"] == "const":
+            values[nid] = graph.const_value(nid)
+            continue
+        out = OPS[d["op"]].eager(np, *[values[a] for a in graph.args(nid)], **d["attrs"])
+        values[nid] = np.asarray(out)
+    return values
+
+
+class Divergence:
+    """Result of `compare`: the first node whose compiled value differs from eager, if any."""
+
+    def __init__(self, first, checked, worst):
+        self.first = first        # dict(node, op, where, max_abs_error, shape) or None
+        self.checked = checked    # number of nodes compared
+        self.worst = worst        # largest error seen, with its node
+
+    @property
+    def ok(self):
+        return self.first is None
+
+    def __bool__(self):
+        return not self.ok
+
+    def __str__(self):
+        if self.first is None:
+            where = f"largest difference {self.worst[0]:.3g} at %{self.worst[1]}" if self.worst[1] is not None \
+                else "bit-identical"
+            return f"compiled matches eager on all {self.checked} compared nodes ({where})"
+        f = self.first
+        return (f"first divergence at %{f['node']} = {f['op']} {f['shape']} from {f['where'] or '?'}: "
+                f"max |compiled - eager| = {f['max_abs_error']:.3g} (tolerance rtol={f['rtol']}, atol={f['atol']})")
+
+    __repr__ = __str__
+
+
+def compare(fn, *args, rtol=1e-5, atol=1e-6, **kwargs):
+    """Run `fn(*args)` eagerly (op by op) and compiled (all passes, generated code) on the same
+    inputs, without changing any state, and report the first node that differs beyond tolerance."""
+    from .codegen import numpy_backend
+    from .compiler import CompiledFunction, compile
+    from .passes.pipeline import optimize
+    from .runtime import cache
+    cf = fn if isinstance(fn, CompiledFunction) else compile(fn)
+    tracer, _, _ = cf._trace(args, kwargs, lowering=True)
+    traced = tracer.graph
+    flat = cf._flat_args(args, kwargs)
+    inputs = [t._data for t in _resolve(tracer.bindings, flat)]
+    for nid in traced.inputs[len(inputs):]:  # cotangents of outputs that need grad: use ones
+        d = traced.node(nid)
+        inputs.append(np.ones(d["shape"], dtype=D.ALL[d["dtype"]].np))
+    reference = evaluate(traced, inputs)
+
+    order = [n for n in traced.topological() if traced.node(n)["op"] not in ("input", "const")]
+    probe = traced.copy()
+    probe.outputs = list(order)
+    optimize(probe)
+    source = numpy_backend.generate(probe, probe.topological())
+    values = cache.load_module(source).make(dict(probe.constants))(*inputs)
+    worst, first = (0.0, None), None
+    for nid, got in zip(order, values):
+        want = reference[nid]
+        got = np.asarray(got)
+        if D.ALL[traced.node(nid)["dtype"]].is_floating_point:
+            err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+            bad = ~(err <= atol + rtol * np.abs(want.astype(np.float64))) & ~(np.isnan(got) & np.isnan(want))
+            m = float(np.nanmax(err)) if err.size else 0.0
+        else:
+            bad = got != want
+            m = float(bad.sum())
+        if m > worst[0]:
+            worst = (m, nid)
+        if bad.any() and first is None:
+            d = traced.node(nid)
+            first = {"node": nid, "op": d["op"], "where": d["where"], "max_abs_error": m, "shape": d["shape"],
+                     "rtol": rtol, "atol": atol}
+    return Divergence(first, len(order), worst)
+
+
+def _resolve(bindings, flat):
+    tensors = []
+    for b in bindings:
+        t = flat[b.ref] if b.kind == "arg" else (b.ref if b.kind == "state" else tensors[b.owner].grad)
+        tensors.append(t)
+    return tensors
