@@ -15,7 +15,7 @@ from . import dtypes as D
 from .errors import GradcError, TraceError
 from .pytree import flatten, unflatten
 from .trace import Binding, Tracer
-from .runtime.program import Effect, Program
+from .runtime.program import Effect, Program, planned_peak
 
 log = logging.getLogger("gradc")
 _EAGER = "eager"
@@ -249,13 +249,13 @@ def _make_program(tracer, out_spec, parts, backend, fuse):
         raise GradcError("the CUDA backend is not available in this version of gradc; use backend='numpy'")
     graph, aot = tracer.graph, parts["aot"]
     if aot is None:
-        return _generate(graph, tracer.bindings, parts, out_spec)
+        return _generate(graph, tracer.bindings, parts, out_spec, fuse)
     from .runtime.aot import split
     fwd, bwd, saved = split(graph, len(graph.outputs), aot["grad_nodes"], aot["cots"])
     n_out = len(fwd.outputs)
     backward = _generate(bwd, [], {"effects": [], "n_returned": len(bwd.outputs), "guards": [], "one_shot": False},
-                         None)
-    prog = _generate(fwd, tracer.bindings, parts, out_spec)
+                         None, fuse)
+    prog = _generate(fwd, tracer.bindings, parts, out_spec, fuse)
     prog.backward = (backward, {
         "saved_outputs": list(range(n_out - len(saved), n_out)), "grad_outputs": aot["grad_positions"],
         "wrt_slots": aot["wrt_slots"], "has_grad": [g is not None for g in aot["grad_nodes"]],
@@ -264,18 +264,32 @@ def _make_program(tracer, out_spec, parts, backend, fuse):
     return prog
 
 
-def _generate(graph, bindings, parts, out_spec):
+def _generate(graph, bindings, parts, out_spec, fuse=True, optimize_graph=True):
+    """Passes and code generation for one traced graph: returns a runnable Program. With
+    optimize_graph=False the graph is taken as already simplified (e.g. loaded from an artifact);
+    fusion, scheduling, memory planning and codegen are deterministic functions of the graph."""
     from .codegen import numpy_backend
+    from .passes.fusion import fuse as fuse_groups
+    from .passes.memory import plan_memory
     from .passes.pipeline import optimize
-    from .runtime.program import liveness_peak
-    stats = optimize(graph)
-    schedule = graph.topological()
-    source = numpy_backend.generate(graph, schedule)
+    from .passes.schedule import schedule
+    from .runtime import tuning
+    stats = optimize(graph) if optimize_graph else {"traced_nodes": len(graph.verify())}
+    groups = fuse_groups(graph) if fuse else {}
+    units = schedule(graph)
+    state_slots = {e.out: e.slot for e in parts["effects"] if e.kind == "data"}
+    plan = plan_memory(graph, units, state_slots)
+    source, copy_out = numpy_backend.generate(graph, units, plan, tuning.block_bytes())
+    fused = [g for g in groups.values() if len(g["members"]) > 1]
     stats.update(backend="numpy", nodes=len(graph), op_nodes=len(graph.op_nodes()), inputs=len(graph.inputs),
-                 outputs=len(graph.outputs), kernels=1, fused_groups=0,
-                 planned_peak_bytes=liveness_peak(graph, schedule), graph_hash=graph.hash()[:16])
-    return Program(graph, bindings, parts["effects"], parts["n_returned"], out_spec, "numpy",
+                 outputs=len(graph.outputs), kernels=len(units), fused_groups=len(fused),
+                 fused_ops=sum(len(g["members"]) for g in fused), buffers=len(plan.buffers),
+                 buffer_bytes=plan.nbytes(), inplace_state_updates=len(plan.inplace_state),
+                 planned_peak_bytes=planned_peak(graph, units, plan), graph_hash=graph.hash()[:16])
+    prog = Program(graph, bindings, parts["effects"], parts["n_returned"], out_spec, "numpy",
                    {"program.py": source}, stats, guards=parts["guards"], one_shot=parts["one_shot"])
+    prog.set_plan(copy_out, plan.inplace_state)
+    return prog
 
 
 def _maybe_dump(prog, option, name, n):

@@ -80,10 +80,7 @@ class Divergence:
 def compare(fn, *args, rtol=1e-5, atol=1e-6, **kwargs):
     """Run `fn(*args)` eagerly (op by op) and compiled (all passes, generated code) on the same
     inputs, without changing any state, and report the first node that differs beyond tolerance."""
-    from .codegen import numpy_backend
-    from .compiler import CompiledFunction, compile
-    from .passes.pipeline import optimize
-    from .runtime import cache
+    from .compiler import CompiledFunction, _generate, compile
     cf = fn if isinstance(fn, CompiledFunction) else compile(fn)
     tracer, _, _ = cf._trace(args, kwargs, lowering=True)
     traced = tracer.graph
@@ -97,9 +94,8 @@ def compare(fn, *args, rtol=1e-5, atol=1e-6, **kwargs):
     order = [n for n in traced.topological() if traced.node(n)["op"] not in ("input", "const")]
     probe = traced.copy()
     probe.outputs = list(order)
-    optimize(probe)
-    source = numpy_backend.generate(probe, probe.topological())
-    values = cache.load_module(source).make(dict(probe.constants))(*inputs)
+    parts = {"effects": [], "n_returned": len(order), "guards": [], "one_shot": False}
+    values = _generate(probe, [], parts, None, fuse=cf.fuse).execute(inputs)
     worst, first = (0.0, None), None
     for nid, got in zip(order, values):
         want = reference[nid]

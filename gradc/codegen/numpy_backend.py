@@ -1,57 +1,221 @@
-"""NumPy code generation: a scheduled graph becomes one Python module with a single entry function
-of straight-line NumPy (no per-op dispatch, no autograd bookkeeping)."""
+"""NumPy code generation: scheduled units and a memory plan become one Python module with a
+single entry function of straight-line NumPy (no per-op dispatch, no autograd bookkeeping).
+
+A fused group becomes a function over a block of rows, called in a loop so that its intermediate
+values stay in cache (scratch buffers of one block, `out=` everywhere); small groups run as one
+block. Values that leave a unit live in planned storage. Python only decides names, shapes and
+which template macro to call; the code itself comes from templates/numpy/."""
+import numpy as np
+
 from .. import __version__
+from .. import dtypes as D
 from ..errors import GradcError
 from ..ops import OPS
+from ..passes.fusion import ROW_REDUCE, row_role, row_sliced
+from ..passes.memory import VIEW_OPS, stored
 from .templates import macros, render, where as safe_where
-
-# Ops whose template calls the op table's eager kernel.
-_KERNEL_OPS = ("sigmoid", "erf", "sum", "argmax", "pad", "gather", "scatter_add", "matmul")
 
 
 def name_of(nid):
     return f"v{nid}"
 
 
-def generate(graph, schedule):
-    """Render the module source for `graph`, statements in `schedule` order."""
-    ops = macros("numpy/ops.j2")
-    stmts, kernels, table_consts, fill_consts = [], set(), [], []
-    params = [name_of(n) for n in graph.inputs]
-    dies_after = _last_uses(graph, schedule)
-    for nid in schedule:
-        d = graph.node(nid)
-        op = d["op"]
-        if op == "input":
-            continue
-        if op == "const":
-            if "table" in d["attrs"]:
-                table_consts.append((name_of(nid), d["attrs"]["table"]))
-            else:
-                fill_consts.append((name_of(nid), d["shape"], d["attrs"]["fill"], d["dtype"]))
-            continue
-        if op not in OPS or not hasattr(ops, op):
+def _itemsize(graph, n):
+    return D.ALL[graph.node(n)["dtype"]].itemsize
+
+
+def block_rows(graph, unit, block_bytes):
+    """Rows per block so that the widest row of the group fills about `block_bytes`."""
+    widest = 1
+    for m in unit.members:
+        shape = graph.node(graph.args(m)[0] if row_role(graph, m) == ROW_REDUCE else m)["shape"]
+        widest = max(widest, int(np.prod(shape[1:], dtype=np.int64)) * _itemsize(graph, m))
+    return max(1, int(block_bytes // widest))
+
+
+class _Emitter:
+    def __init__(self, graph, units, plan, block_bytes):
+        self.graph, self.units, self.plan, self.block_bytes = graph, units, plan, block_bytes
+        self.ops = macros("numpy/ops.j2")
+        self.out = macros("numpy/ops_out.j2")
+        self.kernels = set()
+        self.outputs = set(graph.outputs)
+
+    def macro(self, table, op):
+        fn = getattr(table, op, None)
+        if fn is None:
             raise GradcError(f"the numpy backend has no template for op {op!r}")
-        if op in _KERNEL_OPS:
-            kernels.add(op)
-        expr = getattr(ops, op)(*[name_of(a) for a in graph.args(nid)], **d["attrs"])
-        stmts.append({"name": name_of(nid), "expr": expr.strip(), "where": safe_where(d["where"]),
-                      "dels": [name_of(a) for a in dies_after.get(nid, ())]})
-    return render("numpy/module.py.j2", version=__version__, graph_hash=graph.hash()[:16], kernels=sorted(kernels),
-                  table_consts=table_consts, fill_consts=fill_consts, params=params, stmts=stmts,
-                  outputs=[name_of(o) for o in graph.outputs])
+        if op in ("sigmoid", "erf", "sum", "argmax", "pad", "gather", "scatter_add", "matmul") and table is self.ops:
+            self.kernels.add(op)
+        if op in ("erf", "matmul") and table is self.out:
+            self.kernels.add(op)
+        return fn
+
+    def storage_prologue(self, n):
+        """Statements that give a stored value its array before the unit writes into it."""
+        d, st = self.graph.node(n), self.plan.storage[n]
+        if st[0] == "fresh":
+            return [self.out.alloc(name_of(n), d["shape"], d["dtype"])]
+        if st[0] == "input":
+            return [self.out.alias(name_of(n), name_of(self.graph.inputs[st[1]]))]
+        return []
+
+    # ------------------------------------------------------------------ single ops
+    def op_unit(self, u):
+        graph, n = self.graph, u.id
+        d = graph.node(n)
+        args = [name_of(a) for a in graph.args(n)]
+        if stored(graph, u, n, self.outputs):
+            prologue = self.storage_prologue(n)
+            code = self.macro(self.out, d["op"])(name_of(n), *args, **d["attrs"])
+        else:
+            prologue = []
+            code = self.out.assign(name_of(n), self.macro(self.ops, d["op"])(*args, **d["attrs"]).strip())
+        return {"kind": "op", "code": code, "prologue": prologue, "where": safe_where(d["where"])}
+
+    # ------------------------------------------------------------------ fused groups
+    def group_unit(self, u):
+        graph, out = self.graph, self.out
+        members, rows = u.members, u.rows
+        inside = set(members)
+        external = []
+        for m in members:
+            for a in graph.args(m):
+                if a not in inside and a not in external:
+                    external.append(a)
+        kept = [m for m in members if stored(graph, u, m, self.outputs)]
+        block = min(rows, block_rows(graph, u, self.block_bytes))
+        body, local = [], {}
+        for a in external:
+            if row_sliced(graph, a, rows):
+                body.append({"code": out.rows(f"x{a}", name_of(a)), "where": ""})
+                local[a] = f"x{a}"
+            else:
+                local[a] = name_of(a)
+        scratch, scratch_of = self._scratch(u, kept, block)
+        prologue = []
+        for m in members:
+            d = graph.node(m)
+            args = [local[a] for a in graph.args(m)]
+            op, where = d["op"], safe_where(d["where"])
+            if op in VIEW_OPS:
+                local[m] = f"x{m}"
+                code = out.assign(local[m], self.macro(out, op)(args[0], "e - r", d["shape"]).strip())
+                if m in kept:  # the view leaves the group: copy its block into the value's storage
+                    prologue += self.storage_prologue(m)
+                    body.append({"code": code, "where": where})
+                    code = out.copyto(f"{name_of(m)}[r:e]", local[m])
+            elif row_role(graph, m) == ROW_REDUCE:
+                prologue += self.storage_prologue(m) + [out.fill(name_of(m), 0 if op == "sum" else -float("inf"))]
+                code = self.macro(out, f"{op}_rows")(name_of(m), *args, **d["attrs"])
+            else:
+                if m in kept:
+                    prologue += self.storage_prologue(m)
+                    body.append({"code": out.rows(f"x{m}", name_of(m)), "where": ""})
+                    local[m] = f"x{m}"
+                else:
+                    local[m] = scratch_of[m]
+                code = self.macro(out, op)(local[m], *args, **d["attrs"])
+            body.append({"code": code, "where": where})
+        params = [name_of(a) for a in external] + [name_of(m) for m in kept] + [s[0] for s in scratch]
+        full = rows - rows % block
+        tail = rows - full
+        args = list(params)
+        tail_args = [name_of(a) for a in external] + [name_of(m) for m in kept] + [f"{s[0]}_tail" for s in scratch]
+        loop = block < rows
+        group = {"id": u.id, "ops": " ".join(graph.node(m)["op"] for m in members), "scratch": scratch,
+                 "tail": tail if loop and tail else 0, "params": params, "body": body}
+        unit = {"kind": "group", "id": u.id, "rows": rows, "block": block, "loop": loop, "full": full,
+                "tail": tail, "args": args, "tail_args": tail_args, "prologue": prologue,
+                "where": safe_where(graph.node(members[0])["where"])}
+        return group, unit
+
+    def _scratch(self, u, kept, block):
+        """Block-sized scratch for the group's internal values, reused once a value is dead (views
+        inside the group keep what they look at alive)."""
+        graph = self.graph
+        root, last = {}, {}
+        for i, m in enumerate(u.members):
+            args = graph.args(m)
+            root[m] = root.get(args[0], args[0]) if graph.node(m)["op"] in VIEW_OPS else m
+            for a in args:
+                last[root.get(a, a)] = i
+        scratch, scratch_of, free, holder = [], {}, {}, {}
+        for i, m in enumerate(u.members):
+            d = graph.node(m)
+            if m not in kept and d["op"] not in VIEW_OPS and row_role(graph, m) != ROW_REDUCE:
+                key = ((block,) + tuple(d["shape"][1:]), d["dtype"])
+                s = free[key].pop() if free.get(key) else None
+                if s is None:
+                    s = f"S{u.id}_{len(scratch)}"
+                    scratch.append((s, key[0], key[1]))
+                scratch_of[m] = s
+                holder[s] = (m, key)
+            for s, (v, key) in list(holder.items()):
+                if v != m and last.get(v, -1) <= i:
+                    free.setdefault(key, []).append(s)
+                    del holder[s]
+        return scratch, scratch_of
+
+    # ------------------------------------------------------------------ module
+    def module(self):
+        graph, plan = self.graph, self.plan
+        table_consts, fill_consts = [], []
+        for n in sorted(graph.g.nodes):
+            d = graph.node(n)
+            if d["op"] == "const":
+                if "table" in d["attrs"]:
+                    table_consts.append((name_of(n), d["attrs"]["table"]))
+                else:
+                    fill_consts.append((name_of(n), d["shape"], d["attrs"]["fill"], d["dtype"]))
+        buffers = [(f"B{b}", nbytes // D.ALL[dt].itemsize, dt) for b, (nbytes, dt) in enumerate(plan.buffers)]
+        pooled = [(name_of(n), f"B{st[1]}", graph.node(n)["shape"]) for n, st in sorted(plan.storage.items())
+                  if st[0] == "pool"]
+        groups, units = [], []
+        for u in self.units:
+            if u.kind == "group":
+                g, unit = self.group_unit(u)
+                groups.append(g)
+            else:
+                unit = self.op_unit(u)
+            units.append(unit)
+        self._dels(units)
+        return render("numpy/module.py.j2", version=__version__, graph_hash=graph.hash()[:16],
+                      kernels=sorted(self.kernels), table_consts=table_consts, fill_consts=fill_consts,
+                      buffers=buffers, pooled=pooled, groups=groups, units=units,
+                      params=[name_of(n) for n in graph.inputs], outputs=[name_of(o) for o in graph.outputs])
+
+    def _dels(self, units):
+        """Drop run-local names after their last use, so the program holds no more than needed."""
+        graph, plan = self.graph, self.plan
+        local = set(graph.inputs)
+        for u in self.units:
+            for m in u.members:
+                st = plan.storage.get(m)
+                if st is not None and st[0] in ("fresh", "input"):
+                    local.add(m)
+                elif st is None and u.kind == "op":
+                    local.add(m)
+        last = {}
+        for i, u in enumerate(self.units):
+            for m in u.members:
+                for a in graph.args(m):
+                    last[a] = i
+        keep = set(graph.outputs)
+        for i, unit in enumerate(units):
+            unit["dels"] = sorted((name_of(a) for a, j in last.items() if j == i and a in local and a not in keep),
+                                  key=lambda s: int(s[1:]))
 
 
-def _last_uses(graph, schedule):
-    """{node: operands whose last use it is}: the generated code drops them right there, so a
-    program keeps no intermediate alive longer than eager execution would."""
-    keep = set(graph.outputs) | {n for n in graph.g.nodes if graph.node(n)["op"] == "const"}
-    last = {}
-    for nid in schedule:
-        for a in graph.args(nid):
-            last[a] = nid
-    out = {}
-    for a, nid in last.items():
-        if a not in keep:
-            out.setdefault(nid, []).append(a)
-    return {k: sorted(v) for k, v in out.items()}
+def generate(graph, units, plan, block_bytes):
+    """Render the module source and say which outputs must be copied before they are handed out
+    (those that share storage with a buffer, an input or a constant)."""
+    source = _Emitter(graph, units, plan, block_bytes).module()
+    copy_out = set()
+    for i, o in enumerate(graph.outputs):
+        root = plan.root[o]
+        st = plan.storage.get(root, ("fresh",) if graph.node(root)["op"] not in ("input", "const") else ("input",))
+        if st[0] in ("pool", "input") or graph.node(root)["op"] in ("input", "const"):
+            if i not in plan.inplace_state:
+                copy_out.add(i)
+    return source, copy_out

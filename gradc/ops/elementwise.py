@@ -35,15 +35,19 @@ _erf64 = np.vectorize(math.erf, otypes=[np.float64])
 def _erf(xp, x):
     if x.dtype == np.float64:
         return _erf64(x) if xp is np else xp.asarray(_erf64(xp.asnumpy(x)))
-    xc = xp.clip(x.astype(np.float32), -4.0, 4.0)
+    xc = xp.clip(x, -4.0, 4.0, dtype=np.float32)
     x2 = xc * xc
-    p = xp.full_like(x2, _ERF_P[0])
-    for c in _ERF_P[1:]:
-        p = p * x2 + np.float32(c)
-    q = xp.full_like(x2, _ERF_Q[0])
-    for c in _ERF_Q[1:]:
-        q = q * x2 + np.float32(c)
-    return (xc * p / q).astype(x.dtype)
+    p = x2 * np.float32(_ERF_P[0]) + np.float32(_ERF_P[1])
+    for c in _ERF_P[2:]:  # Horner steps in place: no temporary per step
+        p *= x2
+        p += np.float32(c)
+    q = x2 * np.float32(_ERF_Q[0]) + np.float32(_ERF_Q[1])
+    for c in _ERF_Q[2:]:
+        q *= x2
+        q += np.float32(c)
+    p *= xc
+    p /= q
+    return p.astype(x.dtype, copy=False)
 
 
 neg_p = _unary("neg", lambda xp, x: xp.negative(x), float_only=False)
@@ -98,8 +102,8 @@ def _div_vjp(ctx, g):
 @pow_p.def_vjp
 def _pow_vjp(ctx, g):
     a, b = ctx.inputs
-    # b * a**(b-1) is 0 * inf at a == 0, b == 0; PyTorch defines that gradient as 0.
-    ga = g * T.where(b == 0, 0.0, b * a ** (b - 1.0)) if ctx.needs[0] else None
+    # Where b == 0 the gradient is 0 (PyTorch's rule), not 0 * inf at a == 0: a**1 keeps it finite.
+    ga = g * b * a ** T.where(b == 0, 1.0, b - 1.0) if ctx.needs[0] else None
     # d/db a**b = a**b log a; defined as 0 where a <= 0 (PyTorch masks the same way).
     gb = g * ctx.out * T.where(a > 0, a, 1.0).log() if ctx.needs[1] else None
     return ga, gb

@@ -23,8 +23,8 @@ def _blas_ready(xp, a):
     return xp.ascontiguousarray(a)
 
 
-def _matmul_kernel(xp, a, b):
-    return xp.matmul(_blas_ready(xp, a), _blas_ready(xp, b))
+def _matmul_kernel(xp, a, b, out=None):
+    return xp.matmul(_blas_ready(xp, a), _blas_ready(xp, b), out=out)
 
 
 matmul_p = primitive("matmul", "matmul", 2, lambda shapes: _matmul_shape(shapes), same_dtype("matmul"),

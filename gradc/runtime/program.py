@@ -4,6 +4,7 @@ It owns the optimised graph, the generated source and the loaded entry function,
 call it: gather input arrays from their bindings (arguments, state tensors, `.grad` slots), run,
 write state back, and wrap the returned arrays as tensors."""
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,13 @@ class Program:
         self.backward = backward   # (Program for the gradients, wiring) when outputs need eager backward
         self._run = None
         self._copy_out = {i for i, o in enumerate(ir.outputs) if ir.node(o)["op"] in ("input", "const")}
+        self._inplace = {}
+        self._lock = threading.Lock()  # buffers are shared between calls: one call at a time
+
+    def set_plan(self, copy_out, inplace_state):
+        """Outputs to copy before handing out, and state outputs the program already wrote in place."""
+        self._copy_out = set(copy_out)
+        self._inplace = dict(inplace_state)
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -123,11 +131,13 @@ class Program:
 
     def call_flat(self, flat_args):
         tensors = self.resolve(flat_args)
-        outs = self.execute([t._data for t in tensors])
+        with self._lock:
+            outs = self.execute([t._data for t in tensors])
         for e in self.effects:
             if e.kind == "data":
                 t = tensors[e.slot]
-                np.copyto(t._data, outs[e.out])
+                if self._inplace.get(e.out) != e.slot:
+                    np.copyto(t._data, outs[e.out])
                 t._version[0] += 1
             elif e.kind == "grad":
                 tensors[e.slot].grad = None if e.out is None else _wrap(outs[e.out], self.ir, self.ir.outputs[e.out])
@@ -151,6 +161,33 @@ class Program:
 def _wrap(array, ir, nid):
     d = ir.node(nid)
     return Tensor._wrap(array, D.ALL[d["dtype"]], CPU)
+
+
+def planned_peak(ir, units, plan):
+    """Peak bytes of a call as planned: inputs, the persistent pool, and at the worst unit the
+    freshly allocated outputs made so far plus the live values of ops that allocate."""
+    size = {n: int(np.prod(ir.node(n)["shape"], dtype=np.int64)) * D.ALL[ir.node(n)["dtype"]].itemsize
+            for n in ir.g.nodes}
+    base = sum(size[n] for n in ir.inputs) + plan.nbytes()
+    last = {}
+    for i, u in enumerate(units):
+        for m in u.members:
+            for a in ir.args(m):
+                last[a] = i
+    outs = set(ir.outputs)
+    live, peak = 0, 0
+    for i, u in enumerate(units):
+        for m in u.members:
+            st = plan.storage.get(m)
+            if (st is None and plan.root.get(m) == m and ir.node(m).get("group") is None) or (st and st[0] == "fresh"):
+                live += size[m]
+        peak = max(peak, live)
+        for a, j in last.items():
+            st = plan.storage.get(a)
+            if j == i and a not in outs and plan.root.get(a) == a and ir.node(a)["op"] not in ("input", "const") \
+                    and (st is None or st[0] == "fresh"):
+                live -= size[a]
+    return base + peak
 
 
 def liveness_peak(ir, schedule):

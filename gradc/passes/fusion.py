@@ -1,0 +1,156 @@
+"""Fusion pass: partition the graph into groups that run as one loop over rows.
+
+A group is a connected set of row-local nodes that share a row count R (their outputs' leading
+dimension): elementwise ops, expand/reshape that keep the rows, reductions over the other axes
+(softmax, layer_norm, the loss become few groups), and - at the group's end - sums or maxima over
+the rows themselves, accumulated across blocks. A node joins its producers' group only when that
+creates no cycle between groups (checked on the graph). Every refused merge records why, so the
+dump can show where each boundary is and the reason for it. Groups are stored as the node
+attribute `group`; backends lower each group as one unit (a blocked NumPy loop, a CUDA kernel)."""
+import networkx as nx
+
+from ..ops import OPS
+
+ROW_REDUCE = "row-reduce"
+
+
+def row_role(graph, nid):
+    """How a node can take part in a row loop: None (it cannot), "local" (each block of rows of
+    the output needs only the same rows of its row-shaped operands), or ROW_REDUCE (it sums or
+    maximises over the rows: done by accumulating blocks, and only at the end of a group)."""
+    d = graph.node(nid)
+    op, shape = d["op"], d["shape"]
+    if op in ("input", "const"):
+        return None
+    prim = OPS[op]
+    args = graph.args(nid)
+    if prim.elementwise:
+        return "local" if len(shape) >= 1 and shape[0] > 1 else None
+    if op == "expand":
+        return "local" if len(shape) >= 1 and shape[0] > 1 else None
+    if op == "reshape":
+        src = graph.node(args[0])["shape"]
+        return "local" if len(shape) >= 1 and len(src) >= 1 and shape[0] == src[0] > 1 else None
+    if op in ("sum", "max"):
+        src = graph.node(args[0])["shape"]
+        if len(src) < 1 or src[0] <= 1:
+            return None
+        axes = d["attrs"]["axes"]
+        if 0 not in axes:
+            return "local"
+        return ROW_REDUCE if len(src) >= 1 else None
+    return None
+
+
+def rows_of(graph, nid):
+    """The row count a node's loop runs over (the leading dim of its operand for a row reduction)."""
+    if row_role(graph, nid) == ROW_REDUCE:
+        return graph.node(graph.args(nid)[0])["shape"][0]
+    return graph.node(nid)["shape"][0]
+
+
+def row_sliced(graph, arg, rows):
+    """Whether operand `arg` is read block by block (its leading dim is the loop's rows)."""
+    s = graph.node(arg)["shape"]
+    return len(s) >= 1 and s[0] == rows
+
+
+class Grouping:
+    """Union of nodes into groups, with the cycle check done on the node graph."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.group = {}       # node -> group id
+        self.members = {}     # group id -> set of nodes
+        self.boundaries = []  # (producer, consumer, reason)
+
+    def new(self, nid):
+        self.group[nid] = nid
+        self.members[nid] = {nid}
+
+    def _creates_cycle(self, a, b):
+        """Would merging groups a and b put a path a -> outside -> b (or back) into one group?"""
+        g, inside = self.graph.g, self.members[a] | self.members[b]
+        for src, dst in ((a, b), (b, a)):
+            frontier = [v for n in self.members[src] for v in g.successors(n) if v not in inside]
+            seen = set(frontier)
+            while frontier:
+                n = frontier.pop()
+                if n in self.members[dst]:
+                    return True
+                for v in g.successors(n):
+                    if v not in seen and (v not in inside or v in self.members[dst]):
+                        seen.add(v)
+                        frontier.append(v)
+        return False
+
+    def try_merge(self, producer, consumer):
+        graph = self.graph
+        a, b = self.group[producer], self.group[consumer]
+        if a == b:
+            return True
+        reason = None
+        if row_role(graph, producer) == ROW_REDUCE:
+            reason = "a reduction over the rows finishes only after the whole loop"
+        elif rows_of(graph, producer) != rows_of(graph, consumer):
+            reason = f"different row counts ({rows_of(graph, producer)} vs {rows_of(graph, consumer)})"
+        elif not row_sliced(graph, producer, rows_of(graph, consumer)):
+            reason = "the value is broadcast across rows"
+        elif self._creates_cycle(a, b):
+            reason = "merging would create a cycle between groups"
+        if reason:
+            self.boundaries.append((producer, consumer, reason))
+            return False
+        keep, gone = (a, b) if len(self.members[a]) >= len(self.members[b]) else (b, a)
+        for n in self.members.pop(gone):
+            self.group[n] = keep
+            self.members[keep].add(n)
+        return True
+
+
+def fuse(graph):
+    """Assign every row-local node a group (node attribute `group`); returns the group table
+    {group id: {"members": [...], "rows": R}} and the list of boundaries with reasons."""
+    grouping = Grouping(graph)
+    for nid in graph.topological():
+        if row_role(graph, nid) is None:
+            continue
+        grouping.new(nid)
+        for a in graph.args(nid):
+            if a in grouping.group:
+                grouping.try_merge(a, nid)
+            elif graph.node(a)["op"] not in ("input", "const"):
+                grouping.boundaries.append((a, nid, f"{graph.node(a)['op']} is not fused (runs as its own kernel)"))
+    for n in graph.g.nodes:
+        graph.node(n).pop("group", None)
+    table = {}
+    for gid, members in grouping.members.items():
+        ordered = [n for n in graph.topological() if n in members]
+        for n in ordered:
+            graph.node(n)["group"] = ordered[0]
+        table[ordered[0]] = {"members": ordered, "rows": rows_of(graph, ordered[0])}
+    _check_acyclic(graph)
+    graph.groups = table
+    graph.boundaries = grouping.boundaries
+    return table
+
+
+def _check_acyclic(graph):
+    """The quotient graph of groups must be a DAG (the legality condition of fusion)."""
+    q = nx.DiGraph()
+    unit = {n: graph.node(n).get("group", ("node", n)) for n in graph.g.nodes}
+    q.add_nodes_from(set(unit.values()))
+    q.add_edges_from((unit[u], unit[v]) for u, v in graph.g.edges() if unit[u] != unit[v])
+    if not nx.is_directed_acyclic_graph(q):
+        raise AssertionError(f"fusion produced a cycle between groups: {nx.find_cycle(q)}")
+
+
+def describe(graph):
+    """Readable fusion report: each group, its ops, and every boundary with its reason."""
+    lines = []
+    for gid, info in sorted(getattr(graph, "groups", {}).items()):
+        ops = [graph.node(n)["op"] for n in info["members"]]
+        lines.append(f"group g{gid}: {len(ops)} ops over {info['rows']} rows: {' '.join(ops)}")
+    for p, c, why in getattr(graph, "boundaries", []):
+        lines.append(f"boundary %{p} ({graph.node(p)['op']}) -> %{c} ({graph.node(c)['op']}): {why}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,128 @@
+"""Memory planning over the scheduled units.
+
+Liveness analysis gives each value the span of units from its producer to its last reader (views
+extend the life of what they look at). Values that units write with `out=` get storage: program
+outputs are freshly allocated on every call (so a later call never overwrites what a caller
+holds); everything else gets a buffer from a pool, reused by size and dtype once its value is
+dead, and allocated once per program so that calls reuse it. A unit may write its result over an
+operand that dies at that unit (in-place), including a state tensor the program updates."""
+import numpy as np
+
+from .. import dtypes as D
+from ..ops import OPS
+from .fusion import row_sliced
+
+VIEW_OPS = ("reshape", "permute", "expand", "slice")
+OUT_OPS = ("matmul",)  # single ops lowered with out= (besides groups)
+
+
+class Plan:
+    def __init__(self):
+        self.storage = {}      # value -> ("pool", buffer index) | ("fresh",) | ("input", slot)
+        self.buffers = []      # pool buffers: (nbytes, dtype name)
+        self.root = {}         # value -> value whose storage it views
+        self.inplace_state = {}  # output position -> input slot written in place
+        self.stats = {}
+
+    def nbytes(self):
+        return sum(n for n, _ in self.buffers)
+
+
+def _size(graph, n):
+    d = graph.node(n)
+    return int(np.prod(d["shape"], dtype=np.int64)) * D.ALL[d["dtype"]].itemsize
+
+
+def stored(graph, unit, n, outputs):
+    """Whether value n of `unit` needs planned storage: a group's values that leave the group (the
+    rest live in block-sized scratch), or the result of an op lowered with out=."""
+    if unit.kind == "group":  # (a view inside a group is copied out when it leaves)
+        return n in outputs or any(graph.node(v).get("group") != unit.id for v in graph.users(n))
+    return graph.node(n)["op"] in OUT_OPS
+
+
+def plan_memory(graph, units, state_slots=None):
+    """Assign storage to every value a unit writes with out=. `state_slots` maps an output
+    position to the input slot of the state tensor it updates (candidates for in-place)."""
+    plan = Plan()
+    unit_index = {n: i for i, u in enumerate(units) for n in u.members}
+    for n in graph.topological():
+        d = graph.node(n)
+        plan.root[n] = plan.root[graph.args(n)[0]] if d["op"] in VIEW_OPS and "group" not in d else n
+    # (views inside groups are materialised when they leave the group, so they are their own root)
+    # last unit that reads each storage root (program outputs live to the end)
+    last, end = {}, len(units)
+    for u, v in graph.g.edges():
+        if v in unit_index:
+            r = plan.root[u]
+            last[r] = max(last.get(r, -1), unit_index[v])
+    outputs = set(graph.outputs)
+    for o in outputs:
+        last[plan.root[o]] = end
+    state_for = {}
+    for pos, slot in (state_slots or {}).items():
+        state_for.setdefault(graph.outputs[pos], (pos, slot))
+
+    free, owner = {}, {}  # (nbytes, dtype) -> [buffer ids]; buffer id -> value it holds
+    for i, u in enumerate(units):
+        for n in u.members:
+            if not stored(graph, u, n, outputs):
+                continue
+            key = (_size(graph, n), graph.node(n)["dtype"])
+            if n in state_for and _can_overwrite(graph, u, n, graph.inputs[state_for[n][1]], last, i):
+                pos, slot = state_for[n]
+                plan.storage[n] = ("input", slot)
+                plan.inplace_state[pos] = slot
+            elif n in outputs:
+                plan.storage[n] = ("fresh",)
+            else:
+                victim = _dying_operand(graph, u, n, plan, owner, last, i, key)
+                if victim is not None:
+                    b = plan.storage[victim][1]
+                elif free.get(key):
+                    b = free[key].pop()
+                else:
+                    b = len(plan.buffers)
+                    plan.buffers.append(key)
+                plan.storage[n] = ("pool", b)
+                owner[b] = n
+        for b, v in list(owner.items()):  # release what died at this unit
+            if last.get(v, end) <= i:
+                free.setdefault(plan.buffers[b], []).append(b)
+                del owner[b]
+    return plan
+
+
+def _reads_before_write(graph, unit, n, operand):
+    """Writing n over `operand` is safe: in a group body every member reading the operand comes no
+    later than n and reads it block by block; a lone op must be elementwise."""
+    if graph.node(n)["shape"] != graph.node(operand)["shape"]:
+        return False
+    if unit.kind != "group":
+        return OPS[graph.node(n)["op"]].elementwise
+    pos = unit.members.index(n)
+    for k, m in enumerate(unit.members):
+        if operand in graph.args(m):
+            if k > pos or graph.node(m)["op"] in VIEW_OPS or not row_sliced(graph, operand, unit.rows):
+                return False
+    return True
+
+
+def _can_overwrite(graph, unit, n, operand, last, i):
+    if last.get(operand, -1) > i or operand in graph.outputs:
+        return False
+    if graph.node(n)["dtype"] != graph.node(operand)["dtype"]:
+        return False
+    return _reads_before_write(graph, unit, n, operand)
+
+
+def _dying_operand(graph, unit, n, plan, owner, last, i, key):
+    """An operand of the unit that dies here and whose pool buffer n can take over."""
+    for m in unit.members:
+        for a in graph.args(m):
+            st = plan.storage.get(a)
+            if st is None or st[0] != "pool" or owner.get(st[1]) != a or plan.root[a] != a:
+                continue
+            if (_size(graph, a), graph.node(a)["dtype"]) == key and _can_overwrite(graph, unit, n, a, last, i):
+                return a
+    return None

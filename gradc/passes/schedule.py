@@ -1,0 +1,43 @@
+"""Schedule: order the fused groups and the remaining ops into a list of units.
+
+A unit is one fused group (lowered as one loop or kernel) or one op. Units come in a topological
+order of the quotient graph, ties broken by node id so that the same graph always renders the
+same bytes."""
+import networkx as nx
+
+
+class Unit:
+    __slots__ = ("kind", "id", "members", "rows")
+
+    def __init__(self, kind, id, members, rows=None):
+        self.kind, self.id, self.members, self.rows = kind, id, members, rows
+
+    @property
+    def outputs(self):
+        return self.members
+
+    def __repr__(self):
+        return f"Unit({self.kind} {self.id}: {self.members})"
+
+
+def schedule(graph):
+    """[Unit] in execution order (inputs and constants are not units)."""
+    groups = getattr(graph, "groups", {})
+    unit_of = {}
+    for n, d in graph.g.nodes(data=True):
+        if d["op"] in ("input", "const"):
+            continue
+        unit_of[n] = ("g", d["group"]) if "group" in d else ("n", n)
+    q = nx.DiGraph()
+    q.add_nodes_from(set(unit_of.values()))
+    q.add_edges_from((unit_of[u], unit_of[v]) for u, v in graph.g.edges()
+                     if u in unit_of and v in unit_of and unit_of[u] != unit_of[v])
+    order = nx.lexicographical_topological_sort(q, key=lambda u: (u[1], u[0]))
+    units = []
+    for kind, ident in order:
+        if kind == "g":
+            info = groups[ident]
+            units.append(Unit("group", ident, list(info["members"]), info["rows"]))
+        else:
+            units.append(Unit("op", ident, [ident]))
+    return units
