@@ -250,7 +250,16 @@ def _make_program(tracer, out_spec, parts, backend, fuse):
     graph, aot = tracer.graph, parts["aot"]
     if aot is None:
         return _generate(graph, tracer.bindings, parts, out_spec, fuse)
+    from .passes.pipeline import optimize
     from .runtime.aot import split
+    # Optimise the joint graph first (gradients as extra outputs), so that the min-cut decides
+    # which activations the forward program hands to the backward program.
+    n_fwd, grads = len(graph.outputs), [g for g in aot["grad_nodes"] if g is not None]
+    graph.outputs = graph.outputs + grads
+    optimize(graph)
+    it = iter(graph.outputs[n_fwd:])
+    aot["grad_nodes"] = [next(it) if g is not None else None for g in aot["grad_nodes"]]
+    graph.outputs = graph.outputs[:n_fwd]
     fwd, bwd, saved = split(graph, len(graph.outputs), aot["grad_nodes"], aot["cots"])
     n_out = len(fwd.outputs)
     backward = _generate(bwd, [], {"effects": [], "n_returned": len(bwd.outputs), "guards": [], "one_shot": False},

@@ -16,6 +16,7 @@ from ..errors import GradcError
 from ..ops import OPS
 
 SPECIAL = ("input", "const")
+_OPTIONAL = ("phase", "group")  # node keys written only when set: backward marker, fusion group
 FORMAT_VERSION = 1
 
 
@@ -146,8 +147,9 @@ class Graph:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self):
-        nodes = [{"id": n, "op": d["op"], "shape": list(d["shape"]), "dtype": d["dtype"],
-                  "attrs": _jsonable(d["attrs"]), "where": d["where"]} for n, d in sorted(self.g.nodes(data=True))]
+        nodes = [dict({"id": n, "op": d["op"], "shape": list(d["shape"]), "dtype": d["dtype"],
+                       "attrs": _jsonable(d["attrs"]), "where": d["where"]},
+                      **{k: d[k] for k in _OPTIONAL if k in d}) for n, d in sorted(self.g.nodes(data=True))]
         edges = sorted([u, v, d["index"], d["grad"]] for u, v, d in self.g.edges(data=True))
         consts = {k: {"dtype": D.from_numpy_dtype(v.dtype).name, "shape": list(v.shape),
                       "data": v.reshape(-1).tolist()} for k, v in sorted(self.constants.items())}
@@ -165,6 +167,10 @@ class Graph:
         for n in data["nodes"]:
             g.g.add_node(int(n["id"]), op=str(n["op"]), shape=tuple(int(s) for s in n["shape"]),
                          dtype=str(n["dtype"]), attrs=_from_json(n["attrs"]), where=n["where"])
+            if n.get("phase") == "backward":
+                g.g.nodes[int(n["id"])]["phase"] = "backward"
+            if "group" in n:
+                g.g.nodes[int(n["id"])]["group"] = int(n["group"])
         for u, v, i, grad in data["edges"]:
             g.g.add_edge(int(u), int(v), index=int(i), grad=bool(grad))
         g.inputs = [int(i) for i in data["inputs"]]

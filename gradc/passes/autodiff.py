@@ -31,6 +31,7 @@ def differentiate(tracer, roots, wrt):
 
     Returns ({wrt node: gradient node}, set of forward nodes whose VJP ran)."""
     graph = tracer.graph
+    first_new = max(graph.g.nodes, default=-1) + 1
     region = set().union(*(_grad_region(graph, root, wrt) for root, _ in roots))
     wrt_set = set(wrt)
     cot = {}
@@ -64,4 +65,8 @@ def differentiate(tracer, roots, wrt):
             if gi.dtype is not dtype:
                 gi = gi.to(dtype)
             cot[a] = gi if a not in cot else cot[a] + gi
-    return {w: tracer.node_of(cot[w]) for w in wrt if w in cot}, visited
+    grads = {w: tracer.node_of(cot[w]) for w in wrt if w in cot}
+    for n in graph.g.nodes:  # mark the backward subgraph (the recompute pass partitions on it)
+        if n >= first_new:
+            graph.node(n)["phase"] = "backward"
+    return grads, visited

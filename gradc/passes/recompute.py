@@ -1,0 +1,86 @@
+"""Saved activations vs recomputation: what the forward keeps for the backward.
+
+A min-cut over the joint graph, as PyTorch's partitioner does: each forward value costs its bytes
+to keep; matmuls, reductions and other expensive ops must run in the forward (they are never
+recomputed); cheap elementwise values and views may be recomputed where the backward needs them,
+so they are kept only when that is the cheaper cut. The backward then reads recomputed copies,
+which fuse into its own groups, and the forward values nobody keeps are dropped."""
+import networkx as nx
+import numpy as np
+
+from .. import dtypes as D
+from ..ops import OPS
+
+_VIEWS = ("reshape", "permute", "expand")
+INF = float("inf")
+
+
+def is_backward(graph, n):
+    return graph.node(n).get("phase") == "backward"
+
+
+def _size(graph, n):
+    d = graph.node(n)
+    return int(np.prod(d["shape"], dtype=np.int64)) * D.ALL[d["dtype"]].itemsize
+
+
+def recomputable(graph, n):
+    d = graph.node(n)
+    return d["op"] in _VIEWS or (d["op"] in OPS and OPS[d["op"]].elementwise)
+
+
+def saved_values(graph):
+    """Forward values that backward nodes read."""
+    return sorted({u for u, v in graph.g.edges() if is_backward(graph, v) and not is_backward(graph, u)
+                   and graph.node(u)["op"] not in ("input", "const")})
+
+
+def saved_bytes(graph):
+    return sum(_size(graph, n) for n in saved_values(graph))
+
+
+def choose_saved(graph):
+    """Rewrite the backward to recompute cheap forward values where that saves memory.
+    Returns (bytes saved before, bytes saved after)."""
+    needed = saved_values(graph)
+    before = sum(_size(graph, n) for n in needed)
+    if not needed:
+        return before, before
+    fwd = [n for n in graph.g.nodes if not is_backward(graph, n) and graph.node(n)["op"] not in ("input", "const")]
+    fwd_set = set(fwd)
+    outputs = set(graph.outputs)
+    net = nx.DiGraph()
+    for n in fwd:  # a program output lives anyway: keeping it for the backward is free
+        net.add_edge(("in", n), ("out", n), capacity=0 if n in outputs else _size(graph, n))
+        if not recomputable(graph, n):
+            net.add_edge("source", ("in", n), capacity=INF)
+        for a in graph.args(n):
+            if a in fwd_set:
+                net.add_edge(("out", a), ("in", n), capacity=INF)
+    for n in needed:
+        net.add_edge(("out", n), "sink", capacity=INF)
+    if "source" not in net:
+        net.add_node("source")
+    _, (reachable, _) = nx.minimum_cut(net, "source", "sink")
+    keep = {n for n in fwd if ("in", n) in reachable and ("out", n) not in reachable}
+    if set(needed) <= keep:
+        return before, before
+    clones = {}
+
+    def recompute(n):
+        d = graph.node(n)
+        if n in keep or n not in fwd_set:
+            return n
+        if n not in clones:
+            args = [recompute(a) for a in graph.args(n)]
+            clones[n] = graph.add(d["op"], args, d["shape"], d["dtype"], d["attrs"], d["where"])
+            graph.node(clones[n])["phase"] = "backward"
+        return clones[n]
+
+    for u, v, k, data in list(graph.g.edges(keys=True, data=True)):
+        if is_backward(graph, v) and u in fwd_set and u not in keep:
+            graph.g.remove_edge(u, v, k)
+            graph.g.add_edge(recompute(u), v, **data)
+    from .simplify import eliminate_dead_code
+    eliminate_dead_code(graph)
+    return before, saved_bytes(graph)
