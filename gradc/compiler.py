@@ -12,7 +12,7 @@ import warnings
 
 from . import autograd, debug
 from . import dtypes as D
-from .errors import GradcError, TraceError
+from .errors import DeviceError, GradcError, TraceError
 from .pytree import flatten, unflatten
 from .trace import Binding, Tracer
 from .runtime.program import Effect, Program, planned_peak
@@ -111,6 +111,16 @@ class CompiledFunction:
         return self._build(args, kwargs, flat, lowering=True)
 
     # ------------------------------------------------------------------ tracing
+    def _backend_for(self, flat, lowering):
+        """"auto" runs where the inputs are; "cuda" needs CUDA inputs to run (any inputs to lower)."""
+        on_cuda = any(t.device.type == "cuda" for t in flat)
+        if self.backend == "auto":
+            return "cuda" if on_cuda else "numpy"
+        if self.backend == "cuda" and not lowering and not on_cuda and flat:
+            raise DeviceError(f"gradc.compile(..., backend='cuda') got CPU tensors; move inputs and the model to "
+                              "the GPU with .cuda(), or use backend='numpy' (lower() works with CPU inputs)")
+        return self.backend
+
     def _flat_args(self, args, kwargs):
         return flatten((args, kwargs))[0]
 
@@ -141,7 +151,8 @@ class CompiledFunction:
         self.trace_count += 1
         traced_text = tracer.graph.to_text() if debug.level() >= 4 else None
         traced = time.perf_counter() - start
-        prog = _make_program(tracer, out_spec, parts, self.backend, self.fuse)
+        prog = _make_program(tracer, out_spec, parts, self._backend_for(self._flat_args(args, kwargs), lowering),
+                             self.fuse)
         prog.stats["trace_seconds"] = round(traced, 4)
         prog.stats["compile_seconds"] = round(time.perf_counter() - start, 4)
         debug.report(self.__name__, reason, prog, traced_text)
@@ -245,11 +256,9 @@ def _same_settings(opt, groups):
 
 
 def _make_program(tracer, out_spec, parts, backend, fuse):
-    if backend == "cuda":
-        raise GradcError("the CUDA backend is not available in this version of gradc; use backend='numpy'")
     graph, aot = tracer.graph, parts["aot"]
     if aot is None:
-        return _generate(graph, tracer.bindings, parts, out_spec, fuse)
+        return _generate(graph, tracer.bindings, parts, out_spec, fuse, backend=backend)
     from .passes.pipeline import optimize
     from .runtime.aot import split
     # Optimise the joint graph first (gradients as extra outputs), so that the min-cut decides
@@ -263,8 +272,8 @@ def _make_program(tracer, out_spec, parts, backend, fuse):
     fwd, bwd, saved = split(graph, len(graph.outputs), aot["grad_nodes"], aot["cots"])
     n_out = len(fwd.outputs)
     backward = _generate(bwd, [], {"effects": [], "n_returned": len(bwd.outputs), "guards": [], "one_shot": False},
-                         None, fuse)
-    prog = _generate(fwd, tracer.bindings, parts, out_spec, fuse)
+                         None, fuse, backend=backend)
+    prog = _generate(fwd, tracer.bindings, parts, out_spec, fuse, backend=backend)
     prog.backward = (backward, {
         "saved_outputs": list(range(n_out - len(saved), n_out)), "grad_outputs": aot["grad_positions"],
         "wrt_slots": aot["wrt_slots"], "has_grad": [g is not None for g in aot["grad_nodes"]],
@@ -273,7 +282,7 @@ def _make_program(tracer, out_spec, parts, backend, fuse):
     return prog
 
 
-def _generate(graph, bindings, parts, out_spec, fuse=True, optimize_graph=True):
+def _generate(graph, bindings, parts, out_spec, fuse=True, optimize_graph=True, block_bytes=None, backend="numpy"):
     """Passes and code generation for one traced graph: returns a runnable Program. With
     optimize_graph=False the graph is taken as already simplified (e.g. loaded from an artifact);
     fusion, scheduling, memory planning and codegen are deterministic functions of the graph."""
@@ -288,16 +297,26 @@ def _generate(graph, bindings, parts, out_spec, fuse=True, optimize_graph=True):
     units = schedule(graph)
     state_slots = {e.out: e.slot for e in parts["effects"] if e.kind == "data"}
     plan = plan_memory(graph, units, state_slots)
-    source, copy_out = numpy_backend.generate(graph, units, plan, tuning.block_bytes())
+    # An artifact passes the block size it was generated with, so its code regenerates byte for byte.
+    block = tuning.block_bytes() if block_bytes is None else int(block_bytes)
+    kernels = []
+    if backend == "cuda":
+        from .codegen import cuda_backend
+        kernels_src, host_src, kernels, copy_out = cuda_backend.generate(graph, units, plan)
+        source = {"kernels.cu": kernels_src, "host.py": host_src}
+    else:
+        module_src, copy_out = numpy_backend.generate(graph, units, plan, block)
+        source = {"program.py": module_src}
     fused = [g for g in groups.values() if len(g["members"]) > 1]
-    stats.update(backend="numpy", nodes=len(graph), op_nodes=len(graph.op_nodes()), inputs=len(graph.inputs),
+    stats.update(backend=backend, nodes=len(graph), op_nodes=len(graph.op_nodes()), inputs=len(graph.inputs),
                  outputs=len(graph.outputs), kernels=len(units), fused_groups=len(fused),
                  fused_ops=sum(len(g["members"]) for g in fused), buffers=len(plan.buffers),
                  buffer_bytes=plan.nbytes(), inplace_state_updates=len(plan.inplace_state),
                  planned_peak_bytes=planned_peak(graph, units, plan), graph_hash=graph.hash()[:16])
-    prog = Program(graph, bindings, parts["effects"], parts["n_returned"], out_spec, "numpy",
-                   {"program.py": source}, stats, guards=parts["guards"], one_shot=parts["one_shot"])
+    prog = Program(graph, bindings, parts["effects"], parts["n_returned"], out_spec, backend, source, stats,
+                   guards=parts["guards"], one_shot=parts["one_shot"])
     prog.set_plan(copy_out, plan.inplace_state)
+    prog._kernels = kernels
     return prog
 
 

@@ -48,6 +48,24 @@ def npdtype(name):
     return "bool_" if name == "bool" else name
 
 
+def lit_or_dtype(value):
+    """`lit`, plus the names of gradc dtypes as quoted strings (the cast op's attribute)."""
+    if isinstance(value, str):
+        npdtype(value)
+        return f'"{value}"'
+    return lit(value)
+
+
+_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def ident(name):
+    """An op or attribute name (they come from the op table; anything else is refused)."""
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):
+        raise GradcError(f"refusing to put the name {name!r} into generated code")
+    return name
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:/\\() <>+-]")
 
 
@@ -60,7 +78,7 @@ def where(text):
 def environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
-    env.filters.update(lit=lit, npdtype=npdtype, where=where)
+    env.filters.update(lit=lit, lit_or_dtype=lit_or_dtype, npdtype=npdtype, where=where, ident=ident)
     return env
 
 

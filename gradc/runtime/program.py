@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import GradcError
+from ..errors import GradcError, ShapeError
 from ..tensor import Tensor, CPU
 from . import cache
 
@@ -41,6 +41,8 @@ class Program:
         self._run = None
         self._copy_out = {i for i, o in enumerate(ir.outputs) if ir.node(o)["op"] in ("input", "const")}
         self._inplace = {}
+        self._kernels = []
+        self.device = None   # where the outputs live (CUDA programs: the inputs' device)
         self._lock = threading.Lock()  # buffers are shared between calls: one call at a time
 
     def set_plan(self, copy_out, inplace_state):
@@ -61,8 +63,9 @@ class Program:
 
     @property
     def kernels(self):
-        """[(name, source)] of generated kernels (the NumPy backend emits one module)."""
-        return list(self._source.items())
+        """[(name, source)] of the generated kernels: one CUDA kernel per fused group, or for the
+        NumPy backend the generated module."""
+        return list(self._kernels) if self._kernels else list(self._source.items())
 
     def dump(self, directory):
         """Write graph (text, DOT, JSON), generated source and stats into `directory`."""
@@ -86,9 +89,12 @@ class Program:
     # ------------------------------------------------------------------ running
     def _entry(self):
         if self._run is None:
-            (src,) = [s for name, s in self._source.items() if name.endswith(".py")][:1]
-            consts = {k: v for k, v in self.ir.constants.items()}
-            self._run = cache.load_module(src).make(consts)
+            consts = dict(self.ir.constants)
+            if self.backend == "cuda":
+                from . import cuda
+                self._run = cuda.load(self._source["kernels.cu"], self._source["host.py"], consts)
+            else:
+                self._run = cache.load_module(self._source["program.py"]).make(consts)
         return self._run
 
     def resolve(self, flat_args):
@@ -126,6 +132,8 @@ class Program:
     def execute(self, arrays):
         """Run on raw arrays (in input order); returns the raw output arrays."""
         outs = self._entry()(*arrays)
+        if self.backend == "cuda":
+            return [o.copy() if i in self._copy_out else o for i, o in enumerate(outs)]
         return [np.array(o) if i in self._copy_out else (o if type(o) is np.ndarray else np.asarray(o))
                 for i, o in enumerate(outs)]
 
@@ -137,15 +145,17 @@ class Program:
             if e.kind == "data":
                 t = tensors[e.slot]
                 if self._inplace.get(e.out) != e.slot:
-                    np.copyto(t._data, outs[e.out])
+                    t._data[...] = outs[e.out]
                 t._version[0] += 1
             elif e.kind == "grad":
-                tensors[e.slot].grad = None if e.out is None else _wrap(outs[e.out], self.ir, self.ir.outputs[e.out])
+                tensors[e.slot].grad = None if e.out is None else _wrap(outs[e.out], self.ir, self.ir.outputs[e.out],
+                                                                       tensors[e.slot].device)
             else:  # a tensor the traced call created and stored somewhere: it becomes concrete now
                 t = e.target
                 t._data, t._sym = outs[e.out], None
                 t.requires_grad, t._grad_fn = False, None
-        returned = [_wrap(outs[i], self.ir, self.ir.outputs[i]) for i in range(self.n_returned)]
+        dev = tensors[0].device if tensors else None
+        returned = [_wrap(outs[i], self.ir, self.ir.outputs[i], dev) for i in range(self.n_returned)]
         if self.backward is not None:
             from .aot import attach_backward
             attach_backward(self, tensors, outs, returned)
@@ -155,12 +165,40 @@ class Program:
         """Run with positional tensor arguments (in the traced order)."""
         from ..pytree import flatten, unflatten
         flat, _ = flatten(list(args))
+        self.check_args(flat)
         return unflatten(self.out_spec, self.call_flat(flat))
 
+    def check_args(self, flat_args):
+        """A program runs only on the argument shapes and dtypes it was traced for: say which differs."""
+        specs = (getattr(self, "artifact_info", None) or {}).get("inputs")
+        refs = [b.ref for b in self.bindings if b.kind == "arg"]
+        expected = len(specs) if specs is not None else max(refs, default=-1) + 1
+        if len(flat_args) != expected:
+            raise GradcError(f"this program takes {expected} tensor argument(s), got {len(flat_args)}")
+        for b, nid in zip(self.bindings, self.ir.inputs):
+            if b.kind == "arg":
+                t, d = flat_args[b.ref], self.ir.node(nid)
+                if tuple(t.shape) != tuple(d["shape"]) or t.dtype.name != d["dtype"]:
+                    name = specs[b.ref]["name"] if specs else b.ref
+                    raise ShapeError(f"argument {name}: this program was compiled for {d['dtype']}{list(d['shape'])}, "
+                                     f"got {t.dtype.name}{list(t.shape)}; compile or export it again for new shapes")
 
-def _wrap(array, ir, nid):
+    # ------------------------------------------------------------------ artifacts
+    def save(self, path):
+        """Write this program to `path` as one ahead-of-time artifact file (see gradc.load)."""
+        from .artifact import save
+        return save(self, path)
+
+    def state_dict(self):
+        """{name: Tensor} of the state the program reads and updates (parameters, buffers, optimizer
+        state): its own tensors, not copies."""
+        from .artifact import state_dict
+        return state_dict(self)
+
+
+def _wrap(array, ir, nid, device=None):
     d = ir.node(nid)
-    return Tensor._wrap(array, D.ALL[d["dtype"]], CPU)
+    return Tensor._wrap(array, D.ALL[d["dtype"]], device or CPU)
 
 
 def planned_peak(ir, units, plan):

@@ -1,0 +1,32 @@
+"""Loading CUDA programs: kernels are compiled with NVRTC through CuPy on first use (CuPy keeps
+compiled modules in its on-disk cache, keyed by the source), and the generated host module is
+imported through gradc's own cache. A compile error shows the numbered source and the message."""
+from ..device import DeviceError, _cupy, is_available
+from ..errors import GradcError
+from . import cache
+
+OPTIONS = ("--std=c++14",)
+
+
+def numbered(source):
+    return "\n".join(f"{i:5d}  {line}" for i, line in enumerate(source.splitlines(), 1))
+
+
+def compile_module(kernels_src):
+    """A cupy.RawModule with every kernel compiled (raises GradcError with the source on failure)."""
+    if not is_available():
+        raise DeviceError("running a CUDA program needs a CUDA GPU and CuPy (pip install 'gradc[cuda]'); "
+                          "lowering and dumping CUDA code works without one")
+    cp = _cupy()
+    cache.store(kernels_src, suffix=".cu", kind="cuda")
+    module = cp.RawModule(code=kernels_src, options=OPTIONS)
+    try:
+        module.compile()
+    except Exception as e:  # cupy.cuda.compiler.CompileException
+        raise GradcError(f"generated CUDA failed to compile:\n{e}\n--- source ---\n{numbered(kernels_src)}") from None
+    return module
+
+
+def load(kernels_src, host_src, constants):
+    module = compile_module(kernels_src)
+    return cache.load_module(host_src).make(constants, module)
