@@ -151,9 +151,10 @@ class _Kernels:
             per_row = _numel(shape[1:])
             if role == ROW_REDUCE:
                 src = graph.node(graph.args(m)[0])["shape"]
-                if d["op"] != "sum" or tuple(d["attrs"]["axes"]) != (0,) or _numel(src[1:]) != width:
+                axes = tuple(d["attrs"]["axes"])
+                if d["op"] != "sum" or _numel(src[1:]) != width or axes not in ((0,), tuple(range(len(src)))):
                     return None
-                kinds[m] = "rowreduce"
+                kinds[m] = "rowreduce" if axes == (0,) else "total"
             elif d["op"] in ("sum", "max"):
                 src = graph.node(graph.args(m)[0])["shape"]
                 if _numel(src[1:]) != width or per_row != 1:
@@ -203,10 +204,14 @@ class _Kernels:
                 src = access(graph.args(m)[0], "j")
                 phases.append({"kind": "rowreduce", "node": m, "op": "sum over rows", "n": width,
                                "store": ops.atomic_add(name_of(m), "j", src)})
+            elif kind == "total":  # sum of everything: reduce the row, then one atomic add per row
+                phases.append({"kind": "reduce", "node": m, "op": "sum of all", "n": width, "init": "0.0f",
+                               "value": access(graph.args(m)[0], "j"), "combine": "acc + x",
+                               "block": "gradc_block_sum", "store": ops.atomic_add(name_of(m), "0", "acc")})
             elif kind == "reduce":
                 is_sum = d["op"] == "sum"
                 phases.append({"kind": "reduce", "node": m, "op": d["op"], "n": width,
-                               "init": "0.0f" if is_sum else "-INFINITY",
+                               "init": "0.0f" if is_sum else "GRADC_NEG_INF",
                                "value": access(graph.args(m)[0], "j"),
                                "combine": "acc + x" if is_sum else "fmaxf(acc, x)",
                                "block": "gradc_block_sum" if is_sum else "gradc_block_max",

@@ -1,0 +1,82 @@
+"""Run a generated CUDA program on the CPU, for testing without a GPU.
+
+The kernels (kernels.cu) are built as host C++ with g++ (the template's non-CUDA branch defines
+one thread per block), and the host module (host.py) runs with NumPy in CuPy's place. This checks
+the generated kernels' index math and numerics against the NumPy backend; it says nothing about
+speed, and races between GPU threads cannot show up here."""
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+from . import cache
+
+
+def available():
+    return shutil.which("g++") is not None
+
+
+class _Kernel:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, grid, block, args):
+        conv = []
+        for a in args:
+            if isinstance(a, np.ndarray):
+                if not a.flags.c_contiguous:
+                    raise ValueError("kernel operands must be contiguous")
+                conv.append(ctypes.c_void_p(a.ctypes.data))
+            else:
+                conv.append(ctypes.c_longlong(int(a)))
+        self.fn(*conv)
+
+
+class _Module:
+    def __init__(self, lib):
+        self.lib = lib
+
+    def get_function(self, name):
+        fn = getattr(self.lib, name)
+        fn.restype = None
+        return _Kernel(fn)
+
+
+def build(kernels_src):
+    """Compile the kernels as a shared library (cached by source hash)."""
+    key = hashlib.sha256(kernels_src.encode()).hexdigest()
+    lib_path = cache.cache_dir() / "cuda-emulation" / f"{key}.so"
+    if not lib_path.exists():
+        src = cache.store(kernels_src, suffix=".cpp", kind="cuda-emulation")
+        tmp = f"{lib_path}.{os.getpid()}.tmp"
+        r = subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-std=c++17", "-x", "c++", str(src), "-o", tmp],
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise RuntimeError(f"host build of generated CUDA failed:\n{r.stderr[:4000]}")
+        os.replace(tmp, lib_path)
+    return _Module(ctypes.CDLL(str(lib_path)))
+
+
+def load(program):
+    """The program's entry function, running on NumPy arrays."""
+    module = build(program.source["kernels.cu"])
+    saved = sys.modules.get("cupy")
+    sys.modules["cupy"] = np  # NumPy under CuPy's name: the op table's kernels take their NumPy paths
+    try:
+        host = cache.load_module(program.source["host.py"].replace("import cupy as cp", "import cupy as cp  # emulated"))
+    finally:
+        if saved is None:
+            sys.modules.pop("cupy", None)
+        else:
+            sys.modules["cupy"] = saved
+    return host.make(dict(program.ir.constants), module)
+
+
+def run(program, arrays):
+    """Execute a CUDA program on host arrays; returns the outputs as NumPy arrays."""
+    return [np.asarray(o) for o in load(program)(*arrays)]
+
