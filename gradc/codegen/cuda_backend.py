@@ -121,9 +121,9 @@ class _Kernels:
             body_main = body
             body, values, index_names = [], {}, {tuple(domain): "i"}
             scalars = [x for x in external if x not in full]
-            for x in scalars:
-                values[(x, "i")] = _cast(ops, "float", ops.load(name_of(x), 0, "float32"))
-                values[(x, index_for(graph.node(x)["shape"], domain, "i"))] = values[(x, "i")]
+            for x in scalars:  # one element, read at offset 0
+                index_names[(tuple(graph.node(x)["shape"]), tuple(domain), "i")] = "0"
+                values[(x, "0")] = values[(x, "i")] = ops.load(name_of(x), 0, "float32")
             for x in full:
                 values[(x, "i")] = f"{name_of(x)}_v"
             stores = [(name_of(m), value(m, domain, "i")) for m in kept]
@@ -353,8 +353,9 @@ def _op_ctx(host, graph, plan, n, kernel_ops, force_alloc=False):
                 "where": where, "members": [n]}
     kernel_ops.add(d["op"])
     attrs = sorted(d["attrs"].items())
-    if st is not None and st[0] in ("pool", "input"):
-        # planned storage that later readers (or the state write-back) use: copy the result in
+    if st is not None:
+        # planned storage (a buffer, the state tensor written in place, or a fresh output): copy
+        # the result in, so that a view never aliases storage the plan gives to another value
         prologue = _storage(host, graph, plan, n) + [host.call(f"t{n}", d["op"], args, attrs)]
         return {"kind": "op", "prologue": prologue, "code": host.assign_into(name_of(n), f"t{n}"),
                 "where": where, "members": [n]}

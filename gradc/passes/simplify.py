@@ -21,8 +21,8 @@ def eliminate_dead_code(graph):
 
 def _key(graph, nid):
     d = graph.node(nid)
-    if d["op"] == "input":
-        return None
+    if d["op"] == "input" or d["op"] != "const" and OPS[d["op"]].kind == "collective":
+        return None  # a collective talks to the other ranks: two of them are two exchanges
     if d["op"] == "const":
         v = graph.const_value(nid) if "table" in d["attrs"] else d["attrs"]["fill"]
         payload = v.tobytes() if isinstance(v, np.ndarray) else repr(v)
@@ -53,7 +53,7 @@ def fold_constants(graph):
         if d["op"] in ("input", "const"):
             continue
         args = graph.args(nid)
-        if not args or any(graph.node(a)["op"] != "const" for a in args):
+        if not args or any(graph.node(a)["op"] != "const" for a in args) or OPS[d["op"]].kind == "collective":
             continue
         n_out = int(np.prod(d["shape"]))
         uniform_in = all("fill" in graph.node(a)["attrs"] for a in args)
@@ -65,7 +65,7 @@ def fold_constants(graph):
             value = np.full(d["shape"], OPS[d["op"]].eager(np, *vals, **d["attrs"]), dtype=D.ALL[d["dtype"]].np)
         else:
             value = np.asarray(OPS[d["op"]].eager(np, *[graph.const_value(a) for a in args], **d["attrs"]))
-        new = graph.add_const(np.ascontiguousarray(value).astype(D.ALL[d["dtype"]].np), where=d["where"])
+        new = graph.add_const(np.array(value, dtype=D.ALL[d["dtype"]].np, order="C"), where=d["where"])  # (ascontiguousarray would make 0-d 1-d)
         graph.replace_uses(nid, new)
         graph.remove(nid)
         folded += 1

@@ -53,7 +53,7 @@ def build(kernels_src):
     if not lib_path.exists():
         src = cache.store(kernels_src, suffix=".cpp", kind="cuda-emulation")
         tmp = f"{lib_path}.{os.getpid()}.tmp"
-        r = subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-std=c++17", "-x", "c++", str(src), "-o", tmp],
+        r = subprocess.run(["g++", "-O0", "-shared", "-fPIC", "-std=c++17", "-x", "c++", str(src), "-o", tmp],
                            capture_output=True, text=True)
         if r.returncode:
             raise RuntimeError(f"host build of generated CUDA failed:\n{r.stderr[:4000]}")
