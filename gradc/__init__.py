@@ -11,7 +11,8 @@ from .tensor import (Tensor, tensor, as_tensor, from_numpy, zeros, ones, full, e
                      full_like, empty_like, arange, linspace, eye, rand, randn, rand_like, randn_like, randint,
                      randperm, where, cat, stack, matmul, mm)
 from . import cuda
-from . import nn, optim
+from . import nn, optim, amp
+from . import distributed
 
 long = int64
 float = float32
@@ -42,4 +43,5 @@ def concat(tensors, dim=0):
 
 from .compiler import compile, CompiledFunction  # noqa: E402
 from .runtime.program import Program  # noqa: E402
+from .runtime.artifact import export, load  # noqa: E402
 from . import debug  # noqa: E402

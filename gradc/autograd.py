@@ -1,7 +1,10 @@
 """Reverse-mode autograd for eager tensors: grad mode, the recorded history (`Node`), and the
 engine behind `Tensor.backward`. Each node applies its primitive's VJP from the op table, the same
 rule the compiler's autodiff pass uses."""
+import inspect
+import itertools
 import threading
+import weakref
 
 from .errors import AutogradError
 from .ops import Ctx
@@ -182,9 +185,11 @@ def backward(tensor, gradient=None, retain_graph=False):
         gradient = gradient.detach().to(tensor.dtype)
         if tensor._grad_fn is None:  # a leaf
             _accumulate(tensor, gradient)
+            run_post_backward_hooks([tensor])
             return
         root = tensor._grad_fn
         grads = {root: gradient}
+        touched = []
         for node in _topological(root):
             g = grads.pop(node, None)
             if g is None:
@@ -202,8 +207,10 @@ def backward(tensor, gradient=None, retain_graph=False):
                     grads[parent] = gi if prev is None else prev + gi
                 else:
                     _accumulate(parent, gi)
+                    touched.append(parent)
             if not retain_graph:
                 node.saved, node.out, node.freed = (), None, True
+        run_post_backward_hooks(touched)
 
 
 def _accumulate(leaf, g):
@@ -211,3 +218,49 @@ def _accumulate(leaf, g):
     # receives (add's VJP passes g to both operands), and an in-place change of one leaf's .grad
     # (clipping, unscaling) must not change another's.
     leaf.grad = g.detach().clone() if leaf.grad is None else (leaf.grad + g).detach()
+
+
+# ---------------------------------------------------------------------- post-backward hooks
+_post_backward_hooks = {}  # key -> (callable that returns the hook or None, ids of the watched tensors)
+_hook_keys = itertools.count()
+
+
+class HookHandle:
+    __slots__ = ("key",)
+
+    def __init__(self, key):
+        self.key = key
+
+    def remove(self):
+        _post_backward_hooks.pop(self.key, None)
+
+
+def register_post_backward_hook(tensors, fn):
+    """Call fn() each time a backward pass has finished that gave any of `tensors` a gradient: eager
+    backward, and backward traced inside gradc.compile alike (there the hook's tensor ops become
+    part of the compiled step). It runs under no_grad, once every gradient is in `.grad`;
+    DistributedDataParallel averages gradients across ranks here. A bound method is held weakly
+    (registering does not keep its object alive). Returns a handle whose remove() unregisters it."""
+    key = next(_hook_keys)
+    if inspect.ismethod(fn):
+        ref = weakref.WeakMethod(fn)
+    else:
+        def ref():
+            return fn
+    _post_backward_hooks[key] = (ref, frozenset(id(t) for t in tensors))
+    return HookHandle(key)
+
+
+def run_post_backward_hooks(leaves):
+    """Run the hooks that watch any of `leaves` (the tensors a backward pass just gave gradients)."""
+    if not _post_backward_hooks:
+        return
+    ids = {id(t) for t in leaves}
+    for key, (ref, watched) in list(_post_backward_hooks.items()):
+        if watched.isdisjoint(ids):
+            continue
+        fn = ref()
+        if fn is None:  # its object is gone
+            _post_backward_hooks.pop(key, None)
+            continue
+        fn()

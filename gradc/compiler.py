@@ -1,14 +1,18 @@
 """gradc.compile: trace a function (or module) per call signature into a Program and run that.
 
 A call's signature (argument shapes, dtypes, devices, requires_grad flags, Python values, grad
-mode, module training flags) selects a cached Program; a new signature traces again, which is how
-Python control flow stays dynamic. Programs also carry guards on the state they read (parameter
-shapes, `.grad` presence, optimizer hyper-parameters) and are re-traced when those change."""
+mode, autocast state, module training flags) selects a cached Program; a new signature traces
+again, which is how Python control flow stays dynamic. Programs also carry guards on the state
+they read (parameter shapes, `.grad` presence, optimizer hyper-parameters) and are re-traced when
+those change."""
+import contextlib
 import functools
 import logging
 import os
 import time
 import warnings
+
+import numpy as np
 
 from . import autograd, debug
 from . import dtypes as D
@@ -56,9 +60,13 @@ class CompiledFunction:
             parts.append((f"tensor argument {i}",
                           (t.shape, t.dtype.name, str(t.device), t.requires_grad, first.setdefault(id(t), i))))
         parts.append(("Python arguments", _spec_key(spec)))
+        parts.append(("autocast", self._autocast_dtype()))
         owner = self.fn if hasattr(self.fn, "modules") else getattr(self.fn, "__self__", None)
         if owner is not None and hasattr(owner, "modules"):
             parts.append(("module training flags", tuple(m.training for m in owner.modules())))
+            # The program binds parameters and buffers by identity: a replaced one must retrace.
+            parts.append(("module parameters and buffers", tuple(map(id, owner.parameters())) +
+                          tuple(map(id, owner.buffers()))))
         return tuple(parts)
 
     def _why_retrace(self, sig):
@@ -75,7 +83,7 @@ class CompiledFunction:
         sig = self._signature(flat, spec)
         entry = self._programs.get(sig)
         if entry == _EAGER:
-            return self.fn(*args, **kwargs)
+            return self._run_eagerly(*args, **kwargs)
         for prog in entry or ():
             if prog.guards_hold(flat):
                 if prog.one_shot:
@@ -87,7 +95,7 @@ class CompiledFunction:
                               f"new signatures eagerly. Last change: {self._why_retrace(sig)}. Keep shapes stable, "
                               "or raise cache_limit", stacklevel=2)
                 self._warned_limit = True
-            return self.fn(*args, **kwargs)
+            return self._run_eagerly(*args, **kwargs)
         reason = self._why_retrace(sig)
         if self._last_sig is not None:
             log.info("gradc.compile(%s): retracing (%s)", self.__name__, reason)
@@ -100,7 +108,7 @@ class CompiledFunction:
             warnings.warn(f"gradc.compile({self.__name__}): this call cannot be traced, running it eagerly "
                           f"(and every later call with the same signature). {e}", stacklevel=2)
             self._programs[sig] = _EAGER
-            return self.fn(*args, **kwargs)
+            return self._run_eagerly(*args, **kwargs)
         if not prog.one_shot:
             self._programs.setdefault(sig, []).append(prog)
         return unflatten(prog.out_spec, prog.call_flat(flat))
@@ -109,6 +117,21 @@ class CompiledFunction:
         """The Program for this call signature, without running it."""
         flat, _ = flatten((args, kwargs))
         return self._build(args, kwargs, flat, lowering=True)
+
+    # ------------------------------------------------------------------ mixed precision
+    def _amp_region(self):
+        """amp="fp16" runs the function inside gradc.amp.autocast(); otherwise the caller's autocast
+        state (if any) applies, as in eager mode."""
+        from .amp import autocast
+        return autocast() if self.amp == "fp16" else contextlib.nullcontext()
+
+    def _autocast_dtype(self):
+        from .amp import is_autocast_enabled
+        return "float16" if self.amp == "fp16" or is_autocast_enabled() else None
+
+    def _run_eagerly(self, *args, **kwargs):
+        with self._amp_region():
+            return self.fn(*args, **kwargs)
 
     # ------------------------------------------------------------------ tracing
     def _backend_for(self, flat, lowering):
@@ -133,7 +156,8 @@ class CompiledFunction:
                 for i, t in enumerate(self._flat_args(args, kwargs)):
                     if id(t) not in tracer.lifted:
                         tracer.lift(t, Binding("arg", i))
-                result = self.fn(*args, **kwargs)
+                with self._amp_region():
+                    result = self.fn(*args, **kwargs)
                 out_flat, out_spec = flatten(result)
                 parts = _collect(tracer, out_flat)
         except BaseException:
@@ -232,7 +256,10 @@ def _differentiate_outputs(tracer, out_flat, outputs):
     wrt_slots = [s for s in slots if tracer.lifted_at(s)[2][1]]
     wrt = [graph.inputs[s] for s in wrt_slots]
     cots = [graph.add_input(f"cot{k}", out_flat[i].shape, out_flat[i].dtype.name) for k, i in enumerate(grad_positions)]
-    with autograd.no_grad():
+    from .amp import autocast
+    # The backward program runs when the caller calls backward(), as eager backward outside an
+    # autocast region does (autocast the forward only): it is built without autocast.
+    with autograd.no_grad(), autocast(enabled=False):
         grads, _ = differentiate(tracer, [(outputs[i], c) for i, c in zip(grad_positions, cots)], wrt)
     return {"grad_positions": grad_positions, "wrt_slots": wrt_slots, "cots": cots,
             "grad_nodes": [grads.get(n) for n in wrt]}
@@ -265,7 +292,7 @@ def _make_program(tracer, out_spec, parts, backend, fuse):
     # which activations the forward program hands to the backward program.
     n_fwd, grads = len(graph.outputs), [g for g in aot["grad_nodes"] if g is not None]
     graph.outputs = graph.outputs + grads
-    optimize(graph)
+    joint_stats = optimize(graph)
     it = iter(graph.outputs[n_fwd:])
     aot["grad_nodes"] = [next(it) if g is not None else None for g in aot["grad_nodes"]]
     graph.outputs = graph.outputs[:n_fwd]
@@ -279,6 +306,10 @@ def _make_program(tracer, out_spec, parts, backend, fuse):
         "wrt_slots": aot["wrt_slots"], "has_grad": [g is not None for g in aot["grad_nodes"]],
         "cot_specs": [(graph.node(c)["shape"], D.ALL[graph.node(c)["dtype"]].np) for c in aot["cots"]]})
     prog.stats["backward"] = backward.stats
+    # What the forward keeps for the backward: the arrays it hands to the backward program.
+    prog.stats["saved_activation_bytes"] = sum(
+        int(np.prod(graph.node(n)["shape"], dtype=np.int64)) * D.ALL[graph.node(n)["dtype"]].itemsize for n in set(saved))
+    prog.stats["saved_activation_bytes_without_recompute"] = joint_stats.get("saved_activation_bytes_without_recompute")
     return prog
 
 

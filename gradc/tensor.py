@@ -19,11 +19,15 @@ from .ops._rules import normalize_axis
 _VIEW_OPS = frozenset({"reshape", "permute", "expand", "slice"})
 # The active tracer (gradc.trace sets it while a function is being traced).
 _tracer = [None]
+# gradc.amp's cast rule while an autocast region is open in any thread (None otherwise: one check).
+_autocast = [None]
 
 max_result = collections.namedtuple("max", ["values", "indices"])
 
 
 def _dispatch(prim, args, attrs):
+    if _autocast[0] is not None:  # before the tracer, so eager and traced calls get the same casts
+        args = _autocast[0](prim, args)
     if _tracer[0] is not None:
         return _tracer[0].record(prim, args, attrs)
     dev = args[0].device
@@ -782,6 +786,11 @@ def matmul(a, b):
         raise ShapeError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} and {b.shape}")
     if a.dtype is not b.dtype:
         dtype = D.promote(a.dtype, b.dtype)
+        if _autocast[0] is not None and dtype is D.float32 and a.dtype.is_floating_point and b.dtype.is_floating_point:
+            # float16 @ float32 under autocast: cast the float32 side down (where autocast takes it
+            # anyway), not the float16 side up and back down
+            from .amp import get_autocast_dtype, is_autocast_enabled
+            dtype = get_autocast_dtype() if is_autocast_enabled() else dtype
         a, b = a.to(dtype), b.to(dtype)
     if a.ndim == 1 and b.ndim == 1:
         _check_inner(a, b, a.shape[0], b.shape[0])

@@ -135,7 +135,9 @@ class Tracer:
         """`.grad` of t is being assigned: remember what it held when the function was entered."""
         if id(t) not in self.entry_grads:
             lifted = self.lifted.get(id(t))
-            self.entry_grads[id(t)] = (t, lifted[2][3] if lifted else t._grad, value)
+            # Only whether a value was assigned is kept: holding the (traced) tensor itself would keep
+            # it alive, and `escaped` would take it for new state (a one-shot program, retraced per call).
+            self.entry_grads[id(t)] = (t, lifted[2][3] if lifted else t._grad, None if value is None else True)
 
     def restore(self):
         """Give every lifted tensor back its concrete value and attributes."""
@@ -221,6 +223,7 @@ class Tracer:
                 if g is not None:
                     g = self.sym(g, device=t.device)
                     t.grad = g if t.grad is None else t.grad + g
+            autograd.run_post_backward_hooks([t for t, nid in leaves if nid in grads])
 
     def watch_optimizer(self, opt):
         """An optimizer steps during tracing: remember its state (to roll back if the trace is not

@@ -24,6 +24,14 @@ def _itemsize(graph, n):
     return D.ALL[graph.node(n)["dtype"]].itemsize
 
 
+def _max_identity(dtype):
+    """The start value of a running maximum: -inf for floats, the least integer, False for bool."""
+    dt = D.ALL[dtype]
+    if dt.is_floating_point:
+        return -float("inf")
+    return False if dt.np == np.bool_ else int(np.iinfo(dt.np).min)
+
+
 def block_rows(graph, unit, block_bytes):
     """Rows per block so that the widest row of the group fills about `block_bytes`."""
     widest = 1
@@ -45,7 +53,8 @@ class _Emitter:
         fn = getattr(table, op, None)
         if fn is None:
             raise GradcError(f"the numpy backend has no template for op {op!r}")
-        if op in ("sigmoid", "erf", "sum", "argmax", "pad", "gather", "scatter_add", "matmul") and table is self.ops:
+        if op in ("sigmoid", "erf", "sum", "argmax", "pad", "gather", "scatter_add", "matmul",
+                  "all_reduce") and table is self.ops:
             self.kernels.add(op)
         if op in ("erf", "matmul") and table is self.out:
             self.kernels.add(op)
@@ -106,7 +115,8 @@ class _Emitter:
                     body.append({"code": code, "where": where})
                     code = out.copyto(f"{name_of(m)}[r:e]", local[m])
             elif row_role(graph, m) == ROW_REDUCE:
-                prologue += self.storage_prologue(m) + [out.fill(name_of(m), 0 if op == "sum" else -float("inf"))]
+                start = 0 if op == "sum" else _max_identity(d["dtype"])
+                prologue += self.storage_prologue(m) + [out.fill(name_of(m), start)]
                 code = self.macro(out, f"{op}_rows")(name_of(m), *args, **d["attrs"])
             else:
                 if m in kept:

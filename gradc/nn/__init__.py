@@ -3,3 +3,5 @@ from .module import Module, Parameter
 from .layers import (Identity, Linear, Sequential, ModuleList, ReLU, GELU, Tanh, Sigmoid, Softmax, Flatten,
                      LayerNorm, Embedding, Dropout, MSELoss, CrossEntropyLoss)
 from . import functional, init
+from . import parallel
+from .parallel import DataParallel

@@ -13,7 +13,9 @@ def linear(input, weight, bias=None):
         raise ShapeError(f"linear: input has {input.shape[-1]} features (shape {input.shape}) but the weight "
                          f"expects {weight.shape[-1]} (weight shape {weight.shape}, i.e. out x in)")
     out = input @ weight.t()
-    return out + bias if bias is not None else out
+    # The bias takes the product's dtype, so that under autocast all of linear runs in float16, as
+    # torch's fused linear does (with input, weight and bias of one dtype this is a no-op).
+    return out + bias.to(out.dtype) if bias is not None else out
 
 
 def relu(input):

@@ -74,4 +74,4 @@ class Ctx:
         self.needs = needs  # which operands want a gradient: VJPs skip the rest
 
 
-from . import elementwise, reduce, movement, index, linalg  # noqa: E402,F401  (registers the table)
+from . import elementwise, reduce, movement, index, linalg, collective  # noqa: E402,F401  (registers the table)

@@ -80,7 +80,9 @@ def _binary(name, kernel, saves=(), amp="follow"):
 
 
 add_p = _binary("add", lambda xp, a, b: xp.add(a, b))
-sub_p = _binary("sub", lambda xp, a, b: xp.subtract(a, b))
+# sub runs in float32 under autocast: a difference of close float16 values cancels (mse_loss's
+# input - target, a normalisation's x - mean); PyTorch's autocast lists rsub and mse_loss as float32.
+sub_p = _binary("sub", lambda xp, a, b: xp.subtract(a, b), amp="fp32")
 mul_p = _binary("mul", lambda xp, a, b: xp.multiply(a, b), saves=(0, 1))
 div_p = _binary("div", lambda xp, a, b: xp.divide(a, b), saves=(1, "out"))
 pow_p = _binary("pow", lambda xp, a, b: xp.power(a, b), saves=(0, 1, "out"), amp="fp32")

@@ -35,7 +35,8 @@ def _max_dtype(dtypes, **_):
 sum_p = primitive("sum", "reduce", 1, _reduce_shape,
                   lambda dts, **_: D.int64 if dts[0] is D.bool_ else dts[0], _sum_kernel, amp="fp32")
 max_p = primitive("max", "reduce", 1, _reduce_shape, _max_dtype,
-                  lambda xp, x, axes, keepdim: xp.max(x, axis=axes, keepdims=keepdim), saves=(0, "out"))
+                  lambda xp, x, axes, keepdim: xp.max(x, axis=axes, keepdims=keepdim), saves=(0, "out"),
+                  amp="fp32")  # like every reduction: softmax's x - max(x) is then exact in float32
 
 
 def _keep(g, shape, axes):

@@ -35,6 +35,8 @@ def row_role(graph, nid):
         src = graph.node(args[0])["shape"]
         if len(src) < 1 or src[0] <= 1:
             return None
+        if op == "sum" and graph.node(args[0])["dtype"] == "float16":
+            return None  # its own kernel accumulates in float32; a group's blocks would add in float16
         axes = d["attrs"]["axes"]
         if 0 not in axes:
             return "local"
@@ -84,6 +86,13 @@ class Grouping:
                         frontier.append(v)
         return False
 
+    def _reduce_feeds_inside(self, a, b):
+        """Would the merged group hold a reduction over the rows and one of its users? (The user
+        would read the partial result of the current block.)"""
+        g, inside = self.graph.g, self.members[a] | self.members[b]
+        return any(row_role(self.graph, n) == ROW_REDUCE and any(v in inside for v in g.successors(n))
+                   for n in inside)
+
     def try_merge(self, producer, consumer):
         graph = self.graph
         a, b = self.group[producer], self.group[consumer]
@@ -96,6 +105,8 @@ class Grouping:
             reason = f"different row counts ({rows_of(graph, producer)} vs {rows_of(graph, consumer)})"
         elif not row_sliced(graph, producer, rows_of(graph, consumer)):
             reason = "the value is broadcast across rows"
+        elif self._reduce_feeds_inside(a, b):
+            reason = "a reduction over the rows would feed a member of its own group"
         elif self._creates_cycle(a, b):
             reason = "merging would create a cycle between groups"
         if reason:

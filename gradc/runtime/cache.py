@@ -4,10 +4,10 @@ An entry's file name is the SHA-256 of its source. Writes go to a temporary file
 and are renamed into place, so a reader never sees a partial file and two processes racing to
 write the same entry both succeed. An entry whose bytes do not match its name is rebuilt."""
 import hashlib
-import importlib.util
 import os
 import sys
 import tempfile
+import types
 from pathlib import Path
 
 _loaded = {}
@@ -69,11 +69,14 @@ def load_module(source):
         return mod
     path = store(source)
     name = f"gradc_generated_{key[:20]}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
+    # Run the source we hold (its hash is the key), not whatever the file or a stale __pycache__ holds
+    # now: the file only gives tracebacks their lines. Another process may rewrite it meanwhile.
+    mod = types.ModuleType(name)
+    mod.__file__ = str(path)
+    code = compile(source, str(path), "exec")
     sys.modules[name] = mod
     try:
-        spec.loader.exec_module(mod)
+        exec(code, mod.__dict__)
     finally:
         sys.modules.pop(name, None)
     _loaded[key] = mod

@@ -1,0 +1,119 @@
+"""autocast: run each primitive in the dtype its autocast policy asks for.
+
+The policy is the `amp` field of each primitive in the op table ("fp16", "fp32" or "follow").
+While an autocast region is open, `gradc.tensor._dispatch` hands every primitive call to
+`cast_operands` before running or tracing it, so eager execution and tracing insert the same
+casts, and autograd differentiates through them (a cast's gradient is cast back, so parameters
+and their gradients keep their own dtype). The state is per thread, as grad mode is."""
+import functools
+import threading
+
+from .. import dtypes as D
+from ..errors import DTypeError
+
+_tensor = None  # gradc.tensor, bound on first use (it imports the op table, which this module must not)
+_local = threading.local()  # .dtype: the low-precision dtype of this thread's open region, None when off
+_lock = threading.Lock()
+_open = [0]  # enabled regions open in all threads: the dispatch hook is installed while this is > 0
+
+_DEVICE_TYPES = ("cpu", "cuda")
+
+
+def is_autocast_enabled():
+    """Whether ops called from this thread run under an autocast policy now."""
+    return getattr(_local, "dtype", None) is not None
+
+
+def get_autocast_dtype():
+    """The low-precision dtype of the open autocast region (float16 when none is open)."""
+    return getattr(_local, "dtype", None) or D.float16
+
+
+def cast_operands(prim, args):
+    """The operands `prim` runs on under this thread's autocast policy (`args` when unchanged)."""
+    policy = prim.amp
+    if policy == "follow":
+        return args
+    low = getattr(_local, "dtype", None)
+    if low is None:
+        return args
+    # float64 is never touched (as in PyTorch): only the float32 <-> float16 pair is autocast's business.
+    src, dst = (D.float32, low) if policy == "fp16" else (low, D.float32)
+    for a in args:
+        if a.dtype is src:
+            return tuple(x.to(dst) if x.dtype is src else x for x in args)
+    return args
+
+
+def _low_dtype(dtype):
+    if dtype is None:
+        return D.float16
+    if "bfloat16" in str(getattr(dtype, "name", dtype)):
+        raise DTypeError("autocast(dtype=bfloat16) is not supported: NumPy has no bfloat16, so gradc has no "
+                         "bfloat16 tensors; use autocast() (float16) with a GradScaler")
+    dtype = D.get_dtype(dtype)
+    if dtype is not D.float16:
+        raise DTypeError(f"autocast(dtype={dtype!r}) is not supported: gradc's autocast runs in float16 only "
+                         "(NumPy has no bfloat16); use autocast() or autocast(dtype=gradc.float16)")
+    return dtype
+
+
+def _install(delta):
+    global _tensor
+    if _tensor is None:
+        import importlib
+        _tensor = importlib.import_module("gradc.tensor")
+    with _lock:
+        _open[0] += delta
+        _tensor._autocast[0] = cast_operands if _open[0] > 0 else None
+
+
+class autocast:
+    """Context manager and decorator: ops inside run per the autocast policy.
+
+        with gradc.amp.autocast():
+            loss = loss_fn(model(x), y)    # matmuls in float16, reductions and losses in float32
+        loss.backward()                    # outside the region, as in PyTorch
+
+    `enabled=False` turns autocast off inside an enclosing region. `device_type` ("cpu" or
+    "cuda", also accepted as the first argument as in torch.autocast) is checked and otherwise
+    ignored: the policy is the same on every device."""
+
+    def __new__(cls, dtype=None, enabled=True, device_type=None):
+        self = super().__new__(cls)
+        if callable(dtype) and not isinstance(dtype, (D.DType, type, str)):
+            self.__init__()  # bare @autocast: decorate with the defaults
+            return self(dtype)
+        return self
+
+    def __init__(self, dtype=None, enabled=True, device_type=None):
+        if isinstance(dtype, str) and dtype in _DEVICE_TYPES:
+            dtype, device_type = None, dtype
+        if device_type is not None and device_type not in _DEVICE_TYPES:
+            raise DTypeError(f"autocast: unknown device_type {device_type!r}; use 'cpu' or 'cuda'")
+        self.dtype = _low_dtype(dtype)
+        self.enabled = bool(enabled)
+        self._prev = []
+
+    def __enter__(self):
+        self._prev.append(getattr(_local, "dtype", None))
+        _local.dtype = self.dtype if self.enabled else None
+        if self.enabled:
+            _install(+1)
+        return self
+
+    def __exit__(self, *exc):
+        _local.dtype = self._prev.pop()
+        if self.enabled:
+            _install(-1)
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with autocast(self.dtype, self.enabled):
+                return fn(*args, **kwargs)
+        return wrapper
+
+    def __repr__(self):
+        return f"gradc.amp.autocast(dtype={self.dtype!r}, enabled={self.enabled})"
