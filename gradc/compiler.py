@@ -61,12 +61,12 @@ class CompiledFunction:
                           (t.shape, t.dtype.name, str(t.device), t.requires_grad, first.setdefault(id(t), i))))
         parts.append(("Python arguments", _spec_key(spec)))
         parts.append(("autocast", self._autocast_dtype()))
-        owner = self.fn if hasattr(self.fn, "modules") else getattr(self.fn, "__self__", None)
-        if owner is not None and hasattr(owner, "modules"):
-            parts.append(("module training flags", tuple(m.training for m in owner.modules())))
+        modules = _modules_of(self.fn)
+        if modules:
+            parts.append(("module training flags", tuple(m.training for o in modules for m in o.modules())))
             # The program binds parameters and buffers by identity: a replaced one must retrace.
-            parts.append(("module parameters and buffers", tuple(map(id, owner.parameters())) +
-                          tuple(map(id, owner.buffers()))))
+            parts.append(("module parameters and buffers", tuple(id(t) for o in modules for t in o.parameters()) +
+                          tuple(id(t) for o in modules for t in o.buffers())))
         return tuple(parts)
 
     def _why_retrace(self, sig):
@@ -184,6 +184,32 @@ class CompiledFunction:
         return prog
 
 
+def _modules_of(fn):
+    """The nn.Modules a compiled callable reaches directly: itself, the instance of a bound method,
+    and modules in its closure cells or in the globals its code names (read on every call, so a
+    rebound name or a replaced parameter is seen)."""
+    found = []
+    for obj in (fn, getattr(fn, "__self__", None)):
+        if hasattr(obj, "named_modules"):
+            found.append(obj)
+    code = getattr(fn, "__code__", None)
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        if hasattr(value, "named_modules"):
+            found.append(value)
+    if code is not None:
+        glb = getattr(fn, "__globals__", {})
+        found += [glb[n] for n in code.co_names if hasattr(glb.get(n), "named_modules")]
+    unique = []
+    for m in found:
+        if all(m is not u for u in unique):
+            unique.append(m)
+    return unique
+
+
 def _spec_key(spec):
     kind, body = spec
     if kind == "T":
@@ -253,7 +279,7 @@ def _differentiate_outputs(tracer, out_flat, outputs):
     graph = tracer.graph
     grad_positions = [i for i, t in enumerate(out_flat) if t.requires_grad]
     slots = [i for i, nid in enumerate(graph.inputs)]
-    wrt_slots = [s for s in slots if tracer.lifted_at(s)[2][1]]
+    wrt_slots = [s for s in slots if tracer.lifted_at(s) is not None and tracer.lifted_at(s)[2][1]]
     wrt = [graph.inputs[s] for s in wrt_slots]
     cots = [graph.add_input(f"cot{k}", out_flat[i].shape, out_flat[i].dtype.name) for k, i in enumerate(grad_positions)]
     from .amp import autocast

@@ -119,6 +119,10 @@ def compare(fn, *args, rtol=1e-5, atol=1e-6, **kwargs):
 def _resolve(bindings, flat):
     tensors = []
     for b in bindings:
-        t = flat[b.ref] if b.kind == "arg" else (b.ref if b.kind == "state" else tensors[b.owner].grad)
+        if b.kind == "random":
+            from .runtime.program import _draw
+            t = _draw(b.ref, tensors)
+        else:
+            t = flat[b.ref] if b.kind == "arg" else (b.ref if b.kind == "state" else tensors[b.owner].grad)
         tensors.append(t)
     return tensors

@@ -20,3 +20,25 @@ def get_rng_state():
 
 def set_rng_state(state):
     _gen[0].bit_generator.state = state
+
+
+def sample(spec):
+    """Draw the array a random-tensor spec describes: (kind, shape, dtype name, low, high), kind
+    one of "rand", "randn", "randint", "randperm". Eager calls and compiled programs both draw
+    through here, in the same order, so compiled randomness matches eager randomness."""
+    import numpy as np
+    from .dtypes import ALL
+    kind, shape, dtype, low, high = spec
+    g = _gen[0]
+    np_dtype = ALL[dtype].np
+    if kind == "rand":
+        out = g.random(shape, dtype=np.float32) if dtype != "float64" else g.random(shape)
+    elif kind == "randn":
+        out = g.standard_normal(shape, dtype=np.float32) if dtype != "float64" else g.standard_normal(shape)
+    elif kind == "randint":
+        out = g.integers(low, high, size=shape)
+    elif kind == "randperm":
+        out = g.permutation(high)
+    else:
+        raise ValueError(f"unknown random kind {kind!r}")
+    return np.asarray(out).astype(np_dtype, copy=False)

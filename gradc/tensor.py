@@ -961,26 +961,34 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     return _new(np.eye(n, m, dtype=dtype.np), dtype, device, requires_grad)
 
 
-def _random(sample, size, dtype, device, requires_grad):
-    from .random import generator
+def _random(kind, shape, dtype, device, requires_grad, low=0, high=0):
+    """A tensor of random draws. While tracing it becomes a program input drawn afresh on every
+    call (never a constant baked into the program)."""
+    from .random import sample
+    spec = (kind, tuple(shape), dtype.name, int(low), int(high))
+    if _tracer[0] is not None:
+        dev = _require_device(_device(device)) if device is not None else CPU
+        t = _tracer[0].random_input(spec, dev)
+        t.requires_grad = bool(requires_grad)
+        return t
+    return _new(sample(spec), dtype, device, requires_grad)
+
+
+def _random_float(kind, size, dtype, device, requires_grad):
     dtype = _creation_dtype(dtype)
     if not dtype.is_floating_point:
         raise DTypeError(f"random floats need a floating dtype, got {dtype!r}")
-    shape = _shape_arg(size)
-    data = sample(generator(), shape).astype(dtype.np, copy=False)
-    return _new(data, dtype, device, requires_grad)
+    return _random(kind, _shape_arg(size), dtype, device, requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1)."""
-    return _random(lambda g, s: g.random(s, dtype=np.float32) if dtype in (None, D.float32, D.float16)
-                   else g.random(s), size, dtype, device, requires_grad)
+    return _random_float("rand", size, dtype, device, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False):
     """Standard normal samples."""
-    return _random(lambda g, s: g.standard_normal(s, dtype=np.float32) if dtype in (None, D.float32, D.float16)
-                   else g.standard_normal(s), size, dtype, device, requires_grad)
+    return _random_float("randn", size, dtype, device, requires_grad)
 
 
 def rand_like(t, dtype=None, device=None, requires_grad=False):
@@ -994,11 +1002,13 @@ def randn_like(t, dtype=None, device=None, requires_grad=False):
 
 
 def randint(low, high=None, size=(), dtype=None, device=None):
-    from .random import generator
     if high is None:
         low, high = 0, low
-    dtype = _creation_dtype(dtype, D.int64)
-    return _new(generator().integers(low, high, size=_shape_arg(size)).astype(dtype.np), dtype, device, False)
+    return _random("randint", _shape_arg(size), _creation_dtype(dtype, D.int64), device, False, low, high)
+
+
+def randperm(n, device=None):
+    return _random("randperm", (int(n),), D.int64, device, False, 0, n)
 
 
 def randperm(n, device=None):

@@ -52,11 +52,11 @@ _TRACED = _TracedHistory()
 
 class Binding:
     """Where a graph input comes from at run time: positional argument i, a state tensor held by
-    the program, or the `.grad` of an argument/state tensor."""
+    the program, the `.grad` of an argument/state tensor, or a fresh random draw (ref = spec)."""
     __slots__ = ("kind", "ref", "owner")
 
     def __init__(self, kind, ref, owner=None):
-        self.kind, self.ref, self.owner = kind, ref, owner  # kind: "arg" | "state" | "grad"
+        self.kind, self.ref, self.owner = kind, ref, owner  # kind: "arg" | "state" | "grad" | "random"
 
     def __repr__(self):
         return f"Binding({self.kind}, {self.ref if self.kind == 'arg' else type(self.ref).__name__})"
@@ -127,9 +127,10 @@ class Tracer:
         return nid
 
     def lifted_at(self, slot):
-        """(tensor, node, saved fields) of the tensor lifted into input `slot`."""
+        """(tensor, node, saved fields) of the tensor lifted into input `slot` (None for inputs
+        that are no tensor of the caller's, e.g. random draws)."""
         nid = self.graph.inputs[slot]
-        return next(v for v in self.lifted.values() if v[1] == nid)
+        return next((v for v in self.lifted.values() if v[1] == nid), None)
 
     def note_grad(self, t, value):
         """`.grad` of t is being assigned: remember what it held when the function was entered."""
@@ -165,6 +166,12 @@ class Tracer:
         if prim.name in T._VIEW_OPS:
             self.views.add(out)
         return out
+
+    def random_input(self, spec, dev):
+        """Random draws made while tracing: a program input bound to a fresh draw per call."""
+        nid = self.graph.add_input(f"in{len(self.graph.inputs)}", spec[1], spec[2], where=self.where())
+        self.bindings.append(Binding("random", spec))
+        return self.sym(nid, device=dev)
 
     def constant(self, data, dtype, dev):
         nid = self.graph.add_const(np.asarray(data, dtype=dtype.np), where=self.where())
@@ -249,4 +256,7 @@ class Tracer:
 
 
 def _settings(opt):
-    return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    """What a compiled step assumes about an optimizer: hyper-parameters, and the identity of the
+    flat buffers its parameters live in (flat=True)."""
+    flats = tuple(id(f.param) for fl in getattr(opt, "_flats", {}).values() for f in fl)
+    return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] + [flats]

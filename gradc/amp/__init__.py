@@ -1,6 +1,7 @@
-"""gradc.amp: mixed precision. `autocast` runs each primitive in the dtype of its autocast policy
-(the `amp` field of the op table: matmul in float16; reductions, exp, log, pow and so softmax,
-log_softmax, layer_norm and the losses in float32; the rest follows its inputs), and
+"""gradc.amp: mixed precision. `autocast` runs each primitive in the dtype of its autocast policy,
+the `amp` field of its op-table entry: matmul in float16 (so linear and batched matmul too); the
+reductions sum and max, exp, log, pow and sub in float32 (so softmax, log_softmax, layer_norm and
+the losses, which are built from them); everything else follows its inputs. `policy()` lists it.
 `GradScaler` scales the loss so float16 gradients do not underflow. gradc.compile(amp="fp16")
 traces under autocast, so compiled programs get the same casts."""
 from ..ops import OPS

@@ -5,11 +5,13 @@ import copy
 
 from ..autograd import no_grad
 from ..errors import GradcError, ShapeError
-from ..tensor import Tensor, _tracer, zeros_like
+from ..tensor import Tensor, _tracer, cat, zeros_like
 
 
 class Optimizer(abc.ABC):
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults, flat=False):
+        self.flat = bool(flat)
+        self._flats = {}  # group index -> [_Flat] (flat=True: parameters live in flat buffers)
         self.defaults = dict(defaults)
         params = list(params)
         if not params:
@@ -19,6 +21,9 @@ class Optimizer(abc.ABC):
         self.state = {}
         for g in groups:
             self.add_param_group(g)
+        if self.flat:  # laid out now, eagerly: a compiled step then finds the buffers in place
+            for gi, g in enumerate(self.param_groups):
+                self._flat_buffers(gi, g["params"])
 
     def add_param_group(self, group):
         group = dict(group)
@@ -43,16 +48,39 @@ class Optimizer(abc.ABC):
         if _tracer[0] is not None:
             _tracer[0].watch_optimizer(self)
         with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
+            for gi, group in enumerate(self.param_groups):
+                params = group["params"]
+                if self.flat and len(params) > 1 and all(p.grad is not None for p in params):
+                    for flat in self._flat_buffers(gi, params):
+                        grad = cat([p.grad.reshape(-1) for p in flat.params])
+                        self._update(flat.param, grad, flat.state, group)
+                    continue
+                for p in params:
                     if p.grad is not None:
                         self._update(p, p.grad, self.state.setdefault(p, {}), group)
+
+    def _flat_buffers(self, gi, params):
+        """Horizontal fusion: the group's parameters of one dtype and device live as views of one
+        flat buffer (and so does their optimizer state), so one update runs over all of them."""
+        flats = self._flats.get(gi)
+        if _tracer[0] is not None and flats is not None:
+            return flats  # (a traced step cannot look at the data; eager steps re-check the layout)
+        if flats is None or any(not f.holds(self.state) for f in flats) or \
+                sorted(id(p) for f in flats for p in f.params) != sorted(id(p) for p in params):
+            by_kind = {}
+            for p in params:
+                by_kind.setdefault((p.dtype.name, str(p.device)), []).append(p)
+            flats = self._flats[gi] = [_Flat(ps, self.state) for ps in by_kind.values()]
+        return flats
 
     @abc.abstractmethod
     def _update(self, p, grad, state, group):
         """Apply one update to parameter p (under no_grad), reading and writing its state dict."""
 
     def state_dict(self):
+        for flats in self._flats.values():
+            for f in flats:
+                f.expose(self.state)
         index = {}
         groups = []
         for g in self.param_groups:
@@ -92,6 +120,10 @@ class Optimizer(abc.ABC):
         for g, saved in zip(self.param_groups, groups):
             g.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
         self.state = new_state
+        self._flats.clear()
+        if self.flat:
+            for gi, g in enumerate(self.param_groups):
+                self._flat_buffers(gi, g["params"])
 
     def __repr__(self):
         lines = [type(self).__name__ + " ("]
@@ -99,3 +131,58 @@ class Optimizer(abc.ABC):
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
         return "\n".join(lines + [")"])
+
+
+class _Flat:
+    """Parameters of one dtype and device as views of one flat array; per-parameter optimizer
+    state as views of flat state arrays (exposed in `optimizer.state` as usual)."""
+
+    def __init__(self, params, state):
+        self.params = params
+        xp = params[0].device.xp
+        sizes = [p.numel() for p in params]
+        data = xp.empty(sum(sizes), dtype=params[0].dtype.np)
+        self.views, off = [], 0
+        for p, n in zip(params, sizes):
+            data[off:off + n] = p._data.reshape(-1)
+            p._data = data[off:off + n].reshape(p.shape)  # the Parameter object stays the same
+            self.views.append(p._data)
+            off += n
+        self.param = Tensor._wrap(data, params[0].dtype, params[0].device)
+        self.sizes, self.state, self.exposed = sizes, {}, {}
+        self._gather_state(state)
+
+    def _gather_state(self, state):
+        """Flat state from existing per-parameter state (earlier steps, or load_state_dict)."""
+        entries = [state.get(p) for p in self.params]
+        if not all(entries) or any(e.keys() != entries[0].keys() for e in entries):
+            return
+        for k, v in entries[0].items():
+            if isinstance(v, Tensor) and v.shape == self.params[0].shape or \
+                    isinstance(v, Tensor) and all(e[k].shape == p.shape for e, p in zip(entries, self.params)):
+                self.state[k] = cat([e[k].reshape(-1) for e in entries])
+            else:
+                self.state[k] = v.clone() if isinstance(v, Tensor) else v
+
+    def holds(self, state):
+        """Still valid: the parameters are our views and nobody replaced their state."""
+        if any(p._data is not v for p, v in zip(self.params, self.views)):
+            return False
+        return all(state.get(p, {}).get(k) is t for p in self.params for k, t in self.exposed.get(id(p), {}).items())
+
+    def expose(self, state):
+        """Per-parameter views of the flat state in `state` (what state_dict reads)."""
+        if any(isinstance(v, Tensor) and v._data is None for v in self.state.values()):
+            return  # still symbolic: inside a trace
+        for i, p in enumerate(self.params):
+            off, n = sum(self.sizes[:i]), self.sizes[i]
+            entry = {}
+            for k, v in self.state.items():
+                if isinstance(v, Tensor) and v.ndim == 1 and v.shape[0] == sum(self.sizes):
+                    view = Tensor._wrap(v._data[off:off + n].reshape(p.shape), v.dtype, v.device)
+                    view._version = v._version
+                    entry[k] = view
+                else:
+                    entry[k] = v
+            state[p] = entry
+            self.exposed[id(p)] = dict(entry)

@@ -25,7 +25,11 @@ def _size(graph, n):
 
 
 def recomputable(graph, n):
+    """Cheap elementwise values and views; not a cast of a program input (an fp16 copy of a weight
+    is made once per step and kept, not made again in the backward)."""
     d = graph.node(n)
+    if d["op"] == "cast" and graph.node(graph.args(n)[0])["op"] == "input":
+        return False
     return d["op"] in _VIEWS or (d["op"] in OPS and OPS[d["op"]].elementwise)
 
 

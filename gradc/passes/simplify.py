@@ -84,9 +84,15 @@ def _scalar_fill(graph, nid):
     return _fill(graph, nid)
 
 
+def _swaps_last_two(perm):
+    n = len(perm)
+    return n >= 2 and tuple(perm) == tuple(range(n - 2)) + (n - 1, n - 2)
+
+
 def apply_identities(graph):
     """x*1, x+0, x-0, x/1 -> x; double permute, reshape of reshape, no-op reshape/cast/permute;
-    expand of a uniform constant -> a bigger uniform constant; neg(neg(x)) -> x."""
+    expand of a uniform constant -> a bigger uniform constant; neg(neg(x)) -> x; (A @ B).T ->
+    B.T @ A.T for 2-D matmuls."""
     changed = 0
     for nid in graph.topological():
         if nid not in graph:
@@ -111,6 +117,17 @@ def apply_identities(graph):
             repl = graph.args(args[0])[0]
         elif op == "reshape" and graph.node(args[0])["op"] == "reshape":
             repl = graph.add("reshape", [graph.args(args[0])[0]], shape, d["dtype"], d["attrs"], d["where"])
+        elif op == "permute" and _swaps_last_two(d["attrs"]["perm"]) and graph.node(args[0])["op"] == "matmul" \
+                and len(graph.users(args[0])) == 1 and len(shape) == 2:
+            # (A @ B).T -> B.T @ A.T: the transposes are free views for BLAS and the result comes out
+            # contiguous (a transposed weight gradient would slow every elementwise op reading it).
+            a, b = graph.args(args[0])
+            bt = graph.add("permute", [b], graph.node(b)["shape"][::-1], d["dtype"], {"perm": (1, 0)}, d["where"])
+            at = graph.add("permute", [a], graph.node(a)["shape"][::-1], d["dtype"], {"perm": (1, 0)}, d["where"])
+            repl = graph.add("matmul", [bt, at], shape, d["dtype"], {}, d["where"])
+            for n in (bt, at, repl):
+                if graph.node(args[0]).get("phase"):
+                    graph.node(n)["phase"] = graph.node(args[0])["phase"]
         elif op == "permute" and graph.node(args[0])["op"] == "permute":
             inner = graph.node(args[0])["attrs"]["perm"]
             perm = tuple(inner[p] for p in d["attrs"]["perm"])

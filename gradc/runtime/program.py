@@ -105,6 +105,8 @@ class Program:
                 t = flat_args[b.ref]
             elif b.kind == "state":
                 t = b.ref
+            elif b.kind == "random":
+                t = _draw(b.ref, tensors)
             else:
                 t = tensors[b.owner].grad
             tensors.append(t)
@@ -113,7 +115,7 @@ class Program:
     def guards_hold(self, flat_args):
         """Whether the state this program was traced against still looks the same."""
         for b, nid in zip(self.bindings, self.ir.inputs):
-            if b.kind == "arg":
+            if b.kind in ("arg", "random"):
                 continue
             t = b.ref if b.kind == "state" else self._owner(b, flat_args).grad
             d = self.ir.node(nid)
@@ -194,6 +196,14 @@ class Program:
         state): its own tensors, not copies."""
         from .artifact import state_dict
         return state_dict(self)
+
+
+def _draw(spec, tensors):
+    """A fresh random input, on the device of the program's other inputs."""
+    from ..random import sample
+    dev = next((t.device for t in tensors if t is not None), CPU)
+    data = sample(spec)
+    return Tensor._wrap(data if dev is CPU else dev.xp.asarray(data), D.ALL[spec[2]], dev)
 
 
 def _wrap(array, ir, nid, device=None):

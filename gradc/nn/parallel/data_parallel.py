@@ -10,6 +10,7 @@ import concurrent.futures
 import contextlib
 import warnings
 
+from ...amp.autocast_mode import autocast, get_autocast_dtype, is_autocast_enabled
 from ...autograd import is_grad_enabled, set_grad_enabled
 from ...device import CPU, Device, device as _device, require as _require_device
 from ...errors import DeviceError, GradcError, ShapeError
@@ -121,10 +122,11 @@ class DataParallel(Module):
                 with _device_context(dev):
                     outs.append(replica(*args, **kwargs))
             return outs
-        grad_mode = is_grad_enabled()  # grad mode is per thread: the workers take the caller's
+        # grad mode and autocast are per thread: the workers take the caller's
+        grad_mode, amp_on, amp_dtype = is_grad_enabled(), is_autocast_enabled(), get_autocast_dtype()
 
         def run(replica, chunk, dev):
-            with set_grad_enabled(grad_mode), _device_context(dev):
+            with set_grad_enabled(grad_mode), autocast(dtype=amp_dtype, enabled=amp_on), _device_context(dev):
                 return replica(*chunk[0], **chunk[1])
 
         if self._pool is None:
