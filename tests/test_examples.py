@@ -23,7 +23,8 @@ def run_example(name, timeout=120):
 
 
 def test_every_example_is_tested():
-    tested = {"autograd_linear.py", "where_example.py", "no_grad_inference.py", "train_mlp.py"}
+    # ddp_train.py runs under mpiexec in tests/test_distributed.py::test_ddp_example
+    tested = {"autograd_linear.py", "where_example.py", "no_grad_inference.py", "train_mlp.py", "ddp_train.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
