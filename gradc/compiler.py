@@ -17,6 +17,7 @@ import numpy as np
 from . import autograd, debug
 from . import dtypes as D
 from .errors import DeviceError, GradcError, TraceError
+from .nn.module import Module, structure_epoch
 from .pytree import flatten, unflatten
 from .trace import Binding, Tracer
 from .runtime.program import Effect, Program, planned_peak
@@ -41,6 +42,7 @@ class CompiledFunction:
         self.cache_limit = cache_limit
         self.trace_count = 0
         self._programs = {}
+        self._module_cache = None
         self._last_sig = None
         self._warned_limit = False
         try:
@@ -63,11 +65,20 @@ class CompiledFunction:
         parts.append(("autocast", self._autocast_dtype()))
         modules = _modules_of(self.fn)
         if modules:
-            parts.append(("module training flags", tuple(m.training for o in modules for m in o.modules())))
-            # The program binds parameters and buffers by identity: a replaced one must retrace.
-            parts.append(("module parameters and buffers", tuple(id(t) for o in modules for t in o.parameters()) +
-                          tuple(id(t) for o in modules for t in o.buffers())))
+            parts += self._module_parts(modules)
         return tuple(parts)
+
+    def _module_parts(self, modules):
+        """Training flags and parameter/buffer identities of the modules the function reaches (the
+        program binds them by identity: a replaced one must retrace). Walking the module trees is
+        redone only when some module changed since the last call."""
+        key = (structure_epoch(), tuple(map(id, modules)))
+        if self._module_cache is None or self._module_cache[0] != key:
+            parts = [("module training flags", tuple(m.training for o in modules for m in o.modules())),
+                     ("module parameters and buffers", tuple(id(t) for o in modules for t in o.parameters()) +
+                      tuple(id(t) for o in modules for t in o.buffers()))]
+            self._module_cache = (key, parts)
+        return self._module_cache[1]
 
     def _why_retrace(self, sig):
         if self._last_sig is None:
@@ -188,21 +199,18 @@ def _modules_of(fn):
     """The nn.Modules a compiled callable reaches directly: itself, the instance of a bound method,
     and modules in its closure cells or in the globals its code names (read on every call, so a
     rebound name or a replaced parameter is seen)."""
-    found = []
-    for obj in (fn, getattr(fn, "__self__", None)):
-        if hasattr(obj, "named_modules"):
-            found.append(obj)
-    code = getattr(fn, "__code__", None)
+    found = [obj for obj in (fn, getattr(fn, "__self__", None)) if isinstance(obj, Module)]
     for cell in getattr(fn, "__closure__", None) or ():
         try:
             value = cell.cell_contents
         except ValueError:  # an empty cell
             continue
-        if hasattr(value, "named_modules"):
+        if isinstance(value, Module):
             found.append(value)
+    code = getattr(fn, "__code__", None)
     if code is not None:
         glb = getattr(fn, "__globals__", {})
-        found += [glb[n] for n in code.co_names if hasattr(glb.get(n), "named_modules")]
+        found += [v for v in map(glb.get, code.co_names) if isinstance(v, Module)]
     unique = []
     for m in found:
         if all(m is not u for u in unique):

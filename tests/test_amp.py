@@ -472,7 +472,7 @@ def test_cse_casts_each_weight_once():
     assert prog.stats["simplify"]["cse"] >= 1
     for name, slot in slots.items():
         casts = _casts_by_input(prog.ir, slot)
-        forward = [c for c in casts if prog.ir.node(c).get("phase") != "backward"]
+        forward = [c for c in casts if prog.ir.node(c).get("phase") not in ("backward", "recompute")]
         assert len(forward) == 1 and len(casts) <= 2, name
 
 

@@ -195,6 +195,27 @@ def test_fp16_program_round_trips(tmp_path):
         np.testing.assert_allclose(got.numpy(), model(x).numpy(), rtol=1e-2, atol=1e-2)
 
 
+def test_random_draws_stay_per_call_inputs(tmp_path):
+    gradc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.5), nn.Linear(16, 4))   # training mode: a random mask
+    x = gradc.randn(5, 8)
+    path = gradc.export(model, x).save(tmp_path / "dropout.gradc")
+    loaded = gradc.load(path)
+    outs = []
+    for seed in (5, 5, 6):
+        gradc.manual_seed(seed)
+        outs.append(loaded(x).numpy())
+    gradc.manual_seed(5)
+    with gradc.no_grad():
+        np.testing.assert_array_equal(outs[0], model(x).numpy())   # the same draws as eager mode
+    assert np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[0], outs[2])
+
+    def edit(m):
+        next(b for b in m["bindings"] if b["kind"] == "random")["spec"][1] = [5, 17]
+    with pytest.raises(gradc.ArtifactError, match="draws float32\\[5, 17\\]"):
+        gradc.load(tampered(path, tmp_path, edit_manifest=edit))
+
+
 def test_cuda_artifact_regenerates_its_code_without_a_gpu(tmp_path):
     model, xs = mlp_infer()
     prog = gradc.export(model, gradc.from_numpy(xs[0]), backend="cuda")

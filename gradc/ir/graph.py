@@ -16,7 +16,9 @@ from ..errors import GradcError
 from ..ops import OPS
 
 SPECIAL = ("input", "const")
-_OPTIONAL = ("phase", "group")  # node keys written only when set: backward marker, fusion group
+# Node keys written only when set: "phase" marks the backward ("backward") and the forward values
+# it recomputes ("recompute"); "group" is the fusion group.
+_OPTIONAL = ("phase", "group")
 FORMAT_VERSION = 1
 
 
@@ -167,8 +169,8 @@ class Graph:
         for n in data["nodes"]:
             g.g.add_node(int(n["id"]), op=str(n["op"]), shape=tuple(int(s) for s in n["shape"]),
                          dtype=str(n["dtype"]), attrs=_from_json(n["attrs"]), where=n["where"])
-            if n.get("phase") == "backward":
-                g.g.nodes[int(n["id"])]["phase"] = "backward"
+            if n.get("phase") in ("backward", "recompute"):
+                g.g.nodes[int(n["id"])]["phase"] = str(n["phase"])
             if "group" in n:
                 g.g.nodes[int(n["id"])]["group"] = int(n["group"])
         for u, v, i, grad in data["edges"]:

@@ -35,6 +35,15 @@ class Parameter(Tensor):
         return (Parameter, (self.detach(), self.requires_grad))
 
 
+# Bumped on every change to any module's parameters, buffers, submodules or training flag, so that
+# compiled functions can skip re-walking module trees on calls where nothing changed.
+_EPOCH = [0]
+
+
+def structure_epoch():
+    return _EPOCH[0]
+
+
 class Module:
     """Base class of all layers. Subclasses define forward(); calling the module runs it."""
 
@@ -48,6 +57,7 @@ class Module:
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name, value):
         d = self.__dict__
+        _EPOCH[0] += 1
         if isinstance(value, (Parameter, Module)) and "_parameters" not in d:
             raise GradcError(f"cannot assign {type(value).__name__} '{name}' before Module.__init__() is called; "
                              "call super().__init__() first in your module's __init__")
@@ -80,6 +90,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
+        _EPOCH[0] += 1
         for store in ("_parameters", "_buffers", "_modules"):
             if name in self.__dict__.get(store, {}):
                 del self.__dict__[store][name]
@@ -90,15 +101,18 @@ class Module:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"buffer '{name}' must be a Tensor or None, got {type(tensor).__name__}")
         self.__dict__.pop(name, None)
+        _EPOCH[0] += 1
         self._buffers[name] = tensor
         (self._non_persistent.discard if persistent else self._non_persistent.add)(name)
 
     def register_parameter(self, name, param):
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"parameter '{name}' must be an nn.Parameter, got {type(param).__name__}")
+        _EPOCH[0] += 1
         self._parameters[name] = param
 
     def add_module(self, name, module):
+        _EPOCH[0] += 1
         self._modules[name] = module
 
     # ------------------------------------------------------------------ traversal
@@ -187,6 +201,7 @@ class Module:
 
     # ------------------------------------------------------------------ modes and devices
     def train(self, mode=True):
+        _EPOCH[0] += 1
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
@@ -207,6 +222,7 @@ class Module:
 
     def _apply_to_tensors(self, fn):
         """Convert parameters and buffers, keeping each Parameter object (optimizers hold them)."""
+        _EPOCH[0] += 1
         for m in self.modules():
             for p in m._parameters.values():
                 if p is not None:

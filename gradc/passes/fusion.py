@@ -134,16 +134,36 @@ def fuse(graph):
                 grouping.boundaries.append((a, nid, f"{graph.node(a)['op']} is not fused (runs as its own kernel)"))
     for n in graph.g.nodes:
         graph.node(n).pop("group", None)
-    table = {}
+    order = graph.topological()
     for gid, members in grouping.members.items():
-        ordered = [n for n in graph.topological() if n in members]
-        for n in ordered:
-            graph.node(n)["group"] = ordered[0]
-        table[ordered[0]] = {"members": ordered, "rows": rows_of(graph, ordered[0])}
+        first = next(n for n in order if n in members)
+        for n in members:
+            graph.node(n)["group"] = first
+    _merge_recomputed(graph)
+    table = {}
+    for n in graph.topological():
+        gid = graph.node(n).get("group")
+        if gid is not None:
+            table.setdefault(gid, {"members": [], "rows": rows_of(graph, n)})["members"].append(n)
     _check_acyclic(graph)
     graph.groups = table
     graph.boundaries = grouping.boundaries
     return table
+
+
+def _merge_recomputed(graph):
+    """A value the backward recomputes that landed in the same group as the value it copies is
+    the same work twice in one loop: use the original (the group keeps it in scratch anyway)."""
+    seen = {}
+    for n in graph.topological():
+        d = graph.node(n)
+        if "group" not in d:
+            continue
+        key = (d["group"], d["op"], tuple(graph.args(n)), repr(sorted(d["attrs"].items())), d["dtype"])
+        first = seen.setdefault(key, n)
+        if first != n and d.get("phase") == "recompute":
+            graph.replace_uses(n, first)
+            graph.remove(n)
 
 
 def _check_acyclic(graph):

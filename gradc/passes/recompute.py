@@ -16,7 +16,7 @@ INF = float("inf")
 
 
 def is_backward(graph, n):
-    return graph.node(n).get("phase") == "backward"
+    return graph.node(n).get("phase") in ("backward", "recompute")
 
 
 def _size(graph, n):
@@ -24,19 +24,27 @@ def _size(graph, n):
     return int(np.prod(d["shape"], dtype=np.int64)) * D.ALL[d["dtype"]].itemsize
 
 
+def _input_copy(graph, n):
+    """n is an input seen through views and casts (e.g. the float16 copy of a weight)."""
+    while graph.node(n)["op"] in _VIEWS + ("cast",):
+        n = graph.args(n)[0]
+    return graph.node(n)["op"] == "input"
+
+
 def recomputable(graph, n):
     """Cheap elementwise values and views; not a cast of a program input (an fp16 copy of a weight
     is made once per step and kept, not made again in the backward)."""
     d = graph.node(n)
-    if d["op"] == "cast" and graph.node(graph.args(n)[0])["op"] == "input":
+    if d["op"] == "cast" and _input_copy(graph, n):
         return False
     return d["op"] in _VIEWS or (d["op"] in OPS and OPS[d["op"]].elementwise)
 
 
 def saved_values(graph):
-    """Forward values that backward nodes read."""
+    """Forward activations that backward nodes read (copies of inputs, such as a weight's float16
+    cast, are parameters rather than activations and are not counted)."""
     return sorted({u for u, v in graph.g.edges() if is_backward(graph, v) and not is_backward(graph, u)
-                   and graph.node(u)["op"] not in ("input", "const")})
+                   and graph.node(u)["op"] not in ("input", "const") and not _input_copy(graph, u)})
 
 
 def saved_bytes(graph):
@@ -67,6 +75,7 @@ def choose_saved(graph):
         net.add_node("source")
     _, (reachable, _) = nx.minimum_cut(net, "source", "sink")
     keep = {n for n in fwd if ("in", n) in reachable and ("out", n) not in reachable}
+    keep |= {n for n in fwd if not recomputable(graph, n)}  # whatever the cut, these are never redone
     if set(needed) <= keep:
         return before, before
     clones = {}
@@ -78,7 +87,7 @@ def choose_saved(graph):
         if n not in clones:
             args = [recompute(a) for a in graph.args(n)]
             clones[n] = graph.add(d["op"], args, d["shape"], d["dtype"], d["attrs"], d["where"])
-            graph.node(clones[n])["phase"] = "backward"
+            graph.node(clones[n])["phase"] = "recompute"
         return clones[n]
 
     for u, v, k, data in list(graph.g.edges(keys=True, data=True)):

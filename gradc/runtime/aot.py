@@ -23,7 +23,7 @@ def split(graph, n_forward_outputs, grad_nodes, cot_inputs):
     for c in cot_inputs:
         backward_nodes |= nx.descendants(graph.g, c)
     # Values the recompute pass copied into the backward run there, not in the forward program.
-    backward_nodes |= {n for n, d in graph.g.nodes(data=True) if d.get("phase") == "backward"}
+    backward_nodes |= {n for n, d in graph.g.nodes(data=True) if d.get("phase") in ("backward", "recompute")}
     needed = set()
     for g in grad_nodes:
         if g is not None:

@@ -204,6 +204,11 @@ def _pack(prog):
             arrays[names[slot]] = _host(b.ref)
             state.append({"name": names[slot], "requires_grad": bool(b.ref.requires_grad)})
             bindings.append({"kind": "state", "name": names[slot]})
+        elif b.kind == "random":   # drawn afresh on every call from gradc's generator (gradc.manual_seed)
+            kind, shape, dtype, low, high = b.ref
+            bindings.append({"kind": "random", "spec": [kind, list(shape), dtype, int(low), int(high)]})
+        elif b.kind != "grad":
+            raise ArtifactError(f"Program.save: inputs bound as {b.kind!r} cannot be saved by this version of gradc")
         else:
             owner = prog.bindings[b.owner]
             if owner.kind == "grad":
@@ -387,6 +392,9 @@ def load(path):
             bindings.append(Binding("arg", b["index"]))
         elif b["kind"] == "state":
             bindings.append(Binding("state", tensors[b["name"]]))
+        elif b["kind"] == "random":
+            kind, shape, dtype, low, high = b["spec"]
+            bindings.append(Binding("random", (kind, tuple(shape), dtype, low, high)))
         else:
             owner = bindings[b["owner"]]
             if b["name"] is not None and owner.kind == "state":

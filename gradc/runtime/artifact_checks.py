@@ -112,6 +112,12 @@ def _want(d, key, check, what, where=""):
     return value
 
 
+def _random_spec_ok(v):
+    return (isinstance(v, list) and len(v) == 5 and v[0] in ("rand", "randn", "randint", "randperm")
+            and _shape_ok(v[1]) and v[2] in D.ALL and _is_int(v[3]) and _is_int(v[4]) and abs(v[3]) < 1 << 62
+            and abs(v[4]) < 1 << 62)
+
+
 def _shape_ok(s):
     return isinstance(s, list) and len(s) <= 32 and all(_is_int(v) and 0 <= v < 1 << 40 for v in s)
 
@@ -165,8 +171,11 @@ def parse_manifest(text):
     used = []
     for i, b in enumerate(m["bindings"]):
         w = f"bindings[{i}]"
-        kind = _want(b, "kind", lambda v: v in ("arg", "state", "grad"), "'arg', 'state' or 'grad'", w)
-        if kind == "arg":
+        kind = _want(b, "kind", lambda v: v in ("arg", "state", "grad", "random"), "'arg', 'state', 'grad' or "
+                     "'random'", w)
+        if kind == "random":
+            _want(b, "spec", _random_spec_ok, "[kind, shape, dtype, low, high] of a random draw", w)
+        elif kind == "arg":
             _want(b, "index", lambda v: _is_int(v) and 0 <= v < len(m["inputs"]), "an input position", w)
         elif kind == "state":
             used.append(_want(b, "name", lambda v: v in state_names, "the name of a state entry", w))
@@ -183,8 +192,8 @@ def parse_manifest(text):
     for i, e in enumerate(m["effects"]):
         w = f"effects[{i}]"
         kind = _want(e, "kind", lambda v: v in ("data", "grad"), "'data' or 'grad'", w)
-        _want(e, "slot", lambda v: _is_int(v) and 0 <= v < len(m["bindings"]) and m["bindings"][v]["kind"] != "grad",
-              "the position of an arg or state binding", w)
+        _want(e, "slot", lambda v: _is_int(v) and 0 <= v < len(m["bindings"])
+              and m["bindings"][v]["kind"] in ("arg", "state"), "the position of an arg or state binding", w)
         _want(e, "out", lambda v: (v is None and kind == "grad") or (_is_int(v) and v >= 0), "an output position", w)
     m["out_spec"] = m.get("out_spec")
     spec_from_data(m["out_spec"], n_ret)  # checks it
@@ -243,7 +252,7 @@ def _check_graph_data(data):
         nid, op, attrs = n["id"], n["op"], n["attrs"]
         if not _is_int(nid) or not 0 <= nid < 1 << 62 or nid in ids:
             bad(f"node id {nid!r:.40} is not a fresh non-negative integer")
-        if n.get("phase", "backward") != "backward" or not _is_int(n.get("group", 0)) or n.get("group", 0) < 0:
+        if n.get("phase", "backward") not in ("backward", "recompute") or not _is_int(n.get("group", 0)) or n.get("group", 0) < 0:
             bad(f"node %{nid} has a bad phase or group marker")
         ids.add(nid)
         if not isinstance(op, str) or (op not in OPS and op not in ("input", "const")):
@@ -324,6 +333,10 @@ def check_wiring(m, graph):
             if spec["shape"] is not None and (spec["shape"], spec["dtype"]) != (shape, dtype):
                 _fail(f"inputs[{b['index']}]", f"declares {spec['dtype']}{spec['shape']} but the graph's input is "
                                                f"{dtype}{shape}")
+        elif b["kind"] == "random":
+            spec = b["spec"]
+            if (spec[1], spec[2]) != (shape, dtype):
+                _fail(f"bindings[{slot}]", f"draws {spec[2]}{spec[1]} into a graph input of {dtype}{shape}")
         elif b["kind"] == "state" or b["name"] is not None:
             s = state[b["name"]]
             if (s["shape"], s["dtype"]) != (shape, dtype):
