@@ -19,6 +19,10 @@ def _matmul_shape(shapes):
 def _blas_ready(xp, a):
     """`a`, or a contiguous copy when its last two dims are not a BLAS matrix (e.g. the zero strides
     of an expanded gradient), which would send NumPy down a loop ~20x slower than sgemm."""
+    if a.ndim > 2:
+        # NumPy's stacked matmul takes its BLAS path only for contiguous stacks; a strided stack
+        # (heads split out of a fused qkv projection) runs a plain loop ~500x slower than a copy.
+        return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
     (rs, cs), item = a.strides[-2:], a.itemsize
     if (cs == item and rs >= a.shape[-1] * item) or (rs == item and cs >= a.shape[-2] * item):
         return a
