@@ -364,20 +364,21 @@ def _generate(graph, bindings, parts, out_spec, fuse=True, optimize_graph=True, 
     plan = plan_memory(graph, units, state_slots)
     # An artifact passes the block size it was generated with, so its code regenerates byte for byte.
     block = tuning.block_bytes() if block_bytes is None else int(block_bytes)
-    kernels = []
+    kernels, scratch_bytes = [], 0
     if backend == "cuda":
         from .codegen import cuda_backend
         kernels_src, host_src, kernels, copy_out = cuda_backend.generate(graph, units, plan)
         source = {"kernels.cu": kernels_src, "host.py": host_src}
     else:
-        module_src, copy_out = numpy_backend.generate(graph, units, plan, block)
+        module_src, copy_out, scratch_bytes = numpy_backend.generate(graph, units, plan, block)
         source = {"program.py": module_src}
     fused = [g for g in groups.values() if len(g["members"]) > 1]
     stats.update(backend=backend, nodes=len(graph), op_nodes=len(graph.op_nodes()), inputs=len(graph.inputs),
                  outputs=len(graph.outputs), kernels=len(units), fused_groups=len(fused),
                  fused_ops=sum(len(g["members"]) for g in fused), buffers=len(plan.buffers),
-                 buffer_bytes=plan.nbytes(), inplace_state_updates=len(plan.inplace_state),
-                 planned_peak_bytes=planned_peak(graph, units, plan), graph_hash=graph.hash()[:16])
+                 buffer_bytes=plan.nbytes(), scratch_bytes=scratch_bytes,
+                 inplace_state_updates=len(plan.inplace_state),
+                 planned_peak_bytes=planned_peak(graph, units, plan) + scratch_bytes, graph_hash=graph.hash()[:16])
     prog = Program(graph, bindings, parts["effects"], parts["n_returned"], out_spec, backend, source, stats,
                    guards=parts["guards"], one_shot=parts["one_shot"])
     prog.set_plan(copy_out, plan.inplace_state)

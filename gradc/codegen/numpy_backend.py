@@ -48,6 +48,7 @@ class _Emitter:
         self.out = macros("numpy/ops_out.j2")
         self.kernels = set()
         self.outputs = set(graph.outputs)
+        self.arena = []   # scratch shared by all groups (they run one after another): (name, shape, dtype)
 
     def macro(self, table, op):
         fn = getattr(table, op, None)
@@ -133,12 +134,30 @@ class _Emitter:
         args = list(params)
         tail_args = [name_of(a) for a in external] + [name_of(m) for m in kept] + [f"{s[0]}_tail" for s in scratch]
         loop = block < rows
-        group = {"id": u.id, "ops": " ".join(graph.node(m)["op"] for m in members), "scratch": scratch,
+        group = {"id": u.id, "ops": " ".join(graph.node(m)["op"] for m in members), "scratch": self._share(scratch),
                  "tail": tail if loop and tail else 0, "params": params, "body": body}
         unit = {"kind": "group", "id": u.id, "rows": rows, "block": block, "loop": loop, "full": full,
                 "tail": tail, "args": args, "tail_args": tail_args, "prologue": prologue,
                 "where": safe_where(graph.node(members[0])["where"])}
         return group, unit
+
+    def _share(self, scratch):
+        """Back a group's scratch with the shared arena: the k-th buffer of a (shape, dtype) in any
+        group is the same array. Returns [(local name, arena name)]."""
+        count, out = {}, []
+        for name, shape, dtype in scratch:
+            k = count[(shape, dtype)] = count.get((shape, dtype), -1) + 1
+            same = [a for a in self.arena if a[1] == shape and a[2] == dtype]
+            if k < len(same):
+                arena = same[k][0]
+            else:
+                arena = f"A{len(self.arena)}"
+                self.arena.append((arena, shape, dtype))
+            out.append((name, arena))
+        return out
+
+    def scratch_bytes(self):
+        return sum(int(np.prod(shape, dtype=np.int64)) * D.ALL[dt].itemsize for _, shape, dt in self.arena)
 
     def _scratch(self, u, kept, block):
         """Block-sized scratch for the group's internal values, reused once a value is dead (views
@@ -192,7 +211,7 @@ class _Emitter:
         self._dels(units)
         return render("numpy/module.py.j2", version=__version__, graph_hash=graph.hash()[:16],
                       kernels=sorted(self.kernels), table_consts=table_consts, fill_consts=fill_consts,
-                      buffers=buffers, pooled=pooled, groups=groups, units=units,
+                      buffers=buffers, pooled=pooled, arena=self.arena, groups=groups, units=units,
                       params=[name_of(n) for n in graph.inputs], outputs=[name_of(o) for o in graph.outputs])
 
     def _dels(self, units):
@@ -218,9 +237,11 @@ class _Emitter:
 
 
 def generate(graph, units, plan, block_bytes):
-    """Render the module source and say which outputs must be copied before they are handed out
-    (those that share storage with a buffer, an input or a constant)."""
-    source = _Emitter(graph, units, plan, block_bytes).module()
+    """Render the module source; say which outputs must be copied before they are handed out (those
+    that share storage with a buffer, an input or a constant) and how many bytes of block scratch
+    the groups share."""
+    emitter = _Emitter(graph, units, plan, block_bytes)
+    source = emitter.module()
     copy_out = set()
     for i, o in enumerate(graph.outputs):
         root = plan.root[o]
@@ -228,4 +249,4 @@ def generate(graph, units, plan, block_bytes):
         if st[0] in ("pool", "input") or graph.node(root)["op"] in ("input", "const"):
             if i not in plan.inplace_state:
                 copy_out.add(i)
-    return source, copy_out
+    return source, copy_out, emitter.scratch_bytes()
