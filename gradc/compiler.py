@@ -151,7 +151,7 @@ class CompiledFunction:
         if self.backend == "auto":
             return "cuda" if on_cuda else "numpy"
         if self.backend == "cuda" and not lowering and not on_cuda and flat:
-            raise DeviceError(f"gradc.compile(..., backend='cuda') got CPU tensors; move inputs and the model to "
+            raise DeviceError("gradc.compile(..., backend='cuda') got CPU tensors; move inputs and the model to "
                               "the GPU with .cuda(), or use backend='numpy' (lower() works with CPU inputs)")
         return self.backend
 

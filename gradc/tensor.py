@@ -1010,7 +1010,3 @@ def randint(low, high=None, size=(), dtype=None, device=None):
 def randperm(n, device=None):
     return _random("randperm", (int(n),), D.int64, device, False, 0, n)
 
-
-def randperm(n, device=None):
-    from .random import generator
-    return _new(generator().permutation(n).astype(np.int64), D.int64, device, False)

@@ -8,9 +8,9 @@ Generating the source needs neither a GPU nor CuPy; only running it does."""
 import numpy as np
 
 from .. import __version__
-from .. import dtypes as D
 from ..passes.fusion import ROW_REDUCE, row_role
 from ..passes.memory import VIEW_OPS, stored
+from .numpy_backend import name_of, storage
 from .templates import macros, render, where as safe_where
 
 _CTYPE = {"float16": "float", "float32": "float", "float64": "double", "int64": "long long", "bool": "bool"}
@@ -18,8 +18,6 @@ _STORE = {"float16": "__half", "float32": "float", "float64": "double", "int64":
 THREADS = 256
 
 
-def name_of(nid):
-    return f"v{nid}"
 
 
 def _numel(shape):
@@ -298,17 +296,7 @@ def generate(graph, units, plan):
         else:
             unit_ctx.append(_op_ctx(host, graph, plan, u.id, kernel_ops))
     _dels(graph, plan, units, unit_ctx)
-    table_consts, fill_consts = [], []
-    for n in sorted(graph.g.nodes):
-        d = graph.node(n)
-        if d["op"] == "const":
-            if "table" in d["attrs"]:
-                table_consts.append((name_of(n), d["attrs"]["table"]))
-            else:
-                fill_consts.append((name_of(n), d["shape"], d["attrs"]["fill"], d["dtype"]))
-    buffers = [(f"B{b}", nbytes // D.ALL[dt].itemsize, dt) for b, (nbytes, dt) in enumerate(plan.buffers)]
-    pooled = [(name_of(n), f"B{st[1]}", graph.node(n)["shape"]) for n, st in sorted(plan.storage.items())
-              if st[0] == "pool"]
+    table_consts, fill_consts, buffers, pooled = storage(graph, plan)
     ghash = graph.hash()[:16]
     kernels_src = render("cuda/kernels.cu.j2", version=__version__, graph_hash=ghash, kernels=kernel_srcs)
     host_src = render("cuda/host.py.j2", version=__version__, graph_hash=ghash, kernel_ops=sorted(kernel_ops),

@@ -10,7 +10,6 @@ import numpy as np
 from .. import __version__
 from .. import dtypes as D
 from ..errors import GradcError
-from ..ops import OPS
 from ..passes.fusion import ROW_REDUCE, row_role, row_sliced
 from ..passes.memory import VIEW_OPS, stored
 from .templates import macros, render, where as safe_where
@@ -18,6 +17,23 @@ from .templates import macros, render, where as safe_where
 
 def name_of(nid):
     return f"v{nid}"
+
+
+def storage(graph, plan):
+    """What a generated module allocates up front, for the templates of either backend: constants
+    from the table and uniform ones, the plan's pool buffers, and each pooled value's view."""
+    table_consts, fill_consts = [], []
+    for n in sorted(graph.g.nodes):
+        d = graph.node(n)
+        if d["op"] == "const":
+            if "table" in d["attrs"]:
+                table_consts.append((name_of(n), d["attrs"]["table"]))
+            else:
+                fill_consts.append((name_of(n), d["shape"], d["attrs"]["fill"], d["dtype"]))
+    buffers = [(f"B{b}", nbytes // D.ALL[dt].itemsize, dt) for b, (nbytes, dt) in enumerate(plan.buffers)]
+    pooled = [(name_of(n), f"B{st[1]}", graph.node(n)["shape"]) for n, st in sorted(plan.storage.items())
+              if st[0] == "pool"]
+    return table_consts, fill_consts, buffers, pooled
 
 
 def _itemsize(graph, n):
@@ -189,17 +205,7 @@ class _Emitter:
     # ------------------------------------------------------------------ module
     def module(self):
         graph, plan = self.graph, self.plan
-        table_consts, fill_consts = [], []
-        for n in sorted(graph.g.nodes):
-            d = graph.node(n)
-            if d["op"] == "const":
-                if "table" in d["attrs"]:
-                    table_consts.append((name_of(n), d["attrs"]["table"]))
-                else:
-                    fill_consts.append((name_of(n), d["shape"], d["attrs"]["fill"], d["dtype"]))
-        buffers = [(f"B{b}", nbytes // D.ALL[dt].itemsize, dt) for b, (nbytes, dt) in enumerate(plan.buffers)]
-        pooled = [(name_of(n), f"B{st[1]}", graph.node(n)["shape"]) for n, st in sorted(plan.storage.items())
-                  if st[0] == "pool"]
+        table_consts, fill_consts, buffers, pooled = storage(graph, plan)
         groups, units = [], []
         for u in self.units:
             if u.kind == "group":

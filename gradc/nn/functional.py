@@ -3,8 +3,7 @@ import math
 
 from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
-from ..tensor import Tensor, where, zeros, arange
-from ..autograd import is_grad_enabled  # noqa: F401  (re-exported for symmetry with torch)
+from ..tensor import Tensor, where, arange
 
 
 def linear(input, weight, bias=None):

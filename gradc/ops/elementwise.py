@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .. import dtypes as D
-from . import Primitive, primitive  # noqa: F401
+from . import primitive
 from ._rules import elementwise_shape, floating, same_dtype
 import importlib
 
