@@ -87,7 +87,7 @@ class _Kernels:
             d = graph.node(v)
             if v not in u.members:
                 expr = f"{name_of(v)}_v" if vec else self.ops.load(name_of(v), vidx, d["dtype"])
-                values[key] = expr if vec else _cast(ops, _CTYPE[d["dtype"]], expr)
+                values[key] = expr if vec else ops.convert(_CTYPE[d["dtype"]], expr)
                 return values[key]
             if d["op"] in ("reshape", "expand"):
                 src = graph.args(v)[0]
@@ -176,19 +176,19 @@ class _Kernels:
             ct = _CTYPE[d["dtype"]]
             ptr = name_of(v) if v not in scratch else scratch[v]
             if v in u.members:
-                off = f"r * {width} + {j}" if kinds[v] == "full" else "r"
-                return _cast(ops, ct, ops.load(ptr, off, d["dtype"]))
+                off = ops.row_index(width if kinds[v] == "full" else 1, j)
+                return ops.convert(ct, ops.load(ptr, off, d["dtype"]))
             row_shape = self._row_shape(u)
             if len(shape) == len(row_shape) + 1 and shape[0] == rows:  # one slice per row
                 per_row = _numel(shape[1:])
                 terms = offset_terms(row_shape, shape[1:])
                 inner = j if terms is None else ops.offset(j, terms)
-                return _cast(ops, ct, ops.load(ptr, f"r * {per_row} + {inner}" if per_row > 1 else "r", d["dtype"]))
+                return ops.convert(ct, ops.load(ptr, ops.row_index(per_row, inner), d["dtype"]))
             if len(shape) == 1 and shape[0] == rows and rows > 1:  # one value per row
-                return _cast(ops, ct, ops.load(ptr, "r", d["dtype"]))
+                return ops.convert(ct, ops.load(ptr, ops.row_index(1, "j"), d["dtype"]))
             inv = shape[1:] if len(shape) == len(row_shape) + 1 else shape  # the same for every row
             terms = offset_terms(row_shape, inv)
-            return _cast(ops, ct, ops.load(ptr, j if terms is None else ops.offset(j, terms), d["dtype"]))
+            return ops.convert(ct, ops.load(ptr, j if terms is None else ops.offset(j, terms), d["dtype"]))
 
         phases = []
         for m in u.members:
@@ -203,23 +203,20 @@ class _Kernels:
                 phases.append({"kind": "rowreduce", "node": m, "op": "sum over rows", "n": width,
                                "store": ops.atomic_add(name_of(m), "j", src)})
             elif kind == "total":  # sum of everything: reduce the row, then one atomic add per row
-                phases.append({"kind": "reduce", "node": m, "op": "sum of all", "n": width, "init": "0.0f",
-                               "value": access(graph.args(m)[0], "j"), "combine": "acc + x",
-                               "block": "gradc_block_sum", "store": ops.atomic_add(name_of(m), "0", "acc")})
-            elif kind == "reduce":
-                is_sum = d["op"] == "sum"
-                phases.append({"kind": "reduce", "node": m, "op": d["op"], "n": width,
-                               "init": "0.0f" if is_sum else "GRADC_NEG_INF",
+                phases.append({"kind": "reduce", "node": m, "op": "sum of all", "n": width, "reduce": "sum",
                                "value": access(graph.args(m)[0], "j"),
-                               "combine": "acc + x" if is_sum else "fmaxf(acc, x)",
-                               "block": "gradc_block_sum" if is_sum else "gradc_block_max",
-                               "store": ops.store(ptr, "r", d["dtype"], "acc")})
+                               "store": ops.atomic_add(name_of(m), "0", "acc")})
+            elif kind == "reduce":
+                phases.append({"kind": "reduce", "node": m, "op": d["op"], "n": width,
+                               "reduce": d["op"],
+                               "value": access(graph.args(m)[0], "j"),
+                               "store": ops.store(ptr, ops.row_index(1, "j"), d["dtype"], "acc")})
             else:
                 args = [access(a, "j" if kind == "full" else "0") for a in graph.args(m)]
                 expr = getattr(ops, d["op"])(_op_ctype(graph, m), *args, **d["attrs"])
-                off = f"r * {width} + j" if kind == "full" else "r"
+                off = ops.row_index(width if kind == "full" else 1, "j")
                 phases.append({"kind": kind, "node": m, "op": d["op"], "n": width,
-                               "store": ops.store(ptr, off, d["dtype"], _cast(ops, ct, expr))})
+                               "store": ops.store(ptr, off, d["dtype"], ops.convert(ct, expr))})
         params = self._params(external, kept) + [(f"{_STORE[self.dtype(m)]}* __restrict__", s)
                                                  for m, s in scratch.items()]
         ctx = {"id": u.id, "kernel": f"g{u.id}", "ops": " ".join(graph.node(m)["op"] for m in u.members),
@@ -238,10 +235,6 @@ def _op_ctype(graph, n):
     """The C type an op computes in: its result type for casts, its operands' type otherwise."""
     d = graph.node(n)
     return _CTYPE[d["dtype"] if d["op"] == "cast" else graph.node(graph.args(n)[-1])["dtype"]]
-
-
-def _cast(ops, ct, expr):
-    return f"(({ct})({expr}))" if ct != "float" else expr
 
 
 def generate(graph, units, plan):
