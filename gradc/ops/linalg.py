@@ -47,4 +47,14 @@ matmul_p = primitive("matmul", "matmul", 2, lambda shapes: _matmul_shape(shapes)
 @matmul_p.def_vjp
 def _matmul_vjp(ctx, g):
     a, b = ctx.inputs
-    return (g @ b.mT if ctx.needs[0] else None, a.mT @ g if ctx.needs[1] else None)
+    gb = None
+    if ctx.needs[1]:
+        # A gradient in its operand's layout: for x @ w.t() (F.linear) the operand is a transposed
+        # view, and (g.T @ x).T makes the weight's gradient come back contiguous (no strided copy).
+        gb = (g.mT @ a).mT if _transposed(b) else a.mT @ g
+    return (g @ b.mT if ctx.needs[0] else None, gb)
+
+
+def _transposed(t):
+    d = t._data
+    return d is not None and d.ndim == 2 and d.flags.f_contiguous and not d.flags.c_contiguous
