@@ -12,10 +12,6 @@ class Unit:
     def __init__(self, kind, id, members, rows=None):
         self.kind, self.id, self.members, self.rows = kind, id, members, rows
 
-    @property
-    def outputs(self):
-        return self.members
-
     def __repr__(self):
         return f"Unit({self.kind} {self.id}: {self.members})"
 

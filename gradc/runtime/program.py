@@ -237,25 +237,3 @@ def planned_peak(ir, units, plan):
                     and (st is None or st[0] == "fresh"):
                 live -= size[a]
     return base + peak
-
-
-def liveness_peak(ir, schedule):
-    """Bytes live at the worst point of `schedule` if every value is freed after its last use."""
-    size = {n: int(np.prod(ir.node(n)["shape"])) * D.ALL[ir.node(n)["dtype"]].itemsize for n in ir.g.nodes}
-    last = {}
-    for i, n in enumerate(schedule):
-        for a in ir.args(n):
-            last[a] = i
-    for o in ir.outputs:
-        last[o] = len(schedule)
-    live = sum(size[n] for n in ir.inputs)
-    peak = live
-    for i, n in enumerate(schedule):
-        if ir.node(n)["op"] != "input":
-            live += size[n]
-        peak = max(peak, live)
-        for a in set(ir.args(n)):
-            if last.get(a) == i and ir.node(a)["op"] != "input":
-                live -= size[a]
-    return peak
-
