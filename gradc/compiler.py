@@ -39,6 +39,9 @@ class CompiledFunction:
         self.fn = fn
         self.backend = backend
         self.amp, self.dynamic, self.fullgraph, self.dump, self.fuse = amp, dynamic, fullgraph, dump, fuse
+        if dynamic:
+            warnings.warn("gradc.compile(dynamic=True): programs are specialised to shapes; each new input shape "
+                          "traces once (cache_limit bounds how often)", stacklevel=3)
         self.cache_limit = cache_limit
         self.trace_count = 0
         self._programs = {}
