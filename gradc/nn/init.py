@@ -1,4 +1,5 @@
-"""Parameter initialisers (PyTorch's formulas), drawing from gradc's global generator."""
+"""Parameter initialisers (PyTorch's formulas), drawing from gradc's global generator. Each fills
+its tensor in place without recording history and returns it."""
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ from ..random import generator
 
 def _fill(tensor, values):
     with no_grad():
-        tensor.copy_(values.astype(tensor.dtype.np))
+        tensor.copy_(np.asarray(values).astype(tensor.dtype.np))
     return tensor
 
 
@@ -21,25 +22,114 @@ def normal_(tensor, mean=0.0, std=1.0):
     return _fill(tensor, generator().normal(mean, std, size=tensor.shape))
 
 
+def constant_(tensor, val):
+    return _fill(tensor, np.full(tensor.shape, val))
+
+
 def zeros_(tensor):
-    return _fill(tensor, np.zeros(tensor.shape))
+    return constant_(tensor, 0.0)
 
 
 def ones_(tensor):
-    return _fill(tensor, np.ones(tensor.shape))
+    return constant_(tensor, 1.0)
 
 
-def _fan_in(tensor):
-    return tensor.shape[1] * int(np.prod(tensor.shape[2:])) if tensor.ndim >= 2 else tensor.shape[0]
+def eye_(tensor):
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only 2-D tensors are supported, got shape {tensor.shape}")
+    return _fill(tensor, np.eye(*tensor.shape))
 
 
-def kaiming_uniform_(tensor, a=0.0):
-    gain = math.sqrt(2.0 / (1 + a * a))
-    bound = gain * math.sqrt(3.0 / _fan_in(tensor))
+def _fans(tensor, name):
+    if tensor.ndim < 2:
+        raise ValueError(f"{name}: fan in and fan out cannot be computed for a tensor with fewer than 2 dims "
+                         f"(shape {tensor.shape})")
+    receptive = int(np.prod(tensor.shape[2:]))
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The recommended gain for a nonlinearity (PyTorch's table)."""
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                        "conv_transpose3d", "sigmoid"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, (int, float)) and not isinstance(param, bool):
+            slope = param
+        else:
+            raise ValueError(f"calculate_gain: negative_slope {param!r} is not a valid number")
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+
+
+def _kaiming_std(tensor, a, mode, nonlinearity, name):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"{name}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _fans(tensor, name)
+    fan = fan_in if mode == "fan_in" else fan_out
+    if fan == 0:
+        raise ValueError(f"{name}: cannot initialise a tensor with a zero-sized fan ({mode}, shape {tensor.shape})")
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+
+
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
     return uniform_(tensor, -bound, bound)
+
+
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_"))
 
 
 def xavier_uniform_(tensor, gain=1.0):
-    fan_in, fan_out = _fan_in(tensor), tensor.shape[0] * int(np.prod(tensor.shape[2:]))
+    fan_in, fan_out = _fans(tensor, "xavier_uniform_")
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
+
+
+def xavier_normal_(tensor, gain=1.0):
+    fan_in, fan_out = _fans(tensor, "xavier_normal_")
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """Normal(mean, std) restricted to [a, b] (absolute bounds, as in PyTorch): out-of-range draws
+    are drawn again, which samples the truncated distribution exactly."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
+    gen = generator()
+    out = gen.normal(mean, std, size=tensor.shape)
+    bad = (out < a) | (out > b)
+    for _ in range(1000):
+        if not bad.any():
+            break
+        out[bad] = gen.normal(mean, std, size=int(bad.sum()))
+        bad = (out < a) | (out > b)
+    else:  # [a, b] far in a tail: fall back to clipping what is still out of range
+        out = np.clip(out, a, b)
+    return _fill(tensor, out)
+
+
+def orthogonal_(tensor, gain=1.0):
+    """A (semi-)orthogonal matrix from the QR decomposition of a normal draw, with the signs of
+    R's diagonal folded in so the result is uniformly distributed; extra dims are flattened."""
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: only tensors with 2 or more dims are supported, got shape {tensor.shape}")
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows if rows else 0
+    flat = generator().normal(0.0, 1.0, size=(rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, (gain * q).reshape(tensor.shape))
