@@ -1,4 +1,7 @@
-"""gradc.optim: SGD, Adam and AdamW with PyTorch's update rules."""
+"""gradc.optim: SGD, Adam, AdamW, RMSprop, Adagrad and Adadelta with PyTorch's update rules."""
 from .optimizer import Optimizer
 from .sgd import SGD
 from .adam import Adam, AdamW
+from .rmsprop import RMSprop
+from .adagrad import Adagrad
+from .adadelta import Adadelta

@@ -13,6 +13,9 @@ class Optimizer(abc.ABC):
         self.flat = bool(flat)
         self._flats = {}  # group index -> [_Flat] (flat=True: parameters live in flat buffers)
         self.defaults = dict(defaults)
+        if isinstance(params, Tensor):
+            raise GradcError(f"{type(self).__name__}: params must be an iterable of tensors or of dicts (parameter "
+                             "groups), got a single tensor; pass [tensor] or model.parameters()")
         params = list(params)
         if not params:
             raise GradcError("optimizer got an empty parameter list; pass model.parameters()")
@@ -21,19 +24,34 @@ class Optimizer(abc.ABC):
         self.state = {}
         for g in groups:
             self.add_param_group(g)
+        self._init_state()
         if self.flat:  # laid out now, eagerly: a compiled step then finds the buffers in place
             for gi, g in enumerate(self.param_groups):
                 self._flat_buffers(gi, g["params"])
 
     def add_param_group(self, group):
+        """Add a group: {"params": tensors, option: value, ...}; options it leaves out take the defaults
+        the optimizer was built with (e.g. a weight-decay group and a no-decay group, one lr)."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise GradcError(f"a parameter group must be a dict with a 'params' entry, got {type(group).__name__}")
         group = dict(group)
-        group["params"] = list(group["params"])
+        ps = group["params"]
+        group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
         for p in group["params"]:
             if not isinstance(p, Tensor) or not p.is_leaf:
-                raise GradcError("optimizers can only optimize leaf tensors (parameters); got a computed tensor")
+                raise GradcError("optimizers can only optimize leaf tensors (parameters); got "
+                                 + ("a computed tensor" if isinstance(p, Tensor) else type(p).__name__))
+        ids = {id(p) for p in group["params"]}
+        if len(ids) != len(group["params"]) or any(id(p) in ids for g in self.param_groups for p in g["params"]):
+            raise GradcError("some parameters appear more than once in the parameter groups; give each parameter "
+                             "to exactly one group")
         for k, v in self.defaults.items():
             group.setdefault(k, v)
         self.param_groups.append(group)
+
+    def _init_state(self):
+        """State that exists from construction on (Adagrad's accumulators); most optimizers create
+        theirs on the first step."""
 
     def zero_grad(self, set_to_none=True):
         for g in self.param_groups:
@@ -115,6 +133,8 @@ class Optimizer(abc.ABC):
                         raise ShapeError(f"load_state_dict: state '{k}' of parameter {i} has shape {v.shape}, "
                                          f"but the parameter has shape {p.shape}")
                     v = v.clone().to(p.device)
+                    if k != "step" and p.dtype.is_floating_point and v.dtype.is_floating_point:
+                        v = v.to(p.dtype)  # as torch: moments follow the parameter's dtype, step counts stay
                 entry[k] = v
             new_state[p] = entry
         for g, saved in zip(self.param_groups, groups):

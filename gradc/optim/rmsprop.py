@@ -1,0 +1,44 @@
+"""RMSprop (PyTorch's formulas: squared-gradient average, optional centring, momentum and weight
+decay). Written with tensor ops only, so a compiled training step captures the update."""
+from ..errors import GradcError
+from ..functions import zeros, zeros_like
+from .optimizer import Optimizer
+
+
+class RMSprop(Optimizer):
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                 maximize=False, flat=False):
+        if not (lr >= 0 and eps >= 0 and weight_decay >= 0 and momentum >= 0 and alpha >= 0):
+            raise GradcError(f"RMSprop: lr, alpha, eps, weight_decay and momentum must be >= 0 (got lr={lr}, "
+                             f"alpha={alpha}, eps={eps}, weight_decay={weight_decay}, momentum={momentum})")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=bool(centered), maximize=bool(maximize)), flat=flat)
+
+    def _update(self, p, grad, state, group):
+        lr, alpha, eps, wd, momentum = (group[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum"))
+        if not state:
+            state["step"] = zeros((), device=p.device)
+            state["square_avg"] = zeros_like(p)
+            if momentum > 0:
+                state["momentum_buffer"] = zeros_like(p)
+            if group["centered"]:
+                state["grad_avg"] = zeros_like(p)
+        if group["maximize"]:
+            grad = -grad
+        state["step"].add_(1.0)
+        if wd != 0:
+            grad = grad + p * wd
+        square_avg = state["square_avg"]
+        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            grad_avg.add_((grad - grad_avg) * (1 - alpha))  # torch's lerp_(grad, 1 - alpha)
+            avg = (square_avg - grad_avg * grad_avg).sqrt() + eps
+        else:
+            avg = square_avg.sqrt() + eps
+        if momentum > 0:
+            buf = state["momentum_buffer"]
+            buf.mul_(momentum).addcdiv_(grad, avg)
+            p.sub_(buf * lr)
+        else:
+            p.sub_(grad / avg * lr)
