@@ -3,83 +3,11 @@ engine behind `Tensor.backward`. Each node applies its primitive's VJP from the 
 rule the compiler's autodiff pass uses."""
 import inspect
 import itertools
-import threading
 import weakref
 
 from .errors import AutogradError
-from .ops import Ctx
-
-_state = threading.local()
-
-
-def is_grad_enabled():
-    return getattr(_state, "enabled", True)
-
-
-def _set_enabled(flag):
-    _state.enabled = flag
-
-
-class _GradMode:
-    """Context manager and decorator that sets grad mode, restoring the old mode on exit."""
-    mode = True
-
-    def __new__(cls, fn=None):
-        # `@gradc.no_grad` without parentheses decorates fn directly (as in PyTorch)
-        self = super().__new__(cls)
-        return self if fn is None else self(fn)
-
-    def __enter__(self):
-        self._prev = is_grad_enabled()
-        _set_enabled(self.mode)
-        return self
-
-    def __exit__(self, *exc):
-        _set_enabled(self._prev)
-        return False
-
-    def __call__(self, fn):
-        import functools
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with self._fresh():
-                return fn(*args, **kwargs)
-        return wrapper
-
-    def _fresh(self):
-        """A new context manager for one call of a decorated function."""
-        return type(self)()
-
-
-class no_grad(_GradMode):
-    """Disable history recording: results keep no reference to their inputs."""
-    mode = False
-
-
-class enable_grad(_GradMode):
-    mode = True
-
-
-class set_grad_enabled(_GradMode):
-    def __new__(cls, mode):
-        return object.__new__(cls)
-
-    def __init__(self, mode):
-        self.mode = bool(mode)
-        self._prev = is_grad_enabled()
-        _set_enabled(self.mode)  # like PyTorch, also works as a plain function call
-
-    def __enter__(self):
-        return self
-
-    def __call__(self, fn):
-        _set_enabled(self._prev)  # as a decorator the mode applies to each call, not from now on
-        return super().__call__(fn)
-
-    def _fresh(self):
-        return set_grad_enabled(self.mode)
-
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401  (public here)
+from .ops.primitive import Ctx
 
 class Node:
     """The history of one op result: which primitive made it, from what, and what its VJP needs.
@@ -166,51 +94,63 @@ def _topological(root):
     return order
 
 
-def backward(tensor, gradient=None, retain_graph=False):
-    from .tensor import Tensor, ones_like
-    if not tensor.requires_grad:
-        raise AutogradError("backward() on a tensor that does not require grad and has no grad_fn; "
-                            "create the inputs with requires_grad=True (and not under gradc.no_grad())")
-    if gradient is None:
-        if tensor.numel() != 1:
-            raise AutogradError(f"backward() without a gradient needs a scalar output, but the output has shape "
-                                f"{tensor.shape}; reduce it first (e.g. loss.sum()) or pass gradient=")
-        gradient = ones_like(tensor)
-    elif not isinstance(gradient, Tensor):
-        gradient = Tensor(gradient, dtype=tensor.dtype, device=tensor.device)
-    if gradient.shape != tensor.shape:
-        from .errors import ShapeError
-        raise ShapeError(f"backward(): gradient has shape {gradient.shape} but the output has shape {tensor.shape}")
+def backprop(order, cot, expand, done=None):
+    """The one backward walk, shared by eager autograd and the compiler's autodiff pass.
+
+    For each node of `order` (reverse topological) that holds a cotangent in `cot`,
+    `expand(node)` gives (primitive, Ctx, targets) or None to skip it; the VJP's gradients are
+    summed back over broadcast dimensions, cast to the operand's dtype and accumulated into
+    `cot[target]` (targets that are None get nothing). `done(node)` runs after each VJP.
+    Returns the nodes whose VJP ran."""
+    visited = []
+    for node in order:
+        g = cot.pop(node, None)
+        if g is None:
+            continue
+        step = expand(node)
+        if step is None:
+            continue
+        prim, ctx, targets = step
+        try:
+            grads = prim.vjp(ctx, g)
+        finally:
+            if done is not None:
+                done(node)
+        visited.append(node)
+        for target, gi, shape, dtype in zip(targets, grads, ctx.shapes, ctx.dtypes):
+            if target is None or gi is None:
+                continue
+            gi = sum_to(gi, shape)
+            if gi.dtype is not dtype:
+                gi = gi.to(dtype)
+            prev = cot.get(target)
+            cot[target] = gi if prev is None else prev + gi
+    return visited
+
+
+def backward_from(tensor, gradient, retain_graph=False):
+    """Eager backward from `tensor` with cotangent `gradient` (same shape and dtype, detached):
+    gradients accumulate into the .grad of the leaves that require grad."""
     with no_grad():
-        gradient = gradient.detach().to(tensor.dtype)
         if tensor._grad_fn is None:  # a leaf
             _accumulate(tensor, gradient)
             run_post_backward_hooks([tensor])
             return
-        root = tensor._grad_fn
-        grads = {root: gradient}
-        touched = []
-        for node in _topological(root):
-            g = grads.pop(node, None)
-            if g is None:
-                continue
+        nodes = _topological(tensor._grad_fn)
+        cot = {tensor._grad_fn: gradient}
+
+        def expand(node):
             node._check_saved()
-            ctx = Ctx(node.saved, node.out, node.shapes, node.dtypes, node.attrs, node.needs)
-            for parent, gi, shape, dtype in zip(node.parents, node.prim.vjp(ctx, g), node.shapes, node.dtypes):
-                if parent is None or gi is None:
-                    continue
-                gi = sum_to(gi, shape)
-                if gi.dtype is not dtype:
-                    gi = gi.to(dtype)
-                if isinstance(parent, Node):
-                    prev = grads.get(parent)
-                    grads[parent] = gi if prev is None else prev + gi
-                else:
-                    _accumulate(parent, gi)
-                    touched.append(parent)
+            return node.prim, Ctx(node.saved, node.out, node.shapes, node.dtypes, node.attrs, node.needs), node.parents
+
+        def release(node):
             if not retain_graph:
                 node.saved, node.out, node.freed = (), None, True
-        run_post_backward_hooks(touched)
+        backprop(nodes, cot, expand, release)
+        leaves = [t for t in cot if not isinstance(t, Node)]  # what is left: the leaves' gradients
+        for leaf in leaves:
+            _accumulate(leaf, cot[leaf])
+        run_post_backward_hooks(leaves)
 
 
 def _accumulate(leaf, g):

@@ -349,8 +349,8 @@ def cmd_info(args):
     if gpus:
         gpu = f"found: {gpus} CUDA device(s)"
     else:
-        from .device import _why_no_cuda
-        gpu = f"not found ({_why_no_cuda()})"
+        from .device import why_no_cuda
+        gpu = f"not found ({why_no_cuda()})"
     print(f"GPU       {gpu}")
     print("backends  numpy (CPU): available; cuda: code generation available, running "
           + ("available" if gpus else "needs a GPU"))

@@ -34,7 +34,7 @@ class Device:
     @property
     def xp(self):
         """The array module that holds this device's data."""
-        return np if self.type == "cpu" else _cupy()
+        return np if self.type == "cpu" else cupy_module()
 
 
 CPU = Device("cpu")
@@ -61,14 +61,14 @@ def require(dev):
     if dev.type == "cuda":
         n = device_count()
         if n == 0:
-            raise DeviceError(_why_no_cuda())
+            raise DeviceError(why_no_cuda())
         if dev.index >= n:
             raise DeviceError(f"device {dev} does not exist: this machine has {n} CUDA device(s) (cuda:0..cuda:{n - 1})")
     return dev
 
 
 @functools.lru_cache(maxsize=None)
-def _cupy():
+def cupy_module():
     try:
         import cupy
     except ImportError:
@@ -76,9 +76,9 @@ def _cupy():
     return cupy
 
 
-def _why_no_cuda():
+def why_no_cuda():
     try:
-        cp = _cupy()
+        cp = cupy_module()
     except DeviceError as e:
         return str(e)
     try:
@@ -91,7 +91,7 @@ def _why_no_cuda():
 @functools.lru_cache(maxsize=None)
 def device_count():
     try:
-        return int(_cupy().cuda.runtime.getDeviceCount())
+        return int(cupy_module().cuda.runtime.getDeviceCount())
     except Exception:
         return 0
 

@@ -19,10 +19,11 @@ from .autograd import no_grad
 from .device import device as _device
 from .errors import DeviceError, DTypeError, GradcError, ShapeError, TraceError
 from .ops import OPS, collective
-from .tensor import Tensor, _tracer
+from .tensor import Tensor
+from . import dispatch
 
 BACKENDS = ("mpi", "nccl")
-_group = [None]
+_group = collective.GROUP  # shared with the all_reduce primitive's kernel
 
 
 class ReduceOp:
@@ -85,8 +86,8 @@ class ProcessGroup:
         """The array module of x."""
         if isinstance(x, np.ndarray):
             return np
-        from .device import _cupy
-        return _cupy()
+        from .device import cupy_module
+        return cupy_module()
 
     def _average(self, out, op):
         if op == "avg":
@@ -299,7 +300,7 @@ def all_reduce(tensor, op=ReduceOp.SUM):
     group = current_group()
     # a bad op or dtype fails here, on every rank, before any exchange
     OPS["all_reduce"].infer([tensor.shape], [tensor.dtype], {"reduction": collective.reduction_code(op)})
-    if _tracer[0] is not None:
+    if dispatch.tracer() is not None:
         with no_grad():
             tensor.copy_(collective.all_reduce(tensor, op))
         return
@@ -313,7 +314,7 @@ def broadcast(tensor, src=0):
     group = current_group()
     if not isinstance(src, int) or not 0 <= src < group.size:
         raise GradcError(f"broadcast: src={src!r} is not a rank of this job (0..{group.size - 1})")
-    if _tracer[0] is not None:
+    if dispatch.tracer() is not None:
         raise TraceError("broadcast inside gradc.compile is not supported (all_reduce is the collective a "
                          "compiled graph can hold); broadcast before calling the compiled function")
     group.broadcast_inplace(tensor._data, src)
@@ -323,6 +324,6 @@ def broadcast(tensor, src=0):
 def barrier():
     """Wait until every rank has reached this call."""
     group = current_group()
-    if _tracer[0] is not None:
+    if dispatch.tracer() is not None:
         raise TraceError("barrier inside gradc.compile is not supported; call it outside the compiled function")
     group.barrier()

@@ -4,11 +4,14 @@ included. Boolean masks become integer arrays, which needs concrete values (eage
 import numpy as np
 
 from . import dtypes as D
-from .ops._rules import broadcast_shapes
+from .creation import tensor
+from .ops import OPS
+from .ops.movement import strided_slice
+from .shapes import broadcast_shapes
+from .tensor import Tensor
 
 
 def _index_tensor(k, x):
-    from .tensor import Tensor, tensor
     t = k if isinstance(k, Tensor) else tensor(np.asarray(k), device=x.device)
     if t.dtype is D.bool_:
         data = t._concrete("indexing with a boolean mask (its result shape depends on the data)")
@@ -21,7 +24,6 @@ def _index_tensor(k, x):
 
 
 def getitem(x, key):
-    from .tensor import Tensor
     key = key if isinstance(key, tuple) else (key,)
     items = []
     for k in key:
@@ -68,7 +70,7 @@ def getitem(x, key):
             arrays.append((len(out_shape), k, n))
             out_shape.append(n)
         dim += 1
-    y = x._slice(starts, stops, steps).reshape(out_shape)
+    y = strided_slice(x, starts, stops, steps).reshape(out_shape)
     if not arrays:
         return y
     return _advanced(y, arrays)
@@ -86,7 +88,7 @@ def _advanced(y, arrays):
         positions = list(range(k))
     p0 = positions[0]
     if k == 1:
-        return y._gather(idxs[0], p0)
+        return OPS["gather"].bind(y, idxs[0], axis=p0)
     sizes = [n for _, _, n in arrays]
     for t, n in zip(idxs, sizes):
         if t._data is not None and t.numel() and (int(t._data.max()) >= n or int(t._data.min()) < -n):
@@ -100,4 +102,4 @@ def _advanced(y, arrays):
         term = t * stride if stride != 1 else t
         lin = term if lin is None else lin + term
         stride *= n
-    return merged._gather(lin, p0)
+    return OPS["gather"].bind(merged, lin, axis=p0)

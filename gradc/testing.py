@@ -5,7 +5,8 @@ import numpy as np
 
 from . import dtypes as D
 from .autograd import no_grad
-from .tensor import Tensor, tensor
+from .tensor import Tensor
+from .functions import tensor
 
 # Default (rtol, atol) per dtype for assert_close, as in torch.testing.
 _TOLERANCES = {"float16": (1e-3, 1e-5), "float32": (1.3e-6, 1e-5), "float64": (1e-7, 1e-7)}

@@ -5,7 +5,6 @@ function reads but did not create (arguments, parameters, buffers, `.grad`, opti
 lifted to graph inputs by identity; what the function leaves behind (new parameter values, new
 `.grad`, new optimizer state) becomes graph outputs that the runtime writes back after each run."""
 import gc
-import importlib
 import os
 import sys
 import weakref
@@ -13,11 +12,14 @@ import weakref
 import numpy as np
 
 from . import autograd
+from . import dispatch
 from . import dtypes as D
+from .creation import ones, tensor
+from .device import CPU
 from .errors import AutogradError, DeviceError, GradcError, TraceError
 from .ir import Graph
-
-T = importlib.import_module("gradc.tensor")  # the module (gradc.tensor is also a function)
+from .passes.autodiff import differentiate
+from .tensor import Tensor
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -62,7 +64,9 @@ class Binding:
         return f"Binding({self.kind}, {self.ref if self.kind == 'arg' else type(self.ref).__name__})"
 
 
-class Tracer:
+class Tracer(dispatch.Mode):
+    """The tracing interpreter: pushed on the dispatch stack while a function is traced."""
+
     def __init__(self, graph=None):
         self.graph = graph if graph is not None else Graph()
         self.bindings = []        # one per graph input
@@ -74,16 +78,14 @@ class Tracer:
         self.freed = set()
         self.optimizers = []
         self.where_override = None
-        self._prev = None
 
     # ------------------------------------------------------------------ activation
     def __enter__(self):
-        self._prev = T._tracer[0]
-        T._tracer[0] = self
+        dispatch.push(self)
         return self
 
     def __exit__(self, *exc):
-        T._tracer[0] = self._prev
+        dispatch.pop(self)
         return False
 
     def where(self):
@@ -92,9 +94,9 @@ class Tracer:
     # ------------------------------------------------------------------ symbolic tensors
     def sym(self, nid, requires_grad=False, device=None):
         d = self.graph.node(nid)
-        t = object.__new__(T.Tensor)
+        t = object.__new__(Tensor)
         t._data, t._sym = None, (self, nid)
-        t.shape, t.dtype, t.device = d["shape"], D.ALL[d["dtype"]], device or T.CPU
+        t.shape, t.dtype, t.device = d["shape"], D.ALL[d["dtype"]], device or CPU
         t.requires_grad, t._grad, t._version = bool(requires_grad), None, [0]
         t._grad_fn = _TRACED if requires_grad else None
         self.created.add(t)
@@ -148,7 +150,7 @@ class Tracer:
             t._data, t._sym, t.requires_grad, t._grad_fn, t._grad, t._version = data, None, rg, gf, grad, version
 
     # ------------------------------------------------------------------ recording
-    def record(self, prim, args, attrs):
+    def bind(self, prim, args, attrs):
         dev = args[0].device
         for a in args:
             if a.device is not dev and a.device != dev:
@@ -163,11 +165,11 @@ class Tracer:
         edges = [grad_on and a.requires_grad for a in args]
         nid = self.graph.add(prim.name, ids, shape, dtype.name, attrs, self.where(), edges)
         out = self.sym(nid, requires_grad=any(edges) and dtype.is_floating_point, device=dev)
-        if prim.name in T._VIEW_OPS:
+        if prim.view:
             self.views.add(out)
         return out
 
-    def random_input(self, spec, dev):
+    def random(self, spec, dtype, dev):
         """Random draws made while tracing: a program input bound to a fresh draw per call."""
         nid = self.graph.add_input(f"in{len(self.graph.inputs)}", spec[1], spec[2], where=self.where())
         self.bindings.append(Binding("random", spec))
@@ -177,7 +179,7 @@ class Tracer:
         nid = self.graph.add_const(np.asarray(data, dtype=dtype.np), where=self.where())
         return self.sym(nid, device=dev)
 
-    def assign(self, target, result):
+    def assign(self, target, result, what):
         """An in-place op: `target` now holds `result`'s value."""
         if target in self.views:
             raise TraceError(f"in-place change of a view (the result of reshape/slice/transpose/expand) at "
@@ -205,22 +207,21 @@ class Tracer:
             "outside the compiled function, or compile with fullgraph=False to run this call eagerly")
 
     # ------------------------------------------------------------------ autograd at trace time
-    def backward(self, tensor, gradient=None):
-        from .passes.autodiff import differentiate
-        if not tensor.requires_grad:
+    def backward(self, out, gradient=None, retain_graph=False):
+        if not out.requires_grad:
             raise AutogradError("backward() on a tensor that does not require grad; create the inputs with "
                                 f"requires_grad=True (at {self.where()})")
         if gradient is None:
-            if tensor.numel() != 1:
-                raise AutogradError(f"backward() without a gradient needs a scalar output, got shape {tensor.shape} "
+            if out.numel() != 1:
+                raise AutogradError(f"backward() without a gradient needs a scalar output, got shape {out.shape} "
                                     f"(at {self.where()}); reduce it first or pass gradient=")
-            seed = T.ones(tensor.shape, dtype=tensor.dtype)
+            seed = ones(out.shape, dtype=out.dtype)
         else:
-            seed = gradient if isinstance(gradient, T.Tensor) else T.tensor(gradient, dtype=tensor.dtype)
+            seed = gradient if isinstance(gradient, Tensor) else tensor(gradient, dtype=out.dtype)
         leaves = [(t, nid) for t, nid, saved in self.lifted.values() if saved[1] and saved[2] is None]
         wrt = [nid for _, nid in leaves]
         with autograd.no_grad():
-            grads, visited = differentiate(self, [(self.node_of(tensor), self.node_of(seed))], wrt)
+            grads, visited = differentiate(self, [(self.node_of(out), self.node_of(seed))], wrt)
             if visited & self.freed:
                 raise AutogradError("trying to backward through the graph a second time inside a compiled "
                                     f"function (at {self.where()}); pass retain_graph=True to the first backward")

@@ -1,20 +1,21 @@
 """autocast: run each primitive in the dtype its autocast policy asks for.
 
 The policy is the `amp` field of each primitive in the op table ("fp16", "fp32" or "follow").
-While an autocast region is open, `gradc.tensor._dispatch` hands every primitive call to
-`cast_operands` before running or tracing it, so eager execution and tracing insert the same
+While an autocast region is open in any thread, an `Autocast` mode sits on the dispatch stack
+above the interpreters and hands every primitive call to `cast_operands` before it is run or
+traced, so eager execution and tracing insert the same
 casts, and autograd differentiates through them (a cast's gradient is cast back, so parameters
 and their gradients keep their own dtype). The state is per thread, as grad mode is."""
 import functools
 import threading
 
+from .. import dispatch
 from .. import dtypes as D
 from ..errors import DTypeError
 
-_tensor = None  # gradc.tensor, bound on first use (it imports the op table, which this module must not)
 _local = threading.local()  # .dtype: the low-precision dtype of this thread's open region, None when off
 _lock = threading.Lock()
-_open = [0]  # enabled regions open in all threads: the dispatch hook is installed while this is > 0
+_open = [0]  # enabled regions open in all threads: the mode is on the dispatch stack while this is > 0
 
 _DEVICE_TYPES = ("cpu", "cuda")
 
@@ -58,14 +59,27 @@ def _low_dtype(dtype):
     return dtype
 
 
+class Autocast(dispatch.Mode):
+    """The transform mode: casts operands per policy, then passes the call down."""
+    order = 0
+
+    def bind(self, prim, args, attrs):
+        return self.below.bind(prim, cast_operands(prim, args), attrs)
+
+    def low_dtype(self):
+        return getattr(_local, "dtype", None)
+
+
+_MODE = Autocast()
+
+
 def _install(delta):
-    global _tensor
-    if _tensor is None:
-        import importlib
-        _tensor = importlib.import_module("gradc.tensor")
     with _lock:
         _open[0] += delta
-        _tensor._autocast[0] = cast_operands if _open[0] > 0 else None
+        if _open[0] == delta and delta > 0:
+            dispatch.push(_MODE)
+        elif _open[0] == 0 and delta < 0:
+            dispatch.pop(_MODE)
 
 
 class autocast:

@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from .. import dtypes as D
 from ..autograd import no_grad
 from ..errors import DTypeError, GradcError
-from ..tensor import Tensor, _tracer, full, where, zeros, zeros_like
+from ..tensor import Tensor
+from ..functions import full, where, zeros, zeros_like
+from .. import dispatch
 
 
 class AmpError(GradcError, RuntimeError):
@@ -77,7 +79,7 @@ class GradScaler:
                          f"got {type(outputs).__name__}")
 
     def _follow_device(self, dev):
-        if self._device_fixed or _tracer[0] is not None or dev == self._scale.device:
+        if self._device_fixed or dispatch.tracer() is not None or dev == self._scale.device:
             return
         for name in ("_scale", "_growth_tracker", "_growth_factor", "_backoff_factor", "_growth_interval"):
             setattr(self, name, getattr(self, name).to(dev))
@@ -262,7 +264,7 @@ def _masked_step(optimizer, skip, args, kwargs):
                     created.append((p, k))
                     old = zeros_like(v)  # state made by this step: a skipped first step leaves it at zero
                 v.copy_(where(skip, old, v))
-    if created and _tracer[0] is None and skip.item():
+    if created and dispatch.tracer() is None and skip.item():
         # Eagerly, a skipped first step removes the state it created, as PyTorch never creates it.
         # (Only on the step that creates state; inside a compiled step the zeros above stand.)
         for p, k in created:

@@ -1,7 +1,7 @@
 """The layers of the public API, each a thin Module over gradc.nn.functional."""
 import math
 
-from ..tensor import empty
+from ..functions import empty
 from . import functional as F
 from . import init
 from .module import Module, Parameter

@@ -5,7 +5,8 @@ import collections
 from .. import dtypes as D
 from ..autograd import no_grad
 from ..errors import DTypeError, GradcError, ShapeError
-from ..tensor import Tensor, zeros_like
+from ..tensor import Tensor
+from ..functions import zeros_like
 
 
 class Parameter(Tensor):
@@ -13,7 +14,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __new__(cls, data=None, requires_grad=True):
-        from ..tensor import tensor
+        from ..functions import tensor
         src = data if isinstance(data, Tensor) else tensor([] if data is None else data)
         if requires_grad and not src.dtype.is_floating_point:
             raise DTypeError(f"only floating-point tensors can require grad, got a {src.dtype!r} Parameter; "

@@ -7,7 +7,10 @@ merge two of them or evaluate one at compile time; it is not differentiable (DDP
 gradients once backward has finished). The reduction is the attribute `reduction`, an index into
 REDUCE_OPS (a plain int, so every backend's templates render it as a literal)."""
 from ..errors import DTypeError, GradcError
-from . import primitive
+from .primitive import primitive
+
+# The active process group ([group] or [None]): gradc.distributed sets it, the kernel below reads it.
+GROUP = [None]
 
 REDUCE_OPS = ("sum", "avg", "max", "min")
 
@@ -41,8 +44,10 @@ def _all_reduce_dtype(dtypes, reduction):
 
 
 def _all_reduce_kernel(xp, x, reduction):
-    from ..distributed import current_group
-    return current_group().all_reduce_array(x, _name(reduction))
+    if GROUP[0] is None:
+        raise GradcError("all_reduce: the process group is not initialised: call "
+                         "gradc.distributed.init_process_group() first")
+    return GROUP[0].all_reduce_array(x, _name(reduction))
 
 
 all_reduce_p = primitive("all_reduce", "collective", 1, _all_reduce_shape, _all_reduce_dtype, _all_reduce_kernel,

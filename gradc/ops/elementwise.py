@@ -6,11 +6,10 @@ import math
 import numpy as np
 
 from .. import dtypes as D
-from . import primitive
-from ._rules import elementwise_shape, floating, same_dtype
-import importlib
-
-T = importlib.import_module("gradc.tensor")  # the module (gradc.tensor is also a function)
+from ..errors import DTypeError
+from . import frontend as F
+from .primitive import primitive
+from .rules import elementwise_shape, floating, same_dtype
 
 
 def _unary(name, kernel, saves=(), amp="follow", float_only=True):
@@ -69,7 +68,7 @@ sqrt_p.def_vjp(lambda ctx, g: (g / (ctx.out * 2.0),))
 tanh_p.def_vjp(lambda ctx, g: (g * (1.0 - ctx.out * ctx.out),))
 sigmoid_p.def_vjp(lambda ctx, g: (g * (ctx.out * (1.0 - ctx.out)),))
 abs_p.def_vjp(lambda ctx, g: (g * ctx.inputs[0].sign(),))
-sign_p.def_vjp(lambda ctx, g: (T.zeros_like(g),))
+sign_p.def_vjp(lambda ctx, g: (F.zeros_like(g),))
 erf_p.def_vjp(lambda ctx, g: (g * ((-ctx.inputs[0] * ctx.inputs[0]).exp() * (2.0 / math.sqrt(math.pi))),))
 sin_p.def_vjp(lambda ctx, g: (g * ctx.inputs[0].cos(),))
 cos_p.def_vjp(lambda ctx, g: (-(g * ctx.inputs[0].sin()),))
@@ -105,9 +104,9 @@ def _div_vjp(ctx, g):
 def _pow_vjp(ctx, g):
     a, b = ctx.inputs
     # Where b == 0 the gradient is 0 (PyTorch's rule), not 0 * inf at a == 0: a**1 keeps it finite.
-    ga = g * b * a ** T.where(b == 0, 1.0, b - 1.0) if ctx.needs[0] else None
+    ga = g * b * a ** F.where(b == 0, 1.0, b - 1.0) if ctx.needs[0] else None
     # d/db a**b = a**b log a; defined as 0 where a <= 0 (PyTorch masks the same way).
-    gb = g * ctx.out * T.where(a > 0, a, 1.0).log() if ctx.needs[1] else None
+    gb = g * ctx.out * F.where(a > 0, a, 1.0).log() if ctx.needs[1] else None
     return ga, gb
 
 
@@ -115,7 +114,7 @@ def _minmax_vjp(ctx, g, first_wins):
     # Ties split the gradient evenly between the operands, as PyTorch does.
     a, b = ctx.inputs
     wins = (a > b) if first_wins else (a < b)
-    share = T.where(wins, 1.0, T.where(a == b, 0.5, 0.0)).to(g.dtype)
+    share = F.where(wins, 1.0, F.where(a == b, 0.5, 0.0)).to(g.dtype)
     return (g * share if ctx.needs[0] else None, g * (1.0 - share) if ctx.needs[1] else None)
 
 
@@ -143,7 +142,6 @@ logical_not_p = primitive("logical_not", "unary", 1, elementwise_shape("logical_
 
 def _where_dtype(dtypes, **_):
     if dtypes[0] is not D.bool_:
-        from ..errors import DTypeError
         raise DTypeError(f"where: condition must be bool, got {dtypes[0]!r}; compare first, e.g. x > 0")
     return same_dtype("where")(dtypes[1:])
 
@@ -155,8 +153,8 @@ where_p = primitive("where", "ternary", 3, elementwise_shape("where"), _where_dt
 @where_p.def_vjp
 def _where_vjp(ctx, g):
     c = ctx.inputs[0]
-    zero = T.zeros((), dtype=g.dtype, device=g.device)
-    return (None, T.where(c, g, zero) if ctx.needs[1] else None, T.where(c, zero, g) if ctx.needs[2] else None)
+    zero = F.scalar(0, g.dtype, g.device)
+    return (None, F.where(c, g, zero) if ctx.needs[1] else None, F.where(c, zero, g) if ctx.needs[2] else None)
 
 
 def _cast_kernel(xp, x, dtype):
@@ -171,3 +169,58 @@ cast_p = primitive("cast", "cast", 1, lambda shapes, dtype: shapes[0],
 def _cast_vjp(ctx, g):
     src = ctx.dtypes[0]
     return (g.to(src) if src.is_floating_point else None,)
+
+
+# ---------------------------------------------------------------------- public names
+def _float_unary(prim):
+    def fn(input):
+        return prim.bind(input if input.dtype.is_floating_point else F.cast(input, D.default_float))
+    fn.__name__ = prim.name
+    return fn
+
+
+for _p in (exp_p, log_p, sqrt_p, tanh_p, sigmoid_p, erf_p, sin_p, cos_p):
+    _p.def_frontend(_p.name)(_float_unary(_p))
+for _p in (abs_p, sign_p, logical_not_p):
+    _p.def_frontend(_p.name)(lambda input, _p=_p: _p.bind(input))
+
+
+@neg_p.def_frontend("neg", "__neg__")
+def neg(input):
+    if input.dtype is D.bool_:
+        raise DTypeError("negation of a bool tensor is not defined; use logical_not() or ~")
+    return neg_p.bind(input)
+
+
+def _binary_names(prim, names, reflected=()):
+    prim.def_frontend(*names)(lambda input, other: F.binary(prim.name, input, other))
+    if reflected:
+        prim.def_frontend(*reflected, function=False)(lambda input, other: F.binary(prim.name, other, input))
+
+
+_binary_names(add_p, ("add", "__add__"), ("__radd__",))
+_binary_names(sub_p, ("sub", "subtract", "__sub__"), ("__rsub__",))
+_binary_names(mul_p, ("mul", "multiply", "__mul__"), ("__rmul__",))
+_binary_names(div_p, ("div", "divide", "true_divide", "__truediv__"), ("__rtruediv__",))
+_binary_names(maximum_p, ("maximum",))
+_binary_names(minimum_p, ("minimum",))
+for _p in (lt_p, le_p, gt_p, ge_p, eq_p, ne_p):
+    _binary_names(_p, (_p.name, f"__{_p.name}__"))
+_binary_names(logical_and_p, ("logical_and", "__and__"), ("__rand__",))
+_binary_names(logical_or_p, ("logical_or", "__or__"), ("__ror__",))
+_binary_names(pow_p, (), ("__rpow__",))
+
+
+@pow_p.def_frontend("pow", "__pow__")
+def pow(input, exponent):
+    if (isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and exponent == 2
+            and D.promote_weak(input.dtype, exponent) is input.dtype):  # int ** 2.0 is float, bool ** 2 int
+        return input * input
+    if input.dtype.category < 2 and isinstance(exponent, (int, np.integer)) and exponent < 0:
+        raise DTypeError("integers to negative integer powers are not allowed; use x.float() ** n")
+    return F.binary("pow", input, exponent)
+
+
+where_p.def_frontend("where", method=False)(F.where)
+# Tensor.where(condition, other) is where(condition, self, other), as in PyTorch.
+where_p.def_frontend("where", function=False)(lambda input, condition, other: F.where(condition, input, other))

@@ -3,7 +3,8 @@ import numpy as np
 
 from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
-from . import primitive
+from ..shapes import normalize_axis
+from .primitive import primitive
 
 
 def _gather_shape(shapes, axis):
@@ -51,5 +52,14 @@ gather_p = primitive("gather", "index", 2, _gather_shape, _index_dtype("gather")
 scatter_add_p = primitive("scatter_add", "index", 2, _scatter_shape, _index_dtype("scatter_add"),
                           _scatter_kernel, saves=(1,))
 
-gather_p.def_vjp(lambda ctx, g: (g._scatter_add(ctx.inputs[1], ctx.attrs["axis"], ctx.shapes[0][ctx.attrs["axis"]]), None))
-scatter_add_p.def_vjp(lambda ctx, g: (g._gather(ctx.inputs[1], ctx.attrs["axis"]), None))
+gather_p.def_vjp(lambda ctx, g: (scatter_add_p.bind(g, ctx.inputs[1], axis=ctx.attrs["axis"],
+                                                   size=ctx.shapes[0][ctx.attrs["axis"]]), None))
+scatter_add_p.def_vjp(lambda ctx, g: (gather_p.bind(g, ctx.inputs[1], axis=ctx.attrs["axis"]), None))
+
+
+@gather_p.def_frontend("index_select")
+def index_select(input, dim, index):
+    """The entries of `input` at the 1-D int64 `index` along `dim`, as torch.index_select."""
+    if index.ndim != 1:
+        raise ShapeError(f"index_select: index must be 1-D, got shape {index.shape}")
+    return gather_p.bind(input, index, axis=normalize_axis("index_select", dim, input.ndim))

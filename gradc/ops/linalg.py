@@ -1,9 +1,13 @@
 """Batched matrix multiply (NumPy matmul semantics for operands of rank >= 2)."""
 import numpy as np
 
-from ..errors import ShapeError
-from . import primitive
-from ._rules import broadcast_shapes, same_dtype
+from .. import dispatch
+from ..dispatch import Value
+from .. import dtypes as D
+from ..errors import DTypeError, ShapeError
+from .frontend import cast
+from .primitive import primitive
+from .rules import broadcast_shapes, same_dtype
 
 
 def _matmul_shape(shapes):
@@ -58,3 +62,51 @@ def _matmul_vjp(ctx, g):
 def _transposed(t):
     d = t._data
     return d is not None and d.ndim == 2 and d.flags.f_contiguous and not d.flags.c_contiguous
+
+
+# ---------------------------------------------------------------------- public names
+@matmul_p.def_frontend("matmul", "__matmul__")
+def matmul(input, other):
+    a, b = input, other
+    if not isinstance(a, Value) or not isinstance(b, Value):
+        raise DTypeError("matmul: both operands must be tensors")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} and {b.shape}")
+    if a.dtype is not b.dtype:
+        dtype = D.promote(a.dtype, b.dtype)
+        low = dispatch.low_precision()
+        if low is not None and dtype is D.float32 and a.dtype.is_floating_point and b.dtype.is_floating_point:
+            # float16 @ float32 under autocast: cast the float32 side down (where autocast takes it
+            # anyway), not the float16 side up and back down
+            dtype = low
+        a, b = cast(a, dtype), cast(b, dtype)
+    if a.ndim == 1 and b.ndim == 1:
+        _check_inner(a, b, a.shape[0], b.shape[0])
+        return matmul(a.reshape(1, -1), b.reshape(-1, 1)).reshape(())
+    if a.ndim == 1:
+        return matmul(a.unsqueeze(0), b).squeeze(-2)
+    if b.ndim == 1:
+        return matmul(a, b.unsqueeze(-1)).squeeze(-1)
+    _check_inner(a, b, a.shape[-1], b.shape[-2])
+    if b.ndim == 2 and a.ndim > 2:
+        # Fold batch dims into rows: one GEMM, and the weight gradient needs no batch reduction.
+        return matmul_p.bind(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+    return matmul_p.bind(a, b)
+
+
+matmul_p.def_frontend("__rmatmul__", function=False)(lambda input, other: matmul(other, input))
+
+
+@matmul_p.def_frontend("mm")
+def mm(input, mat2):
+    a, b = input, mat2
+    if not isinstance(a, Value) or not isinstance(b, Value) or a.ndim != 2 or b.ndim != 2:
+        raise ShapeError(f"mm needs two 2-D tensors, got shapes {getattr(a, 'shape', type(a).__name__)} and "
+                         f"{getattr(b, 'shape', type(b).__name__)}; use matmul for 1-D or batched operands")
+    return matmul(a, b)
+
+
+def _check_inner(a, b, k1, k2):
+    if k1 != k2:
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied ({k1} != {k2}); "
+                         "the last dim of the first must equal the second-to-last of the second")

@@ -1,8 +1,9 @@
 """Movement primitives: reshape, permute, expand, slice (and its transpose, pad), concat.
 Attributes are fully normalised by the frontend (no -1 sizes, no negative indices)."""
 from ..errors import ShapeError
-from . import primitive
-from ._rules import same_dtype
+from .frontend import shape_arg
+from .primitive import primitive
+from .rules import normalize_axis, same_dtype
 
 
 def _prod(shape):
@@ -38,11 +39,11 @@ def _first_dtype(dtypes, **_):
 
 
 reshape_p = primitive("reshape", "movement", 1, _reshape_shape, _first_dtype,
-                      lambda xp, x, shape: xp.reshape(x, shape))
+                      lambda xp, x, shape: xp.reshape(x, shape), view=True)
 permute_p = primitive("permute", "movement", 1, _permute_shape, _first_dtype,
-                      lambda xp, x, perm: xp.transpose(x, perm))
+                      lambda xp, x, perm: xp.transpose(x, perm), view=True)
 expand_p = primitive("expand", "movement", 1, _expand_shape, _first_dtype,
-                     lambda xp, x, shape: xp.broadcast_to(x, shape))
+                     lambda xp, x, shape: xp.broadcast_to(x, shape), view=True)
 
 reshape_p.def_vjp(lambda ctx, g: (g.reshape(ctx.shapes[0]),))
 
@@ -85,11 +86,11 @@ def _pad_shape(shapes, shape, starts, stops, steps):
 
 
 slice_p = primitive("slice", "movement", 1, _slice_shape, _first_dtype,
-                    lambda xp, x, starts, stops, steps: x[_slices(starts, stops, steps)])
+                    lambda xp, x, starts, stops, steps: x[_slices(starts, stops, steps)], view=True)
 pad_p = primitive("pad", "movement", 1, _pad_shape, _first_dtype, _pad_kernel)
 
-slice_p.def_vjp(lambda ctx, g: (g._pad_into(ctx.shapes[0], **ctx.attrs),))
-pad_p.def_vjp(lambda ctx, g: (g._slice(**{k: v for k, v in ctx.attrs.items() if k != "shape"}),))
+slice_p.def_vjp(lambda ctx, g: (pad_p.bind(g, shape=tuple(ctx.shapes[0]), **ctx.attrs),))
+pad_p.def_vjp(lambda ctx, g: (slice_p.bind(g, **{k: v for k, v in ctx.attrs.items() if k != "shape"}),))
 
 
 def _concat_shape(shapes, axis):
@@ -113,8 +114,53 @@ def _concat_vjp(ctx, g):
             starts = [0] * g.ndim
             stops = list(g.shape)
             starts[axis], stops[axis] = offset, offset + n
-            grads.append(g._slice(tuple(starts), tuple(stops), (1,) * g.ndim))
+            grads.append(slice_p.bind(g, starts=tuple(starts), stops=tuple(stops), steps=(1,) * g.ndim))
         else:
             grads.append(None)
         offset += n
     return tuple(grads)
+
+
+# ---------------------------------------------------------------------- public names
+@reshape_p.def_frontend("reshape", "view")
+def reshape(input, *shape):
+    shape = list(shape_arg(shape))
+    if shape.count(-1) > 1:
+        raise ShapeError(f"reshape: only one dimension can be -1, got {tuple(shape)}")
+    if -1 in shape:
+        known = _prod(d for d in shape if d != -1)
+        if known == 0 or _prod(input.shape) % known:
+            raise ShapeError(f"reshape: cannot reshape a tensor of shape {input.shape} into {tuple(shape)}")
+        shape[shape.index(-1)] = _prod(input.shape) // known
+    shape = tuple(shape)
+    if shape == input.shape:
+        return input
+    return reshape_p.bind(input, shape=shape)
+
+
+@permute_p.def_frontend("permute")
+def permute(input, *dims):
+    dims = tuple(normalize_axis("permute", d, input.ndim) for d in shape_arg(dims))
+    if dims == tuple(range(input.ndim)):
+        return input
+    return permute_p.bind(input, perm=dims)
+
+
+@expand_p.def_frontend("expand", "broadcast_to")
+def expand(input, *sizes):
+    sizes = shape_arg(sizes)
+    if len(sizes) < input.ndim:
+        raise ShapeError(f"expand: target {sizes} has fewer dims than the tensor's shape {input.shape}")
+    lead = len(sizes) - input.ndim
+    x = reshape(input, (1,) * lead + input.shape) if lead else input
+    shape = tuple(x.shape[i] if s == -1 else s for i, s in enumerate(sizes))
+    if shape == x.shape:
+        return x
+    return expand_p.bind(x, shape=shape)
+
+
+def strided_slice(input, starts, stops, steps):
+    """input[start:stop:step] on every axis (the frontend of basic indexing and split)."""
+    if all(a == 0 and b == n and c == 1 for a, b, c, n in zip(starts, stops, steps, input.shape)):
+        return input
+    return slice_p.bind(input, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))

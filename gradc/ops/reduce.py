@@ -4,10 +4,9 @@ import numpy as np
 
 from .. import dtypes as D
 from ..errors import DTypeError
-from . import primitive
-import importlib
-
-T = importlib.import_module("gradc.tensor")  # the module (gradc.tensor is also a function)
+from ..shapes import normalize_axis
+from . import frontend as F
+from .primitive import primitive
 
 
 def _reduced_shape(shape, axes, keepdim):
@@ -79,3 +78,20 @@ def _argmax_dtype(dtypes, **_):
 
 
 argmax_p = primitive("argmax", "reduce", 1, _argmax_shape, _argmax_dtype, _argmax_kernel, diff=False)
+
+
+@sum_p.def_frontend("sum")
+def sum(input, dim=None, keepdim=False, dtype=None):
+    x = input if dtype is None else F.cast(input, D.get_dtype(dtype))
+    return sum_p.bind(x, axes=F.axes_arg(x, dim, "sum"), keepdim=bool(keepdim))
+
+
+@max_p.def_frontend("amax")
+def amax(input, dim=None, keepdim=False):
+    return max_p.bind(input, axes=F.axes_arg(input, dim, "amax"), keepdim=bool(keepdim))
+
+
+@argmax_p.def_frontend("argmax")
+def argmax(input, dim=None, keepdim=False):
+    axis = None if dim is None else normalize_axis("argmax", dim, input.ndim)
+    return argmax_p.bind(input, axis=axis, keepdim=bool(keepdim))

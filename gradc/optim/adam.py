@@ -2,7 +2,7 @@
 as in PyTorch, so that a compiled step reads it as data instead of baking it in."""
 
 from ..errors import GradcError
-from ..tensor import zeros, zeros_like
+from ..functions import zeros, zeros_like
 from .optimizer import Optimizer
 
 

@@ -8,7 +8,7 @@ gradient (no_grad regions and detach() stop it), and gradients nobody needs are 
 import networkx as nx
 
 from .. import dtypes as D
-from ..autograd import sum_to
+from ..autograd import backprop
 from ..ops import OPS, Ctx
 
 
@@ -37,34 +37,23 @@ def differentiate(tracer, roots, wrt):
     cot = {}
     for root, seed in roots:
         cot[root] = tracer.sym(seed) if root not in cot else cot[root] + tracer.sym(seed)
-    visited = set()
-    order = [n for n in reversed(graph.topological()) if n in region]
-    for n in order:
-        if n in wrt_set or n not in cot:
-            continue
+    order = [n for n in reversed(graph.topological()) if n in region and n not in wrt_set]
+
+    def expand(n):
         d = graph.node(n)
-        prim = OPS[d["op"]]
         edges = sorted(graph.g.in_edges(n, data=True), key=lambda e: e[2]["index"])
         args = [u for u, _, _ in edges]
         needs = tuple(e[2]["grad"] and e[0] in region for e in edges)
         if not any(needs):
-            continue
-        inputs = [tracer.sym(a) for a in args]
-        ctx = Ctx(inputs, tracer.sym(n), tuple(graph.node(a)["shape"] for a in args),
+            return None
+        ctx = Ctx([tracer.sym(a) for a in args], tracer.sym(n), tuple(graph.node(a)["shape"] for a in args),
                   tuple(D.ALL[graph.node(a)["dtype"]] for a in args), d["attrs"], needs)
         tracer.where_override = f"{d['where']} (grad of {d['op']})" if d["where"] else f"(grad of {d['op']})"
-        try:
-            grads = prim.vjp(ctx, cot.pop(n))
-        finally:
-            tracer.where_override = None
-        visited.add(n)
-        for a, gi, need, shape, dtype in zip(args, grads, needs, ctx.shapes, ctx.dtypes):
-            if not need or gi is None:
-                continue
-            gi = sum_to(gi, shape)
-            if gi.dtype is not dtype:
-                gi = gi.to(dtype)
-            cot[a] = gi if a not in cot else cot[a] + gi
+        return OPS[d["op"]], ctx, [a if need else None for a, need in zip(args, needs)]
+
+    def done(n):
+        tracer.where_override = None
+    visited = set(backprop(order, cot, expand, done))
     grads = {w: tracer.node_of(cot[w]) for w in wrt if w in cot}
     for n in graph.g.nodes:  # mark the backward subgraph (the recompute pass partitions on it)
         if n >= first_new:

@@ -1,7 +1,7 @@
 """Loading CUDA programs: kernels are compiled with NVRTC through CuPy on first use (CuPy keeps
 compiled modules in its on-disk cache, keyed by the source), and the generated host module is
 imported through gradc's own cache. A compile error shows the numbered source and the message."""
-from ..device import DeviceError, _cupy, is_available
+from ..device import DeviceError, cupy_module, is_available
 from ..errors import GradcError
 from . import cache
 
@@ -17,7 +17,7 @@ def compile_module(kernels_src):
     if not is_available():
         raise DeviceError("running a CUDA program needs a CUDA GPU and CuPy (pip install 'gradc[cuda]'); "
                           "lowering and dumping CUDA code works without one")
-    cp = _cupy()
+    cp = cupy_module()
     cache.store(kernels_src, suffix=".cu", kind="cuda")
     module = cp.RawModule(code=kernels_src, options=OPTIONS)
     try:

@@ -14,13 +14,14 @@ from ...amp.autocast_mode import autocast, get_autocast_dtype, is_autocast_enabl
 from ...autograd import is_grad_enabled, set_grad_enabled
 from ...device import CPU, Device, device as _device, require as _require_device
 from ...errors import DeviceError, GradcError, ShapeError
-from ...ops._rules import normalize_axis
+from ...ops.rules import normalize_axis
 from ...pytree import flatten, unflatten
-from ...tensor import _tracer, cat, stack
+from ...functions import cat, stack
+from ... import dispatch
 from ..module import Module
 
 
-def _parse_device(d):
+def parse_device(d):
     if isinstance(d, int) and not isinstance(d, bool):
         d = f"cuda:{d}"
     if not isinstance(d, (str, Device)):
@@ -28,7 +29,7 @@ def _parse_device(d):
     return _require_device(_device(d))
 
 
-def _module_device(module):
+def module_device(module):
     return next((p.device for p in module.parameters()), CPU)
 
 
@@ -78,12 +79,12 @@ class DataParallel(Module):
         from ...device import device_count
         if device_ids is None:
             device_ids = list(range(device_count())) or ["cpu"]
-        devices = [_parse_device(d) for d in device_ids]
+        devices = [parse_device(d) for d in device_ids]
         if not devices:
             raise GradcError("DataParallel: device_ids is empty; list at least one device")
         self.module = module
         self.device_ids = devices
-        self.output_device = devices[0] if output_device is None else _parse_device(output_device)
+        self.output_device = devices[0] if output_device is None else parse_device(output_device)
         self.dim = dim
         self._pool = None
 
@@ -110,12 +111,12 @@ class DataParallel(Module):
         return [unflatten(spec, p) for p in parts]
 
     def replicas(self):
-        home = _module_device(self.module)
+        home = module_device(self.module)
         return [self.module if dev == home else replicate(self.module, dev) for dev in self.device_ids]
 
     def parallel_apply(self, replicas, chunks):
         calls = list(zip(replicas, chunks, self.device_ids))
-        if len(calls) == 1 or _tracer[0] is not None:
+        if len(calls) == 1 or dispatch.tracer() is not None:
             # one replica, or tracing (one graph, recorded from one thread): run them in turn
             outs = []
             for replica, (args, kwargs), dev in calls:

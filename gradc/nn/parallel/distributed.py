@@ -12,9 +12,9 @@ from ... import distributed as dist
 from ...autograd import no_grad, register_post_backward_hook
 from ...errors import GradcError
 from ...ops.collective import all_reduce
-from ...tensor import cat
+from ...functions import cat
 from ..module import Module
-from .data_parallel import _module_device, _parse_device
+from .data_parallel import module_device, parse_device
 
 
 def bucket_layout(params, cap_bytes):
@@ -52,8 +52,8 @@ class DistributedDataParallel(Module):
             if len(device_ids) != 1:
                 raise GradcError(f"DistributedDataParallel drives one device per process, got device_ids={device_ids}; "
                                  "start one rank per GPU instead")
-            module.to(_parse_device(device_ids[0]))
-        elif group.device is not None and _module_device(module) != group.device:
+            module.to(parse_device(device_ids[0]))
+        elif group.device is not None and module_device(module) != group.device:
             module.to(group.device)
         self.module = module
         self.bucket_cap_mb = bucket_cap_mb

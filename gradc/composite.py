@@ -1,0 +1,310 @@
+"""Composite ops: what users call that is not a primitive, written with primitives' frontends, so
+autodiff, fusion and every backend cover them for free. Each is published by `export`."""
+import builtins
+import collections
+
+from . import dispatch
+from . import dtypes as D
+from .creation import full, tensor
+from .device import device as _device, require as _require_device
+from .errors import DTypeError, ShapeError
+from .grad_mode import is_grad_enabled
+from .indexing import getitem
+from .ops import OPS
+from .ops.frontend import axes_arg, cast, export, where
+from .ops.movement import strided_slice
+from .shapes import normalize_axis, prod
+from .tensor import Tensor
+
+max_result = collections.namedtuple("max", ["values", "indices"])
+
+
+# ---------------------------------------------------------------------- devices and dtypes
+@export("to", function=False)
+def to(self, *args, dtype=None, device=None, copy=False):
+    for a in args:
+        if isinstance(a, (D.DType, type)) or (isinstance(a, str) and a in D.ALL):
+            dtype = a
+        elif isinstance(a, Tensor):
+            dtype, device = a.dtype, a.device
+        else:
+            device = a
+    out = self
+    if device is not None:
+        dev = _require_device(_device(device))
+        if dev != out.device:
+            out = dispatch.interpreter().to_device(out, dev)
+    if dtype is not None:
+        out = cast(out, D.get_dtype(dtype))
+    if copy and out is self:
+        out = clone(self)
+    return out
+
+
+@export("cuda", function=False)
+def cuda(self, device=None):
+    return to(self, "cuda" if device is None else f"cuda:{int(device)}")
+
+
+export("cpu", function=False)(lambda self: to(self, "cpu"))
+export("float", function=False)(lambda self: to(self, D.float32))
+export("half", function=False)(lambda self: to(self, D.float16))
+export("double", function=False)(lambda self: to(self, D.float64))
+export("long", function=False)(lambda self: to(self, D.int64))
+export("bool", function=False)(lambda self: to(self, D.bool_))
+export("type_as", function=False)(lambda self, other: to(self, other.dtype))
+export("contiguous", function=False)(lambda self: self)
+
+
+export("detach", method=False)(lambda input: input.detach())
+export("numel", method=False)(lambda input: input.numel())
+
+
+@export("clone")
+def clone(input):
+    """A copy with its own storage; autograd sees it as identity."""
+    out = OPS["reshape"].bind(input, shape=input.shape)
+    if out._data is not None:
+        out._data, out._version = out._data.copy(), [0]
+    return out
+
+
+# ---------------------------------------------------------------------- elementwise
+export("rsqrt")(lambda input: 1.0 / input.sqrt())
+export("relu")(lambda input: where(input > 0, input, 0))
+export("square")(lambda input: input * input)
+
+
+@export("clamp", "clip")
+def clamp(input, min=None, max=None):
+    out = input
+    if min is not None:
+        out = where(out < min, min, out)
+    if max is not None:
+        out = where(out > max, max, out)
+    return out
+
+
+@export("__invert__", function=False)
+def invert(self):
+    if self.dtype is not D.bool_:
+        raise DTypeError(f"~ is defined for bool tensors only, got {self.dtype!r}")
+    return self.logical_not()
+
+
+# ---------------------------------------------------------------------- in place
+def _assign(self, result, what):
+    """Make `self` hold `result` (same shape): the mechanism of every in-place op."""
+    if result.shape != self.shape:
+        raise ShapeError(f"{what}: the result has shape {result.shape}, which cannot be written into "
+                         f"a tensor of shape {self.shape}")
+    if result.dtype is not self.dtype:
+        if result.dtype.category > self.dtype.category:
+            raise DTypeError(f"{what}: result type {result.dtype!r} cannot be written into a {self.dtype!r} tensor")
+        result = cast(result, self.dtype)
+    return dispatch.interpreter().assign(self, result, what)
+
+
+def _old_value(self, *others):
+    """`self` as an operand of its own in-place op. mul's VJP reads its operands after the write,
+    so when autograd records the op it gets a copy of the old value (torch saves original_self)."""
+    if is_grad_enabled() and dispatch.tracer() is None and (
+            self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in others)):
+        return clone(self)
+    return self
+
+
+export("add_", function=False)(lambda self, other, alpha=1: _assign(self, self + (other * alpha if alpha != 1 else other), "add_"))
+export("sub_", function=False)(lambda self, other, alpha=1: _assign(self, self - (other * alpha if alpha != 1 else other), "sub_"))
+export("mul_", function=False)(lambda self, other: _assign(self, _old_value(self, other) * other, "mul_"))
+export("div_", function=False)(lambda self, other: _assign(self, self / other, "div_"))
+export("addcmul_", function=False)(lambda self, a, b, value=1: _assign(self, self + a * b * value, "addcmul_"))
+export("addcdiv_", function=False)(lambda self, a, b, value=1: _assign(self, self + a / b * value, "addcdiv_"))
+export("clamp_", function=False)(lambda self, min=None, max=None: _assign(self, clamp(self, min, max), "clamp_"))
+export("zero_", function=False)(lambda self: fill_(self, 0))
+
+
+@export("fill_", function=False)
+def fill_(self, value):
+    if isinstance(value, Tensor):
+        return copy_(self, value.reshape(()).expand(self.shape))
+    return _assign(self, full(self.shape, value, dtype=self.dtype, device=self.device), "fill_")
+
+
+@export("copy_", function=False)
+def copy_(self, src):
+    if not isinstance(src, Tensor):
+        src = tensor(src, dtype=self.dtype, device=self.device)
+    if src.device != self.device:
+        src = to(src, self.device)
+    if src.shape != self.shape:
+        src = src.expand(self.shape)
+    return _assign(self, src, "copy_")
+
+
+# ---------------------------------------------------------------------- reductions
+def _count(x, axes):
+    return prod(x.shape[a] for a in axes)
+
+
+@export("mean")
+def mean(input, dim=None, keepdim=False):
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"mean() needs a floating-point tensor, got {input.dtype!r}; call .float() first")
+    axes = axes_arg(input, dim, "mean")
+    return input.sum(axes, keepdim) / float(_count(input, axes))
+
+
+@export("var")
+def var(input, dim=None, keepdim=False, unbiased=True, correction=None):
+    axes = axes_arg(input, dim, "var")
+    ddof = (1 if unbiased else 0) if correction is None else correction
+    centered = input - mean(input, axes, keepdim=True)
+    return (centered * centered).sum(axes, keepdim) / float(builtins.max(_count(input, axes) - ddof, 0))
+
+
+export("std")(lambda input, dim=None, keepdim=False, unbiased=True, correction=None:
+              var(input, dim, keepdim, unbiased, correction).sqrt())
+
+
+@export("amin")
+def amin(input, dim=None, keepdim=False):
+    if input.dtype is D.bool_:  # bool has no negation
+        return input.logical_not().amax(dim, keepdim).logical_not()
+    return -((-input).amax(dim, keepdim))
+
+
+@export("max")
+def max(input, dim=None, keepdim=False):
+    """Without dim: the largest element. With dim: (values, indices), as in PyTorch."""
+    if isinstance(dim, Tensor):
+        return input.maximum(dim)
+    if dim is None:
+        return input.amax()
+    return max_result(input.amax(dim, keepdim), input.argmax(dim, keepdim))
+
+
+@export("min")
+def min(input, dim=None, keepdim=False):
+    if isinstance(dim, Tensor):
+        return input.minimum(dim)
+    if dim is None:
+        return amin(input)
+    return max_result(amin(input, dim, keepdim), (-input).argmax(dim, keepdim))
+
+
+export("argmin")(lambda input, dim=None, keepdim=False: (-input).argmax(dim, keepdim))
+export("all")(lambda input: input.bool().logical_not().sum() == 0)
+export("any")(lambda input: input.bool().sum() > 0)
+
+
+@export("softmax")
+def softmax(input, dim):
+    z = input - input.amax(dim, keepdim=True).detach()
+    e = z.exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+@export("log_softmax")
+def log_softmax(input, dim):
+    z = input - input.amax(dim, keepdim=True).detach()
+    return z - z.exp().sum(dim, keepdim=True).log()
+
+
+# ---------------------------------------------------------------------- movement
+export("view_as", "reshape_as", function=False)(lambda self, other: self.reshape(other.shape))
+export("expand_as", function=False)(lambda self, other: self.expand(other.shape))
+export("__getitem__", function=False)(getitem)
+
+
+@export("flatten")
+def flatten(input, start_dim=0, end_dim=-1):
+    if input.ndim == 0:
+        return input.reshape(1)
+    s = normalize_axis("flatten", start_dim, input.ndim)
+    e = normalize_axis("flatten", end_dim, input.ndim)
+    return input.reshape(input.shape[:s] + (-1,) + input.shape[e + 1:])
+
+
+@export("transpose")
+def transpose(input, dim0, dim1):
+    perm = list(range(input.ndim))
+    a = normalize_axis("transpose", dim0, input.ndim)
+    b = normalize_axis("transpose", dim1, input.ndim)
+    perm[a], perm[b] = perm[b], perm[a]
+    return input.permute(perm)
+
+
+@export("t")
+def t(input):
+    if input.ndim > 2:
+        raise ShapeError(f"t() expects a tensor with <= 2 dims, got shape {input.shape}; use transpose(dim0, dim1)")
+    return input.T
+
+
+@export("unsqueeze")
+def unsqueeze(input, dim):
+    d = normalize_axis("unsqueeze", dim, input.ndim + 1)
+    return input.reshape(input.shape[:d] + (1,) + input.shape[d:])
+
+
+@export("squeeze")
+def squeeze(input, dim=None):
+    if dim is None:
+        return input.reshape(tuple(s for s in input.shape if s != 1))
+    axes = axes_arg(input, dim, "squeeze")
+    return input.reshape(tuple(s for i, s in enumerate(input.shape) if not (i in axes and s == 1)))
+
+
+@export("split")
+def split(input, split_size, dim=0):
+    d = normalize_axis("split", dim, input.ndim)
+    n = input.shape[d]
+    sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) \
+        if isinstance(split_size, int) else list(split_size)
+    out, start = [], 0
+    for s in sizes:
+        starts, stops = [0] * input.ndim, list(input.shape)
+        starts[d], stops[d] = start, start + s
+        out.append(strided_slice(input, starts, stops, [1] * input.ndim))
+        start += s
+    return tuple(out)
+
+
+@export("chunk")
+def chunk(input, chunks, dim=0):
+    d = normalize_axis("chunk", dim, input.ndim)
+    return split(input, -(-input.shape[d] // chunks), d)
+
+
+@export("cat", "concat", "concatenate", method=False)
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ShapeError("cat: expected a non-empty list of tensors")
+    dtype = tensors[0].dtype
+    for x in tensors[1:]:
+        dtype = D.promote(dtype, x.dtype)
+    tensors = [cast(x, dtype) for x in tensors]
+    ndim = tensors[0].ndim
+    for x in tensors:
+        if x.ndim != ndim:
+            raise ShapeError(f"cat: all tensors need the same number of dims, got shapes "
+                             f"{', '.join(str(x.shape) for x in tensors)}")
+    axis = normalize_axis("cat", dim, ndim)
+    if len(tensors) == 1:
+        return tensors[0]
+    return OPS["concat"].bind(*tensors, axis=axis)
+
+
+@export("stack", method=False)
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ShapeError("stack: expected a non-empty list of tensors")
+    shapes = {x.shape for x in tensors}
+    if len(shapes) > 1:
+        raise ShapeError(f"stack: all tensors need the same shape, got {', '.join(str(x.shape) for x in tensors)}")
+    d = normalize_axis("stack", dim, tensors[0].ndim + 1)
+    return cat([unsqueeze(x, d) for x in tensors], d)
+

@@ -1,0 +1,191 @@
+"""Creating tensors: from data, filled, ranges and random draws (PyTorch's names and defaults).
+
+Under tracing a created tensor is a constant of the program, and a random draw a program input
+drawn afresh on every call: the active interpreter decides (gradc.dispatch)."""
+import numpy as np
+
+from . import dispatch
+from . import dtypes as D
+from .device import CPU, device as _device, require as _require_device
+from .errors import DTypeError
+from .ops.frontend import export, infer_dtype, shape_arg as _shape_arg
+from .tensor import Tensor
+
+
+def _new(data, dtype, device, requires_grad):
+    """Wrap a fresh host array as a tensor on `device` (the tracer makes it a constant)."""
+    dev = _require_device(_device(device)) if device is not None else CPU
+    if requires_grad and not dtype.is_floating_point:
+        raise DTypeError(f"only floating-point tensors can require grad, got {dtype!r}")
+    t = dispatch.interpreter().constant(data, dtype, dev)
+    t.requires_grad = bool(requires_grad)
+    return t
+
+
+@export("tensor", method=False)
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor that copies `data` (nested lists, numbers, arrays or a tensor)."""
+    if isinstance(data, Tensor):
+        data = data.detach().numpy()
+    dtype = D.get_dtype(dtype) if dtype is not None else infer_dtype(data)
+    if hasattr(data, "__cuda_array_interface__"):
+        data = data.get()
+    arr = np.array(data, dtype=dtype.np, copy=True)
+    return _new(arr, dtype, device, requires_grad)
+
+
+def _init(self, data, dtype=None, device=None, requires_grad=False):
+    t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+    for k in Tensor.__slots__[:-1]:
+        setattr(self, k, getattr(t, k))
+
+
+Tensor.__init__ = _init  # gradc.Tensor(data) is gradc.tensor(data), as torch.Tensor(list) copies
+
+
+@export("as_tensor", method=False)
+def as_tensor(data, dtype=None, device=None):
+    if isinstance(data, Tensor):
+        return data.to(dtype=dtype, device=device)
+    return tensor(data, dtype=dtype, device=device)
+
+
+@export("from_numpy", method=False)
+def from_numpy(a):
+    """A tensor sharing memory with the NumPy array `a` (as torch.from_numpy does)."""
+    if not isinstance(a, np.ndarray):
+        raise DTypeError(f"from_numpy expects a numpy.ndarray, got {type(a).__name__}")
+    dtype = D.from_numpy_dtype(a.dtype)
+    if a.dtype != dtype.np:
+        a = a.astype(dtype.np)
+    return Tensor._wrap(a, dtype, CPU)
+
+
+def _creation_dtype(dtype, default=None):
+    return D.get_dtype(dtype) if dtype is not None else (default or D.default_float)
+
+
+@export("full", method=False)
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    dtype = _creation_dtype(dtype, None if dtype else D.scalar_dtype(fill_value) if not isinstance(fill_value, float)
+                            else D.default_float)
+    return _new(np.full(_shape_arg((size,) if isinstance(size, int) else size), fill_value, dtype=dtype.np),
+                dtype, device, requires_grad)
+
+
+@export("zeros", method=False)
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return full(_shape_arg(size), 0.0 if dtype is None else 0, dtype=_creation_dtype(dtype), device=device,
+                requires_grad=requires_grad)
+
+
+@export("ones", method=False)
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return full(_shape_arg(size), 1, dtype=_creation_dtype(dtype), device=device, requires_grad=requires_grad)
+
+
+@export("empty", method=False)
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def _like(t, dtype, device):
+    return (dtype or t.dtype), (device if device is not None else t.device)
+
+
+@export("zeros_like", method=False)
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    dtype, device = _like(t, dtype, device)
+    return zeros(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+@export("ones_like", method=False)
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    dtype, device = _like(t, dtype, device)
+    return ones(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+@export("full_like", method=False)
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    dtype, device = _like(t, dtype, device)
+    return full(t.shape, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+@export("empty_like", method=False)
+def empty_like(t, dtype=None, device=None, requires_grad=False):
+    return zeros_like(t, dtype, device, requires_grad)
+
+
+@export("arange", method=False)
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    if end is None:
+        start, end = 0, start
+    is_float = any(isinstance(v, float) for v in (start, end, step))
+    dtype = _creation_dtype(dtype, D.default_float if is_float else D.int64)
+    return _new(np.arange(start, end, step).astype(dtype.np), dtype, device, requires_grad)
+
+
+@export("linspace", method=False)
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    dtype = _creation_dtype(dtype)
+    return _new(np.linspace(start, end, steps).astype(dtype.np), dtype, device, requires_grad)
+
+
+@export("eye", method=False)
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    dtype = _creation_dtype(dtype)
+    return _new(np.eye(n, m, dtype=dtype.np), dtype, device, requires_grad)
+
+
+def _random(kind, shape, dtype, device, requires_grad, low=0, high=0):
+    """A tensor of random draws. While tracing it becomes a program input drawn afresh on every
+    call (never a constant baked into the program)."""
+    spec = (kind, tuple(shape), dtype.name, int(low), int(high))
+    dev = _require_device(_device(device)) if device is not None else CPU
+    t = dispatch.interpreter().random(spec, dtype, dev)
+    t.requires_grad = bool(requires_grad)
+    return t
+
+
+def _random_float(kind, size, dtype, device, requires_grad):
+    dtype = _creation_dtype(dtype)
+    if not dtype.is_floating_point:
+        raise DTypeError(f"random floats need a floating dtype, got {dtype!r}")
+    return _random(kind, _shape_arg(size), dtype, device, requires_grad)
+
+
+@export("rand", method=False)
+def rand(*size, dtype=None, device=None, requires_grad=False):
+    """Uniform samples in [0, 1)."""
+    return _random_float("rand", size, dtype, device, requires_grad)
+
+
+@export("randn", method=False)
+def randn(*size, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples."""
+    return _random_float("randn", size, dtype, device, requires_grad)
+
+
+@export("rand_like", method=False)
+def rand_like(t, dtype=None, device=None, requires_grad=False):
+    dtype, device = _like(t, dtype, device)
+    return rand(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+@export("randn_like", method=False)
+def randn_like(t, dtype=None, device=None, requires_grad=False):
+    dtype, device = _like(t, dtype, device)
+    return randn(t.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+@export("randint", method=False)
+def randint(low, high=None, size=(), dtype=None, device=None):
+    if high is None:
+        low, high = 0, low
+    return _random("randint", _shape_arg(size), _creation_dtype(dtype, D.int64), device, False, low, high)
+
+
+@export("randperm", method=False)
+def randperm(n, device=None):
+    return _random("randperm", (int(n),), D.int64, device, False, 0, n)
+

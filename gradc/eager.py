@@ -1,0 +1,107 @@
+"""Eager execution: the base interpreter of the dispatch stack.
+
+A primitive call runs the entry's eager kernel on the operands' arrays and, when grad mode is on
+and an operand requires grad, records an autograd Node. Constants, random draws, in-place writes,
+device copies and backward are answered here too; the tracer answers the same calls while a
+function is traced."""
+import numpy as np
+
+from . import autograd
+from . import dispatch
+from .device import CPU, device as _device
+from .errors import AutogradError, DeviceError, ShapeError
+from .random import sample
+from .tensor import Tensor
+
+
+class Eager(dispatch.Mode):
+    def bind(self, prim, args, attrs):
+        dev = args[0].device
+        for a in args:
+            if a.device is not dev and a.device != dev:
+                raise DeviceError(f"{prim.name}: operands are on different devices ({dev} and {a.device}); "
+                                  f"move them to one device with .to('{dev}')")
+        shape, dtype = prim.infer([a.shape for a in args], [a.dtype for a in args], attrs)
+        xp = np if dev is CPU else dev.xp
+        data = prim.eager(xp, *[a._data for a in args], **attrs)
+        if type(data) is not np.ndarray and xp is np:
+            data = np.asarray(data)
+        out = Tensor._wrap(data, dtype, dev)
+        if prim.view:
+            out._version = args[0]._version  # views share their base's version counter
+        if (prim.diff and dtype.is_floating_point and autograd.is_grad_enabled()
+                and any(a.requires_grad for a in args)):
+            out._grad_fn = autograd.Node(prim, attrs, args, out)
+            out.requires_grad = True
+        return out
+
+    def constant(self, data, dtype, dev):
+        return Tensor._wrap(data if dev is CPU else dev.xp.asarray(data), dtype, dev)
+
+    def random(self, spec, dtype, dev):
+        return self.constant(sample(spec), dtype, dev)
+
+    def assign(self, target, result, what):
+        """Make `target` hold `result` (same shape and dtype): the mechanism of every in-place op."""
+        grad_mode = autograd.is_grad_enabled()
+        recording = grad_mode and result.requires_grad
+        if grad_mode and target.is_leaf and target.requires_grad:  # also zero_/fill_/copy_ of a constant
+            raise AutogradError(f"{what} on a leaf tensor that requires grad; wrap parameter updates "
+                                "in `with gradc.no_grad():`")
+        if (grad_mode and target._grad_fn is not None and target._grad_fn.prim.view
+                and getattr(target._data, "base", None) is not None):
+            # the base tensor's history would not see the write, so its gradient would be wrong
+            raise AutogradError(f"{what} on a view ({target._grad_fn.prim.name} result) of a tensor that requires "
+                                "grad is not supported; write into a .clone() of the view, or make the change "
+                                "under `with gradc.no_grad():`")
+        try:
+            target._data[...] = result._data
+        except ValueError as e:  # e.g. the read-only result of expand()
+            raise AutogradError(f"{what}: this tensor cannot be written in place ({e}); use .clone() first") from None
+        target._version[0] += 1
+        if recording:
+            target._grad_fn, target.requires_grad = result._grad_fn, True
+        elif grad_mode and target.requires_grad:
+            # the new value does not depend on the old one (fill_, zero_, copy_ of a constant): keeping
+            # the old history would send gradient through values that are gone
+            target._grad_fn, target.requires_grad = None, False
+        return target
+
+    def to_device(self, t, dev):
+        """Copy to another device; autograd sees the copy as identity."""
+        src = t._data if t.device is CPU else t._data.get()
+        out = self.constant(src, t.dtype, dev)
+        if t.requires_grad and autograd.is_grad_enabled():
+            out._grad_fn = autograd.Node(_device_copy, {"device": str(t.device)}, (t,), out)
+            out.requires_grad = True
+        return out
+
+    def backward(self, tensor, gradient, retain_graph):
+        if not tensor.requires_grad:
+            raise AutogradError("backward() on a tensor that does not require grad and has no grad_fn; "
+                                "create the inputs with requires_grad=True (and not under gradc.no_grad())")
+        if gradient is None:
+            if tensor.numel() != 1:
+                raise AutogradError(f"backward() without a gradient needs a scalar output, but the output has shape "
+                                    f"{tensor.shape}; reduce it first (e.g. loss.sum()) or pass gradient=")
+            gradient = self.constant(np.ones(tensor.shape, dtype=tensor.dtype.np), tensor.dtype, tensor.device)
+        elif not isinstance(gradient, Tensor):
+            gradient = Tensor(gradient, dtype=tensor.dtype, device=tensor.device)
+        if gradient.shape != tensor.shape:
+            raise ShapeError(f"backward(): gradient has shape {gradient.shape} but the output has shape {tensor.shape}")
+        with autograd.no_grad():
+            gradient = gradient.detach().to(tensor.dtype)
+        autograd.backward_from(tensor, gradient, retain_graph)
+
+
+class _DeviceCopy:
+    """Autograd's record of a device transfer: its VJP moves the gradient back."""
+    name, saves, view = "to_device", frozenset(), False
+
+    @staticmethod
+    def vjp(ctx, g):
+        return (dispatch.interpreter().to_device(g, _device(ctx.attrs["device"])),)
+
+
+_device_copy = _DeviceCopy()
+dispatch.set_base(Eager())

@@ -1,0 +1,10 @@
+"""Every public op as a function: the op table's frontends, the composites and the creation
+functions, published from their registrations (gradc.ops.frontend.install), which also makes
+them Tensor methods. `gradc.*` re-exports this namespace; the user library (nn, optim, amp,
+utils, distributed) imports its ops from here."""
+from . import eager  # noqa: F401  (the base interpreter: installed before any op runs)
+from . import composite, creation, ops  # noqa: F401  (register the frontends)
+from .ops.frontend import install
+from .tensor import Tensor
+
+__all__ = install(Tensor, globals())

@@ -1,0 +1,157 @@
+"""The functional layer between users and primitives: argument normalisation, dtype promotion,
+Python scalars as constants, and the registry of public names.
+
+Every op users call is a function here or in gradc.composite; `install` publishes each one as a
+Tensor method and/or a `gradc.*` function, from the entries of the op table (their
+`def_frontend`) and from `export` (composites, creation). VJPs call these same functions."""
+import numpy as np
+
+from .. import dispatch
+from ..dispatch import Value
+from .. import dtypes as D
+from ..errors import DTypeError
+from ..shapes import normalize_axis
+from .primitive import OPS
+
+_EXPORTS = []  # (names, function, as method, as gradc.* function), for what is not a primitive
+
+
+def export(*names, method=True, function=True):
+    """Publish a composite (or creation function) under `names`."""
+    def register(fn):
+        _EXPORTS.append((names, fn, method, function))
+        return fn
+    return register
+
+
+def exports():
+    """Every public name: each primitive's frontends, then composites."""
+    for prim in OPS.values():
+        yield from prim.exports
+    yield from _EXPORTS
+
+
+def install(Tensor, namespace):
+    """Put every export on `Tensor` (methods) and into `namespace` (gradc's functions). Returns
+    the names added to `namespace`."""
+    added = []
+    for names, fn, method, function in exports():
+        for name in names:
+            if method:
+                setattr(Tensor, name, fn)
+            if function and not name.startswith("__"):
+                namespace[name] = fn
+                added.append(name)
+    return added
+
+
+# ---------------------------------------------------------------------- arguments
+def shape_arg(args):
+    """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = args[0]
+    return tuple(int(a) for a in args)
+
+
+def axes_arg(x, dim, name):
+    """A sorted tuple of distinct non-negative axes (all axes for dim=None)."""
+    if dim is None:
+        return tuple(range(x.ndim))
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    axes = tuple(sorted({normalize_axis(name, int(d), x.ndim) for d in dims}))
+    if len(axes) != len(dims):
+        from ..errors import ShapeError
+        raise ShapeError(f"{name}: dim {tuple(dims)} names a dimension twice")
+    return axes if x.ndim else ()
+
+
+def infer_dtype(data):
+    """The dtype gradc.tensor(data) gets: an array keeps its own, Python floats are float32."""
+    if isinstance(data, np.ndarray):
+        return D.from_numpy_dtype(data.dtype)
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f":
+        return D.default_float
+    if arr.dtype.kind in "iu":
+        return D.int64
+    if arr.dtype.kind == "b":
+        return D.bool_
+    raise DTypeError(f"cannot make a tensor from {type(data).__name__} (NumPy sees dtype {arr.dtype})")
+
+
+def is_number(x):
+    return isinstance(x, (int, float, bool, np.number, np.bool_))
+
+
+def scalar(value, dtype, dev):
+    """A 0-d constant (Python scalars in expressions become these)."""
+    return dispatch.interpreter().constant(np.asarray(value, dtype=dtype.np), dtype, dev)
+
+
+def promote_tensors(a, b):
+    # PyTorch's rule: a 0-d tensor beside a tensor with dims only counts when its category is higher.
+    if (a.ndim == 0) == (b.ndim == 0):
+        return D.promote(a.dtype, b.dtype)
+    big, small = (a, b) if b.ndim == 0 else (b, a)
+    return big.dtype if small.dtype.category <= big.dtype.category else small.dtype
+
+
+def as_operand(x, dtype, other):
+    if isinstance(x, Value):
+        return x if x.dtype is dtype else cast(x, dtype)
+    return scalar(x, dtype, other.device)
+
+
+def cast(x, dtype):
+    return x if x.dtype is dtype else OPS["cast"].bind(x, dtype=dtype.name)
+
+
+def binary(name, a, b):
+    """Promote two operands (tensors or Python scalars) to one dtype and bind the primitive."""
+    ta, tb = isinstance(a, Value), isinstance(b, Value)
+    if not ta and not tb:
+        raise DTypeError(f"{name}: expected at least one tensor operand")
+    if ta and tb:
+        dtype = promote_tensors(a, b)
+    else:
+        t, s = (a, b) if ta else (b, a)
+        if not is_number(s):
+            if isinstance(s, (np.ndarray, list, tuple)):
+                arr = np.asarray(s)
+                dtype = infer_dtype(arr if arr.dtype.kind != "f" else s)
+                s = dispatch.interpreter().constant(arr.astype(dtype.np), dtype, t.device)
+                return binary(name, *((a, s) if ta else (s, b)))
+            raise DTypeError(f"{name}: unsupported operand of type {type(s).__name__}; expected a tensor or a number")
+        dtype = D.promote_weak(t.dtype, s)
+    if name == "div" and dtype.category < 2:
+        dtype = D.default_float  # true division, as in PyTorch
+    elif name == "sub" and dtype is D.bool_:
+        raise DTypeError("subtraction of bool tensors is not supported; use ~ or logical ops, or cast to int")
+    a = as_operand(a, dtype, b)
+    b = as_operand(b, dtype, a)
+    return OPS[name].bind(a, b)
+
+
+def where(condition, input, other):
+    """Elementwise choice: input where condition is true, other elsewhere (no Python branch)."""
+    if not isinstance(condition, Value):
+        raise DTypeError("where: condition must be a bool tensor")
+    if condition.dtype is not D.bool_:
+        raise DTypeError(f"where: condition must be bool, got {condition.dtype!r}; compare first, e.g. x > 0")
+    ti, to_ = isinstance(input, Value), isinstance(other, Value)
+    if ti and to_:
+        dtype = promote_tensors(input, other)
+    elif ti or to_:
+        t, s = (input, other) if ti else (other, input)
+        dtype = D.promote_weak(t.dtype, s)
+    else:
+        dtype = D.promote(D.scalar_dtype(input), D.scalar_dtype(other))
+    input = as_operand(input, dtype, condition)
+    other = as_operand(other, dtype, condition)
+    return OPS["where"].bind(condition, input, other)
+
+
+def zeros_like(t):
+    """Zeros of t's shape, dtype and device (a broadcast 0-d constant: no storage of its own)."""
+    z = scalar(0, t.dtype, t.device)
+    return z if not t.shape else OPS["expand"].bind(z.reshape((1,) * t.ndim), shape=t.shape)
