@@ -3,5 +3,10 @@ from .module import Module, Parameter
 from .layers import (Identity, Linear, Sequential, ModuleList, ReLU, GELU, Tanh, Sigmoid, Softmax, Flatten,
                      LayerNorm, Embedding, Dropout, MSELoss, CrossEntropyLoss)
 from . import functional, init
+from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Unfold, Fold
+from .pooling import (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d,
+                      AdaptiveMaxPool1d, AdaptiveMaxPool2d, Upsample, UpsamplingNearest2d, UpsamplingBilinear2d,
+                      ZeroPad1d, ZeroPad2d, ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d,
+                      ReplicationPad1d, ReplicationPad2d, CircularPad1d, CircularPad2d)
 from . import parallel
 from .parallel import DataParallel

@@ -3,7 +3,14 @@ import math
 
 from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
-from ..tensor import Tensor, where, arange
+from ..tensor import Tensor
+from ..ops import OPS
+from ..functions import where, arange
+from .functional_conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d, unfold, fold  # noqa: F401
+from .functional_pad import pad  # noqa: F401
+from .functional_pool import (max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d,  # noqa: F401
+                              adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d)
+from .functional_sample import interpolate  # noqa: F401
 
 
 def linear(input, weight, bias=None):
@@ -69,7 +76,7 @@ def dropout(input, p=0.5, training=True):
         return input
     if p == 1.0:
         return input * 0.0
-    from ..tensor import rand
+    from ..functions import rand
     keep = rand(input.shape, device=input.device) >= p
     return where(keep, input * (1.0 / (1.0 - p)), 0.0)
 
@@ -77,7 +84,7 @@ def dropout(input, p=0.5, training=True):
 def embedding(input, weight):
     if input.dtype is not D.int64:
         raise DTypeError(f"embedding: indices must be int64, got {input.dtype!r}; convert with .long()")
-    return weight._gather(input, 0)
+    return OPS["gather"].bind(weight, input, axis=0)
 
 
 def _reduce(loss, reduction, name):
