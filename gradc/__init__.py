@@ -2,7 +2,8 @@
 that traces the same code into a graph and generates NumPy or CUDA source for it."""
 __version__ = "0.1.0"
 
-from .errors import GradcError, ShapeError, DTypeError, AutogradError, TraceError, DeviceError, ArtifactError
+from .errors import (GradcError, ShapeError, DTypeError, AutogradError, TraceError, DeviceError, ArtifactError,
+                     OutOfRangeError)
 from .dtypes import bool_ as bool, int64, float16, float32, float64, DType as dtype
 from .device import Device as _Device, device
 from .grad_mode import no_grad, enable_grad, is_grad_enabled, set_grad_enabled

@@ -7,7 +7,7 @@ from . import dispatch
 from . import dtypes as D
 from .creation import full, tensor
 from .device import device as _device, require as _require_device
-from .errors import DTypeError, ShapeError
+from .errors import AutogradError, DTypeError, ShapeError
 from .grad_mode import is_grad_enabled
 from .indexing import getitem
 from .ops import OPS
@@ -102,6 +102,9 @@ def _assign(self, result, what):
         if result.dtype.category > self.dtype.category:
             raise DTypeError(f"{what}: result type {result.dtype!r} cannot be written into a {self.dtype!r} tensor")
         result = cast(result, self.dtype)
+    if is_grad_enabled() and self.is_leaf and self.requires_grad:  # also zero_/fill_/copy_ of a constant
+        raise AutogradError(f"{what} on a leaf tensor that requires grad; wrap parameter updates "
+                            "in `with gradc.no_grad():`")
     return dispatch.interpreter().assign(self, result, what)
 
 
@@ -147,7 +150,20 @@ def _count(x, axes):
     return prod(x.shape[a] for a in axes)
 
 
+def accumulate_in_float32(fn):
+    """Outside autocast, float16 operands are computed in float32 and the result rounded back once,
+    as PyTorch does for reductions and normalisations (a float16 sum of 1000 values of 100.0
+    overflows); inside autocast the policy table decides, as before."""
+    def wrapper(input, *args, **kwargs):
+        if input.dtype is not D.float16 or dispatch.low_precision() is not None:  # autocast's policy rules
+            return fn(input, *args, **kwargs)
+        return cast(fn(cast(input, D.float32), *args, **kwargs), D.float16)
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
 @export("mean")
+@accumulate_in_float32
 def mean(input, dim=None, keepdim=False):
     if not input.dtype.is_floating_point:
         raise DTypeError(f"mean() needs a floating-point tensor, got {input.dtype!r}; call .float() first")
@@ -156,6 +172,7 @@ def mean(input, dim=None, keepdim=False):
 
 
 @export("var")
+@accumulate_in_float32
 def var(input, dim=None, keepdim=False, unbiased=True, correction=None):
     axes = axes_arg(input, dim, "var")
     ddof = (1 if unbiased else 0) if correction is None else correction
@@ -199,6 +216,7 @@ export("any")(lambda input: input.bool().sum() > 0)
 
 
 @export("softmax")
+@accumulate_in_float32
 def softmax(input, dim):
     z = input - input.amax(dim, keepdim=True).detach()
     e = z.exp()
@@ -206,6 +224,7 @@ def softmax(input, dim):
 
 
 @export("log_softmax")
+@accumulate_in_float32
 def log_softmax(input, dim):
     z = input - input.amax(dim, keepdim=True).detach()
     return z - z.exp().sum(dim, keepdim=True).log()

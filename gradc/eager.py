@@ -45,9 +45,6 @@ class Eager(dispatch.Mode):
         """Make `target` hold `result` (same shape and dtype): the mechanism of every in-place op."""
         grad_mode = autograd.is_grad_enabled()
         recording = grad_mode and result.requires_grad
-        if grad_mode and target.is_leaf and target.requires_grad:  # also zero_/fill_/copy_ of a constant
-            raise AutogradError(f"{what} on a leaf tensor that requires grad; wrap parameter updates "
-                                "in `with gradc.no_grad():`")
         if (grad_mode and target._grad_fn is not None and target._grad_fn.prim.view
                 and getattr(target._data, "base", None) is not None):
             # the base tensor's history would not see the write, so its gradient would be wrong

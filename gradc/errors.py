@@ -28,3 +28,7 @@ class DeviceError(GradcError):
 
 class ArtifactError(GradcError):
     """A saved program is corrupt, tampered with, or from an incompatible version."""
+
+
+class OutOfRangeError(GradcError, IndexError):
+    """An index or class label outside its valid range (also an IndexError, as in PyTorch)."""

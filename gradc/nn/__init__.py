@@ -1,8 +1,9 @@
 """gradc.nn: modules, parameters and the functional API."""
 from .module import Module, Parameter
 from .layers import (Identity, Linear, Sequential, ModuleList, ReLU, GELU, Tanh, Sigmoid, Softmax, Flatten,
-                     LayerNorm, Embedding, Dropout, MSELoss, CrossEntropyLoss)
+                     LayerNorm, Embedding, Dropout, MSELoss, CrossEntropyLoss, NLLLoss)
 from . import functional, init
+from . import utils
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Unfold, Fold
 from .pooling import (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d,
                       AdaptiveMaxPool1d, AdaptiveMaxPool2d, Upsample, UpsamplingNearest2d, UpsamplingBilinear2d,

@@ -2,7 +2,7 @@
 import math
 
 from .. import dtypes as D
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, OutOfRangeError, ShapeError
 from ..tensor import Tensor
 from ..ops import OPS
 from ..functions import where, arange
@@ -84,6 +84,7 @@ def dropout(input, p=0.5, training=True):
 def embedding(input, weight):
     if input.dtype is not D.int64:
         raise DTypeError(f"embedding: indices must be int64, got {input.dtype!r}; convert with .long()")
+    _check_range(input, weight.shape[0], None, "embedding", "index")
     return OPS["gather"].bind(weight, input, axis=0)
 
 
@@ -104,21 +105,100 @@ def mse_loss(input, target, reduction="mean"):
     return _reduce(diff * diff, reduction, "mse_loss")
 
 
-def cross_entropy(input, target, reduction="mean"):
-    """Cross-entropy of logits (N, C) against int64 class indices (N,); stable via log_softmax."""
-    if input.ndim != 2:
-        raise ShapeError(f"cross_entropy: expected logits of shape (N, C), got {input.shape}")
-    if not isinstance(target, Tensor) or target.dtype is not D.int64:
-        raise DTypeError("cross_entropy: target must be an int64 tensor of class indices")
-    if target.shape != input.shape[:1]:
-        raise ShapeError(f"cross_entropy: target shape {target.shape} does not match the batch of logits {input.shape}")
-    logp = input.log_softmax(1)
-    # The target's log-probability picked with a one-hot mask: elementwise work that fuses.
-    onehot = target.unsqueeze(1) == arange(input.shape[1], device=input.device)
-    picked = where(onehot, logp, 0.0).sum(1)
-    return _reduce(-picked, reduction, "cross_entropy")
+def _class_layout(input, target, name):
+    """(input with the class dim second, target with a batch dim, C, unbatched?) as PyTorch
+    accepts them: (C,) with a 0-d target, (N, C) with (N,), (N, C, d1, ...) with (N, d1, ...)."""
+    if not isinstance(target, Tensor):
+        raise DTypeError(f"{name}: target must be a tensor")
+    unbatched = input.ndim == 1
+    if unbatched:
+        input, target = input.unsqueeze(0), target.unsqueeze(0)
+    if input.ndim < 2:
+        raise ShapeError(f"{name}: expected input of shape (C,), (N, C) or (N, C, d1, ...), got {input.shape}")
+    return input, target, input.shape[1], unbatched
 
 
-def nll_loss(input, target, reduction="mean"):
-    onehot = target.unsqueeze(1) == arange(input.shape[1], device=input.device)
-    return _reduce(-where(onehot, input, 0.0).sum(1), reduction, "nll_loss")
+def _check_range(index, n, ignore_index, name, what):
+    if index._data is None:
+        return
+    data = index._data if index.device.type == "cpu" else index._data.get()
+    bad = (data != ignore_index) & ((data < 0) | (data >= n))
+    if bad.any():
+        raise OutOfRangeError(f"{name}: {what} {int(data[bad].flat[0])} is out of range (valid: 0..{n - 1}"
+                              + (f", or ignore_index={ignore_index})" if ignore_index is not None else ")"))
+
+
+def _check_targets(target, n_classes, ignore_index, name):
+    """Class indices outside [0, C) that are not ignore_index are an error, as in PyTorch (a silent
+    loss of 0 would still count in the mean). Checked where the values are known (eagerly)."""
+    _check_range(target, n_classes, ignore_index, name, "target")
+
+
+def _onehot(target, n_classes, ndim, device):
+    classes = arange(n_classes, device=device).reshape((1, n_classes) + (1,) * (ndim - 2))
+    return target.unsqueeze(1) == classes
+
+
+def _weighted_nll(logp, target, weight, ignore_index, reduction, label_smoothing, name):
+    logp, target, n_classes, unbatched = _class_layout(logp, target, name)
+    if target.dtype.is_floating_point:  # class probabilities
+        if target.shape != logp.shape:
+            raise DTypeError(f"{name}: target must be int64 class indices, or float class probabilities of the "
+                             f"input's shape {logp.shape}; got {target.dtype!r} of shape {target.shape}")
+        if label_smoothing:
+            target = target * (1.0 - label_smoothing) + label_smoothing / n_classes
+        w = 1.0 if weight is None else weight.reshape((1, n_classes) + (1,) * (logp.ndim - 2))
+        loss = -(logp * target * w).sum(1)
+        return _reduce(loss.squeeze(0) if unbatched else loss, reduction, name)
+    if target.dtype is not D.int64:
+        raise DTypeError(f"{name}: target must be int64 class indices (or float probabilities), got {target.dtype!r}")
+    if target.shape != logp.shape[:1] + logp.shape[2:]:
+        raise ShapeError(f"{name}: target shape {target.shape} does not match input {logp.shape} "
+                         f"(expected {logp.shape[:1] + logp.shape[2:]})")
+    _check_targets(target, n_classes, ignore_index, name)
+    onehot = _onehot(target, n_classes, logp.ndim, logp.device)
+    keep = (target != ignore_index).to(logp.dtype)
+    wshape = (1, n_classes) + (1,) * (logp.ndim - 2)
+    wt = keep if weight is None else where(onehot, weight.reshape(wshape), 0.0).sum(1) * keep
+    loss = -where(onehot, logp, 0.0).sum(1) * wt
+    if label_smoothing:
+        smooth = -(logp if weight is None else logp * weight.reshape(wshape)).sum(1) * keep
+    if unbatched:
+        loss, wt = loss.squeeze(0), wt.squeeze(0)
+        smooth = smooth.squeeze(0) if label_smoothing else None
+    if reduction == "mean":
+        total = wt.sum()
+        out = loss.sum() / total
+        if label_smoothing:
+            out = out * (1.0 - label_smoothing) + smooth.sum() / total * (label_smoothing / n_classes)
+        return out
+    if label_smoothing:
+        loss = loss * (1.0 - label_smoothing) + smooth * (label_smoothing / n_classes)
+    return _reduce(loss, reduction, name)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    """Cross-entropy of logits against class indices (or class probabilities), as
+    torch.nn.functional.cross_entropy: `ignore_index` rows leave the mean and get no gradient,
+    `weight` rescales classes, `label_smoothing` mixes in the uniform distribution."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    dim = 0 if input.ndim == 1 else 1
+    return _weighted_nll(input.log_softmax(dim), target, weight, ignore_index, reduction, label_smoothing,
+                         "cross_entropy")
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+    """Negative log-likelihood of log-probabilities against class indices (torch's nll_loss)."""
+    return _weighted_nll(input, target, weight, ignore_index, legacy_reduction(size_average, reduce, reduction),
+                         0.0, "nll_loss")
+
+
+def legacy_reduction(size_average, reduce, reduction):
+    if size_average is None and reduce is None:
+        return reduction
+    if reduce is False:
+        return "none"
+    return "sum" if size_average is False else "mean"
