@@ -423,7 +423,14 @@ def test_compiled_amp_training_equals_eager_amp(model_fn, data, steps):
     c_loss, c_scales, c_model, fn = train(model_fn, data, steps, amp=True, compiled=True, poison_steps=(1,))
     assert c_scales == e_scales and e_scales[1] == 2.0 ** 15
     for (name, ep), cp in zip(e_model.named_parameters(), c_model.parameters()):
-        np.testing.assert_allclose(cp.detach().numpy(), ep.detach().numpy(), rtol=1e-2, atol=1e-3, err_msg=name)
+        c, e = cp.detach().numpy(), ep.detach().numpy()
+        if name.endswith("qkv.bias"):
+            # The key bias's gradient is zero in exact arithmetic (softmax ignores a shift shared by
+            # all keys), so what it gets is float16 rounding noise, which Adam scales up to +-lr
+            # steps in either program; compare the query and value biases only.
+            d = e.shape[0] // 3
+            c, e = np.concatenate([c[:d], c[2 * d:]]), np.concatenate([e[:d], e[2 * d:]])
+        np.testing.assert_allclose(c, e, rtol=1e-2, atol=1e-3, err_msg=name)
     assert abs(c_loss - e_loss) < 1e-2 * max(e_loss, 0.1)
     assert fn.trace_count <= 2  # the first step creates Adam's state (a one-shot program), then one program
 
