@@ -83,6 +83,19 @@ def _mib(n):
     return f"{n / 2 ** 20:.2f} MiB" if n >= 2 ** 20 else f"{n / 1024:.1f} KiB"
 
 
+def confined(root, name):
+    """root/name, for a file name that comes from an artifact or the compiler: a name that is absolute,
+    climbs out with "..", or leads through a symbolic link out of root is refused."""
+    rel = Path(name)
+    if not name or "\0" in name or rel.is_absolute() or any(p in ("..", ".") for p in rel.parts) \
+            or rel.as_posix() != name:
+        raise CLIError(f"refusing to write {name!r}: output files stay inside {root}")
+    target = root / rel
+    if not target.parent.resolve().is_relative_to(root.resolve()):
+        raise CLIError(f"refusing to write {target}: a symbolic link inside {root} leads out of it")
+    return target
+
+
 def _program(target, backend="auto", amp=None):
     """A Program from an artifact, or traced (not run) from a script's factory."""
     import gradc
@@ -151,7 +164,7 @@ def cmd_dump(args):
         from .runtime.cache import atomic_write
         root = Path(args.output)
         for name, text in files:
-            atomic_write(root / name, text)
+            atomic_write(confined(root, name), text)   # replaces a file, never writes through a link
             print(root / name)
         return 0
     for name, text in files:
@@ -224,11 +237,16 @@ def cmd_run(args):
     names = [o["name"] for o in prog.artifact_info["manifest"]["outputs"]]
     arrays = [np.asarray(t.cpu().numpy() if hasattr(t, "cpu") else t.numpy()) for t in outs]
     if args.output:
+        import io
+        from .runtime.cache import atomic_write
         root = Path(args.output)
         root.mkdir(parents=True, exist_ok=True)
-        for name, a in zip(names, arrays):
-            np.save(root / f"{name}.npy", a)
-            print(f"{root / (name + '.npy')}  {a.dtype}{list(a.shape)}")
+        targets = [confined(root, f"{name}.npy") for name in names]   # all checked before anything is written
+        for target, a in zip(targets, arrays):
+            buf = io.BytesIO()
+            np.save(buf, a, allow_pickle=False)
+            atomic_write(target, buf.getvalue())   # replaces a file, never writes through a link
+            print(f"{target}  {a.dtype}{list(a.shape)}")
         return 0
     rows = [("output", "dtype", "shape", "min", "max", "mean", "first values")]
     for name, a in zip(names, arrays):

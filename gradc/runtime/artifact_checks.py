@@ -1,11 +1,13 @@
-"""Validation of artifact files, before anything in them is used: the zip container, the manifest's
-schema, a whitelist over every field of the graph (ops, attributes, names, edges), the agreement of
-manifest and graph, and the state arrays. Every failure is an ArtifactError that names the member and
-the field; nothing here executes or unpickles anything from the file."""
-import inspect
+"""Validation of artifact files, before anything in them is used: the zip container (member names,
+counts, sizes and compression, bounded before anything is inflated), the manifest's schema, the
+graph (artifact_graph: every node against the op table), the agreement of manifest and graph, and the
+state arrays (each .npy header checked before its data is read). The hashes in an artifact are
+checksums against accidents, not signatures: everything here assumes the file may be hostile. Every
+failure is an ArtifactError that names the member and the field; nothing here executes or unpickles
+anything from the file."""
 import io
-import json
 import re
+import struct
 import zipfile
 import zlib
 
@@ -13,68 +15,156 @@ import numpy as np
 
 from .. import __version__
 from .. import dtypes as D
-from ..errors import ArtifactError, GradcError
-from ..ops import OPS
+from ..errors import ArtifactError
+from .artifact_graph import GRAPH, MAX_NODES, is_int, load_json, numel, parse_graph, shape_ok  # noqa: F401
 
 FORMAT = "gradc-artifact"
 FORMAT_VERSION = 1
-MANIFEST, GRAPH, STATE, SOURCE_DIR = "manifest.json", "graph.json", "state.npz", "source/"
-_JSON_LIMIT = 256 << 20          # bytes of manifest.json / graph.json that a sane artifact never exceeds
-NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}\Z")   # state and input names (npz keys, CLI)
-_INPUT_NODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
-_TABLE_NAME = re.compile(r"c[0-9]{1,9}\Z")
+MANIFEST, STATE, SOURCE_DIR = "manifest.json", "state.npz", "source/"
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}\Z")   # state, input and output names (npz keys, files)
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}\Z")
-_NODE_FIELDS = {"id", "op", "shape", "dtype", "attrs", "where"}
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+
+MAX_MEMBERS = 64                                   # manifest, graph, state and a few source files
+_LIMITS = {MANIFEST: 16 << 20, GRAPH: 256 << 20}   # bytes a member may inflate to; sources: _SOURCE_LIMIT
+_SOURCE_LIMIT = 64 << 20
+_ARRAY_OVERHEAD = 16 << 10                         # per state array: .npy header and zip entry
+_NPY_HEADER_LIMIT = 10000                          # NumPy's own default for untrusted .npy headers
+
+
+# ---------------------------------------------------------------------------------------------- the container
+def _zip_entry_count(f, size):
+    """Entries the zip directory claims, read from its end record before zipfile parses the directory."""
+    tail_len = min(size, 22 + 0xFFFF)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None   # zipfile reports the damage
+    count = struct.unpack("<H", tail[at + 10:at + 12])[0]
+    if count == 0xFFFF and at >= 20 and tail[at - 20:at - 16] == b"PK\x06\x07":   # zip64: the count is elsewhere
+        (offset,) = struct.unpack("<Q", tail[at - 12:at - 4])
+        if offset + 40 <= size:
+            f.seek(offset)
+            record = f.read(40)
+            if record[:4] == b"PK\x06\x06":
+                count = struct.unpack("<Q", record[32:40])[0]
+    return count
+
+
+def _member_name_ok(name):
+    return name in (MANIFEST, GRAPH, STATE) or (name.startswith(SOURCE_DIR)
+                                                and bool(_SOURCE_NAME.match(name[len(SOURCE_DIR):])))
+
+
+def _inflate(zf, info, chunk=1 << 20):
+    """A member's bytes, inflated a chunk at a time: zipfile stops at the declared size and checks the
+    CRC, and no single step inflates more than `chunk` bytes (reading it whole would inflate all of
+    the compressed data at once, whatever the declared size)."""
+    parts = []
+    with zf.open(info) as f:
+        while True:
+            part = f.read(chunk)
+            if not part:
+                return b"".join(parts)
+            parts.append(part)
+
+
+def state_limit(m):
+    """The most bytes state.npz may hold for the state a (validated) manifest declares."""
+    return sum(numel(s["shape"]) * D.ALL[s["dtype"]].itemsize + _ARRAY_OVERHEAD for s in m["state"]) + (64 << 10)
 
 
 def read_members(path):
-    """{member name: text (bytes for the state)} of the required members and the shipped source."""
+    """{member name: text (bytes for the state)} of an artifact file, each member checked before it is
+    inflated: only the members an artifact has, each within its size limit."""
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise ArtifactError(f"{path}: no such file") from None
     except OSError as e:
         raise ArtifactError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if not raw:
+    with f:
+        return _read_open(path, f)
+
+
+def _read_open(path, f):
+    try:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(0)
+        magic = f.read(4)
+    except OSError as e:
+        raise ArtifactError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not size:
         raise ArtifactError(f"{path} is empty: it is not a gradc artifact")
-    if not raw.startswith(b"PK\x03\x04"):
+    if magic != b"PK\x03\x04":
         raise ArtifactError(f"{path} is not a gradc artifact: it is not a zip archive (artifacts are written by "
                             "Program.save and `gradc compile`)")
+    count = _zip_entry_count(f, size)
+    if count is not None and count > MAX_MEMBERS:
+        raise ArtifactError(f"{path} has {count} members; a gradc artifact has at most {MAX_MEMBERS}")
     try:
-        zf = zipfile.ZipFile(io.BytesIO(raw))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
+        zf = zipfile.ZipFile(f)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as e:
         raise ArtifactError(f"{path} is truncated or its zip directory is corrupt ({e}); the save was interrupted "
                             "or the file was cut short in transfer: save it again") from None
-    names = set(zf.namelist())
-    missing = [m for m in (MANIFEST, GRAPH, STATE) if m not in names]
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise ArtifactError(f"{path} has {len(infos)} members; a gradc artifact has at most {MAX_MEMBERS}")
+    by_name = {}
+    for info in infos:
+        name = info.filename
+        if not _member_name_ok(name):
+            raise ArtifactError(f"{path}: member {name!r:.80} is not part of a gradc artifact (an artifact holds "
+                                f"{MANIFEST}, {GRAPH}, {STATE} and {SOURCE_DIR}<file> only); refusing it")
+        if name in by_name:
+            raise ArtifactError(f"{path}: member {name} appears twice")
+        if info.flag_bits & 0x1:
+            raise ArtifactError(f"{path}: member {name} is encrypted; gradc artifacts are not")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ArtifactError(f"{path}: member {name} uses zip compression method {info.compress_type}; "
+                                "artifacts are stored or deflated")
+        by_name[name] = info
+    missing = [m for m in (MANIFEST, GRAPH, STATE) if m not in by_name]
     if missing:
         raise ArtifactError(f"{path} is missing {', '.join(missing)}: it is not a complete gradc artifact")
-    members = {}
-    for name in [MANIFEST, GRAPH, STATE] + sorted(n for n in names if n.startswith(SOURCE_DIR)):
-        info = zf.getinfo(name)
-        if name != STATE and info.file_size > _JSON_LIMIT:
-            raise ArtifactError(f"{path}: member {name} claims {info.file_size} bytes, more than any artifact holds")
+
+    def read(name, limit):
+        info = by_name[name]
+        if info.file_size > limit:
+            raise ArtifactError(f"{path}: member {name} inflates to {info.file_size} bytes, more than the {limit} "
+                                "an artifact of this program may hold; refusing to read it")
         try:
-            data = zf.read(name)
-        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as e:
+            data = _inflate(zf, info)
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, OSError) as e:
             raise ArtifactError(f"{path}: member {name} is corrupt ({e}); save the artifact again") from None
         if name == STATE:
-            members[name] = data
-            continue
+            return data
         try:
-            members[name] = data.decode("utf-8")
+            return data.decode("utf-8")
         except UnicodeDecodeError:
             raise ArtifactError(f"{path}: member {name} is not UTF-8 text") from None
+
+    members = {MANIFEST: read(MANIFEST, _LIMITS[MANIFEST])}
+    manifest = parse_manifest(members[MANIFEST])
+    members[GRAPH] = read(GRAPH, _LIMITS[GRAPH])
+    for name in sorted(n for n in by_name if n.startswith(SOURCE_DIR)):
+        if name[len(SOURCE_DIR):] not in manifest["source_sha256"]:
+            raise ArtifactError(f"{path}: member {name} is not listed in {MANIFEST}")
+        members[name] = read(name, _SOURCE_LIMIT)
+    members[STATE] = read(STATE, state_limit(manifest))
     return members
 
 
+# ---------------------------------------------------------------------------------------------- the manifest
 def spec_from_data(data, n_returned, where="out_spec"):
     """The output pytree spec back from its JSON form (the inverse of artifact._spec_to_data)."""
     if not isinstance(data, dict) or len(data) != 1:
         raise ArtifactError(f"manifest.json: {where} must be an object with one key, got {data!r:.80}")
     (kind, body), = data.items()
     if kind == "tensor":
-        if not _is_int(body) or not 0 <= body < n_returned:
+        if not is_int(body) or not 0 <= body < n_returned:
             raise ArtifactError(f"manifest.json: {where} names output {body!r}, but the program returns {n_returned}")
         return ("T", body)
     if kind == "value":
@@ -90,17 +180,13 @@ def spec_from_data(data, n_returned, where="out_spec"):
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], (str, int))
                     and not isinstance(item[0], bool)):
                 raise ArtifactError(f"manifest.json: {where}.{i} must be a [key, spec] pair")
-            items.append((item[0], spec_from_data(item[1], n_returned, f"{where}.{item[0]}")))
+            items.append((item[0], spec_from_data(item[1], n_returned, f"{where}.{item[0]!s:.40}")))
         return (dict, tuple(items))
-    raise ArtifactError(f"manifest.json: {where} has unknown kind {kind!r}")
+    raise ArtifactError(f"manifest.json: {where} has unknown kind {kind!r:.40}")
 
 
 def _fail(where, what):
     raise ArtifactError(f"{MANIFEST}: {where}: {what}")
-
-
-def _is_int(x):
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _want(d, key, check, what, where=""):
@@ -113,56 +199,66 @@ def _want(d, key, check, what, where=""):
 
 
 def _random_spec_ok(v):
-    return (isinstance(v, list) and len(v) == 5 and v[0] in ("rand", "randn", "randint", "randperm")
-            and _shape_ok(v[1]) and v[2] in D.ALL and _is_int(v[3]) and _is_int(v[4]) and abs(v[3]) < 1 << 62
-            and abs(v[4]) < 1 << 62)
+    """[kind, shape, dtype, low, high] as gradc.random.sample draws it."""
+    if not (isinstance(v, list) and len(v) == 5 and v[0] in ("rand", "randn", "randint", "randperm")
+            and shape_ok(v[1]) and v[2] in D.ALL and is_int(v[3]) and is_int(v[4])):
+        return False
+    kind, shape, dtype, low, high = v
+    if kind in ("rand", "randn"):
+        return D.ALL[dtype].is_floating_point
+    if kind == "randint":
+        return low < high
+    return low == 0 and shape == [high] and dtype == "int64"   # randperm(n)
 
 
-def _shape_ok(s):
-    return isinstance(s, list) and len(s) <= 32 and all(_is_int(v) and 0 <= v < 1 << 40 for v in s)
+def _name_ok(v):
+    return isinstance(v, str) and bool(NAME.match(v))
 
 
 def parse_manifest(text):
-    try:
-        m = json.loads(text)
-    except ValueError as e:
-        raise ArtifactError(f"{MANIFEST} is not valid JSON ({e})") from None
+    m = load_json(text, MANIFEST)
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         kind = m.get("format") if isinstance(m, dict) else type(m).__name__
-        raise ArtifactError(f"{MANIFEST} does not describe a gradc artifact (format {kind!r})")
+        raise ArtifactError(f"{MANIFEST} does not describe a gradc artifact (format {kind!r:.60})")
     version = m.get("format_version")
     if version != FORMAT_VERSION:
-        raise ArtifactError(f"artifact format version {version!r} is not supported by gradc {__version__} (it reads "
-                            f"version {FORMAT_VERSION}); export the program again with this version of gradc")
-    _want(m, "gradc_version", lambda v: isinstance(v, str), "a version string")
+        raise ArtifactError(f"artifact format version {version!r:.40} is not supported by gradc {__version__} (it "
+                            f"reads version {FORMAT_VERSION}); export the program again with this version of gradc")
+    _want(m, "gradc_version", lambda v: isinstance(v, str) and len(v) <= 64 and v.isprintable(), "a version string")
     _want(m, "backend", lambda v: v in ("numpy", "cuda"), "'numpy' or 'cuda'")
     _want(m, "amp", lambda v: v in (None, "fp16"), "null or 'fp16'")
     _want(m, "fuse", lambda v: isinstance(v, bool), "true or false")
-    _want(m, "block_bytes", lambda v: _is_int(v) and 0 < v <= 1 << 30, "a positive byte count")
-    n_ret = _want(m, "n_returned", lambda v: _is_int(v) and v >= 0, "a count")
-    _want(m, "graph_hash", lambda v: isinstance(v, str) and re.fullmatch("[0-9a-f]{64}", v), "a sha256 hex digest")
-    srcs = _want(m, "source_sha256", lambda v: isinstance(v, dict) and v, "an object of file hashes")
+    _want(m, "block_bytes", lambda v: is_int(v) and 0 < v <= 1 << 30, "a positive byte count")
+    n_ret = _want(m, "n_returned", lambda v: is_int(v) and 0 <= v <= MAX_NODES, "a count")
+    _want(m, "graph_hash", lambda v: isinstance(v, str) and _HEX64.match(v), "a sha256 hex digest")
+    srcs = _want(m, "source_sha256", lambda v: isinstance(v, dict) and 0 < len(v) < MAX_MEMBERS,
+                 "an object of file hashes")
     for n, h in srcs.items():
-        if not _SOURCE_NAME.match(n) or not (isinstance(h, str) and re.fullmatch("[0-9a-f]{64}", h)):
-            _fail("source_sha256", f"bad entry {n!r}: {h!r:.80}")
+        if not _SOURCE_NAME.match(n) or not (isinstance(h, str) and _HEX64.match(h)):
+            _fail("source_sha256", f"bad entry {n!r:.80}: {h!r:.80}")
     for key in ("inputs", "outputs", "state", "bindings", "effects"):
-        _want(m, key, lambda v: isinstance(v, list), "a list")
+        _want(m, key, lambda v: isinstance(v, list) and len(v) <= MAX_NODES, "a list")
     for i, s in enumerate(m["inputs"]):
         w = f"inputs[{i}]"
-        _want(s, "name", lambda v: isinstance(v, str) and NAME.match(v), "a plain name", w)
-        _want(s, "shape", lambda v: v is None or _shape_ok(v), "a shape", w)
+        _want(s, "name", _name_ok, "a plain name", w)
+        _want(s, "shape", lambda v: v is None or shape_ok(v), "a shape", w)
         _want(s, "dtype", lambda v: v is None or v in D.ALL, "a dtype name", w)
     if len({s["name"] for s in m["inputs"]}) != len(m["inputs"]):
         _fail("inputs", "input names are not unique")
     if len(m["outputs"]) != n_ret:
         _fail("outputs", f"{len(m['outputs'])} entries for {n_ret} returned tensors")
     for i, s in enumerate(m["outputs"]):
-        _want(s, "shape", _shape_ok, "a shape", f"outputs[{i}]")
-        _want(s, "dtype", lambda v: v in D.ALL, "a dtype name", f"outputs[{i}]")
+        w = f"outputs[{i}]"
+        # names become file names (`gradc run -o DIR` writes DIR/<name>.npy): plain names only, no paths
+        _want(s, "name", _name_ok, "a plain name (letters, digits, _ . -; no path)", w)
+        _want(s, "shape", shape_ok, "a shape", w)
+        _want(s, "dtype", lambda v: v in D.ALL, "a dtype name", w)
+    if len({s["name"] for s in m["outputs"]}) != len(m["outputs"]):
+        _fail("outputs", "output names are not unique")
     for i, s in enumerate(m["state"]):
         w = f"state[{i}]"
-        _want(s, "name", lambda v: isinstance(v, str) and NAME.match(v), "a plain name", w)
-        _want(s, "shape", _shape_ok, "a shape", w)
+        _want(s, "name", _name_ok, "a plain name", w)
+        _want(s, "shape", shape_ok, "a shape", w)
         _want(s, "dtype", lambda v: v in D.ALL, "a dtype name", w)
         _want(s, "requires_grad", lambda v: isinstance(v, bool), "true or false", w)
     state_names = [s["name"] for s in m["state"]]
@@ -176,11 +272,11 @@ def parse_manifest(text):
         if kind == "random":
             _want(b, "spec", _random_spec_ok, "[kind, shape, dtype, low, high] of a random draw", w)
         elif kind == "arg":
-            _want(b, "index", lambda v: _is_int(v) and 0 <= v < len(m["inputs"]), "an input position", w)
+            _want(b, "index", lambda v: is_int(v) and 0 <= v < len(m["inputs"]), "an input position", w)
         elif kind == "state":
             used.append(_want(b, "name", lambda v: v in state_names, "the name of a state entry", w))
         else:
-            _want(b, "owner", lambda v: _is_int(v) and 0 <= v < i and m["bindings"][v].get("kind") in ("arg", "state"),
+            _want(b, "owner", lambda v: is_int(v) and 0 <= v < i and m["bindings"][v].get("kind") in ("arg", "state"),
                   "the position of an earlier arg or state binding", w)
             name = _want(b, "name", lambda v: v is None or v in state_names, "null or a state name", w)
             if name is not None:
@@ -192,9 +288,9 @@ def parse_manifest(text):
     for i, e in enumerate(m["effects"]):
         w = f"effects[{i}]"
         kind = _want(e, "kind", lambda v: v in ("data", "grad"), "'data' or 'grad'", w)
-        _want(e, "slot", lambda v: _is_int(v) and 0 <= v < len(m["bindings"])
+        _want(e, "slot", lambda v: is_int(v) and 0 <= v < len(m["bindings"])
               and m["bindings"][v]["kind"] in ("arg", "state"), "the position of an arg or state binding", w)
-        _want(e, "out", lambda v: (v is None and kind == "grad") or (_is_int(v) and v >= 0), "an output position", w)
+        _want(e, "out", lambda v: (v is None and kind == "grad") or (is_int(v) and v >= 0), "an output position", w)
     m["out_spec"] = m.get("out_spec")
     spec_from_data(m["out_spec"], n_ret)  # checks it
     if "stats" in m and not isinstance(m["stats"], dict):
@@ -202,117 +298,7 @@ def parse_manifest(text):
     return m
 
 
-def _plain_value(v, depth=0):
-    """Numbers, bools, None, and (nested) lists of them: all an op attribute may be."""
-    if v is None or isinstance(v, (bool, int)):
-        return True
-    if isinstance(v, float):
-        return True
-    if isinstance(v, list) and depth < 3 and len(v) <= 64:
-        return all(_plain_value(x, depth + 1) for x in v)
-    return False
-
-
-_ATTRS = {}
-
-
-def _allowed_attrs(op):
-    """Attribute names an op accepts: the keyword parameters of its shape rule."""
-    if op not in _ATTRS:
-        params = inspect.signature(OPS[op].shape_rule).parameters.values()
-        _ATTRS[op] = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"shapes"}
-    return _ATTRS[op]
-
-
-def _check_graph_data(data):
-    """Whitelist every field of graph.json before it is turned into a Graph: ops from the op table,
-    attributes of the kinds those ops take, names that are generated, edges between real nodes."""
-    def bad(what):
-        raise ArtifactError(f"{GRAPH}: {what}; the graph was modified or corrupted (export the program again)")
-
-    if not isinstance(data, dict):
-        bad("not a JSON object")
-    for key, kind in (("nodes", list), ("edges", list), ("inputs", list), ("outputs", list), ("constants", dict)):
-        if not isinstance(data.get(key), kind):
-            bad(f"field {key!r} is missing or not a {kind.__name__}")
-    consts = data["constants"]
-    for name, c in consts.items():
-        if not _TABLE_NAME.match(name) or not isinstance(c, dict):
-            bad(f"constant {name!r:.40} has a bad name or body")
-        if c.get("dtype") not in D.ALL or not _shape_ok(c.get("shape")) or not isinstance(c.get("data"), list):
-            bad(f"constant {name!r} has a bad dtype, shape or data")
-        if len(c["data"]) != int(np.prod(c["shape"], dtype=np.int64)) or not all(
-                isinstance(x, (int, float)) for x in c["data"]):
-            bad(f"constant {name!r}: its data does not fill shape {c['shape']} with numbers")
-    ids = set()
-    for n in data["nodes"]:
-        if not isinstance(n, dict) or not _NODE_FIELDS <= set(n) <= _NODE_FIELDS | {"phase", "group"}:
-            bad(f"node {str(n)[:80]} does not have the fields id, op, shape, dtype, attrs, where (and optionally "
-                "phase, group) only")
-        nid, op, attrs = n["id"], n["op"], n["attrs"]
-        if not _is_int(nid) or not 0 <= nid < 1 << 62 or nid in ids:
-            bad(f"node id {nid!r:.40} is not a fresh non-negative integer")
-        if n.get("phase", "backward") not in ("backward", "recompute") or not _is_int(n.get("group", 0)) or n.get("group", 0) < 0:
-            bad(f"node %{nid} has a bad phase or group marker")
-        ids.add(nid)
-        if not isinstance(op, str) or (op not in OPS and op not in ("input", "const")):
-            bad(f"node %{nid} has unknown op {op!r:.60}")
-        if not _shape_ok(n["shape"]) or n["dtype"] not in D.ALL:
-            bad(f"node %{nid} has a bad shape {n['shape']!r:.60} or dtype {n['dtype']!r:.40}")
-        if n["where"] is not None and not (isinstance(n["where"], str) and len(n["where"]) <= 1000
-                                           and n["where"].isprintable()):
-            bad(f"node %{nid} has a bad source location {n['where']!r:.60}")
-        if not isinstance(attrs, dict):
-            bad(f"node %{nid}: attrs is not an object")
-        if op == "input":
-            name = attrs.get("name")
-            if set(attrs) != {"name"} or not isinstance(name, str) or not _INPUT_NODE_NAME.match(name):
-                bad(f"input node %{nid} has attributes {attrs!r:.80} (expected only a plain 'name')")
-        elif op == "const":
-            ok = (set(attrs) == {"fill"} and _plain_value(attrs["fill"]) and not isinstance(attrs["fill"], list)) or \
-                 (set(attrs) == {"table"} and attrs["table"] in consts)
-            if not ok:
-                bad(f"const node %{nid} has attributes {attrs!r:.80} (expected a numeric 'fill' or a known 'table')")
-        else:
-            allowed = _allowed_attrs(op)
-            for k, v in attrs.items():
-                if k not in allowed:
-                    bad(f"node %{nid} ({op}) has attribute {k!r:.40}, which {op} does not take")
-                if k == "dtype":
-                    if v not in D.ALL:
-                        bad(f"node %{nid} ({op}): attribute dtype={v!r:.60} is not a known dtype name")
-                elif not _plain_value(v):
-                    bad(f"node %{nid} ({op}): attribute {k}={v!r:.60} is not a number, bool, None or tuple of them")
-    for e in data["edges"]:
-        if not (isinstance(e, list) and len(e) == 4 and e[0] in ids and e[1] in ids and _is_int(e[0])
-                and _is_int(e[1]) and _is_int(e[2]) and 0 <= e[2] < 1 << 16 and isinstance(e[3], bool)):
-            bad(f"edge {e!r:.80} is not [operand node, user node, position, grad flag] between existing nodes")
-    for key in ("inputs", "outputs"):
-        if not all(_is_int(i) and i in ids for i in data[key]):
-            bad(f"{key} name nodes that do not exist")
-    if len(set(data["inputs"])) != len(data["inputs"]):
-        bad("an input is listed twice")
-    if {n["id"] for n in data["nodes"] if n["op"] == "input"} != set(data["inputs"]):
-        bad("the input nodes and the list of inputs differ")
-
-
-def parse_graph(text):
-    from ..ir import Graph
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise ArtifactError(f"{GRAPH} is not valid JSON ({e})") from None
-    _check_graph_data(data)
-    try:
-        graph = Graph.from_dict(data)
-        graph.verify()
-    except GradcError as e:
-        raise ArtifactError(f"{GRAPH} is inconsistent: {e}") from None
-    except (KeyError, TypeError, ValueError, OverflowError) as e:
-        raise ArtifactError(f"{GRAPH} is malformed ({type(e).__name__}: {e})") from None
-    return graph
-
-
+# ---------------------------------------------------------------------------------------------- manifest and graph
 def check_wiring(m, graph):
     """The manifest and the graph must agree on every input, state entry, effect and output."""
     def node(nid):
@@ -321,6 +307,10 @@ def check_wiring(m, graph):
 
     if len(m["bindings"]) != len(graph.inputs):
         _fail("bindings", f"{len(m['bindings'])} bindings for a graph with {len(graph.inputs)} inputs")
+    if not m["fuse"] and any("group" in d for _, d in graph.g.nodes(data=True)):
+        # fusion never ran for such a program, and the scheduler would trust the markers
+        raise ArtifactError(f"{GRAPH}: nodes carry fusion-group markers but {MANIFEST} says fuse=false; the "
+                            "graph was modified (export the program again)")
     state = {s["name"]: s for s in m["state"]}
     seen_args = set()
     for slot, (b, nid) in enumerate(zip(m["bindings"], graph.inputs)):
@@ -330,7 +320,7 @@ def check_wiring(m, graph):
             if b["index"] in seen_args:
                 _fail(f"bindings[{slot}]", f"input {b['index']} is bound twice")
             seen_args.add(b["index"])
-            if spec["shape"] is not None and (spec["shape"], spec["dtype"]) != (shape, dtype):
+            if spec["shape"] is None or (spec["shape"], spec["dtype"]) != (shape, dtype):
                 _fail(f"inputs[{b['index']}]", f"declares {spec['dtype']}{spec['shape']} but the graph's input is "
                                                f"{dtype}{shape}")
         elif b["kind"] == "random":
@@ -361,37 +351,66 @@ def check_wiring(m, graph):
                                    f"{node(nid)[1]}{node(nid)[0]}")
 
 
+# ---------------------------------------------------------------------------------------------- the state
 def read_state(raw, m):
+    """{name: array} of state.npz: exactly the arrays the manifest lists, each .npy header checked
+    (dtype, shape, size) before its data is read; object arrays are never unpickled."""
     try:
-        npz = np.load(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        zf = zipfile.ZipFile(io.BytesIO(raw))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
         raise ArtifactError(f"{STATE} is not a readable .npz archive ({e})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ArtifactError(f"{STATE} is a single array, not an .npz archive of named arrays")
-    with npz:
-        names = {s["name"] for s in m["state"]}
-        files = set(npz.files)
-        if files != names:
-            missing, extra = sorted(names - files), sorted(files - names)
-            raise ArtifactError(f"{STATE} does not hold the state the manifest lists"
-                                + (f"; missing: {', '.join(missing)}" if missing else "")
-                                + (f"; unexpected: {', '.join(extra)}" if extra else ""))
-        arrays = {}
-        for s in m["state"]:
-            try:
-                arr = npz[s["name"]]
-            except ValueError as e:
-                if "pickle" in str(e) or "Object arrays" in str(e):
-                    raise ArtifactError(f"{STATE}: array {s['name']!r} holds Python objects; artifacts hold numeric "
-                                        "arrays only (object arrays are never unpickled)") from None
-                raise ArtifactError(f"{STATE}: array {s['name']!r} is corrupt ({e})") from None
-            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-                raise ArtifactError(f"{STATE}: array {s['name']!r} is corrupt ({e})") from None
-            if arr.dtype.hasobject or arr.dtype not in D._BY_NP or D._BY_NP[arr.dtype].name != s["dtype"]:
-                raise ArtifactError(f"{STATE}: array {s['name']!r} has dtype {arr.dtype}, but the program needs "
-                                    f"{s['dtype']}")
-            if list(arr.shape) != s["shape"]:
-                raise ArtifactError(f"{STATE}: array {s['name']!r} has shape {tuple(arr.shape)}, but the program needs "
-                                    f"{tuple(s['shape'])}")
-            arrays[s["name"]] = np.array(arr, order="C")  # writable, owned, 0-d stays 0-d
+    want = {s["name"] + ".npy": s for s in m["state"]}
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        raise ArtifactError(f"{STATE} holds an array twice")
+    if set(names) != set(want):
+        missing = sorted(n[:-4] for n in set(want) - set(names))
+        extra = sorted(n[:80] for n in set(names) - set(want))
+        raise ArtifactError(f"{STATE} does not hold the state the manifest lists"
+                            + (f"; missing: {', '.join(missing)}" if missing else "")
+                            + (f"; unexpected: {', '.join(e[:-4] if e.endswith('.npy') else e for e in extra)}"
+                               if extra else ""))
+    arrays = {}
+    for info in infos:
+        s = want[info.filename]
+        arrays[s["name"]] = _read_array(zf, info, s)
     return arrays
+
+
+def _read_array(zf, info, s):
+    name, dtype, shape = s["name"], D.ALL[s["dtype"]].np, tuple(s["shape"])
+    nbytes = numel(shape) * dtype.itemsize
+    if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ArtifactError(f"{STATE}: array {name!r} is encrypted or uses an unknown compression")
+    if info.file_size > nbytes + _ARRAY_OVERHEAD:
+        raise ArtifactError(f"{STATE}: array {name!r} inflates to {info.file_size} bytes, but {s['dtype']}"
+                            f"{list(shape)} needs {nbytes}; refusing to read it")
+    try:
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                header = np.lib.format.read_array_header_1_0(f, max_header_size=_NPY_HEADER_LIMIT)
+            elif version == (2, 0):
+                header = np.lib.format.read_array_header_2_0(f, max_header_size=_NPY_HEADER_LIMIT)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            got_shape, fortran, got_dtype = header
+            if got_dtype.hasobject:
+                raise ArtifactError(f"{STATE}: array {name!r} holds Python objects; artifacts hold numeric arrays "
+                                    "only (object arrays are never unpickled)")
+            if got_dtype != dtype:
+                raise ArtifactError(f"{STATE}: array {name!r} has dtype {got_dtype}, but the program needs "
+                                    f"{s['dtype']}")
+            if tuple(got_shape) != shape:
+                raise ArtifactError(f"{STATE}: array {name!r} has shape {tuple(got_shape)}, but the program needs "
+                                    f"{shape}")
+            data = f.read(nbytes)
+    except ArtifactError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError) as e:
+        raise ArtifactError(f"{STATE}: array {name!r} is corrupt ({e})") from None
+    if len(data) != nbytes:
+        raise ArtifactError(f"{STATE}: array {name!r} is truncated ({len(data)} of {nbytes} bytes)")
+    arr = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return np.array(arr, order="C")   # writable, owned, 0-d stays 0-d
