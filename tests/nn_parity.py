@@ -54,6 +54,7 @@ def check_module(torch, g_module, t_module, arrays, grads=None, rtol=1e-7, atol=
     call = call or (lambda m, *xs: m(*xs))
     grads = [np.issubdtype(np.asarray(a).dtype, np.floating) for a in arrays] if grads is None else grads
     load_from_torch(g_module, t_module)
+    t_module.zero_grad()
     t_in = _torch_inputs(torch, arrays, grads)
     t_out = _flat(call(t_module, *t_in))
     rng = np.random.default_rng(seed)

@@ -288,3 +288,124 @@ def test_padding_modules(g_cls, t_cls, padding):
     shape = (2, 3, 5) if "1d" in g_cls.__name__ else (2, 3, 5, 6)
     check_module(torch, g_cls(padding), t_cls(padding), [randn(*shape)])
     check_module(torch, nn.ConstantPad2d(1, 2.5), torch.nn.ConstantPad2d(1, 2.5), [randn(2, 3, 4, 4)])
+
+
+# ---------------------------------------------------------------------------- normalisation
+def _same_buffers(g_module, t_module, rtol=1e-7, atol=1e-9):
+    t_buf = dict(t_module.named_buffers())
+    for k, b in g_module.named_buffers():
+        np.testing.assert_allclose(b.numpy(), t_buf[k].numpy(), rtol=rtol, atol=atol, err_msg=k)
+
+
+@pytest.mark.parametrize("cls,shape", [("BatchNorm1d", (6, 4)), ("BatchNorm1d", (5, 4, 3)),
+                                       ("BatchNorm2d", (3, 4, 5, 2)), ("BatchNorm3d", (2, 4, 3, 2, 2))])
+@pytest.mark.parametrize("momentum", [0.1, 0.3, None])
+def test_batch_norm_training_running_stats_and_eval(cls, shape, momentum):
+    g, t = pair(getattr(nn, cls), getattr(torch.nn, cls), 4, momentum=momentum)
+    with torch.no_grad():  # non-trivial affine parameters
+        t.weight.uniform_(0.5, 1.5)
+        t.bias.uniform_(-0.5, 0.5)
+    load_from_torch(g, t)
+    assert list(g.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    assert g.num_batches_tracked.dtype is gradc.int64
+    for step in range(3):  # three batches: the running averages of a moving sequence
+        x = randn(*shape, seed=step) * (step + 1) + step
+        gt, tt = gradc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        go, to = g(gt), t(tt)
+        np.testing.assert_allclose(go.detach().numpy(), to.detach().numpy(), rtol=1e-7, atol=1e-9)
+        (go * go).sum().backward()
+        (to * to).sum().backward()
+        np.testing.assert_allclose(gt.grad.numpy(), tt.grad.numpy(), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(g.weight.grad.numpy(), t.weight.grad.numpy(), rtol=1e-7, atol=1e-9)
+        _same_buffers(g, t)
+    assert int(g.num_batches_tracked.item()) == 3
+    g.eval(), t.eval()
+    check_module(torch, g, t, [randn(*shape, seed=9)])
+
+
+def test_batch_norm_options():
+    x = randn(4, 3, 2, 2)
+    for kw in (dict(affine=False), dict(track_running_stats=False), dict(affine=False, track_running_stats=False)):
+        g, t = pair(nn.BatchNorm2d, torch.nn.BatchNorm2d, 3, **kw)
+        check_module(torch, g, t, [x])
+        g.eval(), t.eval()  # without running statistics eval still uses the batch's
+        check_module(torch, g, t, [x])
+        assert list(g.state_dict()) == list(t.state_dict())
+    g = nn.BatchNorm1d(3)
+    with pytest.raises(ShapeError, match="more than 1 value per channel"):
+        g(gradc.zeros(1, 3))
+    with pytest.raises(ShapeError, match="expected 2D or 3D input, got 4D"):
+        g(gradc.zeros(2, 3, 4, 4))
+    with pytest.raises(ShapeError, match="running_mean has shape"):
+        g(gradc.zeros(2, 5))
+    rm, rv = gradc.zeros(3, dtype=gradc.float64), gradc.ones(3, dtype=gradc.float64)
+    check_function(torch, lambda x: F.batch_norm(x, rm, rv, training=False, eps=1e-3),
+                   lambda x: TF.batch_norm(x, torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64),
+                                           training=False, eps=1e-3), [x])
+
+
+def _bn_net(torch_mod, momentum):
+    nn_ = torch_mod
+    return nn_.Sequential(nn_.Conv2d(2, 4, 3, padding=1), nn_.BatchNorm2d(4, momentum=momentum), nn_.ReLU(),
+                          nn_.Flatten(), nn_.Linear(4 * 5 * 5, 3), nn_.BatchNorm1d(3, momentum=momentum))
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_compiled_training_step_updates_batch_norm_statistics(momentum):
+    """A gradc.compile'd SGD step of a BatchNorm model equals the eager step, buffers included."""
+    t = _bn_net(torch.nn, momentum)
+    models = [_bn_net(nn, momentum) for _ in range(2)]
+    for m in models:
+        load_from_torch(m, t)
+    opts = [gradc.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in models]
+
+    def step(model, opt, x, y):
+        opt.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    eager = lambda x, y: step(models[0], opts[0], x, y)  # noqa: E731
+    compiled = gradc.compile(lambda x, y: step(models[1], opts[1], x, y), fullgraph=True)
+    for i in range(4):
+        x, y = gradc.tensor(randn(6, 2, 5, 5, seed=i).astype(np.float32)), gradc.tensor(randn(6, 3, seed=50 + i)
+                                                                                        .astype(np.float32))
+        le, lc = eager(x, y), compiled(x, y)
+        np.testing.assert_allclose(lc.item(), le.item(), rtol=1e-5)
+    assert compiled.trace_count <= 2  # the first step creates .grad and the momentum buffers: one retrace
+    se, sc = models[0].state_dict(), models[1].state_dict()
+    assert int(sc["1.num_batches_tracked"].item()) == 4 and int(sc["5.num_batches_tracked"].item()) == 4
+    for k in se:
+        np.testing.assert_allclose(sc[k].numpy(), se[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+    assert not np.allclose(sc["1.running_var"].numpy(), 1.0)
+    for m in models:
+        m.eval()
+    x = gradc.tensor(randn(6, 2, 5, 5, seed=7).astype(np.float32))
+    with gradc.no_grad():
+        np.testing.assert_allclose(gradc.compile(models[1])(x).numpy(), models[0](x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_group_instance_and_rms_norm():
+    x = randn(3, 6, 4, 5)
+    g, t = pair(nn.GroupNorm, torch.nn.GroupNorm, 3, 6)
+    with torch.no_grad():
+        t.weight.uniform_(0.5, 1.5), t.bias.uniform_(-1, 1)
+    check_module(torch, g, t, [x])
+    check_module(torch, *pair(nn.GroupNorm, torch.nn.GroupNorm, 2, 6, affine=False, eps=1e-3), [x])
+    check_module(torch, *pair(nn.InstanceNorm2d, torch.nn.InstanceNorm2d, 6, affine=True), [x])
+    g, t = pair(nn.InstanceNorm1d, torch.nn.InstanceNorm1d, 6, track_running_stats=True)
+    check_module(torch, g, t, [randn(3, 6, 7)], compiled=False)  # one update each
+    _same_buffers(g, t)
+    g, t = pair(nn.RMSNorm, torch.nn.RMSNorm, (4, 5))
+    with torch.no_grad():
+        t.weight.uniform_(0.5, 1.5)
+    check_module(torch, g, t, [x])
+    check_module(torch, *pair(nn.RMSNorm, torch.nn.RMSNorm, 5, eps=1e-3, elementwise_affine=False), [x])
+    # eps=None is the dtype's machine epsilon: visible on an all-zero-but-tiny input
+    tiny = np.full((1, 4), 1e-9, dtype=np.float32)
+    np.testing.assert_allclose(nn.RMSNorm(4)(gradc.tensor(tiny)).detach().numpy(),
+                               torch.nn.RMSNorm(4)(torch.tensor(tiny)).detach().numpy(), rtol=1e-5)
+    check_function(torch, lambda x: F.normalize(x, dim=1), lambda x: TF.normalize(x, dim=1), [x])
+    with pytest.raises(ShapeError, match="not divisible into 4 groups"):
+        F.group_norm(gradc.zeros(2, 6, 3), 4)

@@ -9,5 +9,7 @@ from .pooling import (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPoo
                       AdaptiveMaxPool1d, AdaptiveMaxPool2d, Upsample, UpsamplingNearest2d, UpsamplingBilinear2d,
                       ZeroPad1d, ZeroPad2d, ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d,
                       ReplicationPad1d, ReplicationPad2d, CircularPad1d, CircularPad2d)
+from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, GroupNorm,
+                            RMSNorm)
 from . import parallel
 from .parallel import DataParallel

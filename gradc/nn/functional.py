@@ -11,6 +11,7 @@ from .functional_pad import pad  # noqa: F401
 from .functional_pool import (max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d,  # noqa: F401
                               adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d)
 from .functional_sample import interpolate  # noqa: F401
+from .functional_norm import batch_norm, instance_norm, group_norm, rms_norm, normalize  # noqa: F401
 
 
 def linear(input, weight, bias=None):

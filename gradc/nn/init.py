@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from ..autograd import no_grad
+from ..grad_mode import no_grad
 from ..random import generator
 
 
