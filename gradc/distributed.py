@@ -8,9 +8,11 @@ path: ranks, the cross-rank checks, error handling, and CPU tensors, which still
 
 The `all_reduce` primitive (gradc/ops/collective.py) calls the active group, so eager code and
 compiled programs run the same collective."""
+import atexit
 import importlib.util
 import os
 import sys
+import time
 import zlib
 
 import numpy as np
@@ -211,34 +213,109 @@ def _import_cupy():
     return cupy
 
 
-def _install_excepthook(group):
-    """An uncaught exception on one rank ends the whole job (exit status 1) instead of leaving the
-    other ranks waiting forever in their next collective."""
+EXIT_TIMEOUT_VAR = "GRADC_DIST_EXIT_TIMEOUT"
+
+
+def _exit_timeout():
+    text = os.environ.get(EXIT_TIMEOUT_VAR, "5")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise GradcError(f"{EXIT_TIMEOUT_VAR}={text!r} is not a number of seconds; it is how long a rank that "
+                         "exits with the process group still initialised waits for the others (default 5)")
+    return value
+
+
+def _abort(group, why):
+    sys.stderr.write(f"gradc.distributed: rank {group.rank} of {group.size} {why}; aborting the job\n")
+    sys.stderr.flush()
+    sys.stdout.flush()
+    group.MPI.COMM_WORLD.Abort(1)
+
+
+def _install_exit_guards(group):
+    """A rank that stops while the process group is initialised ends the whole job, non-zero, instead
+    of leaving the other ranks waiting forever in a collective. An uncaught exception aborts at once.
+    Any other exit (sys.exit(), the end of the script) before destroy_process_group() waits up to
+    GRADC_DIST_EXIT_TIMEOUT seconds (default 5) for every rank to exit too: ranks that all end
+    together end normally; if one does not come, the job is aborted."""
+    try:
+        timeout = _exit_timeout()   # a bad value fails on every rank, before anything is installed
+        exit_comm = group.comm.Dup()   # its own communicator: the exit barrier never meets a collective
+    except BaseException:
+        _group[0] = None
+        group.destroy()
+        raise
     previous = sys.excepthook
 
     def abort_job(kind, value, tb):
         previous(kind, value, tb)
         if _group[0] is group:
-            sys.stderr.write(f"gradc.distributed: rank {group.rank} of {group.size} stopped on an uncaught "
-                             f"{kind.__name__}; aborting the job\n")
-            sys.stderr.flush()
-            sys.stdout.flush()
-            group.MPI.COMM_WORLD.Abort(1)
+            _abort(group, f"stopped on an uncaught {kind.__name__}")
+
+    def at_exit():
+        if _group[0] is not group:
+            return
+        request, deadline = exit_comm.Ibarrier(), time.monotonic() + timeout
+        while not request.Test():
+            if time.monotonic() >= deadline:
+                _abort(group, f"exited while the process group was initialised, and the other ranks did not "
+                              f"exit within {timeout:g} s ({EXIT_TIMEOUT_VAR}), so they may be waiting for it in "
+                              "a collective. Call gradc.distributed.destroy_process_group() on every rank before "
+                              "a rank exits")
+            time.sleep(0.002)
+        _group[0] = None   # every rank is exiting: end the group together
+        _teardown(group)
 
     group._previous_excepthook, group._excepthook = previous, abort_job
+    group._exit_comm, group._at_exit = exit_comm, at_exit
     sys.excepthook = abort_job
+    atexit.register(at_exit)
 
 
-def init_process_group(backend="mpi"):
+def _check_launch(MPI, init_method, world_size, rank):
+    """torch's init_method, world_size and rank (and the RANK / WORLD_SIZE variables that env://
+    reads, where no argument overrides them) must agree with MPI, which decides the ranks. Every rank
+    learns whether any disagrees, so all of them raise instead of some waiting in a collective."""
+    if init_method not in (None, "env://"):
+        raise GradcError(f"init_process_group(init_method={init_method!r}) is not supported: gradc's ranks find "
+                         "each other through MPI; use init_method='env://' (or leave it out) and start the job "
+                         "with mpiexec -n N python script.py")
+    world = MPI.COMM_WORLD
+    real = {"world_size": world.Get_size(), "rank": world.Get_rank()}
+    problems = []
+    for name, var, given in (("world_size", "WORLD_SIZE", world_size), ("rank", "RANK", rank)):
+        if given is not None and given != -1:
+            if given != real[name]:
+                problems.append(f"{name}={given} was passed")
+        elif os.environ.get(var) not in (None, ""):
+            if os.environ[var].strip() != str(real[name]):
+                problems.append(f"{var}={os.environ[var]!r} is set in the environment")
+    bad = world.allreduce(1 if problems else 0, op=MPI.MAX) if real["world_size"] > 1 else bool(problems)
+    if bad:
+        raise GradcError(f"init_process_group: this process is rank {real['rank']} of an MPI job of "
+                         f"{real['world_size']}, but {'; '.join(problems) or 'another rank was given a different rank or world size'}. "
+                         "gradc takes ranks and the world size from MPI: start N ranks with mpiexec -n N python "
+                         "script.py (a torchrun-style launch of independent processes does not form a group), and "
+                         "pass no rank/world_size or ones that match")
+
+
+def init_process_group(backend="mpi", init_method=None, world_size=-1, rank=-1):
     """Join the job's process group: rank and world size come from MPI (start the job with
-    `mpiexec -n N python script.py`; a plain `python script.py` is a job of one rank)."""
+    `mpiexec -n N python script.py`; a plain `python script.py` is a job of one rank). backend is
+    "mpi" (CPU tensors; "gloo", torch's CPU backend, and None mean it too) or "nccl" (GPU tensors).
+    init_method="env://", world_size and rank are accepted as in torch and checked against MPI."""
+    backend = "mpi" if backend in (None, "gloo") else backend
     if backend not in BACKENDS:
-        raise GradcError(f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS))}")
+        raise GradcError(f"unknown backend {backend!r}; choose one of {', '.join(map(repr, BACKENDS + ('gloo',)))}")
     if _group[0] is not None:
         raise GradcError(f"the process group is already initialised (backend {_group[0].backend!r}); call "
                          "destroy_process_group() before initialising it again")
     cupy = _import_cupy() if backend == "nccl" else None
     MPI = _import_mpi()
+    _check_launch(MPI, init_method, world_size, rank)
     comm = MPI.COMM_WORLD.Dup()
     try:
         group = NCCLGroup(comm, MPI, cupy) if backend == "nccl" else ProcessGroup(comm, MPI)
@@ -246,14 +323,20 @@ def init_process_group(backend="mpi"):
         comm.Free()
         raise
     _group[0] = group
-    _install_excepthook(group)
+    _install_exit_guards(group)
 
 
 def destroy_process_group():
     group = current_group()
     _group[0] = None
+    atexit.unregister(group._at_exit)
+    _teardown(group)
+
+
+def _teardown(group):
     if sys.excepthook is group._excepthook:
         sys.excepthook = group._previous_excepthook
+    group._exit_comm.Free()
     group.destroy()
 
 

@@ -6,6 +6,7 @@ Each scenario checks its own results on every rank (an AssertionError aborts the
 exit) and rank 0 prints one line `RESULT <json>` with the numbers the test asserts on."""
 import json
 import sys
+import time
 import types
 
 import numpy as np
@@ -140,6 +141,28 @@ def scenario_uncaught(comm):
     t = gradc.ones(4)
     dist.all_reduce(t)
     print("UNREACHABLE: rank 0 finished its all_reduce", flush=True)
+
+
+def scenario_exit_while_peer_waits(comm):
+    """Rank 1 leaves with sys.exit() (status 0) while rank 0 waits in a collective: the job must end,
+    non-zero, within seconds."""
+    if dist.get_rank() == 1:
+        sys.exit()
+    t = gradc.ones(4)
+    dist.all_reduce(t)
+    print("UNREACHABLE: rank 0 finished its all_reduce", flush=True)
+
+
+def scenario_end_without_destroy(comm):
+    """Every rank ends without destroy_process_group(), rank 0 a second after rank 1: nobody is left
+    waiting, so the job ends normally (unless GRADC_DIST_EXIT_TIMEOUT is shorter than that second)."""
+    t = gradc.ones(2)
+    dist.all_reduce(t)
+    assert t.tolist() == [2.0, 2.0]
+    result(size=dist.get_world_size())
+    if dist.get_rank() == 0:
+        time.sleep(1.0)
+    sys.exit(0)
 
 
 # ------------------------------------------------------------------------------------- DDP training

@@ -46,9 +46,9 @@ def _why_no_mpi():
 needs_mpi = pytest.mark.skipif(_why_no_mpi() is not None, reason=str(_why_no_mpi()))
 
 
-def mpirun(args, n=2, timeout=120):
+def mpirun(args, n=2, timeout=120, env=None):
     """Run `python ARGS` as an n-rank job; returns (CompletedProcess, seconds)."""
-    env = dict(os.environ)
+    env = dict(os.environ, **(env or {}))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # n ranks share the cores
     start = time.perf_counter()
@@ -129,6 +129,35 @@ def test_a_failing_rank_ends_the_whole_job():
 
 
 @needs_mpi
+def test_a_rank_that_exits_while_the_others_wait_ends_the_job():
+    proc, seconds = mpirun([WORKER, "exit_while_peer_waits"], timeout=60)
+    assert proc.returncode != 0, proc.stderr
+    assert seconds < 30   # the default wait is 5 s
+    assert "rank 1 of 2 exited while the process group was initialised" in proc.stderr
+    assert "destroy_process_group()" in proc.stderr
+    assert "UNREACHABLE" not in proc.stdout
+
+
+@needs_mpi
+def test_ranks_that_all_end_without_destroy_end_normally_within_the_wait():
+    assert scenario("end_without_destroy")["size"] == 2   # exit status 0
+    proc, _ = mpirun([WORKER, "end_without_destroy"], timeout=60, env={dist.EXIT_TIMEOUT_VAR: "0.2"})
+    assert proc.returncode != 0   # rank 0 came a second late: longer than the wait
+    assert "rank 1 of 2 exited" in proc.stderr and "did not exit within 0.2 s" in proc.stderr
+
+
+def test_exit_wait_must_be_a_number_of_seconds(monkeypatch):
+    monkeypatch.setenv(dist.EXIT_TIMEOUT_VAR, "2.5")
+    assert dist._exit_timeout() == 2.5
+    monkeypatch.delenv(dist.EXIT_TIMEOUT_VAR)
+    assert dist._exit_timeout() == 5.0
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv(dist.EXIT_TIMEOUT_VAR, bad)
+        with pytest.raises(gradc.GradcError, match="is not a number of seconds"):
+            dist._exit_timeout()
+
+
+@needs_mpi
 def test_nccl_group_wiring_without_a_gpu():
     r = scenario("nccl_wiring")
     assert r["uid"].startswith("unique-id-")
@@ -159,8 +188,8 @@ def test_no_group_is_a_clear_error():
 
 
 def test_unknown_backend():
-    with pytest.raises(gradc.GradcError, match="unknown backend 'gloo'"):
-        dist.init_process_group(backend="gloo")
+    with pytest.raises(gradc.GradcError, match="unknown backend 'ucc'"):
+        dist.init_process_group(backend="ucc")
 
 
 def test_missing_mpi4py_says_what_to_install(monkeypatch):
