@@ -11,5 +11,6 @@ from .pooling import (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPoo
                       ReplicationPad1d, ReplicationPad2d, CircularPad1d, CircularPad2d)
 from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, GroupNorm,
                             RMSNorm)
+from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
 from . import parallel
 from .parallel import DataParallel
