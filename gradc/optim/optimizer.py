@@ -5,7 +5,9 @@ import copy
 
 from ..autograd import no_grad
 from ..errors import GradcError, ShapeError
-from ..tensor import Tensor, _tracer, cat, zeros_like
+from ..tensor import Tensor
+from ..functions import cat, zeros_like
+from .. import dispatch
 
 
 class Optimizer(abc.ABC):
@@ -63,8 +65,8 @@ class Optimizer(abc.ABC):
                         p.grad = zeros_like(p.grad)
 
     def step(self):
-        if _tracer[0] is not None:
-            _tracer[0].watch_optimizer(self)
+        if dispatch.tracer() is not None:
+            dispatch.tracer().watch_optimizer(self)
         with no_grad():
             for gi, group in enumerate(self.param_groups):
                 params = group["params"]
@@ -81,7 +83,7 @@ class Optimizer(abc.ABC):
         """Horizontal fusion: the group's parameters of one dtype and device live as views of one
         flat buffer (and so does their optimizer state), so one update runs over all of them."""
         flats = self._flats.get(gi)
-        if _tracer[0] is not None and flats is not None:
+        if dispatch.tracer() is not None and flats is not None:
             return flats  # (a traced step cannot look at the data; eager steps re-check the layout)
         if flats is None or any(not f.holds(self.state) for f in flats) or \
                 sorted(id(p) for f in flats for p in f.params) != sorted(id(p) for p in params):
