@@ -12,5 +12,9 @@ from .pooling import (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPoo
 from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, GroupNorm,
                             RMSNorm)
 from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
+from .activation import (LeakyReLU, ReLU6, SiLU, Mish, SELU, CELU, ELU, Hardsigmoid, Hardswish, Softplus,
+                         Hardtanh, Threshold, PReLU, LogSigmoid, Softsign, Tanhshrink, Hardshrink, Softshrink, GLU,
+                         LogSoftmax, Softmin, Softmax2d, Dropout1d, Dropout2d, Dropout3d)
+from .container import ModuleDict, ParameterList, ParameterDict, Unflatten
 from . import parallel
 from .parallel import DataParallel

@@ -12,6 +12,9 @@ from .functional_pool import (max_pool1d, max_pool2d, avg_pool1d, avg_pool2d, ad
                               adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d)
 from .functional_sample import interpolate  # noqa: F401
 from .functional_norm import batch_norm, instance_norm, group_norm, rms_norm, normalize  # noqa: F401
+from .functional_act import (leaky_relu, relu6, hardtanh, elu, selu, celu, silu, softplus, mish,  # noqa: F401
+                             logsigmoid, hardsigmoid, hardswish, softsign, tanhshrink, threshold, hardshrink,
+                             softshrink, prelu, glu, softmin, dropout1d, dropout2d, dropout3d)
 
 
 def linear(input, weight, bias=None):
@@ -82,11 +85,22 @@ def dropout(input, p=0.5, training=True):
     return where(keep, input * (1.0 / (1.0 - p)), 0.0)
 
 
-def embedding(input, weight):
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """Rows of weight at the int64 indices; lookups of padding_idx pass no gradient to its row."""
     if input.dtype is not D.int64:
         raise DTypeError(f"embedding: indices must be int64, got {input.dtype!r}; convert with .long()")
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise ValueError("embedding: max_norm, scale_grad_by_freq and sparse gradients are not supported; "
+                         "renormalise the weight explicitly under no_grad instead")
     _check_range(input, weight.shape[0], None, "embedding", "index")
-    return OPS["gather"].bind(weight, input, axis=0)
+    out = OPS["gather"].bind(weight, input, axis=0)
+    if padding_idx is None:
+        return out
+    if padding_idx < 0:
+        padding_idx += weight.shape[0]
+    # the value is the row itself; only its gradient is cut (PyTorch zeroes that row's gradient)
+    return where((input != padding_idx).unsqueeze(-1), out, out.detach())
 
 
 def _reduce(loss, reduction, name):
