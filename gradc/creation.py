@@ -7,8 +7,9 @@ import numpy as np
 from . import dispatch
 from . import dtypes as D
 from .device import CPU, device as _device, require as _require_device
-from .errors import DTypeError
-from .ops.frontend import export, infer_dtype, shape_arg as _shape_arg
+from .errors import DTypeError, OutOfMemoryError
+from .ops.frontend import export, infer_dtype, shape_arg as _shape_arg, size_arg
+from .shapes import prod
 from .tensor import Tensor
 
 
@@ -69,8 +70,15 @@ def _creation_dtype(dtype, default=None):
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     dtype = _creation_dtype(dtype, None if dtype else D.scalar_dtype(fill_value) if not isinstance(fill_value, float)
                             else D.default_float)
-    return _new(np.full(_shape_arg((size,) if isinstance(size, int) else size), fill_value, dtype=dtype.np),
-                dtype, device, requires_grad)
+    shape = size_arg((size,) if isinstance(size, int) else size, "full")
+    try:
+        data = np.full(shape, fill_value, dtype=dtype.np)
+    except OverflowError:
+        raise DTypeError(f"full: the fill value {fill_value!r} does not fit {dtype!r}; use a wider dtype") from None
+    except MemoryError:
+        raise OutOfMemoryError(f"full: not enough memory for shape {shape} of {dtype!r} "
+                               f"({prod(shape) * dtype.itemsize} bytes)") from None
+    return _new(data, dtype, device, requires_grad)
 
 
 @export("zeros", method=False)
@@ -140,7 +148,7 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
 def _random(kind, shape, dtype, device, requires_grad, low=0, high=0):
     """A tensor of random draws. While tracing it becomes a program input drawn afresh on every
     call (never a constant baked into the program)."""
-    spec = (kind, tuple(shape), dtype.name, int(low), int(high))
+    spec = (kind, size_arg(shape, kind), dtype.name, int(low), int(high))
     dev = _require_device(_device(device)) if device is not None else CPU
     t = dispatch.interpreter().random(spec, dtype, dev)
     t.requires_grad = bool(requires_grad)

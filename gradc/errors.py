@@ -32,3 +32,7 @@ class ArtifactError(GradcError):
 
 class OutOfRangeError(GradcError, IndexError):
     """An index or class label outside its valid range (also an IndexError, as in PyTorch)."""
+
+
+class OutOfMemoryError(GradcError, MemoryError):
+    """An allocation larger than the memory available."""

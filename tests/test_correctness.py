@@ -103,3 +103,35 @@ def test_in_place_change_of_a_leaf_inside_compile_raises_as_eagerly():
     with pytest.raises(gradc.AutogradError, match="leaf"):
         gradc.compile(f, fullgraph=True)(gradc.ones(3))
     assert np.array_equal(w.detach().numpy(), np.ones(3))
+
+
+@pytest.mark.parametrize("make,error,text", [
+    (lambda: gradc.ones(3) * 10 ** 400, gradc.DTypeError, "does not fit"),
+    (lambda: gradc.ones(2, dtype=gradc.int64) + 2 ** 63, gradc.DTypeError, "does not fit"),
+    (lambda: gradc.full((2,), 2 ** 63, dtype=gradc.int64), gradc.DTypeError, "does not fit"),
+    (lambda: gradc.zeros(-1), gradc.ShapeError, "non-negative"),
+    (lambda: gradc.randn(3, -2), gradc.ShapeError, "non-negative"),
+    (lambda: gradc.zeros(2 ** 40, 2 ** 30), gradc.ShapeError, "2\\*\\*63"),
+    (lambda: gradc.zeros(3, 0).amax(1), gradc.ShapeError, "empty"),
+    (lambda: gradc.zeros(0, 2).argmax(0), gradc.ShapeError, "empty"),
+    (lambda: gradc.ones(1, 1, 4).expand(2 ** 31, 2 ** 31, 4).sum(), gradc.ShapeError, "2\\*\\*63"),
+])
+def test_bad_sizes_and_scalars_get_named_errors(make, error, text):
+    with pytest.raises(error, match=text):
+        make()
+
+
+def test_empty_reductions_follow_torch():
+    t = _torch()
+    for name in ("sum", "mean"):
+        g = getattr(gradc.zeros(3, 0), name)(1).numpy()
+        r = getattr(t.zeros(3, 0), name)(1).numpy()
+        np.testing.assert_array_equal(g, r)
+
+
+def test_a_huge_expand_fails_as_fast_compiled_as_eagerly():
+    import time
+    start = time.perf_counter()
+    with pytest.raises(gradc.ShapeError):
+        gradc.compile(lambda x: x.expand(2 ** 31, 2 ** 31, 4).sum(), fullgraph=True)(gradc.ones(1, 1, 4))
+    assert time.perf_counter() - start < 5.0

@@ -9,8 +9,8 @@ import numpy as np
 from .. import dispatch
 from ..dispatch import Value
 from .. import dtypes as D
-from ..errors import DTypeError
-from ..shapes import normalize_axis
+from ..errors import DTypeError, ShapeError
+from ..shapes import normalize_axis, prod
 from .primitive import OPS
 
 _EXPORTS = []  # (names, function, as method, as gradc.* function), for what is not a primitive
@@ -53,6 +53,16 @@ def shape_arg(args):
     return tuple(int(a) for a in args)
 
 
+def size_arg(args, name):
+    """A shape for a new tensor: non-negative sizes whose product an array can hold."""
+    shape = shape_arg(args)
+    if any(d < 0 for d in shape):
+        raise ShapeError(f"{name}: sizes must be non-negative, got {shape}")
+    if prod(shape) >= 2 ** 63:
+        raise ShapeError(f"{name}: shape {shape} has {prod(shape)} elements, more than an array can index (2**63)")
+    return shape
+
+
 def axes_arg(x, dim, name):
     """A sorted tuple of distinct non-negative axes (all axes for dim=None)."""
     if dim is None:
@@ -60,7 +70,6 @@ def axes_arg(x, dim, name):
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
     axes = tuple(sorted({normalize_axis(name, int(d), x.ndim) for d in dims}))
     if len(axes) != len(dims):
-        from ..errors import ShapeError
         raise ShapeError(f"{name}: dim {tuple(dims)} names a dimension twice")
     return axes if x.ndim else ()
 
@@ -85,7 +94,13 @@ def is_number(x):
 
 def scalar(value, dtype, dev):
     """A 0-d constant (Python scalars in expressions become these)."""
-    return dispatch.interpreter().constant(np.asarray(value, dtype=dtype.np), dtype, dev)
+    try:
+        data = np.asarray(value, dtype=dtype.np)
+    except OverflowError:
+        shown = repr(value) if len(repr(value)) <= 24 else f"{repr(value)[:8]}...({len(repr(value))} digits)"
+        raise DTypeError(f"the Python number {shown} does not fit a {dtype!r} operand; use a smaller value, or "
+                         f"a wider dtype (e.g. x.double() * value)") from None
+    return dispatch.interpreter().constant(data, dtype, dev)
 
 
 def promote_tensors(a, b):

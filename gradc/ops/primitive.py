@@ -8,8 +8,10 @@ passes read, and the public names its frontend is published under (a Tensor meth
 primitive's name; a completeness test checks that every backend has one."""
 from .. import dispatch
 from ..errors import ShapeError
+from ..shapes import prod
 
 OPS = {}
+MAX_ELEMENTS = 2 ** 63  # NumPy's index type; a result this large fails at shape inference, eagerly or traced
 
 # Kinds the fusion pass may put into one elementwise group.
 ELEMENTWISE_KINDS = frozenset({"unary", "binary", "compare", "ternary", "cast"})
@@ -19,9 +21,15 @@ class Primitive:
     """One primitive op. `nin=None` means variadic (concat).
 
     Flags the passes read: `view` (the result may share the operand's storage: reshape, permute,
-    expand, slice), `diff` (has a VJP), `amp` (autocast policy "fp16", "fp32" or "follow")."""
+    expand, slice), `diff` (has a VJP), `amp` (autocast policy "fp16", "fp32" or "follow").
 
-    def __init__(self, name, kind, nin, shape, dtype, eager, saves=(), amp="follow", diff=True, view=False):
+    `templates` lets a primitive defined outside gradc carry its own lowerings: {template table
+    ("numpy/ops.j2", "cuda/ops.j2", "cuda/host_ops.j2"): jinja2 source defining a macro named after
+    the primitive, with the signature of that table's macros}. The codegen uses it where the table
+    itself has no macro for the primitive (gradc.codegen.templates.lowering)."""
+
+    def __init__(self, name, kind, nin, shape, dtype, eager, saves=(), amp="follow", diff=True, view=False,
+                 templates=None):
         self.name = name
         self.kind = kind
         self.nin = nin
@@ -32,6 +40,7 @@ class Primitive:
         self.amp = amp
         self.diff = diff
         self.view = view
+        self.templates = dict(templates or {})
         self.vjp = None
         self.exports = []               # (public names, function, as Tensor method, as gradc.* function)
 
@@ -55,7 +64,11 @@ class Primitive:
         """Output (shape, dtype) for operand shapes/dtypes, checking arity first."""
         if self.nin is not None and len(shapes) != self.nin:
             raise ShapeError(f"{self.name} takes {self.nin} operands, got {len(shapes)}")
-        return tuple(self.shape_rule(shapes, **attrs)), self.dtype_rule(dtypes, **attrs)
+        shape = tuple(self.shape_rule(shapes, **attrs))
+        if prod(shape) >= MAX_ELEMENTS:
+            raise ShapeError(f"{self.name}: the result shape {shape} has {prod(shape)} elements, more than an array "
+                             f"can index (2**63); check the sizes passed to expand/reshape/repeat")
+        return shape, self.dtype_rule(dtypes, **attrs)
 
     @property
     def elementwise(self):

@@ -3,7 +3,7 @@ CUDA templates do); sums of bool/int give int64."""
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import DTypeError
+from ..errors import DTypeError, ShapeError
 from ..shapes import normalize_axis
 from . import frontend as F
 from .primitive import primitive
@@ -17,6 +17,18 @@ def _reduced_shape(shape, axes, keepdim):
 
 def _reduce_shape(shapes, axes, keepdim):
     return _reduced_shape(shapes[0], axes, keepdim)
+
+
+def _nonempty(name):
+    """max and argmax have no value over an empty dimension (PyTorch raises too); sum does (0)."""
+    def rule(shapes, axes=None, axis=None, keepdim=False):
+        over = axes if axes is not None else (range(len(shapes[0])) if axis is None else (axis,))
+        empty = [a for a in over if a < len(shapes[0]) and shapes[0][a] == 0]
+        if empty or (not over and 0 in shapes[0]):
+            raise ShapeError(f"{name}: dim {empty[0] if empty else ''} of shape {tuple(shapes[0])} is empty, and the "
+                             f"{name} of no elements is undefined; reduce a non-empty dim, or use sum()")
+        return _reduced_shape(shapes[0], axes, keepdim) if axes is not None else _argmax_shape(shapes, axis, keepdim)
+    return rule
 
 
 def _sum_kernel(xp, x, axes, keepdim):
@@ -33,7 +45,7 @@ def _max_dtype(dtypes, **_):
 
 sum_p = primitive("sum", "reduce", 1, _reduce_shape,
                   lambda dts, **_: D.int64 if dts[0] is D.bool_ else dts[0], _sum_kernel, amp="fp32")
-max_p = primitive("max", "reduce", 1, _reduce_shape, _max_dtype,
+max_p = primitive("max", "reduce", 1, _nonempty("max"), _max_dtype,
                   lambda xp, x, axes, keepdim: xp.max(x, axis=axes, keepdims=keepdim), saves=(0, "out"),
                   amp="fp32")  # like every reduction: softmax's x - max(x) is then exact in float32
 
@@ -77,7 +89,7 @@ def _argmax_dtype(dtypes, **_):
     return D.int64
 
 
-argmax_p = primitive("argmax", "reduce", 1, _argmax_shape, _argmax_dtype, _argmax_kernel, diff=False)
+argmax_p = primitive("argmax", "reduce", 1, _nonempty("argmax"), _argmax_dtype, _argmax_kernel, diff=False)
 
 
 @sum_p.def_frontend("sum")
