@@ -3,7 +3,7 @@ that traces the same code into a graph and generates NumPy or CUDA source for it
 __version__ = "0.1.0"
 
 from .errors import (GradcError, ShapeError, DTypeError, AutogradError, TraceError, DeviceError, ArtifactError,
-                     OutOfRangeError)
+                     OutOfRangeError, OutOfMemoryError)
 from .dtypes import bool_ as bool, int64, float16, float32, float64, DType as dtype
 from .device import Device as _Device, device
 from .grad_mode import no_grad, enable_grad, is_grad_enabled, set_grad_enabled
@@ -12,6 +12,10 @@ from .tensor import Tensor
 from .functions import *  # noqa: F401,F403  (every op, from the op table and the composites)
 from . import cuda  # noqa: E402
 from . import nn, optim, amp  # noqa: E402
+from . import utils  # noqa: E402
+from .generator import Generator, default_generator  # noqa: E402
+from .inference import inference_mode, is_inference_mode_enabled  # noqa: E402
+from .amp import device_autocast as autocast  # noqa: E402
 from . import distributed  # noqa: E402
 
 long = int64
@@ -22,4 +26,5 @@ double = float64
 from .compiler import compile, CompiledFunction  # noqa: E402
 from .runtime.program import Program  # noqa: E402
 from .runtime.artifact import export, load  # noqa: E402
+from .serialization import save, load  # noqa: E402  (checkpoints; load also reads artifacts)
 from . import debug  # noqa: E402
