@@ -295,8 +295,9 @@ def _check_launch(MPI, init_method, world_size, rank):
                 problems.append(f"{var}={os.environ[var]!r} is set in the environment")
     bad = world.allreduce(1 if problems else 0, op=MPI.MAX) if real["world_size"] > 1 else bool(problems)
     if bad:
+        why = "; ".join(problems) or "another rank was given a different rank or world size"
         raise GradcError(f"init_process_group: this process is rank {real['rank']} of an MPI job of "
-                         f"{real['world_size']}, but {'; '.join(problems) or 'another rank was given a different rank or world size'}. "
+                         f"{real['world_size']}, but {why}. "
                          "gradc takes ranks and the world size from MPI: start N ranks with mpiexec -n N python "
                          "script.py (a torchrun-style launch of independent processes does not form a group), and "
                          "pass no rank/world_size or ones that match")

@@ -5,10 +5,10 @@ the losses, which are built from them); everything else follows its inputs. `pol
 `GradScaler` scales the loss so float16 gradients do not underflow. gradc.compile(amp="fp16")
 traces under autocast, so compiled programs get the same casts."""
 from ..ops import OPS
-from .autocast_mode import autocast, cast_operands, get_autocast_dtype, is_autocast_enabled
+from .autocast_mode import autocast, cast_operands, device_autocast, get_autocast_dtype, is_autocast_enabled
 from .grad_scaler import AmpError, GradScaler
 
-__all__ = ["autocast", "GradScaler", "AmpError", "is_autocast_enabled", "get_autocast_dtype", "policy"]
+__all__ = ["autocast", "device_autocast", "GradScaler", "AmpError", "is_autocast_enabled", "get_autocast_dtype", "policy"]
 
 
 def policy():

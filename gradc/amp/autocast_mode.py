@@ -131,3 +131,28 @@ class autocast:
 
     def __repr__(self):
         return f"gradc.amp.autocast(dtype={self.dtype!r}, enabled={self.enabled})"
+
+
+class device_autocast(autocast):
+    """gradc.autocast(device_type, dtype=None, enabled=True, cache_enabled=None): the signature of
+    torch.autocast (PyTorch 2.x), device first. The region is gradc.amp.autocast's: the same policy
+    on every device, float16 as the low precision (NumPy has no bfloat16, so torch's CPU default of
+    bfloat16 is float16 here). cache_enabled is accepted as in torch: gradc keeps no cast cache (each
+    op casts its operands, and compiled programs share repeated casts), so it cannot change results."""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, device_type, dtype=None, enabled=True, cache_enabled=None):
+        for name, v in (("device_type", device_type), ("enabled", enabled)):
+            if callable(v):
+                raise DTypeError(f"autocast: {name} is a function; decorate with the parentheses: "
+                                 "@gradc.autocast('cuda')")
+        if not isinstance(device_type, str):
+            raise DTypeError(f"autocast: device_type must be 'cpu' or 'cuda', got {device_type!r}")
+        if not isinstance(enabled, bool):
+            raise DTypeError(f"autocast: enabled must be a bool, got {enabled!r}")
+        if cache_enabled not in (None, True, False):
+            raise DTypeError(f"autocast: cache_enabled must be a bool or None, got {cache_enabled!r}")
+        super().__init__(dtype, enabled, device_type=device_type)
+        self.device_type = device_type

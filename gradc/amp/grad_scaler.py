@@ -41,11 +41,16 @@ class GradScaler:
         scaler.update()         # backoff after an overflow, growth after growth_interval clean steps
 
     The scale, the growth tracker and the hyper-parameters are 0-d tensors, so a compiled step
-    reads them as data (changing them never leaves a stale program). `device` is where they live;
-    by default the CPU, moved to the loss's device on the first eager `scale()`."""
+    reads them as data (changing them never leaves a stale program). `device`, the first argument as
+    in PyTorch 2.x (GradScaler("cuda")), is where they live; by default (None) the CPU, moved to the
+    loss's device on the first eager `scale()`."""
 
-    def __init__(self, init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000,
-                 enabled=True, device=None):
+    def __init__(self, device=None, init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5,
+                 growth_interval=2000, enabled=True):
+        if isinstance(device, (int, float)) and not isinstance(device, bool):
+            raise GradcError(f"GradScaler({device!r}, ...): the first argument is the device, as in PyTorch 2.x "
+                             f"(GradScaler('cuda'), GradScaler('cpu')); pass the scale by keyword: "
+                             f"GradScaler(init_scale={device!r})")
         if not growth_factor > 1.0:
             raise GradcError(f"GradScaler: growth_factor must be > 1.0, got {growth_factor}")
         if not backoff_factor < 1.0:
