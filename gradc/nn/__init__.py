@@ -16,5 +16,7 @@ from .activation import (LeakyReLU, ReLU6, SiLU, Mish, SELU, CELU, ELU, Hardsigm
                          Hardtanh, Threshold, PReLU, LogSigmoid, Softsign, Tanhshrink, Hardshrink, Softshrink, GLU,
                          LogSoftmax, Softmin, Softmax2d, Dropout1d, Dropout2d, Dropout3d)
 from .container import ModuleDict, ParameterList, ParameterDict, Unflatten
+from .attention import MultiheadAttention
+from .transformer import TransformerEncoderLayer, TransformerEncoder
 from . import parallel
 from .parallel import DataParallel

@@ -15,6 +15,7 @@ from .functional_norm import batch_norm, instance_norm, group_norm, rms_norm, no
 from .functional_act import (leaky_relu, relu6, hardtanh, elu, selu, celu, silu, softplus, mish,  # noqa: F401
                              logsigmoid, hardsigmoid, hardswish, softsign, tanhshrink, threshold, hardshrink,
                              softshrink, prelu, glu, softmin, dropout1d, dropout2d, dropout3d)
+from .functional_attention import scaled_dot_product_attention  # noqa: F401
 
 
 def linear(input, weight, bias=None):

@@ -174,17 +174,17 @@ class Flatten(Module):
 
 
 class LayerNorm(Module):
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, device=None, dtype=None):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
         self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         self.eps = eps
+        self.weight = self.bias = None
         if elementwise_affine:
             self.weight = Parameter(empty(self.normalized_shape, dtype=dtype, device=device))
-            self.bias = Parameter(empty(self.normalized_shape, dtype=dtype, device=device))
             init.ones_(self.weight)
-            init.zeros_(self.bias)
-        else:
-            self.weight = self.bias = None
+            if bias:
+                self.bias = Parameter(empty(self.normalized_shape, dtype=dtype, device=device))
+                init.zeros_(self.bias)
 
     def forward(self, x):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
