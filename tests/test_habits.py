@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import gradc
-from gradc import GradcError, nn
+from gradc import GradcError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,8 @@ from ..ops import OPS
 from .autocast_mode import autocast, cast_operands, device_autocast, get_autocast_dtype, is_autocast_enabled
 from .grad_scaler import AmpError, GradScaler
 
-__all__ = ["autocast", "device_autocast", "GradScaler", "AmpError", "is_autocast_enabled", "get_autocast_dtype", "policy"]
+__all__ = ["autocast", "device_autocast", "GradScaler", "AmpError", "is_autocast_enabled", "get_autocast_dtype",
+           "policy"]
 
 
 def policy():

@@ -13,7 +13,7 @@ from ...generator import Generator, default_generator
 from . import worker as W
 from .collate import default_collate, default_convert
 from .dataset import IterableDataset
-from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
+from .sampler import BatchSampler, RandomSampler, SequentialSampler
 
 _POLL_S = 0.5  # how often a waiting main process checks that its workers are alive
 
