@@ -21,14 +21,15 @@ class Node:
         self.prim, self.attrs = prim, attrs
         self.parents = tuple(a._grad_fn if a._grad_fn is not None else (a if a.requires_grad else None)
                              for a in args)
-        saves = prim.saves
+        needs = tuple(p is not None for p in self.parents)
+        saves = prim.saves if prim.saves_for is None else prim.saves_for(needs)
         self.saved = tuple(a if i in saves else None for i, a in enumerate(args))
         self.versions = tuple(a._version[0] if i in saves else 0 for i, a in enumerate(args))
         self.out = out.detach() if "out" in saves else None
         self.out_version = out._version[0]
         self.shapes = tuple(a.shape for a in args)
         self.dtypes = tuple(a.dtype for a in args)
-        self.needs = tuple(p is not None for p in self.parents)
+        self.needs = needs
         self.freed = False
 
     def name(self):

@@ -93,7 +93,7 @@ def invert(self):
 
 
 # ---------------------------------------------------------------------- in place
-def _assign(self, result, what):
+def assign(self, result, what):
     """Make `self` hold `result` (same shape): the mechanism of every in-place op."""
     if result.shape != self.shape:
         raise ShapeError(f"{what}: the result has shape {result.shape}, which cannot be written into "
@@ -117,13 +117,13 @@ def _old_value(self, *others):
     return self
 
 
-export("add_", function=False)(lambda self, other, alpha=1: _assign(self, self + (other * alpha if alpha != 1 else other), "add_"))
-export("sub_", function=False)(lambda self, other, alpha=1: _assign(self, self - (other * alpha if alpha != 1 else other), "sub_"))
-export("mul_", function=False)(lambda self, other: _assign(self, _old_value(self, other) * other, "mul_"))
-export("div_", function=False)(lambda self, other: _assign(self, self / other, "div_"))
-export("addcmul_", function=False)(lambda self, a, b, value=1: _assign(self, self + a * b * value, "addcmul_"))
-export("addcdiv_", function=False)(lambda self, a, b, value=1: _assign(self, self + a / b * value, "addcdiv_"))
-export("clamp_", function=False)(lambda self, min=None, max=None: _assign(self, clamp(self, min, max), "clamp_"))
+export("add_", function=False)(lambda self, other, alpha=1: assign(self, self + (other * alpha if alpha != 1 else other), "add_"))
+export("sub_", function=False)(lambda self, other, alpha=1: assign(self, self - (other * alpha if alpha != 1 else other), "sub_"))
+export("mul_", function=False)(lambda self, other: assign(self, _old_value(self, other) * other, "mul_"))
+export("div_", function=False)(lambda self, other: assign(self, self / other, "div_"))
+export("addcmul_", function=False)(lambda self, a, b, value=1: assign(self, self + a * b * value, "addcmul_"))
+export("addcdiv_", function=False)(lambda self, a, b, value=1: assign(self, self + a / b * value, "addcdiv_"))
+export("clamp_", function=False)(lambda self, min=None, max=None: assign(self, clamp(self, min, max), "clamp_"))
 export("zero_", function=False)(lambda self: fill_(self, 0))
 
 
@@ -131,7 +131,7 @@ export("zero_", function=False)(lambda self: fill_(self, 0))
 def fill_(self, value):
     if isinstance(value, Tensor):
         return copy_(self, value.reshape(()).expand(self.shape))
-    return _assign(self, full(self.shape, value, dtype=self.dtype, device=self.device), "fill_")
+    return assign(self, full(self.shape, value, dtype=self.dtype, device=self.device), "fill_")
 
 
 @export("copy_", function=False)
@@ -142,7 +142,7 @@ def copy_(self, src):
         src = to(src, self.device)
     if src.shape != self.shape:
         src = src.expand(self.shape)
-    return _assign(self, src, "copy_")
+    return assign(self, src, "copy_")
 
 
 # ---------------------------------------------------------------------- reductions

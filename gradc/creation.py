@@ -187,10 +187,17 @@ def randn_like(t, dtype=None, device=None, requires_grad=False):
 
 
 @export("randint", method=False)
-def randint(low, high=None, size=(), dtype=None, device=None):
+def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=False):
+    """randint(high, size) or randint(low, high, size), as in PyTorch: integers in [low, high)."""
+    if size is None and isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
-    return _random("randint", _shape_arg(size), _creation_dtype(dtype, D.int64), device, False, low, high)
+    if size is None:
+        raise TypeError("randint() needs a size, e.g. randint(10, (3,)) or randint(0, 10, (3,))")
+    if high <= low:
+        raise ValueError(f"randint: high ({high}) must be greater than low ({low})")
+    return _random("randint", _shape_arg(size), _creation_dtype(dtype, D.int64), device, requires_grad, low, high)
 
 
 @export("randperm", method=False)

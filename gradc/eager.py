@@ -93,7 +93,7 @@ class Eager(dispatch.Mode):
 
 class _DeviceCopy:
     """Autograd's record of a device transfer: its VJP moves the gradient back."""
-    name, saves, view = "to_device", frozenset(), False
+    name, saves, saves_for, view = "to_device", frozenset(), None, False
 
     @staticmethod
     def vjp(ctx, g):

@@ -316,7 +316,9 @@ def test_no_grad_keeps_no_intermediates_alive_tracemalloc():
         tracemalloc.stop()
     one = n * 8
     assert held_no_grad < 2 * one          # only the result survives
-    assert held_grad > 15 * one            # the recorded history keeps ~2 arrays per step
+    # The recorded history keeps ~1 array per step: exp's output (which log saves as its input).
+    # t * 1.01 saves nothing: a product keeps an operand only when the other one needs a gradient.
+    assert held_grad > 9 * one
 
 
 # ---------------------------------------------------------------------- broadcasting

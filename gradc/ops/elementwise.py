@@ -90,6 +90,9 @@ minimum_p = _binary("minimum", lambda xp, a, b: xp.minimum(a, b), saves=(0, 1))
 
 add_p.def_vjp(lambda ctx, g: (g, g))
 sub_p.def_vjp(lambda ctx, g: (g, -g if ctx.needs[1] else None))
+# Each operand's gradient reads the other operand: keep only what a wanted gradient needs (so
+# y[k] = y[k] * 3 does not hold the old y[k] when y needs no gradient through the factor).
+mul_p.saves_for = lambda needs: frozenset(i for i, other in ((0, 1), (1, 0)) if needs[other])
 mul_p.def_vjp(lambda ctx, g: (g * ctx.inputs[1] if ctx.needs[0] else None,
                               g * ctx.inputs[0] if ctx.needs[1] else None))
 

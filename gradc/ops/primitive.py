@@ -37,6 +37,7 @@ class Primitive:
         self.dtype_rule = dtype
         self.eager = eager
         self.saves = frozenset(saves)   # input indices and/or "out" that the VJP reads
+        self.saves_for = None           # optional needs -> the subset of `saves` those gradients read
         self.amp = amp
         self.diff = diff
         self.view = view

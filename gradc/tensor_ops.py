@@ -1,0 +1,463 @@
+"""More of PyTorch's tensor surface, as composites of primitives (so autodiff, fusion and every
+backend cover them): triangles and masks, gather/scatter with PyTorch's index layout, item
+assignment as a functional index-put, reordering (roll, flip, repeat), products and running
+sums, einsum, norms, NaN handling and PyTorch habits (new_zeros, normal_, format specs)."""
+import builtins
+import math
+
+import numpy as np
+
+from . import dtypes as D
+from .composite import assign, cat
+from .creation import arange, full, ones, rand, randn, tensor, zeros
+from .errors import DTypeError, ShapeError
+from .indexing import getitem
+from .ops import OPS
+from .ops.frontend import export, shape_arg, where
+from .ops.movement import strided_slice
+from .shapes import normalize_axis, prod
+from .tensor import Tensor
+
+
+def _dims(x, dims, name):
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    return tuple(normalize_axis(name, d, x.ndim) for d in dims)
+
+
+# ---------------------------------------------------------------------- triangles and masks
+def _triangle(x, diagonal, lower, name):
+    if x.ndim < 2:
+        raise ShapeError(f"{name}: needs a tensor of at least 2 dims, got shape {x.shape}")
+    n, m = x.shape[-2:]
+    rows, cols = arange(n).reshape(n, 1), arange(m).reshape(1, m)
+    keep = (cols - rows <= diagonal) if lower else (cols - rows >= diagonal)
+    return where(keep, x, 0)
+
+
+export("tril")(lambda input, diagonal=0: _triangle(input, diagonal, True, "tril"))
+export("triu")(lambda input, diagonal=0: _triangle(input, diagonal, False, "triu"))
+export("tril_", function=False)(lambda self, diagonal=0: assign(self, _triangle(self, diagonal, True, "tril"), "tril_"))
+export("triu_", function=False)(lambda self, diagonal=0: assign(self, _triangle(self, diagonal, False, "triu"), "triu_"))
+
+
+@export("masked_fill")
+def masked_fill(input, mask, value):
+    if not isinstance(mask, Tensor) or mask.dtype is not D.bool_:
+        raise DTypeError("masked_fill: mask must be a bool tensor")
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ShapeError(f"masked_fill: value must be a number or a one-element tensor, got shape {value.shape}")
+        value = value.reshape(()).to(input.dtype)
+    return where(mask, value, input)
+
+
+export("masked_fill_", function=False)(lambda self, mask, value: assign(self, masked_fill(self, mask, value), "masked_fill_"))
+
+
+@export("masked_select")
+def masked_select(input, mask):
+    """The elements of `input` where `mask` is true, as a 1-D tensor. Its length depends on the
+    mask's values, so it runs eagerly only (a TraceError inside gradc.compile)."""
+    shape = np.broadcast_shapes(input.shape, mask.shape)
+    m = mask.expand(shape)._concrete("masked_select (its result's length depends on the mask's values)")
+    flat = input.expand(shape).reshape(-1)
+    idx = np.flatnonzero(m if isinstance(m, np.ndarray) else m.get())
+    return OPS["gather"].bind(flat, tensor(idx, dtype=D.int64, device=input.device), axis=0)
+
+
+# ---------------------------------------------------------------------- gather and scatter (PyTorch's layout)
+def _linear_index(index, dim, shape):
+    """Flat positions into a tensor of `shape` for `index` along `dim` (PyTorch's gather/scatter
+    layout: every other coordinate is the index's own)."""
+    strides = [prod(shape[i + 1:]) for i in range(len(shape))]
+    lin = index * strides[dim]
+    for d in range(index.ndim):
+        if d != dim:
+            coord = arange(index.shape[d], device=index.device).reshape(
+                (1,) * d + (index.shape[d],) + (1,) * (index.ndim - d - 1))
+            lin = lin + coord * strides[d]
+    return lin
+
+
+def _check_index(input, dim, index, name):
+    if not isinstance(index, Tensor) or index.dtype is not D.int64:
+        raise DTypeError(f"{name}: index must be an int64 tensor")
+    if index.ndim != input.ndim:
+        raise ShapeError(f"{name}: index has {index.ndim} dims but input has {input.ndim}; they must match")
+    dim = normalize_axis(name, dim, input.ndim)
+    if any(i > s for d, (i, s) in enumerate(zip(index.shape, input.shape)) if d != dim):
+        raise ShapeError(f"{name}: index shape {index.shape} is larger than input shape {input.shape} outside dim {dim}")
+    return dim
+
+
+@export("gather")
+def gather(input, dim, index):
+    dim = _check_index(input, dim, index, "gather")
+    return OPS["gather"].bind(input.reshape(-1), _linear_index(index, dim, input.shape), axis=0)
+
+
+def _scatter_flat(input, dim, index, src, name):
+    dim = _check_index(input, dim, index, name)
+    if not isinstance(src, Tensor):
+        src = full(index.shape, src, dtype=input.dtype, device=input.device)
+    src = strided_slice(src.to(input.dtype), [0] * index.ndim, list(index.shape), [1] * index.ndim)
+    lin = _linear_index(index, dim, input.shape).reshape(-1)
+    return lin, src.reshape(-1)
+
+
+@export("scatter_add")
+def scatter_add(input, dim, index, src):
+    lin, src = _scatter_flat(input, dim, index, src, "scatter_add")
+    return input + OPS["scatter_add"].bind(src, lin, axis=0, size=input.numel()).reshape(input.shape)
+
+
+@export("scatter")
+def scatter(input, dim, index, src=None, value=None, reduce=None):
+    """input with src (or value) written at index along dim. With duplicate indices PyTorch leaves
+    which write wins unspecified; here their mean is taken, so the result does not depend on order."""
+    if reduce is not None:
+        if reduce not in ("add", "sum"):
+            raise ValueError(f"scatter: reduce must be 'add' or None here, got {reduce!r}; use scatter_reduce")
+        return scatter_add(input, dim, index, src if src is not None else value)
+    lin, src = _scatter_flat(input, dim, index, src if src is not None else value, "scatter")
+    n = input.numel()
+    hits = OPS["scatter_add"].bind(ones(lin.shape, dtype=input.dtype, device=input.device), lin, axis=0, size=n)
+    total = OPS["scatter_add"].bind(src, lin, axis=0, size=n)
+    hit = hits > 0
+    return where(hit, total / where(hit, hits, 1), input.reshape(-1)).reshape(input.shape)
+
+
+export("scatter_", function=False)(lambda self, dim, index, src=None, value=None, reduce=None:
+                                    assign(self, scatter(self, dim, index, src, value, reduce), "scatter_"))
+export("scatter_add_", function=False)(lambda self, dim, index, src:
+                                        assign(self, scatter_add(self, dim, index, src), "scatter_add_"))
+
+
+# ---------------------------------------------------------------------- item assignment
+@export("__setitem__", function=False)
+def setitem(self, key, value):
+    """x[key] = value as a functional index-put written back in place: differentiable, and traced
+    as ordinary ops. The positions are found by indexing a tensor of flat positions with `key`."""
+    positions = arange(self.numel(), device=self.device).reshape(self.shape)
+    where_ = getitem(positions, key)
+    if not isinstance(value, Tensor):
+        value = full((), value, dtype=self.dtype, device=self.device)
+    value = value.to(self.dtype).expand(where_.shape) if value.shape != where_.shape else value.to(self.dtype)
+    assign(self, _put(self, where_.reshape(-1), value.reshape(-1)), "__setitem__")
+
+
+def _put(x, lin, values):
+    n = x.numel()
+    hit = OPS["scatter_add"].bind(ones(lin.shape, dtype=D.int64, device=x.device), lin, axis=0, size=n) > 0
+    new = OPS["scatter_add"].bind(values, lin, axis=0, size=n)
+    return where(hit, new, x.reshape(-1)).reshape(x.shape)
+
+
+# ---------------------------------------------------------------------- reordering
+@export("flip")
+def flip(input, dims):
+    out = input
+    for d in _dims(input, dims, "flip"):
+        n = input.shape[d]
+        out = OPS["gather"].bind(out, arange(n - 1, -1, -1, device=input.device), axis=d) if n > 1 else out
+    return out
+
+
+@export("roll")
+def roll(input, shifts, dims=None):
+    if dims is None:
+        return roll(input.reshape(-1), shifts, 0).reshape(input.shape)
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = _dims(input, dims, "roll")
+    if len(shifts) != len(dims):
+        raise ShapeError(f"roll: {len(shifts)} shifts for {len(dims)} dims")
+    out = input
+    for s, d in zip(shifts, dims):
+        n = input.shape[d]
+        s %= builtins.max(n, 1)
+        if s:
+            a, b = out.split([n - s, s], d)
+            out = cat([b, a], d)
+    return out
+
+
+@export("repeat", function=False)
+def repeat(self, *sizes):
+    sizes = shape_arg(sizes)
+    if len(sizes) < self.ndim:
+        raise ShapeError(f"repeat: {len(sizes)} sizes for a tensor of {self.ndim} dims; give at least one per dim")
+    x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
+    inter = tuple(v for s, n in zip(sizes, x.shape) for v in (s, n))
+    return x.reshape(tuple(v for n in x.shape for v in (1, n))).expand(inter).reshape(
+        tuple(s * n for s, n in zip(sizes, x.shape)))
+
+
+@export("unflatten")
+def unflatten(input, dim, sizes):
+    d = normalize_axis("unflatten", dim, input.ndim)
+    return input.reshape(input.shape[:d] + tuple(sizes) + input.shape[d + 1:])
+
+
+# ---------------------------------------------------------------------- products, sums, norms
+@export("prod")
+def prod_(input, dim=None, keepdim=False, dtype=None):
+    """Product by pairwise halving (log2(n) elementwise multiplies): exact for integers, zeros
+    need no special case, and the gradient is that of the multiplies."""
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype is D.bool_:
+        x = x.long()
+    if dim is None:
+        x, d = x.reshape(-1), 0
+    else:
+        d = normalize_axis("prod", dim, x.ndim)
+    x = x.movedim(d, -1) if x.ndim else x.reshape(1)
+    while x.shape[-1] > 1:
+        if x.shape[-1] % 2:
+            x = cat([x, ones(x.shape[:-1] + (1,), dtype=x.dtype, device=x.device)], -1)
+        x = x[..., 0::2] * x[..., 1::2]
+    if x.shape[-1] == 0:
+        x = ones(x.shape[:-1] + (1,), dtype=x.dtype, device=x.device)
+    out = x.squeeze(-1)
+    if dim is None:
+        return out.reshape((1,) * input.ndim) if keepdim else out.reshape(())
+    return out.unsqueeze(d) if keepdim else out
+
+
+@export("movedim")
+def movedim(input, source, destination):
+    s, t = normalize_axis("movedim", source, input.ndim), normalize_axis("movedim", destination, input.ndim)
+    order = [i for i in range(input.ndim) if i != s]
+    order.insert(t, s)
+    return input.permute(order)
+
+
+@export("cumsum")
+def cumsum(input, dim, dtype=None):
+    """Running sum along dim, as one matmul with an upper-triangular matrix of ones (BLAS-fast for
+    the lengths models use; the cost is quadratic in the length of dim)."""
+    x = input if dtype is None else input.to(dtype)
+    if x.dtype is D.bool_:
+        x = x.long()
+    d = normalize_axis("cumsum", dim, x.ndim)
+    if x.ndim == 0:
+        return x
+    n = x.shape[d]
+    tri = (arange(n).reshape(n, 1) <= arange(n).reshape(1, n)).to(x.dtype)
+    return (x.movedim(d, -1) @ tri).movedim(-1, d)
+
+
+@export("logsumexp")
+def logsumexp(input, dim, keepdim=False):
+    m = input.amax(dim, keepdim=True).detach()
+    m = where(m.abs() == math.inf, 0.0, m)  # rows of -inf stay -inf, not nan
+    out = (input - m).exp().sum(dim, keepdim=True).log() + m
+    return out if keepdim else out.squeeze(dim)
+
+
+@export("norm")
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+    x = input if dtype is None else input.to(dtype)
+    if p in ("fro", 2, 2.0):
+        return (x * x).sum(dim, keepdim).sqrt()
+    if p in (math.inf, "inf"):
+        return x.abs().amax(dim, keepdim)
+    if p == -math.inf:
+        return x.abs().amin(dim, keepdim)
+    if p == 0:
+        return (x != 0).to(x.dtype).sum(dim, keepdim)
+    if p == 1:
+        return x.abs().sum(dim, keepdim)
+    if isinstance(p, (int, float)):
+        return (x.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+    raise ValueError(f"norm: unsupported p={p!r}; use 'fro', a number, inf or -inf")
+
+
+# ---------------------------------------------------------------------- elementwise math
+@export("log1p")
+def log1p(input):
+    # log(u) * x / (u - 1) with u = 1 + x is accurate for tiny x, where log(1 + x) rounds to 0.
+    x = input if input.dtype.is_floating_point else input.float()
+    u = x + 1.0
+    return where(u == 1.0, x, u.log() * (x / where(u == 1.0, 1.0, u - 1.0)))
+
+
+@export("expm1")
+def expm1(input):
+    # (u - 1) * x / log(u) with u = exp(x): accurate for tiny x, where exp(x) - 1 rounds to 0.
+    x = input if input.dtype.is_floating_point else input.float()
+    u = x.exp()
+    small = x.abs() < 1e-5
+    safe = where(small | (u == math.inf), 2.0, u)  # keeps the branch not taken finite (and its gradient)
+    return where(small, x + 0.5 * x * x, where(u == math.inf, u, (safe - 1.0) * (x / safe.log())))
+
+
+export("isnan")(lambda input: input != input)
+export("isinf")(lambda input: input.abs() == math.inf if input.dtype.is_floating_point else zeros(
+    input.shape, dtype=D.bool_, device=input.device))
+export("isfinite")(lambda input: (input.abs() < math.inf) if input.dtype.is_floating_point else ones(
+    input.shape, dtype=D.bool_, device=input.device))
+export("isposinf")(lambda input: input == math.inf)
+export("isneginf")(lambda input: input == -math.inf)
+
+
+@export("nan_to_num")
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    if not input.dtype.is_floating_point:
+        return input
+    big = float(np.finfo(input.dtype.np).max)
+    out = where(input != input, nan, input)
+    out = where(out == math.inf, big if posinf is None else posinf, out)
+    return where(out == -math.inf, -big if neginf is None else neginf, out)
+
+
+@export("allclose")
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(np.allclose(input.detach().numpy(), np.asarray(other.detach().numpy() if isinstance(other, Tensor)
+                                                                 else other), rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+@export("isclose")
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    close = (input - other).abs() <= atol + rtol * (other.abs() if isinstance(other, Tensor) else abs(other))
+    close = close | (input == other)
+    if equal_nan:
+        close = close | ((input != input) & (other != other))
+    return close
+
+
+@export("equal")
+def equal(input, other):
+    return input.shape == other.shape and bool(np.array_equal(input.detach().numpy(), other.detach().numpy()))
+
+
+# ---------------------------------------------------------------------- linear algebra
+@export("bmm")
+def bmm(input, mat2):
+    if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
+        raise ShapeError(f"bmm needs two 3-D tensors with the same batch size, got {input.shape} and {mat2.shape}")
+    return input @ mat2
+
+
+export("outer", "ger")(lambda input, vec2: input.reshape(-1, 1) * vec2.reshape(1, -1))
+export("dot")(lambda input, other: (input * other).sum())
+
+
+@export("einsum", method=False)
+def einsum(equation, *operands):
+    """Einstein summation, lowered to permute / reshape / matmul (and sums over indices that only
+    one operand has), so it runs on BLAS and differentiates through those ops."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        raise ShapeError(f"einsum: {equation!r} names {len(terms)} operands, got {len(operands)}")
+    terms = [_expand_ellipsis(t, x, "einsum") for t, x in zip(terms, operands)]
+    if not arrow:
+        letters = "".join(terms)
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    else:
+        out = _expand_ellipsis(out, None, "einsum", width=max((x.ndim - len(t.replace("...", ""))
+                                                                for t, x in zip(lhs.split(","), operands)), default=0))
+    xs = [_diagonal(x, t) for x, t in zip(operands, terms)]
+    terms = ["".join(dict.fromkeys(t)) for t in terms]
+    x, t = xs[0], terms[0]
+    for k in range(1, len(xs)):
+        later = set("".join(terms[k + 1:]))  # letters a later operand still needs
+        x, t = _contract(x, t, xs[k], terms[k], set(out) | later)
+    # sum what the output does not name, then order as the output asks
+    drop = [i for i, c in enumerate(t) if c not in out]
+    if drop:
+        x = x.sum(drop)
+        t = "".join(c for c in t if c in out)
+    return x.permute([t.index(c) for c in out]) if t != out else x
+
+
+def _expand_ellipsis(term, x, name, width=None):
+    if "..." not in term:
+        return term
+    n = (x.ndim - len(term.replace("...", ""))) if x is not None else width
+    return term.replace("...", "".join(chr(ord("A") + i) for i in range(26 - n, 26)))
+
+
+def _diagonal(x, term):
+    """An operand whose term repeats a letter (e.g. 'ii'): its diagonal over those dims."""
+    for c in dict.fromkeys(term):
+        while term.count(c) > 1:
+            i = term.index(c)
+            j = term.index(c, i + 1)
+            n = x.shape[i]
+            idx = arange(n, device=x.device)
+            x = x.movedim(i, 0).movedim(j, 1)
+            x = x[idx, idx]
+            term = c + term[:i] + term[i + 1:j] + term[j + 1:]
+            x = x.movedim(0, term.index(c)) if term.index(c) else x
+    return x
+
+
+def _contract(x, t, y, u, keep):
+    """Contract two operands over the letters they share that `keep` does not name."""
+    for c in [c for c in t if c not in u and c not in keep]:   # summed in one operand only
+        x, t = x.sum(t.index(c)), t.replace(c, "")
+    for c in [c for c in u if c not in t and c not in keep]:
+        y, u = y.sum(u.index(c)), u.replace(c, "")
+    batch = [c for c in t if c in u and c in keep]
+    contract = [c for c in t if c in u and c not in keep]
+    left = [c for c in t if c not in u]
+    right = [c for c in u if c not in t]
+    sx, sy = dict(zip(t, x.shape)), dict(zip(u, y.shape))
+    for c in batch + contract:
+        if sx[c] != sy[c]:
+            raise ShapeError(f"einsum: index {c!r} has size {sx[c]} in one operand and {sy[c]} in another")
+    size = sx | sy
+    n = lambda cs: prod(size[c] for c in cs)  # noqa: E731
+    a = x.permute([t.index(c) for c in batch + left + contract]).reshape(
+        [size[c] for c in batch] + [n(left), n(contract)])
+    b = y.permute([u.index(c) for c in batch + contract + right]).reshape(
+        [size[c] for c in batch] + [n(contract), n(right)])
+    r = (a @ b).reshape([size[c] for c in batch + left + right])
+    return r, "".join(batch + left + right)
+
+
+# ---------------------------------------------------------------------- PyTorch habits
+def _new(self, fill, size, dtype, device, requires_grad):
+    return full(shape_arg(size), fill, dtype=dtype or self.dtype, device=device or self.device,
+                requires_grad=requires_grad)
+
+
+export("new_zeros", function=False)(lambda self, *size, dtype=None, device=None, requires_grad=False:
+                                     _new(self, 0, size, dtype, device, requires_grad))
+export("new_ones", function=False)(lambda self, *size, dtype=None, device=None, requires_grad=False:
+                                    _new(self, 1, size, dtype, device, requires_grad))
+export("new_empty", function=False)(lambda self, *size, dtype=None, device=None, requires_grad=False:
+                                     _new(self, 0, size, dtype, device, requires_grad))
+export("new_full", function=False)(lambda self, size, fill_value, dtype=None, device=None, requires_grad=False:
+                                    _new(self, fill_value, (size,), dtype, device, requires_grad))
+export("new_tensor", function=False)(lambda self, data, dtype=None, device=None, requires_grad=False:
+                                      tensor(data, dtype=dtype or self.dtype, device=device or self.device,
+                                             requires_grad=requires_grad))
+
+
+@export("normal_", function=False)
+def normal_(self, mean=0.0, std=1.0):
+    return assign(self, randn(self.shape, dtype=self.dtype, device=self.device) * std + mean, "normal_")
+
+
+@export("uniform_", function=False)
+def uniform_(self, a=0.0, b=1.0):
+    return assign(self, rand(self.shape, dtype=self.dtype, device=self.device) * (b - a) + a, "uniform_")
+
+
+@export("__format__", function=False)
+def format_(self, spec):
+    """f"{loss:.4f}" on a one-element tensor formats its value, as in PyTorch."""
+    if self.numel() == 1 and self._data is not None:
+        return format(self.item(), spec)
+    if spec:
+        raise TypeError(f"unsupported format string {spec!r} for a tensor of shape {self.shape}")
+    return repr(self)
+
+
+export("is_tensor", method=False)(lambda obj: isinstance(obj, Tensor))
+export("is_floating_point")(lambda input: input.dtype.is_floating_point)
