@@ -24,7 +24,8 @@ def run_example(name, timeout=120):
 
 def test_every_example_is_tested():
     # ddp_train.py runs under mpiexec in tests/test_distributed.py::test_ddp_example
-    tested = {"autograd_linear.py", "where_example.py", "no_grad_inference.py", "train_mlp.py", "ddp_train.py"}
+    tested = {"autograd_linear.py", "where_example.py", "no_grad_inference.py", "train_mlp.py", "ddp_train.py",
+              "train_cnn.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -95,6 +96,15 @@ def test_readme_python_snippets_run(tmp_path, monkeypatch):
             exec(compile(block, f"README.md python block {i}", "exec"), namespace)
         except Exception as e:
             raise AssertionError(f"README python block {i} failed: {type(e).__name__}: {e}\n{block}") from e
+
+
+def test_train_cnn_reaches_its_threshold():
+    out = run_example("train_cnn.py", timeout=300)
+    losses = [float(v) for v in re.findall(r"^epoch +\d+  loss (\d+\.\d+)$", out, re.M)]
+    assert len(losses) == 5 and losses[-1] < losses[0] / 5, losses
+    assert re.search(r"^compiled training step: traced [12] time\(s\)$", out, re.M), out
+    match = re.search(r"^test accuracy: (\d\.\d+) \(threshold (\d\.\d+)\)", out, re.M)
+    assert match and float(match.group(1)) >= float(match.group(2)), out
 
 
 def test_eager_benchmark_runs(tmp_path):
