@@ -151,7 +151,7 @@ def test_compile_errors_exit_non_zero_with_a_message(work, tmp_path):
     assert not (tmp_path / "a.gradc").exists()
     (tmp_path / "junk.gradc").write_bytes(b"junk")
     r = gradc_cmd(work, "run", tmp_path / "junk.gradc", check=1)
-    assert "not a zip archive" in r.stderr
+    assert "neither a gradc checkpoint" in r.stderr and "compiled-program artifact" in r.stderr
     r = gradc_cmd(work, "dump", tmp_path / "junk.gradc", check=1)
     assert "ArtifactError" in r.stderr
 
