@@ -120,7 +120,7 @@ class _LambdaState(LRScheduler):
     """Schedules driven by user functions: the functions themselves are not state (a plain function
     or lambda saves as None); a callable object's attributes are saved and restored."""
 
-    def __init__(self, optimizer, lr_lambda, last_epoch):
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         _check_optimizer(optimizer, type(self).__name__)
         self.optimizer = optimizer
         self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
@@ -147,18 +147,12 @@ class _LambdaState(LRScheduler):
 class LambdaLR(_LambdaState):
     """lr = initial_lr * lr_lambda(epoch)."""
 
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        super().__init__(optimizer, lr_lambda, last_epoch)
-
     def get_lr(self):
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
 
 
 class MultiplicativeLR(_LambdaState):
     """lr = previous lr * lr_lambda(epoch), from the first step on."""
-
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        super().__init__(optimizer, lr_lambda, last_epoch)
 
     def get_lr(self):
         if self._is_initial:
@@ -428,9 +422,7 @@ class ReduceLROnPlateau(LRScheduler):
         self._reset()
 
     def _reset(self):
-        self.best = self.mode_worse
-        self.cooldown_counter = 0
-        self.num_bad_epochs = 0
+        self.best, self.cooldown_counter, self.num_bad_epochs = self.mode_worse, 0, 0
 
     def _init_is_better(self, mode, threshold, threshold_mode):
         if mode not in ("min", "max"):
@@ -537,36 +529,25 @@ class OneCycleLR(LRScheduler):
                  div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
         _check_optimizer(optimizer, "OneCycleLR")
         self.optimizer = optimizer
-        if total_steps is not None:
-            if not isinstance(total_steps, int) or total_steps <= 0:
-                raise GradcError(f"OneCycleLR: total_steps must be a positive int, got {total_steps!r}")
-            self.total_steps = total_steps
-        elif epochs is not None and steps_per_epoch is not None:
-            for name, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
-                if not isinstance(v, int) or v <= 0:
-                    raise GradcError(f"OneCycleLR: {name} must be a positive int, got {v!r}")
-            self.total_steps = epochs * steps_per_epoch
-        else:
+        if total_steps is None and (epochs is None or steps_per_epoch is None):
             raise GradcError("OneCycleLR: give total_steps, or both epochs and steps_per_epoch")
+        given = [("total_steps", total_steps)] if total_steps is not None else \
+            [("epochs", epochs), ("steps_per_epoch", steps_per_epoch)]
+        for name, v in given:
+            if not isinstance(v, int) or v <= 0:
+                raise GradcError(f"OneCycleLR: {name} must be a positive int, got {v!r}")
+        self.total_steps = total_steps if total_steps is not None else epochs * steps_per_epoch
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
             raise GradcError(f"OneCycleLR: pct_start must be a float in [0, 1], got {pct_start!r}")
         if anneal_strategy not in ("cos", "linear"):
             raise GradcError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
-        warm = float(pct_start * self.total_steps) - 1
-        if three_phase:
-            self._schedule_phases = [
-                dict(end_step=warm, start_lr="initial_lr", end_lr="max_lr",
-                     start_momentum="max_momentum", end_momentum="base_momentum"),
-                dict(end_step=float(2 * pct_start * self.total_steps) - 2, start_lr="max_lr", end_lr="initial_lr",
-                     start_momentum="base_momentum", end_momentum="max_momentum"),
-                dict(end_step=self.total_steps - 1, start_lr="initial_lr", end_lr="min_lr",
-                     start_momentum="max_momentum", end_momentum="max_momentum")]
-        else:
-            self._schedule_phases = [
-                dict(end_step=warm, start_lr="initial_lr", end_lr="max_lr",
-                     start_momentum="max_momentum", end_momentum="base_momentum"),
-                dict(end_step=self.total_steps - 1, start_lr="max_lr", end_lr="min_lr",
-                     start_momentum="base_momentum", end_momentum="max_momentum")]
+        def phase(end_step, lr0, lr1, m0, m1):
+            return dict(end_step=end_step, start_lr=lr0, end_lr=lr1, start_momentum=m0, end_momentum=m1)
+        warm, last = float(pct_start * self.total_steps) - 1, self.total_steps - 1
+        self._schedule_phases = [phase(warm, "initial_lr", "max_lr", "max_momentum", "base_momentum")] + (
+            [phase(float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr", "base_momentum",
+                   "max_momentum"), phase(last, "initial_lr", "min_lr", "max_momentum", "max_momentum")]
+            if three_phase else [phase(last, "max_lr", "min_lr", "base_momentum", "max_momentum")])
         self._anneal_func_type = anneal_strategy
         max_lrs = _per_group("max_lr", optimizer, max_lr)
         if last_epoch == -1:
