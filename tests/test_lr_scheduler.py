@@ -249,3 +249,39 @@ def test_errors():
         o.step()
     with pytest.raises(GradcError, match="factor"):
         S.ReduceLROnPlateau(opt, factor=1.5)
+
+
+def test_compiled_step_with_a_tensor_lr_follows_the_schedule(tmp_path, monkeypatch):
+    """A 0-d tensor lr (torch's capturable form) is optimizer state the compiled step reads as data:
+    the scheduler updates it in place, so one program serves every rate (a float lr is baked into
+    the program and each new value retraces)."""
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path))
+    import gradc.nn.functional as F
+
+    def run(compiled):
+        gradc.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+        opt = optim.AdamW(model.parameters(), lr=gradc.tensor(1e-2, dtype=gradc.float64))
+        sched = S.CosineAnnealingLR(opt, T_max=10)
+        x, y = gradc.randn(8, 4), gradc.randint(0, 2, (8,))
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        fn = gradc.compile(step, backend="numpy") if compiled else step
+        losses, lrs = [], []
+        for _ in range(10):
+            losses.append(fn(x, y).item())
+            sched.step()
+            lrs.append(float(sched.get_last_lr()[0].item()))
+        return losses, lrs, [p.detach().numpy() for p in model.parameters()], fn
+    l_e, r_e, p_e, _ = run(False)
+    l_c, r_c, p_c, fn = run(True)
+    assert r_c == r_e and r_e[4] == pytest.approx(1e-2 * (1 + math.cos(math.pi * 5 / 10)) / 2)
+    np.testing.assert_allclose(l_c, l_e, rtol=1e-5, atol=1e-6)
+    for a, b in zip(p_c, p_e):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert fn.trace_count <= 2
