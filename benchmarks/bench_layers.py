@@ -94,7 +94,7 @@ def agree_and_warm(cands):
     third, build_s = {}, None
     for name, step in cands.items():
         t0 = time.perf_counter()
-        losses = [float(step()) for _ in range(3)]
+        losses = [float(step().detach().item()) for _ in range(3)]
         if name == "gradc compiled":
             build_s = time.perf_counter() - t0
         third[name] = losses[-1]
