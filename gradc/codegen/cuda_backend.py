@@ -8,14 +8,30 @@ Generating the source needs neither a GPU nor CuPy; only running it does."""
 import numpy as np
 
 from .. import __version__
+from ..ops import OPS
 from ..passes.fusion import ROW_REDUCE, row_role
 from ..passes.memory import VIEW_OPS, stored
 from .numpy_backend import name_of, storage
-from .templates import macros, render, where as safe_where
+from .templates import kernel_refs, lowering as table_lowering, macros, render, where as safe_where
 
 _CTYPE = {"float16": "float", "float32": "float", "float64": "double", "int64": "long long", "bool": "bool"}
 _STORE = {"float16": "__half", "float32": "float", "float64": "double", "int64": "long long", "bool": "bool"}
 THREADS = 256
+DEVICE_TABLE = "cuda/ops.j2"      # the C expression of each elementwise primitive
+HOST_TABLE = "cuda/host_ops.j2"   # how each other primitive runs from the host, on CuPy arrays
+
+
+def lowering(op):
+    """The macro that lowers primitive `op` on CUDA: an elementwise primitive's device expression,
+    any other primitive's host expression (a GradcError saying what to add if there is none)."""
+    return table_lowering(DEVICE_TABLE if OPS[op].elementwise else HOST_TABLE, op)
+
+
+def _host_lowering(op):
+    """The host expression of `op`; an elementwise op outside a kernel calls its eager kernel."""
+    if OPS[op].elementwise:
+        return lambda *args, **attrs: macros("cuda/host_statements.j2").kernel(op, args, attrs)
+    return lowering(op)
 
 
 
@@ -51,7 +67,7 @@ def offset_terms(dst_shape, src_shape):
 class _Kernels:
     def __init__(self, graph, plan):
         self.graph, self.plan = graph, plan
-        self.ops = macros("cuda/ops.j2")
+        self.ops = macros("cuda/statements.j2")   # loads, stores, offsets, lets (op expressions: lowering)
         self.outputs = set(graph.outputs)
 
     def dtype(self, n):
@@ -97,7 +113,7 @@ class _Kernels:
             args = [value(a, vshape, vidx, vec) for a in graph.args(v)]
             name = f"t{v}_{vidx}"
             ct = _CTYPE[d["dtype"]]
-            expr = getattr(ops, d["op"])(_op_ctype(graph, v), *args, **d["attrs"])
+            expr = lowering(d["op"])(_op_ctype(graph, v), *args, **d["attrs"])
             body.append(ops.let(ct, name, expr))
             values[key] = name
             return name
@@ -213,7 +229,7 @@ class _Kernels:
                                "store": ops.store(ptr, ops.row_index(1, "j"), d["dtype"], "acc")})
             else:
                 args = [access(a, "j" if kind == "full" else "0") for a in graph.args(m)]
-                expr = getattr(ops, d["op"])(_op_ctype(graph, m), *args, **d["attrs"])
+                expr = lowering(d["op"])(_op_ctype(graph, m), *args, **d["attrs"])
                 off = ops.row_index(width if kind == "full" else 1, "j")
                 phases.append({"kind": kind, "node": m, "op": d["op"], "n": width,
                                "store": ops.store(ptr, off, d["dtype"], ops.convert(ct, expr))})
@@ -239,7 +255,7 @@ def _op_ctype(graph, n):
 
 def generate(graph, units, plan):
     """Render (kernels.cu, host.py) for the scheduled graph, and the outputs to copy."""
-    host = macros("cuda/host_ops.j2")
+    host = macros("cuda/host_statements.j2")
     k = _Kernels(graph, plan)
     outputs = set(graph.outputs)
     kernel_srcs, unit_ctx, kernel_names, kernel_ops, scratch = [], [], [], set(), []
@@ -328,20 +344,18 @@ def _op_ctx(host, graph, plan, n, kernel_ops, force_alloc=False):
     args = [name_of(a) for a in graph.args(n)]
     st = plan.storage.get(n)
     where = safe_where(d["where"])
+    run = _host_lowering(d["op"])
     if d["op"] == "matmul" and st is not None and not force_alloc:
-        kernel_ops.add("matmul")
-        return {"kind": "op", "prologue": _storage(host, graph, plan, n), "code": host.matmul_out(name_of(n), *args),
-                "where": where, "members": [n]}
-    kernel_ops.add(d["op"])
-    attrs = sorted(d["attrs"].items())
-    if st is not None:
+        prologue, code = _storage(host, graph, plan, n), run(*args, out=name_of(n), **d["attrs"])
+    elif st is not None:
         # planned storage (a buffer, the state tensor written in place, or a fresh output): copy
         # the result in, so that a view never aliases storage the plan gives to another value
-        prologue = _storage(host, graph, plan, n) + [host.call(f"t{n}", d["op"], args, attrs)]
-        return {"kind": "op", "prologue": prologue, "code": host.assign_into(name_of(n), f"t{n}"),
-                "where": where, "members": [n]}
-    return {"kind": "op", "prologue": [], "code": host.call(name_of(n), d["op"], args, attrs), "where": where,
-            "members": [n]}
+        prologue = _storage(host, graph, plan, n) + [host.assign(f"t{n}", run(*args, **d["attrs"]))]
+        code = host.assign_into(name_of(n), f"t{n}")
+    else:
+        prologue, code = [], host.assign(name_of(n), run(*args, **d["attrs"]))
+    kernel_ops.update(kernel_refs(code, *prologue))
+    return {"kind": "op", "prologue": prologue, "code": code, "where": where, "members": [n]}
 
 
 def _dels(graph, plan, units, unit_ctx):

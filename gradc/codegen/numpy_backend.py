@@ -9,10 +9,16 @@ import numpy as np
 
 from .. import __version__
 from .. import dtypes as D
-from ..errors import GradcError
 from ..passes.fusion import ROW_REDUCE, row_role, row_sliced
 from ..passes.memory import VIEW_OPS, stored
-from .templates import macros, render, where as safe_where
+from .templates import kernel_refs, lowering as table_lowering, macros, render, where as safe_where
+
+OPS_TABLE = "numpy/ops.j2"    # one macro per primitive: its expression, or its statement into `out`
+
+
+def lowering(op):
+    """The macro that renders primitive `op` in NumPy (a GradcError saying what to add if none)."""
+    return table_lowering(OPS_TABLE, op)
 
 
 def name_of(nid):
@@ -60,30 +66,28 @@ def block_rows(graph, unit, block_bytes):
 class _Emitter:
     def __init__(self, graph, units, plan, block_bytes):
         self.graph, self.units, self.plan, self.block_bytes = graph, units, plan, block_bytes
-        self.ops = macros("numpy/ops.j2")
-        self.out = macros("numpy/ops_out.j2")
-        self.kernels = set()
+        self.stmt = macros("numpy/statements.j2")
+        self.kernels = set()   # primitives whose eager kernel the rendered code calls
         self.outputs = set(graph.outputs)
         self.arena = []   # scratch shared by all groups (they run one after another): (name, shape, dtype)
 
-    def macro(self, table, op):
-        fn = getattr(table, op, None)
-        if fn is None:
-            raise GradcError(f"the numpy backend has no template for op {op!r}")
-        if op in ("sigmoid", "erf", "sum", "argmax", "pad", "gather", "scatter_add", "matmul",
-                  "all_reduce") and table is self.ops:
-            self.kernels.add(op)
-        if op in ("erf", "matmul") and table is self.out:
-            self.kernels.add(op)
-        return fn
+    def macro(self, op):
+        """Render primitive `op` from the op table, noting the eager kernels the code calls."""
+        fn = lowering(op)
+
+        def render_op(*args, **kwargs):
+            code = fn(*args, **kwargs)
+            self.kernels |= kernel_refs(code)
+            return code
+        return render_op
 
     def storage_prologue(self, n):
         """Statements that give a stored value its array before the unit writes into it."""
         d, st = self.graph.node(n), self.plan.storage[n]
         if st[0] == "fresh":
-            return [self.out.alloc(name_of(n), d["shape"], d["dtype"])]
+            return [self.stmt.alloc(name_of(n), d["shape"], d["dtype"])]
         if st[0] == "input":
-            return [self.out.alias(name_of(n), name_of(self.graph.inputs[st[1]]))]
+            return [self.stmt.alias(name_of(n), name_of(self.graph.inputs[st[1]]))]
         return []
 
     # ------------------------------------------------------------------ single ops
@@ -93,15 +97,15 @@ class _Emitter:
         args = [name_of(a) for a in graph.args(n)]
         if stored(graph, u, n, self.outputs):
             prologue = self.storage_prologue(n)
-            code = self.macro(self.out, d["op"])(name_of(n), *args, **d["attrs"])
+            code = self.macro(d["op"])(*args, out=name_of(n), **d["attrs"])
         else:
             prologue = []
-            code = self.out.assign(name_of(n), self.macro(self.ops, d["op"])(*args, **d["attrs"]).strip())
+            code = self.stmt.assign(name_of(n), self.macro(d["op"])(*args, **d["attrs"]).strip())
         return {"kind": "op", "code": code, "prologue": prologue, "where": safe_where(d["where"])}
 
     # ------------------------------------------------------------------ fused groups
     def group_unit(self, u):
-        graph, out = self.graph, self.out
+        graph, stmt = self.graph, self.stmt
         members, rows = u.members, u.rows
         inside = set(members)
         external = []
@@ -114,7 +118,7 @@ class _Emitter:
         body, local = [], {}
         for a in external:
             if row_sliced(graph, a, rows):
-                body.append({"code": out.rows(f"x{a}", name_of(a)), "where": ""})
+                body.append({"code": stmt.rows(f"x{a}", name_of(a)), "where": ""})
                 local[a] = f"x{a}"
             else:
                 local[a] = name_of(a)
@@ -126,23 +130,23 @@ class _Emitter:
             op, where = d["op"], safe_where(d["where"])
             if op in VIEW_OPS:
                 local[m] = f"x{m}"
-                code = out.assign(local[m], self.macro(out, op)(args[0], "e - r", d["shape"]).strip())
+                code = stmt.assign(local[m], self.macro(op)(args[0], d["shape"], rows="e - r").strip())
                 if m in kept:  # the view leaves the group: copy its block into the value's storage
                     prologue += self.storage_prologue(m)
                     body.append({"code": code, "where": where})
-                    code = out.copyto(f"{name_of(m)}[r:e]", local[m])
+                    code = stmt.copyto(f"{name_of(m)}[r:e]", local[m])
             elif row_role(graph, m) == ROW_REDUCE:
                 start = 0 if op == "sum" else _max_identity(d["dtype"])
-                prologue += self.storage_prologue(m) + [out.fill(name_of(m), start)]
-                code = self.macro(out, f"{op}_rows")(name_of(m), *args, **d["attrs"])
+                prologue += self.storage_prologue(m) + [stmt.fill(name_of(m), start)]
+                code = self.macro(op)(*args, out=name_of(m), acc=True, **d["attrs"])
             else:
                 if m in kept:
                     prologue += self.storage_prologue(m)
-                    body.append({"code": out.rows(f"x{m}", name_of(m)), "where": ""})
+                    body.append({"code": stmt.rows(f"x{m}", name_of(m)), "where": ""})
                     local[m] = f"x{m}"
                 else:
                     local[m] = scratch_of[m]
-                code = self.macro(out, op)(local[m], *args, **d["attrs"])
+                code = self.macro(op)(*args, out=local[m], **d["attrs"])
             body.append({"code": code, "where": where})
         params = [name_of(a) for a in external] + [name_of(m) for m in kept] + [s[0] for s in scratch]
         full = rows - rows % block

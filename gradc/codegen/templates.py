@@ -2,7 +2,12 @@
 
 Installed, they live in the package (gradc/templates); in a source checkout, in the top-level
 templates/ folder beside the package. The filters here are the only way values reach generated
-code: `lit` renders checked literals, `npdtype` known dtype names, `where` a sanitised location."""
+code: `lit` renders checked literals, `npdtype` known dtype names, `where` a sanitised location.
+
+Each backend has an op table (numpy/ops.j2; cuda/ops.j2 for device expressions, cuda/host_ops.j2
+for what runs on the host): one macro per primitive, named after it. `lowering` finds a
+primitive's macro there, or in the jinja2 source the primitive's entry carries for that table (a
+primitive defined outside gradc), and refuses with what to add when there is neither."""
 import functools
 import math
 import re
@@ -12,6 +17,7 @@ import jinja2
 
 from .. import dtypes as D
 from ..errors import GradcError
+from ..ops import OPS
 
 _PKG = Path(__file__).resolve().parent.parent
 
@@ -90,3 +96,42 @@ def render(name, **context):
 def macros(name):
     """The macros of a template, callable from Python (one per op in <backend>/ops.j2)."""
     return environment().get_template(name).module
+
+
+@functools.lru_cache(maxsize=None)
+def _snippet(source):
+    """Macros defined by a primitive's own template source, compiled like the files (same filters)."""
+    return environment().from_string(source).module
+
+
+def lowering(table, op):
+    """The macro of primitive `op` in template table `table` (e.g. "numpy/ops.j2"): the table's own,
+    else the one the op's entry carries for that table (`Primitive.templates`)."""
+    fn = getattr(macros(table), op, None)
+    if callable(fn):
+        return fn
+    prim = OPS.get(op)
+    source = prim.templates.get(table) if prim is not None else None
+    if source is None:
+        raise GradcError(f"the {table.split('/')[0]} backend has no lowering for primitive {op!r}: add a macro "
+                         f"named {op!r} to templates/{table} (a primitive defined outside gradc can carry its own: "
+                         f"primitive(..., templates={{{table!r}: jinja2 source of that macro}}))")
+    fn = getattr(_snippet(source), op, None)
+    if not callable(fn):
+        raise GradcError(f"primitive {op!r}: its templates[{table!r}] defines no macro named {op!r}; "
+                         f"define one with the signature of the other macros in templates/{table}")
+    return fn
+
+
+_KERNEL_CALL = re.compile(r"\bK_([a-z_][a-z0-9_]*)\(")
+
+
+def kernel_refs(*texts):
+    """The primitives whose eager kernels (`K_<op>(`) rendered code calls: what a generated module
+    binds, read off the code itself so that no list has to follow the templates."""
+    names = {name for text in texts for name in _KERNEL_CALL.findall(text)}
+    unknown = sorted(names - OPS.keys())
+    if unknown:
+        raise GradcError(f"generated code calls the eager kernel of {', '.join(unknown)}, which the op table "
+                         "(gradc.ops.OPS) does not have; a template may only call K_<op> of a registered primitive")
+    return names
