@@ -199,7 +199,9 @@ def op(name, fn, sample_fn, **kw):
 
 
 # ---------------------------------------------------------------------------- unary
-UNARY_SHAPES = ((), (1,), (5,), (2, 3, 4))
+# A non-scalar shape first: the CUDA and compiler tests lower each row's first sample, and only
+# values with dims become generated kernels.
+UNARY_SHAPES = ((2, 3, 4), (), (1,), (5,))
 
 
 def _unary_samples(gen, int_gen=None):
@@ -258,7 +260,7 @@ op("dropout_eval", lambda x, p: F.dropout(x, p=p, training=False),
    lambda rng: [S(randn(rng, (3, 4)), p=0.5), S(randn(rng, ()), p=0.9)],
    ref=lambda x, p: x, torch_fn=lambda x, p: _tF().dropout(x, p=p, training=False))
 op("gelu", lambda x, approximate="none": F.gelu(x, approximate=approximate),
-   lambda rng: [S(randn(rng, s) * 2, approximate=a) for s in ((), (5,), (2, 3, 4)) for a in ("none", "tanh")],
+   lambda rng: [S(randn(rng, s) * 2, approximate=a) for s in ((2, 3, 4), (), (5,)) for a in ("none", "tanh")],
    ref=lambda x, approximate="none": (
        0.5 * x * (1 + _erf(x / math.sqrt(2))) if approximate == "none"
        else 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))),

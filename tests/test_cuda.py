@@ -10,6 +10,7 @@ import pytest
 import gradc
 import gradc.nn.functional as F
 from gradc import nn, optim
+from gradc.ops import OPS
 from gradc.runtime import cuda_emulation
 from gradc.testing import assert_close
 
@@ -28,7 +29,8 @@ def _cache_dir(tmp_path_factory):
 
 
 def _first_samples():
-    """One float32 case per op row (the first sample), skipping data-dependent indexing."""
+    """One float32 case per op row (the first sample, which has dims, so that its elementwise work
+    becomes generated kernels), skipping data-dependent indexing."""
     seen, out = set(), []
     for case in cases(dtypes=("float32",)):
         row, _, sample, _ = case
@@ -67,6 +69,27 @@ def test_generated_cuda_matches_eager(case):
     for e, g in zip(eager, got):
         assert g.shape == e.shape and g.dtype == e.dtype.np
         assert_close(gradc.tensor(g), e.detach(), rtol=max(rtol, 1e-5), atol=max(atol, 1e-5))
+
+
+def _kernel_ops(prog):
+    """The ops inside the generated kernels of a CUDA program (each kernel's `// group` header)."""
+    ops = set()
+    for line in prog.source["kernels.cu"].splitlines():
+        if line.startswith("// group g"):
+            ops.update(line.split(":", 1)[1].split("(")[0].split())
+    return ops
+
+
+def test_every_elementwise_primitive_reaches_a_generated_kernel():
+    """The rows' cases, lowered to CUDA, put each elementwise primitive into a generated kernel, so
+    the tests above run every device expression of templates/cuda/ops.j2 (a case whose values have
+    no dims never becomes a kernel: its op would go untested on the device)."""
+    seen = set()
+    for row, _, sample, dtype in CASES:
+        fn = lambda *xs: row.fn(*xs, **sample.kwargs)  # noqa: E731
+        seen |= _kernel_ops(gradc.compile(fn, backend="cuda").lower(*sample.tensors(dtype)))
+    missing = sorted(name for name, prim in OPS.items() if prim.elementwise and name not in seen)
+    assert not missing, f"no op-database case puts these into a CUDA kernel: {missing}"
 
 
 def _grad_fn(row, sample):
