@@ -1,6 +1,6 @@
 """gradc: a PyTorch-shaped deep-learning library that runs eagerly with autograd, and a compiler
 that traces the same code into a graph and generates NumPy or CUDA source for it."""
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 from .errors import (GradcError, ShapeError, DTypeError, AutogradError, TraceError, DeviceError, ArtifactError,
                      OutOfRangeError, OutOfMemoryError)
@@ -25,6 +25,6 @@ double = float64
 
 from .compiler import compile, CompiledFunction  # noqa: E402
 from .runtime.program import Program  # noqa: E402
-from .runtime.artifact import export, load  # noqa: E402
+from .artifacts import export, load  # noqa: E402
 from .serialization import save, load  # noqa: E402  (checkpoints; load also reads artifacts)
 from . import debug  # noqa: E402

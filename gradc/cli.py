@@ -100,7 +100,7 @@ def _program(target, backend="auto", amp=None):
     """A Program from an artifact, or traced (not run) from a script's factory."""
     import gradc
     if is_script(target):
-        from .runtime.artifact import trace
+        from .artifacts import trace
         fn, example, _ = load_factory(target)
         return trace(fn, *example, backend=backend, amp=amp)   # the program `gradc compile` would save
     return gradc.load(target)

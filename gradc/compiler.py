@@ -4,23 +4,26 @@ A call's signature (argument shapes, dtypes, devices, requires_grad flags, Pytho
 mode, autocast state, module training flags) selects a cached Program; a new signature traces
 again, which is how Python control flow stays dynamic. Programs also carry guards on the state
 they read (parameter shapes, `.grad` presence, optimizer hyper-parameters) and are re-traced when
-those change."""
+those change.
+
+Tracing happens here; everything after it is gradc.lower.lower(graph, spec): `step.trace(...)`
+returns the graph and spec of one call, and `step.lower(...)` the Program lower makes of them."""
 import contextlib
 import functools
 import logging
 import os
+import sys
 import time
 import warnings
 
-import numpy as np
-
-from . import autograd, debug
-from . import dtypes as D
+from .grad_mode import is_grad_enabled
 from .errors import DeviceError, GradcError, TraceError
+from .lower import lower as lower_graph
 from .nn.module import Module, structure_epoch
 from .pytree import flatten, unflatten
-from .trace import Binding, Tracer
-from .runtime.program import Effect, Program, planned_peak
+from .runtime.wiring import Binding, Effect
+from .spec import Gradients, Spec
+from .trace import Tracer
 
 log = logging.getLogger("gradc")
 _EAGER = "eager"
@@ -59,7 +62,7 @@ class CompiledFunction:
 
     # ------------------------------------------------------------------ signatures
     def _signature(self, flat, spec):
-        parts = [("grad mode", autograd.is_grad_enabled())]
+        parts = [("grad mode", is_grad_enabled())]
         first = {}
         for i, t in enumerate(flat):
             parts.append((f"tensor argument {i}",
@@ -132,6 +135,21 @@ class CompiledFunction:
         flat, _ = flatten((args, kwargs))
         return self._build(args, kwargs, flat, lowering=True)
 
+    def trace(self, *args, **kwargs):
+        """Trace this call without running or lowering it: returns (graph, spec), and
+        `gradc.lower.lower(graph, spec)` builds the Program that `lower(*args, **kwargs)` returns.
+        State the function touched is left as it was."""
+        start = time.perf_counter()
+        tracer, out_spec, parts = self._trace(args, kwargs, lowering=True)
+        self.trace_count += 1
+        backend = self._backend_for(self._flat_args(args, kwargs), True)
+        return tracer.graph, self._spec(tracer, out_spec, parts, backend, time.perf_counter() - start)
+
+    def _spec(self, tracer, out_spec, parts, backend, trace_seconds):
+        return Spec(backend=backend, fuse=bool(self.fuse), bindings=tracer.bindings, effects=parts["effects"],
+                    n_returned=parts["n_returned"], out_spec=out_spec, guards=parts["guards"],
+                    one_shot=parts["one_shot"], gradients=parts["gradients"], trace_seconds=trace_seconds)
+
     # ------------------------------------------------------------------ mixed precision
     def _amp_region(self):
         """amp="fp16" runs the function inside gradc.amp.autocast(); otherwise the caller's autocast
@@ -187,13 +205,11 @@ class CompiledFunction:
         start = time.perf_counter()
         tracer, out_spec, parts = self._trace(args, kwargs, lowering)
         self.trace_count += 1
-        traced_text = tracer.graph.to_text() if debug.level() >= 4 else None
-        traced = time.perf_counter() - start
-        prog = _make_program(tracer, out_spec, parts, self._backend_for(self._flat_args(args, kwargs), lowering),
-                             self.fuse)
-        prog.stats["trace_seconds"] = round(traced, 4)
-        prog.stats["compile_seconds"] = round(time.perf_counter() - start, 4)
-        debug.report(self.__name__, reason, prog, traced_text)
+        traced_text = tracer.graph.to_text() if debug_level() >= 4 else None
+        spec = self._spec(tracer, out_spec, parts, self._backend_for(self._flat_args(args, kwargs), lowering),
+                          time.perf_counter() - start)
+        prog = lower_graph(tracer.graph, spec)
+        report(self.__name__, reason, prog, traced_text)
         _maybe_dump(prog, self.dump, self.__name__, self.trace_count)
         return prog
 
@@ -268,7 +284,7 @@ def _collect(tracer, out_flat):
         if old_grad is None and tracer.entry_grads[id(t)][2] is not None:
             # The first write assumed there was no gradient to accumulate into.
             guards.append(_grad_is_none(tracer.bindings, slot))
-    aot = _differentiate_outputs(tracer, out_flat, outputs) if _needs_aot(tracer, out_flat) else None
+    gradients = _gradients(tracer, out_flat) if _needs_aot(tracer, out_flat) else None
     for t in tracer.escaped(keep=list(out_flat) + grad_tensors):
         effects.append(Effect("new", out=len(outputs), target=t))
         outputs.append(t._sym[1])
@@ -276,30 +292,21 @@ def _collect(tracer, out_flat):
         guards.append(_same_settings(opt, groups))
     graph.outputs = outputs
     return {"n_returned": len(out_flat), "effects": effects, "guards": guards,
-            "one_shot": any(e.kind == "new" for e in effects), "aot": aot}
+            "one_shot": any(e.kind == "new" for e in effects), "gradients": gradients}
 
 
 def _needs_aot(tracer, out_flat):
     """Returned tensors carry grad, and the function did not run backward itself: the caller
     may call backward on them later, so a backward program is built too."""
-    return autograd.is_grad_enabled() and not tracer.freed and any(t.requires_grad for t in out_flat)
+    return is_grad_enabled() and not tracer.freed and any(t.requires_grad for t in out_flat)
 
 
-def _differentiate_outputs(tracer, out_flat, outputs):
-    from .passes.autodiff import differentiate
-    graph = tracer.graph
-    grad_positions = [i for i, t in enumerate(out_flat) if t.requires_grad]
-    slots = [i for i, nid in enumerate(graph.inputs)]
-    wrt_slots = [s for s in slots if tracer.lifted_at(s) is not None and tracer.lifted_at(s)[2][1]]
-    wrt = [graph.inputs[s] for s in wrt_slots]
-    cots = [graph.add_input(f"cot{k}", out_flat[i].shape, out_flat[i].dtype.name) for k, i in enumerate(grad_positions)]
-    from .amp import autocast
-    # The backward program runs when the caller calls backward(), as eager backward outside an
-    # autocast region does (autocast the forward only): it is built without autocast.
-    with autograd.no_grad(), autocast(enabled=False):
-        grads, _ = differentiate(tracer, [(outputs[i], c) for i, c in zip(grad_positions, cots)], wrt)
-    return {"grad_positions": grad_positions, "wrt_slots": wrt_slots, "cots": cots,
-            "grad_nodes": [grads.get(n) for n in wrt]}
+def _gradients(tracer, out_flat):
+    """The autodiff request of a compiled forward with an eager backward: the returned outputs that
+    require grad, with respect to every input lifted from a tensor that required grad."""
+    slots = range(len(tracer.graph.inputs))
+    wrt = [s for s in slots if tracer.lifted_at(s) is not None and tracer.lifted_at(s)[2][1]]
+    return Gradients(outputs=tuple(i for i, t in enumerate(out_flat) if t.requires_grad), wrt=tuple(wrt))
 
 
 def _grad_is_none(bindings, slot):
@@ -312,81 +319,45 @@ def _grad_is_none(bindings, slot):
 
 
 def _same_settings(opt, groups):
-    from .trace import _settings
+    from .trace import settings_of
 
     def guard(flat_args):
-        return _settings(opt) == groups
+        return settings_of(opt) == groups
     return guard
 
 
-def _make_program(tracer, out_spec, parts, backend, fuse):
-    graph, aot = tracer.graph, parts["aot"]
-    if aot is None:
-        return _generate(graph, tracer.bindings, parts, out_spec, fuse, backend=backend)
-    from .passes.pipeline import optimize
-    from .runtime.aot import split
-    # Optimise the joint graph first (gradients as extra outputs), so that the min-cut decides
-    # which activations the forward program hands to the backward program.
-    n_fwd, grads = len(graph.outputs), [g for g in aot["grad_nodes"] if g is not None]
-    graph.outputs = graph.outputs + grads
-    joint_stats = optimize(graph)
-    it = iter(graph.outputs[n_fwd:])
-    aot["grad_nodes"] = [next(it) if g is not None else None for g in aot["grad_nodes"]]
-    graph.outputs = graph.outputs[:n_fwd]
-    fwd, bwd, saved = split(graph, len(graph.outputs), aot["grad_nodes"], aot["cots"])
-    n_out = len(fwd.outputs)
-    backward = _generate(bwd, [], {"effects": [], "n_returned": len(bwd.outputs), "guards": [], "one_shot": False},
-                         None, fuse, backend=backend)
-    prog = _generate(fwd, tracer.bindings, parts, out_spec, fuse, backend=backend)
-    prog.backward = (backward, {
-        "saved_outputs": list(range(n_out - len(saved), n_out)), "grad_outputs": aot["grad_positions"],
-        "wrt_slots": aot["wrt_slots"], "has_grad": [g is not None for g in aot["grad_nodes"]],
-        "cot_specs": [(graph.node(c)["shape"], D.ALL[graph.node(c)["dtype"]].np) for c in aot["cots"]]})
-    prog.stats["backward"] = backward.stats
-    # What the forward keeps for the backward: the arrays it hands to the backward program.
-    prog.stats["saved_activation_bytes"] = sum(
-        int(np.prod(graph.node(n)["shape"], dtype=np.int64)) * D.ALL[graph.node(n)["dtype"]].itemsize for n in set(saved))
-    prog.stats["saved_activation_bytes_without_recompute"] = joint_stats.get("saved_activation_bytes_without_recompute")
-    return prog
-
-
 def _generate(graph, bindings, parts, out_spec, fuse=True, optimize_graph=True, block_bytes=None, backend="numpy"):
-    """Passes and code generation for one traced graph: returns a runnable Program. With
-    optimize_graph=False the graph is taken as already simplified (e.g. loaded from an artifact);
-    fusion, scheduling, memory planning and codegen are deterministic functions of the graph."""
-    from .codegen import numpy_backend
-    from .passes.fusion import fuse as fuse_groups
-    from .passes.memory import plan_memory
-    from .passes.pipeline import optimize
-    from .passes.schedule import schedule
-    from .runtime import tuning
-    stats = optimize(graph) if optimize_graph else {"traced_nodes": len(graph.verify())}
-    groups = fuse_groups(graph) if fuse else {}
-    units = schedule(graph)
-    state_slots = {e.out: e.slot for e in parts["effects"] if e.kind == "data"}
-    plan = plan_memory(graph, units, state_slots)
-    # An artifact passes the block size it was generated with, so its code regenerates byte for byte.
-    block = tuning.block_bytes() if block_bytes is None else int(block_bytes)
-    kernels, scratch_bytes = [], 0
-    if backend == "cuda":
-        from .codegen import cuda_backend
-        kernels_src, host_src, kernels, copy_out = cuda_backend.generate(graph, units, plan)
-        source = {"kernels.cu": kernels_src, "host.py": host_src}
-    else:
-        module_src, copy_out, scratch_bytes = numpy_backend.generate(graph, units, plan, block)
-        source = {"program.py": module_src}
-    fused = [g for g in groups.values() if len(g["members"]) > 1]
-    stats.update(backend=backend, nodes=len(graph), op_nodes=len(graph.op_nodes()), inputs=len(graph.inputs),
-                 outputs=len(graph.outputs), kernels=len(units), fused_groups=len(fused),
-                 fused_ops=sum(len(g["members"]) for g in fused), buffers=len(plan.buffers),
-                 buffer_bytes=plan.nbytes(), scratch_bytes=scratch_bytes,
-                 inplace_state_updates=len(plan.inplace_state),
-                 planned_peak_bytes=planned_peak(graph, units, plan) + scratch_bytes, graph_hash=graph.hash()[:16])
-    prog = Program(graph, bindings, parts["effects"], parts["n_returned"], out_spec, backend, source, stats,
-                   guards=parts["guards"], one_shot=parts["one_shot"])
-    prog.set_plan(copy_out, plan.inplace_state)
-    prog._kernels = kernels
-    return prog
+    """The former internal entry point, kept for callers that still use it: gradc.lower.lower with
+    a Spec made of the old `parts` dict."""
+    return lower_graph(graph, Spec(backend=backend, fuse=bool(fuse), optimize=optimize_graph, block_bytes=block_bytes,
+                                   bindings=bindings, effects=parts["effects"], n_returned=parts["n_returned"],
+                                   out_spec=out_spec, guards=parts["guards"], one_shot=parts["one_shot"]))
+
+
+def debug_level():
+    """GRADC_DEBUG: 1 reports each compilation (what, why, how long), 2 adds the optimised graph,
+    3 the generated source, 4 the traced graph before the passes."""
+    try:
+        return int(os.environ.get("GRADC_DEBUG", "0"))
+    except ValueError:
+        return 0
+
+
+def report(name, reason, prog, traced_text=None):
+    """What GRADC_DEBUG asks to be told about one compilation, on stderr."""
+    lvl = debug_level()
+    if lvl <= 0:
+        return
+    s = prog.stats
+    print(f"gradc: compiled {name} ({reason}): {s.get('traced_nodes')} traced -> {s.get('nodes')} nodes, "
+          f"trace {s.get('trace_seconds')} s, total {s.get('compile_seconds')} s", file=sys.stderr)
+    if lvl >= 4 and traced_text:
+        print(traced_text, file=sys.stderr)
+    if lvl >= 2:
+        print(prog.ir.to_text(), file=sys.stderr)
+    if lvl >= 3:
+        for fname, src in prog.source.items():
+            print(f"# ---- {fname}\n{src}", file=sys.stderr)
 
 
 def _maybe_dump(prog, option, name, n):

@@ -1,38 +1,17 @@
 """Debugging compiled code: numbered debug output and the divergence finder.
 
 GRADC_DEBUG=1 reports each compilation (what, why, how long), 2 adds the optimised graph, 3 the
-generated source, 4 the traced graph before the passes. `compare` runs a function eagerly and
-compiled side by side and names the first graph node whose values differ."""
-import os
-import sys
-
+generated source, 4 the traced graph before the passes (`level()` reads it; the compiler prints
+the reports). `compare` runs a function eagerly and compiled side by side and names the first
+graph node whose values differ."""
 import numpy as np
 
 from . import dtypes as D
+from .compiler import CompiledFunction, compile, debug_level as level, report  # noqa: F401  (level, report: API)
+from .lower import Spec, autodiff, lower
 from .ops import OPS
-
-
-def level():
-    try:
-        return int(os.environ.get("GRADC_DEBUG", "0"))
-    except ValueError:
-        return 0
-
-
-def report(name, reason, prog, traced_text=None):
-    lvl = level()
-    if lvl <= 0:
-        return
-    s = prog.stats
-    print(f"gradc: compiled {name} ({reason}): {s.get('traced_nodes')} traced -> {s.get('nodes')} nodes, "
-          f"trace {s.get('trace_seconds')} s, total {s.get('compile_seconds')} s", file=sys.stderr)
-    if lvl >= 4 and traced_text:
-        print(traced_text, file=sys.stderr)
-    if lvl >= 2:
-        print(prog.ir.to_text(), file=sys.stderr)
-    if lvl >= 3:
-        for fname, src in prog.source.items():
-            print(f"# ---- {fname}\n{src}", file=sys.stderr)
+from .pytree import flatten
+from .runtime.wiring import resolve
 
 
 def evaluate(graph, inputs):
@@ -80,12 +59,12 @@ class Divergence:
 def compare(fn, *args, rtol=1e-5, atol=1e-6, **kwargs):
     """Run `fn(*args)` eagerly (op by op) and compiled (all passes, generated code) on the same
     inputs, without changing any state, and report the first node that differs beyond tolerance."""
-    from .compiler import CompiledFunction, _generate, compile
     cf = fn if isinstance(fn, CompiledFunction) else compile(fn)
-    tracer, _, _ = cf._trace(args, kwargs, lowering=True)
-    traced = tracer.graph
-    flat = cf._flat_args(args, kwargs)
-    inputs = [t._data for t in _resolve(tracer.bindings, flat)]
+    traced, spec = cf.trace(*args, **kwargs)
+    if spec.gradients is not None:  # outputs that need grad: compare their backward too
+        autodiff(traced, spec.gradients)
+    flat, _ = flatten((args, kwargs))
+    inputs = [t._data for t in resolve(spec.bindings, flat)]
     for nid in traced.inputs[len(inputs):]:  # cotangents of outputs that need grad: use ones
         d = traced.node(nid)
         inputs.append(np.ones(d["shape"], dtype=D.ALL[d["dtype"]].np))
@@ -94,8 +73,7 @@ def compare(fn, *args, rtol=1e-5, atol=1e-6, **kwargs):
     order = [n for n in traced.topological() if traced.node(n)["op"] not in ("input", "const")]
     probe = traced.copy()
     probe.outputs = list(order)
-    parts = {"effects": [], "n_returned": len(order), "guards": [], "one_shot": False}
-    values = _generate(probe, [], parts, None, fuse=cf.fuse).execute(inputs)
+    values = lower(probe, Spec(fuse=bool(cf.fuse))).execute(inputs)
     worst, first = (0.0, None), None
     for nid, got in zip(order, values):
         want = reference[nid]
@@ -114,15 +92,3 @@ def compare(fn, *args, rtol=1e-5, atol=1e-6, **kwargs):
             first = {"node": nid, "op": d["op"], "where": d["where"], "max_abs_error": m, "shape": d["shape"],
                      "rtol": rtol, "atol": atol}
     return Divergence(first, len(order), worst)
-
-
-def _resolve(bindings, flat):
-    tensors = []
-    for b in bindings:
-        if b.kind == "random":
-            from .runtime.program import _draw
-            t = _draw(b.ref, tensors)
-        else:
-            t = flat[b.ref] if b.kind == "arg" else (b.ref if b.kind == "state" else tensors[b.owner].grad)
-        tensors.append(t)
-    return tensors

@@ -87,3 +87,10 @@ def promote_weak(tensor_dtype, scalar):
     """Result dtype of a tensor and a Python scalar: the scalar only raises the category."""
     s = scalar_dtype(scalar)
     return tensor_dtype if s.category <= tensor_dtype.category else s
+
+
+def nbytes(shape, dtype):
+    """Bytes of a dense array of `shape` and `dtype` (a DType or a dtype name): the one size rule
+    the memory plan, the statistics and artifact checks share."""
+    dt = dtype if isinstance(dtype, DType) else ALL[dtype]
+    return int(np.prod(shape, dtype=np.int64)) * dt.itemsize

@@ -19,6 +19,7 @@ from .device import CPU
 from .errors import AutogradError, DeviceError, GradcError, TraceError
 from .ir import Graph
 from .passes.autodiff import differentiate
+from .runtime.wiring import Binding
 from .tensor import Tensor
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -50,18 +51,6 @@ class _TracedHistory:
 
 
 _TRACED = _TracedHistory()
-
-
-class Binding:
-    """Where a graph input comes from at run time: positional argument i, a state tensor held by
-    the program, the `.grad` of an argument/state tensor, or a fresh random draw (ref = spec)."""
-    __slots__ = ("kind", "ref", "owner")
-
-    def __init__(self, kind, ref, owner=None):
-        self.kind, self.ref, self.owner = kind, ref, owner  # kind: "arg" | "state" | "grad" | "random"
-
-    def __repr__(self):
-        return f"Binding({self.kind}, {self.ref if self.kind == 'arg' else type(self.ref).__name__})"
 
 
 class Tracer(dispatch.Mode):
@@ -238,7 +227,7 @@ class Tracer(dispatch.Mode):
         run) and its hyper-parameters (a guard: changing lr later must retrace, not go stale)."""
         if all(o is not opt for o, _, _ in self.optimizers):
             state = {p: dict(st) for p, st in opt.state.items()}
-            self.optimizers.append((opt, state, _settings(opt)))
+            self.optimizers.append((opt, state, settings_of(opt)))
 
     def rollback_optimizers(self):
         for opt, state, _ in self.optimizers:
@@ -256,7 +245,7 @@ class Tracer(dispatch.Mode):
         return [t for t in list(self.created) if t._sym is not None and t._sym[0] is self and id(t) not in keep_ids]
 
 
-def _settings(opt):
+def settings_of(opt):
     """What a compiled step assumes about an optimizer: hyper-parameters, and the identity of the
     flat buffers its parameters live in (flat=True)."""
     flats = tuple(id(f.param) for fl in getattr(opt, "_flats", {}).values() for f in fl)

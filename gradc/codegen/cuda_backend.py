@@ -7,10 +7,11 @@ row. Matmuls go to cuBLAS through CuPy; other ops run through the op table's ker
 Generating the source needs neither a GPU nor CuPy; only running it does."""
 import numpy as np
 
-from .. import __version__
 from ..ops import OPS
 from ..passes.fusion import ROW_REDUCE, row_role
+from ..passes.liveness import last_uses
 from ..passes.memory import VIEW_OPS, stored
+from ..version import __version__
 from .numpy_backend import name_of, storage
 from .templates import kernel_refs, lowering as table_lowering, macros, render, where as safe_where
 
@@ -254,7 +255,7 @@ def _op_ctype(graph, n):
 
 
 def generate(graph, units, plan):
-    """Render (kernels.cu, host.py) for the scheduled graph, and the outputs to copy."""
+    """Render (kernels.cu, host.py) for the scheduled graph, and the [(name, source)] of its kernels."""
     host = macros("cuda/host_statements.j2")
     k = _Kernels(graph, plan)
     outputs = set(graph.outputs)
@@ -313,14 +314,7 @@ def generate(graph, units, plan):
                       pooled=pooled, scratch=scratch, params=[name_of(n) for n in graph.inputs], units=unit_ctx,
                       outputs=[name_of(o) for o in graph.outputs])
     kernels = [(name, src["source"]) for name, src in zip(kernel_names, kernel_srcs)]
-    copy_out = set()
-    for i, o in enumerate(graph.outputs):
-        root = plan.root[o]
-        st = plan.storage.get(root)
-        if (st and st[0] in ("pool", "input")) or graph.node(root)["op"] in ("input", "const"):
-            if i not in plan.inplace_state:
-                copy_out.add(i)
-    return kernels_src, host_src, kernels, copy_out
+    return kernels_src, host_src, kernels
 
 
 def _scratch_names(k, u, kept):
@@ -368,11 +362,7 @@ def _dels(graph, plan, units, unit_ctx):
                 local.add(m)
             elif st is not None and st[0] in ("fresh", "input"):
                 local.add(m)
-    last = {}
-    for i, c in enumerate(unit_ctx):
-        for m in c["members"]:
-            for a in graph.args(m):
-                last[a] = i
+    last = last_uses(graph, [c["members"] for c in unit_ctx])  # a group that runs op by op is one step per op
     keep = set(graph.outputs)
     for i, c in enumerate(unit_ctx):
         c["dels"] = sorted((name_of(a) for a, j in last.items() if j == i and a in local and a not in keep),

@@ -7,10 +7,11 @@ block. Values that leave a unit live in planned storage. Python only decides nam
 which template macro to call; the code itself comes from templates/numpy/."""
 import numpy as np
 
-from .. import __version__
 from .. import dtypes as D
 from ..passes.fusion import ROW_REDUCE, row_role, row_sliced
+from ..passes.liveness import by_storage, last_uses
 from ..passes.memory import VIEW_OPS, stored
+from ..version import __version__
 from .templates import kernel_refs, lowering as table_lowering, macros, render, where as safe_where
 
 OPS_TABLE = "numpy/ops.j2"    # one macro per primitive: its expression, or its statement into `out`
@@ -42,10 +43,6 @@ def storage(graph, plan):
     return table_consts, fill_consts, buffers, pooled
 
 
-def _itemsize(graph, n):
-    return D.ALL[graph.node(n)["dtype"]].itemsize
-
-
 def _max_identity(dtype):
     """The start value of a running maximum: -inf for floats, the least integer, False for bool."""
     dt = D.ALL[dtype]
@@ -59,7 +56,7 @@ def block_rows(graph, unit, block_bytes):
     widest = 1
     for m in unit.members:
         shape = graph.node(graph.args(m)[0] if row_role(graph, m) == ROW_REDUCE else m)["shape"]
-        widest = max(widest, int(np.prod(shape[1:], dtype=np.int64)) * _itemsize(graph, m))
+        widest = max(widest, D.nbytes(shape[1:], graph.node(m)["dtype"]))
     return max(1, int(block_bytes // widest))
 
 
@@ -177,18 +174,18 @@ class _Emitter:
         return out
 
     def scratch_bytes(self):
-        return sum(int(np.prod(shape, dtype=np.int64)) * D.ALL[dt].itemsize for _, shape, dt in self.arena)
+        return sum(D.nbytes(shape, dt) for _, shape, dt in self.arena)
 
     def _scratch(self, u, kept, block):
         """Block-sized scratch for the group's internal values, reused once a value is dead (views
         inside the group keep what they look at alive)."""
         graph = self.graph
-        root, last = {}, {}
-        for i, m in enumerate(u.members):
-            args = graph.args(m)
-            root[m] = root.get(args[0], args[0]) if graph.node(m)["op"] in VIEW_OPS else m
-            for a in args:
-                last[root.get(a, a)] = i
+        root = {}
+        for m in u.members:
+            if graph.node(m)["op"] in VIEW_OPS:
+                a = graph.args(m)[0]
+                root[m] = root.get(a, a)
+        last = by_storage(last_uses(graph, [[m] for m in u.members]), root)
         scratch, scratch_of, free, holder = [], {}, {}, {}
         for i, m in enumerate(u.members):
             d = graph.node(m)
@@ -235,28 +232,17 @@ class _Emitter:
                     local.add(m)
                 elif st is None and u.kind == "op":
                     local.add(m)
-        last = {}
-        for i, u in enumerate(self.units):
-            for m in u.members:
-                for a in graph.args(m):
-                    last[a] = i
         keep = set(graph.outputs)
+        dying = {}
+        for a, j in plan.last_use.items():
+            if a in local and a not in keep:
+                dying.setdefault(j, []).append(name_of(a))
         for i, unit in enumerate(units):
-            unit["dels"] = sorted((name_of(a) for a, j in last.items() if j == i and a in local and a not in keep),
-                                  key=lambda s: int(s[1:]))
+            unit["dels"] = sorted(dying.get(i, ()), key=lambda s: int(s[1:]))
 
 
 def generate(graph, units, plan, block_bytes):
-    """Render the module source; say which outputs must be copied before they are handed out (those
-    that share storage with a buffer, an input or a constant) and how many bytes of block scratch
-    the groups share."""
+    """Render the module source; returns it with the bytes of block scratch the groups share."""
     emitter = _Emitter(graph, units, plan, block_bytes)
     source = emitter.module()
-    copy_out = set()
-    for i, o in enumerate(graph.outputs):
-        root = plan.root[o]
-        st = plan.storage.get(root, ("fresh",) if graph.node(root)["op"] not in ("input", "const") else ("input",))
-        if st[0] in ("pool", "input") or graph.node(root)["op"] in ("input", "const"):
-            if i not in plan.inplace_state:
-                copy_out.add(i)
-    return source, copy_out, emitter.scratch_bytes()
+    return source, emitter.scratch_bytes()

@@ -80,6 +80,11 @@ class Graph:
         """A deterministic topological order (ties broken by node id)."""
         return list(nx.lexicographical_topological_sort(self.g))
 
+    def nbytes(self, nid):
+        """Bytes of node nid's value."""
+        d = self.node(nid)
+        return D.nbytes(d["shape"], d["dtype"])
+
     def const_value(self, nid):
         d = self.node(nid)
         if "table" in d["attrs"]:
@@ -97,12 +102,32 @@ class Graph:
     def remove(self, nid):
         self.g.remove_node(nid)
 
+    def prune(self):
+        """Remove the nodes no output depends on (inputs stay: they are the call signature);
+        returns how many were removed."""
+        live = set(self.outputs)
+        for o in self.outputs:
+            live |= nx.ancestors(self.g, o)
+        dead = [n for n in self.g.nodes if n not in live and self.node(n)["op"] != "input"]
+        self.g.remove_nodes_from(dead)
+        return len(dead)
+
     def copy(self):
         other = Graph()
         other.g = self.g.copy()
         for n in other.g.nodes:
             other.g.nodes[n]["attrs"] = dict(other.g.nodes[n]["attrs"])
         other.inputs, other.outputs = list(self.inputs), list(self.outputs)
+        other.constants = dict(self.constants)
+        other._ids = itertools.count(max(self.g.nodes, default=-1) + 1)
+        return other
+
+    def subgraph(self, nodes, inputs, outputs):
+        """A Graph of `nodes` and the edges among them, with these inputs and outputs. Nodes added
+        to it later are numbered after every node of this graph, so ids stay unique across parts."""
+        other = Graph()
+        other.g = self.g.subgraph(nodes).copy()
+        other.inputs, other.outputs = list(inputs), list(outputs)
         other.constants = dict(self.constants)
         other._ids = itertools.count(max(self.g.nodes, default=-1) + 1)
         return other

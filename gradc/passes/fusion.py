@@ -6,7 +6,8 @@ dimension): elementwise ops, expand/reshape that keep the rows, reductions over 
 the rows themselves, accumulated across blocks. A node joins its producers' group only when that
 creates no cycle between groups (checked on the graph). Every refused merge records why, so the
 dump can show where each boundary is and the reason for it. Groups are stored as the node
-attribute `group`; backends lower each group as one unit (a blocked NumPy loop, a CUDA kernel)."""
+attribute `group` (part of the IR); `fuse` returns the group table and the boundaries, which the
+scheduler reads; backends lower each group as one unit (a blocked NumPy loop, a CUDA kernel)."""
 import networkx as nx
 
 from ..ops import OPS
@@ -119,9 +120,23 @@ class Grouping:
         return True
 
 
+class Fusion:
+    """What `fuse` decided: `groups` {group id: {"members": [...], "rows": R}} in topological
+    order of their members, and `boundaries` [(producer, consumer, reason)] for every refused merge."""
+    __slots__ = ("groups", "boundaries")
+
+    def __init__(self, groups, boundaries):
+        self.groups, self.boundaries = groups, boundaries
+
+    def stats(self):
+        fused = [g for g in self.groups.values() if len(g["members"]) > 1]
+        return {"groups": len(self.groups), "fused_groups": len(fused),
+                "fused_ops": sum(len(g["members"]) for g in fused), "boundaries": len(self.boundaries)}
+
+
 def fuse(graph):
-    """Assign every row-local node a group (node attribute `group`); returns the group table
-    {group id: {"members": [...], "rows": R}} and the list of boundaries with reasons."""
+    """Assign every row-local node a group (node attribute `group`); returns a `Fusion` (the group
+    table and the boundaries with their reasons)."""
     grouping = Grouping(graph)
     for nid in graph.topological():
         if row_role(graph, nid) is None:
@@ -146,9 +161,7 @@ def fuse(graph):
         if gid is not None:
             table.setdefault(gid, {"members": [], "rows": rows_of(graph, n)})["members"].append(n)
     _check_acyclic(graph)
-    graph.groups = table
-    graph.boundaries = grouping.boundaries
-    return table
+    return Fusion(table, grouping.boundaries)
 
 
 def _merge_recomputed(graph):
@@ -176,12 +189,18 @@ def _check_acyclic(graph):
         raise AssertionError(f"fusion produced a cycle between groups: {nx.find_cycle(q)}")
 
 
-def describe(graph):
-    """Readable fusion report: each group, its ops, and every boundary with its reason."""
+def describe(graph, fusion=None):
+    """Readable fusion report of `graph`: each group, its ops, and every boundary with its reason.
+    Without the `Fusion` that `fuse` returned for it, fusion is run again on a copy (it is a
+    deterministic function of the graph), so a Program's graph can be described on its own."""
+    if fusion is None:
+        probe = graph.copy()
+        fusion = fuse(probe)
+        graph = probe
     lines = []
-    for gid, info in sorted(getattr(graph, "groups", {}).items()):
+    for gid, info in sorted(fusion.groups.items()):
         ops = [graph.node(n)["op"] for n in info["members"]]
         lines.append(f"group g{gid}: {len(ops)} ops over {info['rows']} rows: {' '.join(ops)}")
-    for p, c, why in getattr(graph, "boundaries", []):
+    for p, c, why in fusion.boundaries:
         lines.append(f"boundary %{p} ({graph.node(p)['op']}) -> %{c} ({graph.node(c)['op']}): {why}")
     return "\n".join(lines) + "\n"

@@ -6,31 +6,61 @@ outputs are freshly allocated on every call (so a later call never overwrites wh
 holds); everything else gets a buffer from a pool, reused by size and dtype once its value is
 dead, and allocated once per program so that calls reuse it. A unit may write its result over an
 operand that dies at that unit (in-place), including a state tensor the program updates."""
-import numpy as np
-
-from .. import dtypes as D
 from ..ops import OPS
 from .fusion import row_sliced
+from .liveness import by_storage, last_uses
 
 VIEW_OPS = ("reshape", "permute", "expand", "slice")
 OUT_OPS = ("matmul",)  # single ops lowered with out= (besides groups)
 
 
 class Plan:
+    """What plan_memory decides; the backends and the Program read it, nothing else recomputes it."""
+
     def __init__(self):
         self.storage = {}      # value -> ("pool", buffer index) | ("fresh",) | ("input", slot)
         self.buffers = []      # pool buffers: (nbytes, dtype name)
         self.root = {}         # value -> value whose storage it views
         self.inplace_state = {}  # output position -> input slot written in place
-        self.stats = {}
+        self.last_use = {}     # value -> index of the last unit that reads it (liveness over the units)
 
     def nbytes(self):
         return sum(n for n, _ in self.buffers)
 
+    def copy_out(self, graph):
+        """Output positions whose array must be copied before it is handed out: those that share
+        storage with a pool buffer, an input or a constant (a later call would overwrite them)."""
+        out = set()
+        for i, o in enumerate(graph.outputs):
+            root = self.root[o]
+            st = self.storage.get(root)
+            if (st is not None and st[0] in ("pool", "input")) or graph.node(root)["op"] in ("input", "const"):
+                if i not in self.inplace_state:
+                    out.add(i)
+        return out
 
-def _size(graph, n):
-    d = graph.node(n)
-    return int(np.prod(d["shape"], dtype=np.int64)) * D.ALL[d["dtype"]].itemsize
+    def peak_bytes(self, graph, units):
+        """Peak bytes of a call as planned: inputs, the persistent pool, and at the worst unit the
+        freshly allocated outputs made so far plus the live values of ops that allocate."""
+        base = sum(graph.nbytes(n) for n in graph.inputs) + self.nbytes()
+        outs = set(graph.outputs)
+        dying = {}
+        for a, j in self.last_use.items():
+            dying.setdefault(j, []).append(a)
+        live, peak = 0, 0
+        for i, u in enumerate(units):
+            for m in u.members:
+                st = self.storage.get(m)
+                if (st is None and self.root.get(m) == m and graph.node(m).get("group") is None) or \
+                        (st and st[0] == "fresh"):
+                    live += graph.nbytes(m)
+            peak = max(peak, live)
+            for a in dying.get(i, ()):
+                st = self.storage.get(a)
+                if a not in outs and self.root.get(a) == a and graph.node(a)["op"] not in ("input", "const") \
+                        and (st is None or st[0] == "fresh"):
+                    live -= graph.nbytes(a)
+        return base + peak
 
 
 def stored(graph, unit, n, outputs):
@@ -45,17 +75,13 @@ def plan_memory(graph, units, state_slots=None):
     """Assign storage to every value a unit writes with out=. `state_slots` maps an output
     position to the input slot of the state tensor it updates (candidates for in-place)."""
     plan = Plan()
-    unit_index = {n: i for i, u in enumerate(units) for n in u.members}
     for n in graph.topological():
         d = graph.node(n)
         plan.root[n] = plan.root[graph.args(n)[0]] if d["op"] in VIEW_OPS and "group" not in d else n
     # (views inside groups are materialised when they leave the group, so they are their own root)
     # last unit that reads each storage root (program outputs live to the end)
-    last, end = {}, len(units)
-    for u, v in graph.g.edges():
-        if v in unit_index:
-            r = plan.root[u]
-            last[r] = max(last.get(r, -1), unit_index[v])
+    plan.last_use = last_uses(graph, [u.members for u in units])
+    last, end = by_storage(plan.last_use, plan.root), len(units)
     outputs = set(graph.outputs)
     for o in outputs:
         last[plan.root[o]] = end
@@ -68,7 +94,7 @@ def plan_memory(graph, units, state_slots=None):
         for n in u.members:
             if not stored(graph, u, n, outputs):
                 continue
-            key = (_size(graph, n), graph.node(n)["dtype"])
+            key = (graph.nbytes(n), graph.node(n)["dtype"])
             if n in state_for and _can_overwrite(graph, u, n, graph.inputs[state_for[n][1]], last, i):
                 pos, slot = state_for[n]
                 plan.storage[n] = ("input", slot)
@@ -123,6 +149,6 @@ def _dying_operand(graph, unit, n, plan, owner, last, i, key):
             st = plan.storage.get(a)
             if st is None or st[0] != "pool" or owner.get(st[1]) != a or plan.root[a] != a:
                 continue
-            if (_size(graph, a), graph.node(a)["dtype"]) == key and _can_overwrite(graph, unit, n, a, last, i):
+            if (graph.nbytes(a), graph.node(a)["dtype"]) == key and _can_overwrite(graph, unit, n, a, last, i):
                 return a
     return None

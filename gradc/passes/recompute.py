@@ -6,9 +6,7 @@ recomputed); cheap elementwise values and views may be recomputed where the back
 so they are kept only when that is the cheaper cut. The backward then reads recomputed copies,
 which fuse into its own groups, and the forward values nobody keeps are dropped."""
 import networkx as nx
-import numpy as np
 
-from .. import dtypes as D
 from ..ops import OPS
 
 _VIEWS = ("reshape", "permute", "expand")
@@ -17,11 +15,6 @@ INF = float("inf")
 
 def is_backward(graph, n):
     return graph.node(n).get("phase") in ("backward", "recompute")
-
-
-def _size(graph, n):
-    d = graph.node(n)
-    return int(np.prod(d["shape"], dtype=np.int64)) * D.ALL[d["dtype"]].itemsize
 
 
 def _input_copy(graph, n):
@@ -48,14 +41,14 @@ def saved_values(graph):
 
 
 def saved_bytes(graph):
-    return sum(_size(graph, n) for n in saved_values(graph))
+    return sum(graph.nbytes(n) for n in saved_values(graph))
 
 
 def choose_saved(graph):
     """Rewrite the backward to recompute cheap forward values where that saves memory.
     Returns (bytes saved before, bytes saved after)."""
     needed = saved_values(graph)
-    before = sum(_size(graph, n) for n in needed)
+    before = sum(graph.nbytes(n) for n in needed)
     if not needed:
         return before, before
     fwd = [n for n in graph.g.nodes if not is_backward(graph, n) and graph.node(n)["op"] not in ("input", "const")]
@@ -63,7 +56,7 @@ def choose_saved(graph):
     outputs = set(graph.outputs)
     net = nx.DiGraph()
     for n in fwd:  # a program output lives anyway: keeping it for the backward is free
-        net.add_edge(("in", n), ("out", n), capacity=0 if n in outputs else _size(graph, n))
+        net.add_edge(("in", n), ("out", n), capacity=0 if n in outputs else graph.nbytes(n))
         if not recomputable(graph, n):
             net.add_edge("source", ("in", n), capacity=INF)
         for a in graph.args(n):

@@ -5,6 +5,8 @@ order of the quotient graph, ties broken by node id so that the same graph alway
 same bytes."""
 import networkx as nx
 
+from ..errors import GradcError
+
 
 class Unit:
     __slots__ = ("kind", "id", "members", "rows")
@@ -16,13 +18,16 @@ class Unit:
         return f"Unit({self.kind} {self.id}: {self.members})"
 
 
-def schedule(graph):
-    """[Unit] in execution order (inputs and constants are not units)."""
-    groups = getattr(graph, "groups", {})
+def schedule(graph, groups):
+    """[Unit] in execution order (inputs and constants are not units). `groups` is the table the
+    fusion pass returned (`Fusion.groups`; {} when fusion did not run)."""
     unit_of = {}
     for n, d in graph.g.nodes(data=True):
         if d["op"] in ("input", "const"):
             continue
+        if "group" in d and d["group"] not in groups:
+            raise GradcError(f"IR node %{n} is in fusion group {d['group']}, which the group table lacks; "
+                             "schedule with the table that fuse() returned for this graph")
         unit_of[n] = ("g", d["group"]) if "group" in d else ("n", n)
     q = nx.DiGraph()
     q.add_nodes_from(set(unit_of.values()))

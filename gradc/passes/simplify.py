@@ -1,6 +1,5 @@
 """Simplify passes over the IR: dead-code elimination, common-subexpression elimination, constant
 folding and algebraic identities, run together to a fixed point by `simplify`."""
-import networkx as nx
 import numpy as np
 
 from .. import dtypes as D
@@ -11,12 +10,7 @@ _FOLD_LIMIT = 4096  # fold non-uniform constants only up to this many elements
 
 def eliminate_dead_code(graph):
     """Remove nodes that no output depends on (inputs always stay: they are the call signature)."""
-    live = set(graph.outputs)
-    for o in graph.outputs:
-        live |= nx.ancestors(graph.g, o)
-    dead = [n for n in graph.g.nodes if n not in live and graph.node(n)["op"] != "input"]
-    graph.g.remove_nodes_from(dead)
-    return len(dead)
+    return graph.prune()
 
 
 def _key(graph, nid):

@@ -5,24 +5,26 @@ saying how arguments, state and outputs bind to the graph, and the generated sou
 read. Loading validates all of it, then regenerates the code from the IR through the templates; the
 shipped source is checked against the manifest but never executed or imported."""
 import hashlib
-import inspect
 import io
 import json
 import math
-import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from .. import dtypes as D
 from ..errors import ArtifactError, GradcError
-from ..tensor import CPU, Tensor
+from ..device import CPU
+from ..ir import Graph
+from ..tensor import Tensor
+from ..spec import Spec
+from ..version import __version__
 from .artifact_checks import (FORMAT, FORMAT_VERSION, GRAPH, MANIFEST, NAME, SOURCE_DIR, STATE, check_wiring,
                               parse_graph, parse_manifest, read_members, read_state, spec_from_data)
+from .cache import atomic_write
+from .wiring import Binding, Effect
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so the same program saves to the same bytes
 
@@ -32,119 +34,15 @@ ONE_SHOT = ("this function creates new state the first time it runs (for example
             "exists and is saved with the program")
 
 
-# ---------------------------------------------------------------------------------------------- export
-def export(fn, *example_args, backend="auto", amp=None):
-    """Trace `fn(*example_args)` into a Program without running it, ready for `Program.save`.
-
-    Only positional arguments are supported; tensors among them become the program's inputs (the
-    shapes and dtypes of the examples are fixed), other values are baked in. State the function
-    reads (parameters, buffers, optimizer state) is named after the modules and optimizers it is
-    reachable from (the module itself, a bound method's object, a closure or a global)."""
-    prog = trace(fn, *example_args, backend=backend, amp=amp)
-    if prog.one_shot:
-        raise ArtifactError(f"gradc.export({getattr(fn, '__name__', type(fn).__name__)}): {ONE_SHOT}")
-    return prog
-
-
-def trace(fn, *example_args, backend="auto", amp=None):
-    """What export does, short of refusing a program that creates state (`gradc dump` shows those)."""
-    from ..autograd import no_grad
-    from ..compiler import CompiledFunction
-    from ..pytree import flatten
-    fuse = True
-    if isinstance(fn, CompiledFunction):
-        backend = fn.backend if backend == "auto" else backend
-        amp = fn.amp if amp is None else amp
-        fuse, fn = fn.fuse, fn.fn
-    cf = CompiledFunction(fn, backend=backend, amp=amp, fuse=fuse)
-    prog = cf.lower(*example_args)
-    if prog.backward is not None:
-        # The outputs need grad: a loaded program runs without autograd, so save the inference form
-        # (no saved activations, no backward program).
-        with no_grad():
-            prog = cf.lower(*example_args)
-    flat, _ = flatten(list(example_args))
-    prog.artifact_info = {
-        "inputs": [{"name": n, "shape": list(t.shape), "dtype": t.dtype.name}
-                   for n, t in zip(_input_names(fn, example_args, len(flat)), flat)],
-        "state_names": _state_names(fn, prog.bindings), "amp": amp, "fuse": fuse}
-    return prog
-
-
-def _input_names(fn, args, n):
-    """Names of the flat tensor arguments: the parameter names of `fn` where it has them."""
-    from ..nn import Module
-    from ..pytree import flatten
-    names = []
-    try:
-        sig = inspect.signature(fn.forward if isinstance(fn, Module) else fn)
-        bound = sig.bind(*args)
-        for pname, value in bound.arguments.items():
-            leaves, _ = flatten(value)
-            names += [pname] if isinstance(value, Tensor) else [f"{pname}_{j}" for j in range(len(leaves))]
-    except (TypeError, ValueError):
-        names = []
-    if len(names) != n:
-        names = [f"input{i}" for i in range(n)]
-    return _unique([_sanitise(x, f"input{i}") for i, x in enumerate(names)])
-
-
-def _roots(fn):
-    """(prefix, object) pairs the function's state is reachable from, most specific first."""
-    from ..nn import Module
-    from ..optim.optimizer import Optimizer
-    roots = []
-    if isinstance(fn, Module):
-        roots.append(("", fn))
-    func = getattr(fn, "__func__", fn)
-    owner = getattr(fn, "__self__", None)
-    if isinstance(owner, Module):
-        roots.append(("", owner))
-    elif owner is not None and hasattr(owner, "__dict__"):
-        roots += list(vars(owner).items())
-    code = getattr(func, "__code__", None)
-    if code is not None:
-        for name, cell in zip(code.co_freevars, getattr(func, "__closure__", None) or ()):
-            try:
-                roots.append((name, cell.cell_contents))
-            except ValueError:  # an empty cell
-                pass
-        glb = getattr(func, "__globals__", {})
-        roots += [(name, glb[name]) for name in code.co_names if name in glb]
-    return [(p, o) for p, o in roots if isinstance(o, (Module, Optimizer, Tensor))]
-
-
-def _state_names(fn, bindings):
-    """{slot: readable name} for the "state" bindings; unnamed tensors become state<slot>."""
-    from ..nn import Module
-    from ..optim.optimizer import Optimizer
-    named = {}
-    roots = _roots(fn)
-    for prefix, obj in roots:
-        if isinstance(obj, Module):
-            for n, t in list(obj.named_parameters()) + list(obj.named_buffers()):
-                named.setdefault(id(t), f"{prefix}.{n}" if prefix else n)
-        elif isinstance(obj, Tensor):
-            named.setdefault(id(obj), prefix)
-    for prefix, obj in roots:
-        if isinstance(obj, Optimizer):
-            params = [p for g in obj.param_groups for p in g["params"]]
-            for i, p in enumerate(params):
-                pname = named.get(id(p), f"param{i}")
-                for key, value in obj.state.get(p, {}).items():
-                    if isinstance(value, Tensor):
-                        named.setdefault(id(value), f"{prefix}.{pname}.{key}")
-    names = {slot: _sanitise(named.get(id(b.ref), ""), f"state{slot}")
-             for slot, b in enumerate(bindings) if b.kind == "state"}
-    return dict(zip(names, _unique(list(names.values()))))
-
-
-def _sanitise(name, fallback):
+# ---------------------------------------------------------------------------------------------- names
+def safe_name(name, fallback):
+    """`name` with characters outside [A-Za-z0-9_.-] replaced, or `fallback` if that is no valid name."""
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", str(name))[:200]
     return name if NAME.match(name) else fallback
 
 
-def _unique(names):
+def unique_names(names):
+    """The names with later duplicates suffixed _1, _2, ..."""
     seen, out = set(), []
     for n in names:
         m, k = n, 1
@@ -161,7 +59,7 @@ def state_names(prog):
     known = (getattr(prog, "artifact_info", None) or {}).get("state_names") or {}
     names = [known.get(s) or f"state{s}" for s, b in enumerate(prog.bindings) if b.kind == "state"]
     slots = [s for s, b in enumerate(prog.bindings) if b.kind == "state"]
-    return dict(zip(slots, _unique(names)))
+    return dict(zip(slots, unique_names(names)))
 
 
 def state_dict(prog):
@@ -178,9 +76,6 @@ def _host(t):
 
 def _pack(prog):
     """The artifact's members {name: bytes}, in the order they are written."""
-    from ..compiler import _generate
-    from ..ir import Graph
-    from ..passes.simplify import eliminate_dead_code
     from . import tuning
     info = getattr(prog, "artifact_info", None) or {}
     if prog.one_shot or any(e.kind == "new" for e in prog.effects):
@@ -189,7 +84,7 @@ def _pack(prog):
     if prog.backward is not None:  # a loaded program runs without autograd: drop the saved activations
         graph = graph.copy()
         graph.outputs = graph.outputs[:len(graph.outputs) - len(prog.backward[1]["saved_outputs"])]
-        eliminate_dead_code(graph)
+        graph.prune()
     graph_json = graph.to_json()
     fuse = info.get("fuse", True) if "fuse" in info else any(
         d.get("group") is not None for _, d in prog.ir.g.nodes(data=True))
@@ -218,7 +113,7 @@ def _pack(prog):
                 if owner.ref.grad is None:
                     raise ArtifactError(f"Program.save: the program reads .grad of {names[b.owner]!r}, which is None "
                                         "now; run a step first or set the gradient")
-                entry["name"] = _unique(list(arrays) + [names[b.owner] + ".grad"])[-1]
+                entry["name"] = unique_names(list(arrays) + [names[b.owner] + ".grad"])[-1]
                 arrays[entry["name"]] = _host(owner.ref.grad)
                 state.append({"name": entry["name"], "requires_grad": False})
             bindings.append(entry)
@@ -232,8 +127,11 @@ def _pack(prog):
     outputs = [{"name": f"output{i}", "shape": list(graph.node(o)["shape"]), "dtype": graph.node(o)["dtype"]}
                for i, o in enumerate(graph.outputs[:prog.n_returned])]
     # The code is regenerated from the saved graph exactly as gradc.load will, and its hash recorded.
-    regen = _generate(Graph.from_json(graph_json), prog.bindings, _parts(prog.effects, prog.n_returned),
-                      prog.out_spec, fuse, optimize_graph=False, block_bytes=block_bytes, backend=prog.backend)
+    if prog.pipeline is None:
+        raise ArtifactError("Program.save: this Program was not built by gradc.lower, so its code cannot be "
+                            "regenerated for an artifact; lower the graph with gradc.lower.lower")
+    regen = prog.pipeline(Graph.from_json(graph_json), _regen_spec(prog.backend, fuse, block_bytes, prog.bindings,
+                                                                   prog.effects, prog.n_returned, prog.out_spec))
     source = {name: text for name, text in sorted(regen.source.items())}
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "gradc_version": __version__,
@@ -260,8 +158,10 @@ def _inputs_from_graph(prog, graph):
     return specs
 
 
-def _parts(effects, n_returned):
-    return {"effects": effects, "n_returned": n_returned, "guards": [], "one_shot": False}
+def _regen_spec(backend, fuse, block_bytes, bindings, effects, n_returned, out_spec):
+    """How a saved graph is lowered again: already optimised, no autodiff, reusable on every call."""
+    return Spec(backend=backend, fuse=bool(fuse), optimize=False, block_bytes=int(block_bytes), bindings=bindings,
+                effects=effects, n_returned=n_returned, out_spec=out_spec)
 
 
 def _sha(text):
@@ -291,43 +191,15 @@ def _zinfo(name, compression=zipfile.ZIP_DEFLATED):
 
 
 def save(prog, path):
-    """Write `prog` to `path` as one artifact file. Atomic: the file is written beside the target,
-    synced, then renamed over it, so an interrupted save leaves any previous file intact."""
+    """Write `prog` to `path` as one artifact file. Atomic (cache.atomic_write): an interrupted
+    save leaves any previous file intact."""
     members = _pack(prog)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w") as zf:
-                for name, data in members.items():
-                    zf.writestr(_zinfo(name, zipfile.ZIP_STORED if name == STATE else zipfile.ZIP_DEFLATED),
-                                data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    return path
 
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    def write(f):
+        with zipfile.ZipFile(f, "w") as zf:
+            for name, data in members.items():
+                zf.writestr(_zinfo(name, zipfile.ZIP_STORED if name == STATE else zipfile.ZIP_DEFLATED), data)
+    return atomic_write(path, write)
 
 
 # ---------------------------------------------------------------------------------------------- pytree specs
@@ -352,12 +224,10 @@ def _spec_to_data(spec):
 
 
 # ---------------------------------------------------------------------------------------------- load
-def load(path):
+def load(path, pipeline):
     """Read, validate and rebuild a saved program. Nothing in the file is executed: the code is
-    regenerated from the validated graph. The Program owns fresh state tensors made from the file."""
-    from ..compiler import _generate
-    from ..trace import Binding
-    from ..runtime.program import Effect
+    regenerated from the validated graph by `pipeline` (gradc.lower.lower, handed down by gradc.load:
+    the runtime does not import the compiler). The Program owns fresh state tensors made from the file."""
     path = Path(path)
     members = read_members(path)
     manifest = parse_manifest(members[MANIFEST])
@@ -403,8 +273,8 @@ def load(path):
     effects = [Effect(e["kind"], e["slot"], e["out"]) for e in manifest["effects"]]
     out_spec = spec_from_data(manifest["out_spec"], manifest["n_returned"])
     try:
-        prog = _generate(graph, bindings, _parts(effects, manifest["n_returned"]), out_spec, manifest["fuse"],
-                         optimize_graph=False, block_bytes=manifest["block_bytes"], backend=manifest["backend"])
+        prog = pipeline(graph, _regen_spec(manifest["backend"], manifest["fuse"], manifest["block_bytes"], bindings,
+                                           effects, manifest["n_returned"], out_spec))
     except (GradcError, KeyError, TypeError, ValueError, IndexError) as e:
         raise ArtifactError(f"{path}: the graph cannot be compiled by this gradc ({type(e).__name__}: {e})") from None
     regenerated = {n: _sha(t) for n, t in prog.source.items()}
@@ -414,11 +284,9 @@ def load(path):
             f"(written by gradc {manifest['gradc_version']}, this is gradc {__version__}): either the graph "
             "was modified or this version generates different code; export the program again with this version")
     names = {slot: b["name"] for slot, b in enumerate(manifest["bindings"]) if b["kind"] == "state"}
-    prog.artifact_info = {"inputs": manifest["inputs"], "amp": manifest["amp"], "fuse": manifest["fuse"],
-                          "block_bytes": manifest["block_bytes"], "path": str(path), "manifest": manifest,
-                          "state_names": names}
-    prog.stats["artifact"] = str(path)
-    return prog
+    return prog.replace(stats={**prog.stats, "artifact": str(path)}, artifact_info={
+        "inputs": manifest["inputs"], "amp": manifest["amp"], "fuse": manifest["fuse"],
+        "block_bytes": manifest["block_bytes"], "path": str(path), "manifest": manifest, "state_names": names})
 
 
 def read_manifest(path):

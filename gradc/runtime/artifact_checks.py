@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from .. import dtypes as D
 from ..errors import ArtifactError
 from .artifact_graph import GRAPH, MAX_NODES, is_int, load_json, numel, parse_graph, shape_ok  # noqa: F401

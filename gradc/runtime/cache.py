@@ -26,15 +26,23 @@ def digest(text):
 
 
 def atomic_write(path, data):
-    """Write bytes or text to path via a temp file + rename (never a partial file)."""
+    """Write `data` to `path` so that readers see the old file or the whole new one, never a part:
+    it goes to a temporary file beside the target, is synced, gets the usual permissions (0666
+    less the umask) and is renamed over the target, and the rename is synced too. `data` is bytes,
+    text, or a function that writes to the open binary file. Used by the cache, dumps, artifacts
+    and the CLI. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -42,6 +50,21 @@ def atomic_write(path, data):
         except OSError:
             pass
         raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def entry_path(source, suffix=".py", kind="numpy"):

@@ -2,7 +2,8 @@
 
 It owns the optimised graph, the generated source and the loaded entry function, and knows how to
 call it: gather input arrays from their bindings (arguments, state tensors, `.grad` slots), run,
-write state back, and wrap the returned arrays as tensors."""
+write state back, and wrap the returned arrays as tensors. Every field is given when it is built
+(by gradc.lower.lower); `replace` makes a new Program with some fields changed."""
 import json
 import threading
 from pathlib import Path
@@ -10,46 +11,62 @@ from pathlib import Path
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import GradcError, ShapeError
-from ..tensor import Tensor, CPU
+from ..device import CPU
+from ..errors import DTypeError, GradcError, ShapeError
+from ..tensor import Tensor
 from . import cache
-
-
-class Effect:
-    """A write the program performs after each run: output `out` goes into binding `slot` as its
-    data ("data"), as its `.grad` ("grad", out None = set to None), or into a new tensor ("new")."""
-    __slots__ = ("kind", "slot", "out", "target")
-
-    def __init__(self, kind, slot=None, out=None, target=None):
-        self.kind, self.slot, self.out, self.target = kind, slot, out, target
+from .aot import Backward, CompiledBackward
+from .wiring import Binding, Effect, resolve  # noqa: F401  (Binding, Effect: part of this module's API)
 
 
 class Program:
+    """One lowered signature. `ir`: the graph after all passes; `bindings`/`effects`: where inputs
+    come from and outputs go; `source`: {file: generated text}; `stats`: what the passes and code
+    generation measured; `kernels`: [(name, source)] of generated kernels; `copy_out`: output
+    positions to copy before handing out; `inplace_state`: {output position: input slot} the code
+    already wrote in place; `backward`: a `Backward` when outputs need eager backward; `stages`: the
+    pipeline's per-stage records in the order they ran; `spec` and `pipeline`: how it was lowered
+    (an artifact regenerates its code with them); `artifact_info`: what an export or a load knows."""
+
     def __init__(self, ir, bindings, effects, n_returned, out_spec, backend, source, stats, guards=(),
-                 one_shot=False, backward=None):
+                 one_shot=False, backward=None, *, kernels=(), copy_out=None, inplace_state=None, stages=(),
+                 spec=None, pipeline=None, artifact_info=None):
+        self._fields = dict(ir=ir, bindings=bindings, effects=effects, n_returned=n_returned, out_spec=out_spec,
+                            backend=backend, source=source, stats=stats, guards=guards, one_shot=one_shot,
+                            backward=backward, kernels=kernels, copy_out=copy_out, inplace_state=inplace_state,
+                            stages=stages, spec=spec, pipeline=pipeline, artifact_info=artifact_info)
         self.ir = ir
-        self.bindings = bindings
-        self.effects = effects
+        self.bindings = list(bindings)
+        self.effects = list(effects)
         self.n_returned = n_returned
         self.out_spec = out_spec
         self.backend = backend
-        self._source = source
+        self._source = dict(source)
         self.stats = stats
         self.guards = list(guards)
         self.one_shot = one_shot
-        self.backward = backward   # (Program for the gradients, wiring) when outputs need eager backward
+        self.backward = None if backward is None else Backward(*backward)
+        self.stages = tuple(stages)
+        self.spec = spec
+        self.pipeline = pipeline
+        self.artifact_info = artifact_info
+        self._kernels = list(kernels)
+        self._copy_out = set(copy_out) if copy_out is not None else \
+            {i for i, o in enumerate(ir.outputs) if ir.node(o)["op"] in ("input", "const")}
+        self._inplace = dict(inplace_state or {})
+        self._vjp = None if self.backward is None else CompiledBackward(self.backward)
         self._run = None
-        self._copy_out = {i for i, o in enumerate(ir.outputs) if ir.node(o)["op"] in ("input", "const")}
-        self._inplace = {}
         self._expected = None
-        self._kernels = []
         self.device = None   # where the outputs live (CUDA programs: the inputs' device)
         self._lock = threading.Lock()  # buffers are shared between calls: one call at a time
 
-    def set_plan(self, copy_out, inplace_state):
-        """Outputs to copy before handing out, and state outputs the program already wrote in place."""
-        self._copy_out = set(copy_out)
-        self._inplace = dict(inplace_state)
+    def replace(self, **changes):
+        """A new Program with the given fields changed (the rest as in this one)."""
+        unknown = set(changes) - set(self._fields)
+        if unknown:
+            raise GradcError(f"Program.replace: unknown field(s) {', '.join(sorted(unknown))}; "
+                             f"fields are {', '.join(self._fields)}")
+        return Program(**{**self._fields, **changes})
 
     # ------------------------------------------------------------------ inspection
     @property
@@ -100,18 +117,7 @@ class Program:
 
     def resolve(self, flat_args):
         """The tensor behind each binding for this call."""
-        tensors = []
-        for b in self.bindings:
-            if b.kind == "arg":
-                t = flat_args[b.ref]
-            elif b.kind == "state":
-                t = b.ref
-            elif b.kind == "random":
-                t = _draw(b.ref, tensors)
-            else:
-                t = tensors[b.owner].grad
-            tensors.append(t)
-        return tensors
+        return resolve(self.bindings, flat_args)
 
     def guards_hold(self, flat_args):
         """Whether the state this program was traced against still looks the same."""
@@ -159,32 +165,39 @@ class Program:
                 t.requires_grad, t._grad_fn = False, None
         dev = tensors[0].device if tensors else None
         returned = [_wrap(outs[i], self.ir, self.ir.outputs[i], dev) for i in range(self.n_returned)]
-        if self.backward is not None:
-            from .aot import attach_backward
-            attach_backward(self, tensors, outs, returned)
+        if self._vjp is not None:
+            self._vjp.attach(tensors, outs, returned)
         return returned
 
     def __call__(self, *args):
         """Run with positional tensor arguments (in the traced order)."""
         from ..pytree import flatten, unflatten
         flat, _ = flatten(list(args))
-        self.check_args(flat)
+        self.check_args(flat, args)
         return unflatten(self.out_spec, self.call_flat(flat))
 
-    def check_args(self, flat_args):
-        """A program runs only on the argument shapes and dtypes it was traced for: say which differs."""
-        specs = (getattr(self, "artifact_info", None) or {}).get("inputs")
-        refs = [b.ref for b in self.bindings if b.kind == "arg"]
-        expected = len(specs) if specs is not None else max(refs, default=-1) + 1
+    def check_args(self, flat_args, args=()):
+        """A program runs only on the tensors it was traced for: say which argument differs and what it expects."""
+        specs = (self.artifact_info or {}).get("inputs")
+        wanted = {b.ref: self.ir.node(nid) for b, nid in zip(self.bindings, self.ir.inputs) if b.kind == "arg"}
+        expected = len(specs) if specs is not None else max(wanted, default=-1) + 1
+        label = (lambda i: specs[i]["name"]) if specs else (lambda i: i)
         if len(flat_args) != expected:
-            raise GradcError(f"this program takes {expected} tensor argument(s), got {len(flat_args)}")
-        for b, nid in zip(self.bindings, self.ir.inputs):
-            if b.kind == "arg":
-                t, d = flat_args[b.ref], self.ir.node(nid)
-                if tuple(t.shape) != tuple(d["shape"]) or t.dtype.name != d["dtype"]:
-                    name = specs[b.ref]["name"] if specs else b.ref
-                    raise ShapeError(f"argument {name}: this program was compiled for {d['dtype']}{list(d['shape'])}, "
-                                     f"got {t.dtype.name}{list(t.shape)}; compile or export it again for new shapes")
+            shown = ", ".join(f"{label(i)}: " + (f"{wanted[i]['dtype']}{list(wanted[i]['shape'])}" if i in wanted
+                                                 else "any") for i in range(expected))
+            others = [f"argument {i} is a {type(a).__module__}.{type(a).__qualname__}" for i, a in enumerate(args)
+                      if not isinstance(a, (Tensor, tuple, list, dict))]
+            hint = ("; " + ", ".join(others) + ", not a gradc Tensor (wrap arrays with gradc.from_numpy(...) or "
+                    "gradc.tensor(...))") if others else ""
+            raise GradcError(f"this program takes {expected} tensor argument(s) ({shown}), got {len(flat_args)}{hint}")
+        for i, d in sorted(wanted.items()):
+            t, want = flat_args[i], f"{d['dtype']}{list(d['shape'])}"
+            if tuple(t.shape) != tuple(d["shape"]):
+                raise ShapeError(f"argument {label(i)}: this program was compiled for {want}, got {t.dtype.name}"
+                                 f"{list(t.shape)}; compile or export it again for new shapes")
+            if t.dtype.name != d["dtype"]:
+                raise DTypeError(f"argument {label(i)}: this program was compiled for {want}, got {t.dtype.name}"
+                                 f"{list(t.shape)}; convert it with .to(gradc.{d['dtype']})")
 
     # ------------------------------------------------------------------ artifacts
     def save(self, path):
@@ -199,41 +212,6 @@ class Program:
         return state_dict(self)
 
 
-def _draw(spec, tensors):
-    """A fresh random input, on the device of the program's other inputs."""
-    from ..random import sample
-    dev = next((t.device for t in tensors if t is not None), CPU)
-    data = sample(spec)
-    return Tensor._wrap(data if dev is CPU else dev.xp.asarray(data), D.ALL[spec[2]], dev)
-
-
 def _wrap(array, ir, nid, device=None):
     d = ir.node(nid)
     return Tensor._wrap(array, D.ALL[d["dtype"]], device or CPU)
-
-
-def planned_peak(ir, units, plan):
-    """Peak bytes of a call as planned: inputs, the persistent pool, and at the worst unit the
-    freshly allocated outputs made so far plus the live values of ops that allocate."""
-    size = {n: int(np.prod(ir.node(n)["shape"], dtype=np.int64)) * D.ALL[ir.node(n)["dtype"]].itemsize
-            for n in ir.g.nodes}
-    base = sum(size[n] for n in ir.inputs) + plan.nbytes()
-    last = {}
-    for i, u in enumerate(units):
-        for m in u.members:
-            for a in ir.args(m):
-                last[a] = i
-    outs = set(ir.outputs)
-    live, peak = 0, 0
-    for i, u in enumerate(units):
-        for m in u.members:
-            st = plan.storage.get(m)
-            if (st is None and plan.root.get(m) == m and ir.node(m).get("group") is None) or (st and st[0] == "fresh"):
-                live += size[m]
-        peak = max(peak, live)
-        for a, j in last.items():
-            st = plan.storage.get(a)
-            if j == i and a not in outs and plan.root.get(a) == a and ir.node(a)["op"] not in ("input", "const") \
-                    and (st is None or st[0] == "fresh"):
-                live -= size[a]
-    return base + peak

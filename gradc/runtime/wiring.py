@@ -1,0 +1,51 @@
+"""How a program connects to tensors: where each graph input comes from (`Binding`) and where each
+output goes after a run (`Effect`). The tracer creates them, the artifact loader rebuilds them
+from a manifest, and a Program resolves them on every call; none of those imports another."""
+from .. import dtypes as D
+from ..device import CPU
+from ..random import sample
+from ..tensor import Tensor
+
+
+class Binding:
+    """Where a graph input comes from at run time: positional argument i, a state tensor held by
+    the program, the `.grad` of an argument/state tensor, or a fresh random draw (ref = spec)."""
+    __slots__ = ("kind", "ref", "owner")
+
+    def __init__(self, kind, ref, owner=None):
+        self.kind, self.ref, self.owner = kind, ref, owner  # kind: "arg" | "state" | "grad" | "random"
+
+    def __repr__(self):
+        return f"Binding({self.kind}, {self.ref if self.kind == 'arg' else type(self.ref).__name__})"
+
+
+class Effect:
+    """A write the program performs after each run: output `out` goes into binding `slot` as its
+    data ("data"), as its `.grad` ("grad", out None = set to None), or into a new tensor ("new")."""
+    __slots__ = ("kind", "slot", "out", "target")
+
+    def __init__(self, kind, slot=None, out=None, target=None):
+        self.kind, self.slot, self.out, self.target = kind, slot, out, target
+
+
+def resolve(bindings, flat_args):
+    """The tensor behind each binding for one call with these flat tensor arguments."""
+    tensors = []
+    for b in bindings:
+        if b.kind == "arg":
+            t = flat_args[b.ref]
+        elif b.kind == "state":
+            t = b.ref
+        elif b.kind == "random":
+            t = draw(b.ref, tensors)
+        else:
+            t = tensors[b.owner].grad
+        tensors.append(t)
+    return tensors
+
+
+def draw(spec, tensors):
+    """A fresh random input, on the device of the program's other inputs."""
+    dev = next((t.device for t in tensors if t is not None), CPU)
+    data = sample(spec)
+    return Tensor._wrap(data if dev is CPU else dev.xp.asarray(data), D.ALL[spec[2]], dev)
