@@ -3,6 +3,7 @@ backend cover them): triangles and masks, gather/scatter with PyTorch's index la
 assignment as a functional index-put, reordering (roll, flip, repeat), products and running
 sums, einsum, norms, NaN handling and PyTorch habits (new_zeros, normal_, format specs)."""
 import builtins
+import collections
 import math
 
 import numpy as np
@@ -461,3 +462,64 @@ def format_(self, spec):
 
 export("is_tensor", method=False)(lambda obj: isinstance(obj, Tensor))
 export("is_floating_point")(lambda input: input.dtype.is_floating_point)
+
+
+# ---------------------------------------------------------------------- sorting and sampling
+sort_result = collections.namedtuple("sort", ["values", "indices"])
+topk_result = collections.namedtuple("topk", ["values", "indices"])
+
+
+@export("sort")
+def sort(input, dim=-1, descending=False, stable=False):
+    indices = input.argsort(dim, descending)
+    return sort_result(gather(input, dim, indices) if input.ndim else input, indices)
+
+
+@export("topk")
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    """The k largest (or smallest) values along dim and their indices, in order."""
+    if input.ndim == 0:
+        return topk_result(input, input.argsort())
+    d = normalize_axis("topk", dim, input.ndim)
+    if not 0 <= k <= input.shape[d]:
+        raise ShapeError(f"topk: k={k} is out of range for dim {d} of size {input.shape[d]}")
+    stops = list(input.shape)
+    stops[d] = k
+    indices = strided_slice(input.argsort(d, descending=largest), [0] * input.ndim, stops, [1] * input.ndim)
+    return topk_result(gather(input, d, indices), indices)
+
+
+export("msort")(lambda input: sort(input, 0).values)
+
+
+@export("multinomial")
+def multinomial(input, num_samples, replacement=False, generator=None):
+    """Category indices drawn with probabilities proportional to the rows of `input`, from gradc's
+    generator (gradc.manual_seed). With replacement: inverse-CDF sampling of uniform draws;
+    without: the Gumbel-top-k trick (the k largest of log p + Gumbel noise), which draws without
+    replacement from the same distribution. The draws are program inputs when compiled."""
+    if generator is not None:
+        raise ValueError("multinomial: generator= is not supported; seed gradc's generator with gradc.manual_seed")
+    if input.ndim not in (1, 2):
+        raise ShapeError(f"multinomial: input must be 1-D or 2-D, got shape {input.shape}")
+    p = input if input.ndim == 2 else input.unsqueeze(0)
+    n_cat = p.shape[1]
+    if not replacement and num_samples > n_cat:
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from {n_cat} categories")
+    if num_samples <= 0:
+        raise ValueError(f"multinomial: num_samples must be positive, got {num_samples}")
+    p = p.detach().to(D.float64 if p.dtype is D.float64 else D.float32)
+    if p._data is not None:
+        data = p._data if p.device.type == "cpu" else p._data.get()
+        if (data < 0).any() or not np.isfinite(data).all() or (data.sum(1) <= 0).any():
+            raise ValueError("multinomial: probabilities must be finite, non-negative and have a positive sum")
+    if replacement:
+        cdf = cumsum(p / p.sum(1, keepdim=True), 1)
+        u = rand(p.shape[0], num_samples, dtype=p.dtype, device=p.device)
+        idx = (cdf.unsqueeze(1) < u.unsqueeze(2)).long().sum(2)
+        idx = where(idx > n_cat - 1, n_cat - 1, idx)
+    else:
+        u = rand(p.shape, dtype=p.dtype, device=p.device)
+        keys = p.log() - (-(u.clamp(min=1e-30)).log()).log()
+        idx = topk(keys, num_samples, 1).indices
+    return idx if input.ndim == 2 else idx.squeeze(0)

@@ -556,6 +556,57 @@ op("any", lambda x: gradc.any(x), lambda rng: [S(bools(rng, (3, 4))), S(np.zeros
    ref=lambda x: np.any(x), torch_fn=lambda x: x.any(), differentiable=False)
 
 
+
+# ---------------------------------------------------------------------------- rounding, //, %, sorting
+def _off_integers(rng, shape):
+    """Values a safe distance from the integers and the half-integers (no jumps within reach of
+    finite differences)."""
+    return rng.integers(-4, 4, shape) + rng.choice([0.2, 0.35, 0.65, 0.8], shape)
+
+
+for _name, _np in (("floor", np.floor), ("ceil", np.ceil), ("round", np.round), ("trunc", np.trunc)):
+    _unary(_name, getattr(gradc, _name), _off_integers, _np, lambda x, _n=_name: getattr(x, _n)(), ints,
+           notes="piecewise constant: the gradient is zero, as in PyTorch")
+
+
+def _divmod_samples(rng):
+    """a / b a safe distance from integers (no jumps of // or % within finite-difference reach)."""
+    out = []
+    for sa, sb in BINARY_SHAPES:
+        b = rng.choice([-1.0, 1.0], sb) * rng.uniform(0.5, 2.0, sb)
+        q = rng.integers(-4, 4, np.broadcast_shapes(sa, sb)) + rng.choice([0.25, 0.5, 0.75], np.broadcast_shapes(sa, sb))
+        out.append(S((q * b)[tuple(slice(0, n) for n in sa)] if sa != np.broadcast_shapes(sa, sb) else q * b, b))
+    out += [S(ints(rng, (2, 3)), _pos_ints(rng, (3,))), S(ints(rng, (4,)), scalar=3), S(ints(rng, (4,)), scalar=-2)]
+    return out
+
+
+op("floor_divide", _binop(operator.floordiv), _divmod_samples, ref=_binop(operator.floordiv),
+   torch_fn=_binop(operator.floordiv), differentiable=False,
+   notes="the quotient rounds down; its gradient is zero (PyTorch has none, so no parity of gradients)")
+op("remainder", _binop(operator.mod), _divmod_samples, ref=_binop(operator.mod), torch_fn=_binop(operator.mod),
+   notes="the remainder takes the divisor's sign, as Python's %")
+
+
+def _sort_samples(rng):
+    return [S(distinct(rng, (3, 5)), dim=1), S(distinct(rng, (4, 3)), dim=0, descending=True),
+            S(distinct(rng, (2, 3, 4)), dim=-1), S(ints(rng, (6,)), dim=0)]
+
+
+op("argsort", lambda x, **kw: gradc.argsort(x, **kw), _sort_samples, differentiable=False,
+   ref=lambda x, dim=-1, descending=False: np.argsort(-x if descending else x, axis=dim, kind="stable"),
+   torch_fn=lambda x, **kw: x.argsort(stable=True, **kw))
+op("sort", lambda x, **kw: tuple(gradc.sort(x, **kw)), _sort_samples,
+   ref=lambda x, dim=-1, descending=False: (np.take_along_axis(x, i := np.argsort(-x if descending else x, axis=dim,
+                                                                                 kind="stable"), dim), i),
+   torch_fn=lambda x, **kw: tuple(x.sort(stable=True, **kw)))
+op("topk", lambda x, k, **kw: tuple(gradc.topk(x, k, **kw)),
+   lambda rng: [S(distinct(rng, (3, 6)), k=2), S(distinct(rng, (5, 4)), k=3, dim=0, largest=False),
+                S(distinct(rng, (7,)), k=7)],
+   ref=lambda x, k, dim=-1, largest=True: (np.take_along_axis(x, i := np.take(np.argsort(-x if largest else x, axis=dim,
+                                                                                        kind="stable"),
+                                                                              np.arange(k), axis=dim), dim), i),
+   torch_fn=lambda x, k, **kw: tuple(x.topk(k, **kw)))
+
 def _softmax_samples(rng):
     return [S(randn(rng, (3, 4)), dim=1), S(randn(rng, (3, 4)), dim=0), S(randn(rng, (2, 3, 4)), dim=-1),
             S(randn(rng, (2, 3, 4)), dim=1), S(randn(rng, (5,)), dim=0), S(randn(rng, ()), dim=0),
@@ -817,7 +868,7 @@ REQUIRED_ROWS = frozenset(
     "logical_and logical_or logical_not where cast sum max argmax reshape permute expand getitem cat matmul "
     "mean var std amax amin max_dim min_dim relu clamp softmax log_softmax rsqrt square transpose t T mT "
     "unsqueeze squeeze flatten chunk split stack mm linear gelu layer_norm embedding mse_loss cross_entropy "
-    "nll_loss dropout_eval".split())
+    "nll_loss dropout_eval floor ceil round trunc floor_divide remainder argsort sort topk".split())
 
 
 def rows(predicate=None):

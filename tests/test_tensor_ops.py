@@ -124,3 +124,47 @@ def test_habits():
     assert v.isnan().tolist() == [False, False, False, True]
     assert v.isinf().tolist() == [False, True, True, False]
     assert v.isfinite().tolist() == [True, False, False, False]
+
+
+def test_sort_topk_match_torch_with_gradients():
+    x = RNG.standard_normal((4, 7))
+    g, t = gradc.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    gv, gi = g.topk(3, dim=1)
+    tv, ti = t.topk(3, dim=1)
+    np.testing.assert_array_equal(gi.numpy(), ti.numpy())
+    (gv * 2).sum().backward()
+    (tv * 2).sum().backward()
+    np.testing.assert_array_equal(g.grad.numpy(), t.grad.numpy())
+    s = gradc.tensor([3.0, math.nan, 1.0, 3.0, -math.inf])
+    ts = torch.tensor([3.0, math.nan, 1.0, 3.0, -math.inf])
+    for desc in (False, True):
+        np.testing.assert_array_equal(s.argsort(descending=desc).numpy(), ts.argsort(descending=desc, stable=True).numpy())
+
+
+def test_integer_floor_division_and_remainder_follow_python():
+    a, b = np.array([7, -7, 7, -7]), np.array([2, 2, -2, -2])
+    assert (gradc.tensor(a) // gradc.tensor(b)).tolist() == (a // b).tolist()
+    assert (gradc.tensor(a) % gradc.tensor(b)).tolist() == (a % b).tolist()
+    assert (gradc.tensor([5.5, -5.5]) % 2).tolist() == [1.5, 0.5]
+    assert gradc.tensor([0.5, 1.5, 2.5, -0.5]).round().tolist() == [0.0, 2.0, 2.0, -0.0]
+    assert gradc.tensor([1.2345]).round(decimals=2).item() == pytest.approx(1.23)
+
+
+@pytest.mark.parametrize("replacement", [True, False])
+def test_multinomial_draws_the_distribution_reproducibly(replacement):
+    p = gradc.tensor([[0.1, 0.0, 0.6, 0.3], [1.0, 1.0, 1.0, 1.0]])
+    gradc.manual_seed(3)
+    a = gradc.multinomial(p, 2, replacement=replacement)
+    gradc.manual_seed(3)
+    assert gradc.multinomial(p, 2, replacement=replacement).tolist() == a.tolist()
+    draws = np.concatenate([gradc.multinomial(p[0], 1, replacement=replacement).numpy() for _ in range(4000)])
+    freq = np.bincount(draws, minlength=4) / len(draws)
+    np.testing.assert_allclose(freq, [0.1, 0.0, 0.6, 0.3], atol=0.03)
+    if not replacement:
+        rows = gradc.multinomial(p, 3).numpy()
+        assert all(len(set(r)) == 3 for r in rows) and 1 not in rows[0]
+    compiled = gradc.compile(lambda q: gradc.multinomial(q, 2, replacement=replacement), fullgraph=True)
+    gradc.manual_seed(5)
+    c = compiled(p)
+    gradc.manual_seed(5)
+    assert c.tolist() == gradc.multinomial(p, 2, replacement=replacement).tolist()

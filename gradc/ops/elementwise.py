@@ -22,8 +22,8 @@ def _sigmoid(xp, x):
     return (xp.tanh(x * x.dtype.type(0.5)) + 1) * x.dtype.type(0.5)
 
 
-# Rational approximation of erf (|error| < 1e-7 on float32), used for float16/float32; float64
-# uses the correctly rounded libm erf so that float64 gradient checks are exact.
+# On NumPy: a rational approximation of erf (|error| < 1e-7 on float32) for float16/float32, and
+# the correctly rounded libm erf for float64 so that float64 gradient checks are exact.
 _ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
           -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
 _ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
@@ -32,8 +32,14 @@ _erf64 = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def _erf(xp, x):
+    if xp is not np:
+        # On CuPy, CUDA's erf (cupyx.scipy.special.erf): the device function the generated CUDA
+        # kernels call, so eager and compiled agree; one kernel, no copy to the host and back.
+        # float16 is computed in float32 as those kernels do (CuPy's float16 loop gives float64).
+        from cupyx.scipy import special
+        return special.erf(x.astype(np.float32)).astype(np.float16) if x.dtype == np.float16 else special.erf(x)
     if x.dtype == np.float64:
-        return _erf64(x) if xp is np else xp.asarray(_erf64(xp.asnumpy(x)))
+        return _erf64(x)
     xc = xp.clip(x, -4.0, 4.0, dtype=np.float32)
     x2 = xc * xc
     p = x2 * np.float32(_ERF_P[0]) + np.float32(_ERF_P[1])
@@ -73,6 +79,19 @@ erf_p.def_vjp(lambda ctx, g: (g * ((-ctx.inputs[0] * ctx.inputs[0]).exp() * (2.0
 sin_p.def_vjp(lambda ctx, g: (g * ctx.inputs[0].cos(),))
 cos_p.def_vjp(lambda ctx, g: (-(g * ctx.inputs[0].sin()),))
 
+def _integral(name, fn):
+    # integers are already whole: floor, ceil, round and trunc leave them (and their dtype) as they are
+    return _unary(name, lambda xp, x: x.copy() if x.dtype.kind in "iub" else fn(xp, x), float_only=False)
+
+
+floor_p = _integral("floor", lambda xp, x: xp.floor(x))
+ceil_p = _integral("ceil", lambda xp, x: xp.ceil(x))
+round_p = _integral("round", lambda xp, x: xp.rint(x))  # half to even, as torch.round
+trunc_p = _integral("trunc", lambda xp, x: xp.trunc(x))
+for _p in (floor_p, ceil_p, round_p, trunc_p):
+    _p.def_vjp(lambda ctx, g: (F.zeros_like(g),))  # piecewise constant: zero gradient, as in PyTorch
+
+
 
 def _binary(name, kernel, saves=(), amp="follow"):
     return primitive(name, "binary", 2, elementwise_shape(name), same_dtype(name), kernel, saves=saves, amp=amp)
@@ -85,6 +104,8 @@ sub_p = _binary("sub", lambda xp, a, b: xp.subtract(a, b), amp="fp32")
 mul_p = _binary("mul", lambda xp, a, b: xp.multiply(a, b), saves=(0, 1))
 div_p = _binary("div", lambda xp, a, b: xp.divide(a, b), saves=(1, "out"))
 pow_p = _binary("pow", lambda xp, a, b: xp.power(a, b), saves=(0, 1, "out"), amp="fp32")
+floor_divide_p = _binary("floor_divide", lambda xp, a, b: xp.floor_divide(a, b))
+remainder_p = _binary("remainder", lambda xp, a, b: xp.remainder(a, b), saves=(0, 1))  # the sign of b, as Python's %
 maximum_p = _binary("maximum", lambda xp, a, b: xp.maximum(a, b), saves=(0, 1))
 minimum_p = _binary("minimum", lambda xp, a, b: xp.minimum(a, b), saves=(0, 1))
 
@@ -111,6 +132,15 @@ def _pow_vjp(ctx, g):
     # d/db a**b = a**b log a; defined as 0 where a <= 0 (PyTorch masks the same way).
     gb = g * ctx.out * F.where(a > 0, a, 1.0).log() if ctx.needs[1] else None
     return ga, gb
+
+
+floor_divide_p.def_vjp(lambda ctx, g: (F.zeros_like(g), F.zeros_like(g)))
+
+
+@remainder_p.def_vjp
+def _remainder_vjp(ctx, g):
+    a, b = ctx.inputs
+    return g, (-(g * floor_divide_p.bind(a, b)) if ctx.needs[1] else None)
 
 
 def _minmax_vjp(ctx, g, first_wins):
@@ -184,7 +214,7 @@ def _float_unary(prim):
 
 for _p in (exp_p, log_p, sqrt_p, tanh_p, sigmoid_p, erf_p, sin_p, cos_p):
     _p.def_frontend(_p.name)(_float_unary(_p))
-for _p in (abs_p, sign_p, logical_not_p):
+for _p in (abs_p, sign_p, logical_not_p, floor_p, ceil_p, trunc_p):
     _p.def_frontend(_p.name)(lambda input, _p=_p: _p.bind(input))
 
 
@@ -206,6 +236,16 @@ _binary_names(sub_p, ("sub", "subtract", "__sub__"), ("__rsub__",))
 _binary_names(mul_p, ("mul", "multiply", "__mul__"), ("__rmul__",))
 _binary_names(div_p, ("div", "divide", "true_divide", "__truediv__"), ("__rtruediv__",))
 _binary_names(maximum_p, ("maximum",))
+_binary_names(floor_divide_p, ("floor_divide", "__floordiv__"), ("__rfloordiv__",))
+_binary_names(remainder_p, ("remainder", "__mod__"), ("__rmod__",))
+
+
+@round_p.def_frontend("round")
+def round(input, decimals=0):
+    if decimals == 0:
+        return round_p.bind(input)
+    scale = 10.0 ** decimals
+    return round_p.bind(input * scale) / scale
 _binary_names(minimum_p, ("minimum",))
 for _p in (lt_p, le_p, gt_p, ge_p, eq_p, ne_p):
     _binary_names(_p, (_p.name, f"__{_p.name}__"))
