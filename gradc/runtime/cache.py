@@ -42,7 +42,7 @@ def atomic_write(path, data):
                 f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -61,10 +61,13 @@ def atomic_write(path, data):
     return path
 
 
-def _umask():
+def _read_umask():
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # read once, at import: changing it later would race with threads creating files
 
 
 def entry_path(source, suffix=".py", kind="numpy"):

@@ -57,7 +57,6 @@ class Program:
         self._vjp = None if self.backward is None else CompiledBackward(self.backward)
         self._run = None
         self._expected = None
-        self.device = None   # where the outputs live (CUDA programs: the inputs' device)
         self._lock = threading.Lock()  # buffers are shared between calls: one call at a time
 
     def replace(self, **changes):
