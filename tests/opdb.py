@@ -607,6 +607,29 @@ op("topk", lambda x, k, **kw: tuple(gradc.topk(x, k, **kw)),
                                                                               np.arange(k), axis=dim), dim), i),
    torch_fn=lambda x, k, **kw: tuple(x.topk(k, **kw)))
 
+
+def _sdpa_samples(rng):
+    q, k, v = (randn(rng, (2, 3, 5, 4)) for _ in range(3))
+    return [S(q, k, v), S(q, k, v, is_causal=True), S(q, k[:, :1], v[:, :1], scale=0.3),
+            S(q, k, v, rng.random((5, 5)) > 0.3),
+            S(q, k, v, randn(rng, (2, 1, 5, 5))),
+            S(randn(rng, (6, 4)), randn(rng, (3, 4)), randn(rng, (3, 2)))]
+
+
+def _sdpa_ref(q, k, v, mask=None, is_causal=False, scale=None):
+    s = q @ np.swapaxes(k, -1, -2) * (1.0 / np.sqrt(q.shape[-1]) if scale is None else scale)
+    if is_causal:
+        s = np.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf)
+    if mask is not None:
+        s = np.where(mask, s, -np.inf) if mask.dtype == bool else s + mask
+    p = np.exp(s - s.max(-1, keepdims=True))
+    return (p / p.sum(-1, keepdims=True)) @ v
+
+
+op("sdpa", lambda q, k, v, *m, **kw: F.scaled_dot_product_attention(q, k, v, *m, **kw), _sdpa_samples,
+   ref=_sdpa_ref, torch_fn=lambda q, k, v, *m, **kw: _tF().scaled_dot_product_attention(q, k, v, *m, **kw),
+   grad_args=(0, 1, 2), notes="one primitive with its own VJP, computed a block of queries at a time")
+
 def _softmax_samples(rng):
     return [S(randn(rng, (3, 4)), dim=1), S(randn(rng, (3, 4)), dim=0), S(randn(rng, (2, 3, 4)), dim=-1),
             S(randn(rng, (2, 3, 4)), dim=1), S(randn(rng, (5,)), dim=0), S(randn(rng, ()), dim=0),
@@ -868,7 +891,7 @@ REQUIRED_ROWS = frozenset(
     "logical_and logical_or logical_not where cast sum max argmax reshape permute expand getitem cat matmul "
     "mean var std amax amin max_dim min_dim relu clamp softmax log_softmax rsqrt square transpose t T mT "
     "unsqueeze squeeze flatten chunk split stack mm linear gelu layer_norm embedding mse_loss cross_entropy "
-    "nll_loss dropout_eval floor ceil round trunc floor_divide remainder argsort sort topk".split())
+    "nll_loss dropout_eval floor ceil round trunc floor_divide remainder argsort sort topk sdpa".split())
 
 
 def rows(predicate=None):

@@ -1,10 +1,12 @@
-"""Scaled dot-product attention as a composite: two batched matmuls around a softmax, with
-boolean masks (True = may attend) or additive float masks, causal masking and dropout."""
+"""Scaled dot-product attention: the `sdpa` primitive (its own VJP, a block of queries at a time)
+with boolean masks (True = may attend), additive float masks or causal masking; with dropout, a
+composite of two batched matmuls around a softmax."""
 import math
 
 from .. import dtypes as D
 from ..errors import ShapeError
 from ..functions import arange, rand, where
+from ..ops import OPS
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
@@ -26,6 +28,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             value.shape[:-3] + (-1,) + value.shape[-2:])
     n_l, n_s = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    if is_causal and attn_mask is not None:
+        raise ShapeError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")
+    if dropout_p == 0.0 and key.dtype is query.dtype and value.dtype is query.dtype:
+        # One primitive with its own VJP: a block of queries at a time, the (L, S) scores never whole.
+        if attn_mask is None:
+            return OPS["sdpa"].bind(query, key, value, scale=float(scale), causal=bool(is_causal), mask=0)
+        kind = 1 if attn_mask.dtype is D.bool_ else 2
+        mask = attn_mask if kind == 1 else attn_mask.to(query.dtype)
+        return OPS["sdpa"].bind(query, key, value, mask, scale=float(scale), causal=False, mask=kind)
     scores = (query @ key.transpose(-2, -1)) * scale
     if is_causal:
         if attn_mask is not None:
