@@ -14,7 +14,7 @@ from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .errors import DTypeError, ShapeError
 from .indexing import getitem
 from .ops import OPS
-from .ops.frontend import export, shape_arg, where
+from .ops.frontend import export, scalar, shape_arg, where
 from .ops.movement import strided_slice
 from .shapes import normalize_axis, prod
 from .tensor import Tensor
@@ -32,7 +32,7 @@ def _triangle(x, diagonal, lower, name):
     n, m = x.shape[-2:]
     rows, cols = arange(n).reshape(n, 1), arange(m).reshape(1, m)
     keep = (cols - rows <= diagonal) if lower else (cols - rows >= diagonal)
-    return where(keep, x, 0)
+    return where(keep, x, scalar(0, x.dtype, x.device))  # a zero of x's own dtype: bool stays bool
 
 
 export("tril")(lambda input, diagonal=0: _triangle(input, diagonal, True, "tril"))

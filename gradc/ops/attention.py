@@ -12,7 +12,7 @@ from ..shapes import broadcast_shapes, prod
 from .primitive import primitive
 
 NO_MASK, BOOL_MASK, ADD_MASK = 0, 1, 2
-BLOCK_SCORES = 1 << 19   # scores per block (2 MiB of float32): big enough for BLAS, small enough for cache
+BLOCK_SCORES = 1 << 21   # scores per block (8 MiB of float32): big enough for BLAS, bounded memory
 
 
 def _check(shapes, mask):
@@ -50,16 +50,17 @@ def _blocks(tq, tk, batch):
 
 
 def _scores(xp, q, k, mask_arr, scale, causal, mask, s, e):
-    """Scores of queries s:e against every key, masked, in the compute dtype."""
-    sc = xp.matmul(q[..., s:e, :], xp.swapaxes(k, -1, -2)) * q.dtype.type(scale)
+    """Scores of queries s:e against the keys they may see (with causal masking, keys 0:e only: the
+    blocks above the diagonal are never computed), masked, in the compute dtype."""
+    kend = min(k.shape[-2], e) if causal else k.shape[-2]
+    sc = xp.matmul(q[..., s:e, :], xp.swapaxes(k[..., :kend, :], -1, -2)) * q.dtype.type(scale)
     if causal:
         rows = xp.arange(s, e).reshape(-1, 1)
-        sc = xp.where(rows >= xp.arange(k.shape[-2]).reshape(1, -1), sc, -xp.inf)
-    if mask == BOOL_MASK:
-        sc = xp.where(mask_arr[..., s:e, :] if mask_arr.shape[-2] != 1 else mask_arr, sc, -xp.inf)
-    elif mask == ADD_MASK:
-        sc = sc + (mask_arr[..., s:e, :] if mask_arr.shape[-2] != 1 else mask_arr)
-    return sc
+        sc = xp.where(rows >= xp.arange(kend).reshape(1, -1), sc, -xp.inf)
+    if mask != NO_MASK:
+        m = mask_arr[..., s:e, :] if mask_arr.shape[-2] != 1 else mask_arr
+        sc = xp.where(m, sc, -xp.inf) if mask == BOOL_MASK else sc + m
+    return sc, kend
 
 
 def _softmax(xp, sc):
@@ -86,7 +87,8 @@ def _sdpa_kernel(xp, q, k, v, *rest, scale, causal, mask):
     batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     out = xp.empty(batch + (q.shape[-2], v.shape[-1]), dtype=q.dtype)
     for s, e in _blocks(q.shape[-2], k.shape[-2], batch):
-        out[..., s:e, :] = xp.matmul(_softmax(xp, _scores(xp, q, k, mask_arr, scale, causal, mask, s, e)), v)
+        sc, kend = _scores(xp, q, k, mask_arr, scale, causal, mask, s, e)
+        out[..., s:e, :] = xp.matmul(_softmax(xp, sc), v[..., :kend, :])
     return out.astype(dtype, copy=False)
 
 
@@ -107,14 +109,15 @@ def _sdpa_grad_kernel(xp, q, k, v, *rest, scale, causal, mask):
     dk = xp.zeros(batch + k.shape[-2:], dtype=q.dtype)
     dv = xp.zeros(batch + v.shape[-2:], dtype=q.dtype)
     for s, e in _blocks(q.shape[-2], k.shape[-2], batch):
-        p = _softmax(xp, _scores(xp, q, k, mask_arr, scale, causal, mask, s, e))
+        sc, kend = _scores(xp, q, k, mask_arr, scale, causal, mask, s, e)
+        p = _softmax(xp, sc)
         gb = g[..., s:e, :]
-        dv += xp.matmul(xp.swapaxes(p, -1, -2), gb)
-        dp = xp.matmul(gb, xp.swapaxes(v, -1, -2))
+        dv[..., :kend, :] += xp.matmul(xp.swapaxes(p, -1, -2), gb)
+        dp = xp.matmul(gb, xp.swapaxes(v[..., :kend, :], -1, -2))
         ds = p * (dp - (gb * out[..., s:e, :]).sum(-1, keepdims=True))
         ds = xp.where(p > 0, ds, 0) * q.dtype.type(scale)    # masked positions (p = 0, maybe nan rows) give none
-        dq[..., s:e, :] = xp.matmul(ds, k)
-        dk += xp.matmul(xp.swapaxes(ds, -1, -2), q[..., s:e, :])
+        dq[..., s:e, :] = xp.matmul(ds, k[..., :kend, :])
+        dk[..., :kend, :] += xp.matmul(xp.swapaxes(ds, -1, -2), q[..., s:e, :])
     parts = [_sum_to(xp, d, shape).astype(dtype, copy=False).reshape(-1) for d, shape in zip((dq, dk, dv), shapes)]
     return xp.concatenate(parts)
 
