@@ -4,7 +4,7 @@ from .version import __version__  # noqa: F401
 
 from .errors import (GradcError, ShapeError, DTypeError, AutogradError, TraceError, DeviceError, ArtifactError,
                      OutOfRangeError, OutOfMemoryError)
-from .dtypes import bool_ as bool, int64, float16, float32, float64, DType as dtype
+from .dtypes import bool_ as bool, int32, int64, float16, float32, float64, bfloat16, DType as dtype
 from .device import Device as _Device, device
 from .grad_mode import no_grad, enable_grad, is_grad_enabled, set_grad_enabled
 from .random import manual_seed, get_rng_state, set_rng_state
@@ -19,6 +19,7 @@ from .amp import device_autocast as autocast  # noqa: E402
 from . import distributed  # noqa: E402
 
 long = int64
+int = int32  # noqa: A001  (torch.int is int32)
 float = float32
 half = float16
 double = float64

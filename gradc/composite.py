@@ -23,7 +23,7 @@ max_result = collections.namedtuple("max", ["values", "indices"])
 @export("to", function=False)
 def to(self, *args, dtype=None, device=None, copy=False):
     for a in args:
-        if isinstance(a, (D.DType, type)) or (isinstance(a, str) and a in D.ALL):
+        if isinstance(a, (D.DType, D.UnsupportedDType, type)) or (isinstance(a, str) and a in D.ALL):
             dtype = a
         elif isinstance(a, Tensor):
             dtype, device = a.dtype, a.device

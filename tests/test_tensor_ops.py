@@ -168,3 +168,25 @@ def test_multinomial_draws_the_distribution_reproducibly(replacement):
     c = compiled(p)
     gradc.manual_seed(5)
     assert c.tolist() == gradc.multinomial(p, 2, replacement=replacement).tolist()
+
+
+def test_int32_promotes_and_compiles_as_torch():
+    a = np.array([[1, -2, 3], [4, 5, -6]], dtype=np.int32)
+    g, t = gradc.from_numpy(a), torch.from_numpy(a)
+    assert g.dtype is gradc.int32 and gradc.int is gradc.int32
+    for f in (lambda x: x + 2, lambda x: x * x, lambda x: x + x.long(), lambda x: x / 2, lambda x: x * 1.5,
+              lambda x: x // 2, lambda x: x % 4, lambda x: x.sum(), lambda x: x.float() + x, lambda x: -x.abs()):
+        gr, tr = f(g), f(t)
+        assert str(gr.dtype).split(".")[-1] == str(tr.dtype).split(".")[-1], (gr.dtype, tr.dtype)
+        np.testing.assert_array_equal(gr.numpy(), tr.numpy())
+        np.testing.assert_array_equal(gradc.compile(f, fullgraph=True)(g).numpy(), tr.numpy())
+    assert gradc.randint(0, 5, (3,), dtype=gradc.int32).dtype is gradc.int32
+    assert gradc.zeros(2, dtype=gradc.int32).dtype is gradc.int32 and g.to(gradc.int64).dtype is gradc.int64
+
+
+def test_bfloat16_is_named_and_refused_with_the_alternative():
+    assert repr(gradc.bfloat16) == "gradc.bfloat16" and not gradc.cuda.is_bf16_supported()
+    for use in (lambda: gradc.ones(2).to(gradc.bfloat16), lambda: gradc.zeros(2, dtype=gradc.bfloat16),
+                lambda: gradc.tensor([1.0], dtype=gradc.bfloat16)):
+        with pytest.raises(gradc.DTypeError, match="float16 with autocast"):
+            use()

@@ -15,8 +15,10 @@ from ..version import __version__
 from .numpy_backend import name_of, storage
 from .templates import kernel_refs, lowering as table_lowering, macros, render, where as safe_where
 
-_CTYPE = {"float16": "float", "float32": "float", "float64": "double", "int64": "long long", "bool": "bool"}
-_STORE = {"float16": "__half", "float32": "float", "float64": "double", "int64": "long long", "bool": "bool"}
+_CTYPE = {"float16": "float", "float32": "float", "float64": "double", "int32": "int", "int64": "long long",
+          "bool": "bool"}
+_STORE = {"float16": "__half", "float32": "float", "float64": "double", "int32": "int", "int64": "long long",
+          "bool": "bool"}
 THREADS = 256
 DEVICE_TABLE = "cuda/ops.j2"      # the C expression of each elementwise primitive
 HOST_TABLE = "cuda/host_ops.j2"   # how each other primitive runs from the host, on CuPy arrays

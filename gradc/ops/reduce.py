@@ -34,7 +34,7 @@ def _nonempty(name):
 def _sum_kernel(xp, x, axes, keepdim):
     if x.dtype == np.float16:
         return xp.sum(x, axis=axes, keepdims=keepdim, dtype=np.float32).astype(np.float16)
-    if x.dtype == np.bool_:
+    if x.dtype == np.bool_ or x.dtype == np.int32:  # integer sums are int64, as in PyTorch
         return xp.sum(x, axis=axes, keepdims=keepdim, dtype=np.int64)
     return xp.sum(x, axis=axes, keepdims=keepdim)
 
@@ -44,7 +44,7 @@ def _max_dtype(dtypes, **_):
 
 
 sum_p = primitive("sum", "reduce", 1, _reduce_shape,
-                  lambda dts, **_: D.int64 if dts[0] is D.bool_ else dts[0], _sum_kernel, amp="fp32")
+                  lambda dts, **_: D.int64 if dts[0].category < 2 else dts[0], _sum_kernel, amp="fp32")
 max_p = primitive("max", "reduce", 1, _nonempty("max"), _max_dtype,
                   lambda xp, x, axes, keepdim: xp.max(x, axis=axes, keepdims=keepdim), saves=(0, "out"),
                   amp="fp32")  # like every reduction: softmax's x - max(x) is then exact in float32
