@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from .device import Device, device as _device, require as _require_device
 from .dtypes import DType
 from .errors import ArtifactError, DeviceError, GradcError
 from .functions import from_numpy
+from .runtime.cache import atomic_write
 from .tensor import Tensor
 
 MAGIC = b"GRADCKPT"
@@ -162,28 +162,7 @@ def save(obj, f, **kwargs):
         for c in chunks:
             f.write(c)
         return
-    _atomic_write(Path(os.fspath(f)), [head] + chunks)
-
-
-def _atomic_write(path, parts):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for p in parts:
-                out.write(p)
-            out.flush()
-            os.fsync(out.fileno())
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(Path(os.fspath(f)), lambda out: out.writelines([head] + chunks))
 
 
 # ---------------------------------------------------------------------------------------------- load
