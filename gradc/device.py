@@ -98,3 +98,14 @@ def device_count():
 
 def is_available():
     return device_count() > 0
+
+
+def common_device(name, tensors, where=None):
+    """The one device all of an op's operands are on (a DeviceError naming both when they differ)."""
+    dev = tensors[0].device
+    for t in tensors:
+        if t.device is not dev and t.device != dev:
+            at = f" at {where}" if where else ""
+            raise DeviceError(f"{name}: operands are on different devices ({dev} and {t.device}){at}; "
+                              f"move them to one device with .to('{dev}')")
+    return dev

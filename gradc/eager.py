@@ -8,19 +8,15 @@ import numpy as np
 
 from . import autograd
 from . import dispatch
-from .device import CPU, device as _device
-from .errors import AutogradError, DeviceError, ShapeError
+from .device import CPU, common_device, device as _device
+from .errors import AutogradError, ShapeError
 from .random import sample
 from .tensor import Tensor
 
 
 class Eager(dispatch.Mode):
     def bind(self, prim, args, attrs):
-        dev = args[0].device
-        for a in args:
-            if a.device is not dev and a.device != dev:
-                raise DeviceError(f"{prim.name}: operands are on different devices ({dev} and {a.device}); "
-                                  f"move them to one device with .to('{dev}')")
+        dev = common_device(prim.name, args)
         shape, dtype = prim.infer([a.shape for a in args], [a.dtype for a in args], attrs)
         xp = np if dev is CPU else dev.xp
         data = prim.eager(xp, *[a._data for a in args], **attrs)
