@@ -121,6 +121,18 @@ def mse_loss(input, target, reduction="mean"):
     return _reduce(diff * diff, reduction, "mse_loss")
 
 
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """Binary cross-entropy of probabilities `input` against `target` (torch's binary_cross_entropy);
+    like PyTorch, each log is clamped at -100 so a probability of exactly 0 or 1 stays finite."""
+    if input.shape != target.shape:
+        raise ShapeError(f"binary_cross_entropy: input shape {input.shape} and target shape {target.shape} "
+                         "differ; give a target of the input's shape")
+    loss = -(target * input.log().clamp(min=-100.0) + (1 - target) * (1 - input).log().clamp(min=-100.0))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy")
+
+
 def _class_layout(input, target, name):
     """(input with the class dim second, target with a batch dim, C, unbatched?) as PyTorch
     accepts them: (C,) with a 0-d target, (N, C) with (N,), (N, C, d1, ...) with (N, d1, ...)."""
