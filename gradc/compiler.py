@@ -16,11 +16,14 @@ import sys
 import time
 import warnings
 
+from . import dispatch
 from .grad_mode import is_grad_enabled
 from .errors import DeviceError, GradcError, TraceError
+from .guards import Reads
 from .lower import lower as lower_graph
 from .nn.module import Module, structure_epoch
 from .pytree import flatten, unflatten
+from .recompile import describe
 from .runtime.wiring import Binding, Effect
 from .spec import Gradients, Spec
 from .trace import Tracer
@@ -39,6 +42,8 @@ class CompiledFunction:
             raise GradcError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if amp not in (None, "fp16"):
             raise GradcError(f"amp must be None or 'fp16', got {amp!r}")
+        # Compiling a compiled function compiles the original once, with these options.
+        fn = fn._orig_mod if isinstance(fn, CompiledModule) else (fn.fn if isinstance(fn, CompiledFunction) else fn)
         self.fn = fn
         self.backend = backend
         self.amp, self.dynamic, self.fullgraph, self.dump, self.fuse = amp, dynamic, fullgraph, dump, fuse
@@ -47,9 +52,11 @@ class CompiledFunction:
                           "traces once (cache_limit bounds how often)", stacklevel=3)
         self.cache_limit = cache_limit
         self.trace_count = 0
+        self.recompile_reasons = []   # why each trace after the first happened, oldest first
         self._programs = {}
         self._module_cache = None
         self._last_sig = None
+        self._last_spec = None
         self._warned_limit = False
         try:
             functools.update_wrapper(self, fn)
@@ -62,12 +69,11 @@ class CompiledFunction:
 
     # ------------------------------------------------------------------ signatures
     def _signature(self, flat, spec):
-        parts = [("grad mode", is_grad_enabled())]
         first = {}
-        for i, t in enumerate(flat):
-            parts.append((f"tensor argument {i}",
-                          (t.shape, t.dtype.name, str(t.device), t.requires_grad, first.setdefault(id(t), i))))
-        parts.append(("Python arguments", _spec_key(spec)))
+        parts = [("grad mode", is_grad_enabled()),
+                 ("tensors", tuple((t.shape, t.dtype.name, str(t.device), t.requires_grad, first.setdefault(id(t), i))
+                                   for i, t in enumerate(flat))),
+                 ("Python arguments", _spec_key(spec))]
         parts.append(("autocast", self._autocast_dtype()))
         modules = _modules_of(self.fn)
         if modules:
@@ -86,16 +92,33 @@ class CompiledFunction:
             self._module_cache = (key, parts)
         return self._module_cache[1]
 
-    def _why_retrace(self, sig):
+    def _module_names(self):
+        """Paths of the modules whose training flags the signature lists, in the same order."""
+        return [path for o in _modules_of(self.fn) for path, _ in o.named_modules(self._root_name(o))]
+
+    def _root_name(self, module):
+        if module is self.fn or module is getattr(self.fn, "__self__", None):
+            return "self"
+        glb = getattr(self.fn, "__globals__", {})
+        cells = zip(getattr(getattr(self.fn, "__code__", None), "co_freevars", ()), self.fn.__closure__ or ()) \
+            if getattr(self.fn, "__closure__", None) else ()
+        names = [n for n, c in cells if _cell_value(c) is module] + [n for n, v in glb.items() if v is module]
+        return names[0] if names else type(module).__name__
+
+    def _why_retrace(self, sig, spec, entry=None, flat=None):
         if self._last_sig is None:
             return "first call"
-        if len(sig) != len(self._last_sig):
-            return "the number of tensor arguments changed"
-        changed = [f"{a[0]}: {a[1]} -> {b[1]}" for a, b in zip(self._last_sig, sig) if a != b]
-        return "; ".join(changed) or "guards failed (state such as parameter shapes, .grad or optimizer settings changed)"
+        changes = describe(self.fn, (self._last_sig, self._last_spec), (sig, spec), self._module_names())
+        for prog in (entry or [])[-1:]:  # the newest program for this signature: what changed since it
+            changes += prog.guard_failures(flat)
+        if not changes and not entry and self._last_sig == sig:
+            changes = ["the previous trace created state (such as optimizer moments) and ran once; this one reads it"]
+        return "; ".join(dict.fromkeys(changes)) or "a guard on state the program read failed"
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
+        if dispatch.tracer() is not None:  # called from a function being traced: becomes part of its trace
+            return self._run_eagerly(*args, **kwargs)
         flat, spec = flatten((args, kwargs))
         sig = self._signature(flat, spec)
         entry = self._programs.get(sig)
@@ -108,15 +131,18 @@ class CompiledFunction:
                 return unflatten(prog.out_spec, prog.call_flat(flat))
         if self.trace_count >= self.cache_limit:
             if not self._warned_limit:
-                warnings.warn(f"gradc.compile({self.__name__}): traced {self.trace_count} times, the limit; running "
-                              f"new signatures eagerly. Last change: {self._why_retrace(sig)}. Keep shapes stable, "
-                              "or raise cache_limit", stacklevel=2)
+                last = "\n  ".join(self.recompile_reasons[-4:] + [self._why_retrace(sig, spec, entry, flat)])
+                warnings.warn(f"gradc.compile({self.__name__}): traced {self.trace_count} times, the limit "
+                              f"(cache_limit={self.cache_limit}); running new signatures eagerly from now on. "
+                              f"The last changes that caused a trace:\n  {last}\nKeep what changes stable, or "
+                              "raise cache_limit", stacklevel=2)
                 self._warned_limit = True
             return self._run_eagerly(*args, **kwargs)
-        reason = self._why_retrace(sig)
+        reason = self._why_retrace(sig, spec, entry, flat)
         if self._last_sig is not None:
+            self.recompile_reasons.append(reason)
             log.info("gradc.compile(%s): retracing (%s)", self.__name__, reason)
-        self._last_sig = sig
+        self._last_sig, self._last_spec = sig, spec
         try:
             prog = self._build(args, kwargs, flat, reason=reason)
         except TraceError as e:
@@ -183,15 +209,19 @@ class CompiledFunction:
         """Trace one call: (tracer, output spec, collected outputs/effects/guards). State the
         function touched is restored; optimizer state it created is rolled back when lowering."""
         tracer = Tracer()
+        reads = Reads(self.fn)
         try:
             with tracer:
                 for i, t in enumerate(self._flat_args(args, kwargs)):
                     if id(t) not in tracer.lifted:
                         tracer.lift(t, Binding("arg", i))
-                with self._amp_region():
+                with self._amp_region(), reads:
                     result = self.fn(*args, **kwargs)
                 out_flat, out_spec = flatten(result)
                 parts = _collect(tracer, out_flat)
+            python_guards = reads.guards(_modules_of(self.fn))
+            if len(python_guards):
+                parts["guards"].append(python_guards)
         except BaseException:
             tracer.restore()
             tracer.rollback_optimizers()
@@ -212,6 +242,50 @@ class CompiledFunction:
         report(self.__name__, reason, prog, traced_text)
         _maybe_dump(prog, self.dump, self.__name__, self.trace_count)
         return prog
+
+
+_FORWARDED = frozenset(("lower", "trace", "trace_count", "recompile_reasons", "backend", "amp", "dynamic", "fullgraph",
+                        "dump", "fuse", "cache_limit", "fn"))
+
+
+class CompiledModule(Module):
+    """What gradc.compile(module) returns: an nn.Module that wraps the original one and runs its
+    forward through a CompiledFunction. Parameters, buffers and submodules are the original's (the
+    same tensors); `state_dict()` keys carry PyTorch's `_orig_mod.` prefix (load_state_dict expects
+    it; `compiled._orig_mod.state_dict()` gives the plain keys). train()/eval()/to() reach the
+    original; any other attribute is read from the original module, except the compiled function's
+    own (`trace_count`, `recompile_reasons`, `lower`, `trace`, ...)."""
+
+    def __init__(self, module, compiled):
+        super().__init__()
+        self._orig_mod = module
+        object.__setattr__(self, "_compiled", compiled)
+
+    def forward(self, *args, **kwargs):
+        return self._compiled(*args, **kwargs)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        if name in _FORWARDED and "_compiled" in d:
+            return getattr(d["_compiled"], name)
+        try:
+            return Module.__getattr__(self, name)
+        except AttributeError:
+            if "_modules" in d and "_orig_mod" in d["_modules"]:
+                return getattr(d["_modules"]["_orig_mod"], name)
+            raise
+
+    def __getitem__(self, index):  # containers (Sequential, ModuleList) stay indexable
+        return self._orig_mod[index]
+
+    def __len__(self):
+        return len(self._orig_mod)
+
+    def __iter__(self):
+        return iter(self._orig_mod)
+
+    def __repr__(self):
+        return f"CompiledModule({self._orig_mod!r})"
 
 
 def _modules_of(fn):
@@ -235,6 +309,13 @@ def _modules_of(fn):
         if all(m is not u for u in unique):
             unique.append(m)
     return unique
+
+
+def _cell_value(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return None
 
 
 def _spec_key(spec):
@@ -369,7 +450,11 @@ def _maybe_dump(prog, option, name, n):
 
 def compile(fn=None, *, backend="auto", amp=None, dynamic=False, fullgraph=False, dump=None, fuse=True,
             cache_limit=8):
-    """Compile `fn` (a function or nn.Module). Usable as @gradc.compile or @gradc.compile(...)."""
+    """Compile `fn` (a function or nn.Module). Usable as @gradc.compile or @gradc.compile(...).
+    A module gives a CompiledModule (an nn.Module); a function a CompiledFunction. Compiling
+    something already compiled compiles the original with the new options."""
     if fn is None:
-        return lambda f: CompiledFunction(f, backend, amp, dynamic, fullgraph, dump, fuse, cache_limit)
-    return CompiledFunction(fn, backend, amp, dynamic, fullgraph, dump, fuse, cache_limit)
+        return lambda f: compile(f, backend=backend, amp=amp, dynamic=dynamic, fullgraph=fullgraph, dump=dump,
+                                 fuse=fuse, cache_limit=cache_limit)
+    compiled = CompiledFunction(fn, backend, amp, dynamic, fullgraph, dump, fuse, cache_limit)
+    return CompiledModule(compiled.fn, compiled) if isinstance(compiled.fn, Module) else compiled

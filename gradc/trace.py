@@ -15,7 +15,7 @@ from . import autograd
 from . import dispatch
 from . import dtypes as D
 from .creation import ones, tensor
-from .device import CPU
+from .device import CPU, common_device
 from .errors import AutogradError, DeviceError, GradcError, TraceError
 from .ir import Graph
 from .passes.autodiff import differentiate
@@ -140,11 +140,7 @@ class Tracer(dispatch.Mode):
 
     # ------------------------------------------------------------------ recording
     def bind(self, prim, args, attrs):
-        dev = args[0].device
-        for a in args:
-            if a.device is not dev and a.device != dev:
-                raise DeviceError(f"{prim.name}: operands are on different devices ({dev} and {a.device}) "
-                                  f"at {self.where()}; move them to one device with .to('{dev}')")
+        dev = common_device(prim.name, args, self.where())
         ids = [self.node_of(a) for a in args]
         try:
             shape, dtype = prim.infer([a.shape for a in args], [a.dtype for a in args], attrs)
@@ -246,7 +242,10 @@ class Tracer(dispatch.Mode):
 
 
 def settings_of(opt):
-    """What a compiled step assumes about an optimizer: hyper-parameters, and the identity of the
-    flat buffers its parameters live in (flat=True)."""
+    """What a compiled step assumes about an optimizer: its options (for those that are program
+    inputs, only whether they are zero; their current values are copied into the input tensors
+    here), and the identity of the flat buffers its parameters live in (flat=True)."""
     flats = tuple(id(f.param) for fl in getattr(opt, "_flats", {}).values() for f in fl)
-    return [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups] + [flats]
+    sync = getattr(opt, "sync_hyper_inputs", None)
+    groups = sync() if sync is not None else [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+    return groups + [flats]

@@ -15,7 +15,11 @@ class Adam(Optimizer):
                              f"weight_decay={weight_decay} (need lr, eps, weight_decay >= 0 and 0 <= beta < 1)")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), flat=flat)
 
+    hyper_inputs = ("lr", "betas", "eps", "weight_decay")
+
     def _update(self, p, grad, state, group):
+        # Numbers may be 0-d tensors (program inputs of a compiled step); branches read the plain
+        # options (`group.raw`), and only whether they are zero (see Optimizer.hyper_inputs).
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if not state:
             state["step"] = zeros((), device=p.device)
@@ -23,12 +27,12 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = zeros_like(p)
         step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
         step.add_(1.0)
-        if wd != 0:
+        if getattr(group, "raw", group)["weight_decay"] != 0:
             if self.decoupled:
                 p.mul_(1 - lr * wd)
             else:
                 grad = grad + p * wd
-        m.mul_(beta1).add_(grad, alpha=1 - beta1)
+        m.mul_(beta1).add_(grad * (1 - beta1))
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         t = step.double()  # bias corrections in float64, as torch computes them (in Python floats)
         bias1 = 1.0 - beta1 ** t

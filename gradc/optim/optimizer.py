@@ -3,14 +3,23 @@ written with tensor ops under no_grad, so a compiled training step captures them
 import abc
 import copy
 
+import numpy as np
+
 from ..autograd import no_grad
 from ..errors import GradcError, ShapeError
 from ..tensor import Tensor
+from .. import dtypes as D
 from ..functions import cat, zeros_like
 from .. import dispatch
 
 
 class Optimizer(abc.ABC):
+    # Options whose numbers a compiled step reads as program inputs (0-d float64 tensors, which
+    # combine with float32 tensors as Python floats do), so changing them (an lr schedule) never
+    # traces again. The update code branches only on whether such an option is zero; that, and
+    # every other option, is guarded. Subclasses that list none get every option guarded.
+    hyper_inputs = ()
+
     def __init__(self, params, defaults, flat=False):
         self.flat = bool(flat)
         self._flats = {}  # group index -> [_Flat] (flat=True: parameters live in flat buffers)
@@ -24,6 +33,7 @@ class Optimizer(abc.ABC):
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.param_groups = []
         self.state = {}
+        self._hyper = {}  # (group index, option, device) -> the 0-d tensor a compiled step reads
         for g in groups:
             self.add_param_group(g)
         self._init_state()
@@ -73,11 +83,49 @@ class Optimizer(abc.ABC):
                 if self.flat and len(params) > 1 and all(p.grad is not None for p in params):
                     for flat in self._flat_buffers(gi, params):
                         grad = cat([p.grad.reshape(-1) for p in flat.params])
-                        self._update(flat.param, grad, flat.state, group)
+                        self._update(flat.param, grad, flat.state, self._numbers(gi, group, flat.param.device))
                     continue
                 for p in params:
                     if p.grad is not None:
-                        self._update(p, p.grad, self.state.setdefault(p, {}), group)
+                        self._update(p, p.grad, self.state.setdefault(p, {}), self._numbers(gi, group, p.device))
+
+    def _numbers(self, gi, group, device):
+        """The group as `_update` reads it: eagerly the group itself; while a step is traced, the
+        options in `hyper_inputs` are 0-d tensors holding their current values (program inputs)."""
+        if not self.hyper_inputs or dispatch.tracer() is None:
+            return group
+        out = _Numbers(group)
+        out.raw = group
+        for k in self.hyper_inputs:
+            v = group.get(k)
+            if isinstance(v, tuple):
+                out[k] = tuple(self._hyper_tensor(gi, (k, i), x, device) for i, x in enumerate(v))
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[k] = self._hyper_tensor(gi, k, v, device)
+        return out
+
+    def _hyper_tensor(self, gi, key, value, device):
+        t = self._hyper.get((gi, key, str(device)))
+        if t is None:  # made concrete (not traced): it is state the program reads on every call
+            data = np.array(float(value), dtype=np.float64)
+            t = self._hyper[(gi, key, str(device))] = Tensor._wrap(data if device.type == "cpu" else
+                                                                   device.xp.asarray(data), D.float64, device)
+        elif t._data is not None:  # (None: already an input of the step being traced)
+            t._data[...] = float(value)
+        return t
+
+    def sync_hyper_inputs(self):
+        """Copy the groups' current option values into the tensors compiled steps read (before
+        each compiled call); returns the structure a compiled step assumed (see `hyper_inputs`)."""
+        for (gi, key, _), t in self._hyper.items():
+            g = self.param_groups[gi]
+            v = g[key[0]][key[1]] if isinstance(key, tuple) else g[key]
+            if t._data is not None and t._data != v:
+                t._data[...] = v
+        return [{k: (("input", v == 0) if k in self.hyper_inputs and isinstance(v, (int, float))
+                     and not isinstance(v, bool) else (("input", tuple(x == 0 for x in v)) if
+                                                        k in self.hyper_inputs and isinstance(v, tuple) else v))
+                 for k, v in g.items() if k != "params"} for g in self.param_groups]
 
     def _flat_buffers(self, gi, params):
         """Horizontal fusion: the group's parameters of one dtype and device live as views of one
@@ -153,6 +201,12 @@ class Optimizer(abc.ABC):
             lines.append(f"Parameter Group {i}")
             lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
         return "\n".join(lines + [")"])
+
+
+class _Numbers(dict):
+    """A parameter group as a traced update reads it: options as program inputs; `raw` is the
+    group itself (what the update may branch on)."""
+    raw = None
 
 
 class _Flat:

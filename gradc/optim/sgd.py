@@ -12,15 +12,20 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov), flat=flat)
 
+    hyper_inputs = ("lr", "momentum", "dampening", "weight_decay")
+
     def _update(self, p, grad, state, group):
+        # Numbers may be 0-d tensors (program inputs of a compiled step); branches read the plain
+        # options (`group.raw`), and only whether they are zero (see Optimizer.hyper_inputs).
+        raw = getattr(group, "raw", group)
         lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
-        if wd != 0:
+        if raw["weight_decay"] != 0:
             grad = grad + p * wd
-        if momentum != 0:
+        if raw["momentum"] != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = grad.clone()
             else:
-                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
-            grad = grad + buf * momentum if group["nesterov"] else buf
+                buf.mul_(momentum).add_(grad * (1 - group["dampening"]))
+            grad = grad + buf * momentum if raw["nesterov"] else buf
         p.sub_(grad * lr)

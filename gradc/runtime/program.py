@@ -19,6 +19,10 @@ from .aot import Backward, CompiledBackward
 from .wiring import Binding, Effect, resolve  # noqa: F401  (Binding, Effect: part of this module's API)
 
 
+class ReadOnlyTensorError(GradcError, ValueError):
+    """A compiled program must write a tensor whose array is read-only."""
+
+
 class Program:
     """One lowered signature. `ir`: the graph after all passes; `bindings`/`effects`: where inputs
     come from and outputs go; `source`: {file: generated text}; `stats`: what the passes and code
@@ -132,6 +136,27 @@ class Program:
                 return False
         return True
 
+    def guard_failures(self, flat_args):
+        """What no longer holds, one line each (slow path: only asked when a call traces again)."""
+        if flat_args is None:
+            return []
+        self.guards_hold(flat_args)  # computes the expected state once
+        out = []
+        for b, shape, dtype in self._expected:
+            nid = self.ir.inputs[self.bindings.index(b)]
+            name = self.ir.node(nid)["attrs"].get("name") or nid
+            t = b.ref if b.kind == "state" else self._owner(b, flat_args).grad
+            if t is None:
+                out.append(f"{name}: is None now")
+            elif t.shape != shape or t.dtype is not dtype:
+                out.append(f"{name}: {dtype.name}{list(shape)} -> {t.dtype.name}{list(t.shape)}")
+        for guard in self.guards:
+            if not guard(flat_args):
+                explain = getattr(guard, "explain", None)
+                out += explain() if explain is not None else [getattr(guard, "__doc__", None) or
+                                                              "a guard on state the program read failed"]
+        return out
+
     def _owner(self, b, flat_args):
         ob = self.bindings[b.owner]
         return flat_args[ob.ref] if ob.kind == "arg" else (ob.ref if ob.kind == "state" else
@@ -147,6 +172,13 @@ class Program:
 
     def call_flat(self, flat_args):
         tensors = self.resolve(flat_args)
+        for e in self.effects:  # checked before running: a failed write-back would leave state half updated
+            if e.kind == "data" and not getattr(getattr(tensors[e.slot]._data, "flags", None), "writeable", True):
+                name = self.ir.node(self.ir.inputs[e.slot])["attrs"].get("name", f"input {e.slot}")
+                raise ReadOnlyTensorError(
+                    f"the compiled program updates {name} in place, but its NumPy array is read-only (e.g. a "
+                    "parameter made with gradc.from_numpy of a read-only array); give it a writable copy first: "
+                    "p.data = p.data.clone(), or gradc.from_numpy(array.copy())")
         with self._lock:
             outs = self.execute([t._data for t in tensors])
         for e in self.effects:

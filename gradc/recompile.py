@@ -1,0 +1,107 @@
+"""Why a compiled function traces again, in words a person can read: the argument by its Python
+name and the part that changed (`x.shape[0]: 8 -> 32`, `lr: 0.1 -> 0.05`, `model.training: True ->
+False`). Only computed when a call does trace again, never on the fast path."""
+import inspect
+import reprlib
+
+_short = reprlib.Repr()
+_short.maxstring, _short.maxother = 40, 40
+
+
+def parameter_names(fn):
+    """The Python names of fn's positional parameters (a module: its forward's), and the name of
+    *args if it has one."""
+    target = getattr(fn, "forward", fn) if not inspect.isfunction(fn) and not inspect.ismethod(fn) else fn
+    try:
+        params = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return [], "args"
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    star = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), "args")
+    return names, star
+
+
+def leaves(fn, spec):
+    """(names of the tensor leaves in order, {name: Python value} of the other leaves, {name: kind
+    of container}) for a call's pytree spec ((args, kwargs))."""
+    names, star = parameter_names(fn)
+    tensors, values, shapes = [], {}, {}
+
+    def walk(node, path):
+        kind, body = node
+        if kind == "T":
+            tensors.append(path)
+        elif kind == "V":
+            values[path] = body
+        elif kind is dict:
+            shapes[path] = ("dict", tuple(k for k, _ in body))
+            for k, v in body:
+                walk(v, f"{path}[{k!r}]")
+        else:
+            shapes[path] = (getattr(kind, "__name__", str(kind)), len(body))
+            for i, v in enumerate(body):
+                walk(v, f"{path}[{i}]")
+
+    (_, args), (_, kwargs) = spec[1]
+    for i, a in enumerate(args):
+        walk(a, names[i] if i < len(names) else f"{star}[{i - len(names)}]")
+    for k, v in kwargs:
+        walk(v, k)
+    return tensors, values, shapes
+
+
+def _tensor_changes(name, old, new):
+    (s0, d0, dev0, rg0, a0), (s1, d1, dev1, rg1, a1) = old, new
+    out = []
+    if s0 != s1:
+        if len(s0) == len(s1):
+            out += [f"{name}.shape[{i}]: {a} -> {b}" for i, (a, b) in enumerate(zip(s0, s1)) if a != b]
+        else:
+            out.append(f"{name}.shape: {tuple(s0)} -> {tuple(s1)}")
+    if d0 != d1:
+        out.append(f"{name}.dtype: {d0} -> {d1}")
+    if dev0 != dev1:
+        out.append(f"{name}.device: {dev0} -> {dev1}")
+    if rg0 != rg1:
+        out.append(f"{name}.requires_grad: {rg0} -> {rg1}")
+    if a0 != a1:
+        out.append(f"{name}: which arguments are the same tensor changed (first seen at position {a0} -> {a1})")
+    return out
+
+
+def describe(fn, old, new, module_names=()):
+    """The changes between two call signatures (see CompiledFunction._signature), one per part.
+    `old`/`new` are (signature, pytree spec); `module_names`: the paths of the modules whose
+    training flags the signature lists, in order."""
+    (sig0, spec0), (sig1, spec1) = old, new
+    p0, p1 = dict(sig0), dict(sig1)
+    t0, v0, c0 = leaves(fn, spec0)
+    t1, v1, c1 = leaves(fn, spec1)
+    out = []
+    if p0.get("grad mode") != p1.get("grad mode"):
+        out.append(f"grad mode: {p0.get('grad mode')} -> {p1.get('grad mode')}")
+    for path in sorted(set(c0) | set(c1)):
+        if c0.get(path) != c1.get(path):
+            out.append(f"{path}: structure {c0.get(path)} -> {c1.get(path)}")
+    for name, a, b in zip(t1, p0.get("tensors", ()), p1.get("tensors", ())):
+        if a != b:
+            out += _tensor_changes(name, a, b)
+    if len(t0) != len(t1) and not out:
+        out.append(f"number of tensor arguments: {len(t0)} -> {len(t1)}")
+    for path in v1:
+        if path in v0 and (type(v0[path]), v0[path]) != (type(v1[path]), v1[path]) and v0[path] is not v1[path]:
+            out.append(f"{path}: {_short.repr(v0[path])} -> {_short.repr(v1[path])}")
+        elif path not in v0 and not any(path.startswith(c) for c in c0 if c0.get(c) != c1.get(c)):
+            out.append(f"{path}: new argument {_short.repr(v1[path])}")
+    if p0.get("autocast") != p1.get("autocast"):
+        out.append(f"autocast: {p0.get('autocast')} -> {p1.get('autocast')}")
+    f0, f1 = p0.get("module training flags"), p1.get("module training flags")
+    if f0 is not None and f1 is not None and f0 != f1:
+        flips = [(n, a, b) for n, a, b in zip(module_names, f0, f1) if a != b]
+        roots = [f for f in flips if not any(f[0].startswith(g[0] + ".") for g in flips if g is not f)]
+        out += [f"{n}.training: {a} -> {b}" for n, a, b in roots[:4]]
+        if len(roots) > 4:
+            out.append(f"(and {len(roots) - 4} more modules' training flags)")
+    if p0.get("module parameters and buffers") != p1.get("module parameters and buffers"):
+        out.append("a module's parameter or buffer was replaced by another tensor")
+    return out

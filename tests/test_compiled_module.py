@@ -1,0 +1,73 @@
+"""gradc.compile(module) returns an nn.Module wrapping the original: the same parameters, train/eval,
+state_dict (keys prefixed `_orig_mod.`, as PyTorch), attribute access, and an optimizer on its
+parameters trains the original model."""
+import numpy as np
+
+import gradc
+import gradc.nn.functional as F
+from gradc import nn, optim
+
+
+def _model():
+    gradc.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.ReLU(), nn.Linear(8, 3))
+
+
+def _x(*shape, seed=0):
+    return gradc.tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+def test_is_a_module_with_the_same_parameters():
+    model = _model()
+    cm = gradc.compile(model)
+    assert isinstance(cm, nn.Module)
+    assert [id(p) for p in cm.parameters()] == [id(p) for p in model.parameters()]
+    assert cm[0] is model[0] and cm._orig_mod is model  # attribute and item access reach the original
+    assert cm.trace_count == 0
+
+
+def test_train_eval_reach_the_original_and_retrace():
+    model = _model()
+    cm = gradc.compile(model)
+    x = _x(4, 6)
+    cm(x)
+    assert cm.eval() is cm and not model.training and not model[1].training
+    with gradc.no_grad():
+        np.testing.assert_allclose(cm(x).numpy(), model(x).numpy(), rtol=1e-6)
+    cm.train()
+    assert model.training and cm.trace_count == 2
+
+
+def test_state_dict_round_trip():
+    cm = gradc.compile(_model())
+    sd = cm.state_dict()
+    assert list(sd) == ["_orig_mod." + k for k in cm._orig_mod.state_dict()]
+    other = gradc.compile(nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.ReLU(), nn.Linear(8, 3)))
+    other.load_state_dict(sd)
+    for a, b in zip(cm.parameters(), other.parameters()):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    cm.eval(), other.eval()
+    x = _x(3, 6)
+    np.testing.assert_array_equal(cm(x).detach().numpy(), other(x).detach().numpy())
+
+
+def test_optimizer_on_its_parameters_trains_like_eager():
+    eager, compiled_model = _model().eval(), _model().eval()
+    cm = gradc.compile(compiled_model)
+    opts = [optim.Adam(m.parameters(), lr=1e-2) for m in (eager, cm)]
+    for i in range(5):
+        x, y = _x(8, 6, seed=i), gradc.tensor(np.arange(8) % 3)
+        for m, opt in zip((eager, cm), opts):
+            opt.zero_grad()
+            F.cross_entropy(m(x), y).backward()
+            opt.step()
+    for a, b in zip(eager.parameters(), compiled_model.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert cm.trace_count == 1
+
+
+def test_compiled_module_to_and_lower():
+    cm = gradc.compile(_model())
+    assert cm.to("cpu") is cm
+    prog = cm.lower(_x(2, 6))
+    assert prog.stats["nodes"] > 0

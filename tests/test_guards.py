@@ -1,0 +1,234 @@
+"""Sound guards: every Python value that shaped a trace is guarded, so a change traces again instead
+of running a stale program; compiled results are compared with eager results after each change.
+Also: wrong arguments to a loaded Program, and compiling what is already compiled."""
+import numpy as np
+import pytest
+
+import gradc
+import gradc.nn.functional as F
+from gradc import nn, optim
+from gradc.errors import DTypeError, GradcError, ShapeError
+
+SCALE = 1.0
+FACTOR = gradc.ones(4)
+CONFIG = {"k": 2.0}
+LOG = []
+
+
+def _x(*shape, seed=0):
+    return gradc.tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+def scaled(x):
+    return x * SCALE
+
+
+def with_factor(x):
+    return x * FACTOR
+
+
+def with_config(x):
+    return x * CONFIG["k"]
+
+
+def logging_step(x):
+    LOG.append(1)  # written by the function: an output, not an input that shapes the graph
+    return x * 2.0
+
+
+def test_global_float_is_guarded():
+    global SCALE
+    cf, x = gradc.compile(scaled), _x(4)
+    np.testing.assert_allclose(cf(x).numpy(), x.numpy())
+    SCALE = 0.25
+    try:
+        np.testing.assert_allclose(cf(x).numpy(), x.numpy() * 0.25)  # eager: the new value
+        assert cf.trace_count == 2
+        cf(x)
+        assert cf.trace_count == 2   # unchanged since: the second program is reused
+    finally:
+        SCALE = 1.0
+
+
+def test_rebound_global_tensor_is_guarded():
+    global FACTOR
+    cf, x = gradc.compile(with_factor), _x(4)
+    cf(x)
+    old, FACTOR = FACTOR, gradc.full((4,), 3.0)
+    try:
+        np.testing.assert_allclose(cf(x).numpy(), x.numpy() * 3.0)
+        assert "global FACTOR" in cf.recompile_reasons[-1]
+    finally:
+        FACTOR = old
+
+
+def test_dict_value_is_guarded():
+    cf, x = gradc.compile(with_config), _x(4)
+    cf(x)
+    CONFIG["k"] = 5.0
+    try:
+        np.testing.assert_allclose(cf(x).numpy(), x.numpy() * 5.0)
+        assert "global CONFIG" in cf.recompile_reasons[-1]
+    finally:
+        CONFIG["k"] = 2.0
+
+
+def test_closure_cell_is_guarded():
+    factor = 2.0
+
+    def f(x):
+        return x * factor
+
+    cf, x = gradc.compile(f), _x(3)
+    np.testing.assert_allclose(cf(x).numpy(), x.numpy() * 2.0)
+    factor = 7.0  # rebinds the cell f reads
+    np.testing.assert_allclose(cf(x).numpy(), x.numpy() * 7.0)
+    assert cf.recompile_reasons == ["closure variable factor: 2.0 -> 7.0"]
+
+
+def test_container_the_function_writes_does_not_retrace():
+    cf, x = gradc.compile(logging_step), _x(3)
+    for _ in range(3):
+        cf(x)
+        logging_step(x)  # eager calls append too
+    assert cf.trace_count == 1
+
+
+def test_dropout_p_is_guarded():
+    gradc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5))
+    cf, x = gradc.compile(model), _x(16, 8)
+    cf(x)
+    model[1].p = 0.0  # no dropout: compiled must equal the deterministic eager result
+    np.testing.assert_allclose(cf(x).detach().numpy(), model(x).detach().numpy(), rtol=1e-6)
+    assert "self.1.p: 0.5 -> 0.0" in cf.recompile_reasons[-1]
+
+
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.factor = 1.5
+
+    def forward(self, x):
+        return self.lin(x) * self.factor
+
+
+def test_float_module_attribute_and_eps_are_guarded():
+    model, x = Scaled(), _x(2, 4)
+    cf = gradc.compile(model)
+    cf(x)
+    model.factor = -2.0
+    np.testing.assert_allclose(cf(x).detach().numpy(), model(x).detach().numpy(), rtol=1e-6)
+    assert "self.factor: 1.5 -> -2.0" in cf.recompile_reasons[-1]
+    ln = nn.LayerNorm(4)
+    cl = gradc.compile(ln)
+    cl(x)
+    ln.eps = 0.5
+    np.testing.assert_allclose(cl(x).detach().numpy(), ln(x).detach().numpy(), rtol=1e-6)
+    assert cl.trace_count == 2
+
+
+def test_guard_cost_is_small():
+    """The per-call cost of the guards of a program that reads globals and module attributes."""
+    import time
+    model, x = Scaled(), _x(2, 4)
+    cf = gradc.compile(lambda x: model(x) * SCALE * CONFIG["k"])
+    cf(x)
+    prog = next(iter(cf._programs.values()))[0]
+    flat = [x]
+    best = min(_timed(prog.guards_hold, flat) for _ in range(5))
+    assert best < 20e-6, f"guards take {best * 1e6:.1f} us per call"
+
+
+def _timed(fn, arg, n=200):
+    import time
+    t = time.perf_counter()
+    for _ in range(n):
+        assert fn(arg)
+    return (time.perf_counter() - t) / n
+
+
+# ---------------------------------------------------------------------------- compiled of compiled
+def _step_parts():
+    gradc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return model, step
+
+
+def test_compile_of_compiled_equals_eager():
+    x, y = _x(5, 8), gradc.tensor(np.array([0, 1, 2, 3, 0]))
+    m_e, step_e = _step_parts()
+    m_c, step_c = _step_parts()
+    twice = gradc.compile(gradc.compile(step_c))
+    for _ in range(3):
+        np.testing.assert_allclose(twice(x, y).item(), step_e(x, y).item(), rtol=1e-5)
+    for a, b in zip(m_e.parameters(), m_c.parameters()):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert twice.trace_count <= 2
+
+
+def test_amp_compile_of_compiled_step_runs():
+    x, y = _x(5, 8), gradc.tensor(np.array([0, 1, 2, 3, 0]))
+    _, step = _step_parts()
+    compiled = gradc.compile(step)
+    compiled(x, y)
+    amp = gradc.compile(compiled, amp="fp16")
+    assert amp.amp == "fp16" and amp.fn is step
+    losses = [amp(x, y).item() for _ in range(3)]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_compiled_function_called_inside_a_trace_is_inlined():
+    inner = gradc.compile(lambda t: t.tanh() * 2.0)
+    outer = gradc.compile(lambda t: inner(t) + 1.0)
+    x = _x(3)
+    np.testing.assert_allclose(outer(x).numpy(), np.tanh(x.numpy()) * 2 + 1, rtol=1e-6)
+    assert inner.trace_count == 0  # traced as part of outer, never on its own
+
+
+# ---------------------------------------------------------------------------- loaded programs
+def test_wrong_arguments_to_a_loaded_program(tmp_path):
+    model = nn.Linear(4, 2)
+    x = _x(3, 4)
+    path = tmp_path / "m.gradc"
+    gradc.export(model, x).save(path)
+    prog = gradc.load(path)
+    np.testing.assert_allclose(prog(x).numpy(), model(x).detach().numpy(), rtol=1e-5)
+    with pytest.raises(GradcError, match=r"takes 1 tensor argument.*got 2"):
+        prog(x, x)
+    with pytest.raises(ShapeError, match=r"argument .*compiled for float32\[3, 4\], got float32\[5, 4\]"):
+        prog(_x(5, 4))
+    with pytest.raises(DTypeError, match=r"float32\[3, 4\].*got float64"):
+        prog(x.double())
+    with pytest.raises(GradcError, match=r"numpy.ndarray, not a gradc Tensor"):
+        prog(x.numpy())
+
+
+def test_read_only_numpy_parameter_in_a_compiled_update():
+    from gradc.runtime.program import ReadOnlyTensorError
+    frozen = np.ones((2, 3), dtype=np.float32)
+    frozen.setflags(write=False)
+    model = nn.Linear(3, 2)
+    model.weight = nn.Parameter(gradc.from_numpy(frozen))
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        loss = model(x).sum()
+        loss.backward()
+        opt.step()
+        return loss
+    cf = gradc.compile(step)
+    with pytest.raises(ReadOnlyTensorError, match="read-only.*writable copy"):
+        for _ in range(2):
+            cf(gradc.ones(1, 3))
+    np.testing.assert_array_equal(frozen, 1.0)  # nothing was written
