@@ -1,12 +1,14 @@
 """Random well-typed op graphs, compiled vs eager.
 
-A strategy builds a small program: 1-3 inputs of mutually broadcastable random shapes, then a
-few steps, each applying a unary, binary (broadcasting), where, reduction, softmax, reshape or
-permute op to values made so far. The program is interpreted twice on equal inputs, eagerly and
+A strategy builds a small program: 1-3 inputs of mutually broadcastable random shapes (up to
+4-D), then a few steps, each applying a unary, binary (broadcasting), where, reduction, softmax,
+reshape, permute, unsqueeze or pairwise (`x.unsqueeze(1) - x`: a broadcast across the leading
+axis) op to values made so far. The program is interpreted twice on equal inputs, eagerly and
 under `gradc.compile`; the forward values and the gradients of every input (whole-step:
 backward inside the compiled function; and compiled forward + eager backward) must agree with
 eager execution. Ops are chosen so values stay bounded (no overflow), so any difference is the
-compiler's."""
+compiler's. Each test runs at the block size measured on this machine and at a tiny one (every
+fused group then runs in many blocks of rows); together they check 500 graphs per run."""
 import gc
 
 import numpy as np
@@ -18,6 +20,15 @@ import gradc
 from gradc.testing import assert_close
 
 TOL = {"float32": (1e-5, 1e-6), "float64": (1e-12, 1e-12)}
+
+
+@pytest.fixture(params=[None, "64"], ids=["measured-blocks", "tiny-blocks"])
+def blocks(request, monkeypatch):
+    if request.param is None:
+        monkeypatch.delenv("GRADC_BLOCK_BYTES", raising=False)
+    else:
+        monkeypatch.setenv("GRADC_BLOCK_BYTES", request.param)
+    return request.param
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -68,7 +79,7 @@ def programs(draw):
     """(dtype, input shapes, steps, outputs, seed). A step is (kind, name, operand indices, params);
     value i < n_inputs is input i, later values are step results in order."""
     n_in = draw(st.integers(1, 3))
-    shapes = draw(mutually_broadcastable_shapes(num_shapes=n_in, min_dims=0, max_dims=3, min_side=1, max_side=4))
+    shapes = draw(mutually_broadcastable_shapes(num_shapes=n_in, min_dims=0, max_dims=4, min_side=1, max_side=4))
     shapes = list(shapes.input_shapes)
     dtype = draw(st.sampled_from(["float32", "float64"]))
     steps = []
@@ -76,7 +87,7 @@ def programs(draw):
     for _ in range(n_steps):
         k = len(shapes)
         kind = draw(st.sampled_from(["unary", "binary", "binary", "where", "reduce", "softmax", "reshape",
-                                     "permute"]))
+                                     "permute", "unsqueeze", "pairwise", "pairwise"]))
         i = draw(st.integers(0, k - 1))
         s = shapes[i]
         if kind in ("binary", "where"):
@@ -104,6 +115,13 @@ def programs(draw):
             target = draw(st.sampled_from([tuple(reversed(s)), (-1,), (1,) + tuple(s)]))
             steps.append(("reshape", "reshape", (i,), {"shape": target}))
             out = (int(np.prod(s)),) if target == (-1,) else target
+        elif kind == "unsqueeze" and len(s) < 4:
+            d = draw(st.integers(0, len(s)))
+            steps.append(("unsqueeze", "unsqueeze", (i,), {"dim": d}))
+            out = tuple(s[:d]) + (1,) + tuple(s[d:])
+        elif kind == "pairwise" and 1 <= len(s) <= 3:
+            steps.append(("pairwise", draw(st.sampled_from(["sub", "mul"])), (i,), {}))
+            out = (s[0],) + tuple(s)
         elif kind == "permute" and len(s) > 1:
             perm = tuple(draw(st.permutations(range(len(s)))))
             steps.append(("permute", "permute", (i,), {"dims": perm}))
@@ -135,6 +153,11 @@ def run_program(steps, outputs, xs):
             v = args[0].softmax(params["dim"])
         elif kind == "reshape":
             v = args[0].reshape(params["shape"])
+        elif kind == "unsqueeze":
+            v = args[0].unsqueeze(params["dim"])
+        elif kind == "pairwise":   # (N, 1, ...) with (N, ...): an operand broadcast across the rows
+            a = args[0]
+            v = (a.unsqueeze(1) - a) if name == "sub" else (a.unsqueeze(1) * a.tanh())
         else:
             v = args[0].permute(params["dims"])
         values.append(v)
@@ -158,13 +181,15 @@ def _loss(outs, ws):
     return loss
 
 
-SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
+# 150 forward and 100 gradient programs (two compiled programs each) per block size: 500 graphs.
+FORWARD = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=_HEALTH)
+GRADIENTS = settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=_HEALTH)
 
 
-@SETTINGS
-@given(programs())
-def test_random_program_forward(prog):
+@FORWARD
+@given(prog=programs())
+def test_random_program_forward(blocks, prog):
     dtype, shapes, steps, outputs, seed = prog
     rtol, atol = TOL[dtype]
     eager = run_program(steps, outputs, _inputs(shapes, dtype, seed, False))
@@ -176,9 +201,9 @@ def test_random_program_forward(prog):
         assert_close(g, e, rtol=rtol, atol=atol, msg=f"output {k} of {steps}")
 
 
-@SETTINGS
-@given(programs())
-def test_random_program_gradients(prog):
+@GRADIENTS
+@given(prog=programs())
+def test_random_program_gradients(blocks, prog):
     dtype, shapes, steps, outputs, seed = prog
     rtol, atol = TOL[dtype]
     xs = _inputs(shapes, dtype, seed, True)
@@ -215,16 +240,18 @@ def test_random_program_gradients(prog):
 
 def test_strategy_builds_varied_programs():
     """The generator reaches every kind of step and broadcasting between inputs."""
-    seen, broadcast = set(), False
+    seen, broadcast, deep = set(), False, False
 
-    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None)
     @given(programs())
     def collect(prog):
-        nonlocal broadcast
+        nonlocal broadcast, deep
         _, shapes, steps, _, _ = prog
         seen.update(kind for kind, *_ in steps)
         broadcast |= len({tuple(s) for s in shapes}) > 1
+        deep |= any(len(s) == 4 for s in shapes)
 
     collect()
-    assert seen >= {"unary", "binary", "where", "reduce", "softmax", "reshape", "permute"}, seen
-    assert broadcast
+    assert seen >= {"unary", "binary", "where", "reduce", "softmax", "reshape", "permute", "unsqueeze",
+                    "pairwise"}, seen
+    assert broadcast and deep

@@ -8,7 +8,7 @@ which template macro to call; the code itself comes from templates/numpy/."""
 import numpy as np
 
 from .. import dtypes as D
-from ..passes.fusion import ROW_REDUCE, row_role, row_sliced
+from ..passes.fusion import ROW_REDUCE, reads_rows, row_role
 from ..passes.liveness import by_storage, last_uses
 from ..passes.memory import VIEW_OPS, stored
 from ..version import __version__
@@ -113,17 +113,15 @@ class _Emitter:
         kept = [m for m in members if stored(graph, u, m, self.outputs)]
         block = min(rows, block_rows(graph, u, self.block_bytes))
         body, local = [], {}
-        for a in external:
-            if row_sliced(graph, a, rows):
+        for a in external:  # read block by block where a member follows the rows, whole where it broadcasts
+            if any(a in graph.args(m) and reads_rows(graph, m, a) for m in members):
                 body.append({"code": stmt.rows(f"x{a}", name_of(a)), "where": ""})
                 local[a] = f"x{a}"
-            else:
-                local[a] = name_of(a)
         scratch, scratch_of = self._scratch(u, kept, block)
         prologue = []
         for m in members:
             d = graph.node(m)
-            args = [local[a] for a in graph.args(m)]
+            args = [local[a] if a in inside or reads_rows(graph, m, a) else name_of(a) for a in graph.args(m)]
             op, where = d["op"], safe_where(d["where"])
             if op in VIEW_OPS:
                 local[m] = f"x{m}"

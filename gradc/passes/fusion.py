@@ -52,10 +52,20 @@ def rows_of(graph, nid):
     return graph.node(nid)["shape"][0]
 
 
-def row_sliced(graph, arg, rows):
-    """Whether operand `arg` is read block by block (its leading dim is the loop's rows)."""
+def reads_rows(graph, user, arg):
+    """Whether member `user` indexes its operand `arg` along the loop's rows: the operand's axis 0
+    is the user's iteration axis 0. Elementwise ops and expand align shapes from the right, so an
+    operand of lower rank (an (N, D) operand of an (N, N, D) result) or with a leading 1 is read
+    whole for every row (broadcast across rows), even when its leading extent equals the rows.
+    Blocking the rows is legal only where this holds for every edge inside the group."""
+    role = row_role(graph, user)
     s = graph.node(arg)["shape"]
-    return len(s) >= 1 and s[0] == rows
+    if role is None or len(s) < 1 or s[0] != rows_of(graph, user):
+        return False
+    d = graph.node(user)
+    if role == ROW_REDUCE or d["op"] in ("sum", "max", "reshape"):
+        return True   # their one operand: the loop runs over its leading axis
+    return len(s) == len(d["shape"])
 
 
 class Grouping:
@@ -94,6 +104,16 @@ class Grouping:
         return any(row_role(self.graph, n) == ROW_REDUCE and any(v in inside for v in g.successors(n))
                    for n in inside)
 
+    def _broadcast_inside(self, a, b):
+        """Would the merged group hold an edge whose user reads its operand whole? (The operand
+        exists only one block at a time inside the loop.) Edges inside a or b were checked already."""
+        graph = self.graph
+        for src, dst in ((a, b), (b, a)):
+            for m in self.members[dst]:
+                if any(p in self.members[src] and not reads_rows(graph, m, p) for p in graph.args(m)):
+                    return True
+        return False
+
     def try_merge(self, producer, consumer):
         graph = self.graph
         a, b = self.group[producer], self.group[consumer]
@@ -104,8 +124,10 @@ class Grouping:
             reason = "a reduction over the rows finishes only after the whole loop"
         elif rows_of(graph, producer) != rows_of(graph, consumer):
             reason = f"different row counts ({rows_of(graph, producer)} vs {rows_of(graph, consumer)})"
-        elif not row_sliced(graph, producer, rows_of(graph, consumer)):
-            reason = "the value is broadcast across rows"
+        elif not reads_rows(graph, consumer, producer):
+            reason = "the value is broadcast across rows (its leading axis is not the loop's)"
+        elif self._broadcast_inside(a, b):
+            reason = "a member would read another member of the group whole (broadcast across rows)"
         elif self._reduce_feeds_inside(a, b):
             reason = "a reduction over the rows would feed a member of its own group"
         elif self._creates_cycle(a, b):

@@ -7,7 +7,7 @@ holds); everything else gets a buffer from a pool, reused by size and dtype once
 dead, and allocated once per program so that calls reuse it. A unit may write its result over an
 operand that dies at that unit (in-place), including a state tensor the program updates."""
 from ..ops import OPS
-from .fusion import row_sliced
+from .fusion import reads_rows
 from .liveness import by_storage, last_uses
 
 VIEW_OPS = ("reshape", "permute", "expand", "slice")
@@ -129,7 +129,7 @@ def _reads_before_write(graph, unit, n, operand):
     pos = unit.members.index(n)
     for k, m in enumerate(unit.members):
         if operand in graph.args(m):
-            if k > pos or graph.node(m)["op"] in VIEW_OPS or not row_sliced(graph, operand, unit.rows):
+            if k > pos or graph.node(m)["op"] in VIEW_OPS or not reads_rows(graph, m, operand):
                 return False
     return True
 
