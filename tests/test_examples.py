@@ -25,7 +25,7 @@ def run_example(name, timeout=120):
 def test_every_example_is_tested():
     # ddp_train.py runs under mpiexec in tests/test_distributed.py::test_ddp_example
     tested = {"autograd_linear.py", "where_example.py", "no_grad_inference.py", "train_mlp.py", "ddp_train.py",
-              "train_cnn.py"}
+              "train_cnn.py", "train_gpt.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -105,6 +105,14 @@ def test_train_cnn_reaches_its_threshold():
     assert re.search(r"^compiled training step: traced [12] time\(s\)$", out, re.M), out
     match = re.search(r"^test accuracy: (\d\.\d+) \(threshold (\d\.\d+)\)", out, re.M)
     assert match and float(match.group(1)) >= float(match.group(2)), out
+
+
+def test_train_gpt_loss_goes_down():
+    out = run_example("train_gpt.py", timeout=300)
+    losses = [float(v) for v in re.findall(r"^step +\d+  loss (\d+\.\d+)$", out, re.M)]
+    assert len(losses) == 7 and losses[-1] < losses[0] / 2, losses
+    assert re.search(r"^compiled training step: traced [12] time\(s\)$", out, re.M), out
+    assert re.search(r"^greedy sample: to be.{60}$", out, re.M), out
 
 
 def test_eager_benchmark_runs(tmp_path):
