@@ -383,7 +383,7 @@ def cmd_cache(args):
     from .runtime import cache
     if args.action == "clear":
         n, size = cache.clear()
-        print(f"removed {n} files ({_mib(size)}) from {cache.cache_dir()}")
+        print(f"removed {n} gradc files ({_mib(size)}) from {cache.cache_dir()}; other files there were left alone")
     else:
         n, size = cache.size()
         print(f"{cache.cache_dir()}  ({n} files, {_mib(size)})")
@@ -476,7 +476,7 @@ def build_parser():
                        description="The compile cache holds generated modules and measured settings; it lives in "
                                    "GRADC_CACHE_DIR, or by default in the user's cache directory.")
     k.add_argument("action", nargs="?", choices=("info", "clear"), default="info",
-                   help="info (default): location and size; clear: delete it")
+                   help="info (default): location and size; clear: delete what gradc wrote there (nothing else)")
     k.set_defaults(func=cmd_cache)
     return p
 

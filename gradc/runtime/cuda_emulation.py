@@ -5,8 +5,6 @@ one thread per block), and the host module (host.py) runs with NumPy in CuPy's p
 the generated kernels' index math and numerics against the NumPy backend; it says nothing about
 speed, and races between GPU threads cannot show up here."""
 import ctypes
-import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -50,17 +48,14 @@ def build(kernels_src):
     """Compile the kernels as a shared library (cached by source hash)."""
     if "__global__ void" not in kernels_src:
         return _Module(None)  # every op runs on the host side: nothing to build
-    key = hashlib.sha256(kernels_src.encode()).hexdigest()
-    lib_path = cache.cache_dir() / "cuda-emulation" / f"{key}.so"
-    if not lib_path.exists():
-        src = cache.store(kernels_src, suffix=".cpp", kind="cuda-emulation")
-        tmp = f"{lib_path}.{os.getpid()}.tmp"
-        r = subprocess.run(["g++", "-O0", "-shared", "-fPIC", "-std=c++17", "-x", "c++", str(src), "-o", tmp],
+    def compile_cpp(src, out):
+        r = subprocess.run(["g++", "-O0", "-shared", "-fPIC", "-std=c++17", "-x", "c++", src, "-o", out],
                            capture_output=True, text=True)
         if r.returncode:
             raise RuntimeError(f"host build of generated CUDA failed:\n{r.stderr[:4000]}")
-        os.replace(tmp, lib_path)
-    return _Module(ctypes.CDLL(str(lib_path)))
+    # Built once, recorded by the hash of its bytes and loaded only when they match (cache.py).
+    return _Module(cache.load_shared_object("g++ -O0 -std=c++17\n" + kernels_src, kernels_src, compile_cpp,
+                                            "cuda-emulation", suffix=".cpp"))
 
 
 def load(program):
