@@ -75,9 +75,9 @@ def main():
     model = GPT(len(chars))
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "wte" not in n and "wpe" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "wte" not in n and "wpe" not in n)]
-    # a tensor lr: the scheduler updates it in place and the compiled step reads it as data
+    # the scheduled lr is an input of the compiled program: a new rate does not retrace
     opt = gradc.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=gradc.tensor(3e-3), betas=(0.9, 0.95))
+                            lr=3e-3, betas=(0.9, 0.95))
     warmup = 20
     sched = gradc.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (STEPS - warmup))))

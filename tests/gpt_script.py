@@ -137,9 +137,7 @@ def make_gpt(torch):
                 {"params": [param_dict[pn] for pn in sorted(list(decay))], "weight_decay": weight_decay},
                 {"params": [param_dict[pn] for pn in sorted(list(no_decay))], "weight_decay": 0.0},
             ]
-            # a 0-d tensor lr (PyTorch's capturable form): the scheduler fills it in place, so a
-            # compiled step reads the rate as data instead of retracing at every new value
-            return torch.optim.AdamW(optim_groups, lr=torch.tensor(learning_rate), betas=betas)
+            return torch.optim.AdamW(optim_groups, lr=learning_rate, betas=betas)
 
         @torch.no_grad()
         def generate(self, idx, max_new_tokens, temperature=1.0, do_sample=False, top_k=None):
