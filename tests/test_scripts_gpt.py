@@ -42,12 +42,13 @@ def _params(model):
 def runs(tmp_path_factory):
     """The three 20-step runs, shared by the tests below (the compiled one traces twice: the
     first step creates the AdamW state the second step reads)."""
-    os.environ.setdefault("GRADC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     init, (data, order) = _initial_state(), _data()
     out = {"init": init}
     out["torch"] = train(torch, {k: torch.tensor(v) for k, v in init.items()}, data, order, STEPS, BATCH, config=CONFIG)
     out["eager"] = train(gradc, init, data, order, STEPS, BATCH, config=CONFIG)
-    out["compiled"] = train(gradc, init, data, order, STEPS, BATCH, config=CONFIG, compile=gradc.compile)
+    with pytest.MonkeyPatch.context() as mp:  # a fresh compile cache: the programs are built here
+        mp.setenv("GRADC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        out["compiled"] = train(gradc, init, data, order, STEPS, BATCH, config=CONFIG, compile=gradc.compile)
     return out
 
 
