@@ -10,7 +10,6 @@ step compiled. Tolerances, float32: losses rtol=1e-5, atol=1e-5 (the VAE's loss 
 hundred terms: atol=1e-4); parameters compiled vs eager rtol=1e-5, atol=1e-6, gradc vs PyTorch
 rtol=1e-4, atol=1e-5. Measured: LSTM losses within 5e-7 and parameters within 6e-7; VAE losses
 (~135) within 1.6e-5 and parameters within 1.1e-7, compiled vs eager as close or closer."""
-import os
 
 import numpy as np
 import pytest
