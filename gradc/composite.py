@@ -71,17 +71,22 @@ def clone(input):
 
 # ---------------------------------------------------------------------- elementwise
 export("rsqrt")(lambda input: 1.0 / input.sqrt())
-export("relu")(lambda input: where(input > 0, input, 0))
+export("relu")(lambda input: where(input <= 0, 0, input))   # NaN stays NaN (gradient 1), as in PyTorch
 export("square")(lambda input: input * input)
 
 
 @export("clamp", "clip")
 def clamp(input, min=None, max=None):
+    """Values below min become min, above max become max; the gradient is 1 inside [min, max]
+    (bounds included) and 0 outside. A NaN input stays NaN with no gradient, a NaN bound makes the
+    result NaN, as in PyTorch."""
     out = input
     if min is not None:
-        out = where(out < min, min, out)
+        out = where(out >= min, out, min)
     if max is not None:
-        out = where(out > max, max, out)
+        out = where(out <= max, out, max)
+    if input.dtype.is_floating_point and out is not input:
+        out = where(input != input, input.detach(), out)
     return out
 
 
@@ -198,7 +203,9 @@ def max(input, dim=None, keepdim=False):
         return input.maximum(dim)
     if dim is None:
         return input.amax()
-    return max_result(input.amax(dim, keepdim), input.argmax(dim, keepdim))
+    if input.ndim == 0:
+        return max_result(input.amax(dim, keepdim), input.argmax(dim, keepdim))
+    return _at_index(input, input.argmax(dim, keepdim=True), dim, keepdim)
 
 
 @export("min")
@@ -207,7 +214,19 @@ def min(input, dim=None, keepdim=False):
         return input.minimum(dim)
     if dim is None:
         return amin(input)
-    return max_result(amin(input, dim, keepdim), (-input).argmax(dim, keepdim))
+    if input.ndim == 0:
+        return max_result(amin(input, dim, keepdim), (-input).argmax(dim, keepdim))
+    return _at_index(input, (-input).argmax(dim, keepdim=True), dim, keepdim)
+
+
+def _at_index(input, index, dim, keepdim):
+    """(values, indices) of max/min over dim: the values are read at the index, so the gradient goes
+    to that one element, as in PyTorch (amax/amin split it among ties)."""
+    d = normalize_axis("max", dim, input.ndim)
+    values = input.gather(d, index)
+    if not keepdim:
+        values, index = values.squeeze(d), index.squeeze(d)
+    return max_result(values, index)
 
 
 export("argmin")(lambda input, dim=None, keepdim=False: (-input).argmax(dim, keepdim))

@@ -135,3 +135,35 @@ def test_a_huge_expand_fails_as_fast_compiled_as_eagerly():
     with pytest.raises(gradc.ShapeError):
         gradc.compile(lambda x: x.expand(2 ** 31, 2 ** 31, 4).sum(), fullgraph=True)(gradc.ones(1, 1, 4))
     assert time.perf_counter() - start < 5.0
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("name,f,data", [
+    ("clamp_nan_bound", lambda a: a.clamp(min=NAN), [1.0, NAN, -2.0, 3.0]),
+    ("clamp_bounds_and_ties", lambda a: a.clamp(0.0, 2.0), [1.0, NAN, -2.0, 3.0, 0.0, 2.0]),
+    ("clamp_tensor_bounds", lambda a: a.clamp(a * 0, a * 0 + 2), [1.0, NAN, -2.0, 3.0, 0.0, 2.0]),
+    ("maximum_nan", lambda a: a.maximum(a * 0 + 2.0), [1.0, NAN, 2.0, 3.0]),
+    ("minimum_nan", lambda a: a.minimum(a * 0 + 2.0), [1.0, NAN, 2.0, 3.0]),
+    ("max_dim_ties", lambda a: a.max(0).values, [[1.0, 2.0], [1.0, 2.0]]),
+    ("min_dim_ties", lambda a: a.min(1).values, [[1.0, 1.0], [3.0, 2.0]]),
+    ("max_with_nan", lambda a: a.max(), [1.0, NAN, -2.0]),
+    ("relu_nan", lambda a: a.relu(), [1.0, NAN, -2.0]),
+])
+def test_nan_and_tie_handling_follows_torch(name, f, data):
+    t = _torch()
+    g, r = gradc.tensor(data, requires_grad=True), t.tensor(data, requires_grad=True)
+    go, to = f(g), f(r)
+    np.testing.assert_array_equal(go.detach().numpy(), to.detach().numpy())
+    go.sum().backward()
+    to.sum().backward()
+    np.testing.assert_array_equal(g.grad.numpy(), r.grad.numpy(), err_msg=name)
+    compiled = gradc.compile(lambda a: f(a), fullgraph=True)
+    np.testing.assert_array_equal(compiled(gradc.tensor(data)).numpy(), to.detach().numpy())
+
+
+def test_sign_of_nan_is_zero_as_in_torch():
+    x = gradc.tensor([NAN, -0.0, 2.0, -3.0])
+    assert gradc.sign(x).tolist() == [0.0, 0.0, 1.0, -1.0]
+    assert gradc.compile(gradc.sign)(x).tolist() == [0.0, 0.0, 1.0, -1.0]

@@ -62,7 +62,14 @@ sqrt_p = _unary("sqrt", lambda xp, x: xp.sqrt(x), saves=("out",))
 tanh_p = _unary("tanh", lambda xp, x: xp.tanh(x), saves=("out",))
 sigmoid_p = _unary("sigmoid", _sigmoid, saves=("out",))
 abs_p = _unary("abs", lambda xp, x: xp.abs(x), saves=(0,), float_only=False)
-sign_p = _unary("sign", lambda xp, x: xp.sign(x), float_only=False)
+def _sign(xp, x):
+    # PyTorch's sign(nan) is 0 (NumPy's is nan): (x > 0) - (x < 0) gives that for every dtype.
+    if x.dtype.kind == "b":
+        return x.copy()
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+
+
+sign_p = _unary("sign", _sign, float_only=False)
 erf_p = _unary("erf", _erf, saves=(0,))
 sin_p = _unary("sin", lambda xp, x: xp.sin(x), saves=(0,))
 cos_p = _unary("cos", lambda xp, x: xp.cos(x), saves=(0,))
@@ -144,11 +151,15 @@ def _remainder_vjp(ctx, g):
 
 
 def _minmax_vjp(ctx, g, first_wins):
-    # Ties split the gradient evenly between the operands, as PyTorch does.
+    # Ties split the gradient evenly between the operands, and a NaN comparison (neither wins nor
+    # ties) gives each operand the whole gradient, as PyTorch does.
     a, b = ctx.inputs
-    wins = (a > b) if first_wins else (a < b)
-    share = F.where(wins, 1.0, F.where(a == b, 0.5, 0.0)).to(g.dtype)
-    return (g * share if ctx.needs[0] else None, g * (1.0 - share) if ctx.needs[1] else None)
+    a_loses, b_loses = (a < b, a > b) if first_wins else (a > b, a < b)
+    tie = a == b
+
+    def share(loses):
+        return F.where(loses, 0.0, F.where(tie, 0.5, 1.0)).to(g.dtype)
+    return (g * share(a_loses) if ctx.needs[0] else None, g * share(b_loses) if ctx.needs[1] else None)
 
 
 maximum_p.def_vjp(lambda ctx, g: _minmax_vjp(ctx, g, True))

@@ -65,7 +65,9 @@ def _sum_vjp(ctx, g):
 def _max_vjp(ctx, g):
     # The gradient goes to the maxima, split evenly among ties (as torch.amax does).
     x, shape, axes = ctx.inputs[0], ctx.shapes[0], ctx.attrs["axes"]
-    mask = (x == _keep(ctx.out, shape, axes)).to(g.dtype)
+    top = _keep(ctx.out, shape, axes)
+    # A NaN maximum comes from NaN elements: they are the "ties" that share it (as in PyTorch).
+    mask = ((x == top) | ((x != x) & (top != top))).to(g.dtype)
     return (mask * (_keep(g, shape, axes) / mask.sum(axes, keepdim=True)),)
 
 
