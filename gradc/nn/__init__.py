@@ -3,6 +3,8 @@ from .module import Module, Parameter
 from .layers import (Identity, Linear, Sequential, ModuleList, ReLU, GELU, Tanh, Sigmoid, Softmax, Flatten,
                      LayerNorm, Embedding, Dropout, MSELoss, CrossEntropyLoss, NLLLoss)
 from . import functional, init
+from .loss_modules import (L1Loss, SmoothL1Loss, HuberLoss, KLDivLoss, BCELoss, BCEWithLogitsLoss,  # noqa: F401
+                           CosineSimilarity)
 from . import utils
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d, Unfold, Fold
 from .pooling import (MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d,

@@ -5,6 +5,8 @@ from .. import dtypes as D
 from ..errors import DTypeError, OutOfRangeError, ShapeError
 from ..tensor import Tensor
 from ..ops import OPS
+from .losses import (binary_cross_entropy_with_logits, cosine_similarity, huber_loss, kl_div,  # noqa: F401
+                     l1_loss, legacy_reduction, one_hot, reduce_loss, smooth_l1_loss)
 from ..functions import where, arange
 from .functional_conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d, unfold, fold  # noqa: F401
 from .functional_pad import pad  # noqa: F401
@@ -104,21 +106,11 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     return where((input != padding_idx).unsqueeze(-1), out, out.detach())
 
 
-def _reduce(loss, reduction, name):
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
 def mse_loss(input, target, reduction="mean"):
     if input.shape != target.shape:
         raise ShapeError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
     diff = input - target
-    return _reduce(diff * diff, reduction, "mse_loss")
+    return reduce_loss(diff * diff, reduction, "mse_loss")
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -130,7 +122,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     loss = -(target * input.log().clamp(min=-100.0) + (1 - target) * (1 - input).log().clamp(min=-100.0))
     if weight is not None:
         loss = loss * weight
-    return _reduce(loss, legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy")
+    return reduce_loss(loss, legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy")
 
 
 def _class_layout(input, target, name):
@@ -177,7 +169,7 @@ def _weighted_nll(logp, target, weight, ignore_index, reduction, label_smoothing
             target = target * (1.0 - label_smoothing) + label_smoothing / n_classes
         w = 1.0 if weight is None else weight.reshape((1, n_classes) + (1,) * (logp.ndim - 2))
         loss = -(logp * target * w).sum(1)
-        return _reduce(loss.squeeze(0) if unbatched else loss, reduction, name)
+        return reduce_loss(loss.squeeze(0) if unbatched else loss, reduction, name)
     if target.dtype is not D.int64:
         raise DTypeError(f"{name}: target must be int64 class indices (or float probabilities), got {target.dtype!r}")
     if target.shape != logp.shape[:1] + logp.shape[2:]:
@@ -202,7 +194,7 @@ def _weighted_nll(logp, target, weight, ignore_index, reduction, label_smoothing
         return out
     if label_smoothing:
         loss = loss * (1.0 - label_smoothing) + smooth * (label_smoothing / n_classes)
-    return _reduce(loss, reduction, name)
+    return reduce_loss(loss, reduction, name)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -222,11 +214,3 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     """Negative log-likelihood of log-probabilities against class indices (torch's nll_loss)."""
     return _weighted_nll(input, target, weight, ignore_index, legacy_reduction(size_average, reduce, reduction),
                          0.0, "nll_loss")
-
-
-def legacy_reduction(size_average, reduce, reduction):
-    if size_average is None and reduce is None:
-        return reduction
-    if reduce is False:
-        return "none"
-    return "sum" if size_average is False else "mean"
