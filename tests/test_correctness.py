@@ -167,3 +167,16 @@ def test_sign_of_nan_is_zero_as_in_torch():
     x = gradc.tensor([NAN, -0.0, 2.0, -3.0])
     assert gradc.sign(x).tolist() == [0.0, 0.0, 1.0, -1.0]
     assert gradc.compile(gradc.sign)(x).tolist() == [0.0, 0.0, 1.0, -1.0]
+
+
+def test_out_of_range_targets_raise_in_compiled_code_too():
+    step = gradc.compile(lambda x, t: F.cross_entropy(x, t), fullgraph=True)
+    x = gradc.randn(3, 4)
+    assert np.isfinite(step(x, gradc.tensor([0, 3, -100])).item())
+    with pytest.raises(gradc.OutOfRangeError, match="-5"):
+        step(x, gradc.tensor([0, -5, 1]))
+    emb = nn.Embedding(4, 2)
+    look = gradc.compile(lambda i: emb(i), fullgraph=True)
+    assert look(gradc.tensor([0, 3])).shape == (2, 2)
+    with pytest.raises(IndexError, match="4"):
+        look(gradc.tensor([4, 0]))

@@ -96,7 +96,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if max_norm is not None or scale_grad_by_freq or sparse:
         raise ValueError("embedding: max_norm, scale_grad_by_freq and sparse gradients are not supported; "
                          "renormalise the weight explicitly under no_grad instead")
-    _check_range(input, weight.shape[0], None, "embedding", "index")
+    input = _check_range(input, weight.shape[0], None, "embedding", "index")
     out = OPS["gather"].bind(weight, input, axis=0)
     if padding_idx is None:
         return out
@@ -139,19 +139,18 @@ def _class_layout(input, target, name):
 
 
 def _check_range(index, n, ignore_index, name, what):
-    if index._data is None:
-        return
-    data = index._data if index.device.type == "cpu" else index._data.get()
-    bad = (data != ignore_index) & ((data < 0) | (data >= n))
-    if bad.any():
-        raise OutOfRangeError(f"{name}: {what} {int(data[bad].flat[0])} is out of range (valid: 0..{n - 1}"
-                              + (f", or ignore_index={ignore_index})" if ignore_index is not None else ")"))
+    """`index`, checked to lie in [0, n) (ignore_index aside) by the check_index primitive: where it is
+    used, eagerly and on every run of a compiled program alike."""
+    try:
+        return OPS["check_index"].bind(index, high=int(n), ignore=None if ignore_index is None else int(ignore_index))
+    except OutOfRangeError as e:
+        raise OutOfRangeError(f"{name}: {what} {e}") from None
 
 
 def _check_targets(target, n_classes, ignore_index, name):
     """Class indices outside [0, C) that are not ignore_index are an error, as in PyTorch (a silent
     loss of 0 would still count in the mean). Checked where the values are known (eagerly)."""
-    _check_range(target, n_classes, ignore_index, name, "target")
+    return _check_range(target, n_classes, ignore_index, name, "target")
 
 
 def _onehot(target, n_classes, ndim, device):
@@ -175,7 +174,7 @@ def _weighted_nll(logp, target, weight, ignore_index, reduction, label_smoothing
     if target.shape != logp.shape[:1] + logp.shape[2:]:
         raise ShapeError(f"{name}: target shape {target.shape} does not match input {logp.shape} "
                          f"(expected {logp.shape[:1] + logp.shape[2:]})")
-    _check_targets(target, n_classes, ignore_index, name)
+    target = _check_targets(target, n_classes, ignore_index, name)
     onehot = _onehot(target, n_classes, logp.ndim, logp.device)
     keep = (target != ignore_index).to(logp.dtype)
     wshape = (1, n_classes) + (1,) * (logp.ndim - 2)

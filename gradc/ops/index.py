@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, OutOfRangeError, ShapeError
 from ..shapes import normalize_axis
 from .primitive import primitive
 
@@ -63,3 +63,24 @@ def index_select(input, dim, index):
     if index.ndim != 1:
         raise ShapeError(f"index_select: index must be 1-D, got shape {index.shape}")
     return gather_p.bind(input, index, axis=normalize_axis("index_select", dim, input.ndim))
+
+
+
+def _check_index_kernel(xp, idx, high, ignore):
+    """idx itself, after checking that every entry (other than `ignore`) is in [0, high)."""
+    bad = (idx < 0) | (idx >= high)
+    if ignore is not None:
+        bad &= idx != ignore
+    if bool(bad.any()):
+        first = int(idx[bad].reshape(-1)[0])
+        also = f", or the ignored {ignore}" if ignore is not None else ""
+        raise OutOfRangeError(f"index {first} is out of range for a dimension of size {high} (valid: 0..{high - 1}"
+                              f"{also})")
+    return idx
+
+
+# Class labels and embedding indices are checked where they are used, eagerly and in compiled code
+# alike: one pass over the integer indices, no copy.
+check_index_p = primitive("check_index", "index", 1, lambda shapes, high, ignore: tuple(shapes[0]),
+                          lambda dtypes, high, ignore: dtypes[0],
+                          _check_index_kernel, diff=False)
