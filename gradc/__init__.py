@@ -25,6 +25,7 @@ half = float16
 double = float64
 
 from .compiler import compile, CompiledFunction  # noqa: E402
+from .runtime.native import set_num_threads, get_num_threads  # noqa: E402
 from .runtime.program import Program  # noqa: E402
 from .artifacts import export, load  # noqa: E402
 from .serialization import save, load  # noqa: E402  (checkpoints; load also reads artifacts)

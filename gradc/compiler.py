@@ -24,13 +24,14 @@ from .lower import lower as lower_graph
 from .nn.module import Module, structure_epoch
 from .pytree import flatten, unflatten
 from .recompile import describe
+from .runtime import native
 from .runtime.wiring import Binding, Effect
 from .spec import Gradients, Spec
 from .trace import Tracer
 
 log = logging.getLogger("gradc")
 _EAGER = "eager"
-BACKENDS = ("auto", "numpy", "cuda")
+BACKENDS = ("auto", "numpy", "c", "cuda")
 
 
 class CompiledFunction:
@@ -196,7 +197,7 @@ class CompiledFunction:
         """"auto" runs where the inputs are; "cuda" needs CUDA inputs to run (any inputs to lower)."""
         on_cuda = any(t.device.type == "cuda" for t in flat)
         if self.backend == "auto":
-            return "cuda" if on_cuda else "numpy"
+            return native.choose_backend(on_cuda)
         if self.backend == "cuda" and not lowering and not on_cuda and flat:
             raise DeviceError("gradc.compile(..., backend='cuda') got CPU tensors; move inputs and the model to "
                               "the GPU with .cuda(), or use backend='numpy' (lower() works with CPU inputs)")

@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 from . import dtypes as D
 from .amp import autocast
-from .codegen import cuda_backend, numpy_backend
+from .codegen import c_backend, cuda_backend, numpy_backend
 from .errors import GradcError
 from .grad_mode import no_grad
 from .passes.autodiff import differentiate
@@ -181,6 +181,12 @@ def _program(graph, spec, stats, log, part, backward, start):
         if spec.backend == "cuda":
             kernels_src, host_src, kernels = cuda_backend.generate(graph, units, plan)
             source = {"kernels.cu": kernels_src, "host.py": host_src}
+        elif spec.backend == "c":
+            block = tuning.block_bytes() if spec.block_bytes is None else spec.block_bytes
+            host_src, c_src, scratch_bytes, kernel_ir, declined = c_backend.generate(graph, units, plan, block)
+            source = {"program.c": c_src, "host.py": host_src}
+            kernels = [(k.name, k.ops) for k in kernel_ir]
+            info.update(c_kernels=len(kernel_ir), numpy_groups=len(declined))
         else:
             # An artifact passes the block size it was generated with, so its code regenerates byte for byte.
             block = tuning.block_bytes() if spec.block_bytes is None else spec.block_bytes
@@ -195,8 +201,14 @@ def _program(graph, spec, stats, log, part, backward, start):
                  buffer_bytes=plan.nbytes(), scratch_bytes=scratch_bytes,
                  inplace_state_updates=len(plan.inplace_state),
                  planned_peak_bytes=plan.peak_bytes(graph, units) + scratch_bytes, graph_hash=graph.hash()[:16])
-    log.append(Stage("load", part, 0.0, {"when": "first call", "how": "CUDA kernels compiled with NVRTC"
-                                         if spec.backend == "cuda" else "module imported through the cache"}))
+    if spec.backend == "c":   # bytes each C kernel reads and writes per call (the kernel IR counts them)
+        stats.update(c_kernels={k.name: {"ops": k.ops, "bytes_read": k.bytes_read, "bytes_written": k.bytes_written}
+                                for k in kernel_ir},
+                     numpy_groups={f"g{gid}": why for gid, why in declined},
+                     global_bytes=sum(k.bytes_moved for k in kernel_ir))
+    how = {"cuda": "CUDA kernels compiled with NVRTC", "c": "C built by the system compiler, loaded with ctypes"}
+    log.append(Stage("load", part, 0.0, {"when": "first call",
+                                         "how": how.get(spec.backend, "module imported through the cache")}))
     if start is not None and spec.trace_seconds is not None:
         stats["trace_seconds"] = round(spec.trace_seconds, 4)
         stats["compile_seconds"] = round(spec.trace_seconds + time.perf_counter() - start, 4)

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from .errors import GradcError
 
-BACKENDS = ("numpy", "cuda")
+BACKENDS = ("numpy", "c", "cuda")
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Gradients:
 class Spec:
     """How to lower one graph, and how the resulting Program connects to tensors.
 
-    backend       "numpy" or "cuda" (gradc.compile resolves "auto" before lowering)
+    backend       "numpy", "c" or "cuda" (gradc.compile resolves "auto" before lowering)
     fuse          run the fusion pass (False: every op is its own unit)
     optimize      run simplify and recompute (False: the graph is already optimised, e.g. an artifact's)
     block_bytes   row-block size of fused NumPy loops; None: the size measured on this machine

@@ -257,7 +257,7 @@ def _tiny():
 
 @pytest.mark.parametrize("kwargs,match", [
     ({"backend": "auto"}, "backend"),
-    ({"backend": "c"}, "backend"),
+    ({"backend": "fortran"}, "backend"),
     ({"fuse": 1}, "fuse"),
     ({"block_bytes": 0}, "block_bytes"),
     ({"n_returned": -1}, "n_returned"),

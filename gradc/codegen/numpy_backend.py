@@ -61,6 +61,12 @@ def block_rows(graph, unit, block_bytes):
 
 
 class _Emitter:
+    MODULE = "numpy/module.py.j2"   # the C backend's host module renders the same units with its own template
+
+    def context(self):
+        """Template values a subclass adds to the module's."""
+        return {}
+
     def __init__(self, graph, units, plan, block_bytes):
         self.graph, self.units, self.plan, self.block_bytes = graph, units, plan, block_bytes
         self.stmt = macros("numpy/statements.j2")
@@ -209,12 +215,13 @@ class _Emitter:
         for u in self.units:
             if u.kind == "group":
                 g, unit = self.group_unit(u)
-                groups.append(g)
+                if g is not None:   # None: the group runs as a kernel of a compiled backend
+                    groups.append(g)
             else:
                 unit = self.op_unit(u)
             units.append(unit)
         self._dels(units)
-        return render("numpy/module.py.j2", version=__version__, graph_hash=graph.hash()[:16],
+        return render(self.MODULE, **self.context(), version=__version__, graph_hash=graph.hash()[:16],
                       kernels=sorted(self.kernels), table_consts=table_consts, fill_consts=fill_consts,
                       buffers=buffers, pooled=pooled, arena=self.arena, groups=groups, units=units,
                       params=[name_of(n) for n in graph.inputs], outputs=[name_of(o) for o in graph.outputs])
@@ -237,6 +244,9 @@ class _Emitter:
                 dying.setdefault(j, []).append(name_of(a))
         for i, unit in enumerate(units):
             unit["dels"] = sorted(dying.get(i, ()), key=lambda s: int(s[1:]))
+
+
+Emitter = _Emitter   # public: the C backend's host module extends it
 
 
 def generate(graph, units, plan, block_bytes):

@@ -114,6 +114,9 @@ class Program:
             if self.backend == "cuda":
                 from . import cuda
                 self._run = cuda.load(self._source["kernels.cu"], self._source["host.py"], consts)
+            elif self.backend == "c":
+                from . import native
+                self._run = native.load(self._source, consts)
             else:
                 self._run = cache.load_module(self._source["program.py"]).make(consts)
         return self._run

@@ -1,0 +1,121 @@
+"""C code generation: one C translation unit per program (templates/c/program.c.j2) holding a
+kernel for every fused group that lowers to the kernel IR (gradc.kernels), and a host module
+(templates/c/host.py.j2) that calls them through ctypes. Matmuls and every op the C backend does
+not fuse run through NumPy from the host module (BLAS through NumPy: one call per matmul, no
+copies; the host loop is the NumPy backend's), so each op has a C lowering or this documented
+host fallback. A group the kernel IR does not cover runs as the NumPy backend's blocked loop."""
+from ..kernels import Let, Load, Store, Accumulate, lower_group
+from ..passes.memory import stored
+from ..version import __version__
+from .numpy_backend import Emitter, name_of
+from .templates import lowering as table_lowering, macros, render, where as safe_where
+
+OPS_TABLE = "c/ops.j2"
+PARALLEL_ELEMENTS = 1 << 15   # below this many elements a kernel runs on one thread
+
+
+def lowering(op):
+    return table_lowering(OPS_TABLE, op)
+
+
+class _CEmitter(Emitter):
+    MODULE = "c/host.py.j2"
+
+    def __init__(self, graph, units, plan, block_bytes):
+        super().__init__(graph, units, plan, block_bytes)
+        self.cst = macros("c/statements.j2")
+        self.c_kernels, self.kernel_ir, self.declined = [], [], []
+
+    def context(self):
+        return {"ckernels": [(k.name, len(k.params)) for k in self.kernel_ir]}
+
+    def group_unit(self, u):
+        graph = self.graph
+        kept = [m for m in u.members if stored(graph, u, m, self.outputs)]
+        kernel, why = lower_group(graph, u.members, u.rows, kept)
+        if kernel is None:
+            self.declined.append((u.id, why))
+            return super().group_unit(u)
+        self.kernel_ir.append(kernel)
+        self.c_kernels.append(self.render_kernel(kernel, u))
+        prologue = []
+        for m in kept:
+            prologue += self.storage_prologue(m)
+        args = [(p.role, name_of(p.node)) for p in kernel.params]
+        unit = {"kind": "ckernel", "id": u.id, "name": kernel.name, "ops": kernel.ops, "args": args,
+                "prologue": prologue, "where": safe_where(graph.node(u.members[0])["where"])}
+        return None, unit
+
+    def _aliased(self, kernel):
+        """Whether two parameters of the kernel may share memory (then no `restrict`)."""
+        seen = set()
+        for p in kernel.params:
+            st = self.plan.storage.get(p.node)
+            if p.node in self.graph.inputs:
+                key = ("input", self.graph.inputs.index(p.node))
+            elif st is not None and st[0] in ("pool", "input"):
+                key = st
+            else:
+                key = ("node", p.node)
+            if key in seen:
+                return True
+            seen.add(key)
+        return False
+
+    def render_kernel(self, k, u):
+        cst = self.cst
+        restrict = "" if self._aliased(k) else " restrict"
+        params = [f"{'const ' if p.role == 'in' else ''}{p.ctype}*{restrict} {p.name}" for p in k.params]
+        phases = []
+        for ph in k.phases:
+            pre = [self.stmt_c(s) for s in ph.pre]
+            inits = [f"{t} {acc} = {cst.acc_init(op, t)};" for acc, t, op in ph.inits]
+            body, red, has_max, post = [], [acc for acc, t, op in ph.inits if op == "sum"], \
+                any(op == "max" for _, _, op in ph.inits), []
+            for s in ph.body:
+                if isinstance(s, Accumulate) and s.kind == "total":
+                    local = f"{s.acc}_row"
+                    inits.append(f"{s.acctype} {local} = {cst.acc_init(s.op, s.acctype)};")
+                    body.append(cst.accumulate(s, local))
+                    if s.op == "sum":
+                        red.append(local)
+                    else:
+                        has_max = True
+                    post.append(cst.combine(s.op, f"{s.acc}[c]", local))
+                elif isinstance(s, Accumulate) and s.kind == "row":
+                    body.append(cst.accumulate(s, s.acc))
+                elif isinstance(s, Accumulate) and s.kind == "col":
+                    body.append(cst.accumulate(s, f"{s.acc}[c * {k.width} + j]"))
+                else:
+                    body.append(self.stmt_c(s))
+            for rv in ph.post:
+                post.insert(0, f"const {rv.ctype} {rv.name} = ({rv.ctype}){rv.acc};")
+                if rv.store is not None:
+                    post.insert(1, cst.store(rv.store))
+            phases.append({"pre": pre, "inits": inits, "body": body, "post": post, "simd": not has_max,
+                           "reduction": red})
+        origins = sorted({safe_where(self.graph.node(m)["where"]) for m in k.nodes} - {""})
+        return render("c/kernel.c.j2", k=k, params=params, phases=phases, origins=origins,
+                      where=safe_where(self.graph.node(u.members[0])["where"]),
+                      parallel=int(k.rows * k.width >= PARALLEL_ELEMENTS and k.chunks > 1),
+                      init=lambda op: cst.acc_init(op, ""), combine=cst.combine)
+
+    def stmt_c(self, s):
+        cst = self.cst
+        if isinstance(s, Load):
+            return cst.load(s)
+        if isinstance(s, Store):
+            return cst.store(s)
+        if isinstance(s, Let):
+            args = [cst.conv(s.ct, name, vt) for name, vt in s.args]
+            expr = lowering(s.op)(s.ct, *args, **s.attrs)
+            return f"const {s.ctype} {s.name} = {cst.conv(s.ctype, expr, s.ct if s.op != 'cast' else s.ctype)};"
+        raise TypeError(f"unexpected kernel IR statement {s!r}")
+
+
+def generate(graph, units, plan, block_bytes):
+    """(host module source, C source, block scratch bytes, kernel IR list, declined groups)."""
+    e = _CEmitter(graph, units, plan, block_bytes)
+    host = e.module()
+    c_src = render("c/program.c.j2", version=__version__, graph_hash=graph.hash()[:16], kernels=e.c_kernels)
+    return host, c_src, e.scratch_bytes(), e.kernel_ir, e.declined
