@@ -915,3 +915,5 @@ def cases(rows_=None, dtypes=FLOAT_DTYPES, predicate=None):
 def case_id(case):
     row, i, s, dt = case
     return f"{row.name}-{i}-{dt}-{s.label()}"
+
+import opdb_surface  # noqa: E402,F401  (rows for the tensor surface and losses)
