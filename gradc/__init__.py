@@ -9,6 +9,7 @@ from .device import Device as _Device, device
 from .grad_mode import no_grad, enable_grad, is_grad_enabled, set_grad_enabled
 from .random import manual_seed, get_rng_state, set_rng_state
 from .tensor import Tensor
+from .dynamic import mark_dynamic
 from .functions import *  # noqa: F401,F403  (every op, from the op table and the composites)
 from . import cuda  # noqa: E402
 from . import nn, optim, amp  # noqa: E402

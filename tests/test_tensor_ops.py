@@ -190,3 +190,15 @@ def test_bfloat16_is_named_and_refused_with_the_alternative():
                 lambda: gradc.tensor([1.0], dtype=gradc.bfloat16)):
         with pytest.raises(gradc.DTypeError, match="float16 with autocast"):
             use()
+
+
+def test_mark_dynamic_checks_its_arguments_and_says_shapes_stay_specialised():
+    x = gradc.ones(3, 4)
+    import gradc.dynamic as dyn
+    dyn._warned[0] = False
+    with pytest.warns(UserWarning, match="specialised"):
+        gradc.mark_dynamic(x, 0)
+    with pytest.raises(gradc.ShapeError, match="out of range"):
+        gradc.mark_dynamic(x, 2)
+    with pytest.raises(TypeError):
+        gradc.mark_dynamic(M, 0)
