@@ -82,19 +82,23 @@ class Grouping:
         self.members[nid] = {nid}
 
     def _creates_cycle(self, a, b):
-        """Would merging groups a and b put a path a -> outside -> b (or back) into one group?"""
+        """Would merging groups a and b put a path a -> outside -> b (or back) into one group? The
+        path runs over the quotient graph: a node of another group stands for all of that group
+        (groups run as units), so a path that enters a group anywhere leaves it from any member."""
         g, inside = self.graph.g, self.members[a] | self.members[b]
         for src, dst in ((a, b), (b, a)):
             frontier = [v for n in self.members[src] for v in g.successors(n) if v not in inside]
             seen = set(frontier)
             while frontier:
                 n = frontier.pop()
-                if n in self.members[dst]:
-                    return True
-                for v in g.successors(n):
-                    if v not in seen and (v not in inside or v in self.members[dst]):
-                        seen.add(v)
-                        frontier.append(v)
+                gid = self.group.get(n)
+                for m in (self.members[gid] if gid is not None and gid not in (a, b) else (n,)):
+                    for v in g.successors(m):
+                        if v in self.members[dst]:
+                            return True
+                        if v not in seen and v not in inside:
+                            seen.add(v)
+                            frontier.append(v)
         return False
 
     def _reduce_feeds_inside(self, a, b):
