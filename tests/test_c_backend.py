@@ -210,3 +210,21 @@ def test_every_primitive_has_a_c_lowering_or_the_host_fallback():
             assert name in C_OPS and c_backend.lowering(name), name
         else:   # runs through NumPy in the C program's host module
             assert numpy_backend.lowering(name), name
+
+
+def test_ziglang_compiler_builds_and_runs(monkeypatch, tmp_path):
+    import importlib.util
+    import sys
+    if importlib.util.find_spec("ziglang") is None:
+        pytest.skip("the optional ziglang package (pip install 'gradc[c]') is not installed")
+    monkeypatch.setenv("CC", f"{sys.executable} -m ziglang cc")
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path))
+    native.reset()
+    try:
+        assert "ziglang" in native.c_status()
+        x = gradc.randn(300, 200)
+        f = lambda x: (x * 2.0).tanh().sum(1)   # noqa: E731
+        assert_close(gradc.compile(f, backend="c")(x), f(x), rtol=1e-5, atol=1e-5)
+    finally:
+        monkeypatch.delenv("CC")
+        native.reset()

@@ -27,7 +27,7 @@ from . import cache
 
 DEFAULT_CFLAGS = ("-O3", "-march=native")
 _BASE_FLAGS = ("-std=c11", "-shared", "-fPIC", "-fopenmp", "-fno-math-errno")
-_PROBE = ("#include <math.h>\n#include <omp.h>\nint gradc_probe(void) { int n = 0;\n"
+_PROBE = ("#include <math.h>\nint gradc_probe(void) { int n = 0;\n"
           "#pragma omp parallel reduction(+:n)\n  n += 1;\n  return n > 0 && erff(0.0f) == 0.0f; }\n")
 _state = {"threads": None, "probe": None}
 _libs = []
@@ -105,33 +105,41 @@ def probe():
             known = {}
     except (OSError, ValueError):
         known = {}
+    # Without an OpenMP runtime (zig cc links none) kernels still build, on one thread, with
+    # -fopenmp-simd keeping the vectorisation pragmas.
+    serial = [f for f in flags if f != "-fopenmp"] + ["-fopenmp-simd"]
     for cmd in _candidates():
         version = _version(cmd)
         if version is None:
             result = {"error": f"the C compiler {' '.join(cmd)!r} does not run"}
             continue
-        key = json.dumps([cmd, version, flags])
-        if known.get(key) == "ok":
-            result = {"cc": cmd, "version": version, "flags": flags}
+        for fl in (flags, serial):
+            key = json.dumps([cmd, version, fl])
+            if known.get(key) == "ok" or _works(cmd, fl):
+                result = {"cc": cmd, "version": version, "flags": fl, "openmp": fl is flags}
+                if known.get(key) != "ok":
+                    known[key] = "ok"
+                    cache.write_entry(path, json.dumps(known, indent=1))
+                break
+            result = {"error": f"{' '.join(cmd)} cannot build and load shared objects with {' '.join(fl)}"}
+        if "cc" in result:
             break
-        try:
-            with tempfile.TemporaryDirectory(prefix="gradc-probe-") as tmp:
-                src, out = os.path.join(tmp, "probe.c"), os.path.join(tmp, "probe.so")
-                with open(src, "w") as f:
-                    f.write(_PROBE)
-                compile_c(cmd, flags, src, out)
-                import ctypes
-                if ctypes.CDLL(out).gradc_probe() != 1:
-                    raise GradcError("the probe program gave a wrong answer")
-        except (GradcError, OSError) as e:
-            result = {"error": f"{' '.join(cmd)} cannot build OpenMP shared objects: {str(e).splitlines()[0]}"}
-            continue
-        result = {"cc": cmd, "version": version, "flags": flags}
-        known[key] = "ok"
-        cache.write_entry(path, json.dumps(known, indent=1))
-        break
     _state["probe"] = result
     return result
+
+
+def _works(cmd, flags):
+    """Whether `cmd` builds a shared object with `flags` that loads and runs the probe."""
+    import ctypes
+    try:
+        with tempfile.TemporaryDirectory(prefix="gradc-probe-") as tmp:
+            src, out = os.path.join(tmp, "probe.c"), os.path.join(tmp, "probe.so")
+            with open(src, "w") as f:
+                f.write(_PROBE)
+            compile_c(cmd, flags, src, out)
+            return ctypes.CDLL(out).gradc_probe() == 1
+    except (GradcError, OSError):
+        return False
 
 
 def available():
@@ -163,7 +171,8 @@ def c_status():
     found = probe()
     if "cc" not in found:
         return f"unavailable ({found['error']})"
-    return f"{' '.join(found['cc'])} ({found['version']}), flags {' '.join(found['flags'])}"
+    threads = "" if found.get("openmp", True) else "; no OpenMP runtime: kernels run on one thread"
+    return f"{' '.join(found['cc'])} ({found['version']}), flags {' '.join(found['flags'])}{threads}"
 
 
 # ---------------------------------------------------------------------- loading
