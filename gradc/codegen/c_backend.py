@@ -4,6 +4,8 @@ kernel for every fused group that lowers to the kernel IR (gradc.kernels), and a
 not fuse run through NumPy from the host module (BLAS through NumPy: one call per matmul, no
 copies; the host loop is the NumPy backend's), so each op has a C lowering or this documented
 host fallback. A group the kernel IR does not cover runs as the NumPy backend's blocked loop."""
+import math
+
 from ..kernels import Let, Load, Store, Accumulate, lower_group
 from ..passes.memory import stored
 from ..version import __version__
@@ -94,8 +96,9 @@ class _CEmitter(Emitter):
                     post.insert(1, cst.store(rv.store))
             phases.append({"pre": pre, "inits": inits, "body": body, "post": post, "simd": not has_max,
                            "reduction": red})
+        literals = [cst.literal(s, _special(s.value), repr(s.value)) for s in k.literals]
         origins = sorted({safe_where(self.graph.node(m)["where"]) for m in k.nodes} - {""})
-        return render("c/kernel.c.j2", k=k, params=params, phases=phases, origins=origins,
+        return render("c/kernel.c.j2", k=k, params=params, literals=literals, phases=phases, origins=origins,
                       where=safe_where(self.graph.node(u.members[0])["where"]),
                       parallel=int(k.rows * k.width >= PARALLEL_ELEMENTS and k.chunks > 1),
                       init=lambda op: cst.acc_init(op, ""), combine=cst.combine)
@@ -111,6 +114,15 @@ class _CEmitter(Emitter):
             expr = lowering(s.op)(s.ct, *args, **s.attrs)
             return f"const {s.ctype} {s.name} = {cst.conv(s.ctype, expr, s.ct if s.op != 'cast' else s.ctype)};"
         raise TypeError(f"unexpected kernel IR statement {s!r}")
+
+
+def _special(value):
+    """The C name of a non-finite literal, or "" for a finite one."""
+    if math.isnan(value):
+        return "NAN"
+    if math.isinf(value):
+        return "INFINITY" if value > 0 else "-INFINITY"
+    return ""
 
 
 def generate(graph, units, plan, block_bytes):

@@ -15,5 +15,5 @@ reads and writes (`bytes_read`, `bytes_written`), so the traffic of a call is kn
 `lower_group` returns None with a reason for a group the scheme does not cover (an op without a C
 expression, float16 or integer data, a reduction over some inner axes only); such a group runs
 through the reference NumPy lowering."""
-from .ir import (Accumulate, ColReduce, Index, Kernel, Let, Load, Param, Phase, RowValue,  # noqa: F401
+from .ir import (Accumulate, ColReduce, Index, Kernel, Let, Literal, Load, Param, Phase, RowValue,  # noqa: F401
                  Store, lower_group, C_OPS)

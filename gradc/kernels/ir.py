@@ -48,6 +48,14 @@ class Load:
 
 
 @dataclass(frozen=True)
+class Literal:
+    """A uniform constant of the graph, declared once at the top of the kernel."""
+    name: str
+    ctype: str
+    value: float
+
+
+@dataclass(frozen=True)
 class Let:
     name: str
     ctype: str
@@ -115,6 +123,7 @@ class Kernel:
     phases: list
     colreduces: list
     scratch: list                                # (name, ctype): per-thread rows of `width`
+    literals: list
     bytes_read: int
     bytes_written: int
     ops: str
@@ -165,6 +174,7 @@ class _Lowering:
         self.kind, self.phase_of, self.reg, self.spilled = {}, {}, {}, set()
         self.phases, self.colreduces, self.scratch = [Phase()], [], []
         self.loads = {}
+        self.literals = {}
         self.read_bytes = {}
 
     def _reduces(self, m):
@@ -238,7 +248,13 @@ class _Lowering:
                 return self.reg[v]
             return self.spill_read(v, phase)
         ct = self.ctype(v)
-        shape = g.node(v)["shape"]
+        d = g.node(v)
+        if d["op"] == "const" and "fill" in d["attrs"] and ct != "unsigned char":
+            # a uniform constant is a literal in the kernel, never an array it reads
+            if v not in self.literals:
+                self.literals[v] = Literal(f"k{v}", ct, float(d["attrs"]["fill"]))
+            return (f"k{v}", ct)
+        shape = d["shape"]
         inner_w = prod(user_shape[1:]) if user_full else 1
         if follows:
             terms = offset_terms(tuple(user_shape[1:]), tuple(shape[1:]), inner_w)
@@ -352,7 +368,7 @@ class _Lowering:
         return Kernel(id=self.members[0], name=f"g{self.members[0]}", rows=self.rows, width=self.width,
                       chunks=chunks, params=self.params, phases=[p for p in self.phases if p.body or p.pre or
                                                                  p.post], colreduces=self.colreduces,
-                      scratch=self.scratch, bytes_read=sum(self.read_bytes.values()), bytes_written=written,
+                      scratch=self.scratch, literals=list(self.literals.values()), bytes_read=sum(self.read_bytes.values()), bytes_written=written,
                       ops=" ".join(g.node(m)["op"] for m in self.members), nodes=self.members)
 
     def close(self, pending_rows):
