@@ -29,6 +29,10 @@ DEFAULT_CFLAGS = ("-O3", "-march=native")
 _BASE_FLAGS = ("-std=c11", "-shared", "-fPIC", "-fopenmp", "-fno-math-errno")
 _PROBE = ("#include <math.h>\nint gradc_probe(void) { int n = 0;\n"
           "#pragma omp parallel reduction(+:n)\n  n += 1;\n  return n > 0 && erff(0.0f) == 0.0f; }\n")
+_PROBE_SIMD = ("#include <math.h>\n#pragma omp declare simd notinbranch\nfloat erff(float);\n"
+               "int gradc_probe(void) { float x[64], s = 0;\n  for (int i = 0; i < 64; i++) x[i] = i * 0.01f;\n"
+               "#pragma omp simd reduction(+:s)\n  for (int i = 0; i < 64; i++) s += erff(x[i]);\n"
+               "  return s > 0; }\n")
 _state = {"threads": None, "probe": None}
 _libs = []
 
@@ -85,7 +89,9 @@ def _version(cmd):
 
 
 def compile_c(cmd, flags, src, out):
-    r = subprocess.run(cmd + list(flags) + [src, "-o", out, "-lm"], capture_output=True, text=True)
+    libs = [f for f in flags if f.startswith("-l")]   # after the source, where the linker needs them
+    r = subprocess.run(cmd + [f for f in flags if not f.startswith("-l")] + [src, "-o", out] + libs + ["-lm"],
+                       capture_output=True, text=True)
     if r.returncode:
         raise GradcError(f"the C compiler ({' '.join(cmd)}) failed on generated code:\n{r.stderr[:4000]}\n"
                          "set CC to another compiler, GRADC_CFLAGS to other flags, or use backend='numpy'")
@@ -108,15 +114,17 @@ def probe():
     # Without an OpenMP runtime (zig cc links none) kernels still build, on one thread, with
     # -fopenmp-simd keeping the vectorisation pragmas.
     serial = [f for f in flags if f != "-fopenmp"] + ["-fopenmp-simd"]
+    # glibc's libmvec where it links: vectorised erf/exp/log/tanh/sin/cos/pow in the kernels
+    simd = flags + ["-DGRADC_SIMD_MATH", "-lmvec"]
     for cmd in _candidates():
         version = _version(cmd)
         if version is None:
             result = {"error": f"the C compiler {' '.join(cmd)!r} does not run"}
             continue
-        for fl in (flags, serial):
+        for fl in (simd, flags, serial):
             key = json.dumps([cmd, version, fl])
-            if known.get(key) == "ok" or _works(cmd, fl):
-                result = {"cc": cmd, "version": version, "flags": fl, "openmp": fl is flags}
+            if known.get(key) == "ok" or _works(cmd, fl, _PROBE_SIMD if fl is simd else _PROBE):
+                result = {"cc": cmd, "version": version, "flags": fl, "openmp": fl is not serial}
                 if known.get(key) != "ok":
                     known[key] = "ok"
                     cache.write_entry(path, json.dumps(known, indent=1))
@@ -128,14 +136,14 @@ def probe():
     return result
 
 
-def _works(cmd, flags):
+def _works(cmd, flags, probe_src):
     """Whether `cmd` builds a shared object with `flags` that loads and runs the probe."""
     import ctypes
     try:
         with tempfile.TemporaryDirectory(prefix="gradc-probe-") as tmp:
             src, out = os.path.join(tmp, "probe.c"), os.path.join(tmp, "probe.so")
             with open(src, "w") as f:
-                f.write(_PROBE)
+                f.write(probe_src)
             compile_c(cmd, flags, src, out)
             return ctypes.CDLL(out).gradc_probe() == 1
     except (GradcError, OSError):
