@@ -232,6 +232,7 @@ def _abort(group, why):
     sys.stderr.write(f"gradc.distributed: rank {group.rank} of {group.size} {why}; aborting the job\n")
     sys.stderr.flush()
     sys.stdout.flush()
+    time.sleep(0.2)   # let the launcher forward the message: Abort tears its I/O down with the job
     group.MPI.COMM_WORLD.Abort(1)
 
 

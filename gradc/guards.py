@@ -21,6 +21,7 @@ Cost per call: an unchanged global or cell is one dict lookup or cell read and a
 a container is re-frozen and compared; module attributes are compared only when some module was
 assigned to since the last check (nn.Module counts assignments: `structure_epoch`)."""
 import dis
+import gc
 import math
 import os
 import reprlib
@@ -182,19 +183,33 @@ class Reads:
         self.codes = set()
         self.values = {}   # key -> (label, read, value)
         self._prev = None
+        self._collecting = False
 
     def __enter__(self):
         self._prev = sys.getprofile()
         self._record_function(self.fn, "")
+        # Code the garbage collector runs mid-trace (other libraries' gc callbacks, finalizers) is
+        # not the user's program: bracket every collection so its reads are not guarded.
+        gc.callbacks.insert(0, self._gc_start)
+        gc.callbacks.append(self._gc_stop)
         sys.setprofile(self._hook)
         return self
 
     def __exit__(self, *exc):
         sys.setprofile(self._prev)
+        for cb in (self._gc_start, self._gc_stop):
+            if cb in gc.callbacks:
+                gc.callbacks.remove(cb)
         return False
 
+    def _gc_start(self, phase, info):   # first callback: a collection begins
+        self._collecting = self._collecting or phase == "start"
+
+    def _gc_stop(self, phase, info):    # last callback: it has ended
+        self._collecting = self._collecting and phase != "stop"
+
     def _hook(self, frame, event, arg):
-        if event == "call":
+        if event == "call" and not self._collecting:
             code = frame.f_code
             if code not in self.codes:
                 self.codes.add(code)

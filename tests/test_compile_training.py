@@ -6,6 +6,7 @@ agree.
 Tolerance: today the compiled step and eager execution are bit-identical; the tests allow
 rtol=1e-5 (atol=1e-6) so that fusion may reorder float operations. Over 20 steps that is still far
 below the change one step makes (checked: the parameters move by much more than the tolerance)."""
+import contextlib
 import gc
 import math
 
@@ -266,3 +267,31 @@ def test_grad_after_compiled_step_equals_eager_each_step():
             assert_close(pc.grad, pe.grad, rtol=RTOL, atol=ATOL, msg=f".grad of {n}")
             assert_close(pc, pe, rtol=RTOL, atol=ATOL, msg=n)
             assert pc.grad is not pe.grad
+
+
+@pytest.mark.parametrize("opt_cls", [optim.Adam, optim.SGD], ids=["Adam", "SGD-momentum"])
+def test_state_of_parameters_with_equal_gradients_stays_apart(opt_cls):
+    """Two parameters with equal gradients (an LSTM's two biases) get equal moments, which the compiler
+    computes once; each must still get an array of its own, or an eager step after the compiled one
+    (here: the cache limit is reached) would update the shared array twice."""
+    def run(compiled):
+        a, b = nn.Parameter(gradc.ones(3)), nn.Parameter(gradc.ones(3) * 2)
+        opt = opt_cls([a, b], lr=0.1, **({"momentum": 0.9} if opt_cls is optim.SGD else {}))
+
+        def step(x):
+            loss = ((a + b) * x).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+        fn = gradc.compile(step, cache_limit=1) if compiled else step
+        with pytest.warns(UserWarning, match="cache_limit") if compiled else contextlib.nullcontext():
+            for s in range(4):
+                fn(gradc.tensor([1.0, -2.0, 0.5 * s]))
+        for k, va in opt.state[a].items():
+            vb = opt.state[b][k]
+            if isinstance(va, gradc.Tensor) and va.ndim:
+                assert not np.shares_memory(va.numpy(), vb.numpy()), k
+        return [a.detach().numpy(), b.detach().numpy()]
+    for e, c in zip(run(False), run(True)):
+        assert_close(c, e, rtol=RTOL, atol=ATOL)

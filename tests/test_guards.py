@@ -164,6 +164,32 @@ def _step_parts():
     return model, step
 
 
+GC_TICKS = 0
+
+
+def _gc_ticker(phase, info):
+    global GC_TICKS
+    GC_TICKS += 1   # a library's gc callback: runs mid-trace, but is not the traced program
+
+
+def test_reads_of_a_gc_callback_are_not_guarded():
+    import gc
+    def churn(x):
+        for _ in range(3):
+            gc.collect()
+        return x * 2.0
+    gc.callbacks.insert(0, _gc_ticker)
+    try:
+        fn = gradc.compile(churn)
+        x = _x(4)
+        for _ in range(3):
+            np.testing.assert_allclose(fn(x).numpy(), x.numpy() * 2.0)
+        assert GC_TICKS > 0 and fn.trace_count == 1, fn.recompile_reasons
+    finally:
+        gc.callbacks.remove(_gc_ticker)
+    assert _gc_ticker not in gc.callbacks and len([c for c in gc.callbacks if "Reads" in repr(c)]) == 0
+
+
 def test_compile_of_compiled_equals_eager():
     x, y = _x(5, 8), gradc.tensor(np.array([0, 1, 2, 3, 0]))
     m_e, step_e = _step_parts()

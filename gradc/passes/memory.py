@@ -29,14 +29,18 @@ class Plan:
 
     def copy_out(self, graph):
         """Output positions whose array must be copied before it is handed out: those that share
-        storage with a pool buffer, an input or a constant (a later call would overwrite them)."""
-        out = set()
+        storage with a pool buffer, an input or a constant (a later call would overwrite them), or
+        with an earlier output: values that eager mode computes apart (two parameters' moments that
+        common-subexpression elimination merged) must not become one array."""
+        out, handed = set(), set()
         for i, o in enumerate(graph.outputs):
             root = self.root[o]
             st = self.storage.get(root)
-            if (st is not None and st[0] in ("pool", "input")) or graph.node(root)["op"] in ("input", "const"):
+            if (st is not None and st[0] in ("pool", "input")) or graph.node(root)["op"] in ("input", "const") \
+                    or root in handed:
                 if i not in self.inplace_state:
                     out.add(i)
+            handed.add(root)
         return out
 
     def peak_bytes(self, graph, units):
