@@ -112,7 +112,8 @@ class _CEmitter(Emitter):
         if isinstance(s, Let):
             args = [cst.conv(s.ct, name, vt) for name, vt in s.args]
             expr = lowering(s.op)(s.ct, *args, **s.attrs)
-            return f"const {s.ctype} {s.name} = {cst.conv(s.ctype, expr, s.ct if s.op != 'cast' else s.ctype)};"
+            code = f"const {s.ctype} {s.name} = {cst.conv(s.ctype, expr, s.ct if s.op != 'cast' else s.ctype)};"
+            return cst.located(code, "" if s.node is None else safe_where(self.graph.node(s.node)["where"]))
         raise TypeError(f"unexpected kernel IR statement {s!r}")
 
 

@@ -63,6 +63,7 @@ class Let:
     ct: str            # the type the op computes in
     args: tuple        # ((name, ctype), ...)
     attrs: dict = field(default_factory=dict)
+    node: object = None   # the graph node it computes (its `where` is the model's file:line)
 
 
 @dataclass(frozen=True)
@@ -334,7 +335,7 @@ class _Lowering:
                 op_ct = args[-1][1]   # a cast computes in its source type and converts at the end
                 attrs = {"dtype": d["attrs"]["dtype"]} if d["op"] == "cast" else {}
                 name = f"t{m}" if full else f"s{m}"
-                let = Let(name, ct, d["op"], op_ct, args, attrs)
+                let = Let(name, ct, d["op"], op_ct, args, attrs, node=m)
                 self.reg[m] = (name, ct)
                 where = self.phases[cur].body if full else self.phases[cur].pre
                 where.append(let)
