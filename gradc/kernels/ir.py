@@ -156,18 +156,21 @@ class _Unsupported(Exception):
     pass
 
 
-def lower_group(graph, members, rows, kept):
+def lower_group(graph, members, rows, kept, ctypes=None, ops=None):
     """The Kernel of a fused group (members in order, `kept`: members stored for later units), or
-    (None, reason) when the scheme does not cover it."""
+    (None, reason) when the scheme does not cover it. `ctypes` (dtype -> the C type values of it
+    compute in) and `ops` (the elementwise primitives with an expression) default to the C
+    backend's CTYPES and C_OPS; another backend passes its own."""
     try:
-        return _Lowering(graph, members, rows, kept).run(), None
+        return _Lowering(graph, members, rows, kept, ctypes, ops).run(), None
     except _Unsupported as e:
         return None, str(e)
 
 
 class _Lowering:
-    def __init__(self, graph, members, rows, kept):
+    def __init__(self, graph, members, rows, kept, ctypes=None, ops=None):
         self.g, self.members, self.rows, self.kept = graph, list(members), rows, set(kept)
+        self.ctypes, self.ops = CTYPES if ctypes is None else ctypes, C_OPS if ops is None else ops
         self.inside = set(members)
         src = [graph.node(graph.args(m)[0] if self._reduces(m) else m)["shape"] for m in members]
         self.width = max(prod(s[1:]) for s in src)
@@ -183,9 +186,9 @@ class _Lowering:
 
     def ctype(self, n):
         dt = self.g.node(n)["dtype"]
-        if dt not in CTYPES:
+        if dt not in self.ctypes:
             raise _Unsupported(f"{dt} data")
-        return CTYPES[dt]
+        return self.ctypes[dt]
 
     def per_row(self, n):
         return prod(self.g.node(n)["shape"][1:])
@@ -222,7 +225,7 @@ class _Lowering:
             if prod(src[1:]) != W or self.per_row(m) != 1 or d["dtype"] == "bool":
                 raise _Unsupported(f"{op} over some of a row's axes")
             return "row"
-        if op not in VIEW_OPS and op not in C_OPS:
+        if op not in VIEW_OPS and op not in self.ops:
             raise _Unsupported(f"no C expression for {op}")
         n = self.per_row(m)
         if n == W:
