@@ -18,7 +18,7 @@ import warnings
 
 from . import dispatch
 from .grad_mode import is_grad_enabled
-from .errors import DeviceError, GradcError, TraceError
+from .errors import ConfigError, DeviceError, GradcError, TraceError
 from .guards import Reads
 from .lower import lower as lower_graph
 from .nn.module import Module, structure_epoch
@@ -147,7 +147,8 @@ class CompiledFunction:
         try:
             prog = self._build(args, kwargs, flat, reason=reason)
         except TraceError as e:
-            if self.fullgraph:
+            if self.fullgraph:   # the one place where running the call eagerly is the user's option
+                e.args = (f"{e}; or compile with fullgraph=False to run such calls eagerly",) + e.args[1:]
                 raise
             warnings.warn(f"gradc.compile({self.__name__}): this call cannot be traced, running it eagerly "
                           f"(and every later call with the same signature). {e}", stacklevel=2)
@@ -416,30 +417,50 @@ def _generate(graph, bindings, parts, out_spec, fuse=True, optimize_graph=True, 
                                    out_spec=out_spec, guards=parts["guards"], one_shot=parts["one_shot"]))
 
 
+DEBUG_LEVELS = {0: "nothing (the default)", 1: "each compilation: what, why, how long",
+                2: "1, and the optimised graph", 3: "2, and the generated source", 4: "3, and the traced graph"}
+
+
 def debug_level():
     """GRADC_DEBUG: 1 reports each compilation (what, why, how long), 2 adds the optimised graph,
-    3 the generated source, 4 the traced graph before the passes."""
-    try:
-        return int(os.environ.get("GRADC_DEBUG", "0"))
-    except ValueError:
+    3 the generated source, 4 the traced graph before the passes. Unset or empty is 0; any other
+    value raises ConfigError naming the accepted ones."""
+    text = os.environ.get("GRADC_DEBUG", "").strip()
+    if text == "":
         return 0
+    if text.isdigit() and int(text) in DEBUG_LEVELS:
+        return int(text)
+    accepted = "; ".join(f"{k}: {v}" for k, v in DEBUG_LEVELS.items())
+    raise ConfigError(f"GRADC_DEBUG={text!r} is not a debug level. It accepts {accepted}; "
+                      "unset it (or set 0) for no debug output")
+
+
+def _section(level, title):
+    return f"==== gradc debug [level {level}] {title} ===="
 
 
 def report(name, reason, prog, traced_text=None):
-    """What GRADC_DEBUG asks to be told about one compilation, on stderr."""
+    """What GRADC_DEBUG asks to be told about one compilation, on stderr: one headed section per
+    part, each header naming the level that turns it on."""
     lvl = debug_level()
     if lvl <= 0:
         return
     s = prog.stats
-    print(f"gradc: compiled {name} ({reason}): {s.get('traced_nodes')} traced -> {s.get('nodes')} nodes, "
-          f"trace {s.get('trace_seconds')} s, total {s.get('compile_seconds')} s", file=sys.stderr)
+    out = [_section(1, f"compiled {name}"),
+           f"gradc: compiled {name} ({reason}): {s.get('traced_nodes')} traced -> {s.get('nodes')} nodes, "
+           f"{s.get('kernels')} kernels ({prog.backend}), trace {s.get('trace_seconds')} s, "
+           f"total {s.get('compile_seconds')} s"]
     if lvl >= 4 and traced_text:
-        print(traced_text, file=sys.stderr)
+        out += [_section(4, f"traced graph of {name}, before the passes"), traced_text.rstrip("\n")]
+    parts = [("", prog)] + ([("backward ", prog.backward[0])] if prog.backward is not None else [])
     if lvl >= 2:
-        print(prog.ir.to_text(), file=sys.stderr)
+        for label, p in parts:
+            out += [_section(2, f"optimised {label}graph of {name}"), p.ir.to_text().rstrip("\n")]
     if lvl >= 3:
-        for fname, src in prog.source.items():
-            print(f"# ---- {fname}\n{src}", file=sys.stderr)
+        for label, p in parts:
+            for fname, src in p.source.items():
+                out += [_section(3, f"generated {label}source of {name}: {fname}"), src.rstrip("\n")]
+    print("\n".join(out), file=sys.stderr)
 
 
 def _maybe_dump(prog, option, name, n):

@@ -7,6 +7,7 @@ function is traced."""
 import numpy as np
 
 from . import autograd
+from . import dtypes as D
 from . import dispatch
 from .device import CPU, common_device, device as _device
 from .errors import AutogradError, ShapeError
@@ -19,7 +20,13 @@ class Eager(dispatch.Mode):
         dev = common_device(prim.name, args)
         shape, dtype = prim.infer([a.shape for a in args], [a.dtype for a in args], attrs)
         xp = np if dev is CPU else dev.xp
-        data = prim.eager(xp, *[a._data for a in args], **attrs)
+        if dtype is D.float16 or any(a.dtype is D.float16 for a in args):
+            # float16 overflows to inf by design under mixed precision (GradScaler skips such steps):
+            # NumPy's overflow and invalid-value warnings would only alarm the user, as PyTorch never does
+            with np.errstate(over="ignore", invalid="ignore"):
+                data = prim.eager(xp, *[a._data for a in args], **attrs)
+        else:
+            data = prim.eager(xp, *[a._data for a in args], **attrs)
         if type(data) is not np.ndarray and xp is np:
             data = np.asarray(data)
         out = Tensor._wrap(data, dtype, dev)

@@ -36,3 +36,7 @@ class OutOfRangeError(GradcError, IndexError):
 
 class OutOfMemoryError(GradcError, MemoryError):
     """An allocation larger than the memory available."""
+
+
+class ConfigError(GradcError, ValueError):
+    """A GRADC_* environment variable holds a value gradc does not accept."""

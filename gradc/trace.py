@@ -189,7 +189,7 @@ class Tracer(dispatch.Mode):
         raise TraceError(
             f"{what} needs the value of a traced tensor at {self.where()}, but gradc.compile traces shapes, not "
             "values. Use gradc.where(cond, a, b) instead of a Python branch on a tensor, keep item()/numpy() "
-            "outside the compiled function, or compile with fullgraph=False to run this call eagerly")
+            "outside the compiled function")
 
     # ------------------------------------------------------------------ autograd at trace time
     def backward(self, out, gradient=None, retain_graph=False):
