@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_FACTORY = "gradc_main"
+BACKENDS = ("auto", "numpy", "c", "cuda")
 
 FACTORY_HELP = f"""\
 SCRIPT.py[:FACTORY] names a Python file and a function in it (default: {DEFAULT_FACTORY}) that takes
@@ -127,9 +128,8 @@ def cmd_compile(args):
 
 # ---------------------------------------------------------------------------------------------- dump
 def _stats_text(stats):
-    width = max((len(k) for k in stats), default=0)
-    return "\n".join(f"{k.ljust(width)}  {json.dumps(v, default=str, sort_keys=True)}"
-                     for k, v in sorted(stats.items()))
+    from .runtime.stats import Stats
+    return str(stats if isinstance(stats, Stats) else Stats(stats))
 
 
 def _dump_parts(prog, parts, fmt):
@@ -144,10 +144,11 @@ def _dump_parts(prog, parts, fmt):
         if prog.backward is not None:
             out += [(f"backward_{k}", v) for k, v in sorted(prog.backward[0].source.items())]
     if "kernels" in parts:
-        ext = ".cu" if prog.backend == "cuda" else ".py"
-        for name, src in prog.kernels:
-            safe = re.sub(r"[^A-Za-z0-9_.\-]", "_", name)
-            out.append((f"kernels/{safe if '.' in safe else safe + ext}", src))
+        from .debug import kernel_files
+        files, notes = kernel_files(prog)
+        out += [(f"kernels/{name}", text) for name, text in files]
+        for note in notes:
+            print(f"gradc dump: {note}", file=sys.stderr)
     if "stats" in parts:
         stats = dict(prog.stats)
         out.append(("stats.json", json.dumps(stats, indent=2, sort_keys=True, default=str) + "\n") if fmt == "json"
@@ -168,7 +169,7 @@ def cmd_dump(args):
             print(root / name)
         return 0
     for name, text in files:
-        if len(files) > 1:
+        if len(files) > 1 or name.startswith("kernels/"):   # a kernel is always named
             sys.stdout.write(f"# ==== {name} ====\n")
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
@@ -397,7 +398,7 @@ def build_parser():
     from . import __version__
     fmt = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(prog="gradc", formatter_class=fmt, description=(
-        "gradc: compile PyTorch-shaped models and training steps into NumPy/CUDA programs.\n\n"
+        "gradc: compile PyTorch-shaped models and training steps into NumPy, C or CUDA programs.\n\n"
         "  gradc compile model.py -o model.gradc     save an ahead-of-time artifact\n"
         "  gradc run model.gradc --input x=x.npy     run it without the model's code\n"
         "  gradc dump model.gradc --source           read what the compiler generated\n"
@@ -413,7 +414,7 @@ def build_parser():
                        epilog=FACTORY_HELP)
     c.add_argument("script", metavar="SCRIPT.py[:FACTORY]", help=f"script and factory (default {DEFAULT_FACTORY})")
     c.add_argument("-o", "--output", required=True, metavar="FILE", help="artifact to write (e.g. model.gradc)")
-    c.add_argument("--backend", choices=("auto", "numpy", "cuda"), default="auto", help="code generator (default auto)")
+    c.add_argument("--backend", choices=BACKENDS, default="auto", help="code generator (default auto)")
     c.add_argument("--amp", choices=("none", "fp16"), default="none", help="mixed precision policy (default none)")
     c.set_defaults(func=cmd_compile)
 
@@ -424,12 +425,12 @@ def build_parser():
     d.add_argument("target", metavar="TARGET", help="an artifact file, or SCRIPT.py[:FACTORY]")
     d.add_argument("--graph", action="store_true", help="the optimised IR")
     d.add_argument("--source", action="store_true", help="the generated source files")
-    d.add_argument("--kernels", action="store_true", help="the generated kernels, one per file")
+    d.add_argument("--kernels", action="store_true", help="the generated kernels, one per file (C: each value's line names the model's file:line; NumPy: one function per fused group)")
     d.add_argument("--stats", action="store_true", help="node, kernel, fusion and memory statistics")
     d.add_argument("--format", choices=("text", "dot", "json"), default="text",
                    help="graph as text, Graphviz DOT or JSON; stats as text or JSON (default text)")
     d.add_argument("-o", "--output", metavar="DIR", help="write files into DIR instead of printing")
-    d.add_argument("--backend", choices=("auto", "numpy", "cuda"), default="auto", help="for a script (default auto)")
+    d.add_argument("--backend", choices=BACKENDS, default="auto", help="for a script (default auto)")
     d.add_argument("--amp", choices=("none", "fp16"), default="none", help="for a script (default none)")
     d.set_defaults(func=cmd_dump)
 
@@ -464,7 +465,7 @@ def build_parser():
                    help="peers to time: torch, torch.compile, all or none (default torch)")
     b.add_argument("--scale", choices=("full", "small"), default="full",
                    help="workload sizes: full (BENCHMARKS.md) or small (a smoke test)")
-    b.add_argument("--backend", choices=("auto", "numpy", "cuda"), default="auto", help="gradc's backend")
+    b.add_argument("--backend", choices=BACKENDS, default="auto", help="gradc's backend")
     b.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     b.set_defaults(func=cmd_bench)
@@ -480,12 +481,15 @@ def build_parser():
     k.add_argument("action", nargs="?", choices=("info", "clear"), default="info",
                    help="info (default): location and size; clear: delete what gradc wrote there (nothing else)")
     k.set_defaults(func=cmd_cache)
+    p.subcommands = dict(sub.choices)
     return p
 
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:   # an unknown flag: the subcommand's own usage, not the top level's
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     from .errors import GradcError
     try:
         return args.func(args) or 0

@@ -4,6 +4,10 @@ GRADC_DEBUG=1 reports each compilation (what, why, how long), 2 adds the optimis
 generated source, 4 the traced graph before the passes (`level()` reads it; the compiler prints
 the reports). `compare` runs a function eagerly and compiled side by side and names the first
 graph node whose values differ."""
+import ast
+import re
+import textwrap
+
 import numpy as np
 
 from . import dtypes as D
@@ -92,3 +96,66 @@ def compare(fn, *args, rtol=1e-5, atol=1e-6, **kwargs):
             first = {"node": nid, "op": d["op"], "where": d["where"], "max_abs_error": m, "shape": d["shape"],
                      "rtol": rtol, "atol": atol}
     return Divergence(first, len(order), worst)
+
+
+# ---------------------------------------------------------------------------------------------- kernels
+_C_KERNEL = re.compile(r"^/\* group g(\d+):", re.M)
+
+
+def _c_kernels(c_src):
+    """[(name, text)] of each kernel in a C translation unit: its header comment through its body."""
+    starts = [m.start() for m in _C_KERNEL.finditer(c_src)]
+    out = []
+    for i, s in enumerate(starts):
+        text = c_src[s:starts[i + 1] if i + 1 < len(starts) else len(c_src)].rstrip() + "\n"
+        out.append((f"g{_C_KERNEL.match(c_src, s).group(1)}", text))
+    return out
+
+
+def _group_functions(py_src):
+    """[(name, text)] of the functions a generated module defines per fused group (g<id>, nested in
+    make), each with the comment that names its ops and the scratch it binds."""
+    tree = ast.parse(py_src)
+    lines = py_src.splitlines()
+    make = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "make"), None)
+    out = []
+    for node in (make.body if make is not None else ()):
+        if isinstance(node, ast.FunctionDef) and re.fullmatch(r"g\d+", node.name):
+            first = k = node.lineno - 2
+            while k >= 0 and not lines[k].strip():
+                k -= 1
+            while k >= 0 and lines[k].strip() and not lines[k].lstrip().startswith("# group"):
+                k -= 1   # the scratch names bound between the group's comment and its function
+            if k >= 0 and lines[k].lstrip().startswith(f"# group {node.name}:"):
+                first = k
+            else:
+                first += 1
+            out.append((node.name, textwrap.dedent("\n".join(lines[first:node.end_lineno])) + "\n"))
+    return out
+
+
+def kernel_files(prog, prefix=""):
+    """What `gradc dump --kernels` writes: [(file name, text)] with one file per kernel of `prog`
+    (and of its backward program), and a note for a program without separate kernels. C kernels
+    carry the model's file:line on each computed value; a fused group the C backend runs through
+    NumPy, and every fused group of the NumPy backend, is its group function of the host module."""
+    src = prog.source
+    if prog.backend == "cuda":
+        files = [(f"{prefix}{_safe(name)}" + ("" if "." in name else ".cu"), text) for name, text in prog.kernels]
+    else:
+        files = [(f"{prefix}{name}.c", text) for name, text in _c_kernels(src.get("program.c", ""))]
+        module = src.get("host.py") or src.get("program.py") or ""
+        files += [(f"{prefix}{name}.py", text) for name, text in _group_functions(module)]
+    notes = []
+    if not files:
+        notes.append(f"the {prog.backend} backend has no separate kernels for this {prefix.rstrip('_') or 'program'}"
+                     f" (no fused groups: every op runs as one NumPy call in the module that --source shows)")
+    if prog.backward is not None and not prefix:
+        more, more_notes = kernel_files(prog.backward[0], "backward_")
+        files += more
+        notes += more_notes
+    return files, notes
+
+
+def _safe(name):
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name)

@@ -40,6 +40,7 @@ from typing import NamedTuple
 from . import dtypes as D
 from .amp import autocast
 from .codegen import c_backend, cuda_backend, numpy_backend
+from .codegen.costs import unit_costs
 from .errors import GradcError
 from .grad_mode import no_grad
 from .passes.autodiff import differentiate
@@ -52,6 +53,7 @@ from .passes.split import saved_bytes, split
 from .runtime import tuning
 from .runtime.aot import Backward
 from .runtime.program import Program
+from .runtime.stats import Stats
 from .spec import BACKENDS, Gradients, Spec  # noqa: F401  (re-exported: gradc.lower.Spec)
 from .trace import Tracer
 
@@ -201,6 +203,8 @@ def _program(graph, spec, stats, log, part, backward, start):
                  buffer_bytes=plan.nbytes(), scratch_bytes=scratch_bytes,
                  inplace_state_updates=len(plan.inplace_state),
                  planned_peak_bytes=plan.peak_bytes(graph, units) + scratch_bytes, graph_hash=graph.hash()[:16])
+    # bytes each unit reads and writes per call (a C kernel's as its kernel IR counts them)
+    stats["kernels_bytes"] = unit_costs(graph, units, kernel_ir if spec.backend == "c" else ())
     if spec.backend == "c":   # bytes each C kernel reads and writes per call (the kernel IR counts them)
         stats.update(c_kernels={k.name: {"ops": k.ops, "bytes_read": k.bytes_read, "bytes_written": k.bytes_written}
                                 for k in kernel_ir},
@@ -213,7 +217,7 @@ def _program(graph, spec, stats, log, part, backward, start):
         stats["trace_seconds"] = round(spec.trace_seconds, 4)
         stats["compile_seconds"] = round(spec.trace_seconds + time.perf_counter() - start, 4)
     return Program(graph, spec.bindings, spec.effects, spec.returned(graph), spec.out_spec, spec.backend, source,
-                   stats, guards=spec.guards, one_shot=spec.one_shot, backward=backward, kernels=kernels,
+                   Stats(stats), guards=spec.guards, one_shot=spec.one_shot, backward=backward, kernels=kernels,
                    copy_out=plan.copy_out(graph), inplace_state=plan.inplace_state, stages=tuple(log), spec=spec,
                    pipeline=lower)
 

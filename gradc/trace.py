@@ -29,7 +29,9 @@ def user_location(skip_internal=True):
     f = sys._getframe(1)
     while f is not None:
         fn = f.f_code.co_filename
-        if not (skip_internal and os.path.abspath(fn).startswith(_PKG_DIR)):
+        if fn.startswith("<frozen "):   # the interpreter's own runners (python -m), never the user's line
+            pass
+        elif not (skip_internal and os.path.abspath(fn).startswith(_PKG_DIR)):
             try:
                 rel = os.path.relpath(fn)
                 fn = rel if not rel.startswith("..") else fn
