@@ -17,6 +17,7 @@ import time
 import warnings
 
 from . import dispatch
+from .amp import autocast, is_autocast_enabled
 from .grad_mode import is_grad_enabled
 from .errors import ConfigError, DeviceError, GradcError, TraceError
 from .guards import Reads
@@ -27,6 +28,7 @@ from .recompile import describe
 from .runtime import native
 from .runtime.wiring import Binding, Effect
 from .spec import Gradients, Spec
+from .tensor import Tensor
 from .trace import Tracer
 
 log = logging.getLogger("gradc")
@@ -55,6 +57,8 @@ class CompiledFunction:
         self.trace_count = 0
         self.recompile_reasons = []   # why each trace after the first happened, oldest first
         self._programs = {}
+        self._plain_specs = {}   # argument count -> (pytree spec, its key) of calls with tensors only
+        self._reach = _Reach(fn)
         self._module_cache = None
         self._last_sig = None
         self._last_spec = None
@@ -69,29 +73,51 @@ class CompiledFunction:
         return getattr(self.fn, "__name__", type(self.fn).__name__)
 
     # ------------------------------------------------------------------ signatures
-    def _signature(self, flat, spec):
-        first = {}
-        parts = [("grad mode", is_grad_enabled()),
-                 ("tensors", tuple((t.shape, t.dtype.name, str(t.device), t.requires_grad, first.setdefault(id(t), i))
-                                   for i, t in enumerate(flat))),
-                 ("Python arguments", _spec_key(spec))]
-        parts.append(("autocast", self._autocast_dtype()))
-        modules = _modules_of(self.fn)
-        if modules:
-            parts += self._module_parts(modules)
-        return tuple(parts)
+    def _signature(self, flat, spec_key):
+        """The cache key of one call (see the module docs); `spec_key`: _spec_key of its pytree spec."""
+        if len(flat) == 1:
+            t = flat[0]
+            tensors = ((t.shape, t.dtype.name, t.device.type, t.device.index, t.requires_grad, 0),)
+        else:
+            first = {}
+            tensors = tuple((t.shape, t.dtype.name, t.device.type, t.device.index, t.requires_grad,
+                             first.setdefault(id(t), i)) for i, t in enumerate(flat))
+        parts = (("grad mode", is_grad_enabled()),
+                 ("tensors", tensors),
+                 ("Python arguments", spec_key),
+                 ("autocast", "float16" if self.amp == "fp16" or is_autocast_enabled() else None))
+        modules = self._reach()
+        return parts + self._module_parts(modules) if modules else parts
+
+    def _flatten_call(self, args, kwargs):
+        """(flat tensors, pytree spec, its signature key) of one call. Positional tensors only, the
+        common case, reuse one spec per argument count instead of walking the tree."""
+        if not kwargs:
+            for a in args:
+                if type(a) is not Tensor:
+                    break
+            else:
+                known = self._plain_specs.get(len(args))
+                if known is None:
+                    flat, spec = flatten((args, kwargs))
+                    known = self._plain_specs[len(args)] = (spec, _spec_key(spec))
+                return list(args), known[0], known[1]
+        flat, spec = flatten((args, kwargs))
+        return flat, spec, _spec_key(spec)
 
     def _module_parts(self, modules):
         """Training flags and parameter/buffer identities of the modules the function reaches (the
         program binds them by identity: a replaced one must retrace). Walking the module trees is
         redone only when some module changed since the last call."""
-        key = (structure_epoch(), tuple(map(id, modules)))
-        if self._module_cache is None or self._module_cache[0] != key:
-            parts = [("module training flags", tuple(m.training for o in modules for m in o.modules())),
-                     ("module parameters and buffers", tuple(id(t) for o in modules for t in o.parameters()) +
-                      tuple(id(t) for o in modules for t in o.buffers()))]
-            self._module_cache = (key, parts)
-        return self._module_cache[1]
+        cache = self._module_cache
+        epoch = structure_epoch()
+        if cache is not None and cache[0] == epoch and cache[1] == modules:  # (modules compare by identity)
+            return cache[2]
+        parts = (("module training flags", tuple(m.training for o in modules for m in o.modules())),
+                 ("module parameters and buffers", tuple(id(t) for o in modules for t in o.parameters()) +
+                  tuple(id(t) for o in modules for t in o.buffers())))
+        self._module_cache = (epoch, modules, parts)
+        return parts
 
     def _module_names(self):
         """Paths of the modules whose training flags the signature lists, in the same order."""
@@ -120,16 +146,16 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if dispatch.tracer() is not None:  # called from a function being traced: becomes part of its trace
             return self._run_eagerly(*args, **kwargs)
-        flat, spec = flatten((args, kwargs))
-        sig = self._signature(flat, spec)
+        flat, spec, key = self._flatten_call(args, kwargs)
+        sig = self._signature(flat, key)
         entry = self._programs.get(sig)
-        if entry == _EAGER:
+        if entry is _EAGER:
             return self._run_eagerly(*args, **kwargs)
         for prog in entry or ():
             if prog.guards_hold(flat):
                 if prog.one_shot:
                     entry.remove(prog)
-                return unflatten(prog.out_spec, prog.call_flat(flat))
+                return prog.call_tree(flat)
         if self.trace_count >= self.cache_limit:
             if not self._warned_limit:
                 last = "\n  ".join(self.recompile_reasons[-4:] + [self._why_retrace(sig, spec, entry, flat)])
@@ -156,7 +182,7 @@ class CompiledFunction:
             return self._run_eagerly(*args, **kwargs)
         if not prog.one_shot:
             self._programs.setdefault(sig, []).append(prog)
-        return unflatten(prog.out_spec, prog.call_flat(flat))
+        return prog.call_tree(flat)
 
     def lower(self, *args, **kwargs):
         """The Program for this call signature, without running it."""
@@ -182,11 +208,9 @@ class CompiledFunction:
     def _amp_region(self):
         """amp="fp16" runs the function inside gradc.amp.autocast(); otherwise the caller's autocast
         state (if any) applies, as in eager mode."""
-        from .amp import autocast
         return autocast() if self.amp == "fp16" else contextlib.nullcontext()
 
     def _autocast_dtype(self):
-        from .amp import is_autocast_enabled
         return "float16" if self.amp == "fp16" or is_autocast_enabled() else None
 
     def _run_eagerly(self, *args, **kwargs):
@@ -294,23 +318,36 @@ def _modules_of(fn):
     """The nn.Modules a compiled callable reaches directly: itself, the instance of a bound method,
     and modules in its closure cells or in the globals its code names (read on every call, so a
     rebound name or a replaced parameter is seen)."""
-    found = [obj for obj in (fn, getattr(fn, "__self__", None)) if isinstance(obj, Module)]
-    for cell in getattr(fn, "__closure__", None) or ():
-        try:
-            value = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-        if isinstance(value, Module):
-            found.append(value)
-    code = getattr(fn, "__code__", None)
-    if code is not None:
-        glb = getattr(fn, "__globals__", {})
-        found += [v for v in map(glb.get, code.co_names) if isinstance(v, Module)]
-    unique = []
-    for m in found:
-        if all(m is not u for u in unique):
-            unique.append(m)
-    return unique
+    return _Reach(fn)()
+
+
+class _Reach:
+    """_modules_of for one callable, with what cannot change looked up once: the callable and its
+    bound instance, its closure cells and the globals dict and names its code reads (the values in
+    the cells and globals are read on every call)."""
+
+    def __init__(self, fn):
+        self.fixed = [obj for obj in (fn, getattr(fn, "__self__", None)) if isinstance(obj, Module)]
+        self.cells = tuple(getattr(fn, "__closure__", None) or ())
+        code = getattr(fn, "__code__", None)
+        self.globals = getattr(fn, "__globals__", {}) if code is not None else {}
+        self.names = code.co_names if code is not None else ()
+
+    def __call__(self):
+        found = list(self.fixed)
+        for cell in self.cells:
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if isinstance(value, Module) and value not in found:  # (modules compare by identity)
+                found.append(value)
+        get = self.globals.get
+        for name in self.names:
+            value = get(name)
+            if isinstance(value, Module) and value not in found:
+                found.append(value)
+        return found
 
 
 def _cell_value(cell):

@@ -51,7 +51,8 @@ def leaves(fn, spec):
 
 
 def _tensor_changes(name, old, new):
-    (s0, d0, dev0, rg0, a0), (s1, d1, dev1, rg1, a1) = old, new
+    (s0, d0, k0, i0, rg0, a0), (s1, d1, k1, i1, rg1, a1) = old, new
+    dev0, dev1 = (k0 if i0 is None else f"{k0}:{i0}"), (k1 if i1 is None else f"{k1}:{i1}")
     out = []
     if s0 != s1:
         if len(s0) == len(s1):

@@ -13,6 +13,7 @@ import numpy as np
 from .. import dtypes as D
 from ..device import CPU
 from ..errors import DTypeError, GradcError, ShapeError
+from ..pytree import flatten, unflatten
 from ..tensor import Tensor
 from . import cache
 from .aot import Backward, CompiledBackward
@@ -62,6 +63,7 @@ class Program:
         self._run = None
         self._half = None
         self._expected = None
+        self._plan = None
         self._lock = threading.Lock()  # buffers are shared between calls: one call at a time
 
     def replace(self, **changes):
@@ -128,10 +130,12 @@ class Program:
 
     def guards_hold(self, flat_args):
         """Whether the state this program was traced against still looks the same."""
-        if self._expected is None:  # what each state input looked like when traced (computed once)
-            self._expected = [(b, self.ir.node(nid)["shape"], D.ALL[self.ir.node(nid)["dtype"]])
-                              for b, nid in zip(self.bindings, self.ir.inputs) if b.kind in ("state", "grad")]
-        for b, shape, dtype in self._expected:
+        expected = self._expected
+        if expected is None:  # what each state input looked like when traced (computed once)
+            expected = self._expected = [(b, self.ir.node(nid)["shape"], D.ALL[self.ir.node(nid)["dtype"]])
+                                         for b, nid in zip(self.bindings, self.ir.inputs)
+                                         if b.kind in ("state", "grad")]
+        for b, shape, dtype in expected:
             t = b.ref if b.kind == "state" else self._owner(b, flat_args).grad
             if t is None or t.shape != shape or t.dtype is not dtype or t._data is None:
                 return False
@@ -175,22 +179,54 @@ class Program:
                 outs = self._entry()(*arrays)
         else:
             outs = self._entry()(*arrays)
+        copy = self._copy_out
         if self.backend == "cuda":
-            return [o.copy() if i in self._copy_out else o for i, o in enumerate(outs)]
-        return [np.array(o) if i in self._copy_out else (o if type(o) is np.ndarray else np.asarray(o))
+            return [o.copy() if i in copy else o for i, o in enumerate(outs)]
+        ndarray = np.ndarray
+        return [np.array(o) if i in copy else (o if type(o) is ndarray else np.asarray(o))
                 for i, o in enumerate(outs)]
 
+    def _call_plan(self):
+        """What every call does, worked out once: the slots checked for a read-only array before
+        running, whether bindings are arguments and state only (resolved without the general walk),
+        and the dtype of each returned output."""
+        plan = self._plan
+        if plan is None:
+            plain = all(b.kind in ("arg", "state") for b in self.bindings)
+            plan = self._plan = (
+                tuple(e.slot for e in self.effects if e.kind == "data"),
+                tuple((b.kind == "arg", b.ref) for b in self.bindings) if plain else None,
+                tuple(D.ALL[self.ir.node(self.ir.outputs[i])["dtype"]] for i in range(self.n_returned)),
+                bool(self.effects))
+        return plan
+
+    def call_tree(self, flat_args):
+        """call_flat, with the results arranged as the traced function returned them."""
+        return unflatten(self.out_spec, self.call_flat(flat_args))
+
     def call_flat(self, flat_args):
-        tensors = self.resolve(flat_args)
-        for e in self.effects:  # checked before running: a failed write-back would leave state half updated
-            if e.kind == "data" and not getattr(getattr(tensors[e.slot]._data, "flags", None), "writeable", True):
-                name = self.ir.node(self.ir.inputs[e.slot])["attrs"].get("name", f"input {e.slot}")
+        written, plain, out_dtypes, has_effects = self._call_plan()
+        tensors = [flat_args[ref] if is_arg else ref for is_arg, ref in plain] if plain is not None else \
+            self.resolve(flat_args)
+        for slot in written:  # checked before running: a failed write-back would leave state half updated
+            if not getattr(getattr(tensors[slot]._data, "flags", None), "writeable", True):
+                name = self.ir.node(self.ir.inputs[slot])["attrs"].get("name", f"input {slot}")
                 raise ReadOnlyTensorError(
                     f"the compiled program updates {name} in place, but its NumPy array is read-only (e.g. a "
                     "parameter made with gradc.from_numpy of a read-only array); give it a writable copy first: "
                     "p.data = p.data.clone(), or gradc.from_numpy(array.copy())")
         with self._lock:
             outs = self.execute([t._data for t in tensors])
+        if has_effects:
+            self._write_back(tensors, outs)
+        dev = tensors[0].device if tensors else CPU
+        wrap = Tensor._wrap
+        returned = [wrap(outs[i], dtype, dev) for i, dtype in enumerate(out_dtypes)]
+        if self._vjp is not None:
+            self._vjp.attach(tensors, outs, returned)
+        return returned
+
+    def _write_back(self, tensors, outs):
         for e in self.effects:
             if e.kind == "data":
                 t = tensors[e.slot]
@@ -204,15 +240,9 @@ class Program:
                 t = e.target
                 t._data, t._sym = outs[e.out], None
                 t.requires_grad, t._grad_fn = False, None
-        dev = tensors[0].device if tensors else None
-        returned = [_wrap(outs[i], self.ir, self.ir.outputs[i], dev) for i in range(self.n_returned)]
-        if self._vjp is not None:
-            self._vjp.attach(tensors, outs, returned)
-        return returned
 
     def __call__(self, *args):
         """Run with positional tensor arguments (in the traced order)."""
-        from ..pytree import flatten, unflatten
         flat, _ = flatten(list(args))
         self.check_args(flat, args)
         return unflatten(self.out_spec, self.call_flat(flat))

@@ -1,0 +1,163 @@
+"""What compiling costs, separately from what the compiled program computes.
+
+  per-call overhead   W4 (batch-1 MLP inference) compiled on the NumPy backend: median time of
+                      `step(x)` (signature key, guards, bindings, write-backs, wrapping) minus the
+                      median time of the generated entry function on the same arrays, timed in
+                      alternating rounds
+  cold compile        a fresh process with an empty GRADC_CACHE_DIR: import time, then the first
+                      call's trace + passes + codegen + load (W1, W3), each in its own process
+  warm compile        the same in a fresh process whose cache folder is already populated
+
+    python benchmarks/bench_compile_cost.py [--repeat N] [--only overhead|cold|warm] [--against DIR]
+
+Medians over --repeat fresh processes (compile) or many calls (overhead); with --against, another
+gradc source tree (e.g. `git archive` of an older commit) is measured in the same run, its
+processes alternating with this tree's."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_CHILD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import gradc
+from gradc import compiler
+from gradc.runtime import program, tuning
+from gradc.workloads import WORKLOADS
+t1 = time.perf_counter()
+spent = {"builds": [], "tuning": 0.0, "load": 0.0}
+
+def timed(key, f):
+    def wrapper(*a, **k):
+        s = time.perf_counter()
+        try:
+            return f(*a, **k)
+        finally:
+            d = time.perf_counter() - s
+            spent[key].append(d) if key == "builds" else spent.__setitem__(key, spent[key] + d)
+    return wrapper
+
+compiler.CompiledFunction._build = timed("builds", compiler.CompiledFunction._build)
+tuning.measure = timed("tuning", tuning.measure)
+program.Program._entry = timed("load", program.Program._entry)
+fn, args = WORKLOADS[sys.argv[1]].build("full")
+step = gradc.compile(fn, backend="numpy")
+t2 = time.perf_counter()
+for _ in range(3):
+    step(*args)
+t3 = time.perf_counter()
+total = sum(spent["builds"]) + spent["load"]
+print(json.dumps({"import_s": t1 - t0, "traces": step.trace_count, "tuning_s": spent["tuning"],
+                  "compile_s": total - spent["tuning"], "per_trace_s": (total - spent["tuning"]) / step.trace_count,
+                  "three_calls_s": t3 - t2}))
+"""
+
+
+_OVERHEAD = r"""
+import json, sys, time
+import gradc
+from gradc.workloads import WORKLOADS
+fn, args = WORKLOADS["W4"].build(sys.argv[1])
+step = gradc.compile(fn, backend="numpy")
+step(*args)
+prog = next(iter(step._programs.values()))[0]
+run = prog._entry()
+arrays = [t._data for t in prog.resolve(list(args))]
+calls = {"step": lambda: step(*args), "entry": lambda: run(*arrays)}
+pooled = {k: [] for k in calls}
+for _ in range(int(sys.argv[2])):
+    for name, f in calls.items():
+        for _ in range(20):
+            f()
+        t0 = time.perf_counter()
+        for _ in range(200):
+            f()
+        pooled[name].append((time.perf_counter() - t0) / 200 * 1e6)
+assert step.trace_count == 1, step.trace_count
+print(json.dumps(pooled))
+"""
+
+
+def overhead(roots, scale="full", processes=3, rounds=20):
+    """Per-call overhead of W4 for each source tree in `roots`, processes alternating between them."""
+    pooled = {r: {"step": [], "entry": []} for r in roots}
+    for _ in range(processes):
+        for root in roots:
+            got = json.loads(_run(root, _OVERHEAD, [scale, str(rounds)], {}).strip().splitlines()[-1])
+            for k, v in got.items():
+                pooled[root][k] += v
+    out = {}
+    for root, p in pooled.items():
+        med = {k: statistics.median(v) for k, v in p.items()}
+        low = {k: min(v) for k, v in p.items()}
+        out[root] = {"step us": round(med["step"], 2), "entry us": round(med["entry"], 2),
+                     "overhead us (median)": round(med["step"] - med["entry"], 2),
+                     "overhead us (min)": round(low["step"] - low["entry"], 2)}
+    return out
+
+
+def _run(root, code, argv, env):
+    env = dict(os.environ, GRADC_DEBUG="0", **env)
+    tree = _HERE if root == "." else os.path.abspath(root)
+    env["PYTHONPATH"] = tree + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True,
+                         cwd=tempfile.gettempdir())
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    return out.stdout
+
+
+def _child(root, key, cache):
+    return json.loads(_run(root, _CHILD, [key], {"GRADC_CACHE_DIR": cache}).strip().splitlines()[-1])
+
+
+def compile_cost(roots, key, repeat, warm):
+    """Medians over `repeat` fresh processes per tree, alternating between the trees."""
+    runs = {r: [] for r in roots}
+    with tempfile.TemporaryDirectory() as shared:
+        for i in range(repeat):
+            for root in roots:
+                if warm:
+                    folder = os.path.join(shared, str(roots.index(root)))
+                    if i == 0:
+                        _child(root, key, folder)   # populate
+                    runs[root].append(_child(root, key, folder))
+                else:
+                    with tempfile.TemporaryDirectory() as fresh:
+                        runs[root].append(_child(root, key, fresh))
+    return {r: {k: round(statistics.median(x[k] for x in v), 4)
+                for k in ("import_s", "traces", "tuning_s", "compile_s", "per_trace_s")} for r, v in runs.items()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5, help="fresh processes per compile measurement")
+    ap.add_argument("--only", choices=("overhead", "cold", "warm"))
+    ap.add_argument("--scale", choices=("full", "small"), default="full", help="W4's size for the overhead")
+    ap.add_argument("--against", metavar="DIR", help="another gradc source tree, measured side by side")
+    ns = ap.parse_args(argv)
+    roots = ([ns.against] if ns.against else []) + ["."]
+    result = {}
+
+    def show(name, per_root):
+        result[name] = per_root
+        for root, v in per_root.items():
+            print(f"{name:12s} {'this tree' if root == '.' else root:12s} {v}", flush=True)
+
+    if ns.only in (None, "overhead"):
+        show("W4 overhead", overhead(roots, ns.scale))
+    for kind in ("cold", "warm"):
+        if ns.only in (None, kind):
+            for key in ("W1", "W3"):
+                show(f"{key} {kind}", compile_cost(roots, key, ns.repeat, kind == "warm"))
+    return result
+
+
+if __name__ == "__main__":
+    main()
