@@ -16,21 +16,27 @@ import tracemalloc
 import numpy as np
 
 PEERS = ("torch", "torch.compile")
+SPREAD_LIMIT = 1.5   # max/min of one candidate's timed calls above this: its figures are unreliable
 
 
 class Candidate:
-    def __init__(self, impl, fn, args, memory=True):
-        self.impl, self.fn, self.args, self.memory = impl, fn, args, memory
+    def __init__(self, impl, fn, args, memory=True, after=None):
+        self.impl, self.fn, self.args, self.memory, self.after = impl, fn, args, memory, after
         self.times, self.first_s, self.peak_bytes, self.first_out, self.error = [], None, None, None, None
+        self.traces = self.overhead_us = None
 
     def call(self):
-        return self.fn(*self.args)
+        out = self.fn(*self.args)
+        if self.after is not None:   # e.g. a learning-rate schedule's step between training steps
+            self.after()
+        return out
 
 
 def gradc_candidates(fn_eager, args_eager, fn_compiled, args_compiled, backend="auto"):
     import gradc
-    return [Candidate("gradc eager", fn_eager, args_eager),
-            Candidate("gradc compiled", gradc.compile(fn_compiled, backend=backend), args_compiled)]
+    return [Candidate("gradc eager", fn_eager, args_eager, after=getattr(fn_eager, "after_call", None)),
+            Candidate("gradc compiled", gradc.compile(fn_compiled, backend=backend), args_compiled,
+                      after=getattr(fn_compiled, "after_call", None))]
 
 
 def torch_candidates(torch, build, peers):
@@ -39,10 +45,11 @@ def torch_candidates(torch, build, peers):
         return out
     if "torch" in peers:
         fn, args = build()
-        out.append(Candidate("pytorch eager", fn, args, memory=False))
+        out.append(Candidate("pytorch eager", fn, args, memory=False, after=getattr(fn, "after_call", None)))
     if "torch.compile" in peers:
         fn, args = build()
-        out.append(Candidate("torch.compile", torch.compile(fn), args, memory=False))
+        out.append(Candidate("torch.compile", torch.compile(fn), args, memory=False,
+                             after=getattr(fn, "after_call", None)))
     return out
 
 
@@ -137,6 +144,9 @@ def measure(label, candidates, rounds, repeat, warmup, progress):
                 c.call()
                 c.times.append((time.perf_counter() - t0) * 1e3)
                 progress.step()
+    for c in live:   # traces so far: what the timed calls cost in tracing (before the overhead probe lowers again)
+        if hasattr(c.fn, "trace_count"):
+            c.traces = c.fn.trace_count
     for c in live:
         if c.memory:
             progress.set(f"{label}: {c.impl} (peak memory)")
@@ -147,6 +157,10 @@ def measure(label, candidates, rounds, repeat, warmup, progress):
             finally:
                 tracemalloc.stop()
         progress.step()
+    for c in live:
+        if c.impl == "gradc compiled":
+            progress.set(f"{label}: {c.impl} (per-call overhead)")
+            c.overhead_us = call_overhead(c, max(3, min(repeat, 25)), rounds)
     rows = []
     base = next((c for c in candidates if c.impl == "gradc eager" and c.times), None)
     for c in candidates:
@@ -156,11 +170,55 @@ def measure(label, candidates, rounds, repeat, warmup, progress):
         elif c.times:
             med = statistics.median(c.times)
             row.update(median_ms=med, min_ms=min(c.times), max_ms=max(c.times), calls=len(c.times),
+                       spread=max(c.times) / min(c.times) if min(c.times) > 0 else None, traces=c.traces,
+                       overhead_us=c.overhead_us,
                        speedup_vs_eager=(statistics.median(base.times) / med) if base else None,
                        peak_bytes=c.peak_bytes, first_call_s=c.first_s,
                        max_rel_diff_vs_eager=rel_diff(c.first_out, base.first_out) if base else None)
         rows.append(row)
     return rows
+
+
+def call_overhead(c, n, rounds):
+    """Microseconds a compiled call spends outside its generated code (signature, guards, bindings,
+    write-backs, wrapping): the median of the call minus the median of the program's entry function
+    on the same arrays, timed in alternating rounds. Runs last: the entry updates state in place
+    without the call's write-backs."""
+    import gradc
+    prog = c.fn.lower(*c.args)
+    flat = [a for a in c.args if isinstance(a, gradc.Tensor)]
+    if len(flat) != len(c.args):
+        return None
+    arrays = [t.detach().numpy() for t in prog.resolve(flat)]
+    calls, entry = [], []
+    call, run = (lambda: c.fn(*c.args)), (lambda: prog.execute(arrays))
+    for f in (call, run):
+        f()
+    for _ in range(max(1, rounds)):
+        for f, times in ((call, calls), (run, entry)):
+            for _ in range(n):
+                t0 = time.perf_counter()
+                f()
+                times.append(time.perf_counter() - t0)
+    return (statistics.median(calls) - statistics.median(entry)) * 1e6
+
+
+def unreliable(rows, limit=SPREAD_LIMIT):
+    """The rows whose spread (max/min of their timed calls) is above `limit`."""
+    return [r for r in rows if (r.get("spread") or 0) > limit]
+
+
+def profile_compiled(label, candidates, calls):
+    """Time each kernel of the compiled candidates over `calls` calls (see gradc.runtime.profile)."""
+    from .runtime.profile import Profiler
+    out = []
+    for c in candidates:
+        if c.impl == "gradc compiled" and c.error is None:
+            with Profiler() as p:
+                for _ in range(calls):
+                    c.call()
+            out.append(p.report(f"{label}: {c.impl}"))
+    return out
 
 
 def calls_per_candidate(rounds, repeat, warmup):
@@ -172,19 +230,22 @@ def _ms(v):
 
 
 def format_table(rows):
-    header = ["workload", "impl", "median ms", "min ms", "max ms", "speed-up", "peak MiB", "first call s",
-              "max rel diff"]
+    header = ["workload", "impl", "median ms", "min ms", "max ms", "spread", "speed-up", "peak MiB", "first call s",
+              "traces", "overhead us", "max rel diff"]
     table = []
     for r in rows:
         if "error" in r:
-            table.append([r["workload"], r["impl"], f"failed: {r['error']}"] + [""] * 6)
+            table.append([r["workload"], r["impl"], f"failed: {r['error']}"] + [""] * 9)
             continue
         if "median_ms" not in r:
             continue
         sp, pk, d = r.get("speedup_vs_eager"), r.get("peak_bytes"), r.get("max_rel_diff_vs_eager")
+        spread, tr, ov = r.get("spread"), r.get("traces"), r.get("overhead_us")
         table.append([r["workload"], r["impl"], _ms(r["median_ms"]), _ms(r["min_ms"]), _ms(r["max_ms"]),
+                      "-" if spread is None else f"{spread:.2f}" + ("!" if spread > SPREAD_LIMIT else ""),
                       "-" if sp is None else f"{sp:.2f}x", "-" if pk is None else f"{pk / 2 ** 20:.2f}",
-                      f"{r['first_call_s']:.2f}", "-" if d is None else f"{d:.1e}"])
+                      f"{r['first_call_s']:.2f}", "-" if tr is None else str(tr),
+                      "-" if ov is None else f"{ov:.1f}", "-" if d is None else f"{d:.1e}"])
     widths = [max([len(h)] + [len(row[i]) for row in table if len(row) > i and not row[2].startswith("failed")])
               for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))),

@@ -317,11 +317,15 @@ def cmd_bench(args):
     n_impl = 2 + (len(args.peers) if torch is not None else 0)
     total = sum(n_impl * bench.calls_per_candidate(rounds, repeat * per, warmup) for _, _, per in jobs)
     progress = bench.Progress(total, enabled=not args.no_progress)
-    rows = []
+    rows, profiles = [], []
     try:
         for label, make, per in jobs:
             progress.set(f"{label}: building")
-            rows += bench.measure(label, make(), rounds, repeat * per, warmup, progress)
+            candidates = make()
+            rows += bench.measure(label, candidates, rounds, repeat * per, warmup, progress)
+            if args.profile:
+                progress.set(f"{label}: profiling the compiled program")
+                profiles += bench.profile_compiled(label, candidates, repeat * per)
     finally:
         progress.close()
     env = bench.environment(torch)
@@ -329,14 +333,26 @@ def cmd_bench(args):
                                                            if torch is not None else "")
           + f", python {env['python']}, {env['cpus']} CPUs; {rounds} round(s) x {repeat} calls"
           + ("" if args.scale == "full" else f", scale {args.scale}"))
-    print("speed-up: gradc eager's median / this median (higher is faster); peak MiB: most memory allocated "
-          "during one\nsteady-state call (tracemalloc; not PyTorch's allocator); max rel diff: first-call outputs "
+    print("speed-up: gradc eager's median / this median (higher is faster); spread: max/min of the timed calls; "
+          "peak MiB: most\nmemory allocated during one steady-state call (tracemalloc; not PyTorch's allocator); "
+          "traces: how often gradc\ntraced over all calls; overhead us: a compiled call's time outside its "
+          "generated code (median call minus\nmedian run of the program's entry); max rel diff: first-call outputs "
           "against gradc eager")
     print()
     print(bench.format_table(rows))
+    shaky = bench.unreliable(rows)
+    if shaky:
+        names = ", ".join(f"{r['workload']} {r['impl']}" for r in shaky)
+        print(f"\nunreliable: the spread of {names} is above "
+              f"{bench.SPREAD_LIMIT} (marked !): the machine was busy or the calls vary; compare those figures "
+              "only after a rerun with more --rounds on a quieter machine")
+    for text in profiles:
+        print()
+        print(text)
     if args.json:
         bench.write_json(args.json, rows, {"rounds": rounds, "repeat": repeat, "warmup": warmup, "scale": args.scale,
-                                           "peers": sorted(args.peers), "backend": args.backend}, torch)
+                                           "peers": sorted(args.peers), "backend": args.backend,
+                                           "spread_limit": bench.SPREAD_LIMIT}, torch)
         print(f"\nwrote {args.json}")
     return 0
 
@@ -394,6 +410,18 @@ def cmd_cache(args):
 
 
 # ---------------------------------------------------------------------------------------------- parser
+WORKLOAD_KEYS = ("W1", "W1C", "W2", "W3", "W4")
+SPREAD_LIMIT = 1.5   # gradc.bench.SPREAD_LIMIT, named here without importing the workloads for every command
+WORKLOAD_HELP = """\
+  W1   mlp-train     MLP 784-512-512-10 (ReLU), batch 128, cross-entropy, SGD momentum 0.9; one step
+  W1C  mlp-cosine    W1 with a cosine learning-rate schedule stepped every call (the lr is a program
+                     input, so it traces once); compiled vs eager, traces counted
+  W2   ln-gelu       layer_norm(gelu(x*w + b) + x) over (4096, 1024), sum; forward + backward
+  W3   block-train   pre-LayerNorm transformer block (8x128x256, 4 heads, causal, GELU-tanh MLP 1024),
+                     Adam; one step
+  W4   mlp-infer-b1  W1's MLP, batch 1, no_grad inference; latency per call"""
+
+
 def build_parser():
     from . import __version__
     fmt = argparse.RawDescriptionHelpFormatter
@@ -402,7 +430,7 @@ def build_parser():
         "  gradc compile model.py -o model.gradc     save an ahead-of-time artifact\n"
         "  gradc run model.gradc --input x=x.npy     run it without the model's code\n"
         "  gradc dump model.gradc --source           read what the compiler generated\n"
-        "  gradc bench                               eager vs compiled on workloads W1-W4\n"
+        "  gradc bench                               eager vs compiled on workloads W1-W4 and W1C\n"
         "  gradc info                                versions, backends, GPU, cache"))
     p.add_argument("--version", action="version", version=f"gradc {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -449,22 +477,27 @@ def build_parser():
                        description="Time gradc eager against gradc compiled, side by side in alternating rounds: "
                                    "median/min/max ms per call, speed-up, peak memory (tracemalloc, one separate "
                                    "call) and the first call's time (which includes compiling). Without SCRIPT it "
-                                   "runs the bundled workloads W1-W4 and, where PyTorch is importable, PyTorch "
+                                   "runs the bundled workloads (W1-W4, W1C) and, where PyTorch is importable, PyTorch "
                                    "eager on the same computation from the same weights.",
                        epilog="--peers: 'torch' (the default) adds PyTorch eager; 'torch.compile' (or 'all') adds "
                               "torch.compile too, which spends tens of seconds compiling each workload; 'none' "
                               "times gradc only. Peers apply to the bundled workloads. A SCRIPT's factory is "
-                              "called once per implementation, so each starts from its own fresh state.\n\n"
-                              + FACTORY_HELP)
-    b.add_argument("script", nargs="?", metavar="SCRIPT.py[:FACTORY]", help="benchmark this instead of W1-W4")
-    b.add_argument("--workloads", default="W1,W2,W3,W4", help="subset of W1,W2,W3,W4 (default all)")
+                              "called once per implementation, so each starts from its own fresh state. A "
+                              f"spread (max/min) above {SPREAD_LIMIT} marks figures as unreliable.\n\n"
+                              "The bundled workloads (gradc/workloads.py):\n" + WORKLOAD_HELP + "\n\n" + FACTORY_HELP)
+    b.add_argument("script", nargs="?", metavar="SCRIPT.py[:FACTORY]", help="benchmark this instead of the bundled workloads")
+    b.add_argument("--workloads", default=",".join(WORKLOAD_KEYS),
+                   help=f"subset of {','.join(WORKLOAD_KEYS)} (default all)")
     b.add_argument("--quick", action="store_true", help="a short run: 1 round of 3 calls, 1 warm-up call")
     b.add_argument("--repeat", type=int, metavar="N", help="timed calls per candidate per round (default 10)")
     b.add_argument("--rounds", type=int, default=5, metavar="R", help="alternating rounds (default 5)")
     b.add_argument("--peers", type=_peers, default={"torch"}, metavar="LIST",
                    help="peers to time: torch, torch.compile, all or none (default torch)")
     b.add_argument("--scale", choices=("full", "small"), default="full",
-                   help="workload sizes: full (BENCHMARKS.md) or small (a smoke test)")
+                   help="workload sizes: full (as listed below) or small (a smoke test)")
+    b.add_argument("--profile", action="store_true",
+                   help="also time each kernel of the compiled programs and print the GB/s each achieves next to "
+                        "this machine's copy bandwidth (as GRADC_PROFILE=1 does)")
     b.add_argument("--backend", choices=BACKENDS, default="auto", help="gradc's backend")
     b.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     b.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

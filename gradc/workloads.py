@@ -1,8 +1,11 @@
-"""The reference workloads W1-W4 (benchmarks/BENCHMARKS.md), defined once for `gradc bench` and the
-benchmark scripts: each builds a fresh gradc instance (fixed seed) and, when PyTorch is importable,
-the same computation in PyTorch starting from the same weights.
+"""The reference workloads W1-W4 and W1C, defined once for `gradc bench` and the benchmark scripts:
+each builds a fresh gradc instance (fixed seed) and, when PyTorch is importable, the same computation
+in PyTorch starting from the same weights.
 
   W1 mlp-train      MLP 784-512-512-10 (ReLU), batch 128, cross-entropy, SGD lr 0.01 momentum 0.9
+  W1C mlp-cosine    W1 with a cosine learning-rate schedule (CosineAnnealingLR over 50 steps, stepped
+                    after every step, outside the compiled step): the learning rate changes on every
+                    call and is a program input
   W2 ln-gelu        y = layer_norm(gelu(x*w + b) + x) over (4096, 1024); loss = y.sum(); fwd + bwd
   W3 block-train    pre-LayerNorm transformer block (batch 8, seq 128, d 256, 4 heads, causal,
                     GELU-tanh MLP 1024), loss = mean(out**2), Adam lr 1e-3
@@ -20,7 +23,9 @@ import gradc.nn.functional as F
 
 class Workload:
     """One workload: `build(scale)` returns a fresh (fn, args) for gradc; `build_torch(torch, scale)`
-    the same computation in PyTorch from the same initial values, or None."""
+    the same computation in PyTorch from the same initial values, or None. A fn with an `after_call`
+    attribute wants it called after each call, outside what is compiled (a learning-rate schedule's
+    step, as training loops call it)."""
 
     def __init__(self, key, name, description, build, build_torch, calls_per_repeat=1):
         self.key, self.name, self.description = key, name, description
@@ -96,6 +101,41 @@ def build_w1_torch(torch, scale="full"):
         loss.backward()
         opt.step()
         return loss
+    return step, (torch.from_numpy(x), torch.from_numpy(y))
+
+
+COSINE_STEPS = 50
+
+
+def build_w1c(scale="full"):
+    model = _mlp(scale)
+    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=COSINE_STEPS)
+    x, y = _mlp_data(scale, 128 if scale == "full" else 8)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    step.after_call = sched.step   # the schedule steps between training steps, outside what is compiled
+    return step, (gradc.from_numpy(x), gradc.from_numpy(y))
+
+
+def build_w1c_torch(torch, scale="full"):
+    model = _torch_mlp(torch, _mlp(scale))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=COSINE_STEPS)
+    x, y = _mlp_data(scale, 128 if scale == "full" else 8)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    step.after_call = sched.step
     return step, (torch.from_numpy(x), torch.from_numpy(y))
 
 
@@ -256,6 +296,8 @@ def build_w3_torch(torch, scale="full"):
 WORKLOADS = {w.key: w for w in (
     Workload("W1", "mlp-train", "MLP 784-512-512-10, batch 128, cross-entropy, SGD momentum; one training step",
              build_w1, build_w1_torch),
+    Workload("W1C", "mlp-cosine", "W1 with a cosine learning-rate schedule stepped every call (the lr is a "
+             "program input: no retrace)", build_w1c, build_w1c_torch),
     Workload("W2", "ln-gelu", "layer_norm(gelu(x*w + b) + x) on (4096, 1024), sum, forward + backward",
              build_w2, build_w2_torch),
     Workload("W3", "block-train", "pre-LN transformer block (8x128x256, 4 heads, causal), Adam; one training step",
