@@ -1,5 +1,5 @@
 """Eager benchmark: gradc eager against PyTorch eager (when installed) and hand-written NumPy, on the
-reference workloads of BENCHMARKS.md, measured side by side in one run.
+reference workloads of gradc/workloads.py (`gradc bench --help` lists them), measured side by side in one run.
 
   W1 mlp-train     MLP 784-512-512-10 (ReLU), batch 128, cross-entropy on int labels,
                    SGD lr 0.01 momentum 0.9; one call = zero_grad + forward + backward + update

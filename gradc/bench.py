@@ -16,7 +16,9 @@ import tracemalloc
 import numpy as np
 
 PEERS = ("torch", "torch.compile")
-SPREAD_LIMIT = 1.5   # max/min of one candidate's timed calls above this: its figures are unreliable
+# spread: max/min of a candidate's per-round medians (of its timed calls when there is one round);
+# above this the machine's load moved the figures and they are unreliable
+SPREAD_LIMIT = 1.3
 
 
 class Candidate:
@@ -24,6 +26,7 @@ class Candidate:
         self.impl, self.fn, self.args, self.memory, self.after = impl, fn, args, memory, after
         self.times, self.first_s, self.peak_bytes, self.first_out, self.error = [], None, None, None, None
         self.traces = self.overhead_us = None
+        self.rounds = []   # the timed calls of each round
 
     def call(self):
         out = self.fn(*self.args)
@@ -139,10 +142,12 @@ def measure(label, candidates, rounds, repeat, warmup, progress):
         for c in live:
             progress.set(f"{label}: {c.impl} (round {r + 1}/{rounds})")
             c.call()  # libraries keep their own thread pools: wake them before timing
+            c.rounds.append([])
             for _ in range(repeat):
                 t0 = time.perf_counter()
                 c.call()
                 c.times.append((time.perf_counter() - t0) * 1e3)
+                c.rounds[-1].append(c.times[-1])
                 progress.step()
     for c in live:   # traces so far: what the timed calls cost in tracing (before the overhead probe lowers again)
         if hasattr(c.fn, "trace_count"):
@@ -170,7 +175,7 @@ def measure(label, candidates, rounds, repeat, warmup, progress):
         elif c.times:
             med = statistics.median(c.times)
             row.update(median_ms=med, min_ms=min(c.times), max_ms=max(c.times), calls=len(c.times),
-                       spread=max(c.times) / min(c.times) if min(c.times) > 0 else None, traces=c.traces,
+                       spread=spread(c.rounds), traces=c.traces,
                        overhead_us=c.overhead_us,
                        speedup_vs_eager=(statistics.median(base.times) / med) if base else None,
                        peak_bytes=c.peak_bytes, first_call_s=c.first_s,
@@ -203,8 +208,14 @@ def call_overhead(c, n, rounds):
     return (statistics.median(calls) - statistics.median(entry)) * 1e6
 
 
+def spread(rounds):
+    """max/min of the per-round medians (of the calls themselves when there is one round), or None."""
+    values = [statistics.median(r) for r in rounds if r] if len(rounds) > 1 else [t for r in rounds for t in r]
+    return max(values) / min(values) if values and min(values) > 0 else None
+
+
 def unreliable(rows, limit=SPREAD_LIMIT):
-    """The rows whose spread (max/min of their timed calls) is above `limit`."""
+    """The rows whose spread (max/min of their per-round medians) is above `limit`."""
     return [r for r in rows if (r.get("spread") or 0) > limit]
 
 

@@ -333,7 +333,7 @@ def cmd_bench(args):
                                                            if torch is not None else "")
           + f", python {env['python']}, {env['cpus']} CPUs; {rounds} round(s) x {repeat} calls"
           + ("" if args.scale == "full" else f", scale {args.scale}"))
-    print("speed-up: gradc eager's median / this median (higher is faster); spread: max/min of the timed calls; "
+    print("speed-up: gradc eager's median / this median (higher is faster); spread: max/min of the round medians; "
           "peak MiB: most\nmemory allocated during one steady-state call (tracemalloc; not PyTorch's allocator); "
           "traces: how often gradc\ntraced over all calls; overhead us: a compiled call's time outside its "
           "generated code (median call minus\nmedian run of the program's entry); max rel diff: first-call outputs "
@@ -411,7 +411,7 @@ def cmd_cache(args):
 
 # ---------------------------------------------------------------------------------------------- parser
 WORKLOAD_KEYS = ("W1", "W1C", "W2", "W3", "W4")
-SPREAD_LIMIT = 1.5   # gradc.bench.SPREAD_LIMIT, named here without importing the workloads for every command
+SPREAD_LIMIT = 1.3   # gradc.bench.SPREAD_LIMIT, named here without importing the workloads for every command
 WORKLOAD_HELP = """\
   W1   mlp-train     MLP 784-512-512-10 (ReLU), batch 128, cross-entropy, SGD momentum 0.9; one step
   W1C  mlp-cosine    W1 with a cosine learning-rate schedule stepped every call (the lr is a program
@@ -483,7 +483,8 @@ def build_parser():
                               "torch.compile too, which spends tens of seconds compiling each workload; 'none' "
                               "times gradc only. Peers apply to the bundled workloads. A SCRIPT's factory is "
                               "called once per implementation, so each starts from its own fresh state. A "
-                              f"spread (max/min) above {SPREAD_LIMIT} marks figures as unreliable.\n\n"
+                              f"spread (max/min of the per-round medians, of the calls with one round) above "
+                              f"{SPREAD_LIMIT} marks figures as unreliable.\n\n"
                               "The bundled workloads (gradc/workloads.py):\n" + WORKLOAD_HELP + "\n\n" + FACTORY_HELP)
     b.add_argument("script", nargs="?", metavar="SCRIPT.py[:FACTORY]", help="benchmark this instead of the bundled workloads")
     b.add_argument("--workloads", default=",".join(WORKLOAD_KEYS),
