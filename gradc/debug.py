@@ -1,4 +1,5 @@
-"""Debugging compiled code: numbered debug output and the divergence finder.
+"""Debugging compiled code: numbered debug output, the divergence finder, and the kernels of a
+program one file each (`kernel_files`, what `gradc dump --kernels` writes).
 
 GRADC_DEBUG=1 reports each compilation (what, why, how long), 2 adds the optimised graph, 3 the
 generated source, 4 the traced graph before the passes (`level()` reads it; the compiler prints

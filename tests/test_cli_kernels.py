@@ -131,3 +131,21 @@ def test_bad_flag_shows_the_subcommands_usage(argv, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2
     assert err.startswith(f"usage: gradc {argv[0]} ") and f"unrecognized arguments: {argv[-1]}" in err
+
+
+def test_compile_trace_error_gives_no_fullgraph_advice(tmp_path, monkeypatch, capsys):
+    (tmp_path / "branchy.py").write_text(textwrap.dedent("""
+        import gradc
+
+        def step(x):
+            if x.sum() > 0:
+                return x * 2
+            return x
+
+        def gradc_main():
+            return step, (gradc.ones(3),)
+    """))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "compile", "branchy.py", "-o", "b.gradc")
+    assert code == 1 and "TraceError" in err and "branchy.py:5" in err and "gradc.where" in err
+    assert "fullgraph" not in err   # `gradc compile` has no such option
