@@ -127,6 +127,12 @@ class Optimizer(abc.ABC):
                                                         k in self.hyper_inputs and isinstance(v, tuple) else v))
                  for k, v in g.items() if k != "params"} for g in self.param_groups]
 
+    def input_names(self):
+        """{id(tensor): name} of the hyper-parameter tensors compiled steps read, e.g. `lr of param
+        group 0`, `betas[1] of param group 0` (what a traced program calls those inputs)."""
+        return {id(t): (f"{key[0]}[{key[1]}]" if isinstance(key, tuple) else key) + f" of param group {gi}"
+                for (gi, key, _), t in self._hyper.items()}
+
     def _flat_buffers(self, gi, params):
         """Horizontal fusion: the group's parameters of one dtype and device live as views of one
         flat buffer (and so does their optimizer state), so one update runs over all of them."""
