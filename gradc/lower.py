@@ -181,7 +181,7 @@ def _program(graph, spec, stats, log, part, backward, start):
     with _stage(log, "codegen", part) as info:
         kernels, scratch_bytes = [], 0
         if spec.backend == "cuda":
-            kernels_src, host_src, kernels = cuda_backend.generate(graph, units, plan)
+            kernels_src, host_src, kernels, cuda_figures = cuda_backend.generate(graph, units, plan)
             source = {"kernels.cu": kernels_src, "host.py": host_src}
         elif spec.backend == "c":
             block = tuning.block_bytes() if spec.block_bytes is None else spec.block_bytes
@@ -210,6 +210,8 @@ def _program(graph, spec, stats, log, part, backward, start):
                                 for k in kernel_ir},
                      numpy_groups={f"g{gid}": why for gid, why in declined},
                      global_bytes=sum(k.bytes_moved for k in kernel_ir))
+    if spec.backend == "cuda":   # kernel launches and bytes moved in global memory per call
+        stats.update(cuda_figures)
     how = {"cuda": "CUDA kernels compiled with NVRTC", "c": "C built by the system compiler, loaded with ctypes"}
     log.append(Stage("load", part, 0.0, {"when": "first call",
                                          "how": how.get(spec.backend, "module imported through the cache")}))

@@ -40,7 +40,8 @@ def _one_unit(sources):
     per architecture instead of one per program."""
     parts = []
     for k, src in enumerate(sources):
-        parts.append(f"// ---- source {k}\n" + re.sub(r"__global__ void (\w+)\(", rf"__global__ void s{k}_\1(", src))
+        parts.append(f"// ---- source {k}\n" + re.sub(r"__global__ void (__launch_bounds__\(\d+\) )?(\w+)\(",
+                                                                 rf"__global__ void \1s{k}_\2(", src))
     return "\n".join(parts)
 
 

@@ -156,20 +156,23 @@ class _Unsupported(Exception):
     pass
 
 
-def lower_group(graph, members, rows, kept, ctypes=None, ops=None):
+def lower_group(graph, members, rows, kept, ctypes=None, ops=None, row_totals=False):
     """The Kernel of a fused group (members in order, `kept`: members stored for later units), or
     (None, reason) when the scheme does not cover it. `ctypes` (dtype -> the C type values of it
     compute in) and `ops` (the elementwise primitives with an expression) default to the C
-    backend's CTYPES and C_OPS; another backend passes its own."""
+    backend's CTYPES and C_OPS; another backend passes its own. With `row_totals`, a reduction
+    across rows of a value with one element per row (a loss's mean over the batch) is an
+    Accumulate of kind "total" among a phase's row-level statements (`pre`), once per row."""
     try:
-        return _Lowering(graph, members, rows, kept, ctypes, ops).run(), None
+        return _Lowering(graph, members, rows, kept, ctypes, ops, row_totals).run(), None
     except _Unsupported as e:
         return None, str(e)
 
 
 class _Lowering:
-    def __init__(self, graph, members, rows, kept, ctypes=None, ops=None):
+    def __init__(self, graph, members, rows, kept, ctypes=None, ops=None, row_totals=False):
         self.g, self.members, self.rows, self.kept = graph, list(members), rows, set(kept)
+        self.row_totals = row_totals
         self.ctypes, self.ops = CTYPES if ctypes is None else ctypes, C_OPS if ops is None else ops
         self.inside = set(members)
         src = [graph.node(graph.args(m)[0] if self._reduces(m) else m)["shape"] for m in members]
@@ -211,6 +214,8 @@ class _Lowering:
         if row_role(g, m) == ROW_REDUCE:
             src = g.node(g.args(m)[0])["shape"]
             axes = tuple(d["attrs"]["axes"])
+            if self.row_totals and prod(src[1:]) == 1 and W > 1 and d["dtype"] != "bool":
+                return "rowtotal"
             if prod(src[1:]) != W:
                 raise _Unsupported("a reduction over the rows of a narrower value")
             if d["dtype"] == "bool":
@@ -263,6 +268,8 @@ class _Lowering:
         if follows:
             terms = offset_terms(tuple(user_shape[1:]), tuple(shape[1:]), inner_w)
             idx = Index(prod(shape[1:]), "j" if user_full else "0", inner_w, terms)
+        elif not shape and not user_shape:   # a 0-d operand of a 0-d member (an inlined scalar): its element
+            idx = Index(0, "0", inner_w, ())
         elif len(shape) < len(user_shape) or shape[0] == 1:   # the same for every row: indexed by j alone
             inner = tuple(shape) if len(shape) < len(user_shape) else tuple(shape[1:])
             idx = Index(0, "j" if user_full else "0", inner_w, offset_terms(tuple(user_shape[1:]), inner, inner_w))
@@ -349,7 +356,7 @@ class _Lowering:
             else:
                 src = g.args(m)[0]
                 sshape = g.node(src)["shape"]
-                val = self.read(sshape, True, src, True, cur)
+                val = self.read(sshape, k != "rowtotal", src, True, cur)
                 acct = "double" if d["op"] == "sum" else ct
                 if k == "row":
                     acc = f"a{m}"
@@ -360,6 +367,10 @@ class _Lowering:
                     self.phases[cur].post.append(RowValue(f"s{m}", ct, acc, store))
                     self.reg[m] = (f"s{m}", ct)
                     pending_rows.append(m)
+                elif k == "rowtotal":   # once per row, from the row-level value
+                    acc = f"P{m}"
+                    self.colreduces.append(ColReduce(acc, acct, d["op"], 1, self.param(m, "out"), ct))
+                    self.phases[cur].pre.append(Accumulate("total", d["op"], acc, acct, *val))
                 else:
                     n = self.width if k == "col" else 1
                     acc = f"P{m}"

@@ -1,0 +1,260 @@
+"""CUDA kernels rendered from the kernel IR (gradc.kernels): one fused group, one kernel (and a
+second, `_fin`, that combines per-block partials of reductions across rows in block order).
+
+The shapes of the kernels are described in templates/cuda/kernel.cu.j2. Python decides the launch
+(grid, block, values per thread), the index width, which loads may be vector loads, what lives in
+registers and what must not be `__restrict__`; the code comes from templates/cuda/."""
+import math
+from dataclasses import dataclass, field
+
+from ..errors import GradcError
+from ..kernels import Accumulate, Let, Load, Store, lower_group
+from ..ops import OPS
+from .templates import lowering as table_lowering, macros, render, where as safe_where
+
+DEVICE_TABLE = "cuda/ops.j2"
+# dtype -> the C type a kernel computes values of it in (float16 is stored as half, computed in float)
+CTYPES = {"float32": "float", "float64": "double", "float16": "float", "bool": "unsigned char",
+          "int64": "long long", "int32": "int"}
+POINTER = {"float32": "float", "float64": "double", "float16": "gradc_half", "bool": "unsigned char",
+           "int64": "long long", "int32": "int"}
+ROW_THREADS = 512      # at most this many threads per row block
+MAX_SLICE = 8          # at most this many elements of a row per thread (kept in registers)
+FLAT_THREADS = 256
+FLAT_BLOCKS = 8192     # flat kernels: at most this many blocks (a grid-stride loop covers the rest)
+ROW_BLOCKS = 65535
+COL_BLOCKS = 160       # blocks of a kernel with reductions across rows: its per-block partials
+ONE_BLOCK = 1 << 16    # up to this many elements, such a kernel is one block that writes the results
+FIN_THREADS = 256
+ACC_BYTES = 8          # partials are double
+
+
+def index_type(n, grid, block):
+    """The C type of a kernel's element indices: 32-bit while no index, nor an index plus one
+    grid-stride step (grid * block), can reach 2^31."""
+    return "long long" if n + grid * block >= 2 ** 31 else "int"
+
+
+def device_ops():
+    """The elementwise primitives with a device expression (templates/cuda/ops.j2, or the entry's own)."""
+    out = set()
+    for name, prim in OPS.items():
+        if prim.elementwise:
+            try:
+                table_lowering(DEVICE_TABLE, name)
+            except GradcError:
+                continue
+            out.add(name)
+    return frozenset(out)
+
+
+@dataclass
+class CudaKernel:
+    """A rendered group: its source, launches and the traffic it causes per call."""
+    name: str
+    source: str
+    grid: int
+    block: int
+    params: list                     # (role, graph node or None, name): "in" / "out" / "part"
+    partials: list                   # (name, elements) allocated once by the host module
+    fin: object                      # (grid, block, [param names]) or None
+    fills: list = field(default_factory=list)   # (node, identity) of reductions when there are no rows
+    global_bytes: int = 0
+    empty: bool = False
+
+    @property
+    def launches(self):
+        return 0 if self.empty else 1 + (self.fin is not None)
+
+
+def _special(value):
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return ""
+
+
+class _Render:
+    def __init__(self, graph, kernel, aliased):
+        self.g, self.k, self.aliased = graph, kernel, aliased
+        self.st = macros("cuda/statements.j2")
+        self.params = {p.name: p for p in kernel.params}
+        self.col_outs = {c.out: c for c in kernel.colreduces}
+        # values of earlier phases that later phases read: the thread's own slice, in registers
+        self.regs = {}
+        for ph in kernel.phases:
+            for s in ph.body:
+                if isinstance(s, Load) and (s.param.startswith("R") or
+                                            (s.param in self.params and self.params[s.param].role == "out")):
+                    node = s.param[1:]
+                    self.regs.setdefault(f"R{node}", s.ctype)
+
+    def half(self, param):
+        p = self.params.get(param)
+        return p is not None and self.g.node(p.node)["dtype"] == "float16"
+
+    def expr(self, s):
+        if s.op == "cast":
+            args = [name for name, _ in s.args]
+            return table_lowering(DEVICE_TABLE, "cast")(s.ctype, *args, **s.attrs)
+        args = [self.st.conv(s.ct, name, vt) for name, vt in s.args]
+        e = table_lowering(DEVICE_TABLE, s.op)(s.ct, *args, **s.attrs)
+        e = self.st.conv(s.ctype, e, s.ct)
+        if s.node is not None and self.g.node(s.node)["dtype"] == "float16":
+            e = f"gradc_round_half({e})"
+        return e
+
+    def stmt(self, s, tl, once="", row_level=False):
+        st = self.st
+        if isinstance(s, Load):
+            reg = f"R{s.param[1:]}"
+            if reg in self.regs and (s.param.startswith("R") or self.params[s.param].role == "out"):
+                return [st.reg_load(s, reg, tl)]
+            return [st.load(s, self.half(s.param))]
+        if isinstance(s, Let):
+            return [st.let(s, self.expr(s))]
+        if isinstance(s, Store):
+            if s.param.startswith("R"):
+                return [st.reg_store(s.param, tl, s.value)]
+            out = [st.store(s, self.half(s.param), once)]
+            reg = f"R{s.param[1:]}"
+            if reg in self.regs and s.index.var == "j":
+                out.append(st.reg_store(reg, tl, s.value))
+            return out
+        if isinstance(s, Accumulate):
+            if row_level:   # a per-row value, counted once: by thread 0 (slot 0 in the host check)
+                return [once + st.accumulate(s.op, s.acc + ("[0]" if tl else ""), s.value, s.vtype)]
+            target = {"row": f"{s.acc}{tl}", "col": f"{s.acc}{tl}[k]", "total": f"{s.acc}{tl}"}[s.kind]
+            return [st.accumulate(s.op, target, s.value, s.vtype)]
+        raise TypeError(f"unexpected kernel IR statement {s!r}")
+
+    def rows_phases(self, tl, once):
+        out, slot = [], 0
+        for ph in self.k.phases:
+            reds = []
+            for acc, _, op in ph.inits:
+                reds.append((acc, op, slot))
+                slot += 1
+            pre = [x for s in ph.pre for x in self.stmt(s, tl, once, True)]
+            body = [x for s in ph.body for x in self.stmt(s, tl, once)]
+            post = []
+            for rv in ph.post:
+                post.append(self.st.let(rv, self.st.conv(rv.ctype, f"{rv.acc}_r", "double")))
+                if rv.store is not None:
+                    post += self.stmt(rv.store, tl, once)
+            out.append({"pre": pre, "reds": reds, "body": body, "post": post})
+        return out, slot
+
+    def vectorizable(self, s):
+        p = self.params.get(s.param)
+        return (p is not None and s.index.terms is None and s.index.var in ("j", "rj")
+                and self.g.node(p.node)["dtype"] in ("float32", "float16"))
+
+    def flat(self, tl, quad):
+        st, ph = self.st, self.k.phases[0]
+        pre = [x for s in ph.pre for x in self.stmt(s, tl, "")]
+        vloads, vstores, body = [], [], []
+        for s in ph.body:
+            if quad and isinstance(s, Load) and self.vectorizable(s):
+                vloads.append(st.load4(s, self.half(s.param)))
+                body.append(st.lane_load(s))
+            elif quad and isinstance(s, Store) and self.vectorizable(s):
+                vstores.append({"param": s.param, "code": st.store4(s.param, s.index, self.half(s.param))})
+                body.append(st.lane_store(s))
+            else:
+                body += self.stmt(s, tl)
+        return {"pre": pre, "vloads": vloads, "vstores": vstores, "body": body}
+
+
+def lower(graph, members, rows, kept, storage_key, where="", uid=None):
+    """The CudaKernel of a fused group, or (None, reason) when the kernel IR does not cover it.
+    `storage_key(node)` names the memory a value lives in: parameters that share it (an optimizer
+    state updated in place, a pooled buffer) are not `__restrict__`. `uid` names the kernel."""
+    k, why = lower_group(graph, members, rows, kept, ctypes=CTYPES, ops=device_ops(), row_totals=True)
+    if k is None:
+        return None, why
+    if uid is not None:   # named after the group (its first members may be scalars it computes itself)
+        k.id, k.name = uid, f"g{uid}"
+    by_key = {}
+    for p in k.params:
+        by_key.setdefault(storage_key(p.node), []).append(p.name)
+    aliased = {name for names in by_key.values() if len(names) > 1 for name in names}
+    for ph in k.phases:
+        for s in ph.body:
+            if isinstance(s, Accumulate) and s.vtype not in ("float", "double"):
+                return None, f"{s.op} of integer values"
+    W, R = k.width, k.rows
+    N = R * W
+    r = _Render(graph, k, aliased)
+    kinds = {s.acc: s.kind for ph in k.phases for s in ph.body + ph.pre if isinstance(s, Accumulate)}
+    rowwise = len(k.phases) > 1 or any(ph.inits or ph.post for ph in k.phases) or \
+        any(kinds[c.acc] == "col" for c in k.colreduces) or not k.phases or \
+        any(isinstance(s, Accumulate) for ph in k.phases for s in ph.pre)
+    totals = [(c.acc, f"PART{c.acc[1:]}", c.op, i) for i, c in
+              enumerate(c for c in k.colreduces if kinds[c.acc] == "total")]
+    cols = [(c.acc, f"PART{c.acc[1:]}", c.op) for c in k.colreduces if kinds[c.acc] == "col"]
+    ctx = {"k": k, "st": r.st, "W": W, "N": N, "totals": totals, "cols": cols, "regs": sorted(r.regs.items()),
+           "where": where, "origins": sorted({safe_where(graph.node(m)["where"]) for m in k.nodes} - {""})}
+    if rowwise:
+        B = min(ROW_THREADS, max(32, -(-W // 32) * 32))
+        K = -(-W // B)
+        if K > MAX_SLICE:
+            return None, f"a row of {W} elements is more than {MAX_SLICE} per thread of a {B}-thread block"
+        G = max(1, min(R, ROW_BLOCKS if not k.colreduces else 1 if N <= ONE_BLOCK else COL_BLOCKS))
+        dev, slots = r.rows_phases("", "if (tid == 0) ")
+        host, _ = r.rows_phases("[tid]", "")
+        ctx.update(mode="rows", dev=dev, host=host, slots=slots, K=K, quad=False, vec_ptrs=[])
+    else:
+        B, K = FLAT_THREADS, 1
+        quad = W % 4 == 0 and any(r.vectorizable(s) for s in k.phases[0].body if isinstance(s, (Load, Store)))
+        G = max(1, min(-(-N // (4 if quad else 1) // B), FLAT_BLOCKS))
+        vec = sorted({s.param for s in k.phases[0].body if isinstance(s, (Load, Store)) and r.vectorizable(s)}) \
+            if quad else []
+        ctx.update(mode="flat", quad=quad, flat_dev=r.flat("", quad), flat_host=r.flat("[tid]", quad),
+                   vec_ptrs=[(p, 8 if r.half(p) else 16) for p in vec], K=1, slots=0)
+    I = index_type(N, G, B)
+    ctx.update(B=B, G=G, NW=B // 32, I=I)
+    restrict = lambda p: "" if p in aliased else " __restrict__"  # noqa: E731
+    params, sig = [], []
+    direct = {}
+    if k.colreduces and G == 1:   # one block: its accumulators are the results, no second pass
+        for c in k.colreduces:
+            dtype = graph.node(r.params[c.out].node)["dtype"]
+            direct[f"PART{c.acc[1:]}"] = {"out": c.out, "half": dtype == "float16", "ctype": c.ctype}
+    ctx["direct"] = direct
+    for p in k.params:
+        if p.name in r.col_outs and not direct:
+            continue
+        t = POINTER[graph.node(p.node)["dtype"]]
+        sig.append(f"{'const ' if p.role == 'in' else ''}{t}*{restrict(p.name)} {p.name}")
+        params.append((p.role, p.node, p.name))
+    partials = []
+    for c in k.colreduces if not direct else ():
+        part = f"PART{c.acc[1:]}"
+        sig.append(f"double* __restrict__ {part}")
+        params.append(("part", None, f"{k.name}_{part}"))
+        partials.append((f"{k.name}_{part}", G * c.n))
+    fin = None
+    if k.colreduces and not direct:
+        outs, off, fparams, fargs = [], 0, [], []
+        for c in k.colreduces:
+            part = f"PART{c.acc[1:]}"
+            p = r.params[c.out]
+            dtype = graph.node(p.node)["dtype"]
+            store = "gradc_f2h((float)acc)" if dtype == "float16" else f"({c.ctype})acc"
+            outs.append({"offset": off, "n": c.n, "op": c.op, "part": part, "out": c.out, "store": store})
+            fparams += [f"const double* __restrict__ {part}", f"{POINTER[dtype]}* __restrict__ {c.out}"]
+            fargs += [("part", None, f"{k.name}_{part}"), ("out", p.node, c.out)]
+            off += c.n
+        ctx["fin"] = {"block": FIN_THREADS, "params": fparams, "outs": outs, "total": off}
+        fin = (max(1, -(-off // FIN_THREADS)), FIN_THREADS, fargs)
+    else:
+        ctx["fin"] = None
+    partial_bytes = sum(2 * n * ACC_BYTES for _, n in partials)
+    ctx.update(params=sig, partial_bytes=partial_bytes,
+               literals=[r.st.literal(s, _special(s.value), repr(float(s.value))) for s in k.literals])
+    source = render("cuda/kernel.cu.j2", **ctx)
+    fills = [(r.params[c.out].node, c.op) for c in k.colreduces] if N == 0 else []
+    return CudaKernel(name=k.name, source=source, grid=G, block=B, params=params, partials=partials, fin=fin,
+                      fills=fills, global_bytes=0 if N == 0 else k.bytes_moved + partial_bytes, empty=N == 0), None
