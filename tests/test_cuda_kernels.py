@@ -206,3 +206,27 @@ def test_int64_inputs_are_plain_loads():
     prog = _lower(f, x, y)
     assert "const long long* __restrict__" in prog.kernels[0][1]
     np.testing.assert_allclose(_run(prog, [x._data, y._data])[0], x.numpy() * y.numpy(), rtol=1e-6)
+
+
+def test_float16_is_stored_as_half_and_computed_in_float():
+    rng = np.random.default_rng(4)
+    a, b = (rng.standard_normal((32, 64)).astype(np.float16) for _ in range(2))
+
+    def f(a, b):
+        return a * b + 1.0, F.softmax(a, dim=-1)
+    ta, tb = gradc.tensor(a), gradc.tensor(b)
+    prog = _lower(f, ta, tb)
+    assert not prog.stats["host_groups"] and prog.stats["launches"] == 2
+    src = prog.source["kernels.cu"]
+    assert "const gradc_half* __restrict__" in src and "gradc_aligned(p0, 8)" in src   # two half2 per access
+    want = [w.numpy() for w in f(ta, tb)]
+    for arrays in ([a, b], [_misaligned((32, 64), rng).astype(np.float16), b]):
+        if arrays[0] is not a:   # 2 bytes past an 8-byte boundary: the element-by-element path
+            base = np.empty(32 * 64 + 4, dtype=np.float16)
+            arrays[0] = base[1:1 + 32 * 64].reshape(32, 64)
+            arrays[0][...] = a
+            assert arrays[0].ctypes.data % 8 != 0
+        got = _run(prog, arrays)
+        for g, w in zip(got, want):
+            assert g.dtype == np.float16
+            np.testing.assert_allclose(g.astype(np.float32), w.astype(np.float32), rtol=1e-3, atol=1e-3)
