@@ -11,6 +11,7 @@ scheduler reads; backends lower each group as one unit (a blocked NumPy loop, a 
 import networkx as nx
 
 from ..ops import OPS
+from .rows import flatten_rows
 
 ROW_REDUCE = "row-reduce"
 
@@ -162,7 +163,9 @@ class Fusion:
 
 def fuse(graph):
     """Assign every row-local node a group (node attribute `group`); returns a `Fusion` (the group
-    table and the boundaries with their reasons)."""
+    table and the boundaries with their reasons). Leading dims are flattened into rows first
+    (gradc.passes.rows), so reductions over the last axis of (B, T, D) values run along rows."""
+    flatten_rows(graph)
     grouping = Grouping(graph)
     for nid in graph.topological():
         if row_role(graph, nid) is None:
@@ -187,7 +190,8 @@ def fuse(graph):
         if gid is not None:
             table.setdefault(gid, {"members": [], "rows": rows_of(graph, n)})["members"].append(n)
     _check_acyclic(graph)
-    return Fusion(table, grouping.boundaries)
+    # a boundary at a recomputed copy that was merged away is no boundary any more
+    return Fusion(table, [b for b in grouping.boundaries if b[0] in graph and b[1] in graph])
 
 
 def _merge_recomputed(graph):
