@@ -917,3 +917,4 @@ def case_id(case):
     return f"{row.name}-{i}-{dt}-{s.label()}"
 
 import opdb_surface  # noqa: E402,F401  (rows for the tensor surface and losses)
+import opdb_layers  # noqa: E402,F401  (rows for the sliding-window primitives and vision layers)

