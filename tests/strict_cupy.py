@@ -15,7 +15,13 @@ NumPy and raises `CupyMismatch` for any call CuPy would refuse:
 - NumPy ufuncs applied to a StrictArray run as the same-named CuPy ufunc (`__call__`, as CuPy's
   __array_ufunc__ does); their other methods (np.add.at, reduce, ...) are refused;
 - `cupyx.scatter_add` and `cupyx.scipy.special.erf` (with its loop types) exist in `MODULES`, to be
-  installed in sys.modules while kernels run.
+  installed in sys.modules while kernels run;
+- `cupy.cuda` models streams and CUDA graphs as CuPy 14 has them (Stream with begin_capture /
+  end_capture / is_capturing, record / wait_event, Graph.launch, MemoryPool, using_allocator,
+  get_current_stream): work enqueued with `launch(fn, *args)` (what a RawKernel call does) runs
+  at once, or is recorded while the current stream captures and runs when the graph launches;
+  synchronising a capturing stream, or reading a device value while any stream captures
+  (`int(a)`, `a.item()`, `cupy.asnumpy`), raises as CUDA does.
 
 It is stricter than CuPy in one respect on purpose: NumPy *functions* (np.sum, np.where, ...) on a
 StrictArray are refused even where CuPy would forward them, so kernels always say `xp.`."""
@@ -338,6 +344,7 @@ class StrictArray:
     size = property(lambda self: self._a.size)
     dtype = property(lambda self: self._a.dtype)
     strides = property(lambda self: self._a.strides)
+    data = property(lambda self: MemoryPointer(self._a))   # the device address (cupy.cuda.MemoryPointer)
     itemsize = property(lambda self: self._a.itemsize)
     nbytes = property(lambda self: self._a.nbytes)
     flags = property(lambda self: _Flags(self._a))
@@ -534,3 +541,131 @@ cupyx.scipy.special = types.ModuleType("cupyx.scipy.special")
 cupyx.scipy.special.erf = Ufunc("erf", 1, _erf, types=("e->d", "f->f", "d->d"))
 # What to put into sys.modules while kernels run with the stand-in.
 MODULES = {"cupyx": cupyx, "cupyx.scipy": cupyx.scipy, "cupyx.scipy.special": cupyx.scipy.special}
+
+
+# ------------------------------------------------------------------------------ streams and graphs
+class MemoryPointer:
+    __slots__ = ("ptr",)
+
+    def __init__(self, a):
+        self.ptr = a.__array_interface__["data"][0]
+
+
+class Event:
+    pass
+
+
+class StreamCaptureError(CupyMismatch):
+    """What CUDA answers for an operation that is not allowed while a stream captures."""
+
+
+_STREAMS = []
+
+
+class Stream:
+    def __init__(self, null=False, non_blocking=False, ptds=False):
+        self._ops = None
+
+    def __enter__(self):
+        _STREAMS.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _STREAMS.pop()
+
+    def begin_capture(self, mode=None):
+        if self._ops is not None:
+            raise StreamCaptureError("cudaErrorIllegalState: the stream is capturing already")
+        if self is NULL_STREAM:
+            raise StreamCaptureError("cudaErrorStreamCaptureUnsupported: the null stream cannot capture")
+        self._ops = []
+
+    def end_capture(self):
+        if self._ops is None:
+            raise StreamCaptureError("cudaErrorIllegalState: the stream is not capturing")
+        graph, self._ops = Graph(self._ops), None
+        return graph
+
+    def is_capturing(self):
+        return self._ops is not None
+
+    def record(self, event=None):
+        return Event() if event is None else event
+
+    def wait_event(self, event):
+        pass
+
+    def synchronize(self):
+        if self._ops is not None:
+            raise StreamCaptureError("cudaErrorStreamCaptureUnsupported: synchronize while capturing")
+
+
+NULL_STREAM = Stream(null=True)
+
+
+class Graph:
+    def __init__(self, ops):
+        self.ops, self.launches = ops, 0
+
+    def launch(self, stream=None):
+        if any(s.is_capturing() for s in _STREAMS):
+            raise StreamCaptureError("the stand-in does not model a graph launched into a capture")
+        self.launches += 1
+        for fn, args in self.ops:
+            fn(*args)
+
+
+def get_current_stream():
+    return _STREAMS[-1] if _STREAMS else NULL_STREAM
+
+
+def capturing():
+    return any(s.is_capturing() for s in _STREAMS)
+
+
+def launch(fn, *args):
+    """Enqueue fn(*args) on the current stream, as a kernel launch does."""
+    stream = get_current_stream()
+    if stream.is_capturing():
+        stream._ops.append((fn, args))
+    else:
+        fn(*args)
+
+
+class MemoryPool:
+    def malloc(self, size):
+        return size
+
+
+class _UsingAllocator:
+    def __init__(self, allocator):
+        self.allocator = allocator
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def _refuse_read(what):
+    def read(*args, **kwargs):
+        if capturing():
+            raise StreamCaptureError(f"cudaErrorStreamCaptureImplicit: {what} reads device memory while a stream "
+                                     "captures")
+        return read.inner(*args, **kwargs)
+    return read
+
+
+cuda = types.ModuleType("cupy.cuda")
+cuda.Stream, cuda.Event, cuda.MemoryPool, cuda.get_current_stream = Stream, Event, MemoryPool, get_current_stream
+cuda.using_allocator = _UsingAllocator
+cuda.runtime = types.SimpleNamespace(streamCaptureModeGlobal=0, streamCaptureModeThreadLocal=1,
+                                     streamCaptureModeRelaxed=2)
+cuda.graph = types.SimpleNamespace(Graph=Graph)
+MODULE.cuda = cuda
+for _name in ("__int__", "__float__", "__bool__", "item", "tolist"):
+    if hasattr(StrictArray, _name):
+        _guard = _refuse_read(f"ndarray.{_name}")
+        _guard.inner = getattr(StrictArray, _name)
+        setattr(StrictArray, _name, _guard)

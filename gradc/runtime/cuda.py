@@ -1,9 +1,11 @@
 """Loading CUDA programs: kernels are compiled with NVRTC through CuPy on first use (CuPy keeps
 compiled modules in its on-disk cache, keyed by the source), and the generated host module is
-imported through gradc's own cache. A compile error shows the numbered source and the message."""
+imported through gradc's own cache. A compile error shows the numbered source and the message.
+The program's entry runs through a CUDA graph once warm (runtime/cuda_graphs.py; opt out with
+GRADC_CUDA_GRAPHS=0)."""
 from ..device import DeviceError, cupy_module, is_available
 from ..errors import GradcError
-from . import cache
+from . import cache, cuda_graphs
 
 OPTIONS = ("--std=c++14",)
 
@@ -29,4 +31,5 @@ def compile_module(kernels_src):
 
 def load(kernels_src, host_src, constants):
     module = compile_module(kernels_src)
-    return cache.load_module(host_src).make(constants, module)
+    run = cache.load_module(host_src).make(constants, module)
+    return cuda_graphs.GraphRunner(run, cupy_module()) if cuda_graphs.enabled() else run

@@ -1,0 +1,108 @@
+"""CUDA graphs of compiled programs (gradc/runtime/cuda_graphs.py), on the CuPy stand-in's model of
+streams and graphs: nothing runs while a stream captures, a replay runs what was captured, a
+program that reads a device value cannot be captured."""
+import numpy as np
+import pytest
+
+import strict_cupy as sc
+from gradc.runtime import cuda, cuda_graphs
+
+cp = sc.MODULE
+
+
+def _program():
+    """A host function shaped like a generated one: a fresh result, a state updated in place,
+    every kernel enqueued on the current stream."""
+    ran = []
+
+    def k_step(x, state, out):
+        ran.append("step")
+        state._a[...] = state._a + x._a       # in place, as an optimizer's update
+        out._a[...] = state._a * 2.0
+
+    def run(x, state):
+        out = sc.StrictArray(np.empty(x.shape, dtype=np.float32))   # allocated inside the call
+        sc.launch(k_step, x, state, out)
+        return out, state
+    return run, ran
+
+
+def _arrays():
+    return (sc.StrictArray(np.arange(4, dtype=np.float32)), sc.StrictArray(np.zeros(4, dtype=np.float32)))
+
+
+def test_steady_state_call_is_captured_and_replayed():
+    run, ran = _program()
+    g = cuda_graphs.GraphRunner(run, cp)
+    x, state = _arrays()
+    results = [g(x, state) for _ in range(4)]
+    # call 1 warms up; call 2 is captured (nothing runs during the capture) and launched once;
+    # calls 3 and 4 replay it: one step per call, as without graphs
+    assert ran == ["step"] * 4 and g.replays == 3 and g.graph.launches == 3
+    np.testing.assert_array_equal(state._a, 4 * np.arange(4))
+    outs = [r[0]._a for r in results]
+    for k, o in enumerate(outs, 1):   # each call's result is its own array, not overwritten later
+        np.testing.assert_array_equal(o, 2 * k * np.arange(4))
+    assert results[3][1] is state   # a result that is an argument (in-place state) is that argument
+
+
+def test_other_addresses_run_uncaptured_and_repeated_misses_stop_capturing():
+    run, ran = _program()
+    g = cuda_graphs.GraphRunner(run, cp)
+    x, state = _arrays()
+    g(x, state)
+    g(x, state)
+    assert g.graph is not None and g.replays == 1
+    for n in range(cuda_graphs.MAX_MISSES):
+        x2 = sc.StrictArray(np.arange(4, dtype=np.float32))
+        g(x2, state)
+    assert g.replays == 1 and g.disabled and "address" in g.disabled
+    assert len(ran) == 2 + cuda_graphs.MAX_MISSES
+
+
+def test_a_program_that_reads_a_device_value_runs_uncaptured():
+    def run(x):
+        if float(x.sum()) > 0:   # host code reading the device: not capturable
+            out = x * 2.0
+        else:
+            out = x
+        return (out,)
+    g = cuda_graphs.GraphRunner(run, cp)
+    x = sc.StrictArray(np.ones(3, dtype=np.float32))
+    outs = [g(x)[0]._a for _ in range(3)]
+    assert g.graph is None and "capture failed" in g.disabled and not sc.capturing()
+    for o in outs:
+        np.testing.assert_array_equal(o, 2 * np.ones(3))
+
+
+def test_graphs_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("GRADC_CUDA_GRAPHS", "0")
+    assert not cuda_graphs.enabled()
+    monkeypatch.setenv("GRADC_CUDA_GRAPHS", "1")
+    assert cuda_graphs.enabled()
+    monkeypatch.delenv("GRADC_CUDA_GRAPHS")
+    assert cuda_graphs.enabled()
+
+
+def test_loading_a_program_wraps_its_entry_unless_turned_off(monkeypatch):
+    class _Host:
+        @staticmethod
+        def make(consts, module):
+            return lambda *a: a
+    monkeypatch.setattr(cuda, "compile_module", lambda src: None)
+    monkeypatch.setattr(cuda.cache, "load_module", lambda src: _Host)
+    monkeypatch.setattr(cuda, "cupy_module", lambda: cp)
+    assert isinstance(cuda.load("", "", {}), cuda_graphs.GraphRunner)
+    monkeypatch.setenv("GRADC_CUDA_GRAPHS", "0")
+    assert not isinstance(cuda.load("", "", {}), cuda_graphs.GraphRunner)
+
+
+@pytest.mark.parametrize("what", ["synchronize", "item"])
+def test_the_stand_in_refuses_what_a_capture_refuses(what):
+    s = cp.cuda.Stream(non_blocking=True)
+    a = sc.StrictArray(np.ones(2, dtype=np.float32))
+    with s:
+        s.begin_capture()
+        with pytest.raises(sc.StreamCaptureError):
+            s.synchronize() if what == "synchronize" else a.sum().item()
+        s.end_capture()
