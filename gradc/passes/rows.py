@@ -30,6 +30,12 @@ def _lead_of(graph, nid, shape_of):
         if len(shape) < 3:
             return None
         return len(shape) - 1, dict(d["attrs"]), shape
+    if op == "expand":   # a row value (or one for every row) widened along the row
+        src = shape_of(graph.args(nid)[0])
+        k = len(shape) - 1
+        if len(shape) < 3 or not (src[:k] == shape[:k] or all(s == 1 for s in src[:k])):
+            return None
+        return k, {**d["attrs"], "shape": (prod(shape[:k]),) + shape[k:]}, shape
     if op in ("sum", "max"):
         src = shape_of(graph.args(nid)[0])
         axes = tuple(sorted(d["attrs"]["axes"]))
@@ -128,7 +134,10 @@ class _Rewriter:
             k, attrs, src_shape = plan
             lead = src_shape[:k]
             for i, a in enumerate(args):
-                self.rewire(n, i, self.operand(a, lead, len(src_shape), d["where"]))
+                new = self.operand(a, lead, len(src_shape), d["where"])
+                if d["op"] == "expand" and len(g.node(new)["shape"]) < 2:   # expand keeps the rank
+                    new = self.reshape(new, (1,) + tuple(g.node(new)["shape"]), d["where"])
+                self.rewire(n, i, new)
             shape = tuple(d["shape"])
             self.orig[n] = shape
             reduces_rows = d["op"] in ("sum", "max") and 0 in attrs["axes"]
