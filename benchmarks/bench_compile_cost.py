@@ -3,7 +3,8 @@
   per-call overhead   W4 (batch-1 MLP inference) compiled on the NumPy backend: median time of
                       `step(x)` (signature key, guards, bindings, write-backs, wrapping) minus the
                       median time of the generated entry function on the same arrays, timed in
-                      alternating rounds
+                      alternating rounds; wall time (median and min) and this thread's CPU time
+                      (which a busy machine inflates less)
   cold compile        a fresh process with an empty GRADC_CACHE_DIR: import time, then the first
                       call's trace + passes + codegen + load (W1, W3), each in its own process
   warm compile        the same in a fresh process whose cache folder is already populated
@@ -31,16 +32,17 @@ from gradc import compiler
 from gradc.runtime import program, tuning
 from gradc.workloads import WORKLOADS
 t1 = time.perf_counter()
-spent = {"builds": [], "tuning": 0.0, "load": 0.0}
+spent = {"builds": [], "tuning": 0.0, "load": 0.0, "cpu": 0.0, "tuning_cpu": 0.0}
 
 def timed(key, f):
     def wrapper(*a, **k):
-        s = time.perf_counter()
+        s, c = time.perf_counter(), time.process_time()
         try:
             return f(*a, **k)
         finally:
             d = time.perf_counter() - s
             spent[key].append(d) if key == "builds" else spent.__setitem__(key, spent[key] + d)
+            spent["tuning_cpu" if key == "tuning" else "cpu"] += time.process_time() - c
     return wrapper
 
 compiler.CompiledFunction._build = timed("builds", compiler.CompiledFunction._build)
@@ -55,6 +57,7 @@ t3 = time.perf_counter()
 total = sum(spent["builds"]) + spent["load"]
 print(json.dumps({"import_s": t1 - t0, "traces": step.trace_count, "tuning_s": spent["tuning"],
                   "compile_s": total - spent["tuning"], "per_trace_s": (total - spent["tuning"]) / step.trace_count,
+                  "compile_cpu_s": spent["cpu"] - spent["tuning_cpu"],
                   "three_calls_s": t3 - t2}))
 """
 
@@ -70,15 +73,16 @@ prog = next(iter(step._programs.values()))[0]
 run = prog._entry()
 arrays = [t._data for t in prog.resolve(list(args))]
 calls = {"step": lambda: step(*args), "entry": lambda: run(*arrays)}
-pooled = {k: [] for k in calls}
+pooled = {k + suffix: [] for k in calls for suffix in ("", " cpu")}
 for _ in range(int(sys.argv[2])):
     for name, f in calls.items():
         for _ in range(20):
             f()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         for _ in range(200):
             f()
         pooled[name].append((time.perf_counter() - t0) / 200 * 1e6)
+        pooled[name + " cpu"].append((time.thread_time() - c0) / 200 * 1e6)
 assert step.trace_count == 1, step.trace_count
 print(json.dumps(pooled))
 """
@@ -86,7 +90,7 @@ print(json.dumps(pooled))
 
 def overhead(roots, scale="full", processes=3, rounds=20):
     """Per-call overhead of W4 for each source tree in `roots`, processes alternating between them."""
-    pooled = {r: {"step": [], "entry": []} for r in roots}
+    pooled = {r: {"step": [], "entry": [], "step cpu": [], "entry cpu": []} for r in roots}
     for _ in range(processes):
         for root in roots:
             got = json.loads(_run(root, _OVERHEAD, [scale, str(rounds)], {}).strip().splitlines()[-1])
@@ -98,7 +102,8 @@ def overhead(roots, scale="full", processes=3, rounds=20):
         low = {k: min(v) for k, v in p.items()}
         out[root] = {"step us": round(med["step"], 2), "entry us": round(med["entry"], 2),
                      "overhead us (median)": round(med["step"] - med["entry"], 2),
-                     "overhead us (min)": round(low["step"] - low["entry"], 2)}
+                     "overhead us (min)": round(low["step"] - low["entry"], 2),
+                     "overhead us (thread cpu, median)": round(med["step cpu"] - med["entry cpu"], 2)}
     return out
 
 
@@ -132,7 +137,7 @@ def compile_cost(roots, key, repeat, warm):
                     with tempfile.TemporaryDirectory() as fresh:
                         runs[root].append(_child(root, key, fresh))
     return {r: {k: round(statistics.median(x[k] for x in v), 4)
-                for k in ("import_s", "traces", "tuning_s", "compile_s", "per_trace_s")} for r, v in runs.items()}
+                for k in ("import_s", "traces", "tuning_s", "compile_s", "per_trace_s", "compile_cpu_s")} for r, v in runs.items()}
 
 
 def main(argv=None):

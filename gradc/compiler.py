@@ -22,6 +22,7 @@ from .grad_mode import is_grad_enabled
 from .errors import ConfigError, DeviceError, GradcError, TraceError
 from .guards import Reads
 from .lower import lower as lower_graph
+from .naming import input_names
 from .nn.module import Module, structure_epoch
 from .pytree import flatten, unflatten
 from .recompile import describe
@@ -245,6 +246,7 @@ class CompiledFunction:
                     result = self.fn(*args, **kwargs)
                 out_flat, out_spec = flatten(result)
                 parts = _collect(tracer, out_flat)
+            self._name_inputs(tracer, args, kwargs)
             python_guards = reads.guards(_modules_of(self.fn))
             if len(python_guards):
                 parts["guards"].append(python_guards)
@@ -256,6 +258,14 @@ class CompiledFunction:
         if lowering:
             tracer.rollback_optimizers()
         return tracer, out_spec, parts
+
+    def _name_inputs(self, tracer, args, kwargs):
+        """Name each graph input after what it is (gradc.naming): `x`, `fc1.weight`, `exp_avg of fc1.weight`."""
+        roots = [("" if name == "self" else name, m) for m in _modules_of(self.fn) for name in [self._root_name(m)]]
+        optimizers = [opt for opt, _ in tracer.optimizer_settings()]
+        names = input_names(self.fn, flatten((args, kwargs))[1], tracer.bindings, roots, optimizers)
+        for nid, name in zip(tracer.graph.inputs, names):
+            tracer.graph.node(nid)["attrs"]["name"] = name
 
     def _build(self, args, kwargs, flat, lowering=False, reason="lower"):
         start = time.perf_counter()

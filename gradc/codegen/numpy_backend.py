@@ -224,7 +224,8 @@ class _Emitter:
         return render(self.MODULE, **self.context(), version=__version__, graph_hash=graph.hash()[:16],
                       kernels=sorted(self.kernels), table_consts=table_consts, fill_consts=fill_consts,
                       buffers=buffers, pooled=pooled, arena=self.arena, groups=groups, units=units,
-                      params=[name_of(n) for n in graph.inputs], outputs=[name_of(o) for o in graph.outputs])
+                      params=[name_of(n) for n in graph.inputs], outputs=[name_of(o) for o in graph.outputs],
+                      param_labels=[(name_of(n), graph.node(n)["attrs"].get("name", "")) for n in graph.inputs])
 
     def _dels(self, units):
         """Drop run-local names after their last use, so the program holds no more than needed."""

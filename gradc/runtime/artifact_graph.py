@@ -26,7 +26,8 @@ MAX_EDGES = 1 << 22
 MAX_CONSTANTS = 1 << 16
 _INT_LIMIT = 1 << 62            # attribute integers, node ids, random bounds
 
-_INPUT_NODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+# what gradc.naming writes: `x`, `fc1.weight`, `exp_avg of 0.weight`, `batch[0]` (display text only)
+_INPUT_NODE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\[\] ]{0,127}\Z")
 _TABLE_NAME = re.compile(r"c[0-9]{1,9}\Z")
 _NODE_FIELDS = {"id", "op", "shape", "dtype", "attrs", "where"}
 _OPTIONAL_FIELDS = {"phase", "group"}
