@@ -165,7 +165,7 @@ def measure(label, candidates, rounds, repeat, warmup, progress):
     for c in live:
         if c.impl == "gradc compiled":
             progress.set(f"{label}: {c.impl} (per-call overhead)")
-            c.overhead_us = call_overhead(c, max(3, min(repeat, 25)), rounds)
+            c.overhead_us = call_overhead(c)
     rows = []
     base = next((c for c in candidates if c.impl == "gradc eager" and c.times), None)
     for c in candidates:
@@ -176,7 +176,8 @@ def measure(label, candidates, rounds, repeat, warmup, progress):
             med = statistics.median(c.times)
             row.update(median_ms=med, min_ms=min(c.times), max_ms=max(c.times), calls=len(c.times),
                        spread=spread(c.rounds), traces=c.traces,
-                       overhead_us=c.overhead_us,
+                       overhead_us=None if c.overhead_us is None else c.overhead_us[0],
+                       overhead_err_us=None if c.overhead_us is None else c.overhead_us[1],
                        speedup_vs_eager=(statistics.median(base.times) / med) if base else None,
                        peak_bytes=c.peak_bytes, first_call_s=c.first_s,
                        max_rel_diff_vs_eager=rel_diff(c.first_out, base.first_out) if base else None)
@@ -184,10 +185,12 @@ def measure(label, candidates, rounds, repeat, warmup, progress):
     return rows
 
 
-def call_overhead(c, n, rounds):
-    """Microseconds a compiled call spends outside its generated code (signature, guards, bindings,
-    write-backs, wrapping): the median of the call minus the median of the program's entry function
-    on the same arrays, timed in alternating rounds. Runs last: the entry updates state in place
+def call_overhead(c, budget_s=1.0, least=5, most=200):
+    """(microseconds, their standard error) a compiled call spends outside its generated code
+    (signature, guards, bindings, write-backs, wrapping), or None: calls and runs of the program's
+    entry function on the same arrays alternate in pairs, as many as fit in about `budget_s`, and the
+    figure is the median of the pairwise differences. For a workload of many milliseconds the error
+    says how much of that the machine's noise hides. Runs last: the entry updates state in place
     without the call's write-backs."""
     import gradc
     prog = c.fn.lower(*c.args)
@@ -195,17 +198,23 @@ def call_overhead(c, n, rounds):
     if len(flat) != len(c.args):
         return None
     arrays = [t.detach().numpy() for t in prog.resolve(flat)]
-    calls, entry = [], []
     call, run = (lambda: c.fn(*c.args)), (lambda: prog.execute(arrays))
-    for f in (call, run):
-        f()
-    for _ in range(max(1, rounds)):
-        for f, times in ((call, calls), (run, entry)):
-            for _ in range(n):
-                t0 = time.perf_counter()
-                f()
-                times.append(time.perf_counter() - t0)
-    return (statistics.median(calls) - statistics.median(entry)) * 1e6
+    t0 = time.perf_counter()
+    call()
+    run()
+    n = max(least, min(most, int(budget_s / max(time.perf_counter() - t0, 1e-9))))
+    diffs = []
+    clock = time.perf_counter
+    for _ in range(n):
+        t0 = clock()
+        call()
+        t1 = clock()
+        run()
+        t2 = clock()
+        diffs.append((t1 - t0) - (t2 - t1))
+    med = statistics.median(diffs)
+    mad = statistics.median(abs(d - med) for d in diffs)
+    return med * 1e6, 1.2533 * 1.4826 * mad / len(diffs) ** 0.5 * 1e6
 
 
 def spread(rounds):
@@ -256,7 +265,8 @@ def format_table(rows):
                       "-" if spread is None else f"{spread:.2f}" + ("!" if spread > SPREAD_LIMIT else ""),
                       "-" if sp is None else f"{sp:.2f}x", "-" if pk is None else f"{pk / 2 ** 20:.2f}",
                       f"{r['first_call_s']:.2f}", "-" if tr is None else str(tr),
-                      "-" if ov is None else f"{ov:.1f}", "-" if d is None else f"{d:.1e}"])
+                      "-" if ov is None else f"{ov:.1f}±{r.get('overhead_err_us') or 0:.1f}",
+                      "-" if d is None else f"{d:.1e}"])
     widths = [max([len(h)] + [len(row[i]) for row in table if len(row) > i and not row[2].startswith("failed")])
               for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))),

@@ -140,7 +140,7 @@ def _dump_parts(prog, parts, fmt):
         out.append({"text": ("graph.txt", ir.to_text()), "dot": ("graph.dot", ir.to_dot()),
                     "json": ("graph.json", ir.to_json(indent=1) + "\n")}[fmt])
     if "source" in parts:
-        out += sorted(prog.source.items())
+        out += sorted(prog.own_source.items())
         if prog.backward is not None:
             out += [(f"backward_{k}", v) for k, v in sorted(prog.backward[0].source.items())]
     if "kernels" in parts:
@@ -336,8 +336,8 @@ def cmd_bench(args):
     print("speed-up: gradc eager's median / this median (higher is faster); spread: max/min of the round medians; "
           "peak MiB: most\nmemory allocated during one steady-state call (tracemalloc; not PyTorch's allocator); "
           "traces: how often gradc\ntraced over all calls; overhead us: a compiled call's time outside its "
-          "generated code (median call minus\nmedian run of the program's entry); max rel diff: first-call outputs "
-          "against gradc eager")
+          "generated code (median of call minus\nprogram-entry run, in alternating pairs, ± its standard error); "
+          "max rel diff: first-call outputs against gradc eager")
     print()
     print(bench.format_table(rows))
     shaky = bench.unreliable(rows)

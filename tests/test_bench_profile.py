@@ -25,12 +25,12 @@ def _row(impl, times, **more):
 
 def test_spread_above_the_limit_is_marked_and_listed():
     steady, shaky = _row("gradc eager", [1.0, 1.1, 1.2]), _row("gradc compiled", [1.0, 3.0, 1.1], traces=1,
-                                                                   overhead_us=12.5)
+                                                                   overhead_us=12.5, overhead_err_us=0.25)
     steady["spread"] = 1.2
     table = bench.format_table([steady, shaky])
     lines = table.splitlines()
     assert "spread" in lines[0] and "traces" in lines[0] and "overhead us" in lines[0]
-    assert "3.00!" in lines[3] and "1.20!" not in lines[2] and " 12.5 " in lines[3]
+    assert "3.00!" in lines[3] and "1.20!" not in lines[2] and " 12.5±0.2 " in lines[3]
     assert bench.unreliable([steady, shaky]) == [shaky]
 
 
@@ -48,6 +48,7 @@ def test_measure_counts_traces_and_per_call_overhead():
     assert eager["traces"] is None and eager["overhead_us"] is None
     assert compiled["traces"] == 1   # one trace served every call
     assert compiled["overhead_us"] is not None and compiled["overhead_us"] < compiled["median_ms"] * 1e3
+    assert 0 <= compiled["overhead_err_us"] < compiled["median_ms"] * 1e3
     assert compiled["spread"] == compiled["max_ms"] / compiled["min_ms"]   # one round: over its calls
     assert bench.spread([[1.0, 5.0, 2.0], [2.0, 2.2, 2.4], [1.9, 9.0, 2.1]]) == pytest.approx(2.2 / 2.0)
     assert bench.spread([[]]) is None
