@@ -505,7 +505,7 @@ def report(name, reason, prog, traced_text=None):
             out += [_section(2, f"optimised {label}graph of {name}"), p.ir.to_text().rstrip("\n")]
     if lvl >= 3:
         for label, p in parts:
-            for fname, src in p.source.items():
+            for fname, src in p.own_source.items():
                 out += [_section(3, f"generated {label}source of {name}: {fname}"), src.rstrip("\n")]
     print("\n".join(out), file=sys.stderr)
 

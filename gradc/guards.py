@@ -1,7 +1,7 @@
 """Guards on the Python state a traced call read, so that a compiled program never runs on a
 stale Python value.
 
-While a call is traced, `Reads` watches which of the user's code objects run (a profile hook,
+While a call is traced, `Reads` watches which of the user's code objects run (a trace hook,
 active only while tracing) and records, for each, the globals its code names, and the closure
 cells of the compiled function (and of functions found in those globals). Modules reached that
 way (and the compiled module itself) contribute their non-tensor attributes (`Dropout.p`,
@@ -183,20 +183,31 @@ class Reads:
         self.codes = set()
         self.values = {}   # key -> (label, read, value)
         self._prev = None
+        self._use_trace = True
         self._collecting = False
 
     def __enter__(self):
-        self._prev = sys.getprofile()
+        # A trace function sees only Python calls (a profile function also sees every C call and
+        # every return: the trace took twice as long). A debugger or coverage tool owns the trace
+        # function: then the profile function is used, and left as it was found afterwards.
+        self._use_trace = sys.gettrace() is None
+        self._prev = None if self._use_trace else sys.getprofile()
         self._record_function(self.fn, "")
         # Code the garbage collector runs mid-trace (other libraries' gc callbacks, finalizers) is
         # not the user's program: bracket every collection so its reads are not guarded.
         gc.callbacks.insert(0, self._gc_start)
         gc.callbacks.append(self._gc_stop)
-        sys.setprofile(self._hook)
+        if self._use_trace:
+            sys.settrace(self._hook)
+        else:
+            sys.setprofile(self._hook)
         return self
 
     def __exit__(self, *exc):
-        sys.setprofile(self._prev)
+        if self._use_trace:
+            sys.settrace(None)
+        else:
+            sys.setprofile(self._prev)
         for cb in (self._gc_start, self._gc_stop):
             if cb in gc.callbacks:
                 gc.callbacks.remove(cb)

@@ -27,19 +27,30 @@ _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 def user_location(skip_internal=True):
     """file:line of the innermost frame outside gradc (the user's code that made the call)."""
     f = sys._getframe(1)
+    cwd = os.getcwd()
     while f is not None:
         fn = f.f_code.co_filename
-        if fn.startswith("<frozen "):   # the interpreter's own runners (python -m), never the user's line
-            pass
-        elif not (skip_internal and os.path.abspath(fn).startswith(_PKG_DIR)):
-            try:
-                rel = os.path.relpath(fn)
-                fn = rel if not rel.startswith("..") else fn
-            except ValueError:
-                pass
-            return f"{fn}:{f.f_lineno}"
+        known = _FILES.get((fn, cwd))
+        if known is None:
+            # the interpreter's own runners (python -m) are never the user's line
+            kind = "frozen" if fn.startswith("<frozen ") else \
+                ("gradc" if os.path.abspath(fn).startswith(_PKG_DIR) else "user")
+            known = _FILES[(fn, cwd)] = (kind, _shown_path(fn))
+        if known[0] == "user" or known[0] == "gradc" and not skip_internal:
+            return f"{known[1]}:{f.f_lineno}"
         f = f.f_back
     return None
+
+
+_FILES = {}   # (code file name, working directory) -> ("frozen" | "gradc" | "user", the name shown)
+
+
+def _shown_path(fn):
+    try:
+        rel = os.path.relpath(fn)
+        return rel if not rel.startswith("..") else fn
+    except ValueError:
+        return fn
 
 
 class _TracedHistory:
@@ -142,15 +153,16 @@ class Tracer(dispatch.Mode):
 
     # ------------------------------------------------------------------ recording
     def bind(self, prim, args, attrs):
-        dev = common_device(prim.name, args, self.where())
+        where = self.where()
+        dev = common_device(prim.name, args, where)
         ids = [self.node_of(a) for a in args]
         try:
             shape, dtype = prim.infer([a.shape for a in args], [a.dtype for a in args], attrs)
         except GradcError as e:
-            raise type(e)(f"{e} (at {self.where()})") from None
+            raise type(e)(f"{e} (at {where})") from None
         grad_on = autograd.is_grad_enabled() and prim.diff
         edges = [grad_on and a.requires_grad for a in args]
-        nid = self.graph.add(prim.name, ids, shape, dtype.name, attrs, self.where(), edges)
+        nid = self.graph.add(prim.name, ids, shape, dtype.name, attrs, where, edges)
         out = self.sym(nid, requires_grad=any(edges) and dtype.is_floating_point, device=dev)
         if prim.view:
             self.views.add(out)
@@ -238,9 +250,15 @@ class Tracer(dispatch.Mode):
     def escaped(self, keep):
         """Symbolic tensors still reachable after the function returned, other than `keep`: new state
         the function stored somewhere (e.g. optimizer moments created on the first step)."""
-        gc.collect()
         keep_ids = {id(k) for k in keep} | set(self.lifted)
-        return [t for t in list(self.created) if t._sym is not None and t._sym[0] is self and id(t) not in keep_ids]
+
+        def alive():
+            return [t for t in list(self.created) if t._sym is not None and t._sym[0] is self and id(t) not in keep_ids]
+        gc.collect(1)   # the young generations hold what the trace made; a full collection only to confirm
+        if not alive():
+            return []
+        gc.collect()
+        return alive()
 
 
 def settings_of(opt):

@@ -70,3 +70,17 @@ def test_a_grad_input_and_an_unnameable_parameter():
     assert {"x", "model.weight", "grad of model.weight"} <= set(names)
     assert not any("w(" in n for n in names) and any(n.startswith("state ") for n in names)
     assert "w('x')" not in prog.source["program.py"]
+
+
+def test_source_of_a_training_lowering_includes_the_backward_program():
+    gradc.manual_seed(0)
+    model = Net()
+    x = gradc.randn(5, 4)
+    prog = gradc.compile(lambda x: model(x).sum(), backend="numpy").lower(x)   # backward runs later
+    assert prog.backward is not None
+    back = prog.backward.program.own_source
+    assert set(prog.source) == {"program.py"} | {f"backward_{k}" for k in back}
+    assert prog.source["backward_program.py"] == back["program.py"] != prog.source["program.py"]
+    assert prog.own_source == {"program.py": prog.source["program.py"]}
+    with gradc.no_grad():   # inference: no backward program, nothing more
+        assert set(gradc.compile(lambda x: model(x).sum(), backend="numpy").lower(x).source) == {"program.py"}

@@ -5,6 +5,7 @@ name, attributes, and the user's file:line that created it. An edge runs from an
 user and carries the operand's position (`index`), so `f(x, x)` has two parallel edges. Graph-level
 lists name the program's inputs and outputs."""
 import hashlib
+import heapq
 import itertools
 import json
 
@@ -56,16 +57,26 @@ class Graph:
         return self.add("const", shape=value.shape, dtype=dtype, attrs={"table": name}, where=where)
 
     # ------------------------------------------------------------------ queries
+    # The queries below read networkx's adjacency dicts (`_node`, `_pred`, `_succ`: plain dicts that
+    # MultiDiGraph keeps for exactly this, stable across networkx 2.x and 3.x) instead of its
+    # read-only views, which cost more per lookup than the passes spend on the answer.
     def node(self, nid):
-        return self.g.nodes[nid]
+        return self.g._node[nid]
 
     def args(self, nid):
         """Operand node ids of nid in argument order."""
-        edges = sorted(self.g.in_edges(nid, data="index"), key=lambda e: e[2])
-        return [u for u, _, _ in edges]
+        pred = self.g._pred[nid]
+        if len(pred) == 1:   # one operand node (possibly used at several positions)
+            (u, keys), = pred.items()
+            return [u] * len(keys)
+        at = {}
+        for u, keys in pred.items():
+            for d in keys.values():
+                at[d["index"]] = u
+        return [at[i] for i in sorted(at)]
 
     def users(self, nid):
-        return list(self.g.successors(nid))
+        return list(self.g._succ[nid])
 
     def __len__(self):
         return self.g.number_of_nodes()
@@ -77,8 +88,23 @@ class Graph:
         return [n for n, d in self.g.nodes(data=True) if d["op"] not in SPECIAL]
 
     def topological(self):
-        """A deterministic topological order (ties broken by node id)."""
-        return list(nx.lexicographical_topological_sort(self.g))
+        """A deterministic topological order (ties broken by node id: the smallest ready node
+        comes first, as networkx.lexicographical_topological_sort orders them)."""
+        pred, succ = self.g._pred, self.g._succ
+        waiting = {n: sum(map(len, p.values())) for n, p in pred.items()}
+        ready = [n for n, k in waiting.items() if not k]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            n = heapq.heappop(ready)
+            order.append(n)
+            for v, keys in succ[n].items():
+                waiting[v] -= len(keys)
+                if not waiting[v]:
+                    heapq.heappush(ready, v)
+        if len(order) != len(waiting):
+            raise GradcError(f"IR is not acyclic: cycle through nodes {nx.find_cycle(self.g)}")
+        return order
 
     def nbytes(self, nid):
         """Bytes of node nid's value."""
@@ -105,9 +131,12 @@ class Graph:
     def prune(self):
         """Remove the nodes no output depends on (inputs stay: they are the call signature);
         returns how many were removed."""
-        live = set(self.outputs)
-        for o in self.outputs:
-            live |= nx.ancestors(self.g, o)
+        live, todo, pred = set(self.outputs), list(self.outputs), self.g._pred
+        while todo:
+            for u in pred[todo.pop()]:
+                if u not in live:
+                    live.add(u)
+                    todo.append(u)
         dead = [n for n in self.g.nodes if n not in live and self.node(n)["op"] != "input"]
         self.g.remove_nodes_from(dead)
         return len(dead)

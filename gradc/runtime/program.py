@@ -82,7 +82,17 @@ class Program:
 
     @property
     def source(self):
-        """{filename: generated source}."""
+        """{filename: generated source}: this program's files, and for a lowering whose outputs
+        need a backward (a compiled forward of a training step) the backward program's files too,
+        named backward_<file>."""
+        src = dict(self._source)
+        if self.backward is not None:
+            src.update({f"backward_{k}": v for k, v in self.backward[0].own_source.items()})
+        return src
+
+    @property
+    def own_source(self):
+        """{filename: generated source} of this program alone (without its backward program's)."""
         return dict(self._source)
 
     @property
