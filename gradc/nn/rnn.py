@@ -6,7 +6,9 @@ Gate order: LSTM (i, f, g, o), GRU (r, z, n).
 
 The time loop is Python over per-step tensor ops: eagerly it runs step by step, and under
 gradc.compile it is unrolled into the graph, one copy of the cell per time step, so a compiled
-program is specialised to the sequence length (a new length traces again)."""
+program is specialised to the sequence length (a new length traces again). A PackedSequence runs
+the same loop over its steps, each step on the rows still running (the batch sizes are numbers
+known when packing, so a compiled program is specialised to them too)."""
 import math
 
 from ..errors import ShapeError
@@ -14,6 +16,7 @@ from ..functions import cat, empty, stack, zeros
 from . import functional as F
 from . import init
 from .module import Module, Parameter
+from .utils.rnn import PackedSequence
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -126,6 +129,8 @@ class RNNBase(Module):
         return h0, c0
 
     def forward(self, input, hx=None):
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         name = type(self).__name__
         if input.ndim not in (2, 3):
             raise ShapeError(f"{name}: expected a 3-D (batched) or 2-D (unbatched) input, got shape {input.shape}")
@@ -136,10 +141,21 @@ class RNNBase(Module):
                              f"{self.input_size}")
         steps, batch = x.shape[0], x.shape[1]
         h0, c0 = self._initial(hx, batch, unbatched, x)
-        dirs = 2 if self.bidirectional else 1
         # Per-step inputs as a list: later layers take the previous layer's step outputs directly, so
         # only the user's input is ever sliced by time.
-        seq = [x[t] for t in range(steps)]
+        seq, h_n, c_n = self._layers([x[t] for t in range(steps)], h0, c0, None)
+        output = stack(seq, 1 if self.batch_first and not unbatched else 0)
+        if unbatched:
+            output, h_n = output.squeeze(1), h_n.squeeze(1)
+            c_n = c_n.squeeze(1) if c_n is not None else None
+        return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
+
+    def _layers(self, seq, h0, c0, sizes):
+        """Run every layer and direction over the per-step inputs `seq`; with `sizes` (a packed
+        batch, longest first) step t updates only the first sizes[t] rows of the state, the rest
+        keep their last state (forward) or their initial one until their last element (reverse).
+        Returns (the last layer's per-step outputs, h_n, c_n)."""
+        dirs, steps = (2 if self.bidirectional else 1), len(seq)
         h_n, c_n = [], []
         for layer in range(self.num_layers):
             outs = []
@@ -149,21 +165,49 @@ class RNNBase(Module):
                 h, c = h0[k], (c0[k] if c0 is not None else None)
                 res = [None] * steps
                 for t in (range(steps - 1, -1, -1) if d else range(steps)):
-                    h, c = _cell_step(self.mode, _project(self.mode, seq[t], w_ih, b_ih, b_hh), h, c, w_hh, b_hh,
-                                      w_hr)
-                    res[t] = h
+                    n = h.shape[0] if sizes is None else int(sizes[t])
+                    if n == h.shape[0]:
+                        h, c = _cell_step(self.mode, _project(self.mode, seq[t], w_ih, b_ih, b_hh), h, c, w_hh,
+                                          b_hh, w_hr)
+                        res[t] = h
+                        continue
+                    hn, cn = _cell_step(self.mode, _project(self.mode, seq[t], w_ih, b_ih, b_hh), h[:n],
+                                        c[:n] if c is not None else None, w_hh, b_hh, w_hr)
+                    res[t] = hn
+                    h = cat([hn, h[n:]], 0)
+                    c = cat([cn, c[n:]], 0) if c is not None else None
                 outs.append(res)
                 h_n.append(h)
                 c_n.append(c)
             seq = outs[0] if dirs == 1 else [cat([a, b], -1) for a, b in zip(*outs)]
             if self.dropout and self.training and layer < self.num_layers - 1:
                 seq = [F.dropout(s, self.dropout, True) for s in seq]
-        output = stack(seq, 1 if self.batch_first and not unbatched else 0)
-        h_n = stack(h_n, 0)
-        c_n = stack(c_n, 0) if self.mode == "LSTM" else None
-        if unbatched:
-            output, h_n = output.squeeze(1), h_n.squeeze(1)
-            c_n = c_n.squeeze(1) if c_n is not None else None
+        return seq, stack(h_n, 0), (stack(c_n, 0) if self.mode == "LSTM" else None)
+
+    def _forward_packed(self, packed, hx):
+        """A PackedSequence in, a PackedSequence out (same batch_sizes and permutations), as PyTorch:
+        hx and the returned states are in the batch's original order."""
+        data, sizes = packed.data, packed._steps
+        name = type(self).__name__
+        if data.ndim != 2 or data.shape[-1] != self.input_size:
+            raise ShapeError(f"{name}: the packed data has shape {data.shape}, expected (total length, "
+                             f"{self.input_size})")
+        batch = int(sizes[0])
+        order = None if packed.sorted_indices is None else packed.sorted_indices.to(data.device)
+        if hx is not None and order is not None:  # into the packed (sorted) order
+            hx = (hx[0].index_select(1, order), hx[1].index_select(1, order)) if self.mode == "LSTM" \
+                else hx.index_select(1, order)
+        h0, c0 = self._initial(hx, batch, False, data)
+        offsets = [0]
+        for n in sizes:
+            offsets.append(offsets[-1] + int(n))
+        seq = [data[offsets[t]:offsets[t + 1]] for t in range(len(sizes))]
+        seq, h_n, c_n = self._layers(seq, h0, c0, sizes)
+        output = packed._with(cat(seq, 0))
+        if packed.unsorted_indices is not None:  # back to the original order
+            back = packed.unsorted_indices.to(data.device)
+            h_n = h_n.index_select(1, back)
+            c_n = c_n.index_select(1, back) if c_n is not None else None
         return output, ((h_n, c_n) if self.mode == "LSTM" else h_n)
 
     def extra_repr(self):

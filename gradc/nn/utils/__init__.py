@@ -1,6 +1,9 @@
 """gradc.nn.utils: gradient clipping and flat parameter vectors, as in torch.nn.utils."""
 from .clip_grad import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .convert_parameters import parameters_to_vector, vector_to_parameters
+from . import rnn
+from .rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence, pad_sequence, pack_sequence
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
-           "parameters_to_vector", "vector_to_parameters"]
+           "parameters_to_vector", "vector_to_parameters", "rnn", "PackedSequence", "pack_padded_sequence",
+           "pad_packed_sequence", "pad_sequence", "pack_sequence"]
