@@ -149,3 +149,12 @@ def test_compile_trace_error_gives_no_fullgraph_advice(tmp_path, monkeypatch, ca
     code, out, err = run(capsys, "compile", "branchy.py", "-o", "b.gradc")
     assert code == 1 and "TraceError" in err and "branchy.py:5" in err and "gradc.where" in err
     assert "fullgraph" not in err   # `gradc compile` has no such option
+
+
+def test_a_loaded_artifacts_stats_print_as_a_table(tmp_path):
+    import gradc
+    prog = gradc.export(lambda x: (x * 2 + 1).sum(), gradc.randn(8, 4), backend="numpy")
+    loaded = gradc.load(prog.save(tmp_path / "p.gradc"))
+    text = str(loaded.stats)
+    assert text.startswith("program (numpy backend)") and "bytes per call" in text
+    assert loaded.stats["artifact"] == str(tmp_path / "p.gradc")

@@ -17,6 +17,7 @@ from ..pytree import flatten, unflatten
 from ..tensor import Tensor
 from . import cache
 from .aot import Backward, CompiledBackward
+from .stats import Stats
 from .wiring import Binding, Effect, resolve  # noqa: F401  (Binding, Effect: part of this module's API)
 
 
@@ -47,7 +48,7 @@ class Program:
         self.out_spec = out_spec
         self.backend = backend
         self._source = dict(source)
-        self.stats = stats
+        self.stats = stats if isinstance(stats, Stats) else Stats(stats)   # a dict that prints as a table
         self.guards = list(guards)
         self.one_shot = one_shot
         self.backward = None if backward is None else Backward(*backward)
