@@ -391,6 +391,7 @@ def cmd_info(args):
           + ("available" if gpus else "needs a GPU"))
     from .runtime import native
     print(f"c         {native.c_status()}; {native.get_num_threads()} threads")
+    print(f"auto      {native.auto_status()}")
     n, size = cache.size()
     src = "GRADC_CACHE_DIR" if os.environ.get("GRADC_CACHE_DIR") else "default; set GRADC_CACHE_DIR to move it"
     print(f"cache     {cache.cache_dir()}  ({n} files, {_mib(size)}; {src})")

@@ -29,7 +29,19 @@ class _CEmitter(Emitter):
         self.c_kernels, self.kernel_ir, self.declined = [], [], []
 
     def context(self):
-        return {"ckernels": [(k.name, len(k.params)) for k in self.kernel_ir]}
+        return {"ckernels": [(k.name, len(k.params)) for k in self.kernel_ir],
+                "celements": sum(k.rows * k.width for k in self.kernel_ir),
+                "cparallel": any(_parallel(k) for k in self.kernel_ir), "blas_flops": self.matmul_flops()}
+
+    def matmul_flops(self):
+        """Floating-point operations of the program's matmuls per call (they run in NumPy's BLAS)."""
+        g, flops = self.graph, 0
+        for n in g.op_nodes():
+            d = g.node(n)
+            if d["op"] == "matmul":
+                a = g.node(g.args(n)[0])["shape"]
+                flops += 2 * math.prod(d["shape"]) * (a[-1] if a else 1)
+        return flops
 
     def group_unit(self, u):
         graph = self.graph
@@ -100,7 +112,7 @@ class _CEmitter(Emitter):
         origins = sorted({safe_where(self.graph.node(m)["where"]) for m in k.nodes} - {""})
         return render("c/kernel.c.j2", k=k, params=params, literals=literals, phases=phases, origins=origins,
                       where=safe_where(self.graph.node(u.members[0])["where"]),
-                      parallel=int(k.rows * k.width >= PARALLEL_ELEMENTS and k.chunks > 1),
+                      parallel=int(_parallel(k)),
                       init=lambda op: cst.acc_init(op, ""), combine=cst.combine)
 
     def stmt_c(self, s):
@@ -115,6 +127,11 @@ class _CEmitter(Emitter):
             code = f"const {s.ctype} {s.name} = {cst.conv(s.ctype, expr, s.ct if s.op != 'cast' else s.ctype)};"
             return cst.located(code, "" if s.node is None else safe_where(self.graph.node(s.node)["where"]))
         raise TypeError(f"unexpected kernel IR statement {s!r}")
+
+
+def _parallel(k):
+    """Whether a kernel runs its chunks on several threads (small ones stay on one)."""
+    return k.rows * k.width >= PARALLEL_ELEMENTS and k.chunks > 1
 
 
 def _special(value):
