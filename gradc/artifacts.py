@@ -49,7 +49,7 @@ def trace(fn, *example_args, backend="auto", amp=None):
     return prog.replace(artifact_info={
         "inputs": [{"name": n, "shape": list(t.shape), "dtype": t.dtype.name}
                    for n, t in zip(_input_names(fn, example_args, len(flat)), flat)],
-        "state_names": _state_names(fn, prog.bindings), "amp": amp, "fuse": fuse})
+        "state_names": _state_names(fn, prog.bindings), "amp": amp, "fuse": fuse, "requested_backend": backend})
 
 
 def load(path):

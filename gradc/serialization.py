@@ -221,6 +221,10 @@ def _load_zip(fh, where, map_location, path):
                             "unpickles, since a pickle can run arbitrary code; convert it where it was made (load it "
                             "with torch, save the tensors as NumPy arrays) and gradc.save a state dict of gradc "
                             "tensors")
+    if "manifest.json" not in names and not _ends_with_zip_directory(fh):
+        # what was read is the directory of a zip stored inside (an artifact's state.npz): the rest is cut off
+        raise ArtifactError(f"{where} is a truncated or corrupt zip archive (its end holds no zip directory); "
+                            "save it again")
     if "manifest.json" not in names:
         raise ArtifactError(f"{where} is a zip archive but not a compiled-program artifact (it has no manifest.json) "
                             "nor a gradc checkpoint; gradc.load reads what gradc.save and Program.save write")
@@ -231,6 +235,16 @@ def _load_zip(fh, where, map_location, path):
                          "its backend runs (re-export it with another backend to move it)")
     from .artifacts import load as load_artifact
     return load_artifact(path)
+
+
+def _ends_with_zip_directory(fh):
+    """Whether the file's last bytes are a zip end-of-directory record (with its comment, if any)."""
+    fh.seek(0, 2)
+    size = fh.tell()
+    fh.seek(max(0, size - (22 + 0xFFFF)))
+    tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    return at >= 0 and len(tail) - at >= 22 and at + 22 + int.from_bytes(tail[at + 20:at + 22], "little") == len(tail)
 
 
 def _fail(where, what):

@@ -145,7 +145,7 @@ def test_saved_source_is_the_generated_code_and_saving_is_deterministic(tmp_path
     a, b = prog.save(tmp_path / "a.gradc"), prog.save(tmp_path / "b.gradc")
     assert a.read_bytes() == b.read_bytes()
     with zipfile.ZipFile(a) as z:
-        assert z.read("source/program.py").decode() == prog.source["program.py"]
+        assert {n: z.read("source/" + n).decode() for n in prog.source} == prog.source
         assert json.loads(z.read("graph.json")) == json.loads(prog.ir.to_json())
         manifest = json.loads(z.read("manifest.json"))
     assert manifest["inputs"] == [{"name": "x", "shape": [5, 6], "dtype": "float32"}]
@@ -399,15 +399,18 @@ def test_source_hash_mismatch_and_shipped_source_never_runs(good, tmp_path):
     marker = tmp_path / "ran"
     evil = f"open({str(marker)!r}, 'w').write('x')\n"
 
+    # the Python module of the program (program.py on NumPy, the C program's host.py)
+    py = next(n for n in json.loads(members_of(good)["manifest.json"])["source_sha256"] if n.endswith(".py"))
+
     def edit(m):
-        m["source_sha256"]["program.py"] = hashlib.sha256(evil.encode()).hexdigest()
+        m["source_sha256"][py] = hashlib.sha256(evil.encode()).hexdigest()
     bad = tampered(good, tmp_path, edit_manifest=edit)
     members = members_of(bad)
-    members["source/program.py"] = evil.encode()   # shipped source and its hash agree: still never run
+    members["source/" + py] = evil.encode()   # shipped source and its hash agree: still never run
     with pytest.raises(gradc.ArtifactError, match="regenerated from graph.json does not match"):
         gradc.load(write_members(bad, members))
     members = members_of(good)
-    members["source/program.py"] = members["source/program.py"] + b"\n" + evil.encode()
+    members["source/" + py] = members["source/" + py] + b"\n" + evil.encode()
     with pytest.raises(gradc.ArtifactError, match="shipped source was edited"):
         gradc.load(write_members(tmp_path / "edited.gradc", members))
     assert not marker.exists()

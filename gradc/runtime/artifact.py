@@ -9,6 +9,7 @@ import io
 import json
 import math
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -135,7 +136,8 @@ def _pack(prog):
     source = {name: text for name, text in sorted(regen.source.items())}
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "gradc_version": __version__,
-        "backend": prog.backend, "amp": info.get("amp"), "fuse": bool(fuse), "block_bytes": block_bytes,
+        "backend": prog.backend, "requested_backend": info.get("requested_backend") or prog.backend,
+        "amp": info.get("amp"), "fuse": bool(fuse), "block_bytes": block_bytes,
         "inputs": inputs, "outputs": outputs, "out_spec": out_spec, "n_returned": int(prog.n_returned),
         "state": state, "bindings": bindings, "effects": effects,
         "graph_hash": _sha(graph_json), "source_sha256": {n: _sha(t) for n, t in source.items()},
@@ -272,21 +274,51 @@ def load(path, pipeline):
             bindings.append(Binding("grad", None, b["owner"]))
     effects = [Effect(e["kind"], e["slot"], e["out"]) for e in manifest["effects"]]
     out_spec = spec_from_data(manifest["out_spec"], manifest["n_returned"])
-    try:
-        prog = pipeline(graph, _regen_spec(manifest["backend"], manifest["fuse"], manifest["block_bytes"], bindings,
-                                           effects, manifest["n_returned"], out_spec))
-    except (GradcError, KeyError, TypeError, ValueError, IndexError) as e:
-        raise ArtifactError(f"{path}: the graph cannot be compiled by this gradc ({type(e).__name__}: {e})") from None
+    def regenerate(backend):
+        try:
+            return pipeline(graph, _regen_spec(backend, manifest["fuse"], manifest["block_bytes"], bindings, effects,
+                                               manifest["n_returned"], out_spec))
+        except (GradcError, KeyError, TypeError, ValueError, IndexError) as e:
+            raise ArtifactError(f"{path}: the graph cannot be compiled by this gradc ({type(e).__name__}: {e})") \
+                from None
+
+    prog = regenerate(manifest["backend"])
     regenerated = {n: _sha(t) for n, t in prog.source.items()}
     if regenerated != manifest["source_sha256"]:
         raise ArtifactError(
             f"{path}: the code regenerated from {GRAPH} does not match the artifact's source hash "
             f"(written by gradc {manifest['gradc_version']}, this is gradc {__version__}): either the graph "
             "was modified or this version generates different code; export the program again with this version")
+    backend = backend_here(manifest["backend"], manifest.get("requested_backend", manifest["backend"]), path)
+    if backend != manifest["backend"]:   # checked as saved; the code that runs is generated for this machine
+        prog = regenerate(backend)
     names = {slot: b["name"] for slot, b in enumerate(manifest["bindings"]) if b["kind"] == "state"}
-    return prog.replace(stats={**prog.stats, "artifact": str(path)}, artifact_info={
-        "inputs": manifest["inputs"], "amp": manifest["amp"], "fuse": manifest["fuse"],
-        "block_bytes": manifest["block_bytes"], "path": str(path), "manifest": manifest, "state_names": names})
+    return prog.replace(stats={**prog.stats, "artifact": str(path), "artifact_backend": manifest["backend"]},
+                        artifact_info={"inputs": manifest["inputs"], "amp": manifest["amp"], "fuse": manifest["fuse"],
+                                       "block_bytes": manifest["block_bytes"], "path": str(path),
+                                       "manifest": manifest, "state_names": names,
+                                       "requested_backend": manifest.get("requested_backend", manifest["backend"])})
+
+
+def backend_here(saved, requested, path="the artifact"):
+    """The backend a saved program runs on here. A CUDA program stays CUDA (without a GPU it can
+    still be dumped). A CPU program exported with backend "auto" gets the best CPU backend of this
+    machine (native.choose_backend: GRADC_BACKEND, else c where a compiler works, else numpy); one
+    exported for c runs on c, or on numpy with a notice where no C compiler works; numpy stays numpy."""
+    from . import native
+    if saved == "cuda":
+        return "cuda"
+    want = saved
+    if requested == "auto":
+        with warnings.catch_warnings():   # the notice below names the artifact instead
+            warnings.simplefilter("ignore")
+            chosen = native.choose_backend(False)
+        want = chosen if chosen in ("numpy", "c") else saved
+    if (want == "c" or saved == "c") and not native.available():
+        native.notice_fallback(f"{path} was saved for backend 'c', but this machine cannot build C "
+                               f"({native.probe()['error']}): its code was regenerated for NumPy")
+        return "numpy"
+    return want
 
 
 def read_manifest(path):

@@ -225,7 +225,9 @@ def parse_manifest(text):
         raise ArtifactError(f"artifact format version {version!r:.40} is not supported by gradc {__version__} (it "
                             f"reads version {FORMAT_VERSION}); export the program again with this version of gradc")
     _want(m, "gradc_version", lambda v: isinstance(v, str) and len(v) <= 64 and v.isprintable(), "a version string")
-    _want(m, "backend", lambda v: v in ("numpy", "cuda"), "'numpy' or 'cuda'")
+    _want(m, "backend", lambda v: v in ("numpy", "c", "cuda"), "'numpy', 'c' or 'cuda'")
+    if "requested_backend" in m:   # what the exporter asked for ("auto": the best backend where it loads)
+        _want(m, "requested_backend", lambda v: v in ("auto", "numpy", "c", "cuda"), "'auto', 'numpy', 'c' or 'cuda'")
     _want(m, "amp", lambda v: v in (None, "fp16"), "null or 'fp16'")
     _want(m, "fuse", lambda v: isinstance(v, bool), "true or false")
     _want(m, "block_bytes", lambda v: is_int(v) and 0 < v <= 1 << 30, "a positive byte count")
