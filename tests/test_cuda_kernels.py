@@ -144,8 +144,9 @@ def test_column_sums_are_per_block_partials_with_the_same_bits_every_run():
         return (x * x).sum(0), x.sum()
     prog = _lower(f, gradc.tensor(x))
     src = prog.source["kernels.cu"]
-    assert "atomicAdd" not in src and "_fin(" in src
-    assert prog.stats["launches"] == 4   # two groups, each a kernel and the pass over its partials
+    # per-block partials, combined in block order by the block that takes the last (integer) ticket
+    assert "atomicAdd(gradc_ticket, 1)" in src and "atomicAdd(&" not in src
+    assert prog.stats["launches"] == 2   # two groups, one launch each
     a = _run(prog, [x])
     b = _run(prog, [x.copy()])
     for u, v in zip(a, b):
@@ -194,7 +195,7 @@ def test_stats_report_launches_and_global_bytes():
     big = [gradc.tensor(np.resize(v, (1024,) + v.shape[1:]), requires_grad=True) if v.ndim == 2 else
            gradc.tensor(v, requires_grad=True) for v in vals]
     s = _lower(ln_gelu, *big).stats
-    assert s["launches"] == 2   # per-block partials and the pass that combines them
+    assert s["launches"] == 1   # per-block partials, combined by the last block of the same launch
     compulsory = 2 * 1024 * C * 4 + 7 * C * 4 + 4
     assert s["global_bytes"] == compulsory + 2 * 8 * 160 * (3 * C + 1)
 
@@ -230,3 +231,27 @@ def test_float16_is_stored_as_half_and_computed_in_float():
         for g, w in zip(got, want):
             assert g.dtype == np.float16
             np.testing.assert_allclose(g.astype(np.float32), w.astype(np.float32), rtol=1e-3, atol=1e-3)
+
+
+def test_consecutive_independent_kernels_share_one_launch():
+    rng = np.random.default_rng(5)
+    ws = [gradc.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True) for s in ((8, 6), (6,), (6, 3))]
+    opt = optim.SGD(ws, lr=0.1, momentum=0.9)
+
+    def step(x):
+        opt.zero_grad()
+        loss = (((x @ ws[0] + ws[1]).tanh() @ ws[2]) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    x = gradc.tensor(rng.standard_normal((5, 8)).astype(np.float32))
+    step(x)
+    prog = _lower(step, x)
+    batched = re.findall(r"// (\d+) groups in one launch", prog.source["kernels.cu"])
+    assert batched and sum(int(n) - 1 for n in batched) >= 1
+    numpy_prog = gradc.compile(step, backend="numpy").lower(x)
+    arrays = [t._data.copy() for t in prog.resolve([x])]
+    want = numpy_prog.execute([a.copy() for a in arrays])
+    got = _run(prog, arrays)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-6)

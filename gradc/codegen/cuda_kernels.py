@@ -1,5 +1,6 @@
-"""CUDA kernels rendered from the kernel IR (gradc.kernels): one fused group, one kernel (and a
-second, `_fin`, that combines per-block partials of reductions across rows in block order).
+"""CUDA kernels rendered from the kernel IR (gradc.kernels): one fused group, one kernel launch
+(reductions across rows end as per-block partials that the block finishing last combines in
+block order).
 
 The shapes of the kernels are described in templates/cuda/kernel.cu.j2. Python decides the launch
 (grid, block, values per thread), the index width, which loads may be vector loads, what lives in
@@ -24,7 +25,6 @@ FLAT_BLOCKS = 8192     # flat kernels: at most this many blocks (a grid-stride l
 ROW_BLOCKS = 65535
 COL_BLOCKS = 160       # blocks of a kernel with reductions across rows: its per-block partials
 ONE_BLOCK = 1 << 16    # up to this many elements, such a kernel is one block that writes the results
-FIN_THREADS = 256
 ACC_BYTES = 8          # partials are double
 
 
@@ -48,15 +48,16 @@ class CudaKernel:
     grid: int
     block: int
     params: list                     # (role, graph node or None, name): "in" / "out" / "part"
-    partials: list                   # (name, elements) allocated once by the host module
-    fin: object                      # (grid, block, [param names]) or None
+    partials: list                   # (name, elements, dtype) allocated once by the host module
     fills: list = field(default_factory=list)   # (node, identity) of reductions when there are no rows
     global_bytes: int = 0
     empty: bool = False
+    signature: list = field(default_factory=list)   # the C declaration of each of `params`
+    embedded: str = ""               # its body, for a launch shared with other kernels (`batch`)
 
     @property
     def launches(self):
-        return 0 if self.empty else 1 + (self.fin is not None)
+        return 0 if self.empty else 1
 
 
 def _special(value):
@@ -216,8 +217,6 @@ def lower(graph, members, rows, kept, storage_key, where="", uid=None):
             direct[f"PART{c.acc[1:]}"] = {"out": c.out, "half": dtype == "float16", "ctype": c.ctype}
     ctx["direct"] = direct
     for p in k.params:
-        if p.name in r.col_outs and not direct:
-            continue
         t = POINTER[graph.node(p.node)["dtype"]]
         sig.append(f"{'const ' if p.role == 'in' else ''}{t}*{restrict(p.name)} {p.name}")
         params.append((p.role, p.node, p.name))
@@ -226,27 +225,47 @@ def lower(graph, members, rows, kept, storage_key, where="", uid=None):
         part = f"PART{c.acc[1:]}"
         sig.append(f"double* __restrict__ {part}")
         params.append(("part", None, f"{k.name}_{part}"))
-        partials.append((f"{k.name}_{part}", G * c.n))
-    fin = None
+        partials.append((f"{k.name}_{part}", G * c.n, "float64"))
     if k.colreduces and not direct:
-        outs, off, fparams, fargs = [], 0, [], []
+        # the block that finishes last (an integer ticket) combines the partials in block order
+        outs, off = [], 0
         for c in k.colreduces:
-            part = f"PART{c.acc[1:]}"
-            p = r.params[c.out]
-            dtype = graph.node(p.node)["dtype"]
+            dtype = graph.node(r.params[c.out].node)["dtype"]
             store = "gradc_f2h((float)acc)" if dtype == "float16" else f"({c.ctype})acc"
-            outs.append({"offset": off, "n": c.n, "op": c.op, "part": part, "out": c.out, "store": store})
-            fparams += [f"const double* __restrict__ {part}", f"{POINTER[dtype]}* __restrict__ {c.out}"]
-            fargs += [("part", None, f"{k.name}_{part}"), ("out", p.node, c.out)]
+            outs.append({"offset": off, "n": c.n, "op": c.op, "part": f"PART{c.acc[1:]}", "out": c.out,
+                         "store": store})
             off += c.n
-        ctx["fin"] = {"block": FIN_THREADS, "params": fparams, "outs": outs, "total": off}
-        fin = (max(1, -(-off // FIN_THREADS)), FIN_THREADS, fargs)
+        sig.append("int* __restrict__ gradc_ticket")
+        params.append(("part", None, f"{k.name}_ticket"))
+        partials.append((f"{k.name}_ticket", 1, "int32"))
+        ctx["fin"] = {"outs": outs, "total": off}
     else:
         ctx["fin"] = None
-    partial_bytes = sum(2 * n * ACC_BYTES for _, n in partials)
+    partial_bytes = sum(2 * n * ACC_BYTES for _, n, dt in partials if dt == "float64")
     ctx.update(params=sig, partial_bytes=partial_bytes,
                literals=[r.st.literal(s, _special(s.value), repr(float(s.value))) for s in k.literals])
+    ctx["embedded"] = False
     source = render("cuda/kernel.cu.j2", **ctx)
+    ctx["embedded"] = True
+    embedded = render("cuda/kernel.cu.j2", **ctx)
     fills = [(r.params[c.out].node, c.op) for c in k.colreduces] if N == 0 else []
-    return CudaKernel(name=k.name, source=source, grid=G, block=B, params=params, partials=partials, fin=fin,
-                      fills=fills, global_bytes=0 if N == 0 else k.bytes_moved + partial_bytes, empty=N == 0), None
+    return CudaKernel(name=k.name, source=source, grid=G, block=B, params=params, partials=partials,
+                      fills=fills, global_bytes=0 if N == 0 else k.bytes_moved + partial_bytes, empty=N == 0,
+                      signature=sig, embedded=embedded), None
+
+
+def batch(kernels):
+    """One kernel running `kernels` (independent, the same block size) in one launch, each over
+    its own range of blocks: (name, source, grid, [(role, node, name)] of its parameters)."""
+    parts, start, params, sig, seen = [], 0, [], [], set()
+    for k in kernels:
+        parts.append({"name": k.name, "start": start, "end": start + k.grid, "text": k.embedded})
+        start += k.grid
+        for p, decl in zip(k.params, k.signature):
+            if p[2] not in seen:   # an operand two of them read is passed once
+                seen.add(p[2])
+                params.append(p)
+                sig.append(decl)
+    name = f"{kernels[0].name}_x{len(kernels)}"
+    source = render("cuda/batch.cu.j2", kernel=name, parts=parts, grid=start, block=kernels[0].block, params=sig)
+    return name, source, start, params
