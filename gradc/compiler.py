@@ -25,12 +25,13 @@ from .lower import lower as lower_graph
 from .naming import input_names
 from .nn.module import Module, structure_epoch
 from .pytree import flatten, unflatten
-from .recompile import describe
+from .recompile import describe, leaf_paths
 from .runtime import native
 from .runtime.wiring import Binding, Effect
 from .spec import Gradients, Spec
 from .tensor import Tensor
 from .trace import Tracer
+from .traced_float import Specialize, TracedFloat
 
 log = logging.getLogger("gradc")
 _EAGER = "eager"
@@ -59,6 +60,7 @@ class CompiledFunction:
         self.recompile_reasons = []   # why each trace after the first happened, oldest first
         self._programs = {}
         self._plain_specs = {}   # argument count -> (pytree spec, its key) of calls with tensors only
+        self._floats_as_inputs = True   # float arguments are program inputs (gradc.traced_float)
         self._reach = _Reach(fn)
         self._module_cache = None
         self._last_sig = None
@@ -76,13 +78,13 @@ class CompiledFunction:
     # ------------------------------------------------------------------ signatures
     def _signature(self, flat, spec_key):
         """The cache key of one call (see the module docs); `spec_key`: _spec_key of its pytree spec."""
-        if len(flat) == 1:
+        if len(flat) == 1 and type(flat[0]) is not float:
             t = flat[0]
             tensors = ((t.shape, t.dtype.name, t.device.type, t.device.index, t.requires_grad, 0),)
         else:
             first = {}
             tensors = tuple((t.shape, t.dtype.name, t.device.type, t.device.index, t.requires_grad,
-                             first.setdefault(id(t), i)) for i, t in enumerate(flat))
+                             first.setdefault(id(t), i)) for i, t in enumerate(flat) if type(t) is not float)
         parts = (("grad mode", is_grad_enabled()),
                  ("tensors", tensors),
                  ("Python arguments", spec_key),
@@ -103,7 +105,7 @@ class CompiledFunction:
                     flat, spec = flatten((args, kwargs))
                     known = self._plain_specs[len(args)] = (spec, _spec_key(spec))
                 return list(args), known[0], known[1]
-        flat, spec = flatten((args, kwargs))
+        flat, spec = flatten((args, kwargs), numbers=self._floats_as_inputs)
         return flat, spec, _spec_key(spec)
 
     def _module_parts(self, modules):
@@ -170,20 +172,35 @@ class CompiledFunction:
         if self._last_sig is not None:
             self.recompile_reasons.append(reason)
             log.info("gradc.compile(%s): retracing (%s)", self.__name__, reason)
+        previous = self._last_sig, self._last_spec, len(self.recompile_reasons)
         self._last_sig, self._last_spec = sig, spec
         try:
             prog = self._build(args, kwargs, flat, reason=reason)
-        except TraceError as e:
-            if self.fullgraph:   # the one place where running the call eagerly is the user's option
-                e.args = (f"{e}; or compile with fullgraph=False to run such calls eagerly",) + e.args[1:]
+        except (Specialize, Exception) as e:
+            if not any(type(v) is float for v in flat):
+                if isinstance(e, TraceError):
+                    return self._eager_after(e, sig, args, kwargs)
                 raise
-            warnings.warn(f"gradc.compile({self.__name__}): this call cannot be traced, running it eagerly "
-                          f"(and every later call with the same signature). {e}", stacklevel=2)
-            self._programs[sig] = _EAGER
-            return self._run_eagerly(*args, **kwargs)
+            # Python code used a float argument as a number (or failed on the stand-in): from now on
+            # float arguments are baked in, as any other Python value.
+            self._floats_as_inputs = False
+            self._last_sig, self._last_spec = previous[:2]
+            del self.recompile_reasons[previous[2]:]
+            return self(*args, **kwargs)
         if not prog.one_shot:
             self._programs.setdefault(sig, []).append(prog)
         return prog.call_tree(flat)
+
+    def _eager_after(self, e, sig, args, kwargs):
+        """A call that cannot be traced: raised with fullgraph=True, else run eagerly (and every
+        later call with its signature)."""
+        if self.fullgraph:   # the one place where running the call eagerly is the user's option
+            e.args = (f"{e}; or compile with fullgraph=False to run such calls eagerly",) + e.args[1:]
+            raise e
+        warnings.warn(f"gradc.compile({self.__name__}): this call cannot be traced, running it eagerly "
+                      f"(and every later call with the same signature). {e}", stacklevel=3)
+        self._programs[sig] = _EAGER
+        return self._run_eagerly(*args, **kwargs)
 
     def lower(self, *args, **kwargs):
         """The Program for this call signature, without running it."""
@@ -237,16 +254,27 @@ class CompiledFunction:
         function touched is restored; optimizer state it created is rolled back when lowering."""
         tracer = Tracer()
         reads = Reads(self.fn)
+        floats, scope = [], [True]
         try:
             with tracer:
-                for i, t in enumerate(self._flat_args(args, kwargs)):
-                    if id(t) not in tracer.lifted:
+                leaves, spec = flatten((args, kwargs), numbers=self._floats_as_inputs and not lowering)
+                dev = next((t.device for t in leaves if type(t) is not float), None)
+                paths = leaf_paths(self.fn, spec) if len(leaves) > len(self._flat_args(args, kwargs)) else ()
+                for i, t in enumerate(leaves):
+                    if type(t) is float:
+                        floats.append(TracedFloat(tracer.number(Binding("number", i), "", dev), paths[i], scope))
+                        leaves[i] = floats[-1]
+                    elif id(t) not in tracer.lifted:
                         tracer.lift(t, Binding("arg", i))
+                if floats:
+                    args, kwargs = unflatten(spec, leaves)
                 with self._amp_region(), reads:
                     result = self.fn(*args, **kwargs)
                 out_flat, out_spec = flatten(result)
+                if floats and _holds(out_spec, TracedFloat):
+                    raise Specialize("a float argument is returned")
                 parts = _collect(tracer, out_flat)
-            self._name_inputs(tracer, args, kwargs)
+            self._name_inputs(tracer, spec)
             python_guards = reads.guards(_modules_of(self.fn))
             if len(python_guards):
                 parts["guards"].append(python_guards)
@@ -254,16 +282,18 @@ class CompiledFunction:
             tracer.restore()
             tracer.rollback_optimizers()
             raise
+        finally:
+            scope[0] = False   # every stand-in of this trace, derived ones too
         tracer.restore()
         if lowering:
             tracer.rollback_optimizers()
         return tracer, out_spec, parts
 
-    def _name_inputs(self, tracer, args, kwargs):
+    def _name_inputs(self, tracer, spec):
         """Name each graph input after what it is (gradc.naming): `x`, `fc1.weight`, `exp_avg of fc1.weight`."""
         roots = [("" if name == "self" else name, m) for m in _modules_of(self.fn) for name in [self._root_name(m)]]
         optimizers = [opt for opt, _ in tracer.optimizer_settings()]
-        names = input_names(self.fn, flatten((args, kwargs))[1], tracer.bindings, roots, optimizers)
+        names = input_names(self.fn, spec, tracer.bindings, roots, optimizers)
         for nid, name in zip(tracer.graph.inputs, names):
             tracer.graph.node(nid)["attrs"]["name"] = name
 
@@ -371,6 +401,8 @@ def _spec_key(spec):
     kind, body = spec
     if kind == "T":
         return "T"
+    if kind == "N":   # a float that is a program input: its value is not part of the key
+        return "N"
     if kind == "V":
         try:
             hash(body)
@@ -380,6 +412,16 @@ def _spec_key(spec):
     if kind is dict:
         return ("dict", tuple((k, _spec_key(v)) for k, v in body))
     return (getattr(kind, "__name__", str(kind)), tuple(_spec_key(v) for v in body))
+
+
+def _holds(spec, kind):
+    """Whether a pytree spec keeps a value of type `kind` among its Python values."""
+    tag, body = spec
+    if tag == "V":
+        return isinstance(body, kind)
+    if tag in ("T", "N"):
+        return False
+    return any(_holds(v, kind) for v in (body if tag is not dict else (v for _, v in body)))
 
 
 def _collect(tracer, out_flat):
@@ -521,7 +563,24 @@ def compile(fn=None, *, backend="auto", amp=None, dynamic=False, fullgraph=False
             cache_limit=8):
     """Compile `fn` (a function or nn.Module). Usable as @gradc.compile or @gradc.compile(...).
     A module gives a CompiledModule (an nn.Module); a function a CompiledFunction. Compiling
-    something already compiled compiles the original with the new options."""
+    something already compiled compiles the original with the new options.
+
+    What a call's arguments do to the program (one program per signature, see CompiledFunction):
+      tensors           program inputs; their shapes, dtypes, devices and requires_grad select it
+      float arguments   program inputs too (exactly `float`, at any depth of the arguments): one
+                        program serves every value, so `step(x, lr)` with a changing lr, or a loss
+                        weight, never traces again. Where they meet tensors they act as the Python
+                        float would (same promotion: float16 stays float16, an integer tensor gives
+                        float32); arithmetic with other numbers (`1.0 - w`) stays symbolic, in
+                        float64. A float the function uses as a Python number (`if lr > 0.1`,
+                        `math.cos(lr)`, `float(lr)`, `1 / lr`, returning it) is instead baked in,
+                        for this function's float arguments from then on: each new value traces
+                        again, named in the reason (`lr: 0.1 -> 0.05`). `lower()`, `trace()` and
+                        gradc.export always bake floats in.
+      ints, bools, str, None, other objects
+                        baked in: they can shape the graph (sizes, branches, loop counts), so each
+                        new value traces again
+    Optimizer hyper-parameters and GradScaler state read during the trace are program inputs as well."""
     if fn is None:
         return lambda f: compile(f, backend=backend, amp=amp, dynamic=dynamic, fullgraph=fullgraph, dump=dump,
                                  fuse=fuse, cache_limit=cache_limit)

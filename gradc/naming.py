@@ -14,7 +14,7 @@ anything but letters, digits, `_ . [ ]` and spaces in it is replaced by its kind
 (`state 3`), so they can never carry code."""
 import re
 
-from .recompile import leaves
+from .recompile import leaf_paths
 from .tensor import Tensor
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\[\] ]")
@@ -52,12 +52,12 @@ def state_labels(roots, optimizers):
 
 def input_names(fn, spec, bindings, roots=(), optimizers=()):
     """[name per input slot] for a trace of `fn` called with pytree `spec` ((args, kwargs))."""
-    paths, _, _ = leaves(fn, spec)
+    paths = leaf_paths(fn, spec)
     known = state_labels(roots, optimizers)
     names = []
     for slot, b in enumerate(bindings):
-        kind = {"arg": "argument", "state": "state", "grad": "grad"}.get(b.kind, "random draw")
-        if b.kind == "arg":
+        kind = {"arg": "argument", "number": "argument", "state": "state", "grad": "grad"}.get(b.kind, "random draw")
+        if b.kind in ("arg", "number"):
             name = paths[b.ref] if b.ref < len(paths) else ""
         elif b.kind == "state":
             name = known.get(id(b.ref), "")

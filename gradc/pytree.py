@@ -2,14 +2,18 @@
 from .tensor import Tensor
 
 
-def flatten(tree):
-    """Returns (leaves, spec); tensors are leaves, everything else is kept in the spec."""
+def flatten(tree, numbers=False):
+    """Returns (leaves, spec); tensors are leaves, everything else is kept in the spec. With
+    `numbers`, Python floats (exactly float) are leaves too, marked "N" in the spec."""
     leaves = []
 
     def walk(x):
         if isinstance(x, Tensor):
             leaves.append(x)
             return ("T", len(leaves) - 1)
+        if numbers and type(x) is float:
+            leaves.append(x)
+            return ("N", len(leaves) - 1)
         if isinstance(x, (tuple, list)):
             return (type(x), tuple(walk(v) for v in x))
         if isinstance(x, dict):
@@ -21,7 +25,7 @@ def flatten(tree):
 
 def unflatten(spec, leaves):
     kind, body = spec
-    if kind == "T":
+    if kind == "T" or kind == "N":
         return leaves[body]
     if kind == "V":
         return body

@@ -31,6 +31,8 @@ def leaves(fn, spec):
         kind, body = node
         if kind == "T":
             tensors.append(path)
+        elif kind == "N":   # a float that is a program input: any value, nothing to report
+            pass
         elif kind == "V":
             values[path] = body
         elif kind is dict:
@@ -48,6 +50,30 @@ def leaves(fn, spec):
     for k, v in kwargs:
         walk(v, k)
     return tensors, values, shapes
+
+
+def leaf_paths(fn, spec):
+    """The Python path of every leaf of a call's pytree spec (tensors and float inputs), in leaf order."""
+    names, star = parameter_names(fn)
+    paths = {}
+
+    def walk(node, path):
+        kind, body = node
+        if kind in ("T", "N"):
+            paths[body] = path
+        elif kind is dict:
+            for k, v in body:
+                walk(v, f"{path}[{k!r}]")
+        elif kind != "V":
+            for i, v in enumerate(body):
+                walk(v, f"{path}[{i}]")
+
+    (_, args), (_, kwargs) = spec[1]
+    for i, a in enumerate(args):
+        walk(a, names[i] if i < len(names) else f"{star}[{i - len(names)}]")
+    for k, v in kwargs:
+        walk(v, k)
+    return [paths[i] for i in sorted(paths)]
 
 
 def _tensor_changes(name, old, new):

@@ -80,6 +80,7 @@ class Tracer(dispatch.Mode):
         self.freed = set()
         self.optimizers = []
         self.where_override = None
+        self.numbers = []         # the inputs that hold float arguments
 
     # ------------------------------------------------------------------ activation
     def __enter__(self):
@@ -168,6 +169,14 @@ class Tracer(dispatch.Mode):
             self.views.add(out)
         return out
 
+    def number(self, binding, name, dev=None):
+        """A Python float argument as a program input: a 0-d float64 tensor (gradc.traced_float)."""
+        nid = self.graph.add_input(name, (), "float64")
+        self.bindings.append(binding)
+        t = self.sym(nid, device=dev)
+        self.numbers.append(t)
+        return t
+
     def random(self, spec, dtype, dev):
         """Random draws made while tracing: a program input bound to a fresh draw per call."""
         nid = self.graph.add_input(f"in{len(self.graph.inputs)}", spec[1], spec[2], where=self.where())
@@ -250,7 +259,7 @@ class Tracer(dispatch.Mode):
     def escaped(self, keep):
         """Symbolic tensors still reachable after the function returned, other than `keep`: new state
         the function stored somewhere (e.g. optimizer moments created on the first step)."""
-        keep_ids = {id(k) for k in keep} | set(self.lifted)
+        keep_ids = {id(k) for k in keep} | set(self.lifted) | {id(t) for t in self.numbers}
 
         def alive():
             return [t for t in list(self.created) if t._sym is not None and t._sym[0] is self and id(t) not in keep_ids]

@@ -130,6 +130,11 @@ def binary(name, a, b):
         dtype = promote_tensors(a, b)
     else:
         t, s = (a, b) if ta else (b, a)
+        weak = None if is_number(s) else getattr(s, "gradc_weak_scalar", None)
+        if weak is not None:   # a float argument of a compiled function, traced: promotes as a Python float
+            dtype = D.promote_weak(t.dtype, 1.0)
+            t, s = cast(t, dtype), cast(weak, dtype)
+            return OPS[name].bind(*((t, s) if ta else (s, t)))
         if not is_number(s):
             if isinstance(s, (np.ndarray, list, tuple)):
                 arr = np.asarray(s)

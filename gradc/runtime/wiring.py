@@ -1,6 +1,8 @@
 """How a program connects to tensors: where each graph input comes from (`Binding`) and where each
 output goes after a run (`Effect`). The tracer creates them, the artifact loader rebuilds them
 from a manifest, and a Program resolves them on every call; none of those imports another."""
+import numpy as np
+
 from .. import dtypes as D
 from ..device import CPU
 from ..random import sample
@@ -9,11 +11,12 @@ from ..tensor import Tensor
 
 class Binding:
     """Where a graph input comes from at run time: positional argument i, a state tensor held by
-    the program, the `.grad` of an argument/state tensor, or a fresh random draw (ref = spec)."""
+    the program, the `.grad` of an argument/state tensor, a fresh random draw (ref = spec), or a
+    Python float argument (ref = its position among the call's leaves, as for "arg")."""
     __slots__ = ("kind", "ref", "owner")
 
     def __init__(self, kind, ref, owner=None):
-        self.kind, self.ref, self.owner = kind, ref, owner  # kind: "arg" | "state" | "grad" | "random"
+        self.kind, self.ref, self.owner = kind, ref, owner  # kind: "arg" | "state" | "grad" | "random" | "number"
 
     def __repr__(self):
         return f"Binding({self.kind}, {self.ref if self.kind == 'arg' else type(self.ref).__name__})"
@@ -38,10 +41,20 @@ def resolve(bindings, flat_args):
             t = b.ref
         elif b.kind == "random":
             t = draw(b.ref, tensors)
+        elif b.kind == "number":
+            t = number(flat_args[b.ref], tensors)
         else:
             t = tensors[b.owner].grad
         tensors.append(t)
     return tensors
+
+
+def number(value, tensors):
+    """A Python float argument as the 0-d float64 input a program reads it from, on the device of
+    the program's other inputs."""
+    dev = next((t.device for t in tensors if t is not None), CPU)
+    data = np.array(float(value), dtype=np.float64)
+    return Tensor._wrap(data if dev is CPU else dev.xp.asarray(data), D.float64, dev)
 
 
 def draw(spec, tensors):
