@@ -466,6 +466,8 @@ def stage_bandwidth(until, repeat):
     except Exception as e:
         stats = {}
         result["stats_error"] = _error(e)
+    if "launches" in stats:   # kernel launches per call without a CUDA graph (a replay is one)
+        result["w2_launches"] = stats["launches"]
     if "global_bytes" in stats:   # what the generated kernels read and write per call, as planned
         result["w2_global_bytes"] = stats["global_bytes"]
         result["w2_global_GBps"] = stats["global_bytes"] / (w2["median_ms"] * 1e6)
