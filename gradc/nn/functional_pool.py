@@ -10,7 +10,9 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..tensor import Tensor
+from ..dtypes import int64
 from ..functions import arange, stack, tensor, where, zeros
+from ..grad_mode import no_grad
 from ..ops.movement import im2col
 from .functional_pad import ntuple, out_size
 
@@ -78,14 +80,33 @@ def _indices(idx, positions):
     return table[(idx + base).reshape(-1)].reshape(idx.shape)
 
 
+SCAN_WINDOW = 16   # windows up to this many elements find their maximum by a scan over the offsets
+
+
 def _first_max(cols, axis):
     """The first maximum along `axis` (PyTorch's choice among ties; NaN wins) and its position.
     The value is a masked sum, so its gradient goes to that one element (amax would split it among
-    ties) with elementwise work only: no scatter."""
-    idx = cols.argmax(axis)
+    ties) with elementwise work only: no scatter. Small windows scan their offsets with elementwise
+    compares (fused when compiled; an argmax over a short, strided axis is ~4x slower)."""
     k = cols.shape[axis]
-    pos = arange(k, device=cols.device).reshape((k,) + (1,) * (cols.ndim - axis - 1))
-    return where(idx.unsqueeze(axis) == pos, cols, 0).sum(axis), idx
+    if k > SCAN_WINDOW:
+        idx = cols.argmax(axis)
+        pos = arange(k, device=cols.device).reshape((k,) + (1,) * (cols.ndim - axis - 1))
+        return where(idx.unsqueeze(axis) == pos, cols, 0).sum(axis), idx
+    with no_grad():
+        tail = (slice(None),) * axis
+        best, idx = cols[tail + (0,)], None
+        for j in range(1, k):
+            c = cols[tail + (j,)]
+            # a NaN wins over every number, and the first NaN stays
+            gt = (c > best) | ((c != c) & (best == best))
+            best = where(gt, c, best)
+            idx = where(gt, j, 0) if idx is None else where(gt, j, idx)
+        idx = idx if idx is not None else zeros(best.shape, dtype=int64, device=cols.device)
+        hot = stack([idx == j for j in range(k)], axis) if k > 1 else None
+    if hot is None:
+        return cols[tail + (0,)], idx
+    return where(hot, cols, 0).sum(axis), idx
 
 
 def _max_pool(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
