@@ -45,7 +45,7 @@ def _lead_of(graph, nid, shape_of):
         while p < len(axes) and axes[p] == p:
             p += 1
         if p >= 2:      # all leading axes reduced (a bias gradient): one reduction over the rows
-            k = p
+            k = min(p, len(src) - 1)   # a total keeps its last axis as the row (never rows of one element)
             new = (0,) + tuple(a - k + 1 for a in axes if a >= k)
         elif p == 0 and axes[0] >= 2:   # trailing axes only: a reduction along each row
             k = axes[0]
@@ -65,6 +65,7 @@ class _Rewriter:
         self.orig = {}      # flattened node -> its original shape
         self.back = {}      # flattened node -> reshape back to its original shape
         self.views = {}     # (source, shape) -> reshape node
+        self.expanded = {}  # (source, shape) -> expand node
 
     def reshape(self, src, shape, where):
         g = self.graph
@@ -104,8 +105,9 @@ class _Rewriter:
         padded = (1,) * (rank - ra) + sa
         full = lead + padded[k:]
         src = self.reshape(o, padded, where)
-        e = g.add("expand", [src], full, g.node(o)["dtype"], {"shape": full}, where=where)
-        return self.reshape(e, (prod(lead),) + padded[k:], where)
+        if (src, full) not in self.expanded:   # one copy however many ops read it
+            self.expanded[(src, full)] = g.add("expand", [src], full, g.node(o)["dtype"], {"shape": full}, where=where)
+        return self.reshape(self.expanded[(src, full)], (prod(lead),) + padded[k:], where)
 
     def rewire(self, nid, i, new):
         g = self.graph.g
