@@ -255,3 +255,15 @@ def test_consecutive_independent_kernels_share_one_launch():
     got = _run(prog, arrays)
     for w, g in zip(want, got):
         np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-6)
+
+
+def test_a_view_of_a_buffer_counts_as_that_buffer():
+    from gradc.codegen.cuda_backend import storage_key
+
+    class Plan:
+        storage = {3: ("pool", 0), 5: ("pool", 0)}
+        root = {4: 3}
+    g = gradc.ir.Graph()
+    g.add_input("in0", (2,), "float32")
+    key = storage_key(g, Plan())
+    assert key(4) == key(3) == key(5) == ("pool", 0) and key(0) == ("input", 0)

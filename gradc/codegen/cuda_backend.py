@@ -34,8 +34,10 @@ def _host_lowering(op):
 
 
 
-def _storage_key(graph, plan):
+def storage_key(graph, plan):
+    """The memory a value lives in (a view: the memory of the value it views)."""
     def key(node):
+        node = plan.root.get(node, node)
         st = plan.storage.get(node)
         if node in graph.inputs:
             return ("input", graph.inputs.index(node))
@@ -70,7 +72,7 @@ def _kernel_unit(host, graph, plan, members, kern, kept, where):
         prologue += [host.fill(name_of(n), _identity(op)) for n, op in kern.fills]
     else:
         launches.append((kern.name, kern.grid, kern.block, args))
-    key = _storage_key(graph, plan)
+    key = storage_key(graph, plan)
     return {"kind": "kernel", "launches": launches, "prologue": prologue, "where": where, "members": members,
             "kern": kern, "args": dict(zip((name for _, _, name in kern.params), args)),
             "reads": {key(n) for role, n, _ in kern.params if role == "in"},
@@ -151,7 +153,7 @@ def _inlined(graph, members, scalars):
 
 def _lower_groups(graph, units, plan):
     """Each group's CudaKernel (or the reason it has none), and the scalars still needed on the host."""
-    key, outputs, scalars = _storage_key(graph, plan), set(graph.outputs), _scalars(graph, units)
+    key, outputs, scalars = storage_key(graph, plan), set(graph.outputs), _scalars(graph, units)
     kernels, computed = {}, {}
     for u in units:
         if u.kind != "group":
