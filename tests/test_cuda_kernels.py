@@ -267,3 +267,15 @@ def test_a_view_of_a_buffer_counts_as_that_buffer():
     g.add_input("in0", (2,), "float32")
     key = storage_key(g, Plan())
     assert key(4) == key(3) == key(5) == ("pool", 0) and key(0) == ("input", 0)
+
+
+def test_float16_row_sums_are_rounded_to_half_as_eager_rounds_them():
+    rng = np.random.default_rng(6)
+    a = gradc.tensor((rng.standard_normal((4, 300)) * 10).astype(np.float16))
+
+    def f(a):
+        return a - a.sum(-1, keepdim=True) * 0.01
+    prog = _lower(f, a)
+    assert not prog.stats["host_groups"]
+    got = _run(prog, [a._data])[0]
+    np.testing.assert_array_equal(got, f(a).numpy())

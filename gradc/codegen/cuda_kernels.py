@@ -133,7 +133,10 @@ class _Render:
             body = [x for s in ph.body for x in self.stmt(s, tl, once)]
             post = []
             for rv in ph.post:
-                post.append(self.st.let(rv, self.st.conv(rv.ctype, f"{rv.acc}_r", "double")))
+                value = self.st.conv(rv.ctype, f"{rv.acc}_r", "double")
+                if self.g.node(int(rv.name[1:]))["dtype"] == "float16":   # a float16 result, as eager rounds it
+                    value = f"gradc_round_half({value})"
+                post.append(self.st.let(rv, value))
                 if rv.store is not None:
                     post += self.stmt(rv.store, tl, once)
             out.append({"pre": pre, "reds": reds, "body": body, "post": post})
