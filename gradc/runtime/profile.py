@@ -1,5 +1,6 @@
-"""Time per kernel of generated programs (GRADC_PROFILE=1, `gradc bench --profile`), and the
-bandwidth each achieves next to what this machine's memory copies reach.
+"""Time per kernel of generated CPU programs (GRADC_PROFILE=1, `gradc bench --profile`): the C and
+NumPy backends' units, and the bandwidth each achieves next to what this machine's memory copies
+reach. (CUDA launches return before their kernels finish; their programs are not timed here.)
 
 The profiler leaves generated code as it is: it follows the entry function (`run`) of each
 generated module with a line tracer (sys.settrace), and a unit's time runs from its first line to
@@ -186,7 +187,7 @@ class Profiler:
             runs = self.runs.get(h, 0)
             lines += ["", f"program {h[0]} ({h[1]} backend): {runs} runs, {total * 1e3 / max(runs, 1):.3f} ms per "
                       "run in its kernels"]
-            head = ("kernel", "runs as", "us/call", "share", "bytes/call", "GB/s", "of copy", "model line")
+            head = ("kernel", "runs as", "us/call", "share", "bytes/call", "GB/s", "of copy", "model line (or ops)")
             body = []
             ran = [r for r in sorted(rows, key=lambda r: -r["seconds"]) if r["calls"]]
             for r in ran[:top]:
@@ -195,7 +196,7 @@ class Profiler:
                              f"{100 * r['seconds'] / total:.0f}%" if total else "-",
                              str(r["bytes_per_call"]), "-" if gbps is None or not r["bytes_per_call"]
                              else f"{gbps:.2f}", "-" if gbps is None or not r["bytes_per_call"]
-                             else f"{100 * gbps / bw:.0f}%", r["where"] or "-"))
+                             else f"{100 * gbps / bw:.0f}%", r["where"] or _short(r["ops"])))
             widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
             for row in [head, tuple("-" * w for w in widths), *body]:
                 lines.append("  " + "  ".join(c.rjust(w) if 2 <= i <= 6 else c.ljust(w)
@@ -204,3 +205,7 @@ class Profiler:
                 rest = sum(r["seconds"] for r in ran[top:])
                 lines.append(f"  ... {len(ran) - top} more units, {100 * rest / total:.0f}% of the time")
         return "\n".join(lines)
+
+
+def _short(ops, width=40):
+    return ops if len(ops) <= width else ops[:width - 3] + "..."
