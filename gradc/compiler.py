@@ -254,7 +254,7 @@ class CompiledFunction:
         function touched is restored; optimizer state it created is rolled back when lowering."""
         tracer = Tracer()
         reads = Reads(self.fn)
-        floats, scope = [], [True]
+        floats, scope = [], [True, False]
         try:
             with tracer:
                 leaves, spec = flatten((args, kwargs), numbers=self._floats_as_inputs and not lowering)
@@ -271,8 +271,8 @@ class CompiledFunction:
                 with self._amp_region(), reads:
                     result = self.fn(*args, **kwargs)
                 out_flat, out_spec = flatten(result)
-                if floats and _holds(out_spec, TracedFloat):
-                    raise Specialize("a float argument is returned")
+                if floats and (scope[1] or _holds(out_spec, TracedFloat)):
+                    raise Specialize("a float argument was used as a number, or is returned")
                 parts = _collect(tracer, out_flat)
             self._name_inputs(tracer, spec)
             python_guards = reads.guards(_modules_of(self.fn))

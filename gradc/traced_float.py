@@ -24,16 +24,21 @@ class Specialize(BaseException):
     (A BaseException, so that a user's `except Exception` does not swallow it.)"""
 
 
+def _specialize(self):
+    self.scope[1] = True   # remembered: a user's bare `except:` may swallow the exception itself
+    raise Specialize(self.path)
+
+
 def _python_use(self, *args):
     if self.scope[0]:
-        raise Specialize(self.path)
+        _specialize(self)
     raise TraceError(f"the float argument {self.path} of a compiled function was kept after its call was traced "
                      "(stored in Python state); store float(value) of it before the call instead")
 
 
 class TracedFloat:
     """A float argument while its call is traced (see the module docs). `scope` is shared by the
-    stand-ins of one trace: [True] while it runs."""
+    stand-ins of one trace: [whether it is running, whether one of them was used as a number]."""
     __slots__ = ("tensor", "path", "scope")
 
     def __init__(self, tensor, path, scope):
@@ -68,7 +73,7 @@ def _arith(name, reflected):
             return NotImplemented
         o = _operand(self, other)
         if o is None or name == "div" and (reflected or isinstance(o, Value) or o == 0):
-            raise Specialize(self.path)
+            _specialize(self)
         a, b = (o, self.tensor) if reflected else (self.tensor, o)
         return TracedFloat(binary(name, a, b), self.path, self.scope)
     return method

@@ -115,3 +115,16 @@ def test_lower_bakes_the_value_in():
     prog = step.lower(gradc.ones(2), 0.5)
     assert all(prog.ir.node(n)["dtype"] != "float64" for n in prog.ir.inputs)
     np.testing.assert_array_equal(prog(gradc.ones(2), 0.5).numpy(), [0.5, 0.5])
+
+
+def test_a_swallowed_python_use_still_bakes_the_value_in():
+    def fn(x, w):
+        try:
+            scale = 2.0 if w > 1.0 else 1.0
+        except BaseException:   # a bare except around Python work on the value
+            scale = 1.0
+        return x * scale
+
+    step = gradc.compile(fn, backend="numpy")
+    for w in (0.5, 2.0):
+        np.testing.assert_array_equal(step(gradc.ones(2), w).numpy(), fn(gradc.ones(2), w).numpy())
