@@ -8,11 +8,12 @@ import math
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import OutOfRangeError, ShapeError
 from ..tensor import Tensor
 from ..dtypes import int64
 from ..functions import arange, stack, tensor, where, zeros
 from ..grad_mode import no_grad
+from ..ops import OPS
 from ..ops.movement import im2col
 from .functional_pad import ntuple, out_size
 
@@ -212,8 +213,14 @@ def _max_unpool(name, nd, input, indices, kernel_size, stride, padding, output_s
     x, idx = (input.unsqueeze(0), indices.unsqueeze(0)) if unbatched else (input, indices)
     n, c = x.shape[:2]
     flat = zeros((n, c, math.prod(size)), dtype=x.dtype, device=x.device)
+    # checked on every run (eagerly and compiled): an index outside the output is a named error
+    try:
+        idx = OPS["check_index"].bind(idx.reshape(n, c, -1), high=math.prod(size), ignore=None)
+    except OutOfRangeError as e:
+        raise OutOfRangeError(f"{name}: {e} (the output planes have {size} = {math.prod(size)} elements); "
+                              f"pass the pooled input's size as output_size") from None
     # scatter: an index that several windows chose (overlapping pooling) receives their common value
-    out = flat.scatter(2, idx.reshape(n, c, -1), x.reshape(n, c, -1)).reshape((n, c) + size)
+    out = flat.scatter(2, idx, x.reshape(n, c, -1)).reshape((n, c) + size)
     return out.squeeze(0) if unbatched else out
 
 

@@ -37,11 +37,14 @@ class MaxPool3d(_MaxPoolNd):
 
 
 class _MaxUnpoolNd(Module):
+    nd = 2
+
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
+        name, nd = type(self).__name__, self.nd   # tuples, as PyTorch stores them
+        self.kernel_size = ntuple(kernel_size, nd, name, "kernel_size")
+        self.stride = ntuple(stride if stride is not None else kernel_size, nd, name, "stride")
+        self.padding = ntuple(padding, nd, name, "padding")
 
     def forward(self, input, indices, output_size=None):
         return self._fn(input, indices, self.kernel_size, self.stride, self.padding, output_size)
@@ -51,14 +54,17 @@ class _MaxUnpoolNd(Module):
 
 
 class MaxUnpool1d(_MaxUnpoolNd):
+    nd = 1
     _fn = staticmethod(F.max_unpool1d)
 
 
 class MaxUnpool2d(_MaxUnpoolNd):
+    nd = 2
     _fn = staticmethod(F.max_unpool2d)
 
 
 class MaxUnpool3d(_MaxUnpoolNd):
+    nd = 3
     _fn = staticmethod(F.max_unpool3d)
 
 
