@@ -14,6 +14,10 @@ each one's third step must agree before anything is timed.
 
 Usage: python benchmarks/bench_layers.py [--workloads L1,L2] [--rounds 3] [--repeat 5] [--vocab 10000]
                                          [--json FILE]
+
+On a machine whose cores are shared (load above the core count), multithreaded BLAS stalls on
+spinning threads far more than PyTorch's pool does and the ratios measure the neighbours; run
+with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 there, which times every candidate on one thread.
 """
 import argparse
 import os
