@@ -1,5 +1,10 @@
 """Adam and AdamW (PyTorch's formulas, bias correction included). The step count is a 0-d tensor,
-as in PyTorch, so that a compiled step reads it as data instead of baking it in."""
+as in PyTorch, so that a compiled step reads it as data instead of baking it in.
+
+Parameters of a group that start stepping together share one step-count tensor (each parameter's
+state still has its "step", as in PyTorch), so the bias corrections are computed once per step for
+all of them: a compiled step holds one scalar chain instead of one per parameter. A parameter
+that misses a step (no gradient) gets its own copy of the count first, so counts never drift."""
 
 from ..errors import GradcError
 from ..functions import zeros, zeros_like
@@ -17,16 +22,51 @@ class Adam(Optimizer):
 
     hyper_inputs = ("lr", "betas", "eps", "weight_decay")
 
+    def _update_params(self, gi, group, params):
+        todo = [p for p in params if p.grad is not None]
+        fresh = {}
+        for p in todo:
+            state = self.state.setdefault(p, {})
+            if not state:
+                state["step"] = fresh.setdefault(str(p.device), zeros((), device=p.device))
+                state["exp_avg"] = zeros_like(p)
+                state["exp_avg_sq"] = zeros_like(p)
+        shared = {id(self.state[p]["step"]) for p in todo}
+        behind = {}
+        for q in params:   # a count shared with a parameter that is not updated now stays behind for it
+            st = self.state.get(q)
+            if q.grad is None and st and id(st.get("step")) in shared:
+                st["step"] = behind.setdefault(id(st["step"]), st["step"].clone())
+        corrections = {}
+        for p in todo:
+            state, numbers = self.state[p], self._numbers(gi, group, p.device)
+            step = state["step"]
+            if id(step) not in corrections:
+                step.add_(1.0)
+                corrections[id(step)] = self._corrections(step, numbers)
+            self._apply(p, p.grad, state, numbers, corrections[id(step)])
+
+    @staticmethod
+    def _corrections(step, group):
+        """(lr / bias correction 1, sqrt of bias correction 2) at the current step count."""
+        (beta1, beta2) = group["betas"]
+        t = step.double()  # bias corrections in float64, as torch computes them (in Python floats)
+        bias1 = 1.0 - beta1 ** t
+        return group["lr"] / bias1, (1.0 - beta2 ** t).sqrt()
+
     def _update(self, p, grad, state, group):
-        # Numbers may be 0-d tensors (program inputs of a compiled step); branches read the plain
-        # options (`group.raw`), and only whether they are zero (see Optimizer.hyper_inputs).
-        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if not state:
             state["step"] = zeros((), device=p.device)
             state["exp_avg"] = zeros_like(p)
             state["exp_avg_sq"] = zeros_like(p)
-        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        step.add_(1.0)
+        state["step"].add_(1.0)
+        self._apply(p, grad, state, group, self._corrections(state["step"], group))
+
+    def _apply(self, p, grad, state, group, corrections):
+        # Numbers may be 0-d tensors (program inputs of a compiled step); branches read the plain
+        # options (`group.raw`), and only whether they are zero (see Optimizer.hyper_inputs).
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
         if getattr(group, "raw", group)["weight_decay"] != 0:
             if self.decoupled:
                 p.mul_(1 - lr * wd)
@@ -34,11 +74,9 @@ class Adam(Optimizer):
                 grad = grad + p * wd
         m.mul_(beta1).add_(grad * (1 - beta1))
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        t = step.double()  # bias corrections in float64, as torch computes them (in Python floats)
-        bias1 = 1.0 - beta1 ** t
-        bias2_sqrt = (1.0 - beta2 ** t).sqrt()
+        step_size, bias2_sqrt = corrections
         denom = v.sqrt() / bias2_sqrt + eps
-        p.sub_(m / denom * (lr / bias1))
+        p.sub_(m / denom * step_size)
 
 
 class AdamW(Adam):

@@ -85,9 +85,14 @@ class Optimizer(abc.ABC):
                         grad = cat([p.grad.reshape(-1) for p in flat.params])
                         self._update(flat.param, grad, flat.state, self._numbers(gi, group, flat.param.device))
                     continue
-                for p in params:
-                    if p.grad is not None:
-                        self._update(p, p.grad, self.state.setdefault(p, {}), self._numbers(gi, group, p.device))
+                self._update_params(gi, group, params)
+
+    def _update_params(self, gi, group, params):
+        """Update the parameters of group `gi` that have a gradient, one after another (an
+        optimizer may share work between them: Adam computes each bias correction once)."""
+        for p in params:
+            if p.grad is not None:
+                self._update(p, p.grad, self.state.setdefault(p, {}), self._numbers(gi, group, p.device))
 
     def _numbers(self, gi, group, device):
         """The group as `_update` reads it: eagerly the group itself; while a step is traced, the
