@@ -11,7 +11,8 @@ from gradc.errors import ConfigError, TraceError
 
 
 def _step():
-    return gradc.compile(lambda x: (x * 2).relu().sum())
+    # the NumPy backend: one generated file (program.py), so one source section per level
+    return gradc.compile(lambda x: (x * 2).relu().sum(), backend="numpy")
 
 
 def test_debug_sections_have_headers_per_level(monkeypatch, capsys):

@@ -5,6 +5,7 @@ import ast
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -427,7 +428,14 @@ def _identifiers_and_strings(source):
 
 def _assert_no_code_from(source, *needles):
     """No identifier, attribute or string literal of the generated code carries user text, and the
-    code does nothing but the program (no import besides numpy and gradc's op table)."""
+    code does nothing but the program (no import besides numpy, ctypes and gradc's op table; a C
+    unit: no user text outside its comments, no header besides math.h and stdlib.h)."""
+    if source.startswith("/*"):   # the C backend's translation unit
+        code = re.sub(r"/\*.*?\*/", " ", source, flags=re.S)
+        for n in needles:
+            assert n not in code, n
+        assert set(re.findall(r"#include\s*(\S+)", code)) <= {"<math.h>", "<stdlib.h>"}
+        return
     names = [s for s in _identifiers_and_strings(source) if s]
     for n in needles:
         assert not any(n in s for s in names), n
@@ -435,7 +443,7 @@ def _assert_no_code_from(source, *needles):
     tree = ast.parse(source)
     imports = [a.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
                for a in node.names]
-    assert set(imports) <= {"numpy", "OPS"}, imports
+    assert set(imports) <= {"numpy", "ctypes", "OPS"}, imports
 
 
 class Holder(nn.Module):
@@ -483,7 +491,11 @@ def test_odd_characters_in_the_user_file_path_never_reach_generated_code(tmp_pat
     namespace = {}
     exec(compile(path.read_text(), str(path), "exec"), namespace)
     user_fn = namespace["user_fn"]
-    prog = gradc.compile(user_fn).lower(gradc.tensor(rand(3)))
+    for text in gradc.compile(user_fn, backend="c").lower(gradc.tensor(rand(3))).source.values():
+        _assert_no_code_from(text, "pwned", "os.system")
+        assert str(path) not in text and str(odd) not in text
+    # the NumPy module: every op statement carries the location as a comment
+    prog = gradc.compile(user_fn, backend="numpy").lower(gradc.tensor(rand(3)))
     src = prog.source["program.py"]
     _assert_no_code_from(src, "pwned", "os.system")
     assert str(path) not in src and str(odd) not in src

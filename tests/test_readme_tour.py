@@ -29,7 +29,8 @@ def test_readme_tour_runs(tmp_path, monkeypatch, capsys):
     for i, block in enumerate(blocks):
         code = block.replace("range(100)", f"range({ITERATIONS})")
         exec(compile(code, f"README.md tour block {i + 1}", "exec"), ns)
-    assert (tmp_path / "dump" / "program.py").exists() and (tmp_path / "model.gradc").exists()
+    assert ns["prog"].source and all((tmp_path / "dump" / n).exists() for n in ns["prog"].source)
+    assert (tmp_path / "model.gradc").exists()
     assert "compiled matches eager" in capsys.readouterr().out
     # The prose's compile calls, on the tour's step: compiling a compiled step works.
     inline = sorted(set(re.findall(r"`(gradc\.compile\(step[^`]*\))`", text)))
