@@ -50,7 +50,8 @@ def test_a_training_step_names_optimizer_state_and_hyper_parameters():
     compiled(x, y)   # creates the moments: the next trace reads them
     names = set(_names(compiled.lower(x, y)))
     assert {"x", "y", "model.fc1.weight", "exp_avg of model.fc1.weight", "exp_avg_sq of model.fc2.bias",
-            "step of model.fc2.weight", "lr of param group 0", "betas[1] of param group 0"} <= names
+            "lr of param group 0", "betas[1] of param group 0"} <= names
+    assert any(n.startswith("step of model.") for n in names)   # (parameters may share one step count)
     assert not any(n.startswith("in") and n[2:].isdigit() for n in names)
 
 
