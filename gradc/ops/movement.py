@@ -219,7 +219,7 @@ def _padded(xp, shape, axis, pads, dtype, value):
     return buf, inner
 
 
-def _im2col_kernel(xp, x, axis, kernel, stride, dilation, pads, value):
+def _im2col_kernel(xp, x, axis, kernel, stride, dilation, pads, value, out=None):
     nd = len(kernel)
     if any(lo or hi > 0 for lo, hi in pads):
         buf, inner = _padded(xp, x.shape, axis, pads, x.dtype, value)
@@ -233,23 +233,36 @@ def _im2col_kernel(xp, x, axis, kernel, stride, dilation, pads, value):
         st = x.strides
         strides = (st[:axis] + tuple(st[axis + i] * stride[i] for i in range(nd))
                    + tuple(st[axis + i] * dilation[i] for i in range(nd)) + st[axis + nd:])
-        return np.ascontiguousarray(np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False))
-    out = xp.empty(shape, dtype=x.dtype)
+        view = np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+        if out is None:
+            return np.ascontiguousarray(view)
+        np.copyto(out, view)   # a planned buffer (compiled): no fresh pages to fault in per call
+        return out
+    out = xp.empty(shape, dtype=x.dtype) if out is None else out
     lead = (slice(None),) * axis
     for key, offset in _window_keys(lead, kernel, stride, dilation, outs):
         out[lead + (slice(None),) * nd + offset] = x[key]
     return out
 
 
-def _col2im_kernel(xp, cols, axis, kernel, stride, dilation, pads, size):
+def _col2im_kernel(xp, cols, axis, kernel, stride, dilation, pads, size, out=None):
     nd = len(kernel)
     outs = cols.shape[axis:axis + nd]
     shape = cols.shape[:axis] + tuple(size) + cols.shape[axis + 2 * nd:]
-    buf, inner = _padded(xp, shape, axis, pads, cols.dtype, 0)
+    if out is not None and not any(lo or hi > 0 for lo, hi in pads):
+        buf, inner = out, None   # no padding to crop: sum straight into the planned buffer
+        buf[...] = 0
+    else:
+        buf, inner = _padded(xp, shape, axis, pads, cols.dtype, 0)
     lead = (slice(None),) * axis
     for key, offset in _window_keys(lead, kernel, stride, dilation, outs):
         buf[key] += cols[lead + (slice(None),) * nd + offset]
-    return buf[inner]
+    if inner is None:
+        return buf
+    if out is None:
+        return buf[inner]
+    out[...] = buf[inner]
+    return out
 
 
 def _window_keys(lead, kernel, stride, dilation, outs):

@@ -11,7 +11,7 @@ from .fusion import reads_rows
 from .liveness import by_storage, last_uses
 
 VIEW_OPS = ("reshape", "permute", "expand", "slice")
-OUT_OPS = ("matmul",)  # single ops lowered with out= (besides groups)
+OUT_OPS = ("matmul", "im2col", "col2im")  # single ops lowered with out= (besides groups)
 
 
 class Plan:
