@@ -45,7 +45,10 @@ class Block(nn.Module):
         super().__init__()
         self.heads = heads
         self.ln1 = nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d)
+        # no bias: the key bias's gradient is exactly zero in exact arithmetic (softmax ignores a
+        # constant per row), so Adam would step it by +-lr on rounding noise that no two
+        # implementations (eager, the NumPy backend, the C backend) share
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d)
         self.ln2 = nn.LayerNorm(d)
         self.fc1 = nn.Linear(d, 4 * d)
