@@ -491,10 +491,12 @@ def _grad_is_none(bindings, slot):
 
 
 def _same_settings(opt, groups):
+    from .recompile import settings_changes
     from .trace import settings_of
 
     def guard(flat_args):
         return settings_of(opt) == groups
+    guard.explain = lambda: settings_changes(type(opt).__name__, groups, settings_of(opt))
     return guard
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 from ..errors import GradcError
 from ..tensor import Tensor
-from .optimizer import Optimizer
+from .optimizer import check_optimizer, not_traced
 
 __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
            "ExponentialLR", "SequentialLR", "PolynomialLR", "CosineAnnealingLR", "ChainedScheduler",
@@ -19,12 +19,6 @@ __all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR
 
 _EPOCH_WARNING = ("passing an epoch to scheduler.step() is deprecated (as in PyTorch): it sets last_epoch and "
                   "uses the closed form where the schedule has one; call step() without arguments instead")
-
-
-def _check_optimizer(optimizer, who):
-    if not isinstance(optimizer, Optimizer):
-        raise GradcError(f"{who}: {type(optimizer).__name__} is not a gradc optimizer; pass e.g. "
-                         "optim.SGD(model.parameters(), lr=0.1)")
 
 
 def _lrs(optimizer, key="lr"):
@@ -54,8 +48,13 @@ class LRScheduler:
 
     _is_initial = False
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:
+            cls.step = not_traced(cls.step)
+
     def __init__(self, optimizer, last_epoch=-1):
-        _check_optimizer(optimizer, type(self).__name__)
+        check_optimizer(optimizer, type(self).__name__)
         self.optimizer = optimizer
         if last_epoch == -1:
             for g in optimizer.param_groups:
@@ -85,6 +84,7 @@ class LRScheduler:
         """The rates the last step set, one per parameter group."""
         return self._last_lr
 
+    @not_traced
     def step(self, epoch=None):
         self._step_count += 1
         if epoch is not None:
@@ -121,7 +121,7 @@ class _LambdaState(LRScheduler):
     or lambda saves as None); a callable object's attributes are saved and restored."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        _check_optimizer(optimizer, type(self).__name__)
+        check_optimizer(optimizer, type(self).__name__)
         self.optimizer = optimizer
         self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
         for fn in self.lr_lambdas:
@@ -348,7 +348,7 @@ class SequentialLR(_Composite):
     """Run schedulers[0] until milestones[0], then schedulers[1] (restarted at its epoch 0), ..."""
 
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
-        _check_optimizer(optimizer, "SequentialLR")
+        check_optimizer(optimizer, "SequentialLR")
         schedulers = list(schedulers)
         _check_children("SequentialLR", optimizer, schedulers)
         if len(milestones) != len(schedulers) - 1:
@@ -409,7 +409,7 @@ class ReduceLROnPlateau(LRScheduler):
                  cooldown=0, min_lr=0, eps=1e-8):
         if factor >= 1.0:
             raise GradcError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor}")
-        _check_optimizer(optimizer, "ReduceLROnPlateau")
+        check_optimizer(optimizer, "ReduceLROnPlateau")
         self.factor, self.optimizer = factor, optimizer
         if isinstance(min_lr, (list, tuple)):
             self.default_min_lr, self.min_lrs = None, _per_group("min_lr", optimizer, min_lr)
@@ -527,7 +527,7 @@ class OneCycleLR(LRScheduler):
     def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
                  anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
                  div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
-        _check_optimizer(optimizer, "OneCycleLR")
+        check_optimizer(optimizer, "OneCycleLR")
         self.optimizer = optimizer
         if total_steps is None and (epochs is None or steps_per_epoch is None):
             raise GradcError("OneCycleLR: give total_steps, or both epochs and steps_per_epoch")

@@ -2,15 +2,51 @@
 written with tensor ops under no_grad, so a compiled training step captures them as graph work."""
 import abc
 import copy
+import functools
 
 import numpy as np
 
 from ..autograd import no_grad
-from ..errors import GradcError, ShapeError
+from ..errors import GradcError, ShapeError, TraceError
 from ..tensor import Tensor
 from .. import dtypes as D
 from ..functions import cat, zeros_like
 from .. import dispatch
+
+
+_REPLAY = ("a compiled program replays its tensor work on later calls, not the Python code that changed "
+           "the option, so every later call would run with the value set while tracing")
+
+
+class ParamGroup(dict):
+    """A parameter group: a dict, as in PyTorch. Changing an option while a step is traced raises
+    TraceError (the compiled function then runs eagerly): see _REPLAY."""
+    __slots__ = ()
+
+    def __setitem__(self, key, value):
+        if key != "params" and dispatch.tracer() is not None and not (
+                isinstance(value, (int, float, str, bool, type(None))) and self.get(key, value) == value):
+            raise TraceError(f"param_group[{key!r}] is set inside the compiled function; {_REPLAY}. Set it "
+                             "outside the compiled function (e.g. call scheduler.step() between compiled steps)")
+        super().__setitem__(key, value)
+
+
+def not_traced(step):
+    """For a scheduler's step(): refuse to run while a step is traced (see _REPLAY), before any
+    of its state changes, so the eager run that follows steps once."""
+    @functools.wraps(step)
+    def checked(self, *args, **kwargs):
+        if dispatch.tracer() is not None:
+            raise TraceError(f"{type(self).__name__}.step() is called inside the compiled function; {_REPLAY}. "
+                             "Call scheduler.step() outside the compiled function, between compiled steps")
+        return step(self, *args, **kwargs)
+    return checked
+
+
+def check_optimizer(optimizer, who):
+    if not isinstance(optimizer, Optimizer):
+        raise GradcError(f"{who}: {type(optimizer).__name__} is not a gradc optimizer; pass e.g. "
+                         "optim.SGD(model.parameters(), lr=0.1)")
 
 
 class Optimizer(abc.ABC):
@@ -46,7 +82,7 @@ class Optimizer(abc.ABC):
         the optimizer was built with (e.g. a weight-decay group and a no-decay group, one lr)."""
         if not isinstance(group, dict) or "params" not in group:
             raise GradcError(f"a parameter group must be a dict with a 'params' entry, got {type(group).__name__}")
-        group = dict(group)
+        group = ParamGroup(group)
         ps = group["params"]
         group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
         for p in group["params"]:
