@@ -4,9 +4,12 @@ torch.save / torch.load checkpoints) runs unchanged with PyTorch and with gradc 
 
 From the same initial weights (PyTorch's state dict loaded into gradc) and the same batches it
 trains 20 steps with PyTorch, gradc eagerly and gradc with the step compiled. Tolerances, float32:
-losses rtol=1e-5, atol=1e-5; final parameters compiled vs eager rtol=1e-5, atol=1e-6, gradc vs
-PyTorch rtol=1e-4, atol=1e-5. Measured: losses within 5e-7 and parameters within 6e-6 of PyTorch's;
-compiled equal to eager (bitwise, where the backend is NumPy).
+losses rtol=1e-5, atol=1e-5; final parameters compiled vs eager rtol=1e-5, atol=1e-6 on the NumPy
+backend (the same NumPy calls as eager), and as for PyTorch on backends that sum in their own
+order (C: the attention's key bias, whose gradient is zero in exact arithmetic, gets AdamW steps
+from rounding noise: measured within 8e-6); gradc vs PyTorch rtol=1e-4, atol=1e-5. Measured:
+losses within 5e-7 and parameters within 6e-6 of PyTorch's; compiled equal to eager (bitwise,
+where the backend is NumPy).
 Training moves the parameters by far more than that (checked)."""
 import os
 import pickle
@@ -15,6 +18,7 @@ import numpy as np
 import pytest
 
 import gradc
+from gradc.runtime import native
 from gpt_script import GPTConfig, make_gpt, train
 
 torch = pytest.importorskip("torch")
@@ -63,8 +67,10 @@ def test_gpt_trains_20_steps_compiled_equal_to_eager_equal_to_pytorch(runs):
     assert list(e_p) == list(t_p)
     moved = max(np.abs(t_p[k] - runs["init"][k]).max() for k in t_p if k.endswith("weight"))
     assert moved > 1e-2
+    backend = c_step.backend if c_step.backend != "auto" else native.choose_backend(False)
+    tol = dict(rtol=1e-5, atol=1e-6) if backend == "numpy" else dict(rtol=1e-4, atol=1e-5)
     for k in t_p:
-        np.testing.assert_allclose(c_p[k], e_p[k], rtol=1e-5, atol=1e-6, err_msg=f"{k}: compiled vs eager")
+        np.testing.assert_allclose(c_p[k], e_p[k], **tol, err_msg=f"{k}: compiled vs eager")
         np.testing.assert_allclose(e_p[k], t_p[k], rtol=1e-4, atol=1e-5, err_msg=f"{k}: gradc vs torch")
 
 

@@ -320,7 +320,10 @@ def _auto(on_cuda):
         return env, "GRADC_BACKEND"
     if on_cuda:
         return "cuda", "inputs on a GPU"
-    return "numpy", "the default on the CPU"
+    found = probe()
+    if "cc" in found:
+        return "c", f"C compiler {' '.join(found['cc'])}"
+    return "numpy", found["error"]
 
 
 def choose_backend(on_cuda):
@@ -328,7 +331,7 @@ def choose_backend(on_cuda):
     GPU, else c where a C compiler works (`probe`), else numpy, said once per process with the
     reason and the fix."""
     backend, why = _auto(on_cuda)
-    if backend == "numpy" and why != "GRADC_BACKEND" and "cc" not in probe():
+    if backend == "numpy" and why != "GRADC_BACKEND":
         notice_fallback(f"backend='auto' runs on NumPy here: {why}")
     return backend
 
