@@ -129,3 +129,17 @@ def test_integer_and_bool_values_keep_their_dtype(backend):
     for g, w in zip(got, want):
         assert g.dtype == w.dtype and g.shape == w.shape
         np.testing.assert_array_equal(g.numpy(), w.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_near_and_below_underflow_equals_eager(backend, dtype):
+    # a masked softmax feeds exp with -1e9; the C kernel skips exp below the underflow bound
+    v = np.array([-1e9, -1e4, -746.0, -745.1, -200.0, -104.0, -103.97, -103.9, -90.0, -87.0, -0.0, 1.0,
+                  -np.inf, np.inf, np.nan], dtype=dtype)
+    x = np.tile(v, (4, 1))
+    got = gradc.compile(lambda t: (t * 1.0).exp(), backend=backend)(gradc.tensor(x)).numpy()
+    want = gradc.tensor(x).exp().numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    np.testing.assert_array_equal(got[ok & (want == 0)], want[ok & (want == 0)])   # underflow: exactly 0
+    np.testing.assert_array_max_ulp(got[ok], want[ok], maxulp=2)   # elsewhere within libm rounding
