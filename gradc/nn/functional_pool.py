@@ -219,7 +219,8 @@ def _max_unpool(name, nd, input, indices, kernel_size, stride, padding, output_s
     except OutOfRangeError as e:
         raise OutOfRangeError(f"{name}: {e} (the output planes have {size} = {math.prod(size)} elements); "
                               f"pass the pooled input's size as output_size") from None
-    # scatter: an index that several windows chose (overlapping pooling) receives their common value
+    # scatter: an index that several windows chose (overlapping pooling) receives their common value,
+    # and each of them an equal share of its gradient (PyTorch leaves duplicate indices unspecified)
     out = flat.scatter(2, idx, x.reshape(n, c, -1)).reshape((n, c) + size)
     return out.squeeze(0) if unbatched else out
 
