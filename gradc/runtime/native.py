@@ -24,6 +24,7 @@ has both parallel kernels and matmuls only one of the two pools runs on several 
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
@@ -45,6 +46,7 @@ _PROBE_SIMD = ("#include <math.h>\n#pragma omp declare simd notinbranch\nfloat e
 _state = {"threads": None, "probe": None}
 _libs = []
 _notices = set()
+_COMMENT = re.compile(r"/\*.*?\*/", re.S)   # generated C has comments of this form only, and no strings
 
 
 # ---------------------------------------------------------------------- threads
@@ -372,10 +374,13 @@ def load(source, consts):
     found = probe()
     if "cc" not in found:
         raise GradcError(f"backend 'c' needs a C compiler: {found['error']}; or compile with backend='numpy'")
-    c_src = source["program.c"]
+    # Comments (the model lines each kernel came from, the graph hash) do not change the binary: the
+    # library is built from, and cached under, the code without them, so programs that differ only
+    # there (the same kernels traced from another line or another test) share one build.
+    code = _COMMENT.sub(" ", source["program.c"])
     flags = build_flags(found, host.C_ELEMENTS)
-    key = "\n".join([" ".join(found["cc"]), found["version"], " ".join(flags), machine(), c_src])
-    lib = cache.load_shared_object(key, c_src, lambda s, o: compile_c(found["cc"], flags, s, o), "c")
+    key = "\n".join([" ".join(found["cc"]), found["version"], " ".join(flags), machine(), code])
+    lib = cache.load_shared_object(key, code, lambda s, o: compile_c(found["cc"], flags, s, o), "c")
     if lib not in _libs:
         _libs.append(lib)
     lib.gradc_set_threads(get_num_threads())
