@@ -361,7 +361,9 @@ def c_status():
     if "cc" not in found:
         return f"unavailable ({found['error']})"
     threads = "" if found.get("openmp", True) else "; no OpenMP runtime: kernels run on one thread"
-    return f"{' '.join(found['cc'])} ({found['version']}), flags {' '.join(found['flags'])}{threads}"
+    small = "" if os.environ.get("GRADC_CFLAGS") is not None else \
+        f" (programs under {SMALL_ELEMENTS} elements per call: {' '.join(build_flags(found, 0))})"
+    return f"{' '.join(found['cc'])} ({found['version']}), flags {' '.join(found['flags'])}{small}{threads}"
 
 
 # ---------------------------------------------------------------------- loading
