@@ -247,9 +247,11 @@ class _Lowering:
             d = g.node(v)
             if d["op"] in VIEW_OPS:
                 src = g.args(v)[0]
-                if src in self.inside:
-                    return self.read(d["shape"], self.kind[v] == "full", src, True, phase)
-                return self.read(d["shape"], self.kind[v] == "full", src, reads_rows(g, v, src), phase)
+                # an expand broadcasts its source to its own shape; a reshape (of the rows' elements,
+                # in order) reads its source at the same flat index, so its source's own shape
+                seen = g.node(src)["shape"] if d["op"] == "reshape" else d["shape"]
+                follows = True if src in self.inside else reads_rows(g, v, src)
+                return self.read(seen, self.kind[v] == "full", src, follows, phase)
             k = self.kind[v]
             if k in ("scalar", "row"):
                 return self.reg[v]
