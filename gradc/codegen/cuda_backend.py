@@ -58,9 +58,17 @@ def _identity(op):
 
 
 def _kernel_unit(host, graph, plan, members, kern, kept, where):
-    prologue, args = [], []
+    prologue, args, epilogue = [], [], []
     for m in kept:
-        prologue += _storage(host, graph, plan, m)
+        st = plan.storage.get(m, ("fresh",))
+        if st[0] == "input":
+            # a state updated in place: a kernel writes contiguous memory, so a state that is a view
+            # (a transpose, a slice) is written through a contiguous buffer and copied into it after
+            name, state, d = name_of(m), name_of(graph.inputs[st[1]]), graph.node(m)
+            prologue.append(host.alias_contiguous(name, state, d["shape"], d["dtype"]))
+            epilogue.append(host.assign(name, host.written_back(state, name)))
+        else:
+            prologue += _storage(host, graph, plan, m)
     for role, node, name in kern.params:
         if role == "in" and not _planned(graph, plan, node):
             prologue.append(host.contiguous(f"c{node}", name_of(node)))   # a graph input, a view
@@ -73,7 +81,8 @@ def _kernel_unit(host, graph, plan, members, kern, kept, where):
     else:
         launches.append((kern.name, kern.grid, kern.block, args))
     key = storage_key(graph, plan)
-    return {"kind": "kernel", "launches": launches, "prologue": prologue, "where": where, "members": members,
+    return {"kind": "kernel", "launches": launches, "prologue": prologue, "epilogue": epilogue, "where": where,
+            "members": members,
             "kern": kern, "args": dict(zip((name for _, _, name in kern.params), args)),
             "reads": {key(n) for role, n, _ in kern.params if role == "in"},
             "writes": {key(n) for role, n, _ in kern.params if role == "out"}}
@@ -91,8 +100,9 @@ def _batched(unit_ctx):
             for c in run:
                 args.update(c["args"])
             prologue = list(dict.fromkeys(s for c in run for s in c["prologue"]))
+            epilogue = list(dict.fromkeys(s for c in run for s in c["epilogue"]))
             out.append({"kind": "kernel", "launches": [(name, grid, run[0]["kern"].block, [args[p[2]] for p in params])],
-                        "prologue": prologue, "where": run[0]["where"],
+                        "prologue": prologue, "epilogue": epilogue, "where": run[0]["where"],
                         "members": [m for c in run for m in c["members"]], "sources": [(name, source)]})
             saved[0] += len(run) - 1
         else:
@@ -228,6 +238,7 @@ def generate(graph, units, plan):
     host_src = render("cuda/host.py.j2", version=__version__, graph_hash=ghash, kernel_ops=sorted(kernel_ops),
                       kernel_names=kernel_names, table_consts=table_consts, fill_consts=fill_consts, buffers=buffers,
                       pooled=pooled, partials=partials, params=[name_of(n) for n in graph.inputs], units=unit_ctx,
+                      writes_back=any(c.get("epilogue") for c in unit_ctx),
                       outputs=[name_of(o) for o in graph.outputs])
     kernels = [(name, src["source"]) for name, src in zip(kernel_names, kernel_srcs)]
     return kernels_src, host_src, kernels, figures
