@@ -26,8 +26,11 @@ def lowering(op):
 
 
 def _host_lowering(op):
-    """The host expression of `op`; an elementwise op outside a kernel calls its eager kernel."""
+    """The host expression of `op`; an elementwise op outside a kernel calls its eager kernel (and,
+    like one inside a kernel, is refused when it has no device expression: whether a value has
+    rows to fuse over must not decide whether its program lowers)."""
     if OPS[op].elementwise:
+        lowering(op)
         return lambda *args, **attrs: macros("cuda/host_statements.j2").kernel(op, args, attrs)
     return lowering(op)
 
