@@ -84,19 +84,18 @@ def test_exactly_one_retrace_on_a_new_batch_size():
         assert cf.trace_count == 2
 
 
-def test_retrace_on_a_changed_python_scalar():
-    def f(x, scale):
-        return x * scale + 1.0
+def test_a_changed_python_float_is_an_input_and_a_changed_int_retraces():
+    def f(x, scale, reps):
+        return x * scale + float(reps)
 
     cf = gradc.compile(f)
     x = _x(3)
-    assert_close(cf(x, 2.0), f(x, 2.0))
-    assert_close(cf(x, 2.0), f(x, 2.0))
+    assert_close(cf(x, 2.0, 1), f(x, 2.0, 1))
+    assert_close(cf(x, 3.0, 1), f(x, 3.0, 1))  # not the stale 2.0 of the first call: a float is a program input
     assert cf.trace_count == 1
-    out = cf(x, 3.0)
+    assert_close(cf(x, 3.0, 2), f(x, 3.0, 2))  # an int is specialised: it may shape the graph
     assert cf.trace_count == 2
-    assert_close(out, f(x, 3.0))  # not the stale 2.0 baked into the first program
-    assert_close(cf(x, 2.0), f(x, 2.0))
+    assert_close(cf(x, 0.5, 1), f(x, 0.5, 1))
     assert cf.trace_count == 2
 
 

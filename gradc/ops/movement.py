@@ -199,13 +199,13 @@ def _im2col_shape(shapes, axis, kernel, stride, dilation, pads, value):
     return x[:axis] + outs + tuple(kernel) + x[axis + nd:]
 
 
-def _col2im_shape(shapes, axis, kernel, stride, dilation, pads, size):
+def _col2im_shape(shapes, axis, kernel, stride, dilation, pads, spatial):
     c, nd = tuple(shapes[0]), len(kernel)
-    outs = _window_outs("col2im", size, kernel, stride, dilation, pads)
+    outs = _window_outs("col2im", spatial, kernel, stride, dilation, pads)
     if len(c) < axis + 2 * nd or c[axis:axis + 2 * nd] != outs + tuple(kernel):
         raise ShapeError(f"col2im: columns of shape {c} do not hold the {outs} windows of {tuple(kernel)} elements "
-                         f"at axis {axis} that spatial size {tuple(size)} gives")
-    return c[:axis] + tuple(size) + c[axis + 2 * nd:]
+                         f"at axis {axis} that spatial size {tuple(spatial)} gives")
+    return c[:axis] + tuple(spatial) + c[axis + 2 * nd:]
 
 
 def _padded(xp, shape, axis, pads, dtype, value):
@@ -245,10 +245,10 @@ def _im2col_kernel(xp, x, axis, kernel, stride, dilation, pads, value, out=None)
     return out
 
 
-def _col2im_kernel(xp, cols, axis, kernel, stride, dilation, pads, size, out=None):
+def _col2im_kernel(xp, cols, axis, kernel, stride, dilation, pads, spatial, out=None):
     nd = len(kernel)
     outs = cols.shape[axis:axis + nd]
-    shape = cols.shape[:axis] + tuple(size) + cols.shape[axis + 2 * nd:]
+    shape = cols.shape[:axis] + tuple(spatial) + cols.shape[axis + 2 * nd:]
     if out is not None and not any(lo or hi > 0 for lo, hi in pads):
         buf, inner = out, None   # no padding to crop: sum straight into the planned buffer
         buf[...] = 0
@@ -281,12 +281,12 @@ col2im_p = primitive("col2im", "movement", 1, _col2im_shape, _first_dtype, _col2
 @im2col_p.def_vjp
 def _im2col_vjp(ctx, g):
     a = ctx.attrs
-    size = tuple(ctx.shapes[0][a["axis"]:a["axis"] + len(a["kernel"])])
+    spatial = tuple(ctx.shapes[0][a["axis"]:a["axis"] + len(a["kernel"])])
     return (col2im_p.bind(g, axis=a["axis"], kernel=a["kernel"], stride=a["stride"], dilation=a["dilation"],
-                          pads=a["pads"], size=size),)
+                          pads=a["pads"], spatial=spatial),)
 
 
-col2im_p.def_vjp(lambda ctx, g: (im2col_p.bind(g, value=0.0, **{k: v for k, v in ctx.attrs.items() if k != "size"}),))
+col2im_p.def_vjp(lambda ctx, g: (im2col_p.bind(g, value=0.0, **{k: v for k, v in ctx.attrs.items() if k != "spatial"}),))
 
 
 def _window_attrs(nd, kernel, stride, dilation, pads):
@@ -306,5 +306,5 @@ def im2col(input, axis, kernel, stride=None, dilation=None, pads=None, value=0.0
 def col2im(input, axis, size, kernel, stride=None, dilation=None, pads=None):
     """The transpose of im2col: (*lead, *out, *kernel, *trail) window values summed into
     (*lead, *size, *trail)."""
-    return col2im_p.bind(input, axis=int(axis), size=tuple(int(n) for n in size),
+    return col2im_p.bind(input, axis=int(axis), spatial=tuple(int(n) for n in size),
                          **_window_attrs(len(kernel), kernel, stride, dilation, pads))
