@@ -228,3 +228,20 @@ def test_ziglang_compiler_builds_and_runs(monkeypatch, tmp_path):
     finally:
         monkeypatch.delenv("CC")
         native.reset()
+
+
+def test_state_updated_in_place_through_a_strided_view():
+    """The kernel writes a contiguous stand-in for a transposed state, copied back after the call."""
+    def run(backend):
+        base = gradc.tensor(np.arange(24, dtype=np.float32).reshape(6, 4))
+        s = base.t()
+
+        def step(x):
+            s.mul_(x.exp() * 0.5 + 1.0)
+            return (s * 2.0).sum()
+        fn = gradc.compile(step, backend=backend) if backend else step
+        x = gradc.ones(4, 6) * 0.1
+        return [fn(x).item() for _ in range(3)], base.numpy().copy()
+    (eager_out, eager_base), (c_out, c_base) = run(None), run("c")
+    np.testing.assert_allclose(c_out, eager_out, rtol=1e-6)
+    np.testing.assert_allclose(c_base, eager_base, rtol=1e-6)
