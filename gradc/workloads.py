@@ -76,7 +76,7 @@ def _mlp_data(scale, batch):
     return rng.standard_normal((batch, s[0]), dtype=np.float32), rng.integers(0, s[-1], size=batch)
 
 
-def build_w1(scale="full"):
+def _w1(scale):
     model = _mlp(scale)
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = _mlp_data(scale, 128 if scale == "full" else 8)
@@ -87,7 +87,11 @@ def build_w1(scale="full"):
         loss.backward()
         opt.step()
         return loss
-    return step, (gradc.from_numpy(x), gradc.from_numpy(y))
+    return step, (gradc.from_numpy(x), gradc.from_numpy(y)), opt
+
+
+def build_w1(scale="full"):
+    return _w1(scale)[:2]
 
 
 def build_w1_torch(torch, scale="full"):
@@ -108,19 +112,10 @@ COSINE_STEPS = 50
 
 
 def build_w1c(scale="full"):
-    model = _mlp(scale)
-    opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    step, args, opt = _w1(scale)
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=COSINE_STEPS)
-    x, y = _mlp_data(scale, 128 if scale == "full" else 8)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
     step.after_call = sched.step   # the schedule steps between training steps, outside what is compiled
-    return step, (gradc.from_numpy(x), gradc.from_numpy(y))
+    return step, args
 
 
 def build_w1c_torch(torch, scale="full"):
