@@ -582,7 +582,10 @@ def compile(fn=None, *, backend="auto", amp=None, dynamic=False, fullgraph=False
       ints, bools, str, None, other objects
                         baked in: they can shape the graph (sizes, branches, loop counts), so each
                         new value traces again
-    Optimizer hyper-parameters and GradScaler state read during the trace are program inputs as well."""
+    Optimizer hyper-parameters and GradScaler state read during the trace are program inputs as well.
+    Python side effects (a counter incremented, a list appended to) run once, while tracing: later
+    calls replay the tensor work only. Setting an optimizer option or stepping an lr scheduler
+    inside is refused for that reason (TraceError: the call runs eagerly; step schedulers outside)."""
     if fn is None:
         return lambda f: compile(f, backend=backend, amp=amp, dynamic=dynamic, fullgraph=fullgraph, dump=dump,
                                  fuse=fuse, cache_limit=cache_limit)
