@@ -223,9 +223,9 @@ def spread(rounds):
     return max(values) / min(values) if values and min(values) > 0 else None
 
 
-def unreliable(rows, limit=SPREAD_LIMIT):
-    """The rows whose spread (max/min of their per-round medians) is above `limit`."""
-    return [r for r in rows if (r.get("spread") or 0) > limit]
+def unreliable(rows, limit=None):
+    """The rows whose spread (max/min of their per-round medians) is above `limit` (SPREAD_LIMIT)."""
+    return [r for r in rows if (r.get("spread") or 0) > (SPREAD_LIMIT if limit is None else limit)]
 
 
 def profile_compiled(label, candidates, calls):
