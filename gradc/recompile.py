@@ -21,58 +21,46 @@ def parameter_names(fn):
     return names, star
 
 
-def leaves(fn, spec):
-    """(names of the tensor leaves in order, {name: Python value} of the other leaves, {name: kind
-    of container}) for a call's pytree spec ((args, kwargs))."""
+def _nodes(fn, spec):
+    """(Python path, kind, body) of every node of a call's pytree spec ((args, kwargs)), parents first."""
     names, star = parameter_names(fn)
-    tensors, values, shapes = [], {}, {}
 
     def walk(node, path):
         kind, body = node
+        yield path, kind, body
+        if kind is dict:
+            for k, v in body:
+                yield from walk(v, f"{path}[{k!r}]")
+        elif kind not in ("T", "N", "V"):
+            for i, v in enumerate(body):
+                yield from walk(v, f"{path}[{i}]")
+
+    (_, args), (_, kwargs) = spec[1]
+    for i, a in enumerate(args):
+        yield from walk(a, names[i] if i < len(names) else f"{star}[{i - len(names)}]")
+    for k, v in kwargs:
+        yield from walk(v, k)
+
+
+def leaves(fn, spec):
+    """(names of the tensor leaves in order, {name: Python value} of the other leaves, {name: kind
+    of container}) for a call's pytree spec. Float inputs ("N") take any value: nothing to report."""
+    tensors, values, shapes = [], {}, {}
+    for path, kind, body in _nodes(fn, spec):
         if kind == "T":
             tensors.append(path)
-        elif kind == "N":   # a float that is a program input: any value, nothing to report
-            pass
         elif kind == "V":
             values[path] = body
         elif kind is dict:
             shapes[path] = ("dict", tuple(k for k, _ in body))
-            for k, v in body:
-                walk(v, f"{path}[{k!r}]")
-        else:
+        elif kind != "N":
             shapes[path] = (getattr(kind, "__name__", str(kind)), len(body))
-            for i, v in enumerate(body):
-                walk(v, f"{path}[{i}]")
-
-    (_, args), (_, kwargs) = spec[1]
-    for i, a in enumerate(args):
-        walk(a, names[i] if i < len(names) else f"{star}[{i - len(names)}]")
-    for k, v in kwargs:
-        walk(v, k)
     return tensors, values, shapes
 
 
 def leaf_paths(fn, spec):
     """The Python path of every leaf of a call's pytree spec (tensors and float inputs), in leaf order."""
-    names, star = parameter_names(fn)
-    paths = {}
-
-    def walk(node, path):
-        kind, body = node
-        if kind in ("T", "N"):
-            paths[body] = path
-        elif kind is dict:
-            for k, v in body:
-                walk(v, f"{path}[{k!r}]")
-        elif kind != "V":
-            for i, v in enumerate(body):
-                walk(v, f"{path}[{i}]")
-
-    (_, args), (_, kwargs) = spec[1]
-    for i, a in enumerate(args):
-        walk(a, names[i] if i < len(names) else f"{star}[{i - len(names)}]")
-    for k, v in kwargs:
-        walk(v, k)
+    paths = {body: path for path, kind, body in _nodes(fn, spec) if kind in ("T", "N")}
     return [paths[i] for i in sorted(paths)]
 
 

@@ -94,7 +94,7 @@ def build_w1(scale="full"):
     return _w1(scale)[:2]
 
 
-def build_w1_torch(torch, scale="full"):
+def _w1_torch(torch, scale):
     model = _torch_mlp(torch, _mlp(scale))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = _mlp_data(scale, 128 if scale == "full" else 8)
@@ -105,7 +105,11 @@ def build_w1_torch(torch, scale="full"):
         loss.backward()
         opt.step()
         return loss
-    return step, (torch.from_numpy(x), torch.from_numpy(y))
+    return step, (torch.from_numpy(x), torch.from_numpy(y)), opt
+
+
+def build_w1_torch(torch, scale="full"):
+    return _w1_torch(torch, scale)[:2]
 
 
 COSINE_STEPS = 50
@@ -119,19 +123,9 @@ def build_w1c(scale="full"):
 
 
 def build_w1c_torch(torch, scale="full"):
-    model = _torch_mlp(torch, _mlp(scale))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=COSINE_STEPS)
-    x, y = _mlp_data(scale, 128 if scale == "full" else 8)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    step.after_call = sched.step
-    return step, (torch.from_numpy(x), torch.from_numpy(y))
+    step, args, opt = _w1_torch(torch, scale)
+    step.after_call = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=COSINE_STEPS).step
+    return step, args
 
 
 def build_w4(scale="full"):
