@@ -108,8 +108,11 @@ class PythonGuards:
     Called with the flat tensor arguments (the Program guard protocol); `explain` says what failed."""
 
     def __init__(self, entries, module_entries):
-        self.entries = entries
-        self.module_entries = module_entries
+        # A module attribute changes without an assignment only when it is a container changed in
+        # place (`m.scales[0] = 3.0`): those are checked on every call, the rest when some module
+        # was assigned to (structure_epoch).
+        self.entries = entries + [e for e in module_entries if e[4]]
+        self.module_entries = [e for e in module_entries if not e[4]]
         self._epoch = None
 
     def __len__(self):

@@ -164,6 +164,24 @@ def _step_parts():
     return model, step
 
 
+def test_a_module_list_attribute_changed_in_place_is_guarded():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scales = [2.0]
+
+        def forward(self, x):
+            return x * self.scales[0]
+    m = Scaled()
+    cm = gradc.compile(m)
+    x = _x(2)
+    cm(x)
+    cm(x)
+    m.scales[0] = 3.0   # no assignment to the module: only the list's contents change
+    np.testing.assert_allclose(cm(x).numpy(), x.numpy() * 3.0)
+    assert cm.trace_count == 2
+
+
 GC_TICKS = 0
 
 
