@@ -177,7 +177,9 @@ class CompiledFunction:
         try:
             prog = self._build(args, kwargs, flat, reason=reason)
         except (Specialize, Exception) as e:
-            if not any(type(v) is float for v in flat):
+            # A TypeError or TraceError may come from the float stand-in; any other error is the
+            # function's own, and running it again would repeat its side effects.
+            if not isinstance(e, (Specialize, TypeError, TraceError)) or not any(type(v) is float for v in flat):
                 if isinstance(e, TraceError):
                     return self._eager_after(e, sig, args, kwargs)
                 raise
