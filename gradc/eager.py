@@ -20,7 +20,7 @@ class Eager(dispatch.Mode):
         dev = common_device(prim.name, args)
         shape, dtype = prim.infer([a.shape for a in args], [a.dtype for a in args], attrs)
         xp = np if dev is CPU else dev.xp
-        if dtype is D.float16 or any(a.dtype is D.float16 for a in args):
+        if dtype is D.float16 or (args and args[0].dtype is D.float16):   # operands share a dtype, casts take it first
             # float16 overflows to inf by design under mixed precision (GradScaler skips such steps):
             # NumPy's overflow and invalid-value warnings would only alarm the user, as PyTorch never does
             with np.errstate(over="ignore", invalid="ignore"):

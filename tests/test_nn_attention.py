@@ -158,3 +158,14 @@ def test_scaled_dot_product_attention_matches_torch(kind):
         check_function(torch, lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m, **kw),
                        lambda q, k, v, m: TF.scaled_dot_product_attention(q, k, v, attn_mask=m, **kw),
                        [q, k, v, mask], grads=[True, True, True, False])
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_sdpa_takes_a_one_dimensional_mask_over_the_keys(kind):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal(s).astype(np.float32) for s in ((2, 3, 4), (2, 5, 4), (2, 5, 4)))
+    m = np.array([True, False, True, True, False]) if kind == "bool" else rng.standard_normal(5).astype(np.float32)
+    want = torch.nn.functional.scaled_dot_product_attention(*map(torch.tensor, (q, k, v)), attn_mask=torch.tensor(m))
+    got = F.scaled_dot_product_attention(*map(gradc.tensor, (q, k, v)), attn_mask=gradc.tensor(m))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)

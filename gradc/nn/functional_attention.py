@@ -34,6 +34,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         # One primitive with its own VJP: a block of queries at a time, the (L, S) scores never whole.
         if attn_mask is None:
             return OPS["sdpa"].bind(query, key, value, scale=float(scale), causal=bool(is_causal), mask=0)
+        if attn_mask.ndim < 2:   # a (S,) mask broadcasts over the queries, as in PyTorch
+            attn_mask = attn_mask.reshape((1,) * (2 - attn_mask.ndim) + tuple(attn_mask.shape))
         kind = 1 if attn_mask.dtype is D.bool_ else 2
         mask = attn_mask if kind == 1 else attn_mask.to(query.dtype)
         return OPS["sdpa"].bind(query, key, value, mask, scale=float(scale), causal=False, mask=kind)

@@ -12,7 +12,7 @@ import math
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ..ops.movement import col2im, im2col
-from .functional_pad import ntuple, out_size
+from .functional_pad import channels_last, ntuple, out_size
 
 
 def _check(name, input, weight, groups, nd, transposed=False):
@@ -62,10 +62,6 @@ def _paddings(name, padding, kernel, stride, dilation):
     return [(v, v) for v in p]
 
 
-def _last(nd):
-    """The permutation that makes (N, C, *spatial) channels-last, and its inverse."""
-    return (0,) + tuple(range(2, nd + 2)) + (1,), (0, nd + 1) + tuple(range(1, nd + 1))
-
 
 def _convnd(name, x, weight, bias, stride, pads, dilation, groups):
     """x (N, C, *spatial), weight (O, C/groups, *kernel): the batched, validated core of every conv."""
@@ -75,7 +71,7 @@ def _convnd(name, x, weight, bias, stride, pads, dilation, groups):
     kernel = weight.shape[2:]
     outs = tuple(out_size(name, L, kk, s, p[0], d, pad_right=p[1])
                  for L, kk, s, p, d in zip(x.shape[2:], kernel, stride, pads, dilation))
-    to_last, from_last = _last(nd)
+    to_last, from_last = channels_last(nd)
     cols = im2col(x.permute(to_last), 1, kernel, stride, dilation, pads)   # (N, *out, *kernel, C)
     k, m = math.prod(kernel), n * math.prod(outs)
     wl = weight.permute(to_last)  # (O, *kernel, C/groups): the columns' (kernel, C) order
@@ -145,7 +141,7 @@ def _conv_transposend(name, x, weight, bias, stride, padding, output_padding, gr
     if min(size) < 1:
         raise ShapeError(f"{name}: input shape {x.shape} with padding {padding} gives the non-positive output size "
                          f"{size}; use less padding")
-    to_last, from_last = _last(nd)
+    to_last, from_last = channels_last(nd)
     k, m, cg = math.prod(kernel), n * math.prod(ins), cin // groups
     xl = x.permute(to_last)
     wl = weight.permute(to_last)  # (C_in, *kernel, C_out/groups)

@@ -9,6 +9,11 @@ from ..tensor import Tensor
 from ..functions import cat, full, tensor
 
 
+def channels_last(nd):
+    """The permutation that makes (N, C, *spatial) channels-last, and its inverse."""
+    return (0,) + tuple(range(2, nd + 2)) + (1,), (0, nd + 1) + tuple(range(1, nd + 1))
+
+
 def ntuple(value, n, name, what="value"):
     """`value` as a tuple of n ints (an int is repeated), checking the length of a sequence."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):

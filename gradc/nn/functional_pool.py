@@ -15,7 +15,7 @@ from ..functions import arange, stack, tensor, where, zeros
 from ..grad_mode import no_grad
 from ..ops import OPS
 from ..ops.movement import im2col
-from .functional_pad import ntuple, out_size
+from .functional_pad import channels_last, ntuple, out_size
 
 
 def _batched(name, input, nd):
@@ -42,10 +42,6 @@ def _args(name, nd, kernel_size, stride, padding, dilation=1):
     return k, s, p, d
 
 
-def _last(nd):
-    """The permutation that makes (N, C, *spatial) channels-last, and its inverse."""
-    return (0,) + tuple(range(2, nd + 2)) + (1,), (0, nd + 1) + tuple(range(1, nd + 1))
-
 
 def _windows(name, x, nd, k, s, p, d, ceil_mode, value):
     """x (N, C, *spatial) -> the channels-last windows (N, *out, K, C) and the output sizes. Padding
@@ -56,7 +52,7 @@ def _windows(name, x, nd, k, s, p, d, ceil_mode, value):
     outs = tuple(out_size(name, L, kk, ss, pp, dd, ceil_mode) for L, kk, ss, pp, dd in zip(spatial, k, s, p, d))
     pads = [(pp, max(pp, (o - 1) * ss + dd * (kk - 1) + 1 - L - pp)) for o, ss, dd, kk, L, pp in
             zip(outs, s, d, k, spatial, p)]
-    cols = im2col(x.permute(_last(nd)[0]), 1, k, s, d, pads, value)            # (N, *out, *k, C)
+    cols = im2col(x.permute(channels_last(nd)[0]), 1, k, s, d, pads, value)            # (N, *out, *k, C)
     return cols.reshape((x.shape[0],) + outs + (math.prod(k), x.shape[1])), outs
 
 
@@ -116,7 +112,7 @@ def _max_pool(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode
     x = input.unsqueeze(0) if unbatched else input
     cols, outs = _windows(name, x, nd, k, s, p, d, ceil_mode, float("-inf"))
     val, idx = _first_max(cols, nd + 1)                                       # (N, *out, C)
-    back = _last(nd)[1]
+    back = channels_last(nd)[1]
     out = (val.permute(back), _indices(idx.permute(back), _window_positions(x.shape[2:], k, s, p, d, outs))) \
         if return_indices else (val.permute(back),)
     out = tuple(o.squeeze(0) for o in out) if unbatched else out
@@ -153,7 +149,7 @@ def _avg_pool(name, nd, input, kernel_size, stride, padding, ceil_mode, count_in
     k, s, p, _ = _args(name, nd, kernel_size, stride, padding)
     x = input.unsqueeze(0) if unbatched else input
     cols, outs = _windows(name, x, nd, k, s, p, (1,) * nd, ceil_mode, 0.0)
-    total = cols.sum(nd + 1).permute(_last(nd)[1])                            # (N, C, *out)
+    total = cols.sum(nd + 1).permute(channels_last(nd)[1])                            # (N, C, *out)
     if divisor_override is not None:
         if divisor_override == 0:
             raise ValueError(f"{name}: divisor_override must not be zero")

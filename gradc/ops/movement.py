@@ -209,14 +209,14 @@ def _col2im_shape(shapes, axis, kernel, stride, dilation, pads, spatial):
 
 
 def _padded(xp, shape, axis, pads, dtype, value):
-    """A buffer for the padded spatial axes (hi < 0 needs no room: those elements are never read)."""
+    """A buffer for the padded spatial axes, filled with `value` (hi < 0 needs no room: those
+    elements are never read)."""
     full = list(shape)
     for i, (lo, hi) in enumerate(pads):
         full[axis + i] += lo + max(hi, 0)
     inner = tuple(slice(None) for _ in range(axis)) + tuple(slice(lo, lo + shape[axis + i])
                                                             for i, (lo, _) in enumerate(pads))
-    buf = xp.empty(tuple(full), dtype=dtype) if value is None else xp.full(tuple(full), value, dtype=dtype)
-    return buf, inner
+    return xp.full(tuple(full), value, dtype=dtype), inner
 
 
 def _im2col_kernel(xp, x, axis, kernel, stride, dilation, pads, value, out=None):
