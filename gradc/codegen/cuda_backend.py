@@ -113,7 +113,9 @@ def _batched(unit_ctx):
         run.clear()
     for c in unit_ctx:
         k = c.get("kern")
-        if k is None or k.empty:
+        # kernels with cross-row partials keep their own launch: their partial and ticket
+        # parameters have the same names in every such kernel
+        if k is None or k.empty or any(p[0] == "part" for p in k.params):
             flush()
             out.append(c)
             continue
