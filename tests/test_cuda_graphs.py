@@ -93,6 +93,11 @@ def test_loading_a_program_wraps_its_entry_unless_turned_off(monkeypatch):
     monkeypatch.setattr(cuda.cache, "load_module", lambda src: _Host)
     monkeypatch.setattr(cuda, "cupy_module", lambda: cp)
     assert isinstance(cuda.load("", "", {}), cuda_graphs.GraphRunner)
+    _Host.K_add = object()   # an ordinary host op: still captured
+    assert isinstance(cuda.load("", "", {}), cuda_graphs.GraphRunner)
+    _Host.K_all_reduce = object()   # a collective talks to the other ranks on every call: never captured
+    assert not isinstance(cuda.load("", "", {}), cuda_graphs.GraphRunner)
+    del _Host.K_all_reduce
     monkeypatch.setenv("GRADC_CUDA_GRAPHS", "0")
     assert not isinstance(cuda.load("", "", {}), cuda_graphs.GraphRunner)
 

@@ -5,6 +5,7 @@ The program's entry runs through a CUDA graph once warm (runtime/cuda_graphs.py;
 GRADC_CUDA_GRAPHS=0)."""
 from ..device import DeviceError, cupy_module, is_available
 from ..errors import GradcError
+from ..ops import OPS
 from . import cache, cuda_graphs
 
 OPTIONS = ("--std=c++14",)
@@ -31,5 +32,10 @@ def compile_module(kernels_src):
 
 def load(kernels_src, host_src, constants):
     module = compile_module(kernels_src)
-    run = cache.load_module(host_src).make(constants, module)
-    return cuda_graphs.GraphRunner(run, cupy_module()) if cuda_graphs.enabled() else run
+    host = cache.load_module(host_src)
+    run = host.make(constants, module)
+    # A collective talks to the other ranks from the host on every call; a replayed graph would
+    # skip that on some ranks and not others (a miss reruns the host function), so it is never captured.
+    collective = any(OPS[name[2:]].kind == "collective" for name in dir(host)
+                     if name.startswith("K_") and name[2:] in OPS)
+    return cuda_graphs.GraphRunner(run, cupy_module()) if cuda_graphs.enabled() and not collective else run
