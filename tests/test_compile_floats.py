@@ -128,3 +128,15 @@ def test_a_swallowed_python_use_still_bakes_the_value_in():
     step = gradc.compile(fn, backend="numpy")
     for w in (0.5, 2.0):
         np.testing.assert_array_equal(step(gradc.ones(2), w).numpy(), fn(gradc.ones(2), w).numpy())
+
+
+def test_a_float_before_the_tensors_is_made_on_their_device():
+    """A float argument's 0-d input goes where the program's tensors are, even when it comes first."""
+    from gradc.runtime.wiring import Binding, resolve
+
+    class Elsewhere:   # a device other than the CPU (the arrays stay NumPy: only the device is checked)
+        xp = np
+    x = gradc.ones(3)
+    x.device = Elsewhere   # an instance attribute standing in for a tensor on that device
+    t = resolve([Binding("number", 0), Binding("arg", 1)], [0.5, x])
+    assert t[1] is x and t[0].device is Elsewhere and float(t[0]._data) == 0.5

@@ -200,7 +200,8 @@ class Program:
     def _call_plan(self):
         """What every call does, worked out once: the slots checked for a read-only array before
         running, whether bindings are arguments and state only (resolved without the general walk),
-        and the dtype of each returned output."""
+        the dtype of each returned output, and the input whose device the outputs get (not a float
+        argument's: that is made on the device of the others)."""
         plan = self._plan
         if plan is None:
             plain = all(b.kind in ("arg", "state") for b in self.bindings)
@@ -208,7 +209,8 @@ class Program:
                 tuple(e.slot for e in self.effects if e.kind == "data"),
                 tuple((b.kind == "arg", b.ref) for b in self.bindings) if plain else None,
                 tuple(D.ALL[self.ir.node(self.ir.outputs[i])["dtype"]] for i in range(self.n_returned)),
-                bool(self.effects))
+                bool(self.effects),
+                next((i for i, b in enumerate(self.bindings) if b.kind != "number"), None))
         return plan
 
     def call_tree(self, flat_args):
@@ -216,7 +218,7 @@ class Program:
         return unflatten(self.out_spec, self.call_flat(flat_args))
 
     def call_flat(self, flat_args):
-        written, plain, out_dtypes, has_effects = self._call_plan()
+        written, plain, out_dtypes, has_effects, on = self._call_plan()
         tensors = [flat_args[ref] if is_arg else ref for is_arg, ref in plain] if plain is not None else \
             self.resolve(flat_args)
         for slot in written:  # checked before running: a failed write-back would leave state half updated
@@ -230,7 +232,7 @@ class Program:
             outs = self.execute([t._data for t in tensors])
         if has_effects:
             self._write_back(tensors, outs)
-        dev = tensors[0].device if tensors else CPU
+        dev = tensors[on].device if on is not None else CPU
         wrap = Tensor._wrap
         returned = [wrap(outs[i], dtype, dev) for i, dtype in enumerate(out_dtypes)]
         if self._vjp is not None:

@@ -39,13 +39,17 @@ def resolve(bindings, flat_args):
             t = flat_args[b.ref]
         elif b.kind == "state":
             t = b.ref
-        elif b.kind == "random":
-            t = draw(b.ref, tensors)
-        elif b.kind == "number":
-            t = number(flat_args[b.ref], tensors)
+        elif b.kind in ("random", "number"):
+            t = None   # made below, on the device of the other inputs (which may come later)
         else:
             t = tensors[b.owner].grad
         tensors.append(t)
+    real = [t for t in tensors if t is not None]
+    for i, b in enumerate(bindings):
+        if b.kind == "random":
+            tensors[i] = draw(b.ref, real)
+        elif b.kind == "number":
+            tensors[i] = number(flat_args[b.ref], real)
     return tensors
 
 
