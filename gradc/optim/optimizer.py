@@ -70,6 +70,7 @@ class Optimizer(abc.ABC):
         self.param_groups = []
         self.state = {}
         self._hyper = {}  # (group index, option, device) -> the 0-d tensor a compiled step reads
+        self._hyper_at = {}   # the same keys -> the value last written into it (a GPU tensor is never read back)
         for g in groups:
             self.add_param_group(g)
         self._init_state()
@@ -146,23 +147,26 @@ class Optimizer(abc.ABC):
         return out
 
     def _hyper_tensor(self, gi, key, value, device):
-        t = self._hyper.get((gi, key, str(device)))
+        k = (gi, key, str(device))
+        t = self._hyper.get(k)
         if t is None:  # made concrete (not traced): it is state the program reads on every call
             data = np.array(float(value), dtype=np.float64)
-            t = self._hyper[(gi, key, str(device))] = Tensor._wrap(data if device.type == "cpu" else
-                                                                   device.xp.asarray(data), D.float64, device)
+            t = self._hyper[k] = Tensor._wrap(data if device.type == "cpu" else
+                                              device.xp.asarray(data), D.float64, device)
+            self._hyper_at[k] = float(value)
         elif t._data is not None:  # (None: already an input of the step being traced)
-            t._data[...] = float(value)
+            t._data[...] = self._hyper_at[k] = float(value)
         return t
 
     def sync_hyper_inputs(self):
         """Copy the groups' current option values into the tensors compiled steps read (before
         each compiled call); returns the structure a compiled step assumed (see `hyper_inputs`)."""
-        for (gi, key, _), t in self._hyper.items():
+        for k, t in self._hyper.items():
+            gi, key, _ = k
             g = self.param_groups[gi]
             v = g[key[0]][key[1]] if isinstance(key, tuple) else g[key]
-            if t._data is not None and t._data != v:
-                t._data[...] = v
+            if t._data is not None and self._hyper_at[k] != v:
+                t._data[...] = self._hyper_at[k] = v
         return [{k: (("input", v == 0) if k in self.hyper_inputs and isinstance(v, (int, float))
                      and not isinstance(v, bool) else (("input", tuple(x == 0 for x in v)) if
                                                         k in self.hyper_inputs and isinstance(v, tuple) else v))
