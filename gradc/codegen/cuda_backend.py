@@ -15,7 +15,7 @@ from . import cuda_kernels
 from .numpy_backend import name_of, storage
 from .templates import kernel_refs, lowering as table_lowering, macros, render, where as safe_where
 
-DEVICE_TABLE = "cuda/ops.j2"      # the C expression of each elementwise primitive
+DEVICE_TABLE = cuda_kernels.DEVICE_TABLE   # the C expression of each elementwise primitive
 HOST_TABLE = "cuda/host_ops.j2"   # how each other primitive runs from the host, on CuPy arrays
 
 

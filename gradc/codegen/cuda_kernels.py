@@ -69,11 +69,10 @@ def _special(value):
 
 
 class _Render:
-    def __init__(self, graph, kernel, aliased):
-        self.g, self.k, self.aliased = graph, kernel, aliased
+    def __init__(self, graph, kernel):
+        self.g, self.k = graph, kernel
         self.st = macros("cuda/statements.j2")
         self.params = {p.name: p for p in kernel.params}
-        self.col_outs = {c.out: c for c in kernel.colreduces}
         # values of earlier phases that later phases read: the thread's own slice, in registers
         self.regs = {}
         for ph in kernel.phases:
@@ -182,7 +181,7 @@ def lower(graph, members, rows, kept, storage_key, where="", uid=None):
                 return None, f"{s.op} of integer values"
     W, R = k.width, k.rows
     N = R * W
-    r = _Render(graph, k, aliased)
+    r = _Render(graph, k)
     kinds = {s.acc: s.kind for ph in k.phases for s in ph.body + ph.pre if isinstance(s, Accumulate)}
     rowwise = len(k.phases) > 1 or any(ph.inits or ph.post for ph in k.phases) or \
         any(kinds[c.acc] == "col" for c in k.colreduces) or not k.phases or \

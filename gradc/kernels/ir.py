@@ -296,9 +296,7 @@ class _Lowering:
         ct = self.ctype(v)
         if v not in self.spilled:
             self.spilled.add(v)
-            if v in self.kept:
-                pass   # stored already by its phase
-            else:
+            if v not in self.kept:   # (a kept value was stored already by its phase)
                 self.scratch.append((f"R{v}", ct))
                 self.phases[self.phase_of[v]].body.append(Store(f"R{v}", Index(0, "j", self.width, None),
                                                                 self.reg[v][0], ct, ct))
