@@ -3,7 +3,7 @@ functions, published from their registrations (gradc.ops.frontend.install), whic
 them Tensor methods. `gradc.*` re-exports this namespace; the user library (nn, optim, amp,
 utils, distributed) imports its ops from here."""
 from . import eager  # noqa: F401  (the base interpreter: installed before any op runs)
-from . import composite, creation, ops, tensor_ops  # noqa: F401  (register the frontends)
+from . import composite, creation, ops, tensor_habits, tensor_ops  # noqa: F401  (register the frontends)
 from .ops.frontend import install
 from .tensor import Tensor
 

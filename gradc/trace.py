@@ -76,11 +76,12 @@ class Tracer(dispatch.Mode):
         self.grad_owner = {}      # id(grad tensor) -> the tensor whose .grad it is
         self.entry_grads = {}     # id(tensor) -> (tensor, .grad at entry, first value assigned)
         self.created = weakref.WeakSet()
-        self.views = weakref.WeakSet()
+        self.views = {}           # id(tensor) -> weak ref, for the results of view ops (by identity, not ==)
         self.freed = set()
         self.optimizers = []
         self.where_override = None
         self.numbers = []         # the inputs that hold float arguments
+        self.aliases = {}         # id(tensor) -> weak refs to the tensors sharing its storage through detach()
 
     # ------------------------------------------------------------------ activation
     def __enter__(self):
@@ -166,7 +167,7 @@ class Tracer(dispatch.Mode):
         nid = self.graph.add(prim.name, ids, shape, dtype.name, attrs, where, edges)
         out = self.sym(nid, requires_grad=any(edges) and dtype.is_floating_point, device=dev)
         if prim.view:
-            self.views.add(out)
+            self.views[id(out)] = weakref.ref(out)
         return out
 
     def number(self, binding, name, dev=None):
@@ -189,7 +190,7 @@ class Tracer(dispatch.Mode):
 
     def assign(self, target, result, what):
         """An in-place op: `target` now holds `result`'s value."""
-        if target in self.views:
+        if self.is_view(target):
             raise TraceError(f"in-place change of a view (the result of reshape/slice/transpose/expand) at "
                              f"{self.where()} is not supported inside gradc.compile; use an out-of-place op "
                              "(y = y + 1) or .clone() the view first")
@@ -198,10 +199,29 @@ class Tracer(dispatch.Mode):
         target._sym = (self, self.node_of(result))
         target.requires_grad = result.requires_grad
         target._grad_fn = result._grad_fn if result.requires_grad else (None if target.is_leaf else target._grad_fn)
+        group = [r() for r in self.aliases.get(id(target), ())]
+        if any(other is target for other in group):  # (not a dead tensor's reused id)
+            for other in group:
+                if other is not None and other is not target:
+                    # eagerly they share storage (p.data.add_(...) updates p), so they see the write
+                    if other._sym is None:
+                        self.lift(other)
+                    other._sym = target._sym
         return target
+
+    def is_view(self, t):
+        ref = self.views.get(id(t))
+        return ref is not None and ref() is t
 
     def detach(self, t):
         out = self.sym(self.node_of(t), device=t.device)
+        group = self.aliases.get(id(t))
+        if group is None or not any(r() is t for r in group):
+            group = self.aliases[id(t)] = [weakref.ref(t)]
+        group.append(weakref.ref(out))  # weak: a detached tensor kept alive would look like new state
+        self.aliases[id(out)] = group
+        if self.is_view(t):
+            self.views[id(out)] = weakref.ref(out)
         return out
 
     def to_device(self, t, dev):

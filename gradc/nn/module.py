@@ -63,8 +63,9 @@ class Module:
             raise GradcError(f"cannot assign {type(value).__name__} '{name}' before Module.__init__() is called; "
                              "call super().__init__() first in your module's __init__")
         if isinstance(value, (Parameter, Module)):
-            self._forget(name)
-            d["_parameters" if isinstance(value, Parameter) else "_modules"][name] = value
+            store = "_parameters" if isinstance(value, Parameter) else "_modules"
+            self._forget(name, keep=store)  # a name re-assigned in its own store keeps its place, as in PyTorch
+            d[store][name] = value
         elif name in d.get("_buffers", ()):
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"buffer '{name}' must be a Tensor or None, got {type(value).__name__}")
@@ -78,9 +79,10 @@ class Module:
             self._forget(name)
             object.__setattr__(self, name, value)
 
-    def _forget(self, name):
+    def _forget(self, name, keep=None):
         for store in ("_parameters", "_buffers", "_modules"):
-            self.__dict__.get(store, {}).pop(name, None)
+            if store != keep:
+                self.__dict__.get(store, {}).pop(name, None)
         self.__dict__.pop(name, None)
 
     def __getattr__(self, name):

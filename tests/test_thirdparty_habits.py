@@ -1,0 +1,181 @@
+"""Idioms of well-known PyTorch scripts that gradc got wrong or lacked, each checked against
+PyTorch: word_language_model's batchify (narrow), its tied decoder weight (state-dict order) and
+its hand-written SGD update (p.data.add_(p.grad, alpha=-lr)), compiled as well as eagerly; the
+update written as `p -= lr * p.grad` (augmented assignment writes into the tensor); in-place
+unary ops (relu_, exp_, lerp_, ...), which must also differentiate like PyTorch's."""
+import numpy as np
+import pytest
+
+import gradc
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path))
+
+
+def _np(t):
+    return t.detach().numpy()
+
+
+@pytest.mark.parametrize("args", [(0, 0, 4), (0, 2, 2), (1, -3, 2), (-1, 1, 0)])
+def test_narrow_matches_pytorch(args):
+    a = np.arange(24, dtype=np.float32).reshape(4, 6)
+    np.testing.assert_array_equal(_np(gradc.tensor(a).narrow(*args)), torch.tensor(a).narrow(*args).numpy())
+    np.testing.assert_array_equal(_np(gradc.narrow(gradc.tensor(a), *args)), torch.narrow(torch.tensor(a), *args).numpy())
+
+
+def test_narrow_out_of_range_is_a_named_error():
+    with pytest.raises(gradc.ShapeError, match="exceeds dim 1 of size 6"):
+        gradc.zeros(4, 6).narrow(1, 4, 3)
+
+
+def test_narrow_is_differentiable_and_compiles():
+    x = gradc.tensor(np.arange(8, dtype=np.float32), requires_grad=True)
+    (x.narrow(0, 2, 3) * 2).sum().backward()
+    np.testing.assert_array_equal(_np(x.grad), [0, 0, 2, 2, 2, 0, 0, 0])
+    f = gradc.compile(lambda t: t.narrow(0, 1, 4) + 1)
+    np.testing.assert_array_equal(_np(f(gradc.arange(8.0))), np.arange(1, 5) + 1)
+
+
+def _tied(lib):
+    class Tied(lib.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = lib.nn.Embedding(5, 4)
+            self.decoder = lib.nn.Linear(4, 5)
+            self.decoder.weight = self.encoder.weight  # word_language_model's --tied
+
+        def forward(self, x):
+            return self.decoder(self.encoder(x))
+    return Tied()
+
+
+def test_reassigned_parameter_keeps_its_place_in_the_state_dict():
+    assert list(_tied(gradc).state_dict()) == list(_tied(torch).state_dict())
+    m = gradc.nn.Linear(2, 3)
+    m.bias = gradc.nn.Parameter(gradc.zeros(3))
+    m.weight = gradc.nn.Parameter(gradc.zeros(3, 2))
+    assert list(m.state_dict()) == ["weight", "bias"]
+
+
+def _sgd_by_hand(lib, update, compile=False, steps=3):
+    lib.manual_seed(0)
+    model = _tied(lib)
+    torch.manual_seed(0)
+    init = _tied(torch).state_dict()
+    model.load_state_dict({k: lib.tensor(v.numpy()) for k, v in init.items()})
+    x, y = lib.tensor([0, 1, 2, 3]), lib.tensor([1, 2, 3, 4])
+
+    def step(x, y, lr):
+        model.zero_grad()
+        loss = lib.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        lib.nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+        for p in model.parameters():
+            if update == "data":
+                p.data.add_(p.grad, alpha=-lr)
+            else:
+                with lib.no_grad():
+                    p -= lr * p.grad
+        return loss
+
+    fn = gradc.compile(step) if compile else step
+    losses = [fn(x, y, 0.5).item() for _ in range(steps)]
+    return losses, {k: _np(v) for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("update", ["data", "isub"])
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_hand_written_sgd_update_matches_pytorch(update, compile):
+    t_losses, t_state = _sgd_by_hand(torch, update)
+    g_losses, g_state = _sgd_by_hand(gradc, update, compile)
+    assert t_losses[0] != t_losses[-1]  # the update moved the parameters
+    np.testing.assert_allclose(g_losses, t_losses, rtol=1e-5, atol=1e-6)
+    for k in t_state:
+        np.testing.assert_allclose(g_state[k], t_state[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_write_through_detach_is_seen_by_the_source_when_compiled():
+    def f(p, x):
+        d = p.detach()
+        d.mul_(2)            # p shares d's storage: p is doubled too
+        return p + x, d.sum()
+
+    tp, gp = torch.ones(3), gradc.ones(3)
+    t_out = f(tp, torch.ones(3))
+    g_out = gradc.compile(f)(gp, gradc.ones(3))
+    np.testing.assert_array_equal(_np(g_out[0]), t_out[0].numpy())
+    np.testing.assert_array_equal(_np(g_out[1]), t_out[1].numpy())
+    np.testing.assert_array_equal(_np(gp), tp.numpy())
+
+
+def test_augmented_assignment_writes_into_the_tensor():
+    for lib in (gradc, torch):
+        a = lib.tensor([0.5, -1.0, 2.0])
+        alias = a
+        a += 1
+        a *= 3
+        a -= lib.tensor([1.0, 1.0, 1.0])
+        a /= 2
+        assert alias is a
+    np.testing.assert_allclose(_np(alias), [1.75, -0.5, 4.0])
+    i = gradc.tensor([5, 7])
+    i //= 2
+    np.testing.assert_array_equal(_np(i), [2, 3])
+    i %= 2
+    np.testing.assert_array_equal(_np(i), [0, 1])
+    with pytest.raises(gradc.AutogradError, match="leaf tensor that requires grad"):
+        w = gradc.ones(2, requires_grad=True)
+        w += 1
+
+
+INPLACE = [("relu_", ()), ("exp_", ()), ("sigmoid_", ()), ("tanh_", ()), ("pow_", (2,)), ("neg_", ()),
+           ("abs_", ()), ("clamp_min_", (0.1,)), ("clamp_max_", (0.2,)), ("reciprocal_", ()),
+           ("lerp_", "end"), ("sqrt_", "pos"), ("log_", "pos")]
+
+
+@pytest.mark.parametrize("name,args", INPLACE, ids=[n for n, _ in INPLACE])
+def test_in_place_unary_matches_pytorch_values_and_gradients(name, args):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(6).astype(np.float32)
+    if args == "pos":
+        a, args = np.abs(a) + 0.5, ()
+    end = rng.standard_normal(6).astype(np.float32)
+    res = []
+    for lib in (gradc, torch):
+        x = lib.tensor(a, requires_grad=True)
+        y = x * 1.5
+        call = (lib.tensor(end), 0.3) if args == "end" else args
+        out = getattr(y, name)(*call)
+        assert out is y
+        (out * lib.tensor(end)).sum().backward()
+        res.append((_np(y), _np(x.grad)))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-6, atol=1e-7)
+
+
+def test_in_place_unary_compiled_equals_eager():
+    def f(x):
+        y = x * 2
+        y.sigmoid_()
+        y.lerp_(x, 0.25)
+        return y
+
+    x = gradc.tensor(np.linspace(-2, 2, 7, dtype=np.float32))
+    np.testing.assert_allclose(_np(gradc.compile(f)(x)), _np(f(x)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("through_detach", [False, True])
+def test_in_place_write_into_a_traced_view_is_a_trace_error(through_detach):
+    def f(x):
+        v = x[0:2]
+        if through_detach:
+            v = v.detach()
+        v.mul_(2)
+        return v
+
+    with pytest.raises(gradc.TraceError, match="in-place change of a view"):
+        gradc.compile(f, fullgraph=True)(gradc.ones(3))
