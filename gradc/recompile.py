@@ -123,14 +123,15 @@ def describe(fn, old, new, module_names=()):
 
 
 def settings_changes(name, old, new):
-    """What differs between two optimizer settings (trace.settings_of): `SGD param group 0 lr:
-    nonzero -> 0` (a program input: only its zeroness is assumed), `momentum: 0.9 -> 0.5`."""
-    def show(v):
-        return ("0" if v[1] else "nonzero") if isinstance(v, tuple) and v[:1] == ("input",) and \
-            isinstance(v[1], bool) else _short.repr(v)
+    """What differs between two optimizer settings (trace.settings_of): `SGD param group 0
+    momentum: nonzero -> 0` (a program input the traced update branched on: only its zeroness is
+    assumed; its repr says which), `nesterov: True -> False`."""
+    def show(assumed, value):   # a program input's assumption (optim.optimizer.Zeroness) names its side
+        describe = getattr(assumed, "describe", None)
+        return describe(value) if describe is not None else _short.repr(value)
     out = [f"{name}'s parameter groups: {len(old) - 1} -> {len(new) - 1}"] if len(old) != len(new) else []
     for gi, (a, b) in enumerate(zip(old[:-1], new[:-1])):
-        out += [f"{name} param group {gi} {k}: {show(a.get(k))} -> {show(b.get(k))}"
+        out += [f"{name} param group {gi} {k}: {_short.repr(a.get(k))} -> {show(a.get(k), b.get(k))}"
                 for k in sorted(set(a) | set(b), key=str) if a.get(k) != b.get(k)]
     if old[-1:] != new[-1:]:
         out.append(f"{name}'s flat parameter buffers were replaced")

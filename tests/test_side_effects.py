@@ -76,10 +76,10 @@ def test_setting_an_option_to_its_own_value_is_not_a_side_effect():
     assert fn.trace_count <= 2
 
 
-def test_a_schedule_stepped_between_compiled_steps_reaching_zero_retraces_with_a_reason():
+def test_an_option_the_update_branches_on_reaching_zero_retraces_with_a_reason():
     gradc.manual_seed(0)
     model = nn.Linear(4, 3)
-    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
 
     def step(x):
         loss = model(x).pow(2).mean()
@@ -89,8 +89,12 @@ def test_a_schedule_stepped_between_compiled_steps_reaching_zero_retraces_with_a
         return loss
     fn = gradc.compile(step)
     x = gradc.randn(5, 4)
-    for lr in (0.1, 0.05, 0.0, 0.01):
+    for lr in (0.1, 0.05, 0.0, 0.01):   # lr only scales the update: reaching 0 traces nothing new
         opt.param_groups[0]["lr"] = lr
         fn(x)
-    assert fn.recompile_reasons[-1] == "SGD param group 0 lr: nonzero -> 0"
-    assert fn.trace_count == 3   # the nonzero program serves 0.01 again
+    assert fn.trace_count == 2   # the second call has a momentum buffer
+    for wd in (0.0, 0.02):
+        opt.param_groups[0]["weight_decay"] = wd
+        fn(x)
+    assert fn.recompile_reasons[-1] == "SGD param group 0 weight_decay: nonzero -> 0"
+    assert fn.trace_count == 3   # the nonzero program serves 0.02 again

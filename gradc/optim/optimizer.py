@@ -51,9 +51,11 @@ def check_optimizer(optimizer, who):
 
 class Optimizer(abc.ABC):
     # Options whose numbers a compiled step reads as program inputs (0-d float64 tensors, which
-    # combine with float32 tensors as Python floats do), so changing them (an lr schedule) never
-    # traces again. The update code branches only on whether such an option is zero; that, and
-    # every other option, is guarded. Subclasses that list none get every option guarded.
+    # combine with float32 tensors as Python floats do), so changing them (an lr schedule, down to
+    # 0) never traces again. A traced update may branch on whether such an option is zero, reading
+    # it from `group.raw` (SGD's momentum and weight_decay, Adam's weight_decay); the zeroness of
+    # the options read so is guarded, and every option not listed here by its value. Subclasses
+    # that list none get every option guarded.
     hyper_inputs = ()
 
     def __init__(self, params, defaults, flat=False):
@@ -71,6 +73,7 @@ class Optimizer(abc.ABC):
         self.state = {}
         self._hyper = {}  # (group index, option, device) -> the 0-d tensor a compiled step reads
         self._hyper_at = {}   # the same keys -> the value last written into it (a GPU tensor is never read back)
+        self._branched = set()   # hyper_inputs options a traced update read from group.raw (branched on)
         for g in groups:
             self.add_param_group(g)
         self._init_state()
@@ -137,7 +140,7 @@ class Optimizer(abc.ABC):
         if not self.hyper_inputs or dispatch.tracer() is None:
             return group
         out = _Numbers(group)
-        out.raw = group
+        out.raw = _Raw(group, self.hyper_inputs, self._branched)
         for k in self.hyper_inputs:
             v = group.get(k)
             if isinstance(v, tuple):
@@ -167,9 +170,10 @@ class Optimizer(abc.ABC):
             v = g[key[0]][key[1]] if isinstance(key, tuple) else g[key]
             if t._data is not None and self._hyper_at[k] != v:
                 t._data[...] = self._hyper_at[k] = v
-        return [{k: (("input", v == 0) if k in self.hyper_inputs and isinstance(v, (int, float))
-                     and not isinstance(v, bool) else (("input", tuple(x == 0 for x in v)) if
-                                                        k in self.hyper_inputs and isinstance(v, tuple) else v))
+        if dispatch.tracer() is None:   # a guard's check: plain values, each compared with what the trace assumed
+            return [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        hyper, branched = self.hyper_inputs, self._branched
+        return [{k: Zeroness(k, v, branched) if k in hyper and _number_or_numbers(v) else v
                  for k, v in g.items() if k != "params"} for g in self.param_groups]
 
     def input_names(self):
@@ -255,9 +259,74 @@ class Optimizer(abc.ABC):
 
 
 class _Numbers(dict):
-    """A parameter group as a traced update reads it: options as program inputs; `raw` is the
-    group itself (what the update may branch on)."""
+    """A parameter group as a traced update reads it: options as program inputs; `raw` holds the
+    plain options (what the update may branch on)."""
     raw = None
+
+
+class _Raw(dict):
+    """The plain options of a group while a step is traced: reading an option that is a program
+    input notes that the traced code branches on it (its zeroness is then guarded)."""
+    __slots__ = ("hyper", "branched")
+
+    def __init__(self, group, hyper, branched):
+        super().__init__(group)
+        self.hyper, self.branched = hyper, branched
+
+    def __getitem__(self, key):
+        if key in self.hyper:
+            self.branched.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
+def _number_or_numbers(v):
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) or \
+        (isinstance(v, tuple) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v))
+
+
+class Zeroness:
+    """What a compiled step assumes about an option that is a program input: any value, except
+    whether it is zero (per element, for betas) where a traced update of this optimizer branched on
+    that (read it from `group.raw`). The set of such options only grows, so the comparison made by
+    a guard always covers what its trace branched on, even though the guard's snapshot was taken
+    before the update ran."""
+    __slots__ = ("key", "zero", "branched")
+
+    def __init__(self, key, value, branched):
+        self.key, self.branched = key, branched
+        self.zero = _zeroness(value)
+
+    def __eq__(self, other):
+        """Equal to the option's current value (a guard's check) or to another Zeroness."""
+        t = type(other)
+        if t is float or t is int:   # the common case, first (a guard runs on every call)
+            return self.zero.__class__ is bool and (self.key not in self.branched or self.zero == (other == 0))
+        if t is Zeroness:
+            return self.key == other.key and (self.key not in self.branched or self.zero == other.zero)
+        if not _number_or_numbers(other) or isinstance(other, tuple) != isinstance(self.zero, tuple):
+            return False
+        return self.key not in self.branched or self.zero == _zeroness(other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return _show_zeroness(self.zero) if self.key in self.branched else "any value"
+
+    def describe(self, value):
+        """The option's current value as this assumption sees it (`0`, `nonzero`)."""
+        return _show_zeroness(_zeroness(value)) if _number_or_numbers(value) else repr(value)
+
+
+def _zeroness(value):
+    return tuple(x == 0 for x in value) if isinstance(value, tuple) else value == 0
+
+
+def _show_zeroness(zero):
+    show = {True: "0", False: "nonzero"}
+    return "(" + ", ".join(show[z] for z in zero) + ")" if isinstance(zero, tuple) else show[zero]
 
 
 class _Flat:
