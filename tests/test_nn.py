@@ -212,7 +212,7 @@ def test_module_repr_reads_like_pytorch():
     (1): Sigmoid()
   )
   (5): Embedding(4, 3)
-  (6): Dropout(p=0.1)
+  (6): Dropout(p=0.1, inplace=False)
   (7): MSELoss()
   (8): CrossEntropyLoss()
 )"""

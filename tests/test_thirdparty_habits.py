@@ -179,3 +179,54 @@ def test_in_place_write_into_a_traced_view_is_a_trace_error(through_detach):
 
     with pytest.raises(gradc.TraceError, match="in-place change of a view"):
         gradc.compile(f, fullgraph=True)(gradc.ones(3))
+
+
+def test_relu_and_dropout_take_pytorchs_inplace_flag():
+    a = np.array([-1.0, 0.5, 2.0], dtype=np.float32)
+    for lib in (gradc, torch):
+        x = lib.tensor(a, requires_grad=True)
+        y = x * 2
+        out = lib.nn.ReLU(True)(y)
+        assert out is y
+        z = x * 3
+        assert lib.nn.functional.relu(z, inplace=True) is z
+        w = x * 1
+        d = lib.nn.functional.dropout(w, p=1.0, training=True, inplace=True)
+        assert d is w
+        (y.sum() + z.sum() + (w * 5).sum()).backward()
+        if lib is gradc:
+            g = (_np(y), _np(z), _np(w), _np(x.grad))
+    np.testing.assert_allclose(g[0], y.detach().numpy())
+    np.testing.assert_allclose(g[1], z.detach().numpy())
+    np.testing.assert_allclose(g[2], w.detach().numpy())
+    np.testing.assert_allclose(g[3], x.grad.numpy())
+    assert repr(gradc.nn.ReLU(inplace=True)) == repr(torch.nn.ReLU(inplace=True))
+    assert repr(gradc.nn.Dropout(0.2)) == repr(torch.nn.Dropout(0.2))
+    m = gradc.nn.Dropout(0.5, inplace=True).eval()
+    x = gradc.ones(4)
+    assert m(x) is x
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+def test_softmax_without_dim_takes_pytorchs_legacy_dim(ndim):
+    a = np.random.default_rng(ndim).standard_normal((2, 3, 4, 5)[:ndim]).astype(np.float32)
+    for name in ("softmax", "log_softmax", "softmin"):
+        with pytest.warns(UserWarning, match="Implicit dimension choice"):
+            ours = getattr(gradc.nn.functional, name)(gradc.tensor(a))
+        with pytest.warns(UserWarning):
+            theirs = getattr(torch.nn.functional, name)(torch.tensor(a))
+        np.testing.assert_allclose(_np(ours), theirs.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+    for ours, theirs in ((gradc.nn.Softmax(), torch.nn.Softmax()), (gradc.nn.LogSoftmax(), torch.nn.LogSoftmax())):
+        with pytest.warns(UserWarning):
+            np.testing.assert_allclose(_np(ours(gradc.tensor(a))), theirs(torch.tensor(a)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_dtype_casts_first():
+    a = np.array([[1.0, 2.0, 3.0]], dtype=np.float16)
+    ours = gradc.nn.functional.softmax(gradc.tensor(a), dim=-1, dtype=gradc.float32)
+    theirs = torch.nn.functional.softmax(torch.tensor(a), dim=-1, dtype=torch.float32)
+    assert ours.dtype is gradc.float32
+    np.testing.assert_allclose(_np(ours), theirs.numpy(), rtol=1e-6)
+    ours = gradc.nn.functional.log_softmax(gradc.tensor(a), 1, dtype=gradc.float64)
+    assert ours.dtype is gradc.float64
+    np.testing.assert_allclose(_np(ours), torch.log_softmax(torch.tensor(a).double(), 1).numpy(), rtol=1e-12)

@@ -172,12 +172,12 @@ class LogSoftmax(Module):
         self.dim = dim
 
     def forward(self, input):
-        return input.log_softmax(self.dim if self.dim is not None else _implicit_dim(input))
+        return F.log_softmax(input, self.dim)
 
 
 class Softmin(LogSoftmax):
     def forward(self, input):
-        return F.softmin(input, self.dim if self.dim is not None else _implicit_dim(input))
+        return F.softmin(input, self.dim)
 
 
 class Softmax2d(Module):
@@ -187,11 +187,6 @@ class Softmax2d(Module):
         if input.ndim not in (3, 4):
             raise ShapeError(f"Softmax2d: expected a 3-D or 4-D input, got shape {input.shape}")
         return input.softmax(-3)
-
-
-def _implicit_dim(input):
-    # PyTorch's legacy choice when no dim is given: 0 for 0-, 1- and 3-D inputs, else 1
-    return 0 if input.ndim in (0, 1, 3) else 1
 
 
 class Dropout1d(Module):

@@ -1,13 +1,14 @@
 """gradc.nn.functional: composites over primitives (so autodiff, fusion and codegen cover them)."""
 import math
+import warnings
 
 from .. import dtypes as D
-from ..errors import DTypeError, OutOfRangeError, ShapeError
+from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from ..ops import OPS
 from .losses import (binary_cross_entropy_with_logits, cosine_similarity, huber_loss, kl_div,  # noqa: F401
                      l1_loss, legacy_reduction, one_hot, reduce_loss, smooth_l1_loss)
-from ..functions import where, arange
+from ..functions import where, arange, rand
 from .functional_conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d,  # noqa: F401
                               unfold, fold)
 from .functional_pad import pad  # noqa: F401
@@ -18,7 +19,7 @@ from .functional_sample import interpolate  # noqa: F401
 from .functional_norm import batch_norm, instance_norm, group_norm, rms_norm, normalize  # noqa: F401
 from .functional_act import (leaky_relu, relu6, hardtanh, elu, selu, celu, silu, softplus, mish,  # noqa: F401
                              logsigmoid, hardsigmoid, hardswish, softsign, tanhshrink, threshold, hardshrink,
-                             softshrink, prelu, glu, softmin, dropout1d, dropout2d, dropout3d)
+                             softshrink, prelu, glu, dropout1d, dropout2d, dropout3d)
 from .functional_attention import scaled_dot_product_attention  # noqa: F401
 
 
@@ -33,8 +34,36 @@ def linear(input, weight, bias=None):
     return out + bias.to(out.dtype) if bias is not None else out
 
 
-def relu(input):
-    return input.relu()
+def relu(input, inplace=False):
+    return input.relu_() if inplace else input.relu()
+
+
+def relu_(input):
+    return input.relu_()
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def elu_(input, alpha=1.0):
+    return elu(input, alpha, inplace=True)
+
+
+def selu_(input):
+    return selu(input, inplace=True)
+
+
+def celu_(input, alpha=1.0):
+    return celu(input, alpha, inplace=True)
+
+
+def threshold_(input, threshold_, value):
+    return threshold(input, threshold_, value, inplace=True)
 
 
 def gelu(input, approximate="none"):
@@ -54,12 +83,33 @@ def tanh(input):
     return input.tanh()
 
 
-def softmax(input, dim):
+def implicit_softmax_dim(input, name):
+    """PyTorch's legacy choice when softmax gets no dim (0 for 0-, 1- and 3-D inputs, else 1), with
+    its deprecation warning."""
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
+                  "dim=X as an argument.", stacklevel=3)
+    return 0 if input.ndim in (0, 1, 3) else 1
+
+
+def _softmax_input(input, dim, dtype, name):
+    if dtype is not None:
+        input = input.to(dtype)  # cast before the op, as PyTorch does (e.g. float16 logits in float32)
+    return input, implicit_softmax_dim(input, name) if dim is None else dim
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    input, dim = _softmax_input(input, dim, dtype, "softmax")
     return input.softmax(dim)
 
 
-def log_softmax(input, dim):
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    input, dim = _softmax_input(input, dim, dtype, "log_softmax")
     return input.log_softmax(dim)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    input, dim = _softmax_input(input, dim, dtype, "softmin")
+    return (-input).softmax(dim)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -78,16 +128,18 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return out
 
 
-def dropout(input, p=0.5, training=True):
+def dropout(input, p=0.5, training=True, inplace=False):
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, got {p}")
     if not training or p == 0.0:
         return input
+    x = input.clone() if inplace else input  # the write below must not overwrite what the VJP reads
     if p == 1.0:
-        return input * 0.0
-    from ..functions import rand
-    keep = rand(input.shape, device=input.device) >= p
-    return where(keep, input * (1.0 / (1.0 - p)), 0.0)
+        out = x * 0.0
+    else:
+        keep = rand(input.shape, device=input.device) >= p
+        out = where(keep, x * (1.0 / (1.0 - p)), 0.0)
+    return input.copy_(out) if inplace else out
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
@@ -143,10 +195,8 @@ def _class_layout(input, target, name):
 def _check_range(index, n, ignore_index, name, what):
     """`index`, checked to lie in [0, n) (ignore_index aside) by the check_index primitive: where it is
     used, eagerly and on every run of a compiled program alike."""
-    try:
-        return OPS["check_index"].bind(index, high=int(n), ignore=None if ignore_index is None else int(ignore_index))
-    except OutOfRangeError as e:
-        raise OutOfRangeError(f"{name}: {what} {e}") from None
+    return OPS["check_index"].bind(index, high=int(n), ignore=None if ignore_index is None else int(ignore_index),
+                                   what=f"{name}: {what}")
 
 
 def _check_targets(target, n_classes, ignore_index, name):

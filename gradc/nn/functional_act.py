@@ -142,10 +142,6 @@ def glu(input, dim=-1):
     return a * b.sigmoid()
 
 
-def softmin(input, dim):
-    return (-input).softmax(dim)
-
-
 def _feature_dropout(input, p, training, inplace, nd, name):
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{name}: dropout probability has to be between 0 and 1, got {p}")
