@@ -50,7 +50,9 @@ from .passes.recompute import choose_saved
 from .passes.schedule import schedule
 from .passes.simplify import simplify
 from .passes.split import saved_bytes, split
+from .codegen.templates import use_bytecode_cache
 from .runtime import tuning
+from .runtime.template_cache import TemplateBytecodeCache
 from .runtime.aot import Backward
 from .runtime.program import Program
 from .runtime.stats import Stats
@@ -59,6 +61,9 @@ from .trace import Tracer
 
 STAGES = ("autodiff", "simplify", "recompute", "split", "amp", "fusion", "schedule", "memory", "codegen", "load")
 GRAPH_STAGES = STAGES[:4]   # run once on the whole graph; the others run per program
+
+# Compiled templates are kept in the cache folder: a new process loads them instead of compiling.
+use_bytecode_cache(TemplateBytecodeCache())
 
 
 class Stage(NamedTuple):
@@ -173,7 +178,8 @@ def _program(graph, spec, stats, log, part, backward, start):
         info.update(fusion.stats() if fusion is not None else {"skipped": "fuse=False"})
     groups = fusion.groups if fusion is not None else {}
     with _stage(log, "schedule", part) as info:
-        units = schedule(graph, groups)
+        units = schedule(graph, groups, [graph.outputs[e.out] for e in spec.effects
+                                         if e.kind == "data" and e.out is not None])
         info["units"] = len(units)
     with _stage(log, "memory", part) as info:
         plan = plan_memory(graph, units, {e.out: e.slot for e in spec.effects if e.kind == "data"})

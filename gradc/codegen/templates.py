@@ -80,12 +80,25 @@ def where(text):
     return _UNSAFE.sub("?", str(text))[:200] if text else ""
 
 
-@functools.lru_cache(maxsize=None)
-def environment():
+def new_environment(bytecode_cache=None):
+    """A jinja2 Environment over gradc's templates with its filters (`environment()` is the one
+    every renderer shares)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())), undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+                             bytecode_cache=bytecode_cache)
     env.filters.update(lit=lit, lit_or_dtype=lit_or_dtype, npdtype=npdtype, where=where, ident=ident)
     return env
+
+
+@functools.lru_cache(maxsize=None)
+def environment():
+    return new_environment()
+
+
+def use_bytecode_cache(bytecode_cache):
+    """Keep compiled templates in `bytecode_cache` (a jinja2.BytecodeCache; None: compile them in
+    every process). The pipeline installs gradc's, which lives in the cache folder."""
+    environment().bytecode_cache = bytecode_cache
 
 
 def render(name, **context):
