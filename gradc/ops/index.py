@@ -66,21 +66,23 @@ def index_select(input, dim, index):
 
 
 
-def _check_index_kernel(xp, idx, high, ignore):
-    """idx itself, after checking that every entry (other than `ignore`) is in [0, high)."""
+def _check_index_kernel(xp, idx, high, ignore, what=""):
+    """idx itself, after checking that every entry (other than `ignore`) is in [0, high). `what`
+    names the caller's argument (`cross_entropy: target`); the message starts with it, eagerly and in
+    compiled programs alike."""
     bad = (idx < 0) | (idx >= high)
     if ignore is not None:
         bad &= idx != ignore
     if bool(bad.any()):
         first = int(idx[bad].reshape(-1)[0])
         also = f", or the ignored {ignore}" if ignore is not None else ""
-        raise OutOfRangeError(f"index {first} is out of range for a dimension of size {high} (valid: 0..{high - 1}"
-                              f"{also})")
+        core = f"index {first} is out of range for a dimension of size {high} (valid: 0..{high - 1}{also})"
+        raise OutOfRangeError(f"{what} {core}" if what else core)
     return idx
 
 
 # Class labels and embedding indices are checked where they are used, eagerly and in compiled code
 # alike: one pass over the integer indices, no copy.
-check_index_p = primitive("check_index", "index", 1, lambda shapes, high, ignore: tuple(shapes[0]),
-                          lambda dtypes, high, ignore: dtypes[0],
+check_index_p = primitive("check_index", "index", 1, lambda shapes, high, ignore, what="": tuple(shapes[0]),
+                          lambda dtypes, high, ignore, what="": dtypes[0],
                           _check_index_kernel, diff=False)

@@ -155,6 +155,9 @@ def _check_attrs(bad, nid, op, attrs, ins, out):
                 fail(k, f"a known dtype name ({', '.join(D.ALL)})")
         elif k in ("starts", "stops", "steps"):
             pass   # checked together below
+        elif k == "what":   # message text (rendered as a JSON string literal, which nothing can escape)
+            if not (isinstance(v, str) and len(v) <= 200 and v.isprintable()):
+                fail(k, "a line of message text (at most 200 printable characters)")
         elif not _plain(v):
             fail(k, "a number, bool, None or tuple of them")
     if {"starts", "stops", "steps"} & set(attrs):
