@@ -90,8 +90,25 @@ class _Emitter:
         if st[0] == "fresh":
             return [self.stmt.alloc(name_of(n), d["shape"], d["dtype"])]
         if st[0] == "input":
-            return [self.stmt.alias(name_of(n), name_of(self.graph.inputs[st[1]]))]
+            state = self.graph.inputs[st[1]]
+            if tuple(d["shape"]) != tuple(self.graph.node(state)["shape"]):   # the state's rows
+                return [self.stmt.alias_reshaped(name_of(n), name_of(state), d["shape"])]
+            return [self.stmt.alias(name_of(n), name_of(state))]
         return []
+
+    def returned(self):
+        """The module's return values: each output, or for a state updated in place through a
+        value of another shape, the state itself once what was written is in it (a state whose
+        strides admit no reshaped view was written through a copy)."""
+        graph, plan, out = self.graph, self.plan, []
+        for pos, o in enumerate(graph.outputs):
+            slot = plan.inplace_state.get(pos)
+            state = None if slot is None else graph.inputs[slot]
+            if state is not None and tuple(graph.node(plan.root[o])["shape"]) != tuple(graph.node(state)["shape"]):
+                out.append(self.stmt.written_back(name_of(state), name_of(o)))
+            else:
+                out.append(name_of(o))
+        return out
 
     # ------------------------------------------------------------------ single ops
     def op_unit(self, u):
@@ -224,7 +241,7 @@ class _Emitter:
         return render(self.MODULE, **self.context(), version=__version__, graph_hash=graph.hash()[:16],
                       kernels=sorted(self.kernels), table_consts=table_consts, fill_consts=fill_consts,
                       buffers=buffers, pooled=pooled, arena=self.arena, groups=groups, units=units,
-                      params=[name_of(n) for n in graph.inputs], outputs=[name_of(o) for o in graph.outputs],
+                      params=[name_of(n) for n in graph.inputs], outputs=self.returned(),
                       param_labels=[(name_of(n), graph.node(n)["attrs"].get("name", "")) for n in graph.inputs])
 
     def _dels(self, units):
@@ -238,7 +255,7 @@ class _Emitter:
                     local.add(m)
                 elif st is None and u.kind == "op":
                     local.add(m)
-        keep = set(graph.outputs)
+        keep = set(graph.outputs) | {graph.inputs[slot] for slot in plan.inplace_state.values()}
         dying = {}
         for a, j in plan.last_use.items():
             if a in local and a not in keep:

@@ -5,7 +5,11 @@ extend the life of what they look at). Values that units write with `out=` get s
 outputs are freshly allocated on every call (so a later call never overwrites what a caller
 holds); everything else gets a buffer from a pool, reused by size and dtype once its value is
 dead, and allocated once per program so that calls reuse it. A unit may write its result over an
-operand that dies at that unit (in-place), including a state tensor the program updates."""
+operand that dies at that unit (in-place), including a state tensor the program updates. A state
+whose new value leaves as a reshape of what a unit wrote (the rows pass works on a rank >= 3
+state as rows) is matched by that storage root: the unit writes the rows over the state's memory."""
+from math import prod
+
 from ..ops import OPS
 from .fusion import reads_rows
 from .liveness import by_storage, last_uses
@@ -75,9 +79,11 @@ def stored(graph, unit, n, outputs):
     return graph.node(n)["op"] in OUT_OPS
 
 
-def plan_memory(graph, units, state_slots=None):
+def plan_memory(graph, units, state_slots=None, *, reshaped_state=False):
     """Assign storage to every value a unit writes with out=. `state_slots` maps an output
-    position to the input slot of the state tensor it updates (candidates for in-place)."""
+    position to the input slot of the state tensor it updates (candidates for in-place).
+    `reshaped_state`: a state output that is a reshape of the value a unit writes may be updated in
+    place through that value (the backend aliases the state with the value's shape)."""
     plan = Plan()
     for n in graph.topological():
         d = graph.node(n)
@@ -91,7 +97,10 @@ def plan_memory(graph, units, state_slots=None):
         last[plan.root[o]] = end
     state_for = {}
     for pos, slot in (state_slots or {}).items():
-        state_for.setdefault(graph.outputs[pos], (pos, slot))
+        o = graph.outputs[pos]
+        if reshaped_state and _reshape_of(graph, o, plan.root[o]):
+            o = plan.root[o]
+        state_for.setdefault(o, (pos, slot))
 
     free, owner = {}, {}  # (nbytes, dtype) -> [buffer ids]; buffer id -> value it holds
     for i, u in enumerate(units):
@@ -99,7 +108,7 @@ def plan_memory(graph, units, state_slots=None):
             if not stored(graph, u, n, outputs):
                 continue
             key = (graph.nbytes(n), graph.node(n)["dtype"])
-            if n in state_for and _can_overwrite(graph, u, n, graph.inputs[state_for[n][1]], last, i):
+            if n in state_for and _can_overwrite(graph, u, n, graph.inputs[state_for[n][1]], plan.root, last, i):
                 pos, slot = state_for[n]
                 plan.storage[n] = ("input", slot)
                 plan.inplace_state[pos] = slot
@@ -123,27 +132,46 @@ def plan_memory(graph, units, state_slots=None):
     return plan
 
 
-def _reads_before_write(graph, unit, n, operand):
-    """Writing n over `operand` is safe: in a group body every member reading the operand comes no
-    later than n and reads it block by block; a lone op must be elementwise."""
-    if graph.node(n)["shape"] != graph.node(operand)["shape"]:
-        return False
+def _reshape_of(graph, v, root):
+    """Whether v is `root` or a chain of reshapes of it (the same elements in the same order)."""
+    while v != root:
+        if graph.node(v)["op"] != "reshape":
+            return False
+        v = graph.args(v)[0]
+    return True
+
+
+def _reads_before_write(graph, unit, n, operand, root):
+    """Writing n over `operand` is safe. A lone op must be elementwise over an operand of n's shape.
+    In a group body every member that reads the operand's memory comes no later than n and reads it
+    block by block, as the operand itself (of n's shape) or as a reshape of it made outside the
+    group with n's shape (row r of that view is row r of n: the same elements of the memory)."""
+    shape = tuple(graph.node(n)["shape"])
+    same = tuple(graph.node(operand)["shape"]) == shape
     if unit.kind != "group":
-        return OPS[graph.node(n)["op"]].elementwise
+        return same and OPS[graph.node(n)["op"]].elementwise
+    if prod(shape) != prod(graph.node(operand)["shape"]):
+        return False
     pos = unit.members.index(n)
     for k, m in enumerate(unit.members):
-        if operand in graph.args(m):
-            if k > pos or graph.node(m)["op"] in VIEW_OPS or not reads_rows(graph, m, operand):
+        for a in graph.args(m):
+            if root.get(a, a) != operand:
+                continue
+            if a == operand:
+                aligned = same and graph.node(m)["op"] not in VIEW_OPS
+            else:
+                aligned = tuple(graph.node(a)["shape"]) == shape and _reshape_of(graph, a, operand)
+            if not aligned or k > pos or not reads_rows(graph, m, a):
                 return False
     return True
 
 
-def _can_overwrite(graph, unit, n, operand, last, i):
+def _can_overwrite(graph, unit, n, operand, root, last, i):
     if last.get(operand, -1) > i or operand in graph.outputs:
         return False
     if graph.node(n)["dtype"] != graph.node(operand)["dtype"]:
         return False
-    return _reads_before_write(graph, unit, n, operand)
+    return _reads_before_write(graph, unit, n, operand, root)
 
 
 def _dying_operand(graph, unit, n, plan, owner, last, i, key):
@@ -153,6 +181,6 @@ def _dying_operand(graph, unit, n, plan, owner, last, i, key):
             st = plan.storage.get(a)
             if st is None or st[0] != "pool" or owner.get(st[1]) != a or plan.root[a] != a:
                 continue
-            if (graph.nbytes(a), graph.node(a)["dtype"]) == key and _can_overwrite(graph, unit, n, a, last, i):
+            if (graph.nbytes(a), graph.node(a)["dtype"]) == key and _can_overwrite(graph, unit, n, a, plan.root, last, i):
                 return a
     return None
