@@ -520,6 +520,7 @@ def multinomial(input, num_samples, replacement=False, generator=None):
         idx = where(idx > n_cat - 1, n_cat - 1, idx)
     else:
         u = rand(p.shape, dtype=p.dtype, device=p.device)
-        keys = p.log() - (-(u.clamp(min=1e-30)).log()).log()
+        # a zero probability is never drawn: its key is -inf (log of 1 where p is 0, so no log(0) is taken)
+        keys = where(p > 0, where(p > 0, p, 1.0).log(), float("-inf")) - (-(u.clamp(min=1e-30)).log()).log()
         idx = topk(keys, num_samples, 1).indices
     return idx if input.ndim == 2 else idx.squeeze(0)

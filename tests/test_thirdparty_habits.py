@@ -230,3 +230,31 @@ def test_softmax_dtype_casts_first():
     ours = gradc.nn.functional.log_softmax(gradc.tensor(a), 1, dtype=gradc.float64)
     assert ours.dtype is gradc.float64
     np.testing.assert_allclose(_np(ours), torch.log_softmax(torch.tensor(a).double(), 1).numpy(), rtol=1e-12)
+
+
+def test_multinomial_after_top_k_masking_never_draws_a_zero_probability_and_does_not_warn(recwarn):
+    gradc.manual_seed(0)
+    logits = gradc.tensor([[1.0, 3.0, 2.0, 0.5, 2.5]])
+    v, _ = gradc.topk(logits, 2)
+    logits[logits < v[:, [-1]]] = -float("Inf")  # nanoGPT's generate
+    probs = gradc.nn.functional.softmax(logits, dim=-1)
+    draws = gradc.multinomial(probs.expand(200, 5), num_samples=2).numpy()
+    assert set(np.unique(draws)) == {1, 4}
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_backends_switches_as_scripts_set_them():
+    gradc.backends.cuda.matmul.allow_tf32 = True   # nanoGPT's start-up lines
+    gradc.backends.cudnn.allow_tf32 = True
+    gradc.backends.cudnn.benchmark = True
+    assert gradc.backends.cuda.matmul.allow_tf32 is True and gradc.backends.cudnn.benchmark is True
+    assert gradc.backends.cudnn.is_available() is False and gradc.backends.mps.is_available() is False
+    gradc.backends.cuda.matmul.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    with pytest.raises(gradc.GradcError, match="benchmarks is not a switch gradc has"):
+        gradc.backends.cudnn.benchmarks = True
+    assert gradc.get_float32_matmul_precision() == torch.get_float32_matmul_precision() == "highest"
+    gradc.set_float32_matmul_precision("high")
+    assert gradc.get_float32_matmul_precision() == "high"
+    gradc.set_float32_matmul_precision("highest")
+    with pytest.raises(ValueError, match="must be 'highest', 'high' or 'medium'"):
+        gradc.set_float32_matmul_precision("low")
