@@ -293,3 +293,28 @@ def test_two_column_sums_in_a_row_build_and_match_eager():
     want = f(gradc.tensor(a), gradc.tensor(b))
     for o, w in zip(out, want):
         np.testing.assert_allclose(o, w.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_float64_to_float16_rounds_once_as_numpy():
+    """Through float, these values would round twice: to a float that is a tie between two halves,
+    then to the even one; NumPy (and the kernels, __double2half on the device) round once."""
+    ties = np.array([1 + 2.0 ** -11 + 2.0 ** -40,          # just above a tie: up
+                     -(1 + 3 * 2.0 ** -11 - 2.0 ** -40),    # just below a tie: down, not to the even neighbour
+                     2.0 ** -25 * (1 + 2.0 ** -29),         # a subnormal just above a tie
+                     65519.99999999,                        # below the overflow threshold: 65504, not inf
+                     -0.0, 3.0, np.inf, -np.inf, np.nan, 1e-30, 7e4, 0.1, 2.0 ** -14, 2.0 ** -24],
+                    dtype=np.float64) / 2.0
+    x = np.resize(ties, (4, 64))
+    with np.errstate(over="ignore"):   # 7e4 overflows to inf, as it should
+        through_float = (x * 2.0).astype(np.float32).astype(np.float16)
+        want = (x * 2.0).astype(np.float16)
+    assert not np.array_equal(through_float[0, :4], want[0, :4], equal_nan=True)
+
+    def f(a):
+        return (a * 2.0).half()
+    prog = _lower(f, gradc.tensor(x))
+    assert not prog.stats["host_groups"] and "gradc_round_half_d(" in prog.kernels[0][1]
+    got = _run(prog, [x])[0]
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    np.testing.assert_array_equal(got.view(np.uint16), f(gradc.tensor(x)).numpy().view(np.uint16))

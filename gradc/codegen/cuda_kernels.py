@@ -87,14 +87,14 @@ class _Render:
         return p is not None and self.g.node(p.node)["dtype"] == "float16"
 
     def expr(self, s):
-        if s.op == "cast":
+        if s.op == "cast":   # the operand's C type decides the rounding to float16 (a double: once)
             args = [name for name, _ in s.args]
-            return table_lowering(DEVICE_TABLE, "cast")(s.ctype, *args, **s.attrs)
+            return table_lowering(DEVICE_TABLE, "cast")(s.ctype, *args, src=s.args[0][1], **s.attrs)
         args = [self.st.conv(s.ct, name, vt) for name, vt in s.args]
         e = table_lowering(DEVICE_TABLE, s.op)(s.ct, *args, **s.attrs)
         e = self.st.conv(s.ctype, e, s.ct)
         if s.node is not None and self.g.node(s.node)["dtype"] == "float16":
-            e = f"gradc_round_half({e})"
+            e = self.st.round_half(e)
         return e
 
     def stmt(self, s, tl, once="", row_level=False):
@@ -116,9 +116,8 @@ class _Render:
             return out
         if isinstance(s, Accumulate):
             if row_level:   # a per-row value, counted once: by thread 0 (slot 0 in the host check)
-                return [once + st.accumulate(s.op, s.acc + ("[0]" if tl else ""), s.value, s.vtype)]
-            target = {"row": f"{s.acc}{tl}", "col": f"{s.acc}{tl}[k]", "total": f"{s.acc}{tl}"}[s.kind]
-            return [st.accumulate(s.op, target, s.value, s.vtype)]
+                return [once + st.accumulate(s.op, st.acc_target(s.acc, tl, "once"), s.value, s.vtype)]
+            return [st.accumulate(s.op, st.acc_target(s.acc, tl, s.kind), s.value, s.vtype)]
         raise TypeError(f"unexpected kernel IR statement {s!r}")
 
     def rows_phases(self, tl, once):
@@ -134,7 +133,7 @@ class _Render:
             for rv in ph.post:
                 value = self.st.conv(rv.ctype, f"{rv.acc}_r", "double")
                 if self.g.node(int(rv.name[1:]))["dtype"] == "float16":   # a float16 result, as eager rounds it
-                    value = f"gradc_round_half({value})"
+                    value = self.st.round_half(value)
                 post.append(self.st.let(rv, value))
                 if rv.store is not None:
                     post += self.stmt(rv.store, tl, once)
@@ -210,7 +209,6 @@ def lower(graph, members, rows, kept, storage_key, where="", uid=None):
                    vec_ptrs=[(p, 8 if r.half(p) else 16) for p in vec], K=1, slots=0)
     I = index_type(N, G, B)
     ctx.update(B=B, G=G, NW=B // 32, I=I)
-    restrict = lambda p: "" if p in aliased else " __restrict__"  # noqa: E731
     params, sig = [], []
     direct = {}
     if k.colreduces and G == 1:   # one block: its accumulators are the results, no second pass
@@ -220,12 +218,12 @@ def lower(graph, members, rows, kept, storage_key, where="", uid=None):
     ctx["direct"] = direct
     for p in k.params:
         t = POINTER[graph.node(p.node)["dtype"]]
-        sig.append(f"{'const ' if p.role == 'in' else ''}{t}*{restrict(p.name)} {p.name}")
+        sig.append(r.st.param(t, p.name, p.role == "in", p.name not in aliased))
         params.append((p.role, p.node, p.name))
     partials = []
     for c in k.colreduces if not direct else ():
         part = f"PART{c.acc[1:]}"
-        sig.append(f"double* __restrict__ {part}")
+        sig.append(r.st.part_param(part))
         params.append(("part", None, f"{k.name}_{part}"))
         partials.append((f"{k.name}_{part}", G * c.n, "float64"))
     if k.colreduces and not direct:
@@ -233,11 +231,11 @@ def lower(graph, members, rows, kept, storage_key, where="", uid=None):
         outs, off = [], 0
         for c in k.colreduces:
             dtype = graph.node(r.params[c.out].node)["dtype"]
-            store = "gradc_f2h((float)acc)" if dtype == "float16" else f"({c.ctype})acc"
+            store = r.st.fin_store(dtype == "float16", c.ctype)
             outs.append({"offset": off, "n": c.n, "op": c.op, "part": f"PART{c.acc[1:]}", "out": c.out,
                          "store": store})
             off += c.n
-        sig.append("int* __restrict__ gradc_ticket")
+        sig.append(r.st.ticket_param())
         params.append(("part", None, f"{k.name}_ticket"))
         partials.append((f"{k.name}_ticket", 1, "int32"))
         ctx["fin"] = {"outs": outs, "total": off}
