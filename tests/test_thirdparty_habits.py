@@ -258,3 +258,33 @@ def test_backends_switches_as_scripts_set_them():
     gradc.set_float32_matmul_precision("highest")
     with pytest.raises(ValueError, match="must be 'highest', 'high' or 'medium'"):
         gradc.set_float32_matmul_precision("low")
+
+
+def test_legacy_typed_constructors_match_pytorch():
+    ints = np.arange(4, dtype=np.int32).reshape(2, 2)
+    for name in ("FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "BoolTensor", "HalfTensor"):
+        ours, theirs = getattr(gradc, name), getattr(torch, name)
+        for args in ((ints,), ([1.0, 0.0, 2.5],), ((2.0, 3.0),)):
+            a, b = ours(*args), theirs(*args)
+            assert a.dtype.name == str(b.dtype).replace("torch.", ""), (name, args)
+            np.testing.assert_array_equal(_np(a), b.numpy())
+        assert ours(2, 3).shape == tuple(theirs(2, 3).shape) and ours().shape == (0,)
+        assert isinstance(ours([1]), ours) and not isinstance(gradc.zeros(1, dtype=gradc.float64 if name != "DoubleTensor" else gradc.float32), ours)
+    t = gradc.ones(2)
+    assert gradc.FloatTensor(t) is t
+    with pytest.raises(gradc.DTypeError, match="tensor.to"):
+        gradc.LongTensor(t)
+
+
+def test_finfo_and_iinfo_match_pytorch():
+    for name in ("float16", "float32", "float64"):
+        ours, theirs = gradc.finfo(getattr(gradc, name)), torch.finfo(getattr(torch, name))
+        for field in ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution"):
+            assert getattr(ours, field) == getattr(theirs, field), (name, field)
+    for name in ("int32", "int64"):
+        ours, theirs = gradc.iinfo(getattr(gradc, name)), torch.iinfo(getattr(torch, name))
+        assert (ours.bits, ours.min, ours.max) == (theirs.bits, theirs.min, theirs.max)
+    assert gradc.finfo().eps == torch.finfo().eps
+    assert gradc.get_default_dtype() is gradc.float32
+    with pytest.raises(gradc.DTypeError, match="iinfo"):
+        gradc.finfo(gradc.int64)
