@@ -27,9 +27,11 @@ class _CEmitter(Emitter):
         super().__init__(graph, units, plan, block_bytes)
         self.cst = macros("c/statements.j2")
         self.c_kernels, self.kernel_ir, self.declined = [], [], []
+        self.runs = []   # consecutive C kernels called as one: [(entry, [(kernel, [slot, ...])], slots)]
 
     def context(self):
         return {"ckernels": [(k.name, len(k.params)) for k in self.kernel_ir],
+                "cruns": [(name, n) for name, _, n in self.runs],
                 "celements": sum(k.rows * k.width for k in self.kernel_ir),
                 "cparallel": any(_parallel(k) for k in self.kernel_ir), "blas_flops": self.matmul_flops()}
 
@@ -57,8 +59,68 @@ class _CEmitter(Emitter):
             prologue += self.storage_prologue(m)
         args = [(p.role, name_of(p.node)) for p in kernel.params]
         unit = {"kind": "ckernel", "id": u.id, "name": kernel.name, "ops": kernel.ops, "args": args,
-                "prologue": prologue, "where": safe_where(graph.node(u.members[0])["where"])}
+                "prologue": prologue, "where": safe_where(graph.node(u.members[0])["where"]),
+                "nodes": [(p.role, p.node) for p in kernel.params]}
         return None, unit
+
+    def _source(self, n):
+        """Where a kernel argument's address comes from: "pool" or "const" (a planned buffer or a
+        constant, allocated once when the program is made: its address is taken then), "input" (an
+        input's array or an alias of it: taken again whenever the array is another object than on the
+        call before), or "call" (made during the call: taken on every call)."""
+        st = self.plan.storage.get(n)
+        if st is not None and st[0] == "pool":
+            return "pool"
+        if self.graph.node(n)["op"] == "const":
+            return "const"
+        if n in self.graph.inputs or st is not None and st[0] == "input":
+            return "input"
+        return "call"
+
+    def _memory(self, n):
+        st = self.plan.storage.get(n)
+        return st if st is not None and st[0] in ("pool", "input") else ("node", self.plan.root.get(n, n))
+
+    def _dels(self, units):
+        """The NumPy module's dels, then each run of consecutive C kernels becomes one unit: one
+        call of an entry function in the shared object that calls the kernels in order, its
+        argument addresses in an array made once (see templates/c/host.py.j2)."""
+        super()._dels(units)
+        i = 0
+        while i < len(units):
+            if units[i]["kind"] != "ckernel":
+                i += 1
+                continue
+            j = i + 1
+            while j < len(units) and units[j]["kind"] == "ckernel" and self._joins(units[i:j], units[j]):
+                j += 1
+            units[i:j] = [self._run(units[i:j])]
+            i += 1
+
+    def _joins(self, run, unit):
+        """Whether a kernel may join a run: every address is taken before the run's one call, so a
+        kernel must not read, through another value, memory an earlier kernel of the run writes."""
+        written = {(n, self._memory(n)) for u in run for role, n in u["nodes"] if role == "out"}
+        wmem = {m for _, m in written}
+        return not any(role == "in" and self._memory(n) in wmem and (n, self._memory(n)) not in written
+                       for role, n in unit["nodes"])
+
+    def _run(self, kernels):
+        slots, calls = {}, []
+        for u in kernels:
+            idx = []
+            for (role, n), (_, name) in zip(u["nodes"], u["args"]):
+                if n not in slots:
+                    slots[n] = {"k": len(slots), "name": name, "role": role, "source": self._source(n)}
+                elif role == "out":
+                    slots[n]["role"] = "out"
+                idx.append(slots[n]["k"])
+            calls.append((u["name"], idx))
+        entry = f"r{len(self.runs)}"
+        self.runs.append((entry, calls, len(slots)))
+        return {"kind": "crun", "entry": entry, "kernels": kernels, "slots": list(slots.values()),
+                "prologue": [s for u in kernels for s in u["prologue"]],
+                "dels": sorted({d for u in kernels for d in u["dels"]}, key=lambda s: int(s[1:]))}
 
     def _aliased(self, kernel):
         """Whether two parameters of the kernel may share memory (then no `restrict`)."""
@@ -147,5 +209,6 @@ def generate(graph, units, plan, block_bytes):
     """(host module source, C source, block scratch bytes, kernel IR list, declined groups)."""
     e = _CEmitter(graph, units, plan, block_bytes)
     host = e.module()
-    c_src = render("c/program.c.j2", version=__version__, graph_hash=graph.hash()[:16], kernels=e.c_kernels)
+    c_src = render("c/program.c.j2", version=__version__, graph_hash=graph.hash()[:16], kernels=e.c_kernels,
+                   runs=e.runs)
     return host, c_src, e.scratch_bytes(), e.kernel_ir, e.declined
