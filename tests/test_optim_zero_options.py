@@ -98,3 +98,36 @@ def test_lr_as_exactly_zero_from_the_first_trace_serves_nonzero_values():
     np.testing.assert_allclose(model.weight.detach().numpy(), w0 - 0.5 * grad, rtol=1e-6)
     assert fn.trace_count == traces
     assert math.isclose(opt.param_groups[0]["lr"], 0.5)
+
+
+class _SkipAtZeroLR(optim.SGD):
+    """An update that branches on lr being zero (read from group.raw): that zeroness is then
+    guarded for it, though plain SGD leaves lr unguarded."""
+
+    def _update(self, p, grad, state, group):
+        if getattr(group, "raw", group)["lr"] == 0:
+            p.mul_(0.5)   # a visible, different update
+            return
+        super()._update(p, grad, state, group)
+
+
+def test_an_update_that_branches_on_lr_gets_its_zeroness_guarded():
+    gradc.manual_seed(0)
+    model = nn.Linear(4, 3)
+    opt = _SkipAtZeroLR(model.parameters(), lr=0.1)
+    x = gradc.randn(5, 4)
+
+    def step(x):
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+    fn = gradc.compile(step)
+    fn(x)
+    fn(x)
+    traces = fn.trace_count
+    opt.param_groups[0]["lr"] = 0.0
+    w = model.weight.detach().numpy().copy()
+    fn(x)
+    np.testing.assert_allclose(model.weight.detach().numpy(), w * 0.5)
+    assert fn.trace_count == traces + 1
+    assert fn.recompile_reasons[-1] == "_SkipAtZeroLR param group 0 lr: nonzero -> 0"

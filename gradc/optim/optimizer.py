@@ -281,6 +281,17 @@ class _Raw(dict):
     def get(self, key, default=None):
         return self[key] if key in self else default
 
+    def _all_read(self):   # a walk over the options may branch on any of them
+        self.branched.update(k for k in self.hyper if k in self)
+
+    def items(self):
+        self._all_read()
+        return super().items()
+
+    def values(self):
+        self._all_read()
+        return super().values()
+
 
 def _number_or_numbers(v):
     return (isinstance(v, (int, float)) and not isinstance(v, bool)) or \
