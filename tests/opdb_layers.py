@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 
 import gradc.nn.functional as F
-from gradc.ops.movement import col2im, im2col
+from gradc.ops.movement import col2im, im2col, window_matmul
 from opdb import S, _tF, distinct, op, randn
 
 
@@ -69,6 +69,26 @@ def _col2im_samples(rng):
 
 op("im2col", lambda x, **k: im2col(x, **k), _im2col_samples, ref=_im2col_ref)
 op("col2im", lambda x, **k: col2im(x, k.pop("axis"), k.pop("size"), **k), _col2im_samples, ref=_col2im_ref)
+
+
+def _window_matmul_ref(c, w):
+    """Every output element as its own sum over the window and channels."""
+    r = w.ndim - 1
+    lead = c.shape[:c.ndim - r]
+    out = np.empty(lead + (w.shape[0],))
+    for i in itertools.product(*map(range, lead)):
+        for o in range(w.shape[0]):
+            out[i + (o,)] = (c[i] * w[o]).sum()
+    return out
+
+
+def _window_matmul_samples(rng):
+    return [S(randn(rng, (2, 3, 2, 3, 2, 4)), randn(rng, (5, 3, 2, 4))),   # conv2d columns (N, oh, ow, kh, kw, C)
+            S(randn(rng, (3, 4, 2, 3)), randn(rng, (2, 2, 3))),            # conv1d
+            S(randn(rng, (4, 3)), randn(rng, (2, 3)))]                     # a 1x1 window: a plain product
+
+
+op("window_matmul", window_matmul, _window_matmul_samples, ref=_window_matmul_ref)
 
 
 def _tf(name):

@@ -2,8 +2,9 @@
 
 The input is viewed channels-last, (N, *spatial, C), and the im2col primitive copies every window
 into (N, *out, *kernel, C) columns in one pass (one strided view of the padded input): the reshape
-to the GEMM operand is free, and the weight is permuted to match (a small copy). Its transpose,
-col2im, adds the columns' gradient back with one strided add per kernel offset into one buffer.
+to the GEMM operand is free, and the weight is permuted to match (a small copy). The product is
+window_matmul, whose gradient with respect to the columns comes window-offset-major, so its
+transpose, col2im, adds each offset's contiguous block back with one strided add into one buffer.
 The result is an (N, C_out, *out) view of channels-last memory; the next convolution's
 channels-last view of it is contiguous again. A transposed convolution is the same two steps the
 other way round: a GEMM of the input with the weight, then col2im of those columns."""
@@ -11,7 +12,7 @@ import math
 
 from ..errors import ShapeError
 from ..tensor import Tensor
-from ..ops.movement import col2im, im2col
+from ..ops.movement import col2im, im2col, window_matmul
 from .functional_pad import channels_last, ntuple, out_size
 
 
@@ -76,7 +77,7 @@ def _convnd(name, x, weight, bias, stride, pads, dilation, groups):
     k, m = math.prod(kernel), n * math.prod(outs)
     wl = weight.permute(to_last)  # (O, *kernel, C/groups): the columns' (kernel, C) order
     if groups == 1:
-        out = cols.reshape(m, k * c) @ wl.reshape(o, k * c).t()
+        out = window_matmul(cols, wl).reshape(m, o)
     elif cg == 1 and o == groups:
         # depthwise: a per-channel dot product over the window, elementwise work that fuses
         out = (cols.reshape(m, k, c) * wl.reshape(o, k).t()).sum(1)

@@ -80,29 +80,42 @@ def _indices(idx, positions):
 SCAN_WINDOW = 16   # windows up to this many elements find their maximum by a scan over the offsets
 
 
-def _first_max(cols, axis):
-    """The first maximum along `axis` (PyTorch's choice among ties; NaN wins) and its position.
-    The value is a masked sum, so its gradient goes to that one element (amax would split it among
-    ties) with elementwise work only: no scatter. Small windows scan their offsets with elementwise
-    compares (fused when compiled; an argmax over a short, strided axis is ~4x slower)."""
+def _first_hot(parts):
+    """One mask per tensor of `parts` (two or more, equally shaped): where it holds the first
+    maximum among them (PyTorch's choice among ties; a NaN wins, the first NaN stays). Float and
+    bool work only, which fuses into one kernel when compiled (an int64 position does not)."""
+    best = parts[0]
+    for c in parts[1:]:
+        best = where((c > best) | ((c != c) & (best == best)), c, best)
+    hot, found = [], None
+    for c in parts:
+        h = (c == best) | (c != c)            # c is NaN only where best is
+        h = h if found is None else h & ~found
+        found = h if found is None else found | h
+        hot.append(h)
+    return hot
+
+
+def _first_max(cols, axis, want_index=True):
+    """The first maximum along `axis` (PyTorch's choice among ties; NaN wins) and its position
+    (None unless want_index). The value is a masked sum, so its gradient goes to that one element
+    (amax would split it among ties) with elementwise work only: no scatter. Small windows scan
+    their offsets with elementwise compares (fused when compiled; an argmax over a short, strided
+    axis is ~4x slower)."""
     k = cols.shape[axis]
     if k > SCAN_WINDOW:
         idx = cols.argmax(axis)
         pos = arange(k, device=cols.device).reshape((k,) + (1,) * (cols.ndim - axis - 1))
         return where(idx.unsqueeze(axis) == pos, cols, 0).sum(axis), idx
-    with no_grad():
-        tail = (slice(None),) * axis
-        best, idx = cols[tail + (0,)], None
-        for j in range(1, k):
-            c = cols[tail + (j,)]
-            # a NaN wins over every number, and the first NaN stays
-            gt = (c > best) | ((c != c) & (best == best))
-            best = where(gt, c, best)
-            idx = where(gt, j, 0) if idx is None else where(gt, j, idx)
-        idx = idx if idx is not None else zeros(best.shape, dtype=int64, device=cols.device)
-        hot = stack([idx == j for j in range(k)], axis) if k > 1 else None
-    if hot is None:
+    tail = (slice(None),) * axis
+    if k == 1:
+        idx = zeros(cols.shape[:axis] + cols.shape[axis + 1:], dtype=int64, device=cols.device) if want_index else None
         return cols[tail + (0,)], idx
+    with no_grad():
+        hot = _first_hot([cols[tail + (j,)] for j in range(k)])
+        idx = sum((where(h, j, 0) for j, h in enumerate(hot[1:], 1)), zeros(hot[0].shape, dtype=int64,
+                                                                         device=cols.device)) if want_index else None
+        hot = stack(hot, axis)
     return where(hot, cols, 0).sum(axis), idx
 
 
@@ -111,8 +124,8 @@ def _max_pool(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode
     k, s, p, d = _args(name, nd, kernel_size, stride, padding, dilation)
     x = input.unsqueeze(0) if unbatched else input
     cols, outs = _windows(name, x, nd, k, s, p, d, ceil_mode, float("-inf"))
-    val, idx = _first_max(cols, nd + 1)                                       # (N, *out, C)
     back = channels_last(nd)[1]
+    val, idx = _first_max(cols, nd + 1, return_indices)                      # (N, *out, C)
     out = (val.permute(back), _indices(idx.permute(back), _window_positions(x.shape[2:], k, s, p, d, outs))) \
         if return_indices else (val.permute(back),)
     out = tuple(o.squeeze(0) for o in out) if unbatched else out
