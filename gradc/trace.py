@@ -281,8 +281,9 @@ class Tracer(dispatch.Mode):
         the function stored somewhere (e.g. optimizer moments created on the first step)."""
         keep_ids = {id(k) for k in keep} | set(self.lifted) | {id(t) for t in self.numbers}
 
-        def alive():
-            return [t for t in list(self.created) if t._sym is not None and t._sym[0] is self and id(t) not in keep_ids]
+        def alive():   # in node order: a WeakSet iterates in the order of its items' addresses
+            found = [t for t in list(self.created) if t._sym is not None and t._sym[0] is self and id(t) not in keep_ids]
+            return sorted(found, key=lambda t: t._sym[1])
         gc.collect(1)   # the young generations hold what the trace made; a full collection only to confirm
         if not alive():
             return []

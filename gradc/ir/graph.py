@@ -69,6 +69,12 @@ class Graph:
         if len(pred) == 1:   # one operand node (possibly used at several positions)
             (u, keys), = pred.items()
             return [u] * len(keys)
+        if len(pred) == 2:   # two operand nodes, each at one position: the binary ops
+            (u, ku), (v, kv) = pred.items()
+            if len(ku) == 1 and len(kv) == 1:
+                iu, iv = next(iter(ku.values()))["index"], next(iter(kv.values()))["index"]
+                if iu != iv:
+                    return [u, v] if iu < iv else [v, u]
         at = {}
         for u, keys in pred.items():
             for d in keys.values():
@@ -164,9 +170,9 @@ class Graph:
     # ------------------------------------------------------------------ checking
     def verify(self):
         """Check every node against the op table and the graph's own invariants."""
-        if not nx.is_directed_acyclic_graph(self.g):
-            raise GradcError(f"IR is not acyclic: cycle through nodes {nx.find_cycle(self.g)}")
-        for nid, d in self.g.nodes(data=True):
+        self.topological()   # raises on a cycle, naming it
+        pred = self.g._pred
+        for nid, d in self.g._node.items():
             op, args = d["op"], self.args(nid)
             if d["dtype"] not in D.ALL:
                 raise GradcError(f"IR node %{nid}: unknown dtype {d['dtype']!r}")
@@ -181,7 +187,7 @@ class Graph:
             prim = OPS.get(op)
             if prim is None:
                 raise GradcError(f"IR node %{nid}: unknown op {op!r}")
-            indices = sorted(i for _, _, i in self.g.in_edges(nid, data="index"))
+            indices = sorted(e.get("index") for keys in pred[nid].values() for e in keys.values())
             if indices != list(range(len(indices))):
                 raise GradcError(f"IR node %{nid} ({op}): operand positions {indices} are not 0..n-1")
             shapes = [self.node(a)["shape"] for a in args]

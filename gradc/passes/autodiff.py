@@ -5,25 +5,34 @@ applies each primitive's VJP rule from the op table (the rules eager autograd us
 under the tracer, so their tensor ops become new graph nodes; fan-out gradients are summed and
 broadcast dimensions reduced exactly as in eager mode. Only edges recorded with grad=True carry
 gradient (no_grad regions and detach() stop it), and gradients nobody needs are never built."""
-import networkx as nx
-
 from .. import dtypes as D
 from ..autograd import backprop
 from ..ops import OPS, Ctx
 
 
 def _grad_region(graph, root, wrt):
-    """Nodes on a gradient path from any of `wrt` to `root`."""
-    g = graph.g
-    grad_edges = g.edge_subgraph([(u, v, k) for u, v, k, d in g.edges(keys=True, data=True) if d["grad"]])
-    if root not in grad_edges:
+    """Nodes on a gradient path from any of `wrt` to `root` (over the edges recorded with grad=True;
+    a node none of whose edges carries gradient is on no such path, not even as an end)."""
+    pred, succ = graph.g._pred, graph.g._succ
+
+    def grad_nbrs(adj, n):
+        return [m for m, keys in adj[n].items() if any(d["grad"] for d in keys.values())]
+
+    def reach(starts, adj):
+        seen, todo = set(starts), list(starts)
+        while todo:
+            for m in grad_nbrs(adj, todo.pop()):
+                if m not in seen:
+                    seen.add(m)
+                    todo.append(m)
+        return seen
+
+    def on_grad_edge(n):
+        return bool(grad_nbrs(pred, n) or grad_nbrs(succ, n))
+
+    if not on_grad_edge(root):
         return set()
-    up = nx.ancestors(grad_edges, root) | {root}
-    down = set()
-    for w in wrt:
-        if w in grad_edges:
-            down |= nx.descendants(grad_edges, w) | {w}
-    return up & down
+    return reach([root], pred) & reach([w for w in wrt if on_grad_edge(w)], succ)
 
 
 def differentiate(tracer, roots, wrt):
@@ -38,12 +47,13 @@ def differentiate(tracer, roots, wrt):
     for root, seed in roots:
         cot[root] = tracer.sym(seed) if root not in cot else cot[root] + tracer.sym(seed)
     order = [n for n in reversed(graph.topological()) if n in region and n not in wrt_set]
+    pred = graph.g._pred
 
     def expand(n):
         d = graph.node(n)
-        edges = sorted(graph.g.in_edges(n, data=True), key=lambda e: e[2]["index"])
-        args = [u for u, _, _ in edges]
-        needs = tuple(e[2]["grad"] and e[0] in region for e in edges)
+        edges = sorted(((u, e) for u, keys in pred[n].items() for e in keys.values()), key=lambda ue: ue[1]["index"])
+        args = [u for u, _ in edges]
+        needs = tuple(e["grad"] and u in region for u, e in edges)
         if not any(needs):
             return None
         ctx = Ctx([tracer.sym(a) for a in args], tracer.sym(n), tuple(graph.node(a)["shape"] for a in args),

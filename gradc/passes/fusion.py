@@ -60,8 +60,12 @@ def reads_rows(graph, user, arg):
     whole for every row (broadcast across rows), even when its leading extent equals the rows.
     Blocking the rows is legal only where this holds for every edge inside the group."""
     role = row_role(graph, user)
+    return role is not None and _reads_rows(graph, user, arg, role, rows_of(graph, user))
+
+
+def _reads_rows(graph, user, arg, role, rows):
     s = graph.node(arg)["shape"]
-    if role is None or len(s) < 1 or s[0] != rows_of(graph, user):
+    if len(s) < 1 or s[0] != rows:
         return False
     d = graph.node(user)
     if role == ROW_REDUCE or d["op"] in ("sum", "max", "reshape"):
@@ -70,34 +74,71 @@ def reads_rows(graph, user, arg):
 
 
 class Grouping:
-    """Union of nodes into groups, with the cycle check done on the node graph."""
+    """Union of nodes into groups, with the cycle check done on the node graph.
 
-    def __init__(self, graph):
+    `position` (optional) is {node: index} of the topological order in which nodes are added with
+    `new`: then the cycle check stops at nodes after the newest one (no group holds them, and nothing they reach
+    comes before them), which gives the same answer as searching everything downstream. The
+    graph must not change while a Grouping is in use (roles and operands are remembered)."""
+
+    def __init__(self, graph, position=None):
         self.graph = graph
         self.group = {}       # node -> group id
         self.members = {}     # group id -> set of nodes
         self.boundaries = []  # (producer, consumer, reason)
+        self.position = position
+        self.horizon = -1     # position of the newest grouped node (with `position`)
+        self._roles, self._args = {}, {}
 
     def new(self, nid):
         self.group[nid] = nid
         self.members[nid] = {nid}
+        if self.position is not None:
+            self.horizon = max(self.horizon, self.position[nid])
+
+    def role(self, nid):
+        """row_role of nid, computed once."""
+        r = self._roles.get(nid, self)
+        if r is self:
+            r = self._roles[nid] = row_role(self.graph, nid)
+        return r
+
+    def args(self, nid):
+        a = self._args.get(nid)
+        if a is None:
+            a = self._args[nid] = self.graph.args(nid)
+        return a
+
+    def rows(self, nid):
+        if self.role(nid) == ROW_REDUCE:
+            return self.graph.node(self.args(nid)[0])["shape"][0]
+        return self.graph.node(nid)["shape"][0]
+
+    def reads(self, user, arg):
+        """reads_rows(graph, user, arg), with the user's role and rows remembered."""
+        role = self.role(user)
+        return role is not None and _reads_rows(self.graph, user, arg, role, self.rows(user))
 
     def _creates_cycle(self, a, b):
         """Would merging groups a and b put a path a -> outside -> b (or back) into one group? The
         path runs over the quotient graph: a node of another group stands for all of that group
         (groups run as units), so a path that enters a group anywhere leaves it from any member."""
-        g, inside = self.graph.g, self.members[a] | self.members[b]
+        succ, inside = self.graph.g._succ, self.members[a] | self.members[b]
+        position, horizon = self.position, self.horizon
         for src, dst in ((a, b), (b, a)):
-            frontier = [v for n in self.members[src] for v in g.successors(n) if v not in inside]
+            target = self.members[dst]
+            frontier = [v for n in self.members[src] for v in succ[n] if v not in inside]
+            if position is not None:   # beyond the newest grouped node nothing leads back
+                frontier = [v for v in frontier if position[v] <= horizon]
             seen = set(frontier)
             while frontier:
                 n = frontier.pop()
                 gid = self.group.get(n)
                 for m in (self.members[gid] if gid is not None and gid not in (a, b) else (n,)):
-                    for v in g.successors(m):
-                        if v in self.members[dst]:
+                    for v in succ[m]:
+                        if v in target:
                             return True
-                        if v not in seen and v not in inside:
+                        if v not in seen and v not in inside and (position is None or position[v] <= horizon):
                             seen.add(v)
                             frontier.append(v)
         return False
@@ -105,31 +146,29 @@ class Grouping:
     def _reduce_feeds_inside(self, a, b):
         """Would the merged group hold a reduction over the rows and one of its users? (The user
         would read the partial result of the current block.)"""
-        g, inside = self.graph.g, self.members[a] | self.members[b]
-        return any(row_role(self.graph, n) == ROW_REDUCE and any(v in inside for v in g.successors(n))
-                   for n in inside)
+        succ, inside = self.graph.g._succ, self.members[a] | self.members[b]
+        return any(self.role(n) == ROW_REDUCE and any(v in inside for v in succ[n]) for n in inside)
 
     def _broadcast_inside(self, a, b):
         """Would the merged group hold an edge whose user reads its operand whole? (The operand
         exists only one block at a time inside the loop.) Edges inside a or b were checked already."""
-        graph = self.graph
         for src, dst in ((a, b), (b, a)):
+            inside = self.members[src]
             for m in self.members[dst]:
-                if any(p in self.members[src] and not reads_rows(graph, m, p) for p in graph.args(m)):
+                if any(p in inside and not self.reads(m, p) for p in self.args(m)):
                     return True
         return False
 
     def try_merge(self, producer, consumer):
-        graph = self.graph
         a, b = self.group[producer], self.group[consumer]
         if a == b:
             return True
         reason = None
-        if row_role(graph, producer) == ROW_REDUCE:
+        if self.role(producer) == ROW_REDUCE:
             reason = "a reduction over the rows finishes only after the whole loop"
-        elif rows_of(graph, producer) != rows_of(graph, consumer):
-            reason = f"different row counts ({rows_of(graph, producer)} vs {rows_of(graph, consumer)})"
-        elif not reads_rows(graph, consumer, producer):
+        elif self.rows(producer) != self.rows(consumer):
+            reason = f"different row counts ({self.rows(producer)} vs {self.rows(consumer)})"
+        elif not self.reads(consumer, producer):
             reason = "the value is broadcast across rows (its leading axis is not the loop's)"
         elif self._broadcast_inside(a, b):
             reason = "a member would read another member of the group whole (broadcast across rows)"
@@ -166,21 +205,23 @@ def fuse(graph):
     table and the boundaries with their reasons). Leading dims are flattened into rows first
     (gradc.passes.rows), so reductions over the last axis of (B, T, D) values run along rows."""
     flatten_rows(graph)
-    grouping = Grouping(graph)
-    for nid in graph.topological():
-        if row_role(graph, nid) is None:
+    order = graph.topological()
+    position = {n: i for i, n in enumerate(order)}
+    grouping = Grouping(graph, position)
+    for nid in order:
+        if grouping.role(nid) is None:
             continue
         grouping.new(nid)
-        for a in graph.args(nid):
+        for a in grouping.args(nid):
             if a in grouping.group:
                 grouping.try_merge(a, nid)
             elif graph.node(a)["op"] not in ("input", "const"):
                 grouping.boundaries.append((a, nid, f"{graph.node(a)['op']} is not fused (runs as its own kernel)"))
     for n in graph.g.nodes:
         graph.node(n).pop("group", None)
-    order = graph.topological()
+    # the graph is unchanged since `order` was taken: the first member in it is the smallest position
     for gid, members in grouping.members.items():
-        first = next(n for n in order if n in members)
+        first = min(members, key=position.__getitem__)
         for n in members:
             graph.node(n)["group"] = first
     _merge_recomputed(graph)

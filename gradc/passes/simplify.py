@@ -24,10 +24,11 @@ def _key(graph, nid):
     return (d["op"], tuple(graph.args(nid)), repr(sorted(d["attrs"].items())), d["dtype"])
 
 
-def eliminate_common_subexpressions(graph):
-    """Merge nodes that compute the same op on the same operands (e.g. each weight cast once)."""
+def eliminate_common_subexpressions(graph, order=None):
+    """Merge nodes that compute the same op on the same operands (e.g. each weight cast once).
+    `order`: graph.topological() when the caller has it (the passes here take it too)."""
     seen, merged = {}, 0
-    for nid in graph.topological():
+    for nid in graph.topological() if order is None else order:
         key = _key(graph, nid)
         if key is None:
             continue
@@ -39,10 +40,10 @@ def eliminate_common_subexpressions(graph):
     return merged
 
 
-def fold_constants(graph):
+def fold_constants(graph, order=None):
     """Evaluate ops whose operands are all constants, when the result stays small or uniform."""
     folded = 0
-    for nid in graph.topological():
+    for nid in graph.topological() if order is None else order:
         d = graph.node(nid)
         if d["op"] in ("input", "const"):
             continue
@@ -83,12 +84,12 @@ def _swaps_last_two(perm):
     return n >= 2 and tuple(perm) == tuple(range(n - 2)) + (n - 1, n - 2)
 
 
-def apply_identities(graph):
+def apply_identities(graph, order=None):
     """x*1, x+0, x-0, x/1 -> x; double permute, reshape of reshape, no-op reshape/cast/permute;
     expand of a uniform constant -> a bigger uniform constant; neg(neg(x)) -> x; (A @ B).T ->
     B.T @ A.T for 2-D matmuls."""
     changed = 0
-    for nid in graph.topological():
+    for nid in graph.topological() if order is None else order:
         if nid not in graph:
             continue
         d = graph.node(nid)
@@ -139,9 +140,19 @@ def apply_identities(graph):
 def simplify(graph, max_rounds=20):
     """Run the simplify passes until nothing changes; returns how often each pass fired."""
     counts = {"identities": 0, "fold": 0, "cse": 0, "dce": 0}
+    order = None   # the topological order, until a pass changes the graph (one that fires nothing changes nothing)
     for _ in range(max_rounds):
-        step = {"identities": apply_identities(graph), "fold": fold_constants(graph),
-                "cse": eliminate_common_subexpressions(graph), "dce": eliminate_dead_code(graph)}
+        step = {}
+        for name, run in (("identities", apply_identities), ("fold", fold_constants),
+                          ("cse", eliminate_common_subexpressions)):
+            if order is None:
+                order = graph.topological()
+            step[name] = run(graph, order)
+            if step[name]:
+                order = None
+        step["dce"] = eliminate_dead_code(graph)
+        if step["dce"]:
+            order = None
         for k, v in step.items():
             counts[k] += v
         if not any(step.values()):
