@@ -1,15 +1,18 @@
 """Tensor methods that third-party PyTorch scripts reach for, as composites of the ops below
 them: narrowing a dimension, and the other everyday spellings real training scripts use."""
+import math
+import warnings
+
 import numpy as np
 
 from . import dispatch
 from . import dtypes as D
 from .composite import assign, clone
-from .creation import empty, tensor
+from .creation import arange, empty, tensor
 from .errors import DTypeError, ShapeError
 from .grad_mode import is_grad_enabled
 from .indexing import getitem
-from .ops.frontend import export
+from .ops.frontend import export, where
 from .shapes import normalize_axis
 from .tensor import Tensor
 
@@ -164,3 +167,177 @@ class iinfo:
 export("finfo", method=False)(finfo)
 export("iinfo", method=False)(iinfo)
 export("get_default_dtype", method=False)(lambda: D.default_float)
+
+
+# ---------------------------------------------------------------------- more of the everyday surface
+export("int", function=False)(lambda self: self.to(D.int32))
+export("element_size", function=False)(lambda self: self.dtype.itemsize)
+export("ndimension", function=False)(lambda self: self.ndim)
+export("nelement", function=False)(lambda self: self.numel())
+
+
+@export("select")
+def select(input, dim, index):
+    """input[..., index, ...] at dim (the dim is removed)."""
+    d = normalize_axis("select", dim, input.ndim)
+    size = input.shape[d]
+    index = _index(index, "select", "index")
+    if not -size <= index < size:
+        raise ShapeError(f"select: index {index} is out of range for dim {d} of size {size} (shape {input.shape})")
+    return getitem(input, (slice(None),) * d + (index,))
+
+
+@export("unbind")
+def unbind(input, dim=0):
+    d = normalize_axis("unbind", dim, input.ndim)
+    return tuple(select(input, d, i) for i in range(input.shape[d]))
+
+
+@export("addmm")
+def addmm(input, mat1, mat2, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2) (GPT-2's Conv1D layer)."""
+    return _scaled_sum(input, mat1.mm(mat2), beta, alpha)
+
+
+@export("baddbmm")
+def baddbmm(input, batch1, batch2, beta=1, alpha=1):
+    return _scaled_sum(input, batch1.bmm(batch2), beta, alpha)
+
+
+@export("addmv")
+def addmv(input, mat, vec, beta=1, alpha=1):
+    return _scaled_sum(input, mat.matmul(vec), beta, alpha)
+
+
+def _scaled_sum(input, product, beta, alpha):
+    product = product if alpha == 1 else product * alpha
+    if beta == 0:  # PyTorch ignores input then (nan and inf in it do not propagate)
+        return product
+    return (input if beta == 1 else input * beta) + product
+
+
+@export("repeat_interleave")
+def repeat_interleave(input, repeats, dim=None, output_size=None):
+    """Each element (or slice along dim) repeated `repeats` times in place (an int; per-element
+    counts make the shape depend on data and are refused)."""
+    if isinstance(repeats, Tensor):
+        if repeats.numel() != 1:
+            raise ShapeError("repeat_interleave: per-element repeat counts (a tensor of them) are not supported: "
+                             "the result's shape would depend on their values; pass one int")
+        repeats = _index(repeats, "repeat_interleave", "repeats")
+    if repeats < 0:
+        raise ShapeError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
+    x = input.reshape(-1) if dim is None else input
+    d = 0 if dim is None else normalize_axis("repeat_interleave", dim, x.ndim)
+    shape = list(x.shape)
+    expanded = x.unsqueeze(d + 1).expand(shape[:d + 1] + [repeats] + shape[d + 1:])
+    return expanded.reshape(shape[:d] + [shape[d] * repeats] + shape[d + 1:])
+
+
+@export("tile")
+def tile(input, *dims):
+    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    x = input.reshape((1,) * (len(dims) - input.ndim) + tuple(input.shape)) if len(dims) > input.ndim else input
+    return x.repeat(*((1,) * (x.ndim - len(dims)) + dims))
+
+
+@export("diag")
+def diag(input, diagonal=0):
+    """A 1-D input becomes the k-th diagonal of a square matrix; a 2-D input gives its k-th diagonal."""
+    if input.ndim == 1:
+        n = input.shape[0] + abs(diagonal)
+        rows, cols = arange(n).reshape(n, 1), arange(n).reshape(1, n)
+        # entry (i, i + k) is input[i] (or input[j] for (j - k, j) below the diagonal)
+        pos = (rows if diagonal >= 0 else cols).expand(n, n).clamp(max=input.shape[0] - 1)
+        vals = getitem(input, pos)
+        return where(cols - rows == diagonal, vals, 0)
+    if input.ndim != 2:
+        raise ShapeError(f"diag: expected a 1-D or 2-D input, got shape {input.shape}")
+    n, m = input.shape
+    start_r, start_c = max(-diagonal, 0), max(diagonal, 0)
+    length = max(min(n - start_r, m - start_c), 0)
+    idx = arange(length)
+    return getitem(input, (idx + start_r, idx + start_c))
+
+
+@export("count_nonzero")
+def count_nonzero(input, dim=None):
+    return (input != 0).sum(dim) if dim is not None else (input != 0).sum()
+
+
+@export("meshgrid", method=False)
+def meshgrid(*tensors, indexing=None):
+    """Coordinate grids from 1-D tensors; indexing 'ij' (PyTorch's default, with its warning when
+    not given) or 'xy' (the first two dims swapped)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the indexing argument.",
+                      stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    if any(t.ndim > 1 for t in tensors):
+        raise ShapeError(f"meshgrid: expected 0-D or 1-D tensors, got shapes {[t.shape for t in tensors]}")
+    ts = [t.reshape(-1) for t in tensors]
+    shape = [t.shape[0] for t in ts]
+    grids = [t.reshape([-1 if i == j else 1 for j in range(len(ts))]).expand(shape) for i, t in enumerate(ts)]
+    if indexing == "xy" and len(ts) >= 2:  # the 'ij' grids with their first two dims swapped
+        grids = [g.transpose(0, 1) for g in grids]
+    return tuple(grids)
+
+
+@export("fmod")
+def fmod(input, other):
+    """The remainder with the sign of the dividend (C's fmod), unlike % (the divisor's sign)."""
+    r = input % other
+    neg_input = input < 0
+    fix = (r != 0) & ((r < 0) != neg_input)
+    return where(fix, r - other, r)
+
+
+export("log2")(lambda input: input.log() * (1.0 / math.log(2.0)))
+export("log10")(lambda input: input.log() * (1.0 / math.log(10.0)))
+
+
+# ---------------------------------------------------------------------- data-dependent shapes (eager only)
+def _values(x, what):
+    data = x._concrete(f"{what} (its result's shape depends on the tensor's values)")
+    return data if isinstance(data, np.ndarray) else data.get()
+
+
+@export("nonzero")
+def nonzero(input, as_tuple=False):
+    idx = np.nonzero(_values(input, "nonzero"))
+    if as_tuple:
+        return tuple(tensor(i.astype(np.int64), device=input.device) for i in idx)
+    return tensor(np.stack(idx, 1).astype(np.int64).reshape(-1, input.ndim), device=input.device)
+
+
+export("argwhere")(lambda input: nonzero(input))
+
+
+@export("bincount")
+def bincount(input, weights=None, minlength=0):
+    if input.ndim != 1 or input.dtype.is_floating_point or input.dtype is D.bool_:
+        raise DTypeError(f"bincount: expected a 1-D integer tensor, got {input.dtype!r} of shape {input.shape}")
+    vals = _values(input, "bincount")
+    if (vals < 0).any():
+        raise ShapeError("bincount: the input must not contain negative values")
+    w = None if weights is None else _values(weights, "bincount")
+    out = np.bincount(vals, weights=w, minlength=minlength)
+    dtype = D.int64 if weights is None else (weights.dtype if weights.dtype.is_floating_point else D.float64)
+    return tensor(out.astype(dtype.np), dtype=dtype, device=input.device)
+
+
+@export("unique")
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    if dim is not None:
+        raise ShapeError("unique: dim= is not supported; call it on input.reshape(-1) or use a loop over slices")
+    vals, inverse, counts = np.unique(_values(input, "unique"), return_inverse=True, return_counts=True)
+    out = [tensor(vals, dtype=input.dtype, device=input.device)]
+    if return_inverse:
+        out.append(tensor(inverse.reshape(input.shape).astype(np.int64), device=input.device))
+    if return_counts:
+        out.append(tensor(counts.astype(np.int64), device=input.device))
+    return out[0] if len(out) == 1 else tuple(out)

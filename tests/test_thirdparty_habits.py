@@ -288,3 +288,96 @@ def test_finfo_and_iinfo_match_pytorch():
     assert gradc.get_default_dtype() is gradc.float32
     with pytest.raises(gradc.DTypeError, match="iinfo"):
         gradc.finfo(gradc.int64)
+
+
+_R = np.random.default_rng(7)
+_X = _R.standard_normal((4, 6)).astype(np.float32)
+_Y = _R.standard_normal((6, 5)).astype(np.float32)
+_V = _R.standard_normal(5).astype(np.float32)
+
+# (name, function of (lib, x) where x is a (4, 6) float tensor); differentiable ones also compare gradients
+SURFACE = [
+    ("select", lambda t, x: x.select(1, -2), True),
+    ("unbind", lambda t, x: t.stack([r * (i + 1) for i, r in enumerate(x.unbind(1))]), True),
+    ("addmm", lambda t, x: t.addmm(t.tensor(_V), x, t.tensor(_Y), beta=0.5, alpha=2.0), True),
+    ("addmm_beta0", lambda t, x: t.addmm(t.full((5,), float("nan")), x, t.tensor(_Y), beta=0), True),
+    ("baddbmm", lambda t, x: t.baddbmm(t.ones(2, 2, 2), x.view(2, 2, 6), x.view(2, 6, 2), alpha=0.5), True),
+    ("addmv", lambda t, x: t.addmv(t.ones(4), x[:, :5], t.tensor(_V)), True),
+    ("repeat_interleave", lambda t, x: t.repeat_interleave(x[:2], 3, dim=1), True),
+    ("repeat_interleave_flat", lambda t, x: x[:2, :2].repeat_interleave(2), True),
+    ("tile", lambda t, x: x[:2, :3].tile(2, 1, 2), True),
+    ("tile_tuple", lambda t, x: t.tile(x[0], (2,)), True),
+    ("diag_2d", lambda t, x: t.diag(x), True),
+    ("diag_2d_k", lambda t, x: t.diag(x, 2), True),
+    ("diag_2d_negk", lambda t, x: x.diag(-1), True),
+    ("diag_1d", lambda t, x: t.diag(x[0, :3]), True),
+    ("diag_1d_k", lambda t, x: t.diag(x[0, :3], 1), True),
+    ("diag_1d_negk", lambda t, x: t.diag(x[0, :3], -2), True),
+    ("fmod", lambda t, x: t.fmod(x * 3, 0.7), True),
+    ("fmod_int", lambda t, x: t.fmod(t.tensor([-7, 7, -6, 5]), 3), False),
+    ("fmod_negdiv", lambda t, x: (x * 3).fmod(-0.7), True),
+    ("log2", lambda t, x: x.abs().log2(), True),
+    ("log10", lambda t, x: t.log10(x.abs() + 1), True),
+    ("count_nonzero", lambda t, x: t.count_nonzero(x > 0.3), False),
+    ("count_nonzero_dim", lambda t, x: (x > 0).count_nonzero(dim=1), False),
+    ("meshgrid_ij", lambda t, x: t.stack(t.meshgrid(x[0, :3], x[1, :2], indexing="ij")), True),
+    ("meshgrid_xy", lambda t, x: t.stack(t.meshgrid(x[0, :3], x[1, :2], x[2, :4], indexing="xy")), True),
+    ("int", lambda t, x: (x * 10).int(), False),
+    ("nonzero", lambda t, x: (x > 0.5).nonzero(), False),
+    ("nonzero_tuple", lambda t, x: t.stack(t.nonzero(x > 0.5, as_tuple=True)), False),
+    ("argwhere", lambda t, x: t.argwhere(x > 0.5), False),
+    ("bincount", lambda t, x: t.bincount(t.tensor([0, 3, 3, 1]), minlength=6), False),
+    ("bincount_w", lambda t, x: t.bincount(t.tensor([0, 3, 3, 1]), weights=x[0, :4]), False),
+    ("unique", lambda t, x: t.unique(t.tensor([3, 1, 3, 2, 1]), return_inverse=True, return_counts=True), False),
+]
+
+
+@pytest.mark.parametrize("name,fn,diff", SURFACE, ids=[s[0] for s in SURFACE])
+def test_everyday_surface_matches_pytorch(name, fn, diff):
+    res = []
+    for lib in (gradc, torch):
+        x = lib.tensor(_X, requires_grad=diff)
+        out = fn(lib, x)
+        outs = out if isinstance(out, tuple) else (out,)
+        if diff:
+            sum(((o * (i + 1)).sum() for i, o in enumerate(outs)), lib.zeros(())).backward()
+        res.append(([(_np(o), o.dtype) for o in outs], _np(x.grad) if diff else None))
+    (ours, g_ours), (theirs, g_theirs) = res
+    assert len(ours) == len(theirs)
+    for (a, da), (b, db) in zip(ours, theirs):
+        assert str(da).split(".")[-1] == str(db).split(".")[-1], (da, db)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    if diff:
+        np.testing.assert_allclose(g_ours, g_theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["select", "addmm", "baddbmm", "repeat_interleave", "tile", "diag_2d_k",
+                                  "diag_1d_negk", "fmod", "meshgrid_xy", "unbind"])
+def test_everyday_surface_compiled_equals_eager(name):
+    fn = next(s[1] for s in SURFACE if s[0] == name)
+    x = gradc.tensor(_X)
+    np.testing.assert_allclose(_np(gradc.compile(lambda x: fn(gradc, x))(x)), _np(fn(gradc, x)), rtol=1e-6, atol=1e-7)
+
+
+def test_data_dependent_shapes_are_eager_only_with_a_trace_error():
+    for fn in (lambda x: (x > 0).nonzero(), lambda x: gradc.unique(x), lambda x: gradc.bincount(x.long())):
+        with pytest.raises(gradc.TraceError, match="depends on the tensor's values"):
+            gradc.compile(fn, fullgraph=True)(gradc.tensor([1.0, 0.0, 2.0]))
+
+
+def test_named_errors_for_what_is_not_supported():
+    with pytest.raises(gradc.ShapeError, match="per-element repeat counts"):
+        gradc.repeat_interleave(gradc.ones(3), gradc.tensor([1, 2, 3]))
+    with pytest.raises(gradc.ShapeError, match="out of range for dim 1 of size 6"):
+        gradc.zeros(4, 6).select(1, 6)
+    with pytest.raises(gradc.DTypeError, match="1-D integer tensor"):
+        gradc.bincount(gradc.ones(3))
+    with pytest.warns(UserWarning, match="indexing argument"):
+        gradc.meshgrid(gradc.arange(2), gradc.arange(3))
+
+
+def test_tensor_compares_unequal_to_none_and_strings_as_in_pytorch():
+    for lib in (gradc, torch):
+        x = lib.tensor([1, 2])
+        assert (x != None) is True and (x == None) is False and (x == "a") is False  # noqa: E711
+    np.testing.assert_array_equal(_np(gradc.tensor([1, 2]) == 1), [True, False])

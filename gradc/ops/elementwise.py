@@ -258,8 +258,23 @@ def round(input, decimals=0):
     scale = 10.0 ** decimals
     return round_p.bind(input * scale) / scale
 _binary_names(minimum_p, ("minimum",))
-for _p in (lt_p, le_p, gt_p, ge_p, eq_p, ne_p):
+for _p in (lt_p, le_p, gt_p, ge_p):
     _binary_names(_p, (_p.name, f"__{_p.name}__"))
+for _p in (eq_p, ne_p):
+    _binary_names(_p, (_p.name,))
+
+
+def _equality(prim):
+    def op(input, other):
+        # t == None, t != "name": not comparable elementwise, so Python's default applies (identity), as in PyTorch
+        if other is None or isinstance(other, (str, bytes, dict, set, type)):
+            return NotImplemented
+        return F.binary(prim.name, input, other)
+    return op
+
+
+eq_p.def_frontend("__eq__", function=False)(_equality(eq_p))
+ne_p.def_frontend("__ne__", function=False)(_equality(ne_p))
 _binary_names(logical_and_p, ("logical_and", "__and__"), ("__rand__",))
 _binary_names(logical_or_p, ("logical_or", "__or__"), ("__ror__",))
 _binary_names(pow_p, (), ("__rpow__",))
