@@ -6,7 +6,7 @@ copies; the host loop is the NumPy backend's), so each op has a C lowering or th
 host fallback. A group the kernel IR does not cover runs as the NumPy backend's blocked loop."""
 import math
 
-from ..kernels import Let, Load, Store, Accumulate, lower_group
+from ..kernels import C_OPS, Let, Load, Store, Accumulate, lower_group
 from ..passes.memory import stored
 from ..version import __version__
 from .numpy_backend import Emitter, name_of
@@ -14,6 +14,10 @@ from .templates import lowering as table_lowering, macros, render, where as safe
 
 OPS_TABLE = "c/ops.j2"
 PARALLEL_ELEMENTS = 1 << 15   # below this many elements a kernel runs on one thread
+# An elementwise op outside any group (one row: a batch of one) whose value has at most this many
+# elements and stays inside the call runs as a C kernel writing a buffer made with the program:
+# NumPy's per-call cost (allocating the result, dispatching the ufunc) is most of such an op's time.
+SMALL_OP_ELEMENTS = 1 << 14
 
 
 def lowering(op):
@@ -28,10 +32,13 @@ class _CEmitter(Emitter):
         self.cst = macros("c/statements.j2")
         self.c_kernels, self.kernel_ir, self.declined = [], [], []
         self.runs = []   # consecutive C kernels called as one: [(entry, [(kernel, [slot, ...])], slots)]
+        self.op_buffers, self.op_nodes = [], set()   # (name, shape, dtype) of single ops run as C kernels
+        escaping = set(graph.outputs)
+        self.escaping = escaping | {plan.root.get(o, o) for o in escaping}
 
     def context(self):
         return {"ckernels": [(k.name, len(k.params)) for k in self.kernel_ir],
-                "cruns": [(name, n) for name, _, n in self.runs],
+                "cruns": [(name, n) for name, _, n in self.runs], "op_buffers": self.op_buffers,
                 "celements": sum(k.rows * k.width for k in self.kernel_ir),
                 "cparallel": any(_parallel(k) for k in self.kernel_ir), "blas_flops": self.matmul_flops()}
 
@@ -63,13 +70,33 @@ class _CEmitter(Emitter):
                 "nodes": [(p.role, p.node) for p in kernel.params]}
         return None, unit
 
+    def op_unit(self, u):
+        """A small elementwise op of one row (outside every group) as a C kernel into a buffer made
+        once; every other op as in the NumPy module."""
+        graph, n = self.graph, u.id
+        d = graph.node(n)
+        shape = d["shape"]
+        if (d["op"] not in C_OPS or len(shape) < 1 or shape[0] != 1 or math.prod(shape) > SMALL_OP_ELEMENTS
+                or n in self.escaping or n in self.plan.storage):
+            return super().op_unit(u)
+        kernel, _ = lower_group(graph, [n], 1, [n])
+        if kernel is None:
+            return super().op_unit(u)
+        self.kernel_ir.append(kernel)
+        self.c_kernels.append(self.render_kernel(kernel, u))
+        self.op_buffers.append((name_of(n), shape, d["dtype"]))
+        self.op_nodes.add(n)
+        return {"kind": "ckernel", "id": u.id, "name": kernel.name, "ops": kernel.ops,
+                "args": [(p.role, name_of(p.node)) for p in kernel.params], "prologue": [],
+                "where": safe_where(d["where"]), "nodes": [(p.role, p.node) for p in kernel.params]}
+
     def _source(self, n):
         """Where a kernel argument's address comes from: "pool" or "const" (a planned buffer or a
         constant, allocated once when the program is made: its address is taken then), "input" (an
         input's array or an alias of it: taken again whenever the array is another object than on the
         call before), or "call" (made during the call: taken on every call)."""
         st = self.plan.storage.get(n)
-        if st is not None and st[0] == "pool":
+        if st is not None and st[0] == "pool" or n in self.op_nodes:
             return "pool"
         if self.graph.node(n)["op"] == "const":
             return "const"
@@ -86,6 +113,9 @@ class _CEmitter(Emitter):
         call of an entry function in the shared object that calls the kernels in order, its
         argument addresses in an array made once (see templates/c/host.py.j2)."""
         super()._dels(units)
+        made = {name for name, _, _ in self.op_buffers}   # (names of the program, never deleted in a call)
+        for u in units:
+            u["dels"] = [v for v in u["dels"] if v not in made]
         i = 0
         while i < len(units):
             if units[i]["kind"] != "ckernel":
