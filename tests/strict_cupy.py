@@ -311,6 +311,8 @@ def _method_impl(a, name, kw):
         return a.view() if kw["dtype"] is None else a.view(kw["dtype"])
     if name == "clip":
         return np.clip(a, kw["min"], kw["max"], out=kw["out"])
+    if name == "fill":   # NumPy's fill takes its value positionally only
+        return a.fill(kw["value"])
     if name in ("sum", "mean", "prod", "cumsum", "var", "std", "max", "min", "all", "any"):
         if "axis" in kw:
             kw["axis"] = _astuple(kw["axis"])

@@ -62,13 +62,15 @@ def _identity(op):
 
 def _kernel_unit(host, graph, plan, members, kern, kept, where):
     prologue, args, epilogue = [], [], []
+    guarded = any(role == "guard" for role, _, _ in kern.params)
     for m in kept:
         st = plan.storage.get(m, ("fresh",))
         if st[0] == "input":
             # a state updated in place: a kernel writes contiguous memory, so a state that is a view
             # (a transpose, a slice) is written through a contiguous buffer and copied into it after
             name, state, d = name_of(m), name_of(graph.inputs[st[1]]), graph.node(m)
-            prologue.append(host.alias_contiguous(name, state, d["shape"], d["dtype"]))
+            prologue.append(host.alias_contiguous_kept(name, state) if guarded else
+                            host.alias_contiguous(name, state, d["shape"], d["dtype"]))
             epilogue.append(host.assign(name, host.written_back(state, name)))
         else:
             prologue += _storage(host, graph, plan, m)
@@ -77,7 +79,7 @@ def _kernel_unit(host, graph, plan, members, kern, kept, where):
             prologue.append(host.contiguous(f"c{node}", name_of(node)))   # a graph input, a view
             args.append(f"c{node}")
         else:
-            args.append(name if role == "part" else name_of(node))
+            args.append(name if role in ("part", "guard") else name_of(node))
     launches = []
     if kern.empty:   # nothing to compute: reductions over no rows give their identity
         prologue += [host.fill(name_of(n), _identity(op)) for n, op in kern.fills]
@@ -166,8 +168,9 @@ def _inlined(graph, members, scalars):
     return order
 
 
-def _lower_groups(graph, units, plan):
-    """Each group's CudaKernel (or the reason it has none), and the scalars still needed on the host."""
+def _lower_groups(graph, units, plan, checks=0):
+    """Each group's CudaKernel (or the reason it has none), and the scalars still needed on the host.
+    With `checks` index checks in the program, a kernel that updates a state in place reads their record."""
     key, outputs, scalars = storage_key(graph, plan), set(graph.outputs), _scalars(graph, units)
     kernels, computed = {}, {}
     for u in units:
@@ -176,11 +179,12 @@ def _lower_groups(graph, units, plan):
         kept = [m for m in u.members if stored(graph, u, m, outputs)]
         where = safe_where(graph.node(u.members[0])["where"])
         extra = _inlined(graph, u.members, scalars)
-        kern, why = cuda_kernels.lower(graph, extra + list(u.members), u.rows, kept, key, where, u.id) if extra \
-            else (None, None)
+        guard = checks if any(plan.storage.get(m, ("",))[0] == "input" for m in kept) else 0
+        kern, why = cuda_kernels.lower(graph, extra + list(u.members), u.rows, kept, key, where, u.id, guard) \
+            if extra else (None, None)
         if kern is None:
             extra = []
-            kern, why = cuda_kernels.lower(graph, u.members, u.rows, kept, key, where, u.id)
+            kern, why = cuda_kernels.lower(graph, u.members, u.rows, kept, key, where, u.id, guard)
         kernels[u.id] = (kern, why, kept, where, extra + list(u.members))
         if kern is not None:
             computed[u.id] = set(extra) | set(u.members)
@@ -203,7 +207,8 @@ def _lower_groups(graph, units, plan):
 def generate(graph, units, plan):
     """(kernels.cu, host.py, [(name, source)] of its kernels, figures of a call)."""
     host = macros("cuda/host_statements.j2")
-    kernels_of, skip = _lower_groups(graph, units, plan)
+    checks = _checks(graph, units)
+    kernels_of, skip = _lower_groups(graph, units, plan, len(checks))
     kernel_srcs, unit_ctx, kernel_names, kernel_ops, partials = [], [], [], set(), []
     figures = {"launches": 0, "global_bytes": 0, "cuda_kernels": {}, "host_groups": {},
                "scalars_in_kernels": len(skip)}
@@ -224,9 +229,17 @@ def generate(graph, units, plan):
             for m in u.members:  # does not fit a kernel: op by op on the device
                 unit_ctx.append(_op_ctx(host, graph, plan, m, kernel_ops, force_alloc=True))
                 _count(figures, graph, unit_ctx[-1], m)
+        elif u.id in checks:
+            ck = checks[u.id]
+            unit_ctx.append(_check_ctx(host, graph, plan, u.id, ck))
+            partials.append((f"{ck.name}_ticket", 1, "int32"))
+            figures["launches"] += 1
+            figures["global_bytes"] += graph.nbytes(graph.args(u.id)[0])
         else:
-            unit_ctx.append(_op_ctx(host, graph, plan, u.id, kernel_ops))
+            unit_ctx.append(_op_ctx(host, graph, plan, u.id, kernel_ops, guarded=bool(checks)))
             _count(figures, graph, unit_ctx[-1], u.id)
+    if checks:   # the host module raises a failed check's error after the call, as eager raises it
+        kernel_ops.add("check_index")
     unit_ctx, saved = _batched(unit_ctx)
     figures["launches"] -= saved
     for c in unit_ctx:
@@ -243,6 +256,7 @@ def generate(graph, units, plan):
     host_src = render("cuda/host.py.j2", version=__version__, graph_hash=ghash, kernel_ops=sorted(kernel_ops),
                       kernel_names=kernel_names, table_consts=table_consts, fill_consts=fill_consts, buffers=buffers,
                       pooled=pooled, partials=partials, params=[name_of(n) for n in graph.inputs], units=unit_ctx,
+                      checks=sorted(checks.values(), key=lambda c: c.slot),
                       writes_back=any(c.get("epilogue") for c in unit_ctx),
                       outputs=[name_of(o) for o in graph.outputs])
     kernels = [(name, src["source"]) for name, src in zip(kernel_names, kernel_srcs)]
@@ -265,7 +279,7 @@ def _storage(host, graph, plan, n):
     return []
 
 
-def _op_ctx(host, graph, plan, n, kernel_ops, force_alloc=False):
+def _op_ctx(host, graph, plan, n, kernel_ops, force_alloc=False, guarded=False):
     d = graph.node(n)
     args = [name_of(a) for a in graph.args(n)]
     st = plan.storage.get(n)
@@ -277,11 +291,59 @@ def _op_ctx(host, graph, plan, n, kernel_ops, force_alloc=False):
         # planned storage (a buffer, the state tensor written in place, or a fresh output): copy
         # the result in, so that a view never aliases storage the plan gives to another value
         prologue = _storage(host, graph, plan, n) + [host.assign(f"t{n}", run(*args, **d["attrs"]))]
-        code = host.assign_into(name_of(n), f"t{n}")
+        # a state written in a program with index checks stays as it was when one failed
+        into = host.assign_into_checked if guarded and st[0] == "input" else host.assign_into
+        code = into(name_of(n), f"t{n}")
     else:
         prologue, code = [], host.assign(name_of(n), run(*args, **d["attrs"]))
     kernel_ops.update(kernel_refs(code, *prologue))
     return {"kind": "op", "prologue": prologue, "code": code, "where": where, "members": [n]}
+
+
+# host ops whose eager kernels check their indices themselves, reading the device (gather's range)
+SELF_CHECKING = ("gather",)
+
+
+def _read_by_self_checking(graph, n):
+    """Whether value n reaches (directly or through views) an op that checks indices on the host: that
+    op would raise its own error first, so the check stays on the host, synchronous, as eager runs it."""
+    todo, seen = [n], set()
+    while todo:
+        v = todo.pop()
+        for w in graph.users(v):
+            op = graph.node(w)["op"]
+            if op in SELF_CHECKING:
+                return True
+            if op in VIEW_OPS and w not in seen:
+                seen.add(w)
+                todo.append(w)
+    return False
+
+
+def _checks(graph, units):
+    """{node: CheckKernel} of the index checks that run on the device, numbered in schedule order."""
+    out = {}
+    for u in units:
+        if u.kind == "op" and graph.node(u.id)["op"] == "check_index" and not _read_by_self_checking(graph, u.id):
+            ck = cuda_kernels.check_kernel(graph, u.id, len(out), safe_where(graph.node(u.id)["where"]))
+            if ck is not None:
+                out[u.id] = ck
+    return out
+
+
+def _check_ctx(host, graph, plan, n, ck):
+    """check_index as a kernel launch: its result is its operand (as eagerly), the check's record is
+    read after the call."""
+    src, st = graph.args(n)[0], plan.storage.get(n)
+    prologue = [host.alias(name_of(n), name_of(src))] if st is None else \
+        _storage(host, graph, plan, n) + [host.assign_into(name_of(n), name_of(src))]
+    arg = name_of(src)
+    if not _planned(graph, plan, src):
+        prologue.append(host.contiguous(f"c{src}", arg))
+        arg = f"c{src}"
+    return {"kind": "kernel", "launches": [(ck.name, ck.grid, ck.block, [arg, "gradc_checks", f"{ck.name}_ticket"])],
+            "prologue": prologue, "epilogue": [], "where": safe_where(graph.node(n)["where"]), "members": [n],
+            "sources": [(ck.name, ck.source)]}
 
 
 def _dels(graph, plan, units, unit_ctx):

@@ -161,10 +161,12 @@ class _Render:
         return {"pre": pre, "vloads": vloads, "vstores": vstores, "body": body}
 
 
-def lower(graph, members, rows, kept, storage_key, where="", uid=None):
+def lower(graph, members, rows, kept, storage_key, where="", uid=None, guard=0):
     """The CudaKernel of a fused group, or (None, reason) when the kernel IR does not cover it.
     `storage_key(node)` names the memory a value lives in: parameters that share it (an optimizer
-    state updated in place, a pooled buffer) are not `__restrict__`. `uid` names the kernel."""
+    state updated in place, a pooled buffer) are not `__restrict__`. `uid` names the kernel.
+    `guard`: the number of index checks of the program; the kernel then reads their record and
+    writes nothing when one failed (a state it updates in place stays as it was)."""
     k, why = lower_group(graph, members, rows, kept, ctypes=CTYPES, ops=device_ops(), row_totals=True)
     if k is None:
         return None, why
@@ -220,6 +222,10 @@ def lower(graph, members, rows, kept, storage_key, where="", uid=None):
         t = POINTER[graph.node(p.node)["dtype"]]
         sig.append(r.st.param(t, p.name, p.role == "in", p.name not in aliased))
         params.append((p.role, p.node, p.name))
+    if guard:
+        sig.append(r.st.guard_param())
+        params.append(("guard", None, "gradc_checks"))
+    ctx["guard"] = guard
     partials = []
     for c in k.colreduces if not direct else ():
         part = f"PART{c.acc[1:]}"
@@ -269,3 +275,46 @@ def batch(kernels):
     name = f"{kernels[0].name}_x{len(kernels)}"
     source = render("cuda/batch.cu.j2", kernel=name, parts=parts, grid=start, block=kernels[0].block, params=sig)
     return name, source, start, params
+
+
+CHECK_THREADS = 256
+CHECK_BLOCKS = 1024
+
+
+@dataclass
+class CheckKernel:
+    """check_index on the device (templates/cuda/check.cu.j2): it records the first bad index in
+    slot `slot` of the program's check record instead of reading anything back during the call."""
+    name: str
+    source: str
+    grid: int
+    block: int
+    slot: int
+    high: int
+    ignore: object
+    what: str
+
+
+def _plain_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_kernel(graph, node, slot, where=""):
+    """The CheckKernel of check_index node `node`, or None where the host runs it (indices that are
+    not int64, a bound that is not a plain integer, or nothing to check)."""
+    d, src = graph.node(node), graph.args(node)[0]
+    attrs = d["attrs"]
+    high, ignore = attrs.get("high"), attrs.get("ignore")
+    n = 1
+    for s in d["shape"]:
+        n *= s
+    if graph.node(src)["dtype"] != "int64" or not _plain_int(high) or not (ignore is None or _plain_int(ignore)) \
+            or n == 0:
+        return None
+    B = CHECK_THREADS
+    G = max(1, min(-(-n // B), CHECK_BLOCKS))
+    name = f"check{node}"
+    source = render("cuda/check.cu.j2", kernel=name, node=node, n=n, high=high, ignore=ignore, slot=slot, G=G, B=B,
+                    where=where)
+    return CheckKernel(name=name, source=source, grid=G, block=B, slot=slot, high=high, ignore=ignore,
+                       what=str(attrs.get("what", "")))

@@ -38,4 +38,5 @@ def load(kernels_src, host_src, constants):
     # skip that on some ranks and not others (a miss reruns the host function), so it is never captured.
     collective = any(OPS[name[2:]].kind == "collective" for name in dir(host)
                      if name.startswith("K_") and name[2:] in OPS)
-    return cuda_graphs.GraphRunner(run, cupy_module()) if cuda_graphs.enabled() and not collective else run
+    return cuda_graphs.GraphRunner(run, cupy_module()) if cuda_graphs.enabled() and not collective else \
+        cuda_graphs.checked(run)

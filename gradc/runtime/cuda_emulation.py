@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from . import cache
+from . import cache, cuda_graphs
 
 
 def available():
@@ -86,7 +86,7 @@ def load(program):
             sys.modules.pop("cupy", None)
         else:
             sys.modules["cupy"] = saved
-    return host.make(dict(program.ir.constants), module)
+    return cuda_graphs.checked(host.make(dict(program.ir.constants), module))
 
 
 def run(program, arrays):

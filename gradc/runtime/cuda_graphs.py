@@ -14,6 +14,10 @@ per kernel and host op.
 - A program that cannot be captured (a host op synchronises or reads a device value) runs
   uncaptured from then on; the reason is kept in `disabled`.
 
+- A program with index checks (gather indices, class labels) never reads the device during the
+  call: its kernels record a failed check, and the record is read after the call (`checked`),
+  outside the capture, raising the error eager mode raises.
+
 Opt out with GRADC_CUDA_GRAPHS=0 (every call then runs the host function directly)."""
 import os
 
@@ -30,6 +34,21 @@ def _key(args):
                  else (type(a).__name__, repr(a)) for a in args)
 
 
+def checked(run):
+    """`run`, raising after each call what a failed index check of the call found (the generated
+    host function's `errors`, which reads the check record); `run` itself when it has no checks."""
+    errors = getattr(run, "errors", None)
+    if errors is None:
+        return run
+
+    def call(*args):
+        outs = run(*args)
+        errors()
+        return outs
+    call.errors = errors
+    return call
+
+
 class GraphRunner:
     """Calls `run(*args)` (a generated CUDA host function), through a captured graph once warm."""
 
@@ -40,6 +59,13 @@ class GraphRunner:
         self.disabled = None
 
     def __call__(self, *args):
+        outs = self._call(args)
+        errors = getattr(self.run, "errors", None)
+        if errors is not None:   # outside any capture: a failed index check of this call raises here
+            errors()
+        return outs
+
+    def _call(self, args):
         self.calls += 1
         if self.disabled is not None or self.calls <= WARMUP:
             return self.run(*args)
