@@ -44,7 +44,7 @@ def _args(name, nd, kernel_size, stride, padding, dilation=1):
 
 
 def _windows(name, x, nd, k, s, p, d, ceil_mode, value):
-    """x (N, C, *spatial) -> the channels-last windows (N, *out, K, C) and the output sizes. Padding
+    """x (N, C, *spatial) -> the channels-last windows (N, *out, *k, C) and the output sizes. Padding
     (and ceil_mode's extra windows) read `value`. Channels-last makes each window element a run of
     C contiguous values when x came from a convolution (a channels-last view), ~9x faster to copy
     than NCHW windows."""
@@ -52,8 +52,8 @@ def _windows(name, x, nd, k, s, p, d, ceil_mode, value):
     outs = tuple(out_size(name, L, kk, ss, pp, dd, ceil_mode) for L, kk, ss, pp, dd in zip(spatial, k, s, p, d))
     pads = [(pp, max(pp, (o - 1) * ss + dd * (kk - 1) + 1 - L - pp)) for o, ss, dd, kk, L, pp in
             zip(outs, s, d, k, spatial, p)]
-    cols = im2col(x.permute(channels_last(nd)[0]), 1, k, s, d, pads, value)            # (N, *out, *k, C)
-    return cols.reshape((x.shape[0],) + outs + (math.prod(k), x.shape[1])), outs
+    # (N, *out, *k, C), used as it is: merging the window axes is a copy when compiled
+    return im2col(x.permute(channels_last(nd)[0]), 1, k, s, d, pads, value), outs
 
 
 def _window_positions(sizes, k, s, p, d, outs):
@@ -96,27 +96,30 @@ def _first_hot(parts):
     return hot
 
 
-def _first_max(cols, axis, want_index=True):
-    """The first maximum along `axis` (PyTorch's choice among ties; NaN wins) and its position
-    (None unless want_index). The value is a masked sum, so its gradient goes to that one element
-    (amax would split it among ties) with elementwise work only: no scatter. Small windows scan
-    their offsets with elementwise compares (fused when compiled; an argmax over a short, strided
-    axis is ~4x slower)."""
-    k = cols.shape[axis]
+def _first_max(cols, axis, want_index=True, nk=1):
+    """The first maximum over the `nk` window axes from `axis` (PyTorch's choice among ties; NaN
+    wins) and its flat position in the window (None unless want_index). The value is a masked
+    sum, so its gradient goes to that one element (amax would split it among ties) with
+    elementwise work only: no scatter. Small windows scan their offsets with elementwise compares
+    (fused when compiled; an argmax over a short, strided axis is ~4x slower)."""
+    win = cols.shape[axis:axis + nk]
+    k, rest = math.prod(win), cols.shape[:axis] + cols.shape[axis + nk:]
     if k > SCAN_WINDOW:
+        cols = cols.reshape(cols.shape[:axis] + (k,) + cols.shape[axis + nk:])
         idx = cols.argmax(axis)
         pos = arange(k, device=cols.device).reshape((k,) + (1,) * (cols.ndim - axis - 1))
         return where(idx.unsqueeze(axis) == pos, cols, 0).sum(axis), idx
-    tail = (slice(None),) * axis
     if k == 1:
-        idx = zeros(cols.shape[:axis] + cols.shape[axis + 1:], dtype=int64, device=cols.device) if want_index else None
-        return cols[tail + (0,)], idx
+        return cols.reshape(rest), zeros(rest, dtype=int64, device=cols.device) if want_index else None
+    offsets = [()]
+    for n in win:
+        offsets = [o + (j,) for o in offsets for j in range(n)]
     with no_grad():
-        hot = _first_hot([cols[tail + (j,)] for j in range(k)])
-        idx = sum((where(h, j, 0) for j, h in enumerate(hot[1:], 1)), zeros(hot[0].shape, dtype=int64,
+        hot = _first_hot([cols[(slice(None),) * axis + off] for off in offsets])
+        idx = sum((where(h, j, 0) for j, h in enumerate(hot[1:], 1)), zeros(rest, dtype=int64,
                                                                          device=cols.device)) if want_index else None
-        hot = stack(hot, axis)
-    return where(hot, cols, 0).sum(axis), idx
+        hot = stack(hot, axis).reshape(cols.shape)
+    return where(hot, cols, 0).sum(tuple(range(axis, axis + nk))), idx
 
 
 def _max_pool(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
@@ -125,7 +128,7 @@ def _max_pool(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode
     x = input.unsqueeze(0) if unbatched else input
     cols, outs = _windows(name, x, nd, k, s, p, d, ceil_mode, float("-inf"))
     back = channels_last(nd)[1]
-    val, idx = _first_max(cols, nd + 1, return_indices)                      # (N, *out, C)
+    val, idx = _first_max(cols, nd + 1, return_indices, nd)                  # (N, *out, C)
     out = (val.permute(back), _indices(idx.permute(back), _window_positions(x.shape[2:], k, s, p, d, outs))) \
         if return_indices else (val.permute(back),)
     out = tuple(o.squeeze(0) for o in out) if unbatched else out
@@ -162,7 +165,7 @@ def _avg_pool(name, nd, input, kernel_size, stride, padding, ceil_mode, count_in
     k, s, p, _ = _args(name, nd, kernel_size, stride, padding)
     x = input.unsqueeze(0) if unbatched else input
     cols, outs = _windows(name, x, nd, k, s, p, (1,) * nd, ceil_mode, 0.0)
-    total = cols.sum(nd + 1).permute(channels_last(nd)[1])                            # (N, C, *out)
+    total = cols.sum(tuple(range(nd + 1, 2 * nd + 1))).permute(channels_last(nd)[1])    # (N, C, *out)
     if divisor_override is not None:
         if divisor_override == 0:
             raise ValueError(f"{name}: divisor_override must not be zero")

@@ -356,7 +356,7 @@ def _window_matmul_vjp(ctx, g):
         if k == 1:
             ga = (g2 @ w.reshape(o, c)).reshape(a.shape)
         else:   # (K, M, C): one product per window offset, then viewed in the columns' order
-            per = g2.reshape(1, m, o) @ w.reshape(o, k, c).permute(1, 0, 2)
+            per = g2 @ w.reshape(o, k, c).permute(1, 0, 2)   # g2 broadcast: one copy of g serves every product
             nw, nl = len(win), len(lead)
             ga = per.reshape(win + lead + (c,)).permute(tuple(range(nw, nw + nl)) + tuple(range(nw)) + (nw + nl,))
     if ctx.needs[1]:
