@@ -69,3 +69,33 @@ def test_compiled_equals_eager_after_the_first_adam_step():
     compiled = gradc.compile(step, backend="numpy")
     for _ in range(3):
         np.testing.assert_allclose(compiled(x).detach().numpy(), eager_step(ex).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _cut_network(rng, n):
+    """A network shaped like the recompute pass's: a split node per value, INF edges elsewhere."""
+    net = {"source": {}}
+    for v in range(n):
+        net.setdefault(("in", v), {})[("out", v)] = int(rng.choice([0, 4, 8, 64, 4096, int(rng.integers(1, 99))]))
+        if rng.random() < 0.3:
+            net["source"][("in", v)] = float("inf")
+        for a in rng.choice(v, size=min(v, int(rng.integers(0, 3))), replace=False) if v else ():
+            net.setdefault(("out", int(a)), {})[("in", v)] = float("inf")
+        if rng.random() < 0.25:
+            net.setdefault(("out", v), {})["sink"] = float("inf")
+    net.setdefault(("out", n - 1), {})["sink"] = float("inf")
+    return net
+
+
+def test_the_recompute_cut_is_networkx_minimum_cut():
+    import networkx as nx
+    from gradc.passes.recompute import source_side
+    rng = np.random.default_rng(3)
+    for trial in range(150):
+        net = _cut_network(rng, int(rng.integers(1, 40)))
+        g = nx.DiGraph()
+        g.add_node("source")
+        for u, out in net.items():
+            for v, c in out.items():
+                g.add_edge(u, v, capacity=c)
+        _, (reachable, _) = nx.minimum_cut(g, "source", "sink")
+        assert source_side(net, "source", "sink") == reachable, trial

@@ -4,9 +4,14 @@ A min-cut over the joint graph, as PyTorch's partitioner does: each forward valu
 to keep; matmuls, reductions and other expensive ops must run in the forward (they are never
 recomputed); cheap elementwise values and views may be recomputed where the backward needs them,
 so they are kept only when that is the cheaper cut. The backward then reads recomputed copies,
-which fuse into its own groups, and the forward values nobody keeps are dropped."""
-import networkx as nx
+which fuse into its own groups, and the forward values nobody keeps are dropped.
 
+The cut is the one networkx.minimum_cut gives: its source side is every node that cannot reach
+the sink in the residual network of a maximum flow. That set is the same for every maximum flow
+(no residual edge crosses any minimum cut towards the sink), so the max-flow algorithm here (Dinic's,
+over plain dicts: the network is small and networkx's general machinery cost more than the cut)
+decides nothing about which values are kept."""
+from ..errors import GradcError
 from ..ops import OPS
 
 _VIEWS = ("reshape", "permute", "expand")
@@ -36,8 +41,10 @@ def recomputable(graph, n):
 def saved_values(graph):
     """Forward activations that backward nodes read (copies of inputs, such as a weight's float16
     cast, are parameters rather than activations and are not counted)."""
-    return sorted({u for u, v in graph.g.edges() if is_backward(graph, v) and not is_backward(graph, u)
-                   and graph.node(u)["op"] not in ("input", "const") and not _input_copy(graph, u)})
+    nodes = graph.g._node
+    return sorted({u for u, users in graph.g._succ.items() if nodes[u].get("phase") not in ("backward", "recompute")
+                   and nodes[u]["op"] not in ("input", "const") and any(is_backward(graph, v) for v in users)
+                   and not _input_copy(graph, u)})
 
 
 def saved_bytes(graph):
@@ -54,19 +61,17 @@ def choose_saved(graph):
     fwd = [n for n in graph.g.nodes if not is_backward(graph, n) and graph.node(n)["op"] not in ("input", "const")]
     fwd_set = set(fwd)
     outputs = set(graph.outputs)
-    net = nx.DiGraph()
+    net = {"source": {}}   # u -> {v: capacity}; a repeated edge keeps its last capacity, as in a DiGraph
     for n in fwd:  # a program output lives anyway: keeping it for the backward is free
-        net.add_edge(("in", n), ("out", n), capacity=0 if n in outputs else graph.nbytes(n))
+        net.setdefault(("in", n), {})[("out", n)] = 0 if n in outputs else graph.nbytes(n)
         if not recomputable(graph, n):
-            net.add_edge("source", ("in", n), capacity=INF)
+            net["source"][("in", n)] = INF
         for a in graph.args(n):
             if a in fwd_set:
-                net.add_edge(("out", a), ("in", n), capacity=INF)
+                net.setdefault(("out", a), {})[("in", n)] = INF
     for n in needed:
-        net.add_edge(("out", n), "sink", capacity=INF)
-    if "source" not in net:
-        net.add_node("source")
-    _, (reachable, _) = nx.minimum_cut(net, "source", "sink")
+        net.setdefault(("out", n), {})["sink"] = INF
+    reachable = source_side(net, "source", "sink")
     keep = {n for n in fwd if ("in", n) in reachable and ("out", n) not in reachable}
     keep |= {n for n in fwd if not recomputable(graph, n)}  # whatever the cut, these are never redone
     if set(needed) <= keep:
@@ -90,3 +95,61 @@ def choose_saved(graph):
     from .simplify import eliminate_dead_code
     eliminate_dead_code(graph)
     return before, saved_bytes(graph)
+
+
+def source_side(net, source, sink):
+    """The source side of the minimum cut of network `net` ({u: {v: capacity}}, capacities >= 0,
+    INF allowed): the nodes that cannot reach `sink` in the residual network of a maximum flow."""
+    res = {}
+    for u, out in net.items():
+        res.setdefault(u, {}).update(out)
+        for v in out:
+            res.setdefault(v, {}).setdefault(u, 0)
+    res.setdefault(source, {})
+    res.setdefault(sink, {})
+    while True:   # Dinic: a blocking flow along shortest residual paths, until none is left
+        level, queue = {source: 0}, [source]
+        for u in queue:
+            for v, c in res[u].items():
+                if c > 0 and v not in level:
+                    level[v] = level[u] + 1
+                    queue.append(v)
+        if sink not in level:
+            break
+        arcs = {u: list(res[u]) for u in level}
+        at = dict.fromkeys(level, 0)
+        while True:
+            path = [source]
+            while path and path[-1] != sink:
+                u = path[-1]
+                nxt, i = None, at[u]
+                while i < len(arcs[u]):
+                    v = arcs[u][i]
+                    if res[u][v] > 0 and level.get(v) == level[u] + 1:
+                        nxt = v
+                        break
+                    i += 1
+                at[u] = i
+                if nxt is None:   # a dead end: no arc into it is worth trying again in this phase
+                    path.pop()
+                    if path:
+                        at[path[-1]] += 1
+                else:
+                    path.append(nxt)
+            if not path:
+                break
+            push = min(res[path[k]][path[k + 1]] for k in range(len(path) - 1))
+            if push == INF:
+                raise GradcError("recompute: the cut network has a path of unbounded capacity")
+            for k in range(len(path) - 1):
+                u, v = path[k], path[k + 1]
+                res[u][v] -= push
+                res[v][u] += push
+    reaches, todo = {sink}, [sink]
+    while todo:
+        v = todo.pop()
+        for u in res[v]:
+            if u not in reaches and res[u][v] > 0:
+                reaches.add(u)
+                todo.append(u)
+    return set(res) - reaches
