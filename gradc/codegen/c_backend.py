@@ -55,7 +55,7 @@ class _CEmitter(Emitter):
     def group_unit(self, u):
         graph = self.graph
         kept = [m for m in u.members if stored(graph, u, m, self.outputs)]
-        kernel, why = lower_group(graph, u.members, u.rows, kept)
+        kernel, why = lower_group(graph, u.members, u.rows, kept, row_totals=True)
         if kernel is None:
             self.declined.append((u.id, why))
             return super().group_unit(u)
@@ -174,7 +174,8 @@ class _CEmitter(Emitter):
         params = [f"{'const ' if p.role == 'in' else ''}{p.ctype}*{restrict} {p.name}" for p in k.params]
         phases = []
         for ph in k.phases:
-            pre = [self.stmt_c(s) for s in ph.pre]
+            # (a total over the rows of a row-level value, a loss's mean over the batch: once per row)
+            pre = [cst.accumulate(s, f"{s.acc}[c]") if isinstance(s, Accumulate) else self.stmt_c(s) for s in ph.pre]
             inits = [f"{t} {acc} = {cst.acc_init(op, t)};" for acc, t, op in ph.inits]
             body, red, has_max, post = [], [acc for acc, t, op in ph.inits if op == "sum"], \
                 any(op == "max" for _, _, op in ph.inits), []

@@ -6,13 +6,19 @@ from .. import dtypes as D
 from ..passes.fusion import ROW_REDUCE, reads_rows, row_role
 from ..passes.memory import VIEW_OPS
 
-CTYPES = {"float32": "float", "float64": "double", "bool": "unsigned char"}
+CTYPES = {"float32": "float", "float64": "double", "bool": "unsigned char", "int64": "long long"}
 # Elementwise primitives with a C expression in templates/c/ops.j2. floor_divide and remainder
 # follow NumPy's fmod-based rules at inf and NaN, which no short C expression matches: groups that
 # use them run through NumPy, like every op the C backend does not fuse.
 C_OPS = frozenset(("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "sign", "erf", "sin", "cos", "floor",
                    "ceil", "round", "trunc", "logical_not", "add", "sub", "mul", "div", "pow", "maximum", "minimum",
                    "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "where", "cast"))
+# What a group may do with integer values (targets, indices): compare them (one-hot masks, ignore
+# indices), select and convert them, and exact arithmetic within one integer type (wrapping as
+# NumPy's does: C kernels build with -fwrapv). Division, powers, rounding, reductions and float to
+# integer casts (undefined in C for NaN and out-of-range values) run through NumPy.
+INT_OPS = frozenset(("eq", "ne", "lt", "le", "gt", "ge", "where", "maximum", "minimum", "cast", "add", "sub", "mul",
+                     "neg"))
 MAX_CHUNKS = 64
 PARTIAL_BUDGET = 8 << 20   # bytes of per-chunk partials a reduction across rows may hold
 
@@ -156,6 +162,11 @@ class _Unsupported(Exception):
     pass
 
 
+def _integer(dtype):
+    dt = D.ALL[dtype]
+    return not dt.is_floating_point and dtype != "bool"
+
+
 def lower_group(graph, members, rows, kept, ctypes=None, ops=None, row_totals=False):
     """The Kernel of a fused group (members in order, `kept`: members stored for later units), or
     (None, reason) when the scheme does not cover it. `ctypes` (dtype -> the C type values of it
@@ -205,12 +216,30 @@ class _Lowering:
         return self.param_of[key]
 
     # ------------------------------------------------------------------ classification
+    def integers(self, m):
+        """Refuse what a kernel cannot do exactly as NumPy with integer values (see INT_OPS)."""
+        g, d = self.g, self.g.node(m)
+        args = [g.node(a)["dtype"] for a in g.args(m)]
+        if not any(_integer(t) for t in [d["dtype"]] + args) or d["op"] in VIEW_OPS:
+            return
+        op = d["op"]
+        if op not in INT_OPS or op in ("sum", "max"):
+            raise _Unsupported(f"{op} of integer values")
+        if op == "cast":
+            if _integer(d["dtype"]) and not (_integer(args[0]) or args[0] == "bool"):
+                raise _Unsupported(f"a cast of {args[0]} to {d['dtype']}")
+            return
+        operands = args[1:] if op == "where" else args
+        if len(set(operands)) != 1 or op not in ("eq", "ne", "lt", "le", "gt", "ge") and d["dtype"] != operands[0]:
+            raise _Unsupported(f"{op} of {', '.join(args)} values")
+
     def classify(self, m):
         g, d = self.g, self.g.node(m)
         op, W = d["op"], self.width
         self.ctype(m)
         for a in g.args(m):
             self.ctype(a)
+        self.integers(m)
         if row_role(g, m) == ROW_REDUCE:
             src = g.node(g.args(m)[0])["shape"]
             axes = tuple(d["attrs"]["axes"])
@@ -263,7 +292,8 @@ class _Lowering:
         if d["op"] == "const" and "fill" in d["attrs"] and ct != "unsigned char":
             # a uniform constant is a literal in the kernel, never an array it reads
             if v not in self.literals:
-                self.literals[v] = Literal(f"k{v}", ct, float(d["attrs"]["fill"]))
+                fill = d["attrs"]["fill"]
+                self.literals[v] = Literal(f"k{v}", ct, int(fill) if _integer(d["dtype"]) else float(fill))
             return (f"k{v}", ct)
         shape = d["shape"]
         inner_w = prod(user_shape[1:]) if user_full else 1
