@@ -77,7 +77,10 @@ def _convnd(name, x, weight, bias, stride, pads, dilation, groups):
     k, m = math.prod(kernel), n * math.prod(outs)
     wl = weight.permute(to_last)  # (O, *kernel, C/groups): the columns' (kernel, C) order
     if groups == 1:
-        out = window_matmul(cols, wl).reshape(m, o)
+        out = window_matmul(cols, wl).permute(from_last)                  # (N, O, *out)
+        if bias is not None:   # added to the (N, O, *out) view: it fuses with what follows (an activation)
+            out = out + bias.to(out.dtype).reshape((o,) + (1,) * nd)
+        return out
     elif cg == 1 and o == groups:
         # depthwise: a per-channel dot product over the window, elementwise work that fuses
         out = (cols.reshape(m, k, c) * wl.reshape(o, k).t()).sum(1)

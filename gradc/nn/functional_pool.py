@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import OutOfRangeError, ShapeError
 from ..tensor import Tensor
 from ..dtypes import int64
-from ..functions import arange, stack, tensor, where, zeros
+from ..functions import arange, maximum, stack, tensor, where, zeros
 from ..grad_mode import no_grad
 from ..ops import OPS
 from ..ops.movement import im2col
@@ -86,7 +86,7 @@ def _first_hot(parts):
     bool work only, which fuses into one kernel when compiled (an int64 position does not)."""
     best = parts[0]
     for c in parts[1:]:
-        best = where((c > best) | ((c != c) & (best == best)), c, best)
+        best = maximum(best, c)               # NaN propagates
     hot, found = [], None
     for c in parts:
         h = (c == best) | (c != c)            # c is NaN only where best is
