@@ -66,6 +66,8 @@ def clone(input):
     out = OPS["reshape"].bind(input, shape=input.shape)
     if out._data is not None:
         out._data, out._version = out._data.copy(), [0]
+    elif dispatch.tracer() is not None:
+        dispatch.tracer().own_memory(out)  # traced: a copy, so writing into it is no write into a view
     return out
 
 

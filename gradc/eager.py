@@ -4,6 +4,8 @@ A primitive call runs the entry's eager kernel on the operands' arrays and, when
 and an operand requires grad, records an autograd Node. Constants, random draws, in-place writes,
 device copies and backward are answered here too; the tracer answers the same calls while a
 function is traced."""
+import sys
+
 import numpy as np
 
 from . import autograd
@@ -49,8 +51,10 @@ class Eager(dispatch.Mode):
         grad_mode = autograd.is_grad_enabled()
         recording = grad_mode and result.requires_grad
         if (grad_mode and target._grad_fn is not None and target._grad_fn.prim.view
-                and getattr(target._data, "base", None) is not None):
-            # the base tensor's history would not see the write, so its gradient would be wrong
+                and getattr(target._data, "base", None) is not None and sys.getrefcount(target._data.base) > 2):
+            # the base tensor's history would not see the write, so its gradient would be wrong. When
+            # nothing but this view holds the memory (2: its .base and getrefcount's argument), as for a
+            # conv's channels-last result, no other tensor can see the write: it is the view's own value.
             raise AutogradError(f"{what} on a view ({target._grad_fn.prim.name} result) of a tensor that requires "
                                 "grad is not supported; write into a .clone() of the view, or make the change "
                                 "under `with gradc.no_grad():`")

@@ -76,7 +76,8 @@ class Tracer(dispatch.Mode):
         self.grad_owner = {}      # id(grad tensor) -> the tensor whose .grad it is
         self.entry_grads = {}     # id(tensor) -> (tensor, .grad at entry, first value assigned)
         self.created = weakref.WeakSet()
-        self.views = {}           # id(tensor) -> weak ref, for the results of view ops (by identity, not ==)
+        self.views = {}           # id(view) -> (weak ref to it, weak refs to every tensor over the same memory)
+        self.bases = {}           # id(tensor that is no view) -> (weak ref to it, that list for its views)
         self.freed = set()
         self.optimizers = []
         self.where_override = None
@@ -167,7 +168,7 @@ class Tracer(dispatch.Mode):
         nid = self.graph.add(prim.name, ids, shape, dtype.name, attrs, where, edges)
         out = self.sym(nid, requires_grad=any(edges) and dtype.is_floating_point, device=dev)
         if prim.view:
-            self.views[id(out)] = weakref.ref(out)
+            self.share_memory(args[0], out)
         return out
 
     def number(self, binding, name, dev=None):
@@ -191,9 +192,20 @@ class Tracer(dispatch.Mode):
     def assign(self, target, result, what):
         """An in-place op: `target` now holds `result`'s value."""
         if self.is_view(target):
-            raise TraceError(f"in-place change of a view (the result of reshape/slice/transpose/expand) at "
-                             f"{self.where()} is not supported inside gradc.compile; use an out-of-place op "
-                             "(y = y + 1) or .clone() the view first")
+            # Eagerly the write lands in the memory the view shares. Nothing can see that when no other
+            # tensor over it is alive (a conv's channels-last result, say): then it is the view's own value.
+            seen = {id(r()) for r in self.aliases.get(id(target), ())} | {id(target)}
+            if any(r() is not None and id(r()) not in seen for r in self.views[id(target)][1]):
+                raise TraceError(f"in-place change of a view (the result of reshape/slice/transpose/expand) at "
+                                 f"{self.where()} whose base tensor is still in use is not supported inside "
+                                 "gradc.compile; use an out-of-place op (y = y + 1) or .clone() the view first")
+        else:
+            entry = self.bases.get(id(target))
+            if entry is not None and entry[0]() is target and any(r() is not None for r in entry[1][1:]):
+                raise TraceError(f"in-place change at {self.where()} of a tensor that a live view (reshape/slice/"
+                                 "transpose/expand result) shares memory with is not supported inside gradc.compile: "
+                                 "eagerly the view would see the change; make the view after the change, or use an "
+                                 "out-of-place op (y = y + 1)")
         if target._sym is None:
             self.lift(target)
         target._sym = (self, self.node_of(result))
@@ -210,8 +222,26 @@ class Tracer(dispatch.Mode):
         return target
 
     def is_view(self, t):
-        ref = self.views.get(id(t))
-        return ref is not None and ref() is t
+        entry = self.views.get(id(t))
+        return entry is not None and entry[0]() is t
+
+    def own_memory(self, t):
+        """`t` was made by a view op but holds a copy (clone): it shares no memory."""
+        if self.is_view(t):
+            memory = self.views.pop(id(t))[1]
+            memory[:] = [r for r in memory if r() is not t]
+
+    def share_memory(self, base, out):
+        """`out` is a view of `base` (or detached from it): they share memory."""
+        if self.is_view(base):
+            memory = self.views[id(base)][1]
+        else:  # one list per base, so that views of one tensor see each other
+            entry = self.bases.get(id(base))
+            if entry is None or entry[0]() is not base:
+                entry = self.bases[id(base)] = (weakref.ref(base), [weakref.ref(base)])
+            memory = entry[1]
+        memory.append(weakref.ref(out))
+        self.views[id(out)] = (weakref.ref(out), memory)
 
     def detach(self, t):
         out = self.sym(self.node_of(t), device=t.device)
@@ -221,7 +251,7 @@ class Tracer(dispatch.Mode):
         group.append(weakref.ref(out))  # weak: a detached tensor kept alive would look like new state
         self.aliases[id(out)] = group
         if self.is_view(t):
-            self.views[id(out)] = weakref.ref(out)
+            self.share_memory(t, out)
         return out
 
     def to_device(self, t, dev):

@@ -381,3 +381,82 @@ def test_tensor_compares_unequal_to_none_and_strings_as_in_pytorch():
         x = lib.tensor([1, 2])
         assert (x != None) is True and (x == None) is False and (x == "a") is False  # noqa: E711
     np.testing.assert_array_equal(_np(gradc.tensor([1, 2]) == 1), [True, False])
+
+
+def _conv_relu(lib):
+    lib.manual_seed(0)
+    return lib.nn.Sequential(lib.nn.Conv2d(3, 4, 3), lib.nn.LeakyReLU(0.2, inplace=True),
+                             lib.nn.Conv2d(4, 2, 3, bias=False), lib.nn.ReLU(inplace=True))
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+def test_in_place_activation_right_after_a_conv_matches_pytorch(compile):
+    """VGG / DCGAN discriminator style: Conv2d then ReLU(inplace=True) or LeakyReLU(0.2, inplace=True).
+    The conv's result is a channels-last view nothing else holds, so the write is the view's own."""
+    t_model, g_model = _conv_relu(torch), _conv_relu(gradc)
+    g_model.load_state_dict({k: gradc.tensor(v.numpy()) for k, v in t_model.state_dict().items()})
+    x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    t_out = t_model(torch.tensor(x))
+    t_out.square().sum().backward()
+
+    def step(x):
+        out = g_model(x)
+        out.square().sum().backward()
+        return out
+
+    g_out = (gradc.compile(step, fullgraph=True) if compile else step)(gradc.tensor(x))
+    np.testing.assert_allclose(_np(g_out), t_out.detach().numpy(), rtol=1e-5, atol=1e-6)
+    for (name, gp), tp in zip(g_model.named_parameters(), t_model.parameters()):
+        np.testing.assert_allclose(_np(gp.grad), tp.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_clone_then_in_place_compiles():
+    def f(x):
+        y = x.clone()
+        y.add_(1)
+        return y, x
+
+    y, x = gradc.compile(f, fullgraph=True)(gradc.ones(3))
+    np.testing.assert_array_equal(_np(y), [2, 2, 2])
+    np.testing.assert_array_equal(_np(x), [1, 1, 1])
+
+
+def test_in_place_write_into_a_view_of_a_live_tensor_stays_refused():
+    def f(x):
+        z = x * 2
+        v = z.t()
+        v.mul_(2)   # eagerly z changes too: that history cannot be rewritten
+        return z
+
+    with pytest.raises(gradc.TraceError, match="base tensor is still in use"):
+        gradc.compile(f, fullgraph=True)(gradc.ones(2, 3))
+    with pytest.raises(gradc.AutogradError, match="on a view"):
+        f(gradc.ones(2, 3, requires_grad=True))
+
+
+def test_traced_writes_that_a_live_view_would_see_are_trace_errors():
+    def sibling(x):
+        z = x * 2
+        a, b = z.t(), z.reshape(6)
+        del z
+        a.mul_(2)   # eagerly b changes too
+        return b
+
+    def base(x):
+        z = x * 2
+        a = z.t()
+        z.add_(1)   # eagerly a changes too
+        return a
+
+    for fn in (sibling, base):
+        assert fn(gradc.ones(2, 3)).sum().item() in (24.0, 18.0)  # eagerly the view sees the write
+        with pytest.raises(gradc.TraceError, match="in-place change"):
+            gradc.compile(fn, fullgraph=True)(gradc.ones(2, 3))
+
+    def dead_view(x):
+        z = x * 2
+        z.t().sum()
+        z.add_(1)
+        return z
+
+    np.testing.assert_array_equal(_np(gradc.compile(dead_view, fullgraph=True)(gradc.ones(2, 3))), np.full((2, 3), 3.0))
