@@ -127,3 +127,14 @@ def test_clear_removes_template_entries_and_an_unusable_folder_only_warns(folder
         text = _render(Counting())
     assert text == _render(None)
     assert any("cannot be used" in str(w.message) for w in caught)
+
+
+def test_entries_are_written_whole_without_waiting_for_the_disk(folder, monkeypatch):
+    synced = []
+    monkeypatch.setattr(cache.os, "fsync", lambda fd: synced.append(fd))
+    _render(Counting())
+    assert not synced                      # a torn entry fails its hash check: no sync needed
+    assert all(template_cache.decode(e.read_bytes()) is not None for e in _entries(folder))
+    assert not [p for p in (folder / template_cache.KIND).rglob("*") if p.name.endswith(".tmp")]
+    cache.atomic_write(folder / "x.bin", b"data")
+    assert synced                          # everything else still is synced

@@ -91,7 +91,7 @@ class Graph:
         return nid in self.g
 
     def op_nodes(self):
-        return [n for n, d in self.g.nodes(data=True) if d["op"] not in SPECIAL]
+        return [n for n, d in self.g._node.items() if d["op"] not in SPECIAL]
 
     def topological(self):
         """A deterministic topological order (ties broken by node id: the smallest ready node
@@ -211,8 +211,9 @@ class Graph:
     def to_dict(self):
         nodes = [dict({"id": n, "op": d["op"], "shape": list(d["shape"]), "dtype": d["dtype"],
                        "attrs": _jsonable(d["attrs"]), "where": d["where"]},
-                      **{k: d[k] for k in _OPTIONAL if k in d}) for n, d in sorted(self.g.nodes(data=True))]
-        edges = sorted([u, v, d["index"], d["grad"]] for u, v, d in self.g.edges(data=True))
+                      **{k: d[k] for k in _OPTIONAL if k in d}) for n, d in sorted(self.g._node.items())]
+        edges = sorted([u, v, d["index"], d["grad"]] for u, nbrs in self.g._succ.items()
+                       for v, keys in nbrs.items() for d in keys.values())
         consts = {k: {"dtype": D.from_numpy_dtype(v.dtype).name, "shape": list(v.shape),
                       "data": v.reshape(-1).tolist()} for k, v in sorted(self.constants.items())}
         return {"format": FORMAT_VERSION, "nodes": nodes, "edges": edges, "inputs": list(self.inputs),

@@ -40,12 +40,13 @@ def digest(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def atomic_write(path, data):
+def atomic_write(path, data, sync=True):
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part:
     it goes to a temporary file beside the target, is synced, gets the usual permissions (0666
     less the umask) and is renamed over the target, and the rename is synced too. `data` is bytes,
     text, or a function that writes to the open binary file. Used by the cache, dumps, artifacts
-    and the CLI. Returns the path."""
+    and the CLI. Returns the path. sync=False skips both syncs, for entries whose readers check
+    them against a hash they hold (what a crash leaves behind is then rebuilt, not used)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -56,7 +57,8 @@ def atomic_write(path, data):
             else:
                 f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
@@ -65,6 +67,8 @@ def atomic_write(path, data):
         except OSError:
             pass
         raise
+    if not sync:
+        return path
     try:  # make the rename itself durable
         dfd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -103,11 +107,11 @@ def store(source, suffix=".py", kind="numpy"):
     return path if write_entry(path, source) else None
 
 
-def write_entry(path, data):
+def write_entry(path, data, sync=True):
     """atomic_write into the cache folder; False (after one warning per folder) when the folder is
     unusable: it is a file, read-only or full. Compiling goes on without the cache."""
     try:
-        atomic_write(path, data)
+        atomic_write(path, data, sync)
         return True
     except OSError as e:
         unusable(e)

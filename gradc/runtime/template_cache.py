@@ -9,7 +9,9 @@ An entry is a header line, the SHA-256 of the marshalled code and the code itsel
 with `cache.write_entry` (a temporary file renamed into place: a reader sees a whole entry or
 none) and used only when its header, its length and its recorded hash all check out and it
 unmarshals to a code object; anything else (truncated, damaged, from another format) is ignored,
-the template is compiled again and the entry rewritten. A cache folder that cannot be written
+the template is compiled again and the entry rewritten. Unlike the generated code, an entry is not
+synced to disk before the rename: what a crash could leave behind fails the hash check and is
+rebuilt, and a cold compile does not wait for the disk. A cache folder that cannot be written
 gives the cache's one warning and templates are compiled in memory."""
 import hashlib
 import marshal
@@ -58,7 +60,7 @@ class TemplateBytecodeCache(jinja2.BytecodeCache):
 
     def dump_bytecode(self, bucket):
         cache.sweep()
-        cache.write_entry(self.path(bucket), encode(bucket.code))
+        cache.write_entry(self.path(bucket), encode(bucket.code), sync=False)
 
 
 def encode(code):
