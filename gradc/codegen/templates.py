@@ -90,15 +90,21 @@ def new_environment(bytecode_cache=None):
     return env
 
 
+_BYTECODE = {"cache": None}
+
+
 @functools.lru_cache(maxsize=None)
 def environment():
-    return new_environment()
+    return new_environment(_BYTECODE["cache"])
 
 
 def use_bytecode_cache(bytecode_cache):
     """Keep compiled templates in `bytecode_cache` (a jinja2.BytecodeCache; None: compile them in
-    every process). The pipeline installs gradc's, which lives in the cache folder."""
-    environment().bytecode_cache = bytecode_cache
+    every process). The pipeline installs gradc's, which lives in the cache folder. The shared
+    environment is made when something is first rendered, so this finds no templates yet."""
+    _BYTECODE["cache"] = bytecode_cache
+    if environment.cache_info().currsize:
+        environment().bytecode_cache = bytecode_cache
 
 
 def render(name, **context):
