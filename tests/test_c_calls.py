@@ -166,3 +166,20 @@ def test_single_row_ops_run_in_c_and_results_are_never_reused_buffers():
         want_a, want_b = infer(x)
         np.testing.assert_allclose(a.numpy(), want_a.numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(b.numpy(), want_b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_host_matmul_takes_strided_and_transposed_matrices(rows):
+    """The C host's matmul copies operands whose rows and columns are both strided first."""
+    rng = np.random.default_rng(9)
+    w = gradc.from_numpy(rng.standard_normal((16, 24), dtype=np.float32))
+    x = gradc.from_numpy(rng.standard_normal((rows, 24), dtype=np.float32))
+
+    def f(x):
+        a = x @ w.t()                   # columns contiguous
+        b = x[:, ::2] @ w[::2, ::2].t()   # both strided: copied
+        return a, b, (x.t() @ x)[::3, ::3]
+    comp = gradc.compile(f, backend="c")
+    for got, want in zip(comp(x), f(x)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
+    assert "_mm(" in comp.lower(x).source["host.py"]

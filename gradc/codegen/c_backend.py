@@ -29,7 +29,7 @@ class _CEmitter(Emitter):
 
     def __init__(self, graph, units, plan, block_bytes):
         super().__init__(graph, units, plan, block_bytes)
-        self.cst = macros("c/statements.j2")
+        self.cst, self.host_ops = macros("c/statements.j2"), macros("c/host_ops.j2")
         self.c_kernels, self.kernel_ir, self.declined = [], [], []
         self.runs = []   # consecutive C kernels called as one: [(entry, [(kernel, [slot, ...])], slots)]
         self.op_buffers, self.op_nodes = [], set()   # (name, shape, dtype) of single ops run as C kernels
@@ -76,6 +76,9 @@ class _CEmitter(Emitter):
         graph, n = self.graph, u.id
         d = graph.node(n)
         shape = d["shape"]
+        host = self.host_op(u, n, d)
+        if host is not None:
+            return host
         if (d["op"] not in C_OPS or len(shape) < 1 or shape[0] != 1 or math.prod(shape) > SMALL_OP_ELEMENTS
                 or n in self.escaping or n in self.plan.storage):
             return super().op_unit(u)
@@ -89,6 +92,18 @@ class _CEmitter(Emitter):
         return {"kind": "ckernel", "id": u.id, "name": kernel.name, "ops": kernel.ops,
                 "args": [(p.role, name_of(p.node)) for p in kernel.params], "prologue": [],
                 "where": safe_where(d["where"]), "nodes": [(p.role, p.node) for p in kernel.params]}
+
+    def host_op(self, u, n, d):
+        """A float matmul of matrices (into its planned storage) or a permute, from templates/c/host_ops.j2."""
+        graph, args = self.graph, [name_of(a) for a in self.graph.args(n)]
+        if d["op"] == "matmul" and d["dtype"] in ("float32", "float64") and stored(graph, u, n, self.outputs) \
+                and all(len(graph.node(a)["shape"]) == 2 for a in graph.args(n)):
+            code = self.host_ops.matmul(*args, name_of(n))
+            return {"kind": "op", "code": code, "prologue": self.storage_prologue(n), "where": safe_where(d["where"])}
+        if d["op"] == "permute" and not stored(graph, u, n, self.outputs):
+            code = self.stmt.assign(name_of(n), self.host_ops.permute(args[0], tuple(d["attrs"]["perm"])))
+            return {"kind": "op", "code": code, "prologue": [], "where": safe_where(d["where"])}
+        return None
 
     def _source(self, n):
         """Where a kernel argument's address comes from: "pool" or "const" (a planned buffer or a
