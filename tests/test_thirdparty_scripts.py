@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 import gradc
-from thirdparty_scripts import dcgan, resnet, seq2seq, word_lm
+from thirdparty_scripts import dcgan, nanogpt, resnet, seq2seq, word_lm
 
 torch = pytest.importorskip("torch")
 
 SCRIPTS = {"word_language_model_lstm": lambda lib: word_lm(lib, "LSTM"),
            "word_language_model_gru": lambda lib: word_lm(lib, "GRU"),
-           "dcgan": dcgan, "seq2seq_attention": seq2seq, "resnet_basicblock": resnet}
+           "dcgan": dcgan, "seq2seq_attention": seq2seq, "resnet_basicblock": resnet, "nanogpt": nanogpt}
 SKIP = {"seq2seq_attention": ("decoder.attention.Va.bias",)}
 
 
@@ -30,8 +30,12 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADC_BACKEND", "numpy")
 
 
+def _kwargs(name, tmp_path_factory):
+    return {"out_dir": str(tmp_path_factory.mktemp("ckpt"))} if name == "nanogpt" else {}
+
+
 @pytest.fixture(scope="module")
-def reference():
+def reference(tmp_path_factory):
     """PyTorch's initial weights and run, once per script."""
     cache = {}
 
@@ -40,7 +44,7 @@ def reference():
             make, run = SCRIPTS[name](torch)
             torch.manual_seed(0)
             init = {k: v.detach().clone() for k, v in make().state_dict().items()}
-            model, out = run(init={k: v.clone() for k, v in init.items()})
+            model, out = run(init={k: v.clone() for k, v in init.items()}, **_kwargs(name, tmp_path_factory))
             cache[name] = (init, out, {k: v.detach().numpy().copy() for k, v in model.state_dict().items()})
         return cache[name]
     return get
@@ -48,10 +52,11 @@ def reference():
 
 @pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("name", list(SCRIPTS))
-def test_script_runs_like_pytorch(name, compile, reference):
+def test_script_runs_like_pytorch(name, compile, reference, tmp_path_factory):
     init, t_out, t_state = reference(name)
     _, run = SCRIPTS[name](gradc)
-    model, g_out = run(init={k: gradc.tensor(v.numpy()) for k, v in init.items()}, compile=compile)
+    model, g_out = run(init={k: gradc.tensor(v.numpy()) for k, v in init.items()}, compile=compile,
+                       **_kwargs(name, tmp_path_factory))
     assert len(g_out) == len(t_out)
     np.testing.assert_allclose(g_out, t_out, rtol=1e-4, atol=1e-5)
     g_state = model.state_dict()

@@ -4,8 +4,9 @@ module passed in: PyTorch itself, or gradc in its place): pytorch/examples' word
 update p.data.add_(p.grad, alpha=-lr)), its DCGAN (ConvTranspose2d, BatchNorm2d, LeakyReLU(0.2,
 inplace=True), BCELoss, Adam betas, weights_init through apply), the seq2seq translation tutorial's
 GRU encoder and Bahdanau-attention decoder (bmm, cat, topk, torch.LongTensor, TensorDataset and
-samplers), and a torchvision-style ResNet (BasicBlock with `out += identity`, kaiming_normal_,
-zero_init_residual, AdaptiveAvgPool2d, torch.flatten, SGD nesterov, MultiStepLR). Sizes are
+samplers), nanoGPT (model.py and the loop of train.py) and a torchvision-style ResNet
+(BasicBlock with `out += identity`, kaiming_normal_, zero_init_residual, AdaptiveAvgPool2d,
+torch.flatten, SGD nesterov, MultiStepLR). Sizes are
 scaled down; the code shapes are the scripts'. Each `run(torch, init, compile)` returns the model
 and the numbers the script prints (losses, accuracies), so runs can be compared."""
 import numpy as np
@@ -395,3 +396,188 @@ def resnet(torch, width=4, num_classes=5):
         return model, out
 
     return make, run
+
+
+# ---------------------------------------------------------------------- nanoGPT
+def nanogpt(torch, vocab_size=24, block_size=8, n_layer=2, n_head=2, n_embd=16):
+    """nanoGPT's model.py and the loop of its train.py: start-up switches, SDPA with is_causal,
+    wte tied to lm_head, the AdamW groups split by p.dim() with the inspect.signature probe for
+    fused=, a manual cosine lr with warmup written into param_groups, gradient accumulation through
+    a disabled GradScaler, clip_grad_norm_, estimate_loss under @torch.no_grad() (losses[k] =
+    loss.item()), a checkpoint dict saved and loaded with a tensor best_val_loss, and generate."""
+    import inspect
+    import math
+    import os
+    from contextlib import nullcontext
+    nn, F = torch.nn, torch.nn.functional
+
+    class LayerNorm(nn.Module):
+        def __init__(self, ndim, bias):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(ndim))
+            self.bias = nn.Parameter(torch.zeros(ndim)) if bias else None
+
+        def forward(self, input):
+            return F.layer_norm(input, self.weight.shape, self.weight, self.bias, 1e-5)
+
+    class CausalSelfAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_attn = nn.Linear(n_embd, 3 * n_embd)
+            self.c_proj = nn.Linear(n_embd, n_embd)
+            self.resid_dropout = nn.Dropout(0.0)
+            self.flash = hasattr(torch.nn.functional, "scaled_dot_product_attention")
+
+        def forward(self, x):
+            B, T, C = x.size()
+            q, k, v = self.c_attn(x).split(n_embd, dim=2)
+            k = k.view(B, T, n_head, C // n_head).transpose(1, 2)
+            q = q.view(B, T, n_head, C // n_head).transpose(1, 2)
+            v = v.view(B, T, n_head, C // n_head).transpose(1, 2)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=True)
+            return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.attn = LayerNorm(n_embd, True), CausalSelfAttention()
+            self.ln_2 = LayerNorm(n_embd, True)
+            self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.GELU(), nn.Linear(4 * n_embd, n_embd))
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = nn.ModuleDict(dict(
+                wte=nn.Embedding(vocab_size, n_embd), wpe=nn.Embedding(block_size, n_embd),
+                drop=nn.Dropout(0.0), h=nn.ModuleList([Block() for _ in range(n_layer)]),
+                ln_f=LayerNorm(n_embd, True)))
+            self.lm_head = nn.Linear(n_embd, vocab_size, bias=False)
+            self.transformer.wte.weight = self.lm_head.weight
+            self.apply(self._init_weights)
+            for pn, p in self.named_parameters():
+                if pn.endswith("c_proj.weight"):
+                    torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
+
+        def _init_weights(self, module):
+            if isinstance(module, nn.Linear):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                if module.bias is not None:
+                    torch.nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+        def forward(self, idx, targets=None):
+            b, t = idx.size()
+            pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+            x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+            for block in self.transformer.h:
+                x = block(x)
+            x = self.transformer.ln_f(x)
+            if targets is not None:
+                logits = self.lm_head(x)
+                return logits, F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+            return self.lm_head(x[:, [-1], :]), None
+
+        def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+            param_dict = {pn: p for pn, p in self.named_parameters() if p.requires_grad}
+            optim_groups = [{"params": [p for p in param_dict.values() if p.dim() >= 2], "weight_decay": weight_decay},
+                            {"params": [p for p in param_dict.values() if p.dim() < 2], "weight_decay": 0.0}]
+            fused_available = "fused" in inspect.signature(torch.optim.AdamW).parameters
+            extra_args = dict(fused=True) if fused_available and device_type == "cuda" else dict()
+            return torch.optim.AdamW(optim_groups, lr=learning_rate, betas=betas, **extra_args)
+
+        @torch.no_grad()
+        def generate(self, idx, max_new_tokens, top_k=None):
+            for _ in range(max_new_tokens):
+                idx_cond = idx if idx.size(1) <= block_size else idx[:, -block_size:]
+                logits, _ = self(idx_cond)
+                logits = logits[:, -1, :]
+                if top_k is not None:
+                    v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                    logits[logits < v[:, [-1]]] = -float("Inf")
+                idx_next = torch.argmax(F.softmax(logits, dim=-1), dim=-1, keepdim=True)  # greedy: same in both
+                idx = torch.cat((idx, idx_next), dim=1)
+            return idx
+
+    def run(init=None, compile=False, out_dir=None, max_iters=4):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        device, device_type, ctx = "cpu", "cpu", nullcontext()
+        data = np.random.default_rng(0).integers(0, vocab_size, 300).astype(np.uint16)
+        rng = np.random.default_rng(5)
+
+        def get_batch(split):
+            ix = rng.integers(0, len(data) - block_size, 3)
+            x = torch.stack([torch.from_numpy((data[i:i + block_size]).astype(np.int64)) for i in ix])
+            y = torch.stack([torch.from_numpy((data[i + 1:i + 1 + block_size]).astype(np.int64)) for i in ix])
+            return x.to(device), y.to(device)
+
+        model = GPT()
+        if init is not None:
+            model.load_state_dict(init)
+        model.to(device)
+        scaler = torch.cuda.amp.GradScaler(enabled=False)
+        optimizer = model.configure_optimizers(0.1, 1e-2, (0.9, 0.95), device_type)
+        raw_model = model
+        if compile:
+            model = torch.compile(model)
+
+        def get_lr(it, warmup_iters=2, lr_decay_iters=4, learning_rate=1e-2, min_lr=1e-3):
+            if it < warmup_iters:
+                return learning_rate * (it + 1) / (warmup_iters + 1)
+            decay_ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+            return min_lr + 0.5 * (1.0 + math.cos(math.pi * decay_ratio)) * (learning_rate - min_lr)
+
+        @torch.no_grad()
+        def estimate_loss(eval_iters=2):
+            out = {}
+            model.eval()
+            for split in ["train", "val"]:
+                losses = torch.zeros(eval_iters)
+                for k in range(eval_iters):
+                    X, Y = get_batch(split)
+                    with ctx:
+                        _, loss = model(X, Y)
+                    losses[k] = loss.item()
+                out[split] = losses.mean()
+            model.train()
+            return out
+
+        X, Y = get_batch("train")
+        out, best_val_loss = [], 1e9
+        for iter_num in range(max_iters):
+            lr = get_lr(iter_num)
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lr
+            if iter_num % 2 == 0:
+                losses = estimate_loss()
+                out += [float(losses["train"]), float(losses["val"])]
+                if losses["val"] < best_val_loss:
+                    best_val_loss = losses["val"]
+                    checkpoint = {"model": raw_model.state_dict(), "optimizer": optimizer.state_dict(),
+                                  "model_args": dict(n_layer=n_layer), "iter_num": iter_num,
+                                  "best_val_loss": best_val_loss, "config": {"lr": lr}}
+                    torch.save(checkpoint, os.path.join(out_dir, "ckpt.pt"))
+                    ck = torch.load(os.path.join(out_dir, "ckpt.pt"), map_location=device)
+                    assert ck["iter_num"] == iter_num and float(ck["best_val_loss"]) == float(best_val_loss)
+            for micro_step in range(2):
+                with ctx:
+                    _, loss = model(X, Y)
+                    loss = loss / 2
+                X, Y = get_batch("train")
+                scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            out.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)))
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            out.append(loss.item() * 2)
+        raw_model.eval()
+        out += raw_model.generate(torch.zeros((1, 1), dtype=torch.long), 4, top_k=5)[0].tolist()
+        return raw_model, out
+
+    return GPT, run
