@@ -300,8 +300,9 @@ def _op_ctx(host, graph, plan, n, kernel_ops, force_alloc=False, guarded=False):
     return {"kind": "op", "prologue": prologue, "code": code, "where": where, "members": [n]}
 
 
-# host ops whose eager kernels check their indices themselves, reading the device (gather's range)
-SELF_CHECKING = ("gather",)
+# host ops whose eager kernels check their indices themselves: gather reads their range from the
+# device; scatter_add's NumPy path (the host check) raises on a bad index where CuPy's wraps it
+SELF_CHECKING = ("gather", "scatter_add")
 
 
 def _read_by_self_checking(graph, n):
