@@ -460,3 +460,22 @@ def test_traced_writes_that_a_live_view_would_see_are_trace_errors():
         return z
 
     np.testing.assert_array_equal(_np(gradc.compile(dead_view, fullgraph=True)(gradc.ones(2, 3))), np.full((2, 3), 3.0))
+
+
+@pytest.mark.parametrize("make", [lambda nn: nn.BatchNorm2d(4, bias=False), lambda nn: nn.GroupNorm(2, 4, bias=False),
+                                  lambda nn: nn.InstanceNorm2d(4, affine=True, bias=False),
+                                  lambda nn: nn.BatchNorm1d(4, affine=False, bias=False)],
+                         ids=["batchnorm", "groupnorm", "instancenorm", "batchnorm_no_affine"])
+def test_norm_layers_take_pytorchs_bias_flag(make):
+    x = np.random.default_rng(2).standard_normal((3, 4, 5, 5)).astype(np.float32)
+    res = []
+    for lib in (gradc, torch):
+        m = make(lib.nn)
+        assert m.bias is None
+        inp = lib.tensor(x if not isinstance(m, lib.nn.BatchNorm1d) else x[:, :, 0, 0], requires_grad=True)
+        out = m(inp)
+        (out * lib.tensor(np.arange(out.numel(), dtype=np.float32).reshape(out.shape))).sum().backward()
+        res.append((list(m.state_dict()), _np(out), _np(inp.grad)))
+    assert res[0][0] == res[1][0]
+    np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(res[0][2], res[1][2], rtol=1e-4, atol=1e-4)
