@@ -7,8 +7,8 @@ import numpy as np
 
 from . import dispatch
 from . import dtypes as D
-from .composite import assign, clone
-from .creation import arange, empty, tensor
+from .composite import assign, cat, clone
+from .creation import arange, empty, full, tensor
 from .errors import DTypeError, ShapeError
 from .grad_mode import is_grad_enabled
 from .indexing import getitem
@@ -294,6 +294,23 @@ def fmod(input, other):
     neg_input = input < 0
     fix = (r != 0) & ((r < 0) != neg_input)
     return where(fix, r - other, r)
+
+
+@export("cumprod")
+def cumprod(input, dim, dtype=None):
+    """Running products along dim (a diffusion schedule's alphas_cumprod): a log-depth scan of
+    products, so zeros and negative values are exact and autodiff covers the gradient."""
+    x = input.to(dtype) if dtype is not None else (input.long() if input.dtype is D.bool_ else input)
+    d = normalize_axis("cumprod", dim, x.ndim) if x.ndim else 0
+    if x.ndim == 0:
+        return x
+    n, k = x.shape[d], 1
+    while k < n:
+        shape = list(x.shape)
+        shape[d] = k
+        x = x * cat([full(shape, 1, dtype=x.dtype, device=x.device), narrow(x, d, 0, n - k)], d)
+        k *= 2
+    return x
 
 
 export("log2")(lambda input: input.log() * (1.0 / math.log(2.0)))

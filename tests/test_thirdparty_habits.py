@@ -322,6 +322,9 @@ SURFACE = [
     ("count_nonzero_dim", lambda t, x: (x > 0).count_nonzero(dim=1), False),
     ("meshgrid_ij", lambda t, x: t.stack(t.meshgrid(x[0, :3], x[1, :2], indexing="ij")), True),
     ("meshgrid_xy", lambda t, x: t.stack(t.meshgrid(x[0, :3], x[1, :2], x[2, :4], indexing="xy")), True),
+    ("cumprod", lambda t, x: t.cumprod(x, dim=1), True),
+    ("cumprod_zero", lambda t, x: (x * (x > -0.5)).cumprod(0), True),
+    ("cumprod_schedule", lambda t, x: t.cumprod(1 - t.linspace(1e-4, 0.02, 300), dim=0), False),
     ("int", lambda t, x: (x * 10).int(), False),
     ("nonzero", lambda t, x: (x > 0.5).nonzero(), False),
     ("nonzero_tuple", lambda t, x: t.stack(t.nonzero(x > 0.5, as_tuple=True)), False),
@@ -351,7 +354,7 @@ def test_everyday_surface_matches_pytorch(name, fn, diff):
         np.testing.assert_allclose(g_ours, g_theirs, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["select", "addmm", "baddbmm", "repeat_interleave", "tile", "diag_2d_k",
+@pytest.mark.parametrize("name", ["select", "addmm", "baddbmm", "repeat_interleave", "tile", "diag_2d_k", "cumprod",
                                   "diag_1d_negk", "fmod", "meshgrid_xy", "unbind"])
 def test_everyday_surface_compiled_equals_eager(name):
     fn = next(s[1] for s in SURFACE if s[0] == name)
