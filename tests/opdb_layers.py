@@ -49,12 +49,13 @@ _WINDOWS = [  # (shape, axis, kernel, stride, dilation, pads)
     ((2, 3, 7), 2, (3,), (2,), (1,), ((1, 2),)),
     ((1, 4, 3, 4, 2), 1, (2, 2, 3), (1, 2, 1), (1, 1, 1), ((0, 0), (1, 0), (1, 1))),
     ((2, 7, 3), 1, (2,), (2,), (1,), ((0, -1),)),
+    ((2, 4, 6, 3), 1, (2, 2), (2, 2), (1, 1), ((0, 0), (0, -1))),   # windows that tile, a tail left unread
 ]
 
 
 def _im2col_samples(rng):
     return [S(randn(rng, shape), axis=a, kernel=k, stride=s, dilation=d, pads=p, value=v)
-            for (shape, a, k, s, d, p), v in zip(_WINDOWS, (0.0, -1.5, 0.0, 0.0))]
+            for (shape, a, k, s, d, p), v in zip(_WINDOWS, (0.0, -1.5, 0.0, 0.0, -2.0))]
 
 
 def _col2im_samples(rng):
