@@ -482,3 +482,33 @@ def test_norm_layers_take_pytorchs_bias_flag(make):
     assert res[0][0] == res[1][0]
     np.testing.assert_allclose(res[0][1], res[1][1], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(res[0][2], res[1][2], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n,replicas,drop_last", [(10, 3, False), (10, 3, True), (2, 4, False), (12, 4, False),
+                                                  (7, 2, True)])
+def test_distributed_sampler_splits_like_pytorch(n, replicas, drop_last):
+    from torch.utils.data import DistributedSampler as TorchSampler
+    for rank in range(replicas):
+        ours = gradc.utils.data.DistributedSampler(list(range(n)), replicas, rank, shuffle=False, drop_last=drop_last)
+        theirs = TorchSampler(list(range(n)), replicas, rank, shuffle=False, drop_last=drop_last)
+        assert list(ours) == list(theirs) and len(ours) == len(theirs)
+
+
+def test_distributed_sampler_shuffles_one_order_for_all_ranks_per_epoch():
+    from gradc.utils.data import DataLoader, DistributedSampler, TensorDataset
+    samplers = [DistributedSampler(list(range(12)), 3, r, seed=5) for r in range(3)]
+    first = [list(s) for s in samplers]
+    assert sorted(sum(first, [])) == list(range(12))        # the ranks' shares partition the dataset
+    assert first != [list(range(12))[r::3] for r in range(3)]
+    for s in samplers:
+        s.set_epoch(1)
+    second = [list(s) for s in samplers]
+    assert sorted(sum(second, [])) == list(range(12)) and second != first
+    samplers[0].set_epoch(0)
+    assert list(samplers[0]) == first[0]                     # an epoch's order is reproducible
+    loader = DataLoader(TensorDataset(gradc.arange(12.0)), batch_size=2, sampler=samplers[1])
+    assert [b[0].tolist() for b in loader] == [[float(i) for i in second[1][j:j + 2]] for j in (0, 2)]
+    with pytest.raises(ValueError, match="Invalid rank 3"):
+        DistributedSampler(list(range(4)), num_replicas=3, rank=3)
+    with pytest.raises(ValueError, match="init_process_group"):
+        DistributedSampler(list(range(4)))
