@@ -512,3 +512,49 @@ def test_distributed_sampler_shuffles_one_order_for_all_ranks_per_epoch():
         DistributedSampler(list(range(4)), num_replicas=3, rank=3)
     with pytest.raises(ValueError, match="init_process_group"):
         DistributedSampler(list(range(4)))
+
+
+def _hooked(lib):
+    lib.manual_seed(0)
+    m = lib.nn.Sequential(lib.nn.Linear(4, 3), lib.nn.ReLU(), lib.nn.Linear(3, 2))
+    feats, order = {}, []
+
+    def save(name):
+        def hook(module, args, output):
+            feats[name] = output.detach()
+        return hook
+
+    handles = [m[0].register_forward_hook(save("fc1")), m[1].register_forward_hook(save("relu"))]
+    m[2].register_forward_pre_hook(lambda mod, args: (args[0] * 2,))           # replaces the input
+    m[2].register_forward_hook(lambda mod, args, out: out + 1)                  # replaces the output
+    m[2].register_forward_hook(lambda mod, args, out: order.append("second"))
+    m[2].register_forward_hook(lambda mod, args, out: order.append("first"), prepend=True)
+    m.register_forward_pre_hook(lambda mod, args, kwargs: ((args[0] - 1,), kwargs), with_kwargs=True)
+    return m, feats, order, handles
+
+
+def test_forward_hooks_match_pytorch():
+    x = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
+    res = []
+    for lib in (gradc, torch):
+        m, feats, order, handles = _hooked(lib)
+        if lib is gradc:
+            m.load_state_dict({k: gradc.tensor(v.numpy()) for k, v in _hooked(torch)[0].state_dict().items()})
+        out = m(lib.tensor(x))
+        handles[0].remove()
+        feats.clear()
+        m(lib.tensor(x))
+        res.append((_np(out), sorted(feats), order))
+    np.testing.assert_allclose(res[0][0], res[1][0], rtol=1e-6)
+    assert res[0][1] == res[1][1] == ["relu"]
+    assert res[0][2] == res[1][2] == ["first", "second"] * 2
+
+
+def test_a_hook_registered_after_compiling_is_traced():
+    m = gradc.nn.Linear(3, 2)
+    f = gradc.compile(m)
+    x = gradc.ones(1, 3)
+    before = _np(f(x))
+    with m.register_forward_hook(lambda mod, args, out: out * 10):
+        np.testing.assert_allclose(_np(f(x)), before * 10, rtol=1e-6)
+    np.testing.assert_allclose(_np(f(x)), before, rtol=1e-6)

@@ -1,6 +1,8 @@
 """nn.Module and nn.Parameter: parameters, buffers and submodules registered by attribute, as in
 PyTorch. Modules are written only against tensor ops, so they run eagerly and trace alike."""
 import collections
+import itertools
+import weakref
 
 from .. import dtypes as D
 from ..autograd import no_grad
@@ -45,6 +47,26 @@ def structure_epoch():
     return _EPOCH[0]
 
 
+class RemovableHandle:
+    """What register_forward_hook returns: remove() unregisters the hook (also as a context manager)."""
+    _ids = itertools.count()
+
+    def __init__(self, module):
+        self.id, self._module = next(RemovableHandle._ids), weakref.ref(module)
+
+    def remove(self):
+        module = self._module()
+        if module is not None:
+            module._set_hooks(tuple(h for h in module.__dict__.get("_forward_hooks", ()) if h[0] != self.id))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+
 class Module:
     """Base class of all layers. Subclasses define forward(); calling the module runs it."""
 
@@ -54,6 +76,9 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", collections.OrderedDict())
         object.__setattr__(self, "training", True)
+        # (handle id, "pre" or "post", hook, with_kwargs): a tuple, replaced on each change, so that a
+        # compiled call's guard on the module's attributes sees a hook added or removed
+        object.__setattr__(self, "_forward_hooks", ())
 
     # ------------------------------------------------------------------ registration
     def __setattr__(self, name, value):
@@ -273,7 +298,45 @@ class Module:
         raise GradcError(f"{type(self).__name__} has no forward(); define forward(self, ...) in your module")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_forward_hooks")
+        if not hooks:
+            return self.forward(*args, **kwargs)
+        for _, kind, hook, with_kwargs in hooks:
+            if kind == "pre":
+                res = hook(self, args, kwargs) if with_kwargs else hook(self, args)
+                if res is not None:
+                    if with_kwargs:
+                        args, kwargs = res
+                    else:
+                        args = res if isinstance(res, tuple) else (res,)
+        out = self.forward(*args, **kwargs)
+        for _, kind, hook, with_kwargs in hooks:
+            if kind == "post":
+                res = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
+                if res is not None:
+                    out = res
+        return out
+
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args) (or (module, args, kwargs) with with_kwargs) runs before forward; a
+        value it returns replaces the arguments. Returns a handle whose remove() unregisters it."""
+        return self._add_hook("pre", hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args, output) (or (module, args, kwargs, output)) runs after forward; a value
+        it returns replaces the output. Returns a handle whose remove() unregisters it."""
+        return self._add_hook("post", hook, prepend, with_kwargs)
+
+    def _add_hook(self, kind, hook, prepend, with_kwargs):
+        handle = RemovableHandle(self)
+        entry = ((handle.id, kind, hook, bool(with_kwargs)),)
+        hooks = self.__dict__.get("_forward_hooks", ())
+        self._set_hooks(entry + hooks if prepend else hooks + entry)
+        return handle
+
+    def _set_hooks(self, hooks):
+        object.__setattr__(self, "_forward_hooks", hooks)
+        _EPOCH[0] += 1  # a compiled call traced with other hooks must trace again
 
     def extra_repr(self):
         return ""
