@@ -5,7 +5,7 @@ import inspect
 import itertools
 import weakref
 
-from .errors import AutogradError
+from .errors import AutogradError, TraceError
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401  (public here)
 from .ops.primitive import Ctx
 
@@ -205,3 +205,119 @@ def run_post_backward_hooks(leaves):
             _post_backward_hooks.pop(key, None)
             continue
         fn()
+
+
+# ---------------------------------------------------------------------- torch.autograd.grad
+class _Watched(dict):
+    """The cotangents of one backward walk; remembers those of `watch` (non-leaf inputs of grad())
+    when the walk takes them."""
+
+    def __init__(self, watch):
+        super().__init__()
+        self.watch, self.taken = watch, {}
+
+    def pop(self, key, *default):
+        value = super().pop(key, *default)
+        if id(key) in self.watch and value is not None:
+            self.taken[id(key)] = value
+        return value
+
+
+def _order_from(roots):
+    """Every node reachable from `roots`, each after all the nodes it feeds."""
+    order, seen = [], set()
+    for root in roots:
+        for node in _topological(root):
+            if id(node) not in seen:
+                seen.add(id(node))
+                order.append(node)
+    # one walk per root concatenated is not yet an order for all roots: sort by depth from the roots
+    depth = {id(n): 0 for n in order}
+    for node in order:
+        for p in node.parents:
+            if isinstance(p, Node) and id(p) in depth:
+                depth[id(p)] = max(depth[id(p)], depth[id(node)] + 1)
+    return sorted(order, key=lambda n: depth[id(n)])
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """The gradients of `outputs` with respect to `inputs` (a tuple, one per input), as
+    torch.autograd.grad: nothing is accumulated into .grad. With create_graph=True the gradients
+    have history of their own, so a gradient penalty can be differentiated again (WGAN-GP).
+    `only_inputs` is accepted as PyTorch accepts it (deprecated there, with no effect)."""
+    from . import dispatch
+    if dispatch.tracer() is not None:
+        raise TraceError("gradc.autograd.grad inside gradc.compile is not supported; call loss.backward() in "
+                         "the compiled function, or compute this gradient eagerly")
+    if is_grads_batched:
+        raise AutogradError("autograd.grad(is_grads_batched=True) is not supported; loop over the grad_outputs")
+    single = not isinstance(outputs, (tuple, list))
+    outputs = [outputs] if single else list(outputs)
+    one_input = not isinstance(inputs, (tuple, list))
+    inputs = [inputs] if one_input else list(inputs)
+    if grad_outputs is None or not isinstance(grad_outputs, (tuple, list)):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise AutogradError(f"autograd.grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for t in inputs:
+        if not t.requires_grad:
+            raise AutogradError(f"autograd.grad: an input (shape {t.shape}) does not require grad; create it "
+                                "with requires_grad=True or call .requires_grad_()")
+    retain = create_graph if retain_graph is None else retain_graph
+    watch = {id(t._grad_fn) for t in inputs if t._grad_fn is not None}
+    cot = _Watched(watch)
+    roots = []
+    for out, g in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise AutogradError(f"autograd.grad: an output (shape {out.shape}) does not require grad and has no "
+                                "grad_fn")
+        if g is None:
+            if out.numel() != 1:
+                raise AutogradError(f"autograd.grad: grad_outputs is needed for an output of shape {out.shape} "
+                                    "(it can be implicit only for one-element outputs)")
+            g = out.detach().new_ones(out.shape)
+        key = out._grad_fn if out._grad_fn is not None else out
+        cot[key] = g if key not in cot else cot[key] + g
+        if out._grad_fn is not None:
+            roots.append(out._grad_fn)
+
+    def expand(node):
+        node._check_saved()
+        if create_graph and node.out is not None:
+            # the saved output has no history (it is detached), so the gradient's own gradient would miss it
+            raise AutogradError(f"autograd.grad(create_graph=True) through {node.prim.name} is not supported: its "
+                                "VJP reads its saved output, which keeps no history here, so the gradient of the "
+                                "gradient would be wrong; use ops whose VJPs read their inputs (a piecewise-linear "
+                                "activation such as ReLU or LeakyReLU instead of tanh, sigmoid or exp)")
+        return node.prim, Ctx(node.saved, node.out, node.shapes, node.dtypes, node.attrs, node.needs), node.parents
+
+    def release(node):
+        if not retain:
+            node.saved, node.out, node.freed = (), None, True
+
+    with set_grad_enabled(bool(create_graph)):
+        backprop(_order_from(roots), cot, expand, release)
+    result = []
+    for t in inputs:
+        g = cot.taken.get(id(t._grad_fn)) if t._grad_fn is not None else dict.get(cot, t)
+        if g is None:
+            if materialize_grads:
+                g = t.detach().new_zeros(t.shape)
+            elif not allow_unused:
+                raise AutogradError("autograd.grad: one of the differentiated tensors does not appear in the "
+                                    "graph of the outputs; pass allow_unused=True to get None for it")
+        elif not create_graph:
+            g = g.detach()
+        result.append(g)
+    return tuple(result)
+
+
+def Variable(data, requires_grad=False, volatile=False):
+    """torch.autograd.Variable, which PyTorch folded into Tensor: the tensor itself, with
+    requires_grad set as asked."""
+    if volatile:
+        raise AutogradError("Variable(volatile=True) is gone (as in PyTorch); use `with gradc.no_grad():`")
+    if requires_grad:
+        data.requires_grad_(True)
+    return data

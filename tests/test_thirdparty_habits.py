@@ -558,3 +558,61 @@ def test_a_hook_registered_after_compiling_is_traced():
     with m.register_forward_hook(lambda mod, args, out: out * 10):
         np.testing.assert_allclose(_np(f(x)), before * 10, rtol=1e-6)
     np.testing.assert_allclose(_np(f(x)), before, rtol=1e-6)
+
+
+def _critic(lib):
+    lib.manual_seed(0)
+    return lib.nn.Sequential(lib.nn.Linear(4, 8), lib.nn.LeakyReLU(0.2), lib.nn.Linear(8, 1))
+
+
+def test_wgan_gp_gradient_penalty_matches_pytorch():
+    """WGAN-GP: the critic's gradient at interpolated samples, by autograd.grad(create_graph=True),
+    is penalised and differentiated again."""
+    rng = np.random.default_rng(4)
+    real, fake, alpha = (rng.standard_normal((6, 4)).astype(np.float32), rng.standard_normal((6, 4)).astype(np.float32),
+                         rng.uniform(size=(6, 1)).astype(np.float32))
+    t_critic = _critic(torch)
+    res = []
+    for lib in (gradc, torch):
+        D = _critic(lib) if lib is gradc else t_critic
+        if lib is gradc:
+            D.load_state_dict({k: gradc.tensor(v.detach().numpy()) for k, v in t_critic.state_dict().items()})
+        a = lib.tensor(alpha)
+        interpolates = (a * lib.tensor(real) + (1 - a) * lib.tensor(fake)).requires_grad_(True)
+        d_interpolates = D(interpolates)
+        gradients = lib.autograd.grad(outputs=d_interpolates, inputs=interpolates,
+                                      grad_outputs=lib.ones_like(d_interpolates), create_graph=True,
+                                      retain_graph=True, only_inputs=True)[0]
+        gradient_penalty = ((gradients.norm(2, dim=1) - 1) ** 2).mean() * 10
+        loss = D(lib.tensor(fake)).mean() - D(lib.tensor(real)).mean() + gradient_penalty
+        loss.backward()
+        res.append([_np(gradients), gradient_penalty.item()] + [_np(p.grad) for p in D.parameters()])
+    for a, b in zip(*res):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_autograd_grad_options_match_pytorch():
+    for lib in (gradc, torch):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = lib.tensor([3.0], requires_grad=True)
+        h = x * 3
+        out = (h * h).sum()
+        gx, gh = lib.autograd.grad(out, [x, h], retain_graph=True)
+        np.testing.assert_allclose(_np(gx), [18.0, 36.0])
+        np.testing.assert_allclose(_np(gh), [6.0, 12.0])
+        assert x.grad is None                                        # nothing accumulates into .grad
+        assert lib.autograd.grad(out, [x, y], allow_unused=True, retain_graph=True)[1] is None
+        np.testing.assert_array_equal(_np(lib.autograd.grad(out, [y], allow_unused=True, materialize_grads=True)[0]), [0.0])
+        v = lib.autograd.Variable(lib.ones(2), requires_grad=True)
+        assert v.requires_grad
+    with pytest.raises(gradc.AutogradError, match="does not appear in the graph"):
+        x = gradc.ones(2, requires_grad=True)
+        gradc.autograd.grad((x * 2).sum(), [x, gradc.ones(1, requires_grad=True)])
+    with pytest.raises(gradc.AutogradError, match="through tanh is not supported"):
+        x = gradc.ones(2, requires_grad=True)
+        gradc.autograd.grad(x.tanh().sum(), x, create_graph=True)
+    with pytest.raises(gradc.TraceError, match="inside gradc.compile"):
+        gradc.compile(lambda x: gradc.autograd.grad((x * x).sum(), x)[0], fullgraph=True)(gradc.ones(2, requires_grad=True))
+    with pytest.warns(UserWarning, match="running it eagerly"):   # without fullgraph: the call runs eagerly
+        g = gradc.compile(lambda x: gradc.autograd.grad((x * x).sum(), x)[0])(gradc.ones(2, requires_grad=True))
+    np.testing.assert_array_equal(_np(g), [2.0, 2.0])
