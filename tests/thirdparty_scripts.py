@@ -1,5 +1,5 @@
 """Small but faithful versions of well-known PyTorch example scripts, written against `torch` (the
-module passed in: PyTorch itself, or gradc in its place): pytorch/examples' word_language_model
+module passed in: PyTorch itself, or gradc in its place): pytorch/examples' mnist, word_language_model
 (RNNModel with tied weights, batchify, repackage_hidden, clip_grad_norm_ and the hand-written SGD
 update p.data.add_(p.grad, alpha=-lr)), its DCGAN (ConvTranspose2d, BatchNorm2d, LeakyReLU(0.2,
 inplace=True), BCELoss, Adam betas, weights_init through apply), the seq2seq translation tutorial's
@@ -581,3 +581,70 @@ def nanogpt(torch, vocab_size=24, block_size=8, n_layer=2, n_head=2, n_embd=16):
         return raw_model, out
 
     return GPT, run
+
+
+# ---------------------------------------------------------------------- mnist
+def mnist(torch):
+    """pytorch/examples' mnist/main.py: Net (conv, relu, max_pool2d, dropout, flatten, log_softmax),
+    F.nll_loss, Adadelta with StepLR, the DataLoader loop with its log line, and the test loop
+    (reduction='sum', argmax(keepdim=True), pred.eq(target.view_as(pred)).sum().item())."""
+    nn, F, optim = torch.nn, torch.nn.functional, torch.optim
+
+    class Net(nn.Module):
+        def __init__(self):
+            super(Net, self).__init__()
+            self.conv1 = nn.Conv2d(1, 4, 3, 1)
+            self.conv2 = nn.Conv2d(4, 8, 3, 1)
+            self.dropout1 = nn.Dropout(0.0)
+            self.dropout2 = nn.Dropout(0.0)
+            self.fc1 = nn.Linear(128, 16)
+            self.fc2 = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = F.relu(self.conv2(F.relu(self.conv1(x))))
+            x = self.dropout1(F.max_pool2d(x, 2))
+            x = torch.flatten(x, 1)
+            x = self.dropout2(F.relu(self.fc1(x)))
+            return F.log_softmax(self.fc2(x), dim=1)
+
+    def run(init=None, compile=False):
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        rng = np.random.default_rng(0)
+        dataset = torch.utils.data.TensorDataset(torch.from_numpy(rng.standard_normal((16, 1, 12, 12)).astype(np.float32)),
+                                                 torch.from_numpy(rng.integers(0, 10, 16)))
+        loader = torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=False)
+        model = Net().to(device)
+        if init is not None:
+            model.load_state_dict(init)
+        optimizer = optim.Adadelta(model.parameters(), lr=1.0)
+        scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
+
+        def step(data, target):
+            optimizer.zero_grad()
+            loss = F.nll_loss(model(data), target)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        fn = torch.compile(step) if compile else step
+        out = []
+        for epoch in range(1, 3):
+            model.train()
+            for batch_idx, (data, target) in enumerate(loader):
+                loss = fn(data.to(device), target.to(device))
+                line = "Train Epoch: {} [{}/{} ({:.0f}%)]\tLoss: {:.6f}".format(
+                    epoch, batch_idx * len(data), len(loader.dataset), 100. * batch_idx / len(loader), loss.item())
+                out.append(float(line.rsplit(" ", 1)[1]))
+            model.eval()
+            test_loss, correct = 0, 0
+            with torch.no_grad():
+                for data, target in loader:
+                    output = model(data)
+                    test_loss += F.nll_loss(output, target, reduction="sum").item()
+                    pred = output.argmax(dim=1, keepdim=True)
+                    correct += pred.eq(target.view_as(pred)).sum().item()
+            out += [test_loss / len(loader.dataset), correct]
+            scheduler.step()
+        return model, out
+
+    return Net, run
