@@ -616,3 +616,23 @@ def test_autograd_grad_options_match_pytorch():
     with pytest.warns(UserWarning, match="running it eagerly"):   # without fullgraph: the call runs eagerly
         g = gradc.compile(lambda x: gradc.autograd.grad((x * x).sum(), x)[0])(gradc.ones(2, requires_grad=True))
     np.testing.assert_array_equal(_np(g), [2.0, 2.0])
+
+
+@pytest.mark.parametrize("shape,r", [((2, 8, 3, 5), 2), ((9, 2, 2), 3), ((1, 2, 4, 2, 3), 2)])
+def test_pixel_shuffle_and_unshuffle_match_pytorch(shape, r):
+    a = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    w = np.random.default_rng(6).standard_normal(shape[:-3] + (shape[-3] // (r * r), shape[-2] * r,
+                                                                shape[-1] * r)).astype(np.float32)
+    res = []
+    for lib in (gradc, torch):
+        x = lib.tensor(a, requires_grad=True)
+        up = lib.nn.PixelShuffle(r)(x)
+        back = lib.nn.functional.pixel_unshuffle(up, r)
+        ((up * lib.tensor(w)).sum() + (back * back).sum()).backward()
+        res.append((_np(up), _np(back), _np(x.grad)))
+    for a_, b_ in zip(*res):
+        np.testing.assert_allclose(a_, b_, rtol=1e-6, atol=1e-6)
+    f = gradc.compile(lambda x: gradc.nn.functional.pixel_shuffle(x, r) * 2)
+    np.testing.assert_allclose(_np(f(gradc.tensor(a))), res[1][0] * 2, rtol=1e-6)
+    with pytest.raises(gradc.ShapeError, match="upscale_factor"):
+        gradc.nn.functional.pixel_shuffle(gradc.ones(1, 3, 2, 2), 2)

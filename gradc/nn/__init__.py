@@ -17,7 +17,7 @@ from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1
 from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
 from .activation import (LeakyReLU, ReLU6, SiLU, Mish, SELU, CELU, ELU, Hardsigmoid, Hardswish, Softplus,
                          Hardtanh, Threshold, PReLU, LogSigmoid, Softsign, Tanhshrink, Hardshrink, Softshrink, GLU,
-                         LogSoftmax, Softmin, Softmax2d, Dropout1d, Dropout2d, Dropout3d)
+                         LogSoftmax, Softmin, Softmax2d, Dropout1d, Dropout2d, Dropout3d, PixelShuffle, PixelUnshuffle)
 from .container import ModuleDict, ParameterList, ParameterDict, Unflatten
 from .attention import MultiheadAttention
 from .transformer import TransformerEncoderLayer, TransformerEncoder
