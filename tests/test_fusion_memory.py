@@ -208,3 +208,21 @@ def test_results_of_two_calls_are_independent_arrays():
         b = compiled(gradc.randn(3, 8))
     assert not np.shares_memory(a.numpy(), b.numpy())
     np.testing.assert_array_equal(a.numpy(), kept)
+
+
+
+
+def test_planned_peak_never_subtracts_values_that_live_inside_a_group():
+    # A group's inner values live in block scratch: never counted, so never taken off when they
+    # die (the peak fell below the fresh arrays a later unit makes).
+    from types import SimpleNamespace as NS
+    from gradc.passes.memory import Plan
+    nodes = {"x": {"op": "input"}, "inner": {"op": "mul", "group": 1}, "out": {"op": "matmul"}}
+    graph = NS(inputs=["x"], outputs=["out"], node=nodes.__getitem__,
+               nbytes={"x": 8, "inner": 1000, "out": 40}.__getitem__)
+    plan = Plan()
+    plan.root = {n: n for n in nodes}
+    plan.storage = {"out": ("fresh",)}
+    plan.last_use = {"inner": 0, "x": 1}
+    units = [NS(members=["inner"]), NS(members=["out"])]
+    assert plan.peak_bytes(graph, units) == 8 + 40

@@ -55,19 +55,18 @@ class Plan:
         dying = {}
         for a, j in self.last_use.items():
             dying.setdefault(j, []).append(a)
+
+        def allocates(m):  # a fresh array of its own (values inside a group live in block scratch)
+            st = self.storage.get(m)
+            return (st is not None and st[0] == "fresh") or \
+                (st is None and self.root.get(m) == m and graph.node(m).get("group") is None
+                 and graph.node(m)["op"] not in ("input", "const"))
+
         live, peak = 0, 0
         for i, u in enumerate(units):
-            for m in u.members:
-                st = self.storage.get(m)
-                if (st is None and self.root.get(m) == m and graph.node(m).get("group") is None) or \
-                        (st and st[0] == "fresh"):
-                    live += graph.nbytes(m)
+            live += sum(graph.nbytes(m) for m in u.members if allocates(m))
             peak = max(peak, live)
-            for a in dying.get(i, ()):
-                st = self.storage.get(a)
-                if a not in outs and self.root.get(a) == a and graph.node(a)["op"] not in ("input", "const") \
-                        and (st is None or st[0] == "fresh"):
-                    live -= graph.nbytes(a)
+            live -= sum(graph.nbytes(a) for a in dying.get(i, ()) if a not in outs and allocates(a))
         return base + peak
 
 
