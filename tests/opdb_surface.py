@@ -102,3 +102,33 @@ for _name, _a, _b in (("l1_loss", randn, randn), ("smooth_l1_loss", randn, randn
 op("cosine_similarity", lambda a, b, dim=1: F.cosine_similarity(a, b, dim),
    lambda rng: [S(randn(rng, (3, 4)), randn(rng, (3, 4))), S(randn(rng, (2, 3, 4)), randn(rng, (2, 3, 4)), dim=-1)],
    torch_fn=lambda a, b, dim=1: _tF().cosine_similarity(a, b, dim))
+
+
+# ---------------------------------------------------------------------- spellings third-party scripts use
+op("narrow", lambda x, **k: x.narrow(**k), lambda rng: [S(randn(rng, (4, 5)), dim=1, start=1, length=3),
+                                                        S(randn(rng, (3, 2, 4)), dim=0, start=-2, length=2)],
+   torch_fn=lambda x, **k: x.narrow(**k))
+op("select", lambda x, dim, index: x.select(dim, index),
+   lambda rng: [S(randn(rng, (3, 4, 2)), dim=1, index=2), S(randn(rng, (3, 4)), dim=0, index=-1)],
+   torch_fn=lambda x, dim, index: x.select(dim, index))
+op("addmm", lambda c, a, b, **k: gradc.addmm(c, a, b, **k),
+   lambda rng: [S(randn(rng, (3, 5)), randn(rng, (3, 4)), randn(rng, (4, 5)), beta=0.5, alpha=2.0),
+                S(randn(rng, (5,)), randn(rng, (3, 4)), randn(rng, (4, 5)))],
+   torch_fn=lambda c, a, b, **k: _torch().addmm(c, a, b, **k))
+op("baddbmm", lambda c, a, b, **k: gradc.baddbmm(c, a, b, **k),
+   lambda rng: [S(randn(rng, (2, 3, 5)), randn(rng, (2, 3, 4)), randn(rng, (2, 4, 5)), alpha=0.5)],
+   torch_fn=lambda c, a, b, **k: _torch().baddbmm(c, a, b, **k))
+op("repeat_interleave", lambda x, **k: x.repeat_interleave(**k),
+   lambda rng: [S(randn(rng, (2, 3)), repeats=2, dim=1), S(randn(rng, (2, 3)), repeats=3)],
+   torch_fn=lambda x, **k: x.repeat_interleave(**k))
+op("tile", lambda x, reps: x.tile(reps), lambda rng: [S(randn(rng, (2, 3)), reps=(2, 1, 2)), S(randn(rng, (3,)), reps=(2,))],
+   ref=lambda x, reps: np.tile(x, reps), torch_fn=lambda x, reps: x.tile(reps))
+op("diag", lambda x, **k: gradc.diag(x, **k),
+   lambda rng: [S(randn(rng, (4, 5)), diagonal=1), S(randn(rng, (4, 3)), diagonal=-1), S(randn(rng, (3,)), diagonal=-1)],
+   ref=lambda x, diagonal=0: np.diag(x, diagonal), torch_fn=lambda x, **k: _torch().diag(x, **k))
+op("cumprod", lambda x, dim: x.cumprod(dim), lambda rng: [S(away0(rng, (3, 5)), dim=1), S(away0(rng, (4, 2, 3)), dim=0)],
+   ref=lambda x, dim: np.cumprod(x, dim), torch_fn=lambda x, dim: x.cumprod(dim))
+op("lerp", lambda a, b, weight: a.lerp(b, weight), lambda rng: [S(randn(rng, (3, 4)), randn(rng, (3, 4)), weight=0.3)],
+   torch_fn=lambda a, b, weight: a.lerp(b, weight))
+op("pixel_shuffle", lambda x, r: F.pixel_shuffle(x, r), lambda rng: [S(randn(rng, (2, 8, 2, 3)), r=2)],
+   torch_fn=lambda x, r: _tF().pixel_shuffle(x, r))
