@@ -323,8 +323,9 @@ class Tracer(dispatch.Mode):
 
 def settings_of(opt):
     """What a compiled step assumes about an optimizer: its options (for those that are program
-    inputs, only whether they are zero; their current values are copied into the input tensors
-    here), and the identity of the flat buffers its parameters live in (flat=True)."""
+    inputs, only the zeroness of the ones a traced update branched on; their current values are
+    copied into the input tensors here), and the identity of the flat buffers its parameters live
+    in (flat=True)."""
     flats = tuple(id(f.param) for fl in getattr(opt, "_flats", {}).values() for f in fl)
     sync = getattr(opt, "sync_hyper_inputs", None)
     groups = sync() if sync is not None else [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
