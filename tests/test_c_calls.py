@@ -183,3 +183,18 @@ def test_host_matmul_takes_strided_and_transposed_matrices(rows):
     for got, want in zip(comp(x), f(x)):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-5)
     assert "_mm(" in comp.lower(x).source["host.py"]
+
+
+def test_profiler_times_each_c_kernel_of_a_run():
+    """Under the profiler's tracer a run's kernels are called one by one: each is found and timed."""
+    from gradc.runtime import profile
+    m_c, _, s_c = _setup(momentum=0)
+    step = gradc.compile(s_c, backend="c")
+    x, y = _data()
+    step(x, y)
+    with profile.Profiler() as p:
+        for _ in range(3):
+            step(x, y)
+    rows = [r for (h, backend), rs in p.results().items() if backend == "c" for r in rs]
+    kernels = [r for r in rows if r["kind"] == "c kernel"]
+    assert len(kernels) >= 2 and all(r["calls"] == 3 and r["seconds"] > 0 for r in kernels), kernels
