@@ -90,6 +90,8 @@ def _window_matmul_samples(rng):
 
 
 op("window_matmul", window_matmul, _window_matmul_samples, ref=_window_matmul_ref)
+# the weight's gradient alone (a first convolution's) is summed per leading index: its own path
+op("window_matmul_weight", window_matmul, _window_matmul_samples, ref=_window_matmul_ref, grad_args=(1,))
 
 
 def _tf(name):

@@ -376,18 +376,26 @@ window_matmul_p = primitive("window_matmul", "matmul", 2, _window_matmul_shape, 
 def _window_matmul_vjp(ctx, g):
     a, w = ctx.inputs
     lead, win, o, c = _window_matmul_split(a.shape, w.shape)
-    m, k = _prod(lead), _prod(win)
-    g2 = g.reshape(m, o)
+    m, k, nl = _prod(lead), _prod(win), len(lead)
     ga = gw = None
     if ctx.needs[0]:
+        g2 = g.reshape(m, o)
         if k == 1:
             ga = (g2 @ w.reshape(o, c)).reshape(a.shape)
         else:   # (K, M, C): one product per window offset, then viewed in the columns' order
             per = g2 @ w.reshape(o, k, c).permute(1, 0, 2)   # g2 broadcast: one copy of g serves every product
-            nw, nl = len(win), len(lead)
+            nw = len(win)
             ga = per.reshape(win + lead + (c,)).permute(tuple(range(nw, nw + nl)) + tuple(range(nw)) + (nw + nl,))
-    if ctx.needs[1]:
-        gw = (g2.t() @ a.reshape(m, k * c)).reshape(w.shape)
+        if ctx.needs[1]:
+            gw = (g2.t() @ a.reshape(m, k * c)).reshape(w.shape)
+    elif ctx.needs[1] and nl > 1:
+        # Only the weight's gradient (a first convolution): g is most often a channels-last view
+        # of channels-first memory, so it is read in that order, (lead0, O, rest) @ (lead0, rest,
+        # K * C) summed over lead0, with no transposing copy of g into (M, O).
+        gl = g.permute((0, nl) + tuple(range(1, nl))).reshape(lead[0], o, m // lead[0])
+        gw = (gl @ a.reshape(lead[0], m // lead[0], k * c)).sum(0).reshape(w.shape)
+    elif ctx.needs[1]:
+        gw = (g.reshape(m, o).t() @ a.reshape(m, k * c)).reshape(w.shape)
     return ga, gw
 
 
