@@ -3,7 +3,15 @@ kernel for every fused group that lowers to the kernel IR (gradc.kernels), and a
 (templates/c/host.py.j2) that calls them through ctypes. Matmuls and every op the C backend does
 not fuse run through NumPy from the host module (BLAS through NumPy: one call per matmul, no
 copies; the host loop is the NumPy backend's), so each op has a C lowering or this documented
-host fallback. A group the kernel IR does not cover runs as the NumPy backend's blocked loop."""
+host fallback. A group the kernel IR does not cover runs as the NumPy backend's blocked loop.
+
+Per-call cost (what a batch of one pays): consecutive C kernels are one ctypes call of an entry
+function (`r<N>`, templates/c/program.c.j2) that reads their arguments' addresses from an array made
+with the program; planned buffers' and constants' addresses are written into it once, an input's
+whenever its array is another object than on the call before, and values made during the call on
+every call. Small elementwise ops of one row outside every group run as C kernels too (writing
+buffers made with the program, when their values stay inside the call), and float matmuls call
+NumPy's BLAS directly (templates/c/host_ops.j2)."""
 import math
 
 from ..kernels import C_OPS, Let, Load, Store, Accumulate, lower_group
