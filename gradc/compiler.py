@@ -493,12 +493,16 @@ def _grad_is_none(bindings, slot):
 
 
 def _same_settings(opt, groups):
-    from .recompile import settings_changes
-    from .trace import settings_of
+    """The optimizer's settings, and the very state tensors the program reads and writes (one that
+    load_state_dict or a reset replaced would otherwise be left behind, silently)."""
+    from .recompile import settings_changes, state_changes
+    from .trace import settings_of, state_tensors
+    held = state_tensors(opt)
 
     def guard(flat_args):
-        return settings_of(opt) == groups
-    guard.explain = lambda: settings_changes(type(opt).__name__, groups, settings_of(opt))
+        return settings_of(opt) == groups and all(opt.state.get(p, {}).get(k) is t for p, k, t in held)
+    guard.explain = lambda: settings_changes(type(opt).__name__, groups, settings_of(opt)) \
+        if settings_of(opt) != groups else state_changes(opt, held)
     return guard
 
 

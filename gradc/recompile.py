@@ -136,3 +136,11 @@ def settings_changes(name, old, new):
     if old[-1:] != new[-1:]:
         out.append(f"{name}'s flat parameter buffers were replaced")
     return out or [f"{name}'s settings changed"]
+
+
+def state_changes(opt, held):
+    """Which state tensors a compiled step read are no longer the optimizer's: `SGD state
+    momentum_buffer of parameter 0 was replaced`."""
+    index = {id(p): i for i, p in enumerate(p for g in opt.param_groups for p in g["params"])}
+    return [f"{type(opt).__name__} state {k} of parameter {index.get(id(p), '?')} was replaced (load_state_dict "
+            f"or a reset gives new tensors)" for p, k, t in held if opt.state.get(p, {}).get(k) is not t]

@@ -321,6 +321,11 @@ class Tracer(dispatch.Mode):
         return alive()
 
 
+def state_tensors(opt):
+    """(parameter, key, tensor) for every tensor in an optimizer's state."""
+    return [(p, k, t) for p, st in opt.state.items() for k, t in st.items() if isinstance(t, Tensor)]
+
+
 def settings_of(opt):
     """What a compiled step assumes about an optimizer: its options (for those that are program
     inputs, only the zeroness of the ones a traced update branched on; their current values are
