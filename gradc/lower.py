@@ -182,12 +182,11 @@ def _program(graph, spec, stats, log, part, backward, start):
                                          if e.kind == "data" and e.out is not None])
         info["units"] = len(units)
     with _stage(log, "memory", part) as info:
-        # A state written through rows of another shape (rank >= 3) is updated in place by the NumPy
-        # backend only: CUDA's host module aliases such a state with the state's own shape, and the C
-        # backend's `restrict` check does not yet see that a reshape of the state read by the same
-        # kernel shares its memory; there such a state keeps a buffer and a copy back.
+        # A state written through rows of another shape (rank >= 3) is updated in place on the CPU
+        # backends; CUDA's host module aliases a state with the state's own shape only, so there such
+        # a state keeps a buffer and a copy back.
         plan = plan_memory(graph, units, {e.out: e.slot for e in spec.effects if e.kind == "data"},
-                           reshaped_state=spec.backend == "numpy")
+                           reshaped_state=spec.backend != "cuda")
         info.update(buffers=len(plan.buffers), buffer_bytes=plan.nbytes(), inplace_state=len(plan.inplace_state))
     with _stage(log, "codegen", part) as info:
         kernels, scratch_bytes = [], 0

@@ -15,7 +15,7 @@ from gradc import nn, optim
 BACKENDS = ["numpy", "c"]
 # Backends that update such a state in place (the C backend's kernels would read the state through
 # a reshape while writing it, and must first drop `restrict` for parameters sharing memory that way).
-IN_PLACE = {"numpy"}
+IN_PLACE = {"numpy", "c"}
 OPTIMIZERS = [(optim.SGD, dict(lr=0.1, momentum=0.9)),
               (optim.SGD, dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=1e-3)),
               (optim.Adam, dict(lr=0.01)), (optim.AdamW, dict(lr=0.01, weight_decay=0.1))]

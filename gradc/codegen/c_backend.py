@@ -179,13 +179,14 @@ class _CEmitter(Emitter):
         """Whether two parameters of the kernel may share memory (then no `restrict`)."""
         seen = set()
         for p in kernel.params:
-            st = self.plan.storage.get(p.node)
-            if p.node in self.graph.inputs:
-                key = ("input", self.graph.inputs.index(p.node))
+            node = self.plan.root.get(p.node, p.node)   # a view's memory is the memory it views
+            st = self.plan.storage.get(node)
+            if node in self.graph.inputs:
+                key = ("input", self.graph.inputs.index(node))
             elif st is not None and st[0] in ("pool", "input"):
                 key = st
             else:
-                key = ("node", p.node)
+                key = ("node", node)
             if key in seen:
                 return True
             seen.add(key)
