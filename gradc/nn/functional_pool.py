@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..errors import OutOfRangeError, ShapeError
+from ..errors import ShapeError
 from ..tensor import Tensor
 from ..dtypes import int64
 from ..functions import arange, maximum, stack, tensor, where, zeros
@@ -226,11 +226,10 @@ def _max_unpool(name, nd, input, indices, kernel_size, stride, padding, output_s
     n, c = x.shape[:2]
     flat = zeros((n, c, math.prod(size)), dtype=x.dtype, device=x.device)
     # checked on every run (eagerly and compiled): an index outside the output is a named error
-    try:
-        idx = OPS["check_index"].bind(idx.reshape(n, c, -1), high=math.prod(size), ignore=None)
-    except OutOfRangeError as e:
-        raise OutOfRangeError(f"{name}: {e} (the output planes have {size} = {math.prod(size)} elements); "
-                              f"pass the pooled input's size as output_size") from None
+    # (the text is the message's start in compiled programs too)
+    idx = OPS["check_index"].bind(idx.reshape(n, c, -1), high=math.prod(size), ignore=None,
+                                  what=f"{name}: indices into output planes of {size} = {math.prod(size)} elements "
+                                       f"(pass the pooled input's size as output_size):")
     # scatter: an index that several windows chose (overlapping pooling) receives their common value,
     # and each of them an equal share of its gradient (PyTorch leaves duplicate indices unspecified)
     out = flat.scatter(2, idx, x.reshape(n, c, -1)).reshape((n, c) + size)
