@@ -128,8 +128,13 @@ class _CEmitter(Emitter):
         return "call"
 
     def _memory(self, n):
-        st = self.plan.storage.get(n)
-        return st if st is not None and st[0] in ("pool", "input") else ("node", self.plan.root.get(n, n))
+        """The memory a value lives in: an input (by slot), a planned buffer, or its own; a view's
+        memory is the memory it views."""
+        node = self.plan.root.get(n, n)
+        if node in self.graph.inputs:
+            return ("input", self.graph.inputs.index(node))
+        st = self.plan.storage.get(node)
+        return st if st is not None and st[0] in ("pool", "input") else ("node", node)
 
     def _dels(self, units):
         """The NumPy module's dels, then each run of consecutive C kernels becomes one unit: one
@@ -177,20 +182,8 @@ class _CEmitter(Emitter):
 
     def _aliased(self, kernel):
         """Whether two parameters of the kernel may share memory (then no `restrict`)."""
-        seen = set()
-        for p in kernel.params:
-            node = self.plan.root.get(p.node, p.node)   # a view's memory is the memory it views
-            st = self.plan.storage.get(node)
-            if node in self.graph.inputs:
-                key = ("input", self.graph.inputs.index(node))
-            elif st is not None and st[0] in ("pool", "input"):
-                key = st
-            else:
-                key = ("node", node)
-            if key in seen:
-                return True
-            seen.add(key)
-        return False
+        keys = [self._memory(p.node) for p in kernel.params]
+        return len(set(keys)) < len(keys)
 
     def render_kernel(self, k, u):
         cst = self.cst
