@@ -72,13 +72,13 @@ def sum_to(g, shape):
     return g.reshape(shape)
 
 
-def _topological(root):
-    """Nodes reachable from root, each after all the nodes it feeds (an explicit stack: deep graphs
-    must not hit the recursion limit)."""
+def _topological(*roots):
+    """Nodes reachable from the roots, each after all the nodes it feeds (an explicit stack: deep
+    graphs must not hit the recursion limit)."""
     # A node counts as visited when it is expanded, not when it is pushed: marking at push time
     # lets a node that is still waiting on the stack be finished before a node that feeds it
     # (e.g. z in z - log(sum(exp(z)))), which drops part of its gradient.
-    order, seen, stack = [], set(), [(root, False)]
+    order, seen, stack = [], set(), [(root, False) for root in reversed(roots)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -223,23 +223,6 @@ class _Watched(dict):
         return value
 
 
-def _order_from(roots):
-    """Every node reachable from `roots`, each after all the nodes it feeds."""
-    order, seen = [], set()
-    for root in roots:
-        for node in _topological(root):
-            if id(node) not in seen:
-                seen.add(id(node))
-                order.append(node)
-    # one walk per root concatenated is not yet an order for all roots: sort by depth from the roots
-    depth = {id(n): 0 for n in order}
-    for node in order:
-        for p in node.parents:
-            if isinstance(p, Node) and id(p) in depth:
-                depth[id(p)] = max(depth[id(p)], depth[id(node)] + 1)
-    return sorted(order, key=lambda n: depth[id(n)])
-
-
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """The gradients of `outputs` with respect to `inputs` (a tuple, one per input), as
@@ -297,7 +280,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             node.saved, node.out, node.freed = (), None, True
 
     with set_grad_enabled(bool(create_graph)):
-        backprop(_order_from(roots), cot, expand, release)
+        backprop(_topological(*roots), cot, expand, release)
     result = []
     for t in inputs:
         g = cot.taken.get(id(t._grad_fn)) if t._grad_fn is not None else dict.get(cot, t)

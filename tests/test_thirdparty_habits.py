@@ -618,6 +618,19 @@ def test_autograd_grad_options_match_pytorch():
     np.testing.assert_array_equal(_np(g), [2.0, 2.0])
 
 
+
+def test_autograd_grad_of_several_outputs_sharing_a_subgraph_matches_pytorch():
+    # p feeds y1 directly and y2 through a long chain: every node must wait for all its consumers,
+    # whichever output reaches it first (ordering by distance from the first output dropped y2's part)
+    def grads(lib):
+        a = lib.tensor(np.linspace(-1, 1, 5), requires_grad=True)
+        p = (a * 3.0).tanh() * 2.0
+        n = p
+        for _ in range(5):
+            n = n * 1.5 + 0.1
+        return _np(lib.autograd.grad([(p * p).sum(), (n * p).sum()], [a])[0])
+    np.testing.assert_allclose(grads(gradc), grads(torch), rtol=1e-12)
+
 @pytest.mark.parametrize("shape,r", [((2, 8, 3, 5), 2), ((9, 2, 2), 3), ((1, 2, 4, 2, 3), 2)])
 def test_pixel_shuffle_and_unshuffle_match_pytorch(shape, r):
     a = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
