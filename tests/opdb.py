@@ -918,3 +918,6 @@ def case_id(case):
 
 import opdb_surface  # noqa: E402,F401  (rows for the tensor surface and losses)
 import opdb_layers  # noqa: E402,F401  (rows for the sliding-window primitives and vision layers)
+import opdb_math  # noqa: E402,F401  (rows for the elementwise math primitives)
+import opdb_tensor  # noqa: E402,F401  (rows for structural tensor functions)
+import opdb_nn_more  # noqa: E402,F401  (rows for more losses, layers and sampling)
