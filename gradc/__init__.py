@@ -19,6 +19,7 @@ from .inference import inference_mode, is_inference_mode_enabled  # noqa: E402
 from .amp import device_autocast as autocast  # noqa: E402
 from . import distributed  # noqa: E402
 from . import backends  # noqa: E402
+from . import distributions  # noqa: E402
 from .backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402
 
 long = int64
