@@ -67,7 +67,7 @@ def masked_select(input, mask):
 
 
 # ---------------------------------------------------------------------- gather and scatter (PyTorch's layout)
-def _linear_index(index, dim, shape):
+def linear_index(index, dim, shape):
     """Flat positions into a tensor of `shape` for `index` along `dim` (PyTorch's gather/scatter
     layout: every other coordinate is the index's own)."""
     strides = [prod(shape[i + 1:]) for i in range(len(shape))]
@@ -94,7 +94,7 @@ def _check_index(input, dim, index, name):
 @export("gather")
 def gather(input, dim, index):
     dim = _check_index(input, dim, index, "gather")
-    return OPS["gather"].bind(input.reshape(-1), _linear_index(index, dim, input.shape), axis=0)
+    return OPS["gather"].bind(input.reshape(-1), linear_index(index, dim, input.shape), axis=0)
 
 
 def _scatter_flat(input, dim, index, src, name):
@@ -102,7 +102,7 @@ def _scatter_flat(input, dim, index, src, name):
     if not isinstance(src, Tensor):
         src = full(index.shape, src, dtype=input.dtype, device=input.device)
     src = strided_slice(src.to(input.dtype), [0] * index.ndim, list(index.shape), [1] * index.ndim)
-    lin = _linear_index(index, dim, input.shape).reshape(-1)
+    lin = linear_index(index, dim, input.shape).reshape(-1)
     return lin, src.reshape(-1)
 
 
@@ -226,10 +226,17 @@ def prod_(input, dim=None, keepdim=False, dtype=None):
 
 @export("movedim")
 def movedim(input, source, destination):
-    s, t = normalize_axis("movedim", source, input.ndim), normalize_axis("movedim", destination, input.ndim)
-    order = [i for i in range(input.ndim) if i != s]
-    order.insert(t, s)
-    return input.permute(order)
+    """Dims `source` (an int or a sequence) moved to positions `destination`, the others kept in order."""
+    src, dst = _dims(input, source, "movedim"), _dims(input, destination, "movedim")
+    if len(src) != len(dst):
+        raise ShapeError(f"movedim: source {source} and destination {destination} must name as many dims")
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ShapeError(f"movedim: repeated dim in source {source} or destination {destination}")
+    order = [None] * input.ndim
+    for s, t in zip(src, dst):
+        order[t] = s
+    rest = iter(i for i in range(input.ndim) if i not in src)
+    return input.permute([o if o is not None else next(rest) for o in order])
 
 
 @export("cumsum")
