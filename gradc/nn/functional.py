@@ -21,6 +21,16 @@ from .functional_act import (leaky_relu, relu6, hardtanh, elu, selu, celu, silu,
                              logsigmoid, hardsigmoid, hardswish, softsign, tanhshrink, threshold, hardshrink,
                              softshrink, prelu, glu, dropout1d, dropout2d, dropout3d)
 from .functional_attention import scaled_dot_product_attention  # noqa: F401
+from .losses_more import (margin_ranking_loss, hinge_embedding_loss, soft_margin_loss,  # noqa: F401
+                          cosine_embedding_loss, multilabel_soft_margin_loss, multi_margin_loss,
+                          multilabel_margin_loss, pairwise_distance, pdist, triplet_margin_loss,
+                          triplet_margin_with_distance_loss, gaussian_nll_loss, poisson_nll_loss)
+from .functional_ctc import ctc_loss  # noqa: F401
+from .functional_grid import affine_grid, grid_sample  # noqa: F401
+from .functional_more import (bilinear, embedding_bag, gumbel_softmax, alpha_dropout,  # noqa: F401
+                              feature_alpha_dropout, rrelu, rrelu_, channel_shuffle, local_response_norm, upsample,
+                              upsample_nearest, upsample_bilinear)
+from .functional_pool_more import lp_pool1d, lp_pool2d, lp_pool3d, adaptive_avg_pool3d  # noqa: F401
 
 
 def linear(input, weight, bias=None):
