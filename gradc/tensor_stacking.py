@@ -261,7 +261,7 @@ def _tri_indices(row, col, offset, dtype, device, lower, name):
     return tensor(np.stack([i, j]).astype(np.int64).reshape(2, -1), dtype=dtype, device=device)
 
 
-export("tril_indices", method=False)(lambda row, col, offset=0, dtype=None, device=None:
-                                     _tri_indices(row, col, offset, dtype, device, True, "tril_indices"))
-export("triu_indices", method=False)(lambda row, col, offset=0, dtype=None, device=None:
-                                     _tri_indices(row, col, offset, dtype, device, False, "triu_indices"))
+tril_indices = export("tril_indices", method=False)(lambda row, col, offset=0, dtype=None, device=None:
+                                                    _tri_indices(row, col, offset, dtype, device, True, "tril_indices"))
+triu_indices = export("triu_indices", method=False)(lambda row, col, offset=0, dtype=None, device=None:
+                                                    _tri_indices(row, col, offset, dtype, device, False, "triu_indices"))
