@@ -11,8 +11,10 @@ from .pooling import (MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d, MaxUnpool2d,
                       AvgPool2d, AvgPool3d, AdaptiveAvgPool1d, AdaptiveAvgPool2d,
                       AdaptiveMaxPool1d, AdaptiveMaxPool2d, Upsample, UpsamplingNearest2d, UpsamplingBilinear2d,
                       ZeroPad1d, ZeroPad2d, ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d,
-                      ReplicationPad1d, ReplicationPad2d, CircularPad1d, CircularPad2d)
-from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, GroupNorm,
+                      ReplicationPad1d, ReplicationPad2d, CircularPad1d, CircularPad2d, ZeroPad3d, ConstantPad3d,
+                      ReflectionPad3d, ReplicationPad3d, CircularPad3d)
+from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
+                            GroupNorm,
                             RMSNorm)
 from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
 from .activation import (LeakyReLU, ReLU6, SiLU, Mish, SELU, CELU, ELU, Hardsigmoid, Hardswish, Softplus,
@@ -21,5 +23,12 @@ from .activation import (LeakyReLU, ReLU6, SiLU, Mish, SELU, CELU, ELU, Hardsigm
 from .container import ModuleDict, ParameterList, ParameterDict, Unflatten
 from .attention import MultiheadAttention
 from .transformer import TransformerEncoderLayer, TransformerEncoder
+from .loss_modules_more import (MarginRankingLoss, HingeEmbeddingLoss, CosineEmbeddingLoss,  # noqa: F401
+                                SoftMarginLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, MultiLabelMarginLoss,
+                                TripletMarginLoss, TripletMarginWithDistanceLoss, GaussianNLLLoss, PoissonNLLLoss,
+                                CTCLoss, PairwiseDistance)
+from .layers_more import (Bilinear, EmbeddingBag, LazyLinear, LazyConv1d, LazyConv2d,  # noqa: F401
+                          LocalResponseNorm, LPPool1d, LPPool2d, LPPool3d, AlphaDropout, FeatureAlphaDropout, RReLU,
+                          ChannelShuffle, AdaptiveAvgPool3d)
 from . import parallel
 from .parallel import DataParallel

@@ -1,5 +1,5 @@
 """Normalisation modules with PyTorch's parameters, buffers and state-dict layout: BatchNorm1d/2d/3d
-(weight, bias, running_mean, running_var, num_batches_tracked), InstanceNorm1d/2d, GroupNorm and
+(weight, bias, running_mean, running_var, num_batches_tracked), InstanceNorm1d/2d/3d, GroupNorm and
 RMSNorm."""
 from .. import dtypes as D
 from ..errors import ShapeError
@@ -114,6 +114,10 @@ class InstanceNorm1d(_InstanceNorm):
 
 class InstanceNorm2d(_InstanceNorm):
     _dims = (3, 4)
+
+
+class InstanceNorm3d(_InstanceNorm):
+    _dims = (4, 5)
 
 
 class GroupNorm(Module):
