@@ -22,7 +22,8 @@ from .activation import (LeakyReLU, ReLU6, SiLU, Mish, SELU, CELU, ELU, Hardsigm
                          LogSoftmax, Softmin, Softmax2d, Dropout1d, Dropout2d, Dropout3d, PixelShuffle, PixelUnshuffle)
 from .container import ModuleDict, ParameterList, ParameterDict, Unflatten
 from .attention import MultiheadAttention
-from .transformer import TransformerEncoderLayer, TransformerEncoder
+from .transformer import (TransformerEncoderLayer, TransformerEncoder, TransformerDecoderLayer,  # noqa: F401
+                          TransformerDecoder, Transformer)
 from .loss_modules_more import (MarginRankingLoss, HingeEmbeddingLoss, CosineEmbeddingLoss,  # noqa: F401
                                 SoftMarginLoss, MultiLabelSoftMarginLoss, MultiMarginLoss, MultiLabelMarginLoss,
                                 TripletMarginLoss, TripletMarginWithDistanceLoss, GaussianNLLLoss, PoissonNLLLoss,
