@@ -1,9 +1,13 @@
-"""gradc.optim: SGD, Adam, AdamW, RMSprop, Adagrad and Adadelta with PyTorch's update rules, and
-learning-rate schedules in gradc.optim.lr_scheduler."""
+"""gradc.optim: SGD, Adam, AdamW, Adamax, NAdam, RAdam, RMSprop, Adagrad, Adadelta, Rprop, ASGD and
+LBFGS with PyTorch's update rules, and learning-rate schedules in gradc.optim.lr_scheduler."""
 from .optimizer import Optimizer
 from .sgd import SGD
 from .adam import Adam, AdamW
+from .adamax import Adamax
+from .nadam import NAdam, RAdam
 from .rmsprop import RMSprop
 from .adagrad import Adagrad
 from .adadelta import Adadelta
+from .rprop import Rprop, ASGD
+from .lbfgs import LBFGS
 from . import lr_scheduler

@@ -13,6 +13,8 @@ class Adadelta(Optimizer):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=bool(maximize)),
                          flat=flat)
 
+    hyper_inputs = ("lr", "rho", "eps", "weight_decay")
+
     def _update(self, p, grad, state, group):
         lr, rho, eps, wd = group["lr"], group["rho"], group["eps"], group["weight_decay"]
         if not state:
@@ -22,7 +24,7 @@ class Adadelta(Optimizer):
         state["step"].add_(1.0)
         if group["maximize"]:
             grad = -grad
-        if wd != 0:
+        if getattr(group, "raw", group)["weight_decay"] != 0:
             grad = grad + p * wd
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)

@@ -17,6 +17,9 @@ class Adagrad(Optimizer):
                                       initial_accumulator_value=initial_accumulator_value,
                                       maximize=bool(maximize)), flat=flat)
 
+    # initial_accumulator_value is read once, when the state is made: it stays a plain (guarded) option
+    hyper_inputs = ("lr", "lr_decay", "weight_decay", "eps")
+
     def _init_state(self):
         for group in self.param_groups:
             for p in group["params"]:
@@ -29,18 +32,17 @@ class Adagrad(Optimizer):
             state["sum"] = full_like(p, group["initial_accumulator_value"])
 
     def _update(self, p, grad, state, group):
-        self._fresh(state, p, group)
+        self._fresh(state, p, getattr(group, "raw", group))
         lr, lr_decay, wd, eps = group["lr"], group["lr_decay"], group["weight_decay"], group["eps"]
         step, acc = state["step"], state["sum"]
         step.add_(1.0)
         if group["maximize"]:
             grad = -grad
-        if wd != 0:
+        if getattr(group, "raw", group)["weight_decay"] != 0:
             grad = grad + p * wd
         acc.addcmul_(grad, grad, value=1.0)
         std = acc.sqrt() + eps
-        if lr_decay != 0:  # lr / (1 + (step - 1) * lr_decay), in float64 as torch computes it in Python
-            clr = (step.to(D.float64) - 1.0) * lr_decay
-            p.sub_(grad / std * (lr / (clr + 1.0)))
-        else:
-            p.sub_(grad / std * lr)
+        # lr / (1 + (step - 1) * lr_decay), in float64 as torch computes it in Python (exactly lr when
+        # lr_decay is 0, so no branch: a schedule of lr_decay never traces again)
+        clr = (step.to(D.float64) - 1.0) * lr_decay
+        p.sub_(grad / std * (lr / (clr + 1.0)))

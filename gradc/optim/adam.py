@@ -1,4 +1,5 @@
-"""Adam and AdamW (PyTorch's formulas, bias correction included). The step count is a 0-d tensor,
+"""Adam and AdamW (PyTorch's formulas, bias correction included, amsgrad, maximize and decoupled
+weight decay). The step count is a 0-d tensor,
 as in PyTorch, so that a compiled step reads it as data instead of baking it in.
 
 Parameters of a group that start stepping together share one step-count tensor (each parameter's
@@ -7,18 +8,19 @@ all of them: a compiled step holds one scalar chain instead of one per parameter
 that misses a step (no gradient) gets its own copy of the count first, so counts never drift."""
 
 from ..errors import GradcError
-from ..functions import zeros, zeros_like
+from ..functions import maximum, zeros, zeros_like
 from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
-    decoupled = False
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, flat=False):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 maximize=False, decoupled_weight_decay=False, flat=False):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
             raise GradcError(f"{type(self).__name__}: invalid hyper-parameters lr={lr}, betas={betas}, eps={eps}, "
                              f"weight_decay={weight_decay} (need lr, eps, weight_decay >= 0 and 0 <= beta < 1)")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay), flat=flat)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=bool(amsgrad), maximize=bool(maximize),
+                                      decoupled_weight_decay=bool(decoupled_weight_decay)), flat=flat)
 
     hyper_inputs = ("lr", "betas", "eps", "weight_decay")
 
@@ -31,6 +33,8 @@ class Adam(Optimizer):
                 state["step"] = fresh.setdefault(str(p.device), zeros((), device=p.device))
                 state["exp_avg"] = zeros_like(p)
                 state["exp_avg_sq"] = zeros_like(p)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = zeros_like(p)
         shared = {id(self.state[p]["step"]) for p in todo}
         behind = {}
         for q in params:   # a count shared with a parameter that is not updated now stays behind for it
@@ -59,6 +63,8 @@ class Adam(Optimizer):
             state["step"] = zeros((), device=p.device)
             state["exp_avg"] = zeros_like(p)
             state["exp_avg_sq"] = zeros_like(p)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = zeros_like(p)
         state["step"].add_(1.0)
         self._apply(p, grad, state, group, self._corrections(state["step"], group))
 
@@ -67,23 +73,30 @@ class Adam(Optimizer):
         # options (`group.raw`), and only whether they are zero (see Optimizer.hyper_inputs).
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
+        if group["maximize"]:
+            grad = -grad
         if getattr(group, "raw", group)["weight_decay"] != 0:
-            if self.decoupled:
+            if group["decoupled_weight_decay"]:
                 p.mul_(1 - lr * wd)
             else:
                 grad = grad + p * wd
         m.mul_(beta1).add_(grad * (1 - beta1))
         v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         step_size, bias2_sqrt = corrections
+        if group["amsgrad"]:
+            if "max_exp_avg_sq" not in state:   # amsgrad switched on after the first step (or a loaded state)
+                state["max_exp_avg_sq"] = zeros_like(p)
+            v = state["max_exp_avg_sq"].copy_(maximum(state["max_exp_avg_sq"], v))
         denom = v.sqrt() / bias2_sqrt + eps
         p.sub_(m / denom * step_size)
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (default 0.01, as in PyTorch)."""
-    decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, flat=False):
-        super().__init__(params, lr, betas, eps, weight_decay, flat)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False, flat=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True, flat=flat)
 
 

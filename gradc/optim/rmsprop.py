@@ -14,19 +14,24 @@ class RMSprop(Optimizer):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                                       centered=bool(centered), maximize=bool(maximize)), flat=flat)
 
+    hyper_inputs = ("lr", "alpha", "eps", "weight_decay", "momentum")
+
     def _update(self, p, grad, state, group):
+        # Numbers may be 0-d tensors (program inputs of a compiled step); branches read the plain
+        # options (`group.raw`), and only whether they are zero (see Optimizer.hyper_inputs).
+        raw = getattr(group, "raw", group)
         lr, alpha, eps, wd, momentum = (group[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum"))
         if not state:
             state["step"] = zeros((), device=p.device)
             state["square_avg"] = zeros_like(p)
-            if momentum > 0:
+            if raw["momentum"] != 0:
                 state["momentum_buffer"] = zeros_like(p)
             if group["centered"]:
                 state["grad_avg"] = zeros_like(p)
         if group["maximize"]:
             grad = -grad
         state["step"].add_(1.0)
-        if wd != 0:
+        if raw["weight_decay"] != 0:
             grad = grad + p * wd
         square_avg = state["square_avg"]
         square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
@@ -36,8 +41,10 @@ class RMSprop(Optimizer):
             avg = (square_avg - grad_avg * grad_avg).sqrt() + eps
         else:
             avg = square_avg.sqrt() + eps
-        if momentum > 0:
-            buf = state["momentum_buffer"]
+        if raw["momentum"] != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:   # momentum switched on after the first step
+                buf = state["momentum_buffer"] = zeros_like(p)
             buf.mul_(momentum).addcdiv_(grad, avg)
             p.sub_(buf * lr)
         else:

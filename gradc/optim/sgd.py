@@ -1,16 +1,18 @@
-"""SGD with momentum, dampening, Nesterov and weight decay (PyTorch's update formulas)."""
+"""SGD with momentum, dampening, Nesterov, weight decay and maximize (PyTorch's update formulas)."""
 from ..errors import GradcError
 from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, flat=False):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
+                 maximize=False, flat=False):
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise GradcError(f"SGD: lr, momentum and weight_decay must be >= 0 (got {lr}, {momentum}, {weight_decay})")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise GradcError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov), flat=flat)
+                                      weight_decay=weight_decay, nesterov=bool(nesterov), maximize=bool(maximize)),
+                         flat=flat)
 
     hyper_inputs = ("lr", "momentum", "dampening", "weight_decay")
 
@@ -19,6 +21,8 @@ class SGD(Optimizer):
         # options (`group.raw`), and only whether they are zero (see Optimizer.hyper_inputs).
         raw = getattr(group, "raw", group)
         lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+        if group.get("maximize", False):
+            grad = -grad
         if raw["weight_decay"] != 0:
             grad = grad + p * wd
         if raw["momentum"] != 0:
