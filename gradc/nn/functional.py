@@ -20,7 +20,7 @@ from .functional_norm import batch_norm, instance_norm, group_norm, rms_norm, no
 from .functional_act import (leaky_relu, relu6, hardtanh, elu, selu, celu, silu, softplus, mish,  # noqa: F401
                              logsigmoid, hardsigmoid, hardswish, softsign, tanhshrink, threshold, hardshrink,
                              softshrink, prelu, glu, dropout1d, dropout2d, dropout3d)
-from .functional_attention import scaled_dot_product_attention  # noqa: F401
+from .functional_attention import scaled_dot_product_attention, multi_head_attention_forward  # noqa: F401
 from .losses_more import (margin_ranking_loss, hinge_embedding_loss, soft_margin_loss,  # noqa: F401
                           cosine_embedding_loss, multilabel_soft_margin_loss, multi_margin_loss,
                           multilabel_margin_loss, pairwise_distance, pdist, triplet_margin_loss,
