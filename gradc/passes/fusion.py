@@ -11,6 +11,7 @@ scheduler reads; backends lower each group as one unit (a blocked NumPy loop, a 
 import networkx as nx
 
 from ..ops import OPS
+from .layout import sink_permutes
 from .rows import flatten_rows
 
 ROW_REDUCE = "row-reduce"
@@ -203,7 +204,9 @@ class Fusion:
 def fuse(graph):
     """Assign every row-local node a group (node attribute `group`); returns a `Fusion` (the group
     table and the boundaries with their reasons). Leading dims are flattened into rows first
-    (gradc.passes.rows), so reductions over the last axis of (B, T, D) values run along rows."""
+    (gradc.passes.rows), so reductions over the last axis of (B, T, D) values run along rows;
+    before that, ops over permuted views work in their source's memory order (gradc.passes.layout)."""
+    sink_permutes(graph)
     flatten_rows(graph)
     order = graph.topological()
     position = {n: i for i, n in enumerate(order)}
