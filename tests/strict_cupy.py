@@ -184,11 +184,12 @@ def _arg(fn, a, axis, dtype, out, keepdims):
 # dtype=None) and nothing else (no where=, order=, subok=, signature=).
 UFUNCS = dict.fromkeys(
     ("abs absolute negative positive exp expm1 log log1p log2 log10 sqrt square tanh sinh cosh sin cos tan "
-     "arcsin arccos arctan sign floor ceil trunc rint reciprocal logical_not isnan isinf isfinite invert").split(), 1)
+     "arcsin arccos arctan sign floor ceil trunc rint reciprocal logical_not isnan isinf isfinite invert "
+     "arcsinh arccosh arctanh exp2 signbit").split(), 1)
 UFUNCS.update(dict.fromkeys(
     ("add subtract multiply divide true_divide floor_divide power remainder fmod maximum minimum fmax fmin "
      "less less_equal greater greater_equal equal not_equal logical_and logical_or logical_xor "
-     "arctan2 hypot bitwise_and bitwise_or bitwise_xor").split(), 2))
+     "arctan2 hypot bitwise_and bitwise_or bitwise_xor nextafter").split(), 2))
 UFUNC_KWARGS = ("out", "casting", "dtype")
 # The ufuncs whose `.at` CuPy implements (it raises NotImplementedError for the rest).
 UFUNC_AT = frozenset({"add", "subtract", "maximum", "minimum"})
@@ -541,6 +542,10 @@ cupyx.scatter_add._impl = _scatter_add
 cupyx.scipy = types.ModuleType("cupyx.scipy")
 cupyx.scipy.special = types.ModuleType("cupyx.scipy.special")
 cupyx.scipy.special.erf = Ufunc("erf", 1, _erf, types=("e->d", "f->f", "d->d"))
+cupyx.scipy.special.erfc = Ufunc("erfc", 1, np.vectorize(math.erfc, otypes=[np.float64]), types=("e->d", "f->f", "d->d"))
+cupyx.scipy.special.gammaln = Ufunc("gammaln", 1, np.vectorize(lambda v: math.lgamma(v) if v > 0 or v != math.floor(v)
+                                                               else (-math.inf if v == -math.inf else math.inf),
+                                                               otypes=[np.float64]), types=("f->f", "d->d"))
 # What to put into sys.modules while kernels run with the stand-in.
 MODULES = {"cupyx": cupyx, "cupyx.scipy": cupyx.scipy, "cupyx.scipy.special": cupyx.scipy.special}
 

@@ -216,7 +216,8 @@ def _cast_vjp(ctx, g):
 
 
 # ---------------------------------------------------------------------- public names
-def _float_unary(prim):
+def float_unary(prim):
+    """The frontend of a float primitive: integer and bool inputs become the default float first."""
     def fn(input):
         return prim.bind(input if input.dtype.is_floating_point else F.cast(input, D.default_float))
     fn.__name__ = prim.name
@@ -224,12 +225,13 @@ def _float_unary(prim):
 
 
 for _p in (exp_p, log_p, sqrt_p, tanh_p, sigmoid_p, erf_p, sin_p, cos_p):
-    _p.def_frontend(_p.name)(_float_unary(_p))
-for _p in (abs_p, sign_p, logical_not_p, floor_p, ceil_p, trunc_p):
-    _p.def_frontend(_p.name)(lambda input, _p=_p: _p.bind(input))
+    _p.def_frontend(_p.name)(float_unary(_p))
+for _p, _aliases in ((abs_p, ("absolute",)), (sign_p, ()), (logical_not_p, ()), (floor_p, ()), (ceil_p, ()),
+                     (trunc_p, ("fix",))):
+    _p.def_frontend(_p.name, *_aliases)(lambda input, _p=_p: _p.bind(input))
 
 
-@neg_p.def_frontend("neg", "__neg__")
+@neg_p.def_frontend("neg", "negative", "__neg__")
 def neg(input):
     if input.dtype is D.bool_:
         raise DTypeError("negation of a bool tensor is not defined; use logical_not() or ~")
@@ -275,8 +277,8 @@ def _equality(prim):
 
 eq_p.def_frontend("__eq__", function=False)(_equality(eq_p))
 ne_p.def_frontend("__ne__", function=False)(_equality(ne_p))
-_binary_names(logical_and_p, ("logical_and", "__and__"), ("__rand__",))
-_binary_names(logical_or_p, ("logical_or", "__or__"), ("__ror__",))
+_binary_names(logical_and_p, ("logical_and",))   # &, | and ^ are gradc.ops.special's (bool or bitwise)
+_binary_names(logical_or_p, ("logical_or",))
 _binary_names(pow_p, (), ("__rpow__",))
 
 
