@@ -1,2 +1,21 @@
 """torch.distributions: probability distributions with sampling, log_prob and entropy, built from
-gradc ops so they differentiate (reparameterised samples and score-function estimators)."""
+gradc ops so they differentiate (reparameterised samples and score-function estimators).
+
+Draws come from gradc's generator (reproducible under gradc.manual_seed). Normal, Uniform, Laplace,
+Exponential and MultivariateNormal have rsample; Gamma, Beta and Dirichlet draw without gradient
+(no implicit reparameterisation: their rsample raises). Parameters and log_prob's values are
+checked by default (validate_args, as in PyTorch), raising DistributionError; a compiled function
+needs validate_args=False, since the check reads values."""
+from . import constraints
+from .continuous import Exponential, Laplace, Normal, Uniform
+from .discrete import Bernoulli, Categorical, OneHotCategorical
+from .distribution import Distribution
+from .gamma import Beta, Dirichlet, Gamma
+from .independent import Independent
+from .kl import kl_divergence, register_kl
+from .multivariate_normal import MultivariateNormal
+from .utils import DistributionError, KLNotImplementedError
+
+__all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "Distribution", "DistributionError", "Exponential",
+           "Gamma", "Independent", "KLNotImplementedError", "Laplace", "MultivariateNormal", "Normal",
+           "OneHotCategorical", "Uniform", "constraints", "kl_divergence", "register_kl"]
