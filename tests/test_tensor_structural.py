@@ -1,0 +1,191 @@
+"""The structural tensor functions beyond what the op database checks: layout facts read off the
+array (stride, contiguity, offsets, sizes), type(), the in-place variants, functions without
+tensor inputs, hand-computed values, and the named errors for bad input."""
+import numpy as np
+import pytest
+
+import gradc
+
+
+def _t(a, **k):
+    return gradc.tensor(np.asarray(a), **k)
+
+
+# ---------------------------------------------------------------------- layout facts
+def test_stride_counts_elements_and_follows_views():
+    x = gradc.zeros(3, 4, 5)
+    assert x.stride() == (20, 5, 1) and x.stride(1) == 5 and x.stride(-1) == 1
+    assert x.transpose(0, 2).stride() == (1, 5, 20)
+    assert x.expand(2, 3, 4, 5).stride() == (0, 20, 5, 1)
+    assert x[:, 1:3].stride() == (20, 5, 1)
+    assert gradc.zeros(()).stride() == ()
+
+
+def test_is_contiguous_ignores_size_one_dims_and_sees_transposes():
+    x = gradc.zeros(3, 4)
+    assert x.is_contiguous() and not x.t().is_contiguous()
+    assert x[:, :1].is_contiguous() is False
+    assert x[:1].is_contiguous() and x.unsqueeze(1).is_contiguous()
+    assert gradc.zeros(0, 3).t().is_contiguous()   # empty: contiguous, as in PyTorch
+    assert not gradc.zeros(3, 1).expand(3, 4).is_contiguous()
+
+
+def test_storage_offset_data_ptr_and_byte_sizes():
+    x = gradc.arange(12.0).reshape(3, 4)
+    v = x[1:, 2:]
+    assert x.storage_offset() == 0 and v.storage_offset() == 6
+    assert v.data_ptr() - x.data_ptr() == 6 * 4
+    assert x.nbytes == 48 and x.itemsize == 4 and x.double().itemsize == 8 and v.nbytes == 16
+    assert x.element_size() == x.itemsize
+
+
+def test_traced_tensors_report_the_row_major_layout_and_have_no_address():
+    seen = {}
+
+    def f(x):
+        y = x.t() * 2
+        seen["stride"], seen["contig"] = y.stride(), y.is_contiguous()
+        return y
+
+    gradc.compile(f, backend="numpy")(gradc.ones(3, 4))
+    assert seen == {"stride": (3, 1), "contig": True}
+    with pytest.raises(gradc.TraceError, match="data_ptr"):
+        gradc.compile(lambda x: x + x.data_ptr(), backend="numpy", fullgraph=True)(gradc.ones(2))
+
+
+def test_type_strings_and_casts():
+    x = gradc.ones(2)
+    assert x.type() == "torch.FloatTensor" and x.long().type() == "torch.LongTensor"
+    assert x.type("torch.DoubleTensor").dtype is gradc.float64
+    assert x.type(gradc.int64).dtype is gradc.int64
+    assert x.type(gradc.DoubleTensor).dtype is gradc.float64
+    with pytest.raises(gradc.DTypeError, match="uint8"):
+        x.type("torch.ByteTensor")
+    with pytest.raises(gradc.DTypeError, match="not a tensor type name"):
+        x.type("numpy.FloatTensor")
+
+
+def test_predicates():
+    assert gradc.is_nonzero(_t([2.0])) and not _t(0).is_nonzero()
+    with pytest.raises(gradc.ShapeError, match="exactly one element"):
+        gradc.is_nonzero(gradc.ones(2))
+    assert gradc.is_complex(gradc.ones(2)) is False
+
+
+# ---------------------------------------------------------------------- in place
+def test_shape_changing_in_place_ops_rebind_the_tensor():
+    x = gradc.arange(6.0).reshape(2, 3)
+    assert x.unsqueeze_(0) is x and x.shape == (1, 2, 3)
+    x.squeeze_()
+    assert x.shape == (2, 3)
+    x.t_()
+    assert x.shape == (3, 2) and x.tolist() == [[0, 3], [1, 4], [2, 5]]
+    x.transpose_(0, 1)
+    assert x.tolist() == [[0, 1, 2], [3, 4, 5]]
+    a = gradc.ones(2, 3, requires_grad=True)
+    y = a * 2
+    y.unsqueeze_(0)
+    (y * gradc.arange(6.0).reshape(1, 2, 3)).sum().backward()
+    assert a.grad.tolist() == [[0, 2, 4], [6, 8, 10]]
+    with pytest.raises(gradc.AutogradError, match="leaf"):
+        a.unsqueeze_(0)
+    with pytest.raises(gradc.TraceError, match="x = x.squeeze"):
+        gradc.compile(lambda t: (t * 1).squeeze_(), backend="numpy", fullgraph=True)(gradc.ones(1, 2))
+
+
+def test_index_ops_in_place_return_self():
+    x = gradc.zeros(3, 2)
+    assert x.index_add_(0, _t([0, 0, 2]), gradc.ones(3, 2)) is x
+    assert x.tolist() == [[2, 2], [0, 0], [1, 1]]
+    x.index_fill_(1, _t([1]), -1.0)
+    assert x.tolist() == [[2, -1], [0, -1], [1, -1]]
+    x.index_copy_(0, _t([1]), _t([[5.0, 6.0]]))
+    assert x[1].tolist() == [5, 6]
+    x.index_put_((_t([0]), _t([0])), _t(9.0), accumulate=True)
+    assert x[0, 0].item() == 11
+    x.masked_scatter_(x < 0, _t([7.0, 8.0, 9.0]))
+    assert x[:, 1].tolist() == [7, 6, 8]   # the true entries, in order, take the first source elements
+    x.scatter_reduce_(0, _t([[0, 0]]), _t([[1.0, 100.0]]), "amax")
+    assert x[0].tolist() == [11, 100]
+
+
+def test_index_copy_with_repeated_indices_takes_the_mean():
+    x = gradc.index_copy(gradc.zeros(2), 0, _t([1, 1]), _t([1.0, 3.0]))
+    assert x.tolist() == [0, 2]
+
+
+# ---------------------------------------------------------------------- functions without tensor inputs
+def test_tril_and_triu_indices_match_torch():
+    torch = pytest.importorskip("torch")
+    for args in [(3, 3), (4, 3, 1), (3, 5, -1), (0, 2), (2, 4, 7)]:
+        assert gradc.tril_indices(*args).tolist() == torch.tril_indices(*args).tolist(), args
+        assert gradc.triu_indices(*args).tolist() == torch.triu_indices(*args).tolist(), args
+    assert gradc.tril_indices(3, 3).dtype is gradc.int64
+    assert gradc.triu_indices(3, 3, dtype=gradc.int32).dtype is gradc.int32
+
+
+def test_broadcast_shapes_and_hand_values():
+    assert gradc.broadcast_shapes((2, 1), (3,), 1) == (2, 3)
+    with pytest.raises(gradc.ShapeError, match=r"\(2,\) and \(3,\)"):
+        gradc.broadcast_shapes((2,), (3,))
+    assert gradc.kron(_t([1, 2]), _t([1, 10])).tolist() == [1, 10, 2, 20]
+    assert gradc.cross(_t([1.0, 0, 0]), _t([0.0, 1, 0]), dim=0).tolist() == [0, 0, 1]
+    assert gradc.diff(_t([1, 4, 9, 16])).tolist() == [3, 5, 7]
+    assert gradc.searchsorted(_t([1, 3, 5]), 3).item() == 1
+    assert gradc.searchsorted(_t([1, 3, 5]), 3, right=True).item() == 2
+    assert gradc.bucketize(_t([0, 3, 6]), _t([1, 3, 5])).tolist() == [0, 1, 3]
+    assert gradc.histc(_t([0.0, 0.1, 0.5, 1.0, 2.0]), bins=2, min=0, max=1).tolist() == [2, 2]
+    assert gradc.logcumsumexp(_t([-1000.0, 0.0]), 0).tolist() == pytest.approx([-1000.0, 0.0])
+    assert gradc.median(_t([1.0, 3.0, 2.0, 4.0])).item() == 2.0     # the lower of the two middles
+    values, indices = gradc.mode(_t([3.0, 1.0, 3.0, 1.0, 2.0]))
+    assert (values.item(), indices.item()) == (1.0, 3)
+    assert gradc.block_diag(_t([[1]]), _t([2, 3])).tolist() == [[1, 0, 0], [0, 2, 3]]
+    assert gradc.combinations(_t([1, 2, 3])).tolist() == [[1, 2], [1, 3], [2, 3]]
+    assert gradc.combinations(_t([1, 2]), r=3).shape == (0, 3)
+
+
+def test_named_tuples_have_values_and_indices():
+    x = _t([[3.0, 1.0, 2.0]])
+    for fn in (lambda: gradc.cummax(x, 1), lambda: gradc.cummin(x, 1), lambda: x.median(1),
+               lambda: x.kthvalue(2), lambda: x.mode(), lambda: gradc.nanmedian(x, 1)):
+        out = fn()
+        assert out.values.shape == out.indices.shape and out.indices.dtype is gradc.int64
+    assert type(gradc.cummax(x, 1)).__name__ == "cummax"
+    assert gradc.kthvalue(x, 2).indices.tolist() == [2]
+
+
+# ---------------------------------------------------------------------- errors
+@pytest.mark.parametrize("call, match", [
+    (lambda: gradc.index_add(gradc.zeros(3, 4), 1, _t([0, 1]), gradc.ones(3, 3)), r"\(3, 3\).*needs \(3, 2\)"),
+    (lambda: gradc.index_add(gradc.zeros(3), 0, _t([0.0]), gradc.ones(1)), "int64"),
+    (lambda: gradc.hsplit(gradc.zeros(2, 5), 2), "cannot be split into 2 equal sections"),
+    (lambda: gradc.vsplit(gradc.zeros(4), 2), "at least 2 dims"),
+    (lambda: gradc.tensordot(gradc.zeros(2, 3), gradc.zeros(4, 2)), "equal sizes"),
+    (lambda: gradc.mv(gradc.zeros(2, 3), gradc.zeros(4)), r"needs 3 entries"),
+    (lambda: gradc.cross(gradc.zeros(2, 4), gradc.zeros(2, 4), dim=1), "expected 3"),
+    (lambda: gradc.kthvalue(gradc.zeros(3), 4), "k=4 is out of range"),
+    (lambda: gradc.quantile(gradc.zeros(3), 1.5), r"\[0, 1\]"),
+    (lambda: gradc.zeros(2, 3).unfold(1, 4, 1), "size 4 is out of range"),
+    (lambda: gradc.zeros(2, 3).sum_to_size(2, 2), "not expandable"),
+    (lambda: gradc.masked_scatter(gradc.zeros(2), _t([True, True]), gradc.ones(1)), "fewer elements"),
+    (lambda: gradc.searchsorted(gradc.zeros(2, 3), gradc.zeros(3, 2)), "share every dim"),
+    (lambda: gradc.diagonal(gradc.zeros(3, 3), 0, 1, 1), "must differ"),
+    (lambda: gradc.rot90(gradc.zeros(3)), "at least 2 dims"),
+    (lambda: gradc.cdist(gradc.zeros(3, 2), gradc.zeros(3, 4)), "same last dim"),
+])
+def test_bad_input_gets_a_named_error(call, match):
+    with pytest.raises(gradc.GradcError, match=match):
+        call()
+
+
+def test_unknown_options_are_value_errors_naming_the_choices():
+    with pytest.raises(ValueError, match="'amax'"):
+        gradc.scatter_reduce(gradc.zeros(3), 0, _t([0]), gradc.ones(1), "max")
+    with pytest.raises(ValueError, match="'midpoint'"):
+        gradc.quantile(gradc.zeros(3), 0.5, interpolation="middle")
+
+
+def test_masked_scatter_short_source_fails_compiled_as_eagerly():
+    f = gradc.compile(lambda x, m, s: x.masked_scatter(m, s), backend="numpy", fullgraph=True)
+    with pytest.raises(gradc.GradcError, match="fewer elements"):
+        f(gradc.zeros(3), _t([True, True, True]), gradc.ones(2))
