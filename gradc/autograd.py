@@ -15,7 +15,7 @@ class Node:
     `parents[i]` is the producer Node of input i, the leaf tensor itself if it is a leaf that
     requires grad, or None when no gradient flows there."""
     __slots__ = ("prim", "attrs", "parents", "saved", "versions", "out", "out_version", "shapes", "dtypes",
-                 "needs", "freed", "where")
+                 "needs", "freed", "where", "hooks")
 
     def __init__(self, prim, attrs, args, out):
         self.prim, self.attrs = prim, attrs
@@ -31,6 +31,26 @@ class Node:
         self.dtypes = tuple(a.dtype for a in args)
         self.needs = needs
         self.freed = False
+        self.hooks = None  # the Tensor.register_hook hooks of the tensor this node made
+
+    def unpack(self, create_graph=False):
+        """(primitive, Ctx, parents) for this node's VJP. With create_graph the saved output gets
+        this node back as its history (it is saved detached, to keep no cycle), so the gradient's
+        own gradient reaches through it, as PyTorch's saved outputs do."""
+        if not self.prim.diff:
+            raise AutogradError(f"{self.prim.name} has no derivative, so no gradient flows back through it (it was "
+                                "reached by differentiating a gradient taken with create_graph=True, or through a "
+                                "collective); write that part with differentiable ops to get this gradient")
+        if create_graph and not getattr(self.prim, "second_order", True):
+            raise AutogradError("the gradient of a gradc.compile'd function's output cannot be differentiated again "
+                                "(create_graph=True): its backward is a compiled program; call that function "
+                                "eagerly where a second-order gradient is needed")
+        self._check_saved()
+        out = self.out
+        if create_graph and out is not None:
+            out = out.detach()
+            out._grad_fn, out.requires_grad = self, True
+        return self.prim, Ctx(self.saved, out, self.shapes, self.dtypes, self.attrs, self.needs), self.parents
 
     def name(self):
         return "".join(w.capitalize() for w in self.prim.name.split("_")) + "Backward"
@@ -108,6 +128,8 @@ def backprop(order, cot, expand, done=None):
         g = cot.pop(node, None)
         if g is None:
             continue
+        if getattr(node, "hooks", None):
+            g = run_hooks(node.hooks, g)
         step = expand(node)
         if step is None:
             continue
@@ -129,36 +151,105 @@ def backprop(order, cot, expand, done=None):
     return visited
 
 
-def backward_from(tensor, gradient, retain_graph=False):
+def backward_from(tensor, gradient, retain_graph=False, create_graph=False, inputs=None):
     """Eager backward from `tensor` with cotangent `gradient` (same shape and dtype, detached):
-    gradients accumulate into the .grad of the leaves that require grad."""
-    with no_grad():
+    gradients accumulate into the .grad of the leaves that require grad (only of `inputs`, when
+    given). With create_graph the gradients keep their history (a Hessian-vector product)."""
+    targets = None if inputs is None else {id(t) for t in inputs}
+    watch = {} if inputs is None else {id(t._grad_fn): t for t in inputs if t._grad_fn is not None}
+    with set_grad_enabled(bool(create_graph)):
         if tensor._grad_fn is None:  # a leaf
-            _accumulate(tensor, gradient)
+            _accumulate(tensor, run_hooks(tensor._hooks, gradient), create_graph)
             run_post_backward_hooks([tensor])
             return
-        nodes = _topological(tensor._grad_fn)
-        cot = {tensor._grad_fn: gradient}
-
-        def expand(node):
-            node._check_saved()
-            return node.prim, Ctx(node.saved, node.out, node.shapes, node.dtypes, node.attrs, node.needs), node.parents
+        cot = _Watched(watch)
+        cot[tensor._grad_fn] = gradient
 
         def release(node):
-            if not retain_graph:
+            if not (retain_graph or create_graph):
                 node.saved, node.out, node.freed = (), None, True
-        backprop(nodes, cot, expand, release)
-        leaves = [t for t in cot if not isinstance(t, Node)]  # what is left: the leaves' gradients
+        backprop(_topological(tensor._grad_fn), cot, lambda node: node.unpack(create_graph), release)
+        leaves = [t for t in cot if not isinstance(t, Node) and (targets is None or id(t) in targets)]
         for leaf in leaves:
-            _accumulate(leaf, cot[leaf])
+            _accumulate(leaf, run_hooks(leaf._hooks, cot[leaf]), create_graph)
+        for key, g in cot.taken.items():  # non-leaf inputs= get their gradient in .grad, as PyTorch does
+            _accumulate(watch[key], g, create_graph)
         run_post_backward_hooks(leaves)
 
 
-def _accumulate(leaf, g):
+def _accumulate(leaf, g, create_graph=False):
     # The first gradient is copied: g may be the caller's `gradient` or the very array another leaf
     # receives (add's VJP passes g to both operands), and an in-place change of one leaf's .grad
     # (clipping, unscaling) must not change another's.
-    leaf.grad = g.detach().clone() if leaf.grad is None else (leaf.grad + g).detach()
+    if not create_graph:
+        g = g.detach()
+    leaf._grad = g.clone() if leaf._grad is None else leaf._grad + g
+
+
+# ---------------------------------------------------------------------- tensor hooks
+_RETAIN = -1  # retain_grad's hook: runs after the user's hooks, as in PyTorch
+hooks_version = [0]  # changes with every hook added or removed: a compiled step that ran leaf hooks guards on it
+
+
+def register_hook(t, fn):
+    """Tensor.register_hook: fn(grad) runs each time the gradient with respect to t is computed;
+    what it returns (if not None) replaces that gradient. A leaf's hooks run before the gradient is
+    accumulated into .grad. Returns a handle whose remove() unregisters it."""
+    if not t.requires_grad:
+        raise AutogradError(f"register_hook on a tensor that does not require grad (shape {t.shape}); "
+                            "call .requires_grad_() on it first")
+    return _add_hook(t, fn, next(_hook_keys))
+
+
+def retain_grad(t):
+    """Tensor.retain_grad: a non-leaf tensor keeps its gradient in .grad after backward."""
+    if not t.requires_grad:
+        raise AutogradError(f"retain_grad() on a tensor that does not require grad (shape {t.shape})")
+    if t._grad_fn is None:
+        return  # a leaf keeps its .grad anyway
+    ref = weakref.ref(t)
+
+    def keep(g):
+        x = ref()
+        if x is not None:
+            _accumulate(x, g, is_grad_enabled())
+    _add_hook(t, keep, _RETAIN)
+
+
+def retains_grad(t):
+    return t._grad_fn is not None and _RETAIN in (t._grad_fn.hooks or {})
+
+
+def _add_hook(t, fn, key):
+    from . import dispatch
+    if t._sym is not None or dispatch.tracer() is not None:
+        raise TraceError("Tensor hooks (register_hook, retain_grad) cannot be added inside gradc.compile; add "
+                         "them to the leaf tensors before calling the compiled function")
+    if t._grad_fn is not None:
+        if t._grad_fn.hooks is None:
+            t._grad_fn.hooks = {}
+        store = t._grad_fn.hooks
+    else:
+        if t._hooks is None:
+            t._hooks = {}
+        store = t._hooks
+    store[key] = fn
+    if _RETAIN in store:  # keep retain_grad last
+        store[_RETAIN] = store.pop(_RETAIN)
+    hooks_version[0] += 1
+    return HookHandle(key, store)
+
+
+def run_hooks(hooks, g):
+    """g passed through the hooks of one tensor, in the order they were added."""
+    for fn in list((hooks or {}).values()):
+        new = fn(g)
+        if new is not None:
+            if getattr(new, "shape", None) != g.shape:
+                raise AutogradError(f"a tensor hook returned a gradient of shape {getattr(new, 'shape', None)} for "
+                                    f"a gradient of shape {g.shape}; return None or a tensor of the same shape")
+            g = new
+    return g
 
 
 # ---------------------------------------------------------------------- post-backward hooks
@@ -167,13 +258,21 @@ _hook_keys = itertools.count()
 
 
 class HookHandle:
-    __slots__ = ("key",)
+    """What registering a hook returns (torch.utils.hooks.RemovableHandle): remove() unregisters it."""
+    __slots__ = ("key", "store")
 
-    def __init__(self, key):
-        self.key = key
+    def __init__(self, key, store=None):
+        self.key, self.store = key, _post_backward_hooks if store is None else store
 
     def remove(self):
-        _post_backward_hooks.pop(self.key, None)
+        if self.store.pop(self.key, None) is not None:
+            hooks_version[0] += 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 def register_post_backward_hook(tensors, fn):
@@ -265,25 +364,19 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if out._grad_fn is not None:
             roots.append(out._grad_fn)
 
-    def expand(node):
-        node._check_saved()
-        if create_graph and node.out is not None:
-            # the saved output has no history (it is detached), so the gradient's own gradient would miss it
-            raise AutogradError(f"autograd.grad(create_graph=True) through {node.prim.name} is not supported: its "
-                                "VJP reads its saved output, which keeps no history here, so the gradient of the "
-                                "gradient would be wrong; use ops whose VJPs read their inputs (a piecewise-linear "
-                                "activation such as ReLU or LeakyReLU instead of tanh, sigmoid or exp)")
-        return node.prim, Ctx(node.saved, node.out, node.shapes, node.dtypes, node.attrs, node.needs), node.parents
-
     def release(node):
         if not retain:
             node.saved, node.out, node.freed = (), None, True
 
     with set_grad_enabled(bool(create_graph)):
-        backprop(_topological(*roots), cot, expand, release)
-    result = []
-    for t in inputs:
-        g = cot.taken.get(id(t._grad_fn)) if t._grad_fn is not None else dict.get(cot, t)
+        backprop(_topological(*roots), cot, lambda node: node.unpack(create_graph), release)
+        result = []
+        for t in inputs:
+            g = cot.taken.get(id(t._grad_fn)) if t._grad_fn is not None else dict.get(cot, t)
+            if t._grad_fn is None and g is not None:
+                g = run_hooks(t._hooks, g)
+            result.append(g)
+    for i, (t, g) in enumerate(zip(inputs, result)):
         if g is None:
             if materialize_grads:
                 g = t.detach().new_zeros(t.shape)
@@ -292,7 +385,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                     "graph of the outputs; pass allow_unused=True to get None for it")
         elif not create_graph:
             g = g.detach()
-        result.append(g)
+        result[i] = g
     return tuple(result)
 
 

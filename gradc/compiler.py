@@ -462,8 +462,7 @@ def _collect(tracer, out_flat):
     for t in tracer.escaped(keep=list(out_flat) + grad_tensors):
         effects.append(Effect("new", out=len(outputs), target=t))
         outputs.append(t._sym[1])
-    for opt, groups in tracer.optimizer_settings():
-        guards.append(_same_settings(opt, groups))
+    guards += [_same_settings(opt, groups) for opt, groups in tracer.optimizer_settings()] + tracer.hook_guards()
     graph.outputs = outputs
     return {"n_returned": len(out_flat), "effects": effects, "guards": guards,
             "one_shot": any(e.kind == "new" for e in effects), "gradients": gradients}

@@ -34,8 +34,9 @@ class Eager(dispatch.Mode):
         out = Tensor._wrap(data, dtype, dev)
         if prim.view:
             out._version = args[0]._version  # views share their base's version counter
-        if (prim.diff and dtype.is_floating_point and autograd.is_grad_enabled()
-                and any(a.requires_grad for a in args)):
+        # A float result of a primitive without a derivative is recorded too, so that backward
+        # reaching it says so instead of passing no gradient (a VJP run with create_graph=True).
+        if dtype.is_floating_point and autograd.is_grad_enabled() and any(a.requires_grad for a in args):
             out._grad_fn = autograd.Node(prim, attrs, args, out)
             out.requires_grad = True
         return out
@@ -80,7 +81,7 @@ class Eager(dispatch.Mode):
             out.requires_grad = True
         return out
 
-    def backward(self, tensor, gradient, retain_graph):
+    def backward(self, tensor, gradient, retain_graph, create_graph=False, inputs=None):
         if not tensor.requires_grad:
             raise AutogradError("backward() on a tensor that does not require grad and has no grad_fn; "
                                 "create the inputs with requires_grad=True (and not under gradc.no_grad())")
@@ -93,9 +94,16 @@ class Eager(dispatch.Mode):
             gradient = Tensor(gradient, dtype=tensor.dtype, device=tensor.device)
         if gradient.shape != tensor.shape:
             raise ShapeError(f"backward(): gradient has shape {gradient.shape} but the output has shape {tensor.shape}")
-        with autograd.no_grad():
-            gradient = gradient.detach().to(tensor.dtype)
-        autograd.backward_from(tensor, gradient, retain_graph)
+        if inputs is not None:
+            if not inputs:
+                raise AutogradError("backward(inputs=...) got an empty sequence; pass the tensors to accumulate into")
+            for t in inputs:
+                if not t.requires_grad:
+                    raise AutogradError(f"backward(inputs=...): an input (shape {t.shape}) does not require grad")
+        if not create_graph:
+            with autograd.no_grad():
+                gradient = gradient.detach().to(tensor.dtype)
+        autograd.backward_from(tensor, gradient, retain_graph, create_graph, inputs)
 
 
 class _DeviceCopy:

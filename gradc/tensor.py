@@ -5,7 +5,7 @@ installs one per entry of the op table and per composite. What needs execution s
 in-place writes, detach, backward) asks the active interpreter on the dispatch stack."""
 import numpy as np
 
-from . import dispatch
+from . import autograd, dispatch
 from . import dtypes as D
 from .device import CPU
 from .errors import AutogradError, DTypeError, ShapeError
@@ -15,7 +15,7 @@ from .shapes import normalize_axis
 
 class Tensor(dispatch.Value):
     __slots__ = ("_data", "_sym", "shape", "dtype", "device", "requires_grad", "_grad", "_grad_fn",
-                 "_version", "__weakref__")
+                 "_version", "_hooks", "__weakref__")  # _hooks: a leaf's register_hook hooks
     __array_priority__ = 1000  # so ndarray (op) Tensor defers to Tensor
 
     @staticmethod
@@ -23,7 +23,7 @@ class Tensor(dispatch.Value):
         t = object.__new__(Tensor)
         t._data, t._sym = data, None
         t.shape, t.dtype, t.device = data.shape, dtype, dev
-        t.requires_grad, t._grad, t._grad_fn, t._version = False, None, None, [0]
+        t.requires_grad, t._grad, t._grad_fn, t._version, t._hooks = False, None, None, [0], None
         return t
 
     # ------------------------------------------------------------------ properties
@@ -154,9 +154,22 @@ class Tensor(dispatch.Value):
         return f"tensor({body}{''.join(', ' + e for e in extra)})"
 
     # ------------------------------------------------------------------ autograd
-    def backward(self, gradient=None, retain_graph=None):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         interp = self._sym[0] if self._sym is not None else dispatch.eager()
-        return interp.backward(self, gradient, bool(retain_graph))
+        if isinstance(inputs, Tensor):
+            inputs = [inputs]
+        return interp.backward(self, gradient, bool(retain_graph), bool(create_graph),
+                               None if inputs is None else list(inputs))
+
+    def register_hook(self, hook):
+        return autograd.register_hook(self, hook)
+
+    def retain_grad(self):
+        autograd.retain_grad(self)
+
+    @property
+    def retains_grad(self):
+        return autograd.retains_grad(self)
 
     def detach(self):
         if self._data is None:

@@ -1,10 +1,11 @@
 """Test helpers for users and for gradc's own tests, like torch.autograd.gradcheck and
 torch.testing.assert_close: `gradcheck` compares autograd against float64 central differences,
-`assert_close` compares tensors or arrays within a tolerance and says where they differ most."""
+`gradgradcheck` does the same for the gradient's own gradient (create_graph), `assert_close`
+compares tensors or arrays within a tolerance and says where they differ most."""
 import numpy as np
 
 from . import dtypes as D
-from .autograd import no_grad
+from .autograd import enable_grad, grad, no_grad
 from .tensor import Tensor
 from .functions import tensor
 
@@ -64,14 +65,20 @@ def assert_close(actual, expected, rtol=None, atol=None, check_dtype=True, msg="
                              f"{a64[i]!r} vs expected {e64[i]!r} (abs error {err[i]:.3g})")
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exception=True):
     """Check gradc's autograd for `fn(*inputs)` against central differences in float64.
 
     Every input that requires grad must be a float64 tensor. Outputs may be a tensor or a tuple;
     their floating-point parts are projected onto fixed random directions v, so one backward pass
     gives J^T v for each input, compared with (f(x + eps e_i) - f(x - eps e_i)) / 2 eps per element.
-    Raises AssertionError naming the input, the worst element and both values; returns True."""
-    inputs = list(inputs)
+    Raises AssertionError naming the input, the worst element and both values (or returns False,
+    with raise_exception=False); returns True."""
+    if not raise_exception:
+        try:
+            return gradcheck(fn, inputs, eps, atol, rtol, seed)
+        except AssertionError:
+            return False
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not diff:
         raise ValueError("gradcheck: no input requires grad")
@@ -123,3 +130,24 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                 f"autograd gives {analytic[j]!r}, finite differences give {numeric[j]!r} "
                 f"(eps={eps:g}, atol={atol:g}, rtol={rtol:g}; {int((excess > 0).sum())} of {base.size} elements off)")
     return True
+
+
+def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exception=True):
+    """gradcheck of the gradient itself: the VJP of fn's outputs (projected onto fixed random
+    directions) taken with create_graph=True, differentiated again and compared with central
+    differences of that VJP (torch.autograd.gradgradcheck)."""
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    rng = np.random.default_rng(seed + 1)
+    vs = {}
+
+    def vjp(*xs):
+        with enable_grad():
+            xs = [x if i not in diff or x.requires_grad else x.detach().requires_grad_() for i, x in enumerate(xs)]
+            outs = [o for o in _float_outputs(fn(*xs)) if o.requires_grad]
+            if not outs:
+                raise ValueError("gradgradcheck: no output of fn requires grad")
+            total = sum((o * tensor(vs.setdefault(k, rng.standard_normal(o.shape)), dtype=o.dtype)).sum()
+                        for k, o in enumerate(outs))
+            return grad(total, [xs[i] for i in diff], create_graph=True, materialize_grads=True)
+    return gradcheck(vjp, inputs, eps, atol, rtol, seed, raise_exception)

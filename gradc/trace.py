@@ -79,6 +79,7 @@ class Tracer(dispatch.Mode):
         self.views = {}           # id(view) -> (weak ref to it, weak refs to every tensor over the same memory)
         self.bases = {}           # id(tensor that is no view) -> (weak ref to it, that list for its views)
         self.freed = set()
+        self.hooked = {}  # id -> leaf a traced backward accumulated into: its hooks are baked into the trace
         self.optimizers = []
         self.where_override = None
         self.numbers = []         # the inputs that hold float arguments
@@ -102,7 +103,7 @@ class Tracer(dispatch.Mode):
         t = object.__new__(Tensor)
         t._data, t._sym = None, (self, nid)
         t.shape, t.dtype, t.device = d["shape"], D.ALL[d["dtype"]], device or CPU
-        t.requires_grad, t._grad, t._version = bool(requires_grad), None, [0]
+        t.requires_grad, t._grad, t._version, t._hooks = bool(requires_grad), None, [0], None
         t._grad_fn = _TRACED if requires_grad else None
         self.created.add(t)
         return t
@@ -265,7 +266,10 @@ class Tracer(dispatch.Mode):
             "outside the compiled function")
 
     # ------------------------------------------------------------------ autograd at trace time
-    def backward(self, out, gradient=None, retain_graph=False):
+    def backward(self, out, gradient=None, retain_graph=False, create_graph=False, inputs=None):
+        if create_graph:
+            raise TraceError(f"backward(create_graph=True) inside gradc.compile is not supported (at {self.where()}); "
+                             "compute higher-order gradients eagerly")
         if not out.requires_grad:
             raise AutogradError("backward() on a tensor that does not require grad; create the inputs with "
                                 f"requires_grad=True (at {self.where()})")
@@ -277,6 +281,13 @@ class Tracer(dispatch.Mode):
         else:
             seed = gradient if isinstance(gradient, Tensor) else tensor(gradient, dtype=out.dtype)
         leaves = [(t, nid) for t, nid, saved in self.lifted.values() if saved[1] and saved[2] is None]
+        if inputs is not None:
+            chosen = {id(t) for t in inputs}
+            if any(t._sym is not None and t._sym[0] is self for t in inputs):
+                raise TraceError(f"backward(inputs=...) inside gradc.compile takes leaf tensors made outside it (at "
+                                 f"{self.where()}); pass parameters or inputs that require grad")
+            leaves = [(t, nid) for t, nid in leaves if id(t) in chosen]
+        self.hooked.update((id(t), t) for t, _ in leaves)
         wrt = [nid for _, nid in leaves]
         with autograd.no_grad():
             grads, visited = differentiate(self, [(self.node_of(out), self.node_of(seed))], wrt)
@@ -287,7 +298,7 @@ class Tracer(dispatch.Mode):
             for t, nid in leaves:
                 g = grads.get(nid)
                 if g is not None:
-                    g = self.sym(g, device=t.device)
+                    g = autograd.run_hooks(t._hooks, self.sym(g, device=t.device))
                     t.grad = g if t.grad is None else t.grad + g
             autograd.run_post_backward_hooks([t for t, nid in leaves if nid in grads])
 
@@ -304,6 +315,28 @@ class Tracer(dispatch.Mode):
 
     def optimizer_settings(self):
         return [(opt, settings) for opt, _, settings in self.optimizers]
+
+    def hook_guards(self):
+        """A traced backward ran the leaves' Tensor hooks into the program: a guard that they are
+        still the same hooks (cheap while no hook anywhere changed)."""
+        if not self.hooked:
+            return []
+        leaves = [weakref.ref(t) for t in self.hooked.values()]
+
+        def hooks():
+            return [list((r()._hooks or {}).values()) if r() is not None else None for r in leaves]
+        seen, traced = [autograd.hooks_version[0]], hooks()
+
+        def guard(flat_args):
+            if autograd.hooks_version[0] == seen[0]:
+                return True
+            same = hooks() == traced
+            if same:
+                seen[0] = autograd.hooks_version[0]
+            return same
+        guard.explain = lambda: ["a Tensor.register_hook hook was added to or removed from a tensor the traced "
+                                 "backward reaches"]
+        return [guard]
 
     # ------------------------------------------------------------------ finishing
     def escaped(self, keep):

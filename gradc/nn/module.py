@@ -24,7 +24,7 @@ class Parameter(Tensor):
         p = object.__new__(cls)
         p._data, p._sym = src._data, None
         p.shape, p.dtype, p.device = src.shape, src.dtype, src.device
-        p.grad, p._grad_fn, p._version = None, None, [0]
+        p.grad, p._grad_fn, p._version, p._hooks = None, None, [0], None
         p.requires_grad = bool(requires_grad) and src.dtype.is_floating_point
         return p
 

@@ -23,6 +23,7 @@ class Backward(NamedTuple):
 class CompiledBackward:
     """Autograd's view of a compiled forward: its VJP runs the backward program."""
     name, saves, saves_for = "compiled", frozenset(), None  # what autograd's Node reads of a primitive
+    diff, second_order = True, False  # its gradients come from a program, without history of their own
 
     def __init__(self, backward):
         self.bprog, self.wiring = backward
