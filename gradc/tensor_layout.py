@@ -180,9 +180,14 @@ def _rebind(self, view, what):
     if is_grad_enabled() and self.is_leaf and self.requires_grad:
         raise AutogradError(f"{what} on a leaf tensor that requires grad; use the out-of-place form "
                             f"(x = x.{what[:-1]}(...)), or change it under `with gradc.no_grad():`")
-    if dispatch.tracer() is not None:
-        raise TraceError(f"{what} inside gradc.compile changes a tensor's shape in place, which a compiled "
-                         f"program cannot replay on its inputs; write x = x.{what[:-1]}(...) instead")
+    tracer = dispatch.tracer()
+    if tracer is not None:
+        lifted = tracer.lifted.get(id(self))
+        if self._sym is None or lifted is not None and lifted[0] is self:
+            raise TraceError(f"{what} at {tracer.where()} changes the shape of a tensor from outside the compiled "
+                             "function, which a compiled program cannot replay on its caller's tensors; write "
+                             f"x = x.{what[:-1]}(...) instead")
+        self._sym = view._sym   # a value made inside the trace: it becomes the view's node
     self._data, self.shape = view._data, view.shape
     self._grad_fn, self.requires_grad = view._grad_fn, view.requires_grad
     return self

@@ -90,7 +90,25 @@ def test_shape_changing_in_place_ops_rebind_the_tensor():
     with pytest.raises(gradc.AutogradError, match="leaf"):
         a.unsqueeze_(0)
     with pytest.raises(gradc.TraceError, match="x = x.squeeze"):
-        gradc.compile(lambda t: (t * 1).squeeze_(), backend="numpy", fullgraph=True)(gradc.ones(1, 2))
+        gradc.compile(lambda t: t.squeeze_(), backend="numpy", fullgraph=True)(gradc.ones(1, 2))
+
+
+def test_shape_changing_in_place_ops_compile_on_values_made_inside():
+    def f(a):
+        y = a * 2
+        y.unsqueeze_(0)
+        y.transpose_(0, 2)
+        z = y.sum(1)
+        z.t_()
+        return y, z
+
+    x = gradc.arange(6.0).reshape(2, 3)
+    want = f(x)
+    for backend in ("numpy", "c"):
+        got = gradc.compile(f, backend=backend, fullgraph=True)(x)
+        assert [g.shape for g in got] == [w.shape for w in want] == [(3, 2, 1), (1, 3)]
+        assert all(g.tolist() == w.tolist() for g, w in zip(got, want))
+    assert x.shape == (2, 3)
 
 
 def test_index_ops_in_place_return_self():
