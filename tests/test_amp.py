@@ -112,7 +112,9 @@ def test_policy_table_comes_from_the_op_table():
     table = gradc.amp.policy()
     assert table["fp16"] == ["matmul", "window_matmul"]   # a convolution is its window product, as in autocast
     assert {"exp", "log", "pow", "sum", "max", "sub"} <= set(table["fp32"])
+    assert {"tan", "asin", "acos", "sinh", "cosh"} <= set(table["fp32"])   # PyTorch's autocast float32 list
     assert {"add", "mul", "div", "where", "tanh", "erf", "reshape", "cast"} <= set(table["follow"])
+    assert {"atan", "atan2", "asinh", "erfc", "lgamma", "hypot", "fmax"} <= set(table["follow"])
     names = [n for group in table.values() for n in group]
     assert sorted(names) == sorted(gradc.ops.OPS) and len(names) == len(set(names))
 
@@ -127,10 +129,11 @@ def _categories(x32, w32, x16):
         "fp32": {"sum": x16.sum(), "mean": x16.mean(1), "amax": x16.amax(0), "var": x16.var(1),
                  "softmax": x16.softmax(1), "log_softmax": x16.log_softmax(1),
                  "layer_norm": F.layer_norm(x16, x16.shape[1:]), "exp": x16.exp(), "log": x16.abs().log(),
-                 "pow": x16 ** 3.0, "sub": x16 - x16, "mse_loss": F.mse_loss(x16, x16 * 0.5),
+                 "pow": x16 ** 3.0, "sub": x16 - x16, "tan": x16.tan(), "sinh": x16.sinh(), "mse_loss": F.mse_loss(x16, x16 * 0.5),
                  "cross_entropy": F.cross_entropy(x16, gradc.zeros(x16.shape[0], dtype=gradc.int64))},
         "follow16": {"add": x16 + x16, "mul": x16 * 2.0, "relu": F.relu(x16), "gelu": F.gelu(x16),
-                     "tanh": x16.tanh(), "where": gradc.where(x16 > 0, x16, 0.0), "reshape": x16.reshape(-1)},
+                     "tanh": x16.tanh(), "where": gradc.where(x16 > 0, x16, 0.0), "reshape": x16.reshape(-1),
+                     "atan2": gradc.atan2(x16, x16), "fmax": gradc.fmax(x16, x16)},
         "follow32": {"add": x32 + x32, "tanh": x32.tanh(), "gelu": F.gelu(x32)},
     }
 
