@@ -268,6 +268,9 @@ def searchsorted(sorted_sequence, input, out_int32=False, right=False, side=None
     dtype = D.promote(seq.dtype, values.dtype)
     seq, values = cast(seq, dtype), cast(values, dtype)
     n = seq.shape[-1]
+    if n == 0:   # every value goes in at 0
+        out = zeros(values.shape, dtype=D.int64, device=seq.device)
+        return cast(out, D.int32) if out_int32 else out
     rows = seq.reshape(-1, n)
     v = values.reshape(rows.shape[0], -1) if seq.ndim > 1 else values.reshape(1, -1)
     base = (arange(rows.shape[0], device=seq.device) * n).reshape(-1, 1)

@@ -32,8 +32,13 @@ def _scaled(input, product, beta, alpha):
 # ---------------------------------------------------------------------- fused multiply-adds
 export("addcmul")(lambda input, tensor1, tensor2, value=1: input + (tensor1 * tensor2 if value == 1
                                                                     else tensor1 * tensor2 * value))
-export("addcdiv")(lambda input, tensor1, tensor2, value=1: input + (tensor1 / tensor2 if value == 1
-                                                                    else tensor1 / tensor2 * value))
+@export("addcdiv")
+def addcdiv(input, tensor1, tensor2, value=1):
+    """input + value * tensor1 / tensor2 (true division: integer operands are refused, as in PyTorch)."""
+    if not any(isinstance(t, Tensor) and t.dtype.is_floating_point for t in (tensor1, tensor2)):
+        raise DTypeError("addcdiv: integer division is not supported; make tensor1 or tensor2 floating-point "
+                         "(e.g. tensor1.float()), or write input + value * (tensor1 // tensor2) for floor division")
+    return input + (tensor1 / tensor2 if value == 1 else tensor1 / tensor2 * value)
 
 
 @export("addbmm")

@@ -130,7 +130,9 @@ def _reduced_rank(x, d, rank):
 
 def _median(input, dim, keepdim, ignore_nan, result, name):
     if input.numel() == 0:
-        raise ShapeError(f"{name}: cannot take the median of an empty tensor (shape {input.shape})")
+        if dim is None and input.dtype.is_floating_point:   # PyTorch: the median of nothing is NaN
+            return full((), math.nan, dtype=input.dtype, device=input.device)
+        raise ShapeError(f"{name}: cannot take the median of an empty tensor (shape {input.shape}) along a dim")
     if dim is None:
         flat = input.reshape(-1)
         return _median(flat, 0, False, ignore_nan, result, name).values
