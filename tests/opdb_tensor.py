@@ -137,7 +137,9 @@ row("cdist", lambda rng: [S(randn(rng, (2, 4, 3)), randn(rng, (2, 5, 3))),
                           S(randn(rng, (4, 3)), randn(rng, (5, 3)), p=1.0),
                           S(randn(rng, (30, 3)), randn(rng, (4, 3)))])
 row("dist", lambda rng: [S(randn(rng, (3, 4)), randn(rng, (4,))), S(randn(rng, (3, 4)), randn(rng, (3, 4)), p=3)])
-row("pdist", lambda rng: [S(randn(rng, (5, 3))), S(randn(rng, (4, 2)), p=1.5)])
+# "pdist" is nn.functional.pdist's row; this one is gradc.pdist's
+op("gradc_pdist", lambda x, **k: gradc.pdist(x, **k), lambda rng: [S(randn(rng, (5, 3))), S(randn(rng, (4, 2)), p=1.5)],
+   torch_fn=lambda x, **k: _torch().pdist(x, **k))
 row("renorm", lambda rng: [S(randn(rng, (3, 4)), p=2, dim=0, maxnorm=1.5)],
     fn=lambda x, **k: gradc.renorm(x, **k), torch_fn=lambda x, **k: _torch().renorm(x, **k))
 row("cov", lambda rng: [S(randn(rng, (3, 6))),
