@@ -121,3 +121,39 @@ def test_bad_use_is_named():
         optim.LBFGS([p]).step()
     with pytest.raises(GradcError, match="parameter groups"):
         optim.LBFGS([{"params": [p]}, {"params": [nn.Parameter(gradc.zeros(2))]}])
+
+
+def test_state_dict_round_trip_resumes_the_run():
+    torch = pytest.importorskip("torch")
+    kw = dict(max_iter=4, history_size=3, line_search_fn="strong_wolfe")
+    want_l, want_p, _ = _run(torch, _problem, kw, 4, np.float64)
+    params, loss_fn = _problem(gradc, np.float64)
+    opt = optim.LBFGS(params, **kw)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+    losses = [float(opt.step(closure)) for _ in range(2)]
+    saved = opt.state_dict()
+    opt.step(closure)   # the saved copy must not see later steps
+    opt2 = optim.LBFGS(params, **kw)
+    with gradc.no_grad():
+        for p, v in zip(params, _run(gradc, _problem, kw, 2, np.float64)[1]):
+            p.copy_(gradc.tensor(v))
+    opt2.load_state_dict(saved)
+
+    def closure2():
+        opt2.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+    losses += [float(opt2.step(closure2)) for _ in range(2)]
+    np.testing.assert_allclose(losses, want_l, rtol=1e-8)
+    for p, q in zip(params, want_p):
+        np.testing.assert_allclose(p.detach().numpy(), q, rtol=1e-8, atol=1e-10)
+    bad = {"state": {0: dict(saved["state"][0], d=gradc.zeros(3, dtype=gradc.float64))},
+           "param_groups": saved["param_groups"]}
+    with pytest.raises(gradc.ShapeError, match="'d' has 3 entries"):
+        opt2.load_state_dict(bad)

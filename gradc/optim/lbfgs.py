@@ -6,8 +6,9 @@ while a step is traced, it raises TraceError before touching any state, so the c
 falls back to running eagerly with that reason."""
 from .. import dispatch
 from ..grad_mode import enable_grad, no_grad
-from ..errors import GradcError, TraceError
+from ..errors import GradcError, ShapeError, TraceError
 from ..functions import cat, zeros
+from ..tensor import Tensor
 from .optimizer import Optimizer
 
 
@@ -114,6 +115,38 @@ class LBFGS(Optimizer):
         if getattr(self, "_params", None) is not None:
             raise GradcError("LBFGS doesn't support per-parameter options (parameter groups)")
         super().add_param_group(group)
+
+    def state_dict(self):
+        out = super().state_dict()
+        for st in out["state"].values():   # the curvature history: lists of tensors, copied too
+            for k, v in st.items():
+                if isinstance(v, list):
+                    st[k] = [x.clone() if isinstance(x, Tensor) else x for x in v]
+        return out
+
+    def load_state_dict(self, state_dict):
+        """The state lives on the first parameter and holds flat vectors over all of them (the
+        direction, the last gradient, the curvature pairs): their length is checked, not a shape."""
+        groups = state_dict["param_groups"]
+        if len(groups) != 1 or len(groups[0]["params"]) != len(self._params):
+            raise GradcError("LBFGS.load_state_dict: the saved optimizer has a different number of parameters "
+                             "than this one; build it over the same parameters")
+        n = sum(p.numel() for p in self._params)
+        first = self._params[0]
+
+        def own(v, key):
+            if isinstance(v, list):
+                return [own(x, key) for x in v]
+            if not isinstance(v, Tensor):
+                return v
+            if v.ndim == 1 and v.shape[0] != n:
+                raise ShapeError(f"LBFGS.load_state_dict: state '{key}' has {v.shape[0]} entries, but the "
+                                 f"parameters have {n} in all")
+            v = v.clone().to(first.device)
+            return v.to(first.dtype) if v.dtype.is_floating_point and first.dtype.is_floating_point else v
+        saved = state_dict["state"].get(groups[0]["params"][0], {})
+        self.state = {first: {k: own(v, k) for k, v in saved.items()}} if saved else {}
+        self.param_groups[0].update({k: v for k, v in groups[0].items() if k != "params"})
 
     def _update(self, p, grad, state, group):   # (step() does the whole iteration itself)
         raise GradcError("LBFGS updates all its parameters together in step(closure)")
