@@ -131,11 +131,13 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     t = target.reshape(1, -1) if unbatched else target
     n_cls = x.shape[1]
     valid = (t >= 0).to(x.dtype).cumprod(1)   # positions before the first -1
-    tc = _check_classes(where(valid > 0, t, 0), n_cls, "multilabel_margin_loss")
+    tc = where(valid > 0, t, 0)
     classes = tensor(np.arange(n_cls), device=x.device)
     hit = (tc.unsqueeze(2) == classes.reshape(1, 1, -1)).to(x.dtype) * valid.unsqueeze(2)   # (N, pos, C)
     is_target = hit.amax(1)                                                                  # (N, C)
-    xt = x.gather(1, tc)                                                                     # (N, pos)
+    # the checked indices feed the gather only: a compiled program that also reduced the
+    # comparison above over the checked copy computed wrong sums (a compiler bug, reported)
+    xt = x.gather(1, _check_classes(tc, n_cls, "multilabel_margin_loss"))                   # (N, pos)
     z = (1.0 - xt.unsqueeze(2) + x.unsqueeze(1)).clamp(min=0.0)
     z = z * valid.unsqueeze(2) * (1.0 - is_target).unsqueeze(1)
     loss = z.sum((1, 2)) / float(n_cls)
