@@ -1,8 +1,8 @@
 """Elementwise math functions made of primitives (composites): digamma, erfinv, logit,
 logaddexp/logaddexp2, sinc, frac, heaviside, sgn, deg2rad/rad2deg, float_power, logical_xor and
 ldexp. Autodiff, fusion and every backend cover them through their primitives; where PyTorch's
-gradient differs from the formula's limit (sinc at 0, logit's clamp) the formula is arranged so
-the two agree. Names, signatures, dtypes and NaN/inf/-0.0 results are PyTorch's."""
+gradient is a rule (logit's clamp, sinc at 0) the formula gives that rule. Names, signatures,
+dtypes and NaN/inf/-0.0 results are PyTorch's."""
 import math
 
 from .. import dtypes as D
@@ -116,11 +116,15 @@ export("logaddexp2")(lambda input, other: _logaddexp("logaddexp2", input, other,
 
 @export("sinc")
 def sinc(input):
-    """sin(pi x) / (pi x), 1 at 0: the quotient never sees 0, so its gradient there is 0, not NaN."""
+    """sin(pi x) / (pi x), 1 at 0. Where |pi x| < 0.01 the Taylor polynomial 1 - t/6 + t^2/120
+    (t = (pi x)^2, truncation below 3e-16) replaces the quotient: every derivative is right at 0
+    (the quotient's would be 0/0) and the quotient never sees 0."""
     x = _float(input)
-    zero = x == 0
-    px = F.where(zero, 1.0, x) * math.pi
-    return F.where(zero, 1.0, px.sin() / px)
+    px = x * math.pi
+    small = px.abs() < 0.01
+    t = px * px
+    safe = F.where(small, 1.0, px)
+    return F.where(small, 1.0 - t * (1.0 / 6.0) * (1.0 - t * (1.0 / 20.0)), safe.sin() / safe)
 
 
 @export("frac")
