@@ -43,7 +43,7 @@ def _libm(fn, xp, neg_inf=None):
 def _lgamma(v):
     try:
         return math.lgamma(v)
-    except ValueError:  # the poles 0, -1, -2, ...: +inf, as PyTorch's lgamma
+    except (ValueError, OverflowError):  # the poles 0, -1, -2, ... and |x| > 2.5e305: +inf, as PyTorch's
         return math.inf
 
 
