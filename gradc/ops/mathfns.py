@@ -18,6 +18,18 @@ def _float(x):
     return x if x.dtype.is_floating_point else F.cast(x, D.default_float)
 
 
+def _computed_wide(fn):
+    """fn evaluated in float32 for float16/bfloat16 input and rounded back (its polynomials and
+    sums lose too much in half precision), in the input's own dtype otherwise."""
+    def wrapped(input):
+        x = _float(input)
+        if x.dtype.itemsize >= 4:
+            return fn(x)
+        return F.cast(fn(F.cast(x, D.float32)), x.dtype)
+    wrapped.__name__, wrapped.__doc__ = fn.__name__, fn.__doc__
+    return wrapped
+
+
 def _require_float(name, *xs):
     for x in xs:
         if isinstance(x, Value) and not x.dtype.is_floating_point:
@@ -44,8 +56,8 @@ _PSI_SERIES = (1 / 12, 1 / 120, 1 / 252, 1 / 240, 1 / 132, 691 / 32760, 1 / 12)
 
 
 @export("digamma")
-def digamma(input):
-    x = _float(input)
+@_computed_wide
+def digamma(x):
     reflect = x < 0.5
     z = F.where(reflect, 1.0 - x, x)
     total = 1.0 / z
@@ -80,8 +92,8 @@ def _horner(coefs, w):
 
 
 @export("erfinv")
-def erfinv(input):
-    x = _float(input)
+@_computed_wide
+def erfinv(x):
     w = -((1.0 - x) * (1.0 + x)).log()
     central = w < 5.0
     wc = F.where(central, w, 5.0) - 2.5
