@@ -245,3 +245,76 @@ def test_skip_init():
             super().__init__()
     with pytest.raises(GradcError, match="'device'"):
         nn.utils.skip_init(NoDevice, 3)
+
+
+ORTH = [((3, 3), None, True), ((4, 3), None, True), ((3, 4), None, True), ((3, 3), "cayley", True),
+        ((4, 3), "cayley", True), ((4, 3), "householder", False), ((3, 3), "householder", True),
+        ((3, 4), "matrix_exp", True)]
+
+
+@pytest.mark.parametrize("shape,orth_map,triv", ORTH, ids=[f"{s[0]}x{s[1]}-{m}-{t}" for s, m, t in ORTH])
+def test_orthogonal_matches_torch(shape, orth_map, triv):
+    g, t = nn.Linear(shape[1], shape[0]), torch.nn.Linear(shape[1], shape[0])
+    _load_from_torch(g, t)
+    P.orthogonal(g, orthogonal_map=orth_map, use_trivialization=triv)
+    torch.nn.utils.parametrizations.orthogonal(t, orthogonal_map=orth_map, use_trivialization=triv)
+    assert list(g.state_dict()) == list(t.state_dict())
+    if shape[0] == shape[1] or not triv:   # (a tall base is completed with random columns)
+        _close(g.weight, t.weight)
+    _load_from_torch(g, t)
+    oshape = tuple(t.parametrizations.weight.original.shape)
+    # off the diagonal: a Householder parametrization keeps the columns' signs there
+    d = (RNG.standard_normal(oshape) * 0.7 * (1 - np.eye(*oshape))).astype(np.float32)
+    with torch.no_grad():
+        t.parametrizations.weight.original.add_(torch.tensor(d))
+    with gradc.no_grad():
+        g.parametrizations.weight.original.add_(gradc.tensor(d))
+    w = g.weight.detach().numpy()
+    small = min(shape)
+    gram = w @ w.T if shape[0] == small else w.T @ w
+    np.testing.assert_allclose(gram, np.eye(small), atol=1e-5)   # orthonormal rows (or columns)
+    _grads(g, t, (2, shape[1]))
+    if triv:   # assigning orthogonalises the value and makes it the new base
+        a = RNG.standard_normal(shape).astype(np.float32)
+        g.weight = gradc.tensor(a)
+        with torch.no_grad():
+            t.weight = torch.tensor(a)
+        if shape[0] == shape[1]:
+            _close(g.weight, t.weight)
+        np.testing.assert_allclose(g.parametrizations.weight.original.detach().numpy(),
+                                   t.parametrizations.weight.original.detach().numpy())
+
+
+def test_orthogonal_matrix_exp_of_a_large_matrix_and_a_compiled_step():
+    from gradc.nn.utils.orthogonal import matrix_exp
+    a = RNG.standard_normal((2, 5, 5)) * 40.0   # norm far above 1: many squarings
+    np.testing.assert_allclose(matrix_exp(gradc.tensor(a)).numpy(),
+                               torch.linalg.matrix_exp(torch.tensor(a)).numpy(), rtol=1e-8, atol=1e-8 * np.exp(
+                                   np.abs(a).sum(-2).max()))
+    s = RNG.standard_normal((4, 4)) * 5
+    s = s - s.T
+    np.testing.assert_allclose(matrix_exp(gradc.tensor(s)).numpy(), torch.linalg.matrix_exp(torch.tensor(s)).numpy(),
+                               atol=1e-10)
+
+    def run(compiled):
+        gradc.manual_seed(0)
+        lin = P.orthogonal(nn.Linear(4, 4))
+        opt = gradc.optim.SGD(lin.parameters(), lr=0.5)
+        x = gradc.randn(6, 4)
+
+        def step(x):
+            opt.zero_grad()
+            loss = ((lin(x) - x.flip(-1)) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        fn = gradc.compile(step) if compiled else step
+        return [fn(x).item() for _ in range(5)], fn, lin
+    ref, _, _ = run(False)
+    got, fn, lin = run(True)
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    assert fn.trace_count <= 2, fn.recompile_reasons
+    w = lin.weight.detach().numpy()
+    np.testing.assert_allclose(w @ w.T, np.eye(4), atol=1e-5)
+    with pytest.raises(GradcError, match="orthogonal_map"):
+        P.orthogonal(nn.Linear(3, 3), orthogonal_map="qr")

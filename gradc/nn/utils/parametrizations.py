@@ -1,14 +1,14 @@
 """torch.nn.utils.parametrizations: weight_norm and spectral_norm as parametrizations (see
 parametrize), with PyTorch's state-dict names: `parametrizations.weight.original0` (g) and
 `original1` (v) for weight_norm; `parametrizations.weight.original` and the power-iteration buffers
-`parametrizations.weight.0._u`, `._v` for spectral_norm. orthogonal is not provided: it needs a
-matrix exponential, a Cayley map (a linear solve) or Householder products (QR), none of which
-gradc has as an op."""
+`parametrizations.weight.0._u`, `._v` for spectral_norm; orthogonal (in its own module) keeps
+`parametrizations.weight.original` and `parametrizations.weight.0.base`."""
 from ...errors import GradcError
 from ...functions import randn
 from ...grad_mode import no_grad
 from .. import functional as F
 from ..module import Module
+from .orthogonal import orthogonal
 from .parametrize import register_parametrization
 from .weight_norm import default_dim, norm_except_dim
 
@@ -86,3 +86,6 @@ def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=No
     register_parametrization(module, name, _SpectralNorm(weight, n_power_iterations,
                                                          default_dim(module) if dim is None else dim, eps))
     return module
+
+
+__all__ = ["orthogonal", "spectral_norm", "weight_norm"]
