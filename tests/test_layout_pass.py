@@ -7,7 +7,7 @@ import pytest
 import gradc
 import gradc.nn.functional as F
 from gradc.passes.fusion import fuse
-from gradc.passes.layout import row_friendly, sink_permutes
+from gradc.passes.layout import pads_to_concat, row_friendly, sink_permutes
 from gradc.passes.simplify import simplify
 from gradc.testing import assert_close
 
@@ -140,3 +140,39 @@ def test_conv_relu_conv_step_equals_eager(backend):
     assert_close(got.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-5)
     for g, e in zip([p.grad.numpy() for p in params], want_g):
         assert_close(g, e, rtol=1e-4, atol=1e-5)
+
+
+def _split_qkv(x):
+    qkv = x.reshape(2, 5, 3, 2, 4).permute(2, 0, 3, 1, 4)   # (3, B, H, T, hd), as an attention block splits it
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    return (q * 2.0 + k.exp()) * v
+
+
+def _grad_graph(fn, shape):
+    """The traced graph of a step that returns the gradient of fn at a parameter of `shape`."""
+    p = gradc.nn.Parameter(gradc.tensor(_f32(*shape)))
+
+    def step(w):
+        (fn(p) * w).sum().backward()
+        return p.grad * 1.0
+
+    return _graph(step, _f32(*tuple(fn(p).shape)))
+
+
+def test_gradient_of_split_parts_is_one_concatenation():
+    graph = _grad_graph(_split_qkv, (2, 5, 24))
+    assert sum(graph.node(n)["op"] == "pad" for n in graph.op_nodes()) == 3
+    assert pads_to_concat(graph) == 1
+    assert not any(graph.node(n)["op"] == "pad" for n in graph.op_nodes())
+    (cat,) = [n for n in graph.op_nodes() if graph.node(n)["op"] == "concat"]
+    assert graph.node(cat)["shape"] == (2, 5, 3, 2, 4)   # written in the order the reshape back reads
+
+
+def test_pads_that_leave_a_gap_stay_pads():
+    graph = _grad_graph(lambda x: x[0:2].exp() + x[3:5] * 2.0, (6, 4))   # rows 2 and 5 get no gradient
+    assert sum(graph.node(n)["op"] == "pad" for n in graph.op_nodes()) == 2
+    assert pads_to_concat(graph) == 0
+
+
+def test_split_gradient_equals_eager(backend):
+    _check(_split_qkv, (_f32(2, 5, 24),), backend)

@@ -162,6 +162,84 @@ class _Sinker:
         return self.moved
 
 
+def _slab(graph, nid, shape):
+    """(axis, start, stop) when node nid is a pad of its operand into one slab of `shape` along
+    one axis (every other axis whole, steps of one), else None."""
+    d = graph.node(nid)
+    if d["op"] != "pad" or tuple(d["shape"]) != shape or len(graph.users(nid)) != 1 or \
+            graph.node(graph.args(nid)[0])["dtype"] != d["dtype"]:
+        return None
+    a = d["attrs"]
+    if any(st != 1 for st in a["steps"]):
+        return None
+    cut = [i for i, (lo, hi, n) in enumerate(zip(a["starts"], a["stops"], shape)) if (lo, hi) != (0, n)]
+    if len(cut) != 1:
+        return None
+    return cut[0], a["starts"][cut[0]], a["stops"][cut[0]]
+
+
+def _add_leaves(graph, nid, shape, dtype):
+    """The operands of a tree of adds (inner adds used only inside it) rooted at nid."""
+    leaves, todo = [], [nid]
+    while todo:
+        n = todo.pop()
+        d = graph.node(n)
+        if d["op"] == "add" and tuple(d["shape"]) == shape and d["dtype"] == dtype and \
+                (n == nid or len(graph.users(n)) == 1):
+            todo.extend(reversed(graph.args(n)))
+        else:
+            leaves.append(n)
+    return leaves
+
+
+def pads_to_concat(graph):
+    """A sum of pads that tile one axis of their shape (the gradient of slicing a value into
+    parts, q, k and v of one projection) is the concatenation of the parts: one copy instead
+    of a zeroed buffer per part and the adds; a permute of the result moves onto the parts, so
+    the concatenation writes the order its reader wants. Returns how many sums were replaced."""
+    done = 0
+    for nid in graph.topological():
+        if nid not in graph:
+            continue
+        d = graph.node(nid)
+        if d["op"] != "add" or nid in graph.outputs:
+            continue
+        shape = tuple(d["shape"])
+        leaves = _add_leaves(graph, nid, shape, d["dtype"])
+        slabs = [_slab(graph, n, shape) if graph.node(n)["dtype"] == d["dtype"] else None for n in leaves]
+        if len(leaves) < 2 or None in slabs or len(set(leaves)) < len(leaves) or len({s[0] for s in slabs}) != 1:
+            continue
+        axis = slabs[0][0]
+        parts = sorted(zip(slabs, leaves), key=lambda p: p[0][1])
+        edges = [0] + [s[2] for s, _ in parts]
+        if any(s[1] != e for (s, _), e in zip(parts, edges)) or edges[-1] != shape[axis]:
+            continue   # gaps or overlaps: not a concatenation
+        srcs = [graph.args(n)[0] for _, n in parts]
+        users = graph.users(nid)
+        if len(users) == 1 and graph.node(users[0])["op"] == "permute" and users[0] not in graph.outputs:
+            perm = tuple(graph.node(users[0])["attrs"]["perm"])
+            srcs = [_permuted(graph, s, perm, users[0]) for s in srcs]
+            nid, axis, shape = users[0], perm.index(axis), tuple(graph.node(users[0])["shape"])
+        cat = graph.add("concat", srcs, shape, d["dtype"], {"axis": axis}, graph.node(nid)["where"])
+        if graph.node(nid).get("phase"):
+            graph.node(cat)["phase"] = graph.node(nid)["phase"]
+        graph.replace_uses(nid, cat)
+        done += 1
+    if done:
+        eliminate_dead_code(graph)
+    return done
+
+
+def _permuted(graph, src, perm, like):
+    d = graph.node(src)
+    shape = tuple(d["shape"][i] for i in perm)
+    nid = graph.add("permute", [src], shape, d["dtype"], {"perm": perm}, graph.node(like)["where"])
+    if graph.node(like).get("phase"):
+        graph.node(nid)["phase"] = graph.node(like)["phase"]
+    return nid
+
+
 def sink_permutes(graph):
     """Rewrite `graph` in place as the module docs say; returns how many ops were moved."""
+    pads_to_concat(graph)
     return _Sinker(graph).run()
