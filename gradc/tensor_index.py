@@ -88,7 +88,8 @@ def index_fill(input, dim, index, value):
 
 @export("index_put")
 def index_put(input, indices, values, accumulate=False):
-    """input with input[indices] = values (or += with accumulate=True, repeated positions adding up)."""
+    """input with input[indices] = values (or += with accumulate=True, repeated positions adding up;
+    without accumulate a repeated position takes the mean of its values, as gradc's scatter does)."""
     if not isinstance(indices, (tuple, list)):
         raise DTypeError(f"index_put: indices must be a tuple of tensors, got {type(indices).__name__}")
     positions = arange(input.numel(), device=input.device).reshape(input.shape)
@@ -106,7 +107,12 @@ def index_put(input, indices, values, accumulate=False):
     if accumulate:
         return input + total.reshape(input.shape)
     hits = OPS["scatter_add"].bind(ones(lin.shape, dtype=D.int64, device=input.device), lin, axis=0, size=n)
-    return where(hits > 0, total, input.reshape(-1)).reshape(input.shape)
+    hit = hits > 0
+    if int(lin.shape[0]) > 1:   # a repeated position takes the mean of its values (PyTorch leaves it unspecified)
+        count = where(hit, hits, scalar(1, D.int64, input.device))
+        total = cast(total / cast(count, total.dtype) if total.dtype.is_floating_point else total // count,
+                     input.dtype)
+    return where(hit, total, input.reshape(-1)).reshape(input.shape)
 
 
 for _name, _fn in (("index_add", index_add), ("index_copy", index_copy), ("index_fill", index_fill)):
@@ -163,12 +169,33 @@ def _segment_extreme(src, lin, n, largest):
     return value, hit
 
 
+def _segment_prod(src, lin, n):
+    """Per flat position in [0, n), the product of the src values sent there (1 where none is): src
+    grouped by position (a stable sort), a log-depth scan of products within each group, and each
+    group's last entry scattered. Exact for integers, and zeros get PyTorch's gradient."""
+    order = lin.argsort(0)
+    pos = OPS["gather"].bind(lin, order, axis=0)
+    vals = OPS["gather"].bind(src, order, axis=0)
+    m, k = pos.shape[0], 1
+    one = scalar(1, src.dtype, src.device)
+    while k < m:
+        same = pos[k:] == pos[:-k]
+        prev = OPS["concat"].bind(full((k,), 1, dtype=src.dtype, device=src.device),
+                                  where(same, vals[:-k], one), axis=0)
+        vals = vals * prev
+        k *= 2
+    last = OPS["concat"].bind(pos[1:] != pos[:-1], full((1,), True, dtype=D.bool_, device=src.device), axis=0) \
+        if m > 1 else full(pos.shape, True, dtype=D.bool_, device=src.device)
+    total = OPS["scatter_add"].bind(where(last, vals, scalar(0, src.dtype, src.device)), pos, axis=0, size=n)
+    return total
+
+
 @export("scatter_reduce")
 def scatter_reduce(input, dim, index, src, reduce, include_self=True):
     """input with src reduced into the positions index names along dim (PyTorch's gather/scatter
     layout): reduce is 'sum', 'prod', 'mean', 'amax' or 'amin'; include_self=False leaves input's
     own value out at every position that receives one. Gradients of 'amax'/'amin' go to the chosen
-    element; of 'prod', to non-zero factors."""
+    element (PyTorch splits them among ties)."""
     if reduce not in ("sum", "prod", "mean", "amax", "amin"):
         raise ValueError(f"scatter_reduce: reduce must be 'sum', 'prod', 'mean', 'amax' or 'amin', got {reduce!r}")
     if not isinstance(index, Tensor) or index.dtype is not D.int64:
@@ -197,17 +224,7 @@ def scatter_reduce(input, dim, index, src, reduce, include_self=True):
             total = cast(total, flat.dtype)
         out = total
     elif reduce == "prod":
-        zero = src == 0
-        zeros_in = OPS["scatter_add"].bind(cast(zero, D.int64), lin, axis=0, size=n) > 0
-        if flat.dtype.is_floating_point:
-            safe = where(zero, scalar(1, src.dtype, src.device), src)
-            log_abs = OPS["scatter_add"].bind(safe.abs().log(), lin, axis=0, size=n)
-            negs = OPS["scatter_add"].bind(cast(src < 0, D.int64), lin, axis=0, size=n)
-            product = where(negs % 2 == 1, -log_abs.exp(), log_abs.exp())
-        else:   # integers: products of the few values models scatter, with no logarithms
-            raise DTypeError("scatter_reduce: reduce='prod' needs a floating-point tensor here, got "
-                             f"{flat.dtype!r}; cast with .double() first")
-        product = where(zeros_in, scalar(0, flat.dtype, flat.device), product)
+        product = _segment_prod(src, lin, n)
         out = where(hit, product * where(keep, flat, scalar(1, flat.dtype, flat.device)), flat)
     else:
         value, hit = _segment_extreme(src, lin, n, reduce == "amax")

@@ -207,3 +207,109 @@ def test_masked_scatter_short_source_fails_compiled_as_eagerly():
     f = gradc.compile(lambda x, m, s: x.masked_scatter(m, s), backend="numpy", fullgraph=True)
     with pytest.raises(gradc.GradcError, match="fewer elements"):
         f(gradc.zeros(3), _t([True, True, True]), gradc.ones(2))
+
+
+# ---------------------------------------------------------------------- eager parity beyond the database's samples
+def _seeded(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+_A, _B = _seeded((4, 5)), _seeded((2, 5), 1)
+_IDX = np.array([[0, 1, 0, 1, 2], [1, 1, 0, 0, 2]])
+PARITY = {
+    "scatter_reduce sum": lambda T: T.tensor(_A).scatter_reduce(0, T.tensor(_IDX), T.tensor(_B), "sum"),
+    "scatter_reduce amin": lambda T: T.tensor(_A).scatter_reduce(0, T.tensor(_IDX), T.tensor(_B), "amin",
+                                                                 include_self=False),
+    "scatter_reduce mean int": lambda T: T.tensor([10, 20]).scatter_reduce(0, T.tensor([0, 0, 1]), T.tensor([1, 2, 3]),
+                                                                          "mean"),
+    "scatter_reduce prod int": lambda T: T.tensor([2, 3, 4]).scatter_reduce(0, T.tensor([0, 0, 2, 2]),
+                                                                           T.tensor([2, 0, 5, 3]), "prod",
+                                                                           include_self=False),
+    "hstack 2-D": lambda T: T.hstack([T.tensor(_A), T.tensor(_A)]),
+    "vstack mixed dtypes": lambda T: T.vstack([T.tensor([1, 2]), T.tensor([1.0, 2.0])]),
+    "tensor_split sections": lambda T: T.tensor_split(T.arange(7), 3),
+    "tensor_split index tensor": lambda T: T.tensor_split(T.arange(7), T.tensor([2, 5])),
+    "tensor_split past the end": lambda T: T.tensor_split(T.arange(6), [4, 2, -1, 9]),
+    "rot90 k=-2": lambda T: T.rot90(T.tensor(_A), -2),
+    "rot90 negative dims": lambda T: T.rot90(T.tensor(_A), 1, [-1, -2]),
+    "combinations r=2": lambda T: T.combinations(T.tensor([1.0, 2.0, 3.0, 4.0])),
+    "unfold step 1": lambda T: T.tensor(_A).unfold(0, 2, 1),
+    "unfold 0-d": lambda T: T.tensor(3.0).unfold(0, 1, 1),
+    "masked_scatter full mask": lambda T: T.tensor(_A).masked_scatter(T.tensor(_A > 0), T.arange(20.0).double()),
+    "searchsorted 1-D": lambda T: T.searchsorted(T.tensor([1.0, 3.0, 5.0]), T.tensor(_A)),
+    "searchsorted sorter": lambda T: T.searchsorted(T.tensor([5.0, 1.0, 3.0]), T.tensor([2.5, 3.0]),
+                                                   sorter=T.tensor([1, 2, 0])),
+    "searchsorted out_int32": lambda T: T.searchsorted(T.tensor([1.0, 3.0]), T.tensor([2.0]), out_int32=True),
+    "bucketize": lambda T: T.bucketize(T.tensor(_A), T.tensor([-1.0, 0.0, 1.0])),
+    "isin ints": lambda T: T.isin(T.tensor([1, 2, 3, 4, 5, 2]), T.tensor([2, 5, 9])),
+    "isin scalar": lambda T: T.isin(T.tensor([1, 3, 5]), 3),
+    "histc range": lambda T: T.histc(T.tensor(_A.ravel()), bins=5, min=-1, max=1),
+    "histc constant": lambda T: T.histc(T.tensor([2.0, 2.0, 2.0]), bins=4),
+    "tensordot int dims": lambda T: T.tensordot(T.tensor(_seeded((2, 3, 4))), T.tensor(_seeded((3, 4, 5))), 2),
+    "tensordot dims=0": lambda T: T.tensordot(T.tensor([2.0, 1.0]), T.tensor([1.0, 3.0]), dims=0),
+    "inner 0-d": lambda T: T.inner(T.tensor(2.0), T.tensor([1.0, 3.0])),
+    "kron ints": lambda T: T.kron(T.tensor([[1, 2], [3, 4]]), T.tensor([1, -1])),
+    "cross dim=1": lambda T: T.cross(T.tensor(_seeded((4, 3))), T.tensor(_seeded((4, 3), 1)), dim=1),
+    "diff n=2": lambda T: T.diff(T.tensor(_A), n=2),
+    "diff bool": lambda T: T.diff(T.tensor([True, False, False, True])),
+    "diff append": lambda T: T.diff(T.tensor(_A), dim=0, append=T.tensor(_B[:1])),
+    "diagonal past the edge": lambda T: T.diagonal(T.tensor(_A), 7),
+    "diag_embed": lambda T: T.diag_embed(T.tensor(_B)),
+    "diag_embed ints": lambda T: T.diag_embed(T.tensor([1, 2]), -1),
+    "cdist p=1": lambda T: T.cdist(T.tensor(_A), T.tensor(_B), p=1),
+    "cdist p=0": lambda T: T.cdist(T.tensor(_A), T.tensor(_B), p=0),
+    "cdist p=inf": lambda T: T.cdist(T.tensor(_A), T.tensor(_B), p=float("inf")),
+    "cdist forced mm": lambda T: T.cdist(T.tensor(_A), T.tensor(_B), compute_mode="use_mm_for_euclid_dist"),
+    "dist": lambda T: T.dist(T.tensor(_A), T.tensor(_B[0])),
+    "pdist": lambda T: T.pdist(T.tensor(_A)),
+    "renorm p=1": lambda T: T.renorm(T.tensor(_seeded((2, 3, 4))), 1, 1, 2.0),
+    "cov": lambda T: T.cov(T.tensor(_A)),
+    "cov ints": lambda T: T.cov(T.tensor([[1, 2, 4], [3, 1, 0]])),
+    "corrcoef 1-D": lambda T: T.corrcoef(T.tensor([1.0, 2.0, 4.0])),
+    "vander": lambda T: T.vander(T.tensor([1.0, 2.0, 3.0])),
+    "vander N=0": lambda T: T.vander(T.tensor([1.0, 2.0]), N=0),
+    "cummax ints dim 0": lambda T: T.cummax(T.tensor([[1, 4], [3, 2], [0, 5]]), 0),
+    "cummax ties and NaN": lambda T: T.cummax(T.tensor([[1.0, 1.0, 0.0, 2.0, 2.0], [3, float("nan"), 1, 5, 0]]), 1),
+    "cummin ties": lambda T: T.cummin(T.tensor([1.0, 1.0, 0.0, 2.0, 0.0]), 0),
+    "logcumsumexp -inf": lambda T: T.logcumsumexp(T.tensor([[-1000.0, 0.0, 1.0, -float("inf")]]), 1),
+    "nansum all": lambda T: T.nansum(T.tensor([1.0, float("nan"), 2.0])),
+    "nansum ints": lambda T: T.nansum(T.tensor([1, 2, 3])),
+    "median dim": lambda T: T.median(T.tensor(_A), 1),
+    "median NaN": lambda T: T.median(T.tensor([[1.0, float("nan"), 2.0, 4.0]]), 1),
+    "median ints": lambda T: T.median(T.tensor([3, 1, 2, 5])),
+    "median empty": lambda T: T.median(T.zeros(0)),
+    "kthvalue": lambda T: T.kthvalue(T.tensor(_A), 2),
+    "mode rows": lambda T: T.mode(T.tensor([[3.0, 1.0, 3.0, 1.0, 2.0], [1.0, 2.0, 2.0, 0.0, 5.0]])),
+    "mode ints": lambda T: T.mode(T.tensor([2, 2, 1, 1, 3])),
+    **{f"quantile {m}": (lambda T, m=m: T.quantile(T.tensor(_A), T.tensor([0.1, 0.5, 0.9]).double(), dim=1,
+                                                   interpolation=m))
+       for m in ("lower", "higher", "midpoint", "nearest")},
+    "quantile all": lambda T: T.quantile(T.tensor(_A), 0.7),
+    "quantile NaN": lambda T: T.quantile(T.tensor([[1.0, float("nan"), 3.0], [1.0, 2.0, 3.0]]), 0.5, dim=1),
+    "nanquantile all NaN": lambda T: T.nanquantile(T.tensor([[float("nan")] * 2, [1.0, 2.0]]), 0.5, dim=1),
+    "std_mean all": lambda T: T.std_mean(T.tensor(_A)),
+    "var_mean unbiased=False": lambda T: T.var_mean(T.tensor(_A), 1, False),
+    "index_put bool mask": lambda T: T.zeros(3).index_put((T.tensor([True, False, True]),), T.tensor(1.0)),
+    "index_fill 0-d index": lambda T: T.index_fill(T.tensor([1, 2, 3]), 0, T.tensor(1), 7),
+    "take empty": lambda T: T.take(T.ones(2, 2), T.zeros(0, dtype=T.int64)),
+    "block_diag promotes": lambda T: T.block_diag(T.tensor([[1, 2]]), T.tensor([[1.5]])),
+    "block_diag empty": lambda T: T.block_diag(T.ones(0, 2), T.ones(1, 1)),
+    "cartesian_prod one": lambda T: T.cartesian_prod(T.tensor([1, 2])),
+    "atleast_3d list": lambda T: T.atleast_3d([T.tensor(1.0), T.ones(2), T.ones(2, 3)]),
+    "column_stack 0-d": lambda T: T.column_stack([T.tensor(1.0), T.tensor(2.0)]),
+    "moveaxis": lambda T: T.moveaxis(T.tensor(_seeded((2, 3, 4))), (0, 1), (2, 0)),
+    "ravel of a transpose": lambda T: T.ravel(T.tensor(_A).t()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARITY))
+def test_matches_torch_eagerly(name):
+    torch = pytest.importorskip("torch")
+    want, got = PARITY[name](torch), PARITY[name](gradc)
+    want, got = (want, got) if isinstance(want, tuple) else ((want,), (got,))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype.name == str(w.dtype).replace("torch.", ""), (g.dtype, w.dtype)
+        assert g.shape == tuple(w.shape)
+        tol = 1e-12 if g.dtype is gradc.float64 else 2e-6
+        np.testing.assert_allclose(np.asarray(g.numpy(), dtype=float), w.double().numpy(), rtol=tol, atol=tol)
