@@ -142,3 +142,20 @@ def test_compiled_step_equals_eager_and_a_schedule_does_not_retrace(name):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
     assert fn.trace_count <= 2, fn.recompile_reasons   # the second call may see new optimizer state
     assert not any("lr" in r for r in fn.recompile_reasons), fn.recompile_reasons
+
+
+def test_named_parameters_keep_their_names_as_in_torch():
+    torch = pytest.importorskip("torch")
+    g, t = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    og = optim.AdamW(g.named_parameters(), lr=0.1)
+    ot = torch.optim.AdamW(t.named_parameters(), lr=0.1)
+    assert og.param_groups[0]["param_names"] == ot.param_groups[0]["param_names"] == ["weight", "bias"]
+    assert og.state_dict()["param_groups"][0]["param_names"] == ["weight", "bias"]
+    two = optim.SGD([{"params": [("w", g.weight)]}, {"params": [("b", g.bias)], "lr": 0.5}], lr=0.1)
+    assert [grp["param_names"] for grp in two.param_groups] == [["w"], ["b"]]
+    with pytest.raises(GradcError, match="got a mix"):
+        optim.SGD([("w", g.weight), g.bias], lr=0.1)
+    with pytest.raises(GradcError, match="got a mix"):
+        optim.SGD([{"params": [("w", g.weight)]}, {"params": [g.bias]}], lr=0.1)
+    with pytest.raises(GradcError, match="ordered collection"):
+        optim.SGD({g.weight, g.bias}, lr=0.1)

@@ -65,6 +65,10 @@ class Optimizer(abc.ABC):
         if isinstance(params, Tensor):
             raise GradcError(f"{type(self).__name__}: params must be an iterable of tensors or of dicts (parameter "
                              "groups), got a single tensor; pass [tensor] or model.parameters()")
+        if isinstance(params, set):
+            raise GradcError(f"{type(self).__name__}: parameters must be an ordered collection (a set's order "
+                             "changes between runs, so saved optimizer state would load onto the wrong "
+                             "parameters); pass a list")
         params = list(params)
         if not params:
             raise GradcError("optimizer got an empty parameter list; pass model.parameters()")
@@ -88,7 +92,20 @@ class Optimizer(abc.ABC):
             raise GradcError(f"a parameter group must be a dict with a 'params' entry, got {type(group).__name__}")
         group = ParamGroup(group)
         ps = group["params"]
+        if isinstance(ps, set):
+            raise GradcError("optimizer parameters must be an ordered collection (a set's order changes between "
+                             "runs, so saved optimizer state would load onto the wrong parameters); pass a list")
         group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
+        named = [p for p in group["params"] if isinstance(p, tuple)]
+        if named:   # model.named_parameters(): (name, tensor) pairs; the names are kept, as in PyTorch
+            if len(named) != len(group["params"]) or any(len(p) != 2 or not isinstance(p[0], str) for p in named):
+                raise GradcError("optimizer parameters must be all tensors or all (name, tensor) pairs, as "
+                                 "model.named_parameters() gives; got a mix")
+            group["param_names"] = [n for n, _ in named]
+            group["params"] = [p for _, p in named]
+        if self.param_groups and ("param_names" in group) != ("param_names" in self.param_groups[0]):
+            raise GradcError("every parameter group must give its parameters with names (named_parameters()) or "
+                             "every group without; got a mix")
         for p in group["params"]:
             if not isinstance(p, Tensor) or not p.is_leaf:
                 raise GradcError("optimizers can only optimize leaf tensors (parameters); got "
