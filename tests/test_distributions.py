@@ -291,3 +291,22 @@ def test_validation_inside_a_compiled_function_falls_back_naming_why():
     with pytest.warns(UserWarning, match="validate_args=False"):
         out = f(gradc.tensor(REAL))
     _close(out, td.Normal(torch.tensor(REAL), 1.0).log_prob(torch.tensor(REAL)).sum())
+
+
+def test_compiled_discrete_draws_equal_eager_draws_under_one_seed():
+    probs = gradc.tensor(SIMPLEX)
+
+    def draw(probs):
+        c = D.Categorical(probs=probs, validate_args=False)
+        b = D.Bernoulli(probs=probs, validate_args=False)
+        oh = D.OneHotCategorical(probs=probs, validate_args=False)
+        return c.sample((6,)), b.sample((2,)), oh.sample((3,))
+    f = gradc.compile(draw)
+    gradc.manual_seed(7)
+    got = [f(probs) for _ in range(2)]
+    gradc.manual_seed(7)
+    want = [draw(probs) for _ in range(2)]
+    for g, w in zip(got, want):
+        for a, b in zip(g, w):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(got[0][0].numpy(), got[1][0].numpy()) and f.trace_count == 1
