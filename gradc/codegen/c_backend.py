@@ -17,6 +17,7 @@ import math
 from ..kernels import C_OPS, Let, Load, Store, Accumulate, lower_group
 from ..passes.memory import stored
 from ..version import __version__
+from .c_windows import col2im_kernel, render_col2im
 from .numpy_backend import Emitter, name_of
 from .templates import lowering as table_lowering, macros, render, where as safe_where
 
@@ -39,16 +40,19 @@ class _CEmitter(Emitter):
         super().__init__(graph, units, plan, block_bytes)
         self.cst, self.host_ops = macros("c/statements.j2"), macros("c/host_ops.j2")
         self.c_kernels, self.kernel_ir, self.declined = [], [], []
+        self.window_kernels = []   # col2im ops run as C kernels (gradc.codegen.c_windows)
         self.runs = []   # consecutive C kernels called as one: [(entry, [(kernel, [slot, ...])], slots)]
         self.op_buffers, self.op_nodes = [], set()   # (name, shape, dtype) of single ops run as C kernels
         escaping = set(graph.outputs)
         self.escaping = escaping | {plan.root.get(o, o) for o in escaping}
 
     def context(self):
-        return {"ckernels": [(k.name, len(k.params)) for k in self.kernel_ir],
+        wins = self.window_kernels
+        return {"ckernels": [(k.name, len(k.params)) for k in self.kernel_ir] + [(w.name, 2) for w in wins],
                 "cruns": [(name, n) for name, _, n in self.runs], "op_buffers": self.op_buffers,
-                "celements": sum(k.rows * k.width for k in self.kernel_ir),
-                "cparallel": any(_parallel(k) for k in self.kernel_ir), "blas_flops": self.matmul_flops()}
+                "celements": sum(k.rows * k.width for k in self.kernel_ir) + sum(w.n * w.h * w.w * w.c for w in wins),
+                "cparallel": any(_parallel(k) for k in self.kernel_ir) or any(w.parallel for w in wins),
+                "blas_flops": self.matmul_flops()}
 
     def matmul_flops(self):
         """Floating-point operations of the program's matmuls per call (they run in NumPy's BLAS)."""
@@ -87,6 +91,10 @@ class _CEmitter(Emitter):
         host = self.host_op(u, n, d)
         if host is not None:
             return host
+        if d["op"] == "col2im" and n in self.plan.storage and stored(graph, u, n, self.outputs):
+            found = col2im_kernel(graph, n)
+            if found is not None:
+                return self.window_unit(n, d, *found)
         if (d["op"] not in C_OPS or len(shape) < 1 or shape[0] != 1 or math.prod(shape) > SMALL_OP_ELEMENTS
                 or n in self.escaping or n in self.plan.storage):
             return super().op_unit(u)
@@ -100,6 +108,20 @@ class _CEmitter(Emitter):
         return {"kind": "ckernel", "id": u.id, "name": kernel.name, "ops": kernel.ops,
                 "args": [(p.role, name_of(p.node)) for p in kernel.params], "prologue": [],
                 "where": safe_where(d["where"]), "nodes": [(p.role, p.node) for p in kernel.params]}
+
+    def window_unit(self, n, d, k, cols):
+        """col2im as one C kernel reading the columns' memory (templates/c/windows.c.j2)."""
+        self.window_kernels.append(k)
+        self.c_kernels.append(render_col2im(k, safe_where(d["where"])))
+        (view,) = self.graph.args(n)
+        prologue, name = [], name_of(view)
+        if cols != view:   # window-offset-major memory: the view permuted back, contiguous again
+            name = f"{name_of(n)}_cols"
+            perm = self.graph.node(view)["attrs"]["perm"]
+            prologue.append(self.stmt.assign(name, self.host_ops.permute(name_of(view), _inverse(perm))))
+        return {"kind": "ckernel", "id": n, "name": k.name, "ops": k.ops,
+                "args": [("in", name), ("out", name_of(n))], "prologue": prologue + self.storage_prologue(n),
+                "where": safe_where(d["where"]), "nodes": [("in", view), ("out", n)]}
 
     def host_op(self, u, n, d):
         """A float matmul of matrices (into its planned storage) or a permute, from templates/c/host_ops.j2."""
@@ -239,6 +261,10 @@ class _CEmitter(Emitter):
         raise TypeError(f"unexpected kernel IR statement {s!r}")
 
 
+def _inverse(perm):
+    return tuple(sorted(range(len(perm)), key=perm.__getitem__))
+
+
 def _parallel(k):
     """Whether a kernel runs its chunks on several threads (small ones stay on one)."""
     return k.rows * k.width >= PARALLEL_ELEMENTS and k.chunks > 1
@@ -259,4 +285,4 @@ def generate(graph, units, plan, block_bytes):
     host = e.module()
     c_src = render("c/program.c.j2", version=__version__, graph_hash=graph.hash()[:16], kernels=e.c_kernels,
                    runs=e.runs)
-    return host, c_src, e.scratch_bytes(), e.kernel_ir, e.declined
+    return host, c_src, e.scratch_bytes(), e.kernel_ir + e.window_kernels, e.declined

@@ -1,0 +1,76 @@
+"""col2im as a C kernel of the C backend (templates/c/windows.c.j2).
+
+The gradient of a convolution's im2col adds every window offset's columns back into the image: in
+NumPy that is one strided add per offset over the whole batch (9 passes over the image for a 3x3
+kernel, each a read-modify-write of memory that no longer fits in cache). One C loop per image
+keeps that image's output in cache while all offsets add into it, and reads the columns once, in
+the order they lie: window_matmul's column gradient is window-offset-major (a permuted view of
+(KH, KW, N, OH, OW, C) memory), a pooling's gradient window-position-major. The result has the
+NumPy kernel's bits (the same additions in the same order into a zeroed image)."""
+from dataclasses import dataclass
+from math import prod
+
+from .templates import render
+
+_OFFSET_MAJOR = (2, 3, 4, 0, 1, 5)   # (KH, KW, N, OH, OW, C) memory viewed as (N, OH, OW, KH, KW, C)
+PARALLEL_ELEMENTS = 1 << 15
+
+
+@dataclass(frozen=True)
+class WindowKernel:
+    id: int
+    name: str
+    ctype: str
+    n: int
+    h: int
+    w: int
+    c: int
+    oh: int
+    ow: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    ph: int
+    pw: int
+    offset_major: bool
+    tiles: bool
+    parallel: int
+    bytes_read: int
+    bytes_written: int
+    ops: str = "col2im"
+
+    @property
+    def bytes_moved(self):
+        return self.bytes_read + self.bytes_written
+
+
+def col2im_kernel(graph, n):
+    """(WindowKernel, the node whose memory the kernel reads as its columns) for col2im node n,
+    or None when n is not a float col2im of 2-D windows with one leading and one trailing axis."""
+    d = graph.node(n)
+    a = d["attrs"]
+    if d["dtype"] not in ("float32", "float64") or len(a["kernel"]) != 2 or a["axis"] != 1 or len(d["shape"]) != 4:
+        return None
+    (src,) = graph.args(n)
+    cols = tuple(graph.node(src)["shape"])
+    if len(cols) != 6:
+        return None
+    offset_major, s = False, graph.node(src)
+    if s["op"] == "permute" and tuple(s["attrs"]["perm"]) == _OFFSET_MAJOR:
+        src, offset_major = graph.args(src)[0], True
+    nb, h, w, c = d["shape"]
+    (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
+    (ph, ph_hi), (pw, pw_hi) = a["pads"]
+    tiles = (sh, sw) == (kh, kw) and (dh, dw) == (1, 1) and ph == 0 and pw == 0 and ph_hi <= 0 and pw_hi <= 0
+    k = WindowKernel(id=n, name=f"g{n}", ctype="float" if d["dtype"] == "float32" else "double", n=nb, h=h, w=w, c=c,
+                     oh=cols[1], ow=cols[2], kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, ph=ph, pw=pw,
+                     offset_major=offset_major, tiles=tiles, parallel=int(prod(d["shape"]) >= PARALLEL_ELEMENTS and nb > 1),
+                     bytes_read=graph.nbytes(src), bytes_written=graph.nbytes(n))
+    return k, src
+
+
+def render_col2im(k, where):
+    return render("c/windows.c.j2", w=k, where=where)

@@ -1,0 +1,86 @@
+"""col2im as a C kernel of its own on the C backend (gradc.codegen.c_windows): the same bits as
+the NumPy kernel for every stride, dilation, padding and tiling, from window-position-major
+columns and from the window-offset-major memory of a convolution's column gradient."""
+import numpy as np
+import pytest
+
+import gradc
+import gradc.nn.functional as F
+from gradc.ops.movement import col2im
+
+
+def _c_works():
+    try:
+        gradc.compile(lambda x: x * 2.0, backend="c")(gradc.ones(2, 2))
+        return True
+    except gradc.GradcError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _c_works(), reason="no working C compiler for backend='c'")
+
+
+@pytest.fixture(autouse=True)
+def _cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path))
+
+
+def _programs(fn):
+    progs = [p for v in fn._programs.values() if isinstance(v, list) for p in v]
+    return progs + [p.backward[0] for p in progs if getattr(p, "backward", None)]   # a forward's own backward
+
+
+def _c_kernel_ops(fn):
+    return [k["ops"] for p in _programs(fn) for k in p.stats.get("c_kernels", {}).values()]
+
+
+def _outs(size, k, s, d, p):
+    return (size + p[0] + p[1] - d * (k - 1) - 1) // s + 1
+
+
+@pytest.mark.parametrize("kernel,stride,dilation,pads", [
+    ((3, 3), (1, 1), (1, 1), ((0, 0), (0, 0))),
+    ((3, 2), (2, 1), (1, 2), ((1, 1), (0, 2))),
+    ((2, 2), (2, 2), (1, 1), ((0, 0), (0, 0))),      # windows that tile: copies
+    ((2, 2), (2, 2), (1, 1), ((0, -1), (0, 0))),     # tiles with a tail row left at zero
+    ((3, 3), (2, 2), (1, 1), ((1, 1), (1, 1))),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_col2im_equals_eager_bit_for_bit(kernel, stride, dilation, pads, dtype):
+    h, w = 7, 6
+    oh = _outs(h, kernel[0], stride[0], dilation[0], pads[0])
+    ow = _outs(w, kernel[1], stride[1], dilation[1], pads[1])
+    cols = np.random.default_rng(1).standard_normal((3, oh, ow) + kernel + (5,)).astype(dtype)
+    cols[0, 0, 0] = -0.0
+
+    def fn(x):
+        return col2im(x * 1.0, 1, (h, w), kernel, stride, dilation, pads)
+
+    want = fn(gradc.tensor(cols)).numpy()
+    compiled = gradc.compile(fn, backend="c")
+    got = compiled(gradc.tensor(cols)).numpy()
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+    assert "col2im" in _c_kernel_ops(compiled)
+
+
+def test_convolution_input_gradient_reads_offset_major_columns():
+    gradc.manual_seed(0)
+    conv = gradc.nn.Conv2d(4, 6, 3, padding=1)
+    x = np.random.default_rng(2).standard_normal((2, 4, 8, 9)).astype(np.float32)
+
+    def fwd(x):
+        return F.relu(conv(x))
+
+    def grad(f):
+        xt = gradc.tensor(x, requires_grad=True)
+        (f(xt) * 1.5).sum().backward()
+        return xt.grad.numpy()
+
+    want = grad(fwd)
+    compiled = gradc.compile(fwd, backend="c")
+    got = grad(compiled)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert "col2im" in _c_kernel_ops(compiled)
+    assert any("offset-major columns" in p.own_source.get("program.c", "") for p in _programs(compiled))
