@@ -29,7 +29,8 @@ def _positions(x, d):
 
 
 def _shifted(x, d, k):
-    """x moved k places forward along d (the first k places hold x's own first value: masked by callers)."""
+    """x moved k places forward along d; the first k places hold their own entries (combining an entry
+    with itself changes nothing for max and min; sums mask them)."""
     n = x.shape[d]
     return cat([x.narrow(d, 0, k), x.narrow(d, 0, n - k)], d)
 
@@ -58,9 +59,10 @@ def _running_extreme(input, dim, largest, name, result):
     def step(state, prev, k):
         v, i = state
         pv, pi = prev
-        # the earlier candidate wins only when strictly better: ties keep the later index, as PyTorch's cummax
-        take = (pos >= k) & ((pv > v) if largest else (pv < v))
-        return where(take, pv, v), where(take, pi, i)
+        # the earlier candidate wins only when strictly better: ties keep the later index, as PyTorch's
+        # cummax. Within the first k places `prev` is the entry itself, which never wins: no mask needed
+        take = (pv > v) if largest else (pv < v)
+        return (v.maximum(pv) if largest else v.minimum(pv)), where(take, pi, i)
 
     _, idx = _scan(d, key.shape[d], step, key, idx)
     return result(gather(input, d, idx), idx)
@@ -180,7 +182,7 @@ def mode(input, dim=-1, keepdim=False):
         new = cat([full(tuple(1 if i == d else m for i, m in enumerate(s.shape)), True, dtype=D.bool_,
                         device=s.device), s.narrow(d, 1, n - 1) != s.narrow(d, 0, n - 1)], d)
         starts = where(new, pos, scalar(0, D.int64, s.device))
-        (group_start,) = _scan(d, n, lambda st, p, k: (where(pos >= k, st[0].maximum(p[0]), st[0]),), starts)
+        (group_start,) = _scan(d, n, lambda st, p, k: (st[0].maximum(p[0]),), starts)
         run = pos - group_start
     else:
         run = pos * 0
