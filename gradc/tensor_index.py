@@ -216,7 +216,8 @@ def scatter_reduce(input, dim, index, src, reduce, include_self=True):
     hit = counts > 0
     keep = scalar(True, D.bool_, input.device) if include_self else hit.logical_not()
     if reduce in ("sum", "mean"):
-        total = OPS["scatter_add"].bind(src, lin, axis=0, size=n) + where(keep, flat, scalar(0, flat.dtype, flat.device))
+        own = where(keep, flat, scalar(0, flat.dtype, flat.device))
+        total = OPS["scatter_add"].bind(src, lin, axis=0, size=n) + own
         if reduce == "mean":
             count = counts + cast(keep, D.int64)
             count = where(count > 0, count, 1)
@@ -303,7 +304,7 @@ def searchsorted(sorted_sequence, input, out_int32=False, right=False, side=None
     return cast(out, D.int32) if out_int32 else out
 
 
-@export("bucketize")
+@export("bucketize", method=False)
 def bucketize(input, boundaries, out_int32=False, right=False):
     """The bucket of each value among the 1-D sorted boundaries (right=False: boundaries[i-1] < x <= boundaries[i])."""
     if not isinstance(boundaries, Tensor) or boundaries.ndim != 1:

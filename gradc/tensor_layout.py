@@ -14,7 +14,6 @@ from .errors import AutogradError, DTypeError, ShapeError, TraceError
 from .grad_mode import is_grad_enabled
 from .ops.frontend import export
 from .shapes import normalize_axis
-from .tensor import Tensor
 
 
 def _row_major(shape):

@@ -82,7 +82,7 @@ def vdot(input, other):
     return (input * other).sum()
 
 
-@export("tensordot")
+@export("tensordot", method=False)
 def tensordot(a, b, dims=2):
     """Contract a's dims `dims[0]` with b's `dims[1]` (an int n: a's last n with b's first n)."""
     if isinstance(dims, Tensor):

@@ -235,7 +235,7 @@ def cartesian_prod(*tensors):
     return stack(cols, 1)
 
 
-@export("combinations")
+@export("combinations", method=False)
 def combinations(input, r=2, with_replacement=False):
     """Rows of r elements of the 1-D input, in itertools.combinations order (or
     combinations_with_replacement)."""
@@ -261,7 +261,13 @@ def _tri_indices(row, col, offset, dtype, device, lower, name):
     return tensor(np.stack([i, j]).astype(np.int64).reshape(2, -1), dtype=dtype, device=device)
 
 
-tril_indices = export("tril_indices", method=False)(lambda row, col, offset=0, dtype=None, device=None:
-                                                    _tri_indices(row, col, offset, dtype, device, True, "tril_indices"))
-triu_indices = export("triu_indices", method=False)(lambda row, col, offset=0, dtype=None, device=None:
-                                                    _tri_indices(row, col, offset, dtype, device, False, "triu_indices"))
+@export("tril_indices", method=False)
+def tril_indices(row, col, offset=0, dtype=None, device=None):
+    """The (2, N) coordinates of the lower triangle of a row x col matrix, row by row."""
+    return _tri_indices(row, col, offset, dtype, device, True, "tril_indices")
+
+
+@export("triu_indices", method=False)
+def triu_indices(row, col, offset=0, dtype=None, device=None):
+    """The (2, N) coordinates of the upper triangle of a row x col matrix, row by row."""
+    return _tri_indices(row, col, offset, dtype, device, False, "triu_indices")

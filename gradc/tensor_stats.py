@@ -256,7 +256,13 @@ def _with_mean(spread, input, dim, unbiased, keepdim, correction, name):
     return spread(input, axes, keepdim, unbiased, correction), input.mean(axes, keepdim)
 
 
-export("std_mean")(lambda input, dim=None, unbiased=True, keepdim=False, correction=None:
-                   _with_mean(lambda *a: a[0].std(*a[1:]), input, dim, unbiased, keepdim, correction, "std_mean"))
-export("var_mean")(lambda input, dim=None, unbiased=True, keepdim=False, correction=None:
-                   _with_mean(lambda *a: a[0].var(*a[1:]), input, dim, unbiased, keepdim, correction, "var_mean"))
+@export("std_mean", method=False)
+def std_mean(input, dim=None, unbiased=True, keepdim=False, correction=None):
+    """(std, mean) over dim, as torch.std_mean."""
+    return _with_mean(lambda *a: a[0].std(*a[1:]), input, dim, unbiased, keepdim, correction, "std_mean")
+
+
+@export("var_mean", method=False)
+def var_mean(input, dim=None, unbiased=True, keepdim=False, correction=None):
+    """(var, mean) over dim, as torch.var_mean."""
+    return _with_mean(lambda *a: a[0].var(*a[1:]), input, dim, unbiased, keepdim, correction, "var_mean")

@@ -1,11 +1,12 @@
-"""Op-database rows for the structural tensor functions (stacking, splitting, indexing, reductions, products): registered into opdb.ROWS, so gradcheck, eager vs compiled, PyTorch
-parity and the CUDA host check iterate them like every other row."""
+"""Op-database rows for the structural tensor functions (stacking, splitting, indexing, reductions,
+products): registered into opdb.ROWS, so gradcheck, eager vs compiled, PyTorch parity and the CUDA
+host check iterate them like every other row."""
 import math
 
 import numpy as np
 
 import gradc
-from opdb import S, _torch, away0, distinct, op, positive, randn
+from opdb import S, _torch, distinct, op, positive, randn
 
 
 def _both(name):
@@ -100,8 +101,10 @@ op("masked_scatter", lambda x, m, s: x.masked_scatter(m, s),
    lambda rng: [S(randn(rng, (2, 3)), rng.random((3,)) > 0.3, randn(rng, (6,)))],
    torch_fn=lambda x, m, s: x.masked_scatter(m, s))
 row("searchsorted", lambda rng: [S(np.array([0., 1., 1., 2., 3.]), np.array([1., 2.5, -1., 3.]), right=True),
-                                 S(np.sort(randn(rng, (2, 5)), 1), randn(rng, (2, 3)), side="right")], differentiable=False)
-row("bucketize", lambda rng: [S(np.array([0., 1., 1.5, 3.]), np.array([0., 1., 2., 3.]), right=True)], differentiable=False)
+                                 S(np.sort(randn(rng, (2, 5)), 1), randn(rng, (2, 3)), side="right")],
+    differentiable=False)
+row("bucketize", lambda rng: [S(np.array([0., 1., 1.5, 3.]), np.array([0., 1., 2., 3.]), right=True)],
+    differentiable=False)
 row("isin", lambda rng: [S(np.array([[1., 2.], [3., 4.]]), np.array([4., 1.]), invert=True)], differentiable=False)
 row("histc", lambda rng: [S(randn(rng, (4, 5)), bins=4)],
     differentiable=False)
@@ -168,6 +171,7 @@ row("quantile", lambda rng: [S(distinct(rng, (3, 5)), q=0.3, dim=1),
                              S(distinct(rng, (4, 3)), np.array([0.0, 0.25, 1.0]), dim=0, keepdim=True)],
     fn=lambda x, *q, **k: gradc.quantile(x, q[0] if q else k.pop("q"), **k),
     torch_fn=lambda x, *q, **k: _torch().quantile(x, q[0] if q else k.pop("q"), **k), grad_args=(0,))
-_nan_row("nanquantile", lambda rng: [S(distinct(rng, (3, 5)), _nan_mask((3, 5)), q=0.4, dim=1, interpolation="nearest")])
+_nan_row("nanquantile",
+         lambda rng: [S(distinct(rng, (3, 5)), _nan_mask((3, 5)), q=0.4, dim=1, interpolation="nearest")])
 row("std_mean", lambda rng: [S(randn(rng, (3, 4)), dim=1)])
 row("var_mean", lambda rng: [S(randn(rng, (3, 4)), dim=(0, 1), keepdim=True, correction=0)])
