@@ -313,3 +313,37 @@ def test_matches_torch_eagerly(name):
         assert g.shape == tuple(w.shape)
         tol = 1e-12 if g.dtype is gradc.float64 else 2e-6
         np.testing.assert_allclose(np.asarray(g.numpy(), dtype=float), w.double().numpy(), rtol=tol, atol=tol)
+
+
+# ---------------------------------------------------------------------- how models use them
+def _graph_step(lib, x, w, src, dst, n):
+    """A message-passing layer (GNN scripts' index_add_ / scatter_reduce) and an image-patch
+    embedding (ViT scripts' unfold): loss and gradients."""
+    msg = (x.index_select(0, src) @ w).tanh()
+    agg = lib.zeros(n, w.shape[1], dtype=x.dtype).index_add(0, dst, msg)
+    peak = lib.zeros(n, w.shape[1], dtype=x.dtype).scatter_reduce(
+        0, dst.unsqueeze(1).expand(-1, w.shape[1]), msg, "amax", include_self=False)
+    img = x[:, :4].reshape(1, 1, n, 4)
+    patches = img.unfold(2, 2, 2).unfold(3, 2, 2).reshape(-1, 4)
+    dists = lib.cdist(patches, patches)
+    loss = agg.pow(2).mean() + peak.sum() + lib.logcumsumexp(dists, 1).mean() + lib.median(agg, 1).values.sum()
+    loss.backward()
+    return loss.detach(), w.grad, x.grad
+
+
+def test_a_message_passing_step_matches_torch_eagerly_and_compiled():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((6, 5)), rng.standard_normal((5, 3))
+    src, dst = rng.integers(0, 6, 10), rng.integers(0, 6, 10)
+
+    def run(lib, compiled=False):
+        xs = [lib.tensor(x, requires_grad=True), lib.tensor(w, requires_grad=True), lib.tensor(src), lib.tensor(dst)]
+        fn = (lambda *a: _graph_step(lib, *a, 6)) if not compiled else gradc.compile(
+            lambda *a: _graph_step(lib, *a, 6), backend="c", fullgraph=True)
+        return [np.asarray(o.detach().numpy()) for o in fn(*xs)]
+
+    want = run(torch)
+    for got in (run(gradc), run(gradc, compiled=True)):
+        for g, t in zip(got, want):
+            np.testing.assert_allclose(g, t, rtol=1e-10, atol=1e-12)
