@@ -2,6 +2,7 @@
 gradient kept its sign and shrunk by etaminus where it flipped (that element then skips its update).
 ASGD: averaged SGD, the average `ax` kept in the state. Both are written with selects instead of
 data-dependent branches, so a compiled step is one program for every step."""
+from .. import dtypes as D
 from ..errors import GradcError
 from ..functions import maximum, ones_like, where, zeros, zeros_like
 from .optimizer import Optimizer
@@ -66,5 +67,6 @@ class ASGD(Optimizer):
         p.sub_(grad * e)
         ax.copy_(where(mu == 1.0, p, ax + (p - ax) * mu))
         t = step.double()
-        eta.copy_(lr / (1.0 + lambd * lr * t) ** alpha)
-        mu.copy_(1.0 / maximum(t - t0, 1.0))
+        # rounded to the default float dtype, as torch makes them (torch.as_tensor of a Python float)
+        eta.copy_((lr / (1.0 + lambd * lr * t) ** alpha).to(D.default_float))
+        mu.copy_((1.0 / maximum(t - t0, 1.0)).to(D.default_float))
