@@ -13,6 +13,7 @@ from .creation import arange
 from .errors import AutogradError, DTypeError, ShapeError, TraceError
 from .grad_mode import is_grad_enabled
 from .ops.frontend import export
+from .tensor_products import read_only_unless_view
 from .shapes import normalize_axis
 
 
@@ -143,7 +144,7 @@ def type_(self, dtype=None, non_blocking=False):
 def unfold(self, dimension, size, step):
     """Windows of `size` elements every `step` along `dimension`, in a new last dim: shape
     (..., (n - size) // step + 1, ..., size). PyTorch returns a view; here the windows are gathered
-    (a copy), so writes into the result do not reach self."""
+    (a copy), which is read-only eagerly, so a write into it fails instead of silently missing self."""
     d = normalize_axis("unfold", dimension, self.ndim)
     n = self.shape[d] if self.ndim else 1
     if size < 0 or size > n:
@@ -157,7 +158,7 @@ def unfold(self, dimension, size, step):
            + arange(size, device=self.device).reshape(1, size)).reshape(-1)
     out = x.index_select(d, idx).reshape(x.shape[:d] + (count, size) + x.shape[d + 1:])
     out = out.movedim(d + 1, -1)
-    return out.reshape(size) if self.ndim == 0 else out
+    return read_only_unless_view(out.reshape(size) if self.ndim == 0 else out, self)
 
 
 @export("sum_to_size", function=False)

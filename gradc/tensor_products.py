@@ -5,6 +5,8 @@ permute, slice and elementwise ops, so autodiff, fusion and every backend cover 
 import math
 import warnings
 
+import numpy as np
+
 from . import dtypes as D
 from .composite import cat
 from .creation import arange, ones
@@ -186,8 +188,19 @@ def diagonal(input, offset=0, dim1=0, dim2=1):
     lead = [0] * (flat.ndim - 1)
     if length == 0:
         return strided_slice(flat, lead + [0], list(flat.shape[:-1]) + [0], [1] * flat.ndim)
-    return strided_slice(flat, lead + [start], list(flat.shape[:-1]) + [start + (length - 1) * (m + 1) + 1],
-                         [1] * (flat.ndim - 1) + [m + 1])
+    out = strided_slice(flat, lead + [start], list(flat.shape[:-1]) + [start + (length - 1) * (m + 1) + 1],
+                        [1] * (flat.ndim - 1) + [m + 1])
+    return read_only_unless_view(out, input)
+
+
+def read_only_unless_view(out, input):
+    """PyTorch's result here is a view of input, so writing into it changes input. When gradc's is a
+    copy (eagerly: a reshape of non-contiguous memory), it is made read-only, so such a write fails
+    with an error instead of silently missing input."""
+    data, base = out._data, input._data
+    if isinstance(data, np.ndarray) and isinstance(base, np.ndarray) and not np.shares_memory(data, base):
+        data.flags.writeable = False
+    return out
 
 
 @export("diag_embed")

@@ -127,6 +127,17 @@ def test_index_ops_in_place_return_self():
     assert x[0].tolist() == [11, 100]
 
 
+def test_writes_into_a_diagonal_reach_the_tensor_or_fail_never_vanish():
+    x = gradc.zeros(3, 4)
+    x.diagonal(1).add_(2.0)                  # a view, as in PyTorch: x changes
+    assert x.tolist() == [[0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 2]]
+    with pytest.raises(gradc.AutogradError, match="cannot be written in place"):
+        x.t().diagonal().fill_(1.0)          # gradc's result is a copy here: the write must not be lost silently
+    with pytest.raises(gradc.AutogradError, match="cannot be written in place"):
+        x.unfold(1, 2, 2).fill_(1.0)
+    assert x.sum().item() == 6 and (x.unfold(1, 2, 2) * 2).shape == (3, 2, 2)
+
+
 def test_index_copy_with_repeated_indices_takes_the_mean():
     x = gradc.index_copy(gradc.zeros(2), 0, _t([1, 1]), _t([1.0, 3.0]))
     assert x.tolist() == [0, 2]
