@@ -14,8 +14,11 @@ from .gamma import Beta, Dirichlet, Gamma
 from .independent import Independent
 from .kl import kl_divergence, register_kl
 from .multivariate_normal import MultivariateNormal
+from . import transforms
+from .transformed import LogNormal, TransformedDistribution
 from .utils import DistributionError, KLNotImplementedError
 
 __all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "Distribution", "DistributionError", "Exponential",
-           "Gamma", "Independent", "KLNotImplementedError", "Laplace", "MultivariateNormal", "Normal",
-           "OneHotCategorical", "Uniform", "constraints", "kl_divergence", "register_kl"]
+           "Gamma", "Independent", "KLNotImplementedError", "Laplace", "LogNormal", "MultivariateNormal", "Normal",
+           "OneHotCategorical", "TransformedDistribution", "Uniform", "constraints", "kl_divergence", "register_kl",
+           "transforms"]

@@ -9,6 +9,7 @@ from .gamma import Beta, Dirichlet, Gamma
 from .independent import Independent
 from .linalg import solve_lower_matrix
 from .multivariate_normal import MultivariateNormal
+from .transformed import TransformedDistribution
 from .utils import DistributionError, KLNotImplementedError, sum_rightmost
 
 _REGISTRY = {}
@@ -146,3 +147,11 @@ def _kl_independent_independent(p, q):
                                     f"reinterpreted_batch_ndims (got {p.reinterpreted_batch_ndims} and "
                                     f"{q.reinterpreted_batch_ndims})")
     return sum_rightmost(kl_divergence(p.base_dist, q.base_dist), p.reinterpreted_batch_ndims)
+
+
+@register_kl(TransformedDistribution, TransformedDistribution)
+def _kl_transformed_transformed(p, q):
+    if p.transforms != q.transforms or p.event_shape != q.event_shape:
+        raise KLNotImplementedError("kl_divergence(TransformedDistribution, TransformedDistribution) needs the same "
+                                    "transforms and event shape")
+    return kl_divergence(p.base_dist, q.base_dist)
