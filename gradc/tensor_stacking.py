@@ -140,7 +140,8 @@ def dsplit(input, indices_or_sections):
 
 
 # ---------------------------------------------------------------------- re-orienting
-export("swapaxes", "swapdims")(lambda input, axis0, axis1: input.transpose(axis0, axis1))
+export("swapaxes")(lambda input, axis0, axis1: input.transpose(axis0, axis1))
+export("swapdims")(lambda input, dim0, dim1: input.transpose(dim0, dim1))
 export("moveaxis")(lambda input, source, destination: movedim(input, source, destination))
 export("ravel")(lambda input: input.reshape(-1))
 
