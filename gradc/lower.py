@@ -33,6 +33,7 @@ Layering: this module imports the passes, the code generators and gradc.runtime,
 other way round. The runtime reaches the pipeline only as a function it is handed: a Program
 keeps `prog.pipeline` (this `lower`) to regenerate its code when it is saved, and gradc.load
 passes it to the artifact loader."""
+import os
 import time
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -51,12 +52,13 @@ from .passes.schedule import schedule
 from .passes.simplify import simplify
 from .passes.split import saved_bytes, split
 from .codegen.templates import use_bytecode_cache
-from .runtime import tuning
+from .runtime import lowered, tuning
 from .runtime.template_cache import TemplateBytecodeCache
 from .runtime.aot import Backward
 from .runtime.program import Program
 from .runtime.stats import Stats
 from .spec import BACKENDS, Gradients, Spec  # noqa: F401  (re-exported: gradc.lower.Spec)
+from .ir import Graph
 from .trace import Tracer
 
 STAGES = ("autodiff", "simplify", "recompute", "split", "amp", "fusion", "schedule", "memory", "codegen", "load")
@@ -89,6 +91,20 @@ def lower(graph, spec):
         raise GradcError(f"lower(graph, spec) takes a gradc.lower.Spec, got {type(spec).__name__}")
     spec.check(graph)
     start = time.perf_counter()
+    key = _cache_key(graph, spec)
+    if key is not None:
+        entry = lowered.read(key)
+        if entry is not None:
+            prog = _from_entry(entry, spec, start)
+            if prog is not None:
+                return prog
+    prog = _lower(graph, spec, start)
+    if key is not None:
+        lowered.write(key, _entry(prog))
+    return prog
+
+
+def _lower(graph, spec, start):
     log = []
     with _stage(log, "autodiff", "graph") as info:
         if spec.gradients is None:
@@ -127,6 +143,61 @@ def lower(graph, spec):
         stats.update(saved_activation_bytes=saved_bytes(graph, saved), backward=bprog.stats)
         prog = _program(fwd, spec, stats, log, "forward", Backward(bprog, wiring), start)
     return prog
+
+
+# ---------------------------------------------------------------------------------------------- the cache
+def _cache_key(graph, spec):
+    """The lowered-program cache key of this graph and spec, or None when the cache is off."""
+    if not lowered.enabled():
+        return None
+    block = spec.block_bytes
+    if block is None and spec.backend != "cuda":
+        block = tuning.block_bytes()
+    grads = None if spec.gradients is None else [list(spec.gradients.outputs), list(spec.gradients.wrt)]
+    settings = {"backend": spec.backend, "fuse": spec.fuse, "optimize": spec.optimize, "block": block,
+                "effects": [[e.kind, e.slot, e.out] for e in spec.effects], "n_returned": spec.n_returned,
+                "gradients": grads, "cc": [os.environ.get(k) for k in ("CC", "PATH", "GRADC_CFLAGS")] if spec.backend == "c" else None}
+    return lowered.key(graph.hash(), settings)
+
+
+def _entry(prog):
+    """What lowering produced for `prog` (and its backward program), as JSON-able data."""
+    entry = {"ir": prog.ir.to_dict(), "source": prog.own_source, "stats": dict(prog.stats),
+             "kernels": [list(k) for k in prog.lowered["kernels"]], "copy_out": sorted(prog.lowered["copy_out"]),
+             "inplace_state": sorted(prog.lowered["inplace_state"].items()),
+             "stages": [[s.name, s.part, s.seconds, s.info] for s in prog.stages], "backward": None}
+    if prog.backward is not None:
+        wiring = dict(prog.backward.wiring, cot_specs=[[list(shape), D.from_numpy_dtype(dt).name]
+                                                       for shape, dt in prog.backward.wiring["cot_specs"]])
+        entry["backward"] = {"program": _entry(prog.backward.program), "wiring": wiring}
+    return entry
+
+
+def _from_entry(entry, spec, start, part_spec=None):
+    """The Program an entry describes, bound to this trace's spec; None if the entry does not fit it."""
+    try:
+        ir = Graph.from_dict(entry["ir"])
+        stages = tuple(Stage(n, p, s, i) for n, p, s, i in entry["stages"])
+        backward = None
+        if entry["backward"] is not None:
+            b = entry["backward"]
+            bspec = Spec(backend=spec.backend, fuse=spec.fuse, optimize=False, block_bytes=spec.block_bytes)
+            wiring = dict(b["wiring"], cot_specs=[(tuple(shape), D.ALL[dt].np) for shape, dt in b["wiring"]["cot_specs"]])
+            backward = Backward(_from_entry(b["program"], bspec, None), wiring)
+        stats = dict(entry["stats"])
+    except (KeyError, TypeError, ValueError, GradcError):
+        return None
+    if start is not None:
+        stages += (Stage("cache", "graph", round(time.perf_counter() - start, 6),
+                         {"hit": "lowered earlier: the stages above are that lowering's record"}),)
+        if spec.trace_seconds is not None:
+            stats.update(trace_seconds=round(spec.trace_seconds, 4),
+                         compile_seconds=round(spec.trace_seconds + time.perf_counter() - start, 4))
+    return Program(ir, spec.bindings, spec.effects, spec.returned(ir), spec.out_spec, spec.backend, entry["source"],
+                   Stats(stats), guards=spec.guards, one_shot=spec.one_shot, backward=backward,
+                   kernels=[tuple(k) for k in entry["kernels"]], copy_out=entry["copy_out"],
+                   inplace_state={int(k): int(v) for k, v in entry["inplace_state"]}, stages=stages, spec=spec,
+                   pipeline=lower)
 
 
 def autodiff(graph, gradients):

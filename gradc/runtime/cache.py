@@ -211,7 +211,7 @@ def _dlopen_copy(data):
 
 
 # ---------------------------------------------------------------------- what gradc owns in the folder
-KINDS = ("numpy", "c", "cuda", "cuda-emulation", "templates")
+KINDS = ("numpy", "c", "cuda", "cuda-emulation", "templates", "lowered")
 TOP_FILES = ("tuning.json", "native.json")
 _ENTRY = re.compile(r"^[0-9a-f]{64}(\.[A-Za-z0-9]+)+$")
 _TEMP = re.compile(r"^\..+\.tmp$")

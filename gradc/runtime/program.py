@@ -97,6 +97,12 @@ class Program:
         return dict(self._source)
 
     @property
+    def lowered(self):
+        """What lowering decided besides the source: the kernel list, the outputs copied before they
+        are handed out and the state written in place (what the lowered-program cache keeps)."""
+        return {"kernels": list(self._kernels), "copy_out": set(self._copy_out), "inplace_state": dict(self._inplace)}
+
+    @property
     def kernels(self):
         """[(name, source)] of the generated kernels: one CUDA kernel per fused group, or for the
         NumPy backend the generated module."""
