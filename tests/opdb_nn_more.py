@@ -101,3 +101,8 @@ op("adaptive_avg_pool3d", lambda x, output_size: F.adaptive_avg_pool3d(x, output
    torch_fn=lambda x, output_size: _tF().adaptive_avg_pool3d(x, output_size))
 op("rrelu_eval", lambda x: F.rrelu(x, 0.1, 0.3, training=False), lambda rng: [S(away0(rng, (3, 4)))],
    torch_fn=lambda x: _tF().rrelu(x, 0.1, 0.3, training=False))
+op("fractional_max_pool2d", lambda x, u, **k: F.fractional_max_pool2d(x, _random_samples=u, **k),
+   lambda rng: [S(distinct(rng, (2, 2, 7, 6)), rng.random((2, 2, 2)), kernel_size=2, output_size=(3, 4)),
+                S(distinct(rng, (1, 2, 8, 8)), rng.random((1, 2, 2)), kernel_size=3, output_size=(4, 5),
+                  return_indices=True)],
+   torch_fn=lambda x, u, **k: _tF().fractional_max_pool2d(x, _random_samples=u, **k), grad_args=(0,))

@@ -20,14 +20,14 @@ MODULES = ("Transformer TransformerDecoder TransformerDecoderLayer MarginRanking
            "CosineEmbeddingLoss SoftMarginLoss MultiLabelSoftMarginLoss MultiMarginLoss MultiLabelMarginLoss "
            "TripletMarginLoss TripletMarginWithDistanceLoss GaussianNLLLoss PoissonNLLLoss CTCLoss PairwiseDistance "
            "Bilinear EmbeddingBag LazyLinear LazyConv1d LazyConv2d LocalResponseNorm LPPool1d LPPool2d LPPool3d "
-           "AlphaDropout FeatureAlphaDropout RReLU ChannelShuffle AdaptiveAvgPool3d ConstantPad3d ZeroPad3d "
+           "AlphaDropout FeatureAlphaDropout RReLU ChannelShuffle FractionalMaxPool2d AdaptiveAvgPool3d ConstantPad3d ZeroPad3d "
            "ReflectionPad3d ReplicationPad3d CircularPad3d InstanceNorm3d").split()
 FUNCTIONS = ("multi_head_attention_forward grid_sample affine_grid gumbel_softmax upsample upsample_nearest "
              "upsample_bilinear margin_ranking_loss hinge_embedding_loss cosine_embedding_loss soft_margin_loss "
              "multilabel_soft_margin_loss multi_margin_loss multilabel_margin_loss triplet_margin_loss "
              "triplet_margin_with_distance_loss gaussian_nll_loss poisson_nll_loss ctc_loss pairwise_distance pdist "
              "bilinear embedding_bag local_response_norm lp_pool1d lp_pool2d lp_pool3d alpha_dropout "
-             "feature_alpha_dropout rrelu channel_shuffle adaptive_avg_pool3d").split()
+             "feature_alpha_dropout rrelu channel_shuffle adaptive_avg_pool3d fractional_max_pool2d").split()
 
 
 def test_names_exist_as_in_pytorch():
@@ -251,6 +251,22 @@ def test_random_layers():
     assert counts.min() > 900      # uniform logits pick each class about equally
     (s * gradc.tensor(np.arange(3.0, dtype=np.float32))).sum().backward()
     assert np.abs(logits.grad.numpy()).max() > 0      # the straight-through gradient is the soft sample's
+
+
+def test_fractional_max_pool2d_module():
+    rng = np.random.default_rng(8)
+    x, u = _r(rng, 2, 3, 9, 9), rng.random((2, 3, 2)).astype(np.float32)
+    t = tnn.FractionalMaxPool2d(3, output_ratio=0.5, return_indices=True, _random_samples=torch.tensor(u))
+    g = gnn.FractionalMaxPool2d(3, output_ratio=0.5, return_indices=True, _random_samples=gradc.tensor(u))
+    (a, ai), (b, bi) = t(torch.tensor(x)), g(gradc.tensor(x))
+    np.testing.assert_array_equal(b.numpy(), a.numpy())
+    np.testing.assert_array_equal(bi.numpy(), ai.numpy())
+    y = gnn.FractionalMaxPool2d(2, output_size=(4, 4))(gradc.tensor(x))    # fresh samples: still window maxima
+    assert y.shape == (2, 3, 4, 4) and set(np.unique(y.numpy())) <= set(np.unique(x))
+    with pytest.raises(ValueError, match="exactly one"):
+        gnn.FractionalMaxPool2d(2)
+    with pytest.raises(ShapeError, match="does not fit"):
+        F.fractional_max_pool2d(gradc.tensor(x), 3, output_size=(8, 8))
 
 
 def test_upsample_is_interpolate_with_a_warning():

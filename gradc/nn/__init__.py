@@ -30,6 +30,6 @@ from .loss_modules_more import (MarginRankingLoss, HingeEmbeddingLoss, CosineEmb
                                 CTCLoss, PairwiseDistance)
 from .layers_more import (Bilinear, EmbeddingBag, LazyLinear, LazyConv1d, LazyConv2d,  # noqa: F401
                           LocalResponseNorm, LPPool1d, LPPool2d, LPPool3d, AlphaDropout, FeatureAlphaDropout, RReLU,
-                          ChannelShuffle, AdaptiveAvgPool3d)
+                          ChannelShuffle, FractionalMaxPool2d, AdaptiveAvgPool3d)
 from . import parallel
 from .parallel import DataParallel

@@ -30,7 +30,8 @@ from .functional_grid import affine_grid, grid_sample  # noqa: F401
 from .functional_more import (bilinear, embedding_bag, gumbel_softmax, alpha_dropout,  # noqa: F401
                               feature_alpha_dropout, rrelu, rrelu_, channel_shuffle, local_response_norm, upsample,
                               upsample_nearest, upsample_bilinear)
-from .functional_pool_more import lp_pool1d, lp_pool2d, lp_pool3d, adaptive_avg_pool3d  # noqa: F401
+from .functional_pool_more import (lp_pool1d, lp_pool2d, lp_pool3d, adaptive_avg_pool3d,  # noqa: F401
+                                   fractional_max_pool2d)
 
 
 def linear(input, weight, bias=None):

@@ -1,6 +1,7 @@
 """More layers with PyTorch's names, arguments, defaults, initialisation and state-dict keys:
 Bilinear, EmbeddingBag, the lazy LazyLinear / LazyConv1d / LazyConv2d, LocalResponseNorm, LPPool1d
-/ LPPool2d, AlphaDropout / FeatureAlphaDropout, RReLU, ChannelShuffle and AdaptiveAvgPool3d."""
+/ LPPool2d, AlphaDropout / FeatureAlphaDropout, RReLU, ChannelShuffle, FractionalMaxPool2d and
+AdaptiveAvgPool3d."""
 import math
 
 from ..errors import ShapeError
@@ -236,6 +237,28 @@ class ChannelShuffle(Module):
 
     def extra_repr(self):
         return f"groups={self.groups}"
+
+
+class FractionalMaxPool2d(Module):
+    """Max pooling over pseudo-random windows (F.fractional_max_pool2d): give output_size or
+    output_ratio; fresh samples each call unless _random_samples fixes them."""
+
+    def __init__(self, kernel_size, output_size=None, output_ratio=None, return_indices=False,
+                 _random_samples=None):
+        super().__init__()
+        if (output_size is None) == (output_ratio is None):
+            raise ValueError("FractionalMaxPool2d requires specifying exactly one of output_size or output_ratio")
+        if output_ratio is not None:
+            ratios = (output_ratio, output_ratio) if isinstance(output_ratio, (int, float)) else tuple(output_ratio)
+            if not all(0 < r < 1 for r in ratios):
+                raise ValueError(f"FractionalMaxPool2d: output_ratio must be between 0 and 1, got {output_ratio}")
+        self.kernel_size, self.output_size, self.output_ratio = kernel_size, output_size, output_ratio
+        self.return_indices = return_indices
+        self.register_buffer("_random_samples", _random_samples)
+
+    def forward(self, input):
+        return F.fractional_max_pool2d(input, self.kernel_size, self.output_size, self.output_ratio,
+                                       self.return_indices, _random_samples=self._random_samples)
 
 
 class AdaptiveAvgPool3d(Module):
