@@ -47,6 +47,30 @@ def _lgamma(v):
         return math.inf
 
 
+# erfc of float32/float16 on NumPy: erfc(|x|) = t exp(P(t) - x^2), t = 1 / (1 + |x|/2), with P the
+# degree-9 least-squares Chebyshev fit of log(erfc(x) / t) + x^2 over 0 <= x <= 11 (relative error
+# < 6e-8, under one float32 ulp), evaluated in float64; erfc(-x) = 2 - erfc(x). float64 takes
+# Python's correctly rounded math.erfc.
+_ERFC_P = (0.15217128280879266, -0.7201575497651949, 1.2489850345422209, -0.8185365953365402,
+           0.020350494009289483, -0.05186151916676663, 0.05253270071166266, 0.3829245534987559,
+           0.9990604092096786, -1.2654687578478925)
+_erfc_exact = _libm(math.erfc, "erfc")
+
+
+def _erfc(xp, x):
+    if xp is not np or x.dtype == np.float64:
+        return _erfc_exact(xp, x)
+    a = np.abs(x, dtype=np.float64)
+    t = 1.0 / (1.0 + 0.5 * a)
+    p = np.full_like(t, _ERFC_P[0])
+    for c in _ERFC_P[1:]:
+        p *= t
+        p += c
+    p -= a * a
+    r = t * np.exp(p, out=p)
+    return np.where(x < 0, 2.0 - r, r).astype(x.dtype, copy=False)
+
+
 tan_p = _unary("tan", lambda xp, x: xp.tan(x), saves=("out",), amp="fp32")
 asin_p = _unary("asin", lambda xp, x: xp.arcsin(x), saves=(0,), amp="fp32")
 acos_p = _unary("acos", lambda xp, x: xp.arccos(x), saves=(0,), amp="fp32")
@@ -56,7 +80,7 @@ cosh_p = _unary("cosh", lambda xp, x: xp.cosh(x), saves=(0,), amp="fp32")
 asinh_p = _unary("asinh", lambda xp, x: xp.arcsinh(x), saves=(0,))
 acosh_p = _unary("acosh", lambda xp, x: xp.arccosh(x), saves=(0,))
 atanh_p = _unary("atanh", lambda xp, x: xp.arctanh(x), saves=(0,))
-erfc_p = _unary("erfc", _libm(math.erfc, "erfc"), saves=(0,))
+erfc_p = _unary("erfc", _erfc, saves=(0,))
 exp2_p = _unary("exp2", lambda xp, x: xp.exp2(x), saves=("out",))
 lgamma_p = _unary("lgamma", _libm(_lgamma, "gammaln", neg_inf=math.inf), saves=(0,))   # CuPy's gammaln(-inf) is -inf
 
