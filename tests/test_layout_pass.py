@@ -176,3 +176,19 @@ def test_pads_that_leave_a_gap_stay_pads():
 
 def test_split_gradient_equals_eager(backend):
     _check(_split_qkv, (_f32(2, 5, 24),), backend)
+
+
+def test_gradient_widened_over_trailing_lead_axes_fuses_with_its_user():
+    # a max pool's gradient widens g over the window axes, (N, OH, OW, 1, 1, C) -> (N, OH, OW, KH, KW, C):
+    # rows of (N, OH, OW) read g inside each row, in the kernel that masks it, with no copy of the widened g
+    graph = _grad_graph(lambda x: F.max_pool2d(x, 2), (2, 3, 4, 6))
+    fusion = fuse(graph)
+    widened = [n for n in graph.op_nodes() if graph.node(n)["op"] == "expand" and graph.node(n)["shape"] == (12, 2, 2, 3)]
+    assert widened
+    for n in widened:
+        gid = graph.node(n).get("group")
+        assert gid is not None and any(graph.node(m)["op"] == "where" for m in fusion.groups[gid]["members"])
+
+
+def test_max_pool_gradient_equals_eager(backend):
+    _check(lambda x: F.max_pool2d(x, 2) * 1.5, (_f32(2, 3, 4, 6),), backend)

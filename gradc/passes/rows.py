@@ -33,8 +33,14 @@ def _lead_of(graph, nid, shape_of):
     if op == "expand":   # a row value (or one for every row) widened along the row
         src = shape_of(graph.args(nid)[0])
         k = len(shape) - 1
-        if len(shape) < 3 or not (src[:k] == shape[:k] or all(s == 1 for s in src[:k])):
+        if len(shape) < 3:
             return None
+        if not (src[:k] == shape[:k] or all(s == 1 for s in src[:k])):
+            # widened along trailing axes of the lead (a pooling's gradient over its window): rows
+            # of the leading axes it keeps, each widened inside the row
+            k = next((j for j in range(k - 1, 0, -1) if len(src) == len(shape) and src[:j] == shape[:j]), 0)
+            if k < 1:
+                return None
         return k, {**d["attrs"], "shape": (prod(shape[:k]),) + shape[k:]}, shape
     if op in ("sum", "max"):
         src = shape_of(graph.args(nid)[0])
@@ -109,6 +115,15 @@ class _Rewriter:
             self.expanded[(src, full)] = g.add("expand", [src], full, g.node(o)["dtype"], {"shape": full}, where=where)
         return self.reshape(self.expanded[(src, full)], (prod(lead),) + padded[k:], where)
 
+    def shorter_lead(self, n, k, shape):
+        """The lead an elementwise op takes: a full-size operand made of rows of fewer leading axes
+        (an expand widened inside its rows) sets it, so the two connect without a copy."""
+        for a in self.graph.args(n):
+            lead = self.lead.get(a)
+            if lead is not None and len(lead) < k and self.orig[a] == tuple(shape) and tuple(shape[:len(lead)]) == lead:
+                k = len(lead)
+        return k
+
     def rewire(self, nid, i, new):
         g = self.graph.g
         for u, _, key, data in list(g.in_edges(nid, keys=True, data=True)):
@@ -134,6 +149,8 @@ class _Rewriter:
                         self.rewire(n, i, a if d["op"] == "reshape" else self.original(a))
                 continue
             k, attrs, src_shape = plan
+            if OPS[d["op"]].elementwise:
+                k = self.shorter_lead(n, k, src_shape)
             lead = src_shape[:k]
             for i, a in enumerate(args):
                 new = self.operand(a, lead, len(src_shape), d["where"])
