@@ -175,3 +175,49 @@ def test_gradients_at_the_edges_follow_torch():
     for fn, vals in cases:
         for g, w in zip(grads(gradc, fn, *vals), grads(torch, fn, *vals)):
             np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-15)
+
+
+def _c_works():
+    try:
+        gradc.compile(lambda x: x * 2.0, backend="c")(gradc.ones(2, 2))
+        return True
+    except gradc.GradcError:
+        return False
+
+
+NEW_C_OPS = frozenset(("tan asin acos atan sinh cosh asinh acosh atanh erfc exp2 lgamma signbit bitwise_not atan2 hypot "
+                       "xlogy fmax fmin nextafter bitwise_and bitwise_or bitwise_xor").split())
+
+
+@pytest.mark.skipif(not _c_works(), reason="no working C compiler for backend='c'")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_c_table_expressions_match_torch(dtype, monkeypatch, tmp_path):
+    """The new primitives' C expressions (templates/c/ops.j2) inside fused C kernels: the C
+    backend is let fuse them (as it does once gradc.kernels.ir.C_OPS names them) and its results
+    must be PyTorch's special values, with the C math functions really called."""
+    from gradc.codegen import c_backend
+    from gradc.kernels import ir
+    ops = ir.C_OPS | NEW_C_OPS
+    monkeypatch.setattr(ir, "C_OPS", ops)
+    monkeypatch.setattr(c_backend, "C_OPS", ops)
+    monkeypatch.setenv("GRADC_CACHE_DIR", str(tmp_path))
+    x = gradc.tensor(np.array(SPECIAL, dtype=dtype))
+    unary = gradc.compile(_unary_all, backend="c")
+    source = "\n".join(unary.lower(x).source.values())
+    suffix = "f" if dtype == "float32" else ""
+    assert all(f"{fn}{suffix}(" in source for fn in ("tan", "lgamma", "erfc", "copysign", "asinh")), "not fused into C"
+    for name, g in zip(UNARY, unary(x)):
+        _same(name, g.numpy(), getattr(torch, name)(torch.tensor(np.array(SPECIAL, dtype=dtype))),
+              OP_RTOL.get((name, dtype), RTOL[dtype]))
+    a, b = _pairs(dtype)
+    binary = gradc.compile(_binary_all, backend="c")
+    source = "\n".join(binary.lower(gradc.tensor(a), gradc.tensor(b)).source.values())
+    assert all(f"{fn}{suffix}(" in source for fn in ("atan2", "hypot", "nextafter")), "not fused into C"
+    want = _torch_binary(torch.tensor(a), torch.tensor(b))
+    for name, g, w in zip(BINARY + ["ldexp"], binary(gradc.tensor(a), gradc.tensor(b)), want):
+        _same(name, g.numpy(), w, RTOL[dtype], ((a == 0) & (b == 0)) if name in ("fmax", "fmin") else None)
+    m, n = gradc.tensor([True, False, True, False]), gradc.tensor([True, True, False, False])
+    logic = gradc.compile(lambda m, n: (gradc.bitwise_and(m, n), gradc.bitwise_or(m, n), gradc.bitwise_xor(m, n),
+                                        gradc.bitwise_not(m)), backend="c")
+    assert [t.tolist() for t in logic(m, n)] == [[True, False, False, False], [True, True, True, False],
+                                                 [False, True, True, False], [False, True, False, True]]
