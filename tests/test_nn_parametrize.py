@@ -318,3 +318,17 @@ def test_orthogonal_matrix_exp_of_a_large_matrix_and_a_compiled_step():
     np.testing.assert_allclose(w @ w.T, np.eye(4), atol=1e-5)
     with pytest.raises(GradcError, match="orthogonal_map"):
         P.orthogonal(nn.Linear(3, 3), orthogonal_map="qr")
+
+
+def test_a_parametrized_module_deep_copies_but_does_not_pickle():
+    import copy
+    import pickle
+    m = P.weight_norm(nn.Linear(3, 2))
+    c = copy.deepcopy(m)
+    assert type(c) is type(m) and c.parametrizations.weight.original0 is not m.parametrizations.weight.original0
+    _close(c.weight, m.weight)
+    with gradc.no_grad():
+        c.parametrizations.weight.original0.mul_(2.0)
+    _close(c.weight, m.weight * 2)
+    with pytest.raises(GradcError, match="state_dict"):
+        pickle.dumps(m)

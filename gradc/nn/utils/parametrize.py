@@ -8,6 +8,7 @@ Assigning `module.weight = X` stores P.right_inverse(X). As in PyTorch, the modu
 swapped for a subclass `Parametrized<Class>` that holds the property, and swapped back when the
 last parametrization is removed."""
 import contextlib
+import copy
 
 from ...errors import GradcError
 from ...grad_mode import no_grad
@@ -128,6 +129,21 @@ def type_before_parametrizations(module):
     return type(module).__bases__[0] if is_parametrized(module) else type(module)
 
 
+def _getstate(self):
+    raise GradcError(f"a parametrized module ({type(self).__name__}) cannot be pickled: its class is made at run "
+                     "time. Save its state_dict() instead, and load it into a module given the same "
+                     "parametrizations")
+
+
+def _deepcopy(self, memo):
+    if id(self) in memo:
+        return memo[id(self)]
+    replica = type(self).__new__(type(self))
+    memo[id(self)] = replica
+    object.__setattr__(replica, "__dict__", copy.deepcopy(self.__dict__, memo))
+    return replica
+
+
 def _inject_property(module, name):
     def get(self):
         key = (id(self), name)
@@ -169,7 +185,8 @@ def register_parametrization(module, tensor_name, parametrization, *, unsafe=Fal
     delattr(module, tensor_name)
     if not is_parametrized(module):
         cls = type(module)
-        module.__class__ = type(f"Parametrized{cls.__name__}", (cls,), {})
+        module.__class__ = type(f"Parametrized{cls.__name__}", (cls,),
+                                {"__getstate__": _getstate, "__deepcopy__": _deepcopy})
         module.parametrizations = ModuleDict()
     _inject_property(module, tensor_name)
     module.parametrizations[tensor_name] = plist
