@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..functions import stack, tensor, where
+from ..functions import cat, stack, tensor, where
 from ..tensor import Tensor
 
 _MODES = ("bilinear", "nearest")
@@ -103,7 +103,8 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     src = [_source(g[..., nd - 1 - d], spatial[d], padding_mode, align_corners) for d in range(nd)]
     strides = [int(np.prod(spatial[d + 1:])) for d in range(nd)]
 
-    def gather(idx_per_dim):
+    def corner(idx_per_dim):
+        """(flat indices (N, P) clamped into the input, inside-the-input mask (N, P))."""
         inside = None
         flat_idx = None
         for d, i in enumerate(idx_per_dim):
@@ -111,22 +112,28 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             inside = ok if inside is None else inside & ok
             term = i.clamp(0, spatial[d] - 1) * strides[d]
             flat_idx = term if flat_idx is None else flat_idx + term
-        vals = flat.gather(2, flat_idx.long().unsqueeze(1).expand(n, c, flat_idx.shape[1]))
-        return vals, inside.unsqueeze(1)
+        return flat_idx.long(), inside
+
+    def gather(flat_idx):
+        return flat.gather(2, flat_idx.unsqueeze(1).expand(n, c, flat_idx.shape[1]))
 
     if mode == "nearest":
-        vals, inside = gather([s.round().detach() for s in src])
-        out = where(inside, vals, 0.0)
+        idx, inside = corner([s.round().detach() for s in src])
+        out = where(inside.unsqueeze(1), gather(idx), 0.0)
     else:
+        # all 2 ** d corners in one gather: (N, C, corners * P) values, weighted and summed
         lo = [s.floor().detach() for s in src]
         frac = [s - f for s, f in zip(src, lo)]
-        out = None
-        for corner in itertools.product((0, 1), repeat=nd):
+        idxs, weights = [], []
+        for bits in itertools.product((0, 1), repeat=nd):
             w = None
-            for d, bit in enumerate(corner):
+            for d, bit in enumerate(bits):
                 wd = frac[d] if bit else 1.0 - frac[d]
                 w = wd if w is None else w * wd
-            vals, inside = gather([lo[d] + float(bit) for d, bit in enumerate(corner)])
-            term = where(inside, vals, 0.0) * w.unsqueeze(1)
-            out = term if out is None else out + term
+            idx, inside = corner([lo[d] + float(bit) for d, bit in enumerate(bits)])
+            idxs.append(idx)
+            weights.append(where(inside, w, 0.0))
+        k, p = len(idxs), idxs[0].shape[1]
+        vals = gather(cat(idxs, 1)).reshape(n, c, k, p)
+        out = (vals * stack(weights, 1).unsqueeze(1)).sum(2)
     return out.reshape(n, c, *out_spatial)
