@@ -4,7 +4,8 @@ from .version import __version__  # noqa: F401
 
 from .errors import (GradcError, ShapeError, DTypeError, AutogradError, TraceError, DeviceError, ArtifactError,
                      OutOfRangeError, OutOfMemoryError)
-from .dtypes import bool_ as bool, int32, int64, float16, float32, float64, bfloat16, DType as dtype
+from .dtypes import (bool_ as bool, int32, int64, float16, float32, float64, bfloat16, int8, int16, uint8,  # noqa: F401
+                     DType as dtype, set_default_dtype)
 from .device import Device as _Device, device
 from .grad_mode import no_grad, enable_grad, is_grad_enabled, set_grad_enabled
 from .random import manual_seed, get_rng_state, set_rng_state

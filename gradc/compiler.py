@@ -16,7 +16,7 @@ import sys
 import time
 import warnings
 
-from . import dispatch
+from . import dispatch, dtypes as D
 from .amp import autocast, is_autocast_enabled
 from .grad_mode import is_grad_enabled
 from .errors import ConfigError, DeviceError, GradcError, TraceError
@@ -85,7 +85,7 @@ class CompiledFunction:
             first = {}
             tensors = tuple((t.shape, t.dtype.name, t.device.type, t.device.index, t.requires_grad,
                              first.setdefault(id(t), i)) for i, t in enumerate(flat) if type(t) is not float)
-        parts = (("grad mode", is_grad_enabled()),
+        parts = (("grad mode", is_grad_enabled()), ("default dtype", D.default_float.name),
                  ("tensors", tensors),
                  ("Python arguments", spec_key),
                  ("autocast", "float16" if self.amp == "fp16" or is_autocast_enabled() else None))

@@ -59,6 +59,22 @@ class UnsupportedDType:
 bfloat16 = UnsupportedDType("bfloat16", "bfloat16 is not supported: NumPy has no native bfloat16 (the ml_dtypes "
                             "extension runs elementwise ops 3-16x slower than float32); use float32, or float16 "
                             "with autocast and a GradScaler")
+# Small integer types: gradc keeps one integer storage type per width class (int32, int64), so
+# every backend supports every dtype; NumPy arrays of these types are read as int64.
+int8, int16, uint8 = (UnsupportedDType(n, f"{n} tensors are not supported: gradc stores integers as int32 or "
+                                          "int64 (NumPy arrays of small integer types become int64); use "
+                                          "gradc.int64, or float32 for image data (x.float() / 255)")
+                      for n in ("int8", "int16", "uint8"))
+
+
+def set_default_dtype(d):
+    """torch.set_default_dtype: the dtype of new floating-point tensors made from Python floats,
+    of creation functions without a dtype, and of new parameters (float32 or float64)."""
+    global default_float
+    d = get_dtype(d)
+    if d not in (float32, float64):
+        raise DTypeError(f"set_default_dtype takes float32 or float64, got {d!r}")
+    default_float = d
 
 
 def get_dtype(x):

@@ -93,8 +93,9 @@ def describe(fn, old, new, module_names=()):
     t0, v0, c0 = leaves(fn, spec0)
     t1, v1, c1 = leaves(fn, spec1)
     out = []
-    if p0.get("grad mode") != p1.get("grad mode"):
-        out.append(f"grad mode: {p0.get('grad mode')} -> {p1.get('grad mode')}")
+    for part in ("grad mode", "default dtype"):
+        if p0.get(part) != p1.get(part):
+            out.append(f"{part}: {p0.get(part)} -> {p1.get(part)}")
     for path in sorted(set(c0) | set(c1)):
         if c0.get(path) != c1.get(path):
             out.append(f"{path}: structure {c0.get(path)} -> {c1.get(path)}")
