@@ -135,8 +135,9 @@ def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduct
     classes = tensor(np.arange(n_cls), device=x.device)
     hit = (tc.unsqueeze(2) == classes.reshape(1, 1, -1)).to(x.dtype) * valid.unsqueeze(2)   # (N, pos, C)
     is_target = hit.amax(1)                                                                  # (N, C)
-    # the checked indices feed the gather only: a compiled program that also reduced the
-    # comparison above over the checked copy computed wrong sums (a compiler bug, reported)
+    # the checked indices feed only the gather traced right after the check: check_index's kernel
+    # returns its input array, and a compiled program's buffer plan may hand that (intermediate)
+    # array's buffer to a later value while the check's result is still to be read (known bug)
     xt = x.gather(1, _check_classes(tc, n_cls, "multilabel_margin_loss"))                   # (N, pos)
     z = (1.0 - xt.unsqueeze(2) + x.unsqueeze(1)).clamp(min=0.0)
     z = z * valid.unsqueeze(2) * (1.0 - is_target).unsqueeze(1)
