@@ -13,12 +13,14 @@ from .distribution import Distribution
 from .gamma import Beta, Dirichlet, Gamma
 from .independent import Independent
 from .kl import kl_divergence, register_kl
+from .more import Binomial, Cauchy, Geometric, Gumbel, HalfNormal, Poisson, StudentT
 from .multivariate_normal import MultivariateNormal
 from . import transforms
 from .transformed import LogNormal, TransformedDistribution
 from .utils import DistributionError, KLNotImplementedError
 
-__all__ = ["Bernoulli", "Beta", "Categorical", "Dirichlet", "Distribution", "DistributionError", "Exponential",
+__all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Geometric", "Gumbel", "HalfNormal",
+           "Poisson", "StudentT", "Dirichlet", "Distribution", "DistributionError", "Exponential",
            "Gamma", "Independent", "KLNotImplementedError", "Laplace", "LogNormal", "MultivariateNormal", "Normal",
            "OneHotCategorical", "TransformedDistribution", "Uniform", "constraints", "kl_divergence", "register_kl",
            "transforms"]

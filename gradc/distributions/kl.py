@@ -8,6 +8,7 @@ from .discrete import Bernoulli, Categorical, OneHotCategorical
 from .gamma import Beta, Dirichlet, Gamma
 from .independent import Independent
 from .linalg import solve_lower_matrix
+from .more import EULER, Binomial, Cauchy, Geometric, Gumbel, HalfNormal, Poisson
 from .multivariate_normal import MultivariateNormal
 from .transformed import TransformedDistribution
 from .utils import DistributionError, KLNotImplementedError, sum_rightmost
@@ -155,3 +156,42 @@ def _kl_transformed_transformed(p, q):
         raise KLNotImplementedError("kl_divergence(TransformedDistribution, TransformedDistribution) needs the same "
                                     "transforms and event shape")
     return kl_divergence(p.base_dist, q.base_dist)
+
+
+@register_kl(Cauchy, Cauchy)
+def _kl_cauchy_cauchy(p, q):
+    return (((p.scale + q.scale) ** 2 + (p.loc - q.loc) ** 2) / (4 * p.scale * q.scale)).log()
+
+
+@register_kl(HalfNormal, HalfNormal)
+def _kl_halfnormal_halfnormal(p, q):
+    return _kl_normal_normal(Normal(p.scale * 0, p.scale, validate_args=False),
+                             Normal(q.scale * 0, q.scale, validate_args=False))
+
+
+@register_kl(Gumbel, Gumbel)
+def _kl_gumbel_gumbel(p, q):
+    ct1, ct2, ct3 = p.scale / q.scale, q.loc / q.scale, p.loc / q.scale
+    t1 = -ct1.log() - ct2 + ct3
+    t2 = ct1 * EULER
+    t3 = (ct2 + lgamma(1 + ct1) - ct3).exp()
+    return t1 + t2 + t3 - (1 + EULER)
+
+
+@register_kl(Poisson, Poisson)
+def _kl_poisson_poisson(p, q):
+    return p.rate * (p.rate.log() - q.rate.log()) - (p.rate - q.rate)
+
+
+@register_kl(Geometric, Geometric)
+def _kl_geometric_geometric(p, q):
+    return -p.entropy() - (-q.probs).log1p() / p.probs - q.logits
+
+
+@register_kl(Binomial, Binomial)
+def _kl_binomial_binomial(p, q):
+    if bool((p.total_count < q.total_count).any()):
+        raise KLNotImplementedError("kl_divergence(Binomial, Binomial) with q.total_count > p.total_count is not "
+                                    "implemented (as in PyTorch)")
+    kl = p.total_count * (p.probs * (p.logits - q.logits) + (-p.probs).log1p() - (-q.probs).log1p())
+    return where(p.total_count > q.total_count, _INF, kl)
