@@ -84,3 +84,32 @@ def test_convolution_input_gradient_reads_offset_major_columns():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert "col2im" in _c_kernel_ops(compiled)
     assert any("offset-major columns" in p.own_source.get("program.c", "") for p in _programs(compiled))
+
+
+@pytest.mark.parametrize("kernel,stride,dilation,pads,value", [
+    ((3, 3), (1, 1), (1, 1), ((0, 0), (0, 0)), 0.0),
+    ((3, 2), (2, 1), (1, 2), ((1, 1), (0, 2)), 0.0),
+    ((2, 2), (2, 2), (1, 1), ((0, 1), (1, 0)), float("-inf")),   # a max pool's windows, padded with -inf
+    ((3, 3), (2, 2), (1, 1), ((1, 1), (1, 1)), float("nan")),
+])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_first_view"])
+def test_im2col_equals_eager_bit_for_bit(kernel, stride, dilation, pads, value, layout):
+    from gradc.ops.movement import im2col
+    x = np.random.default_rng(4).standard_normal((3, 7, 6, 8)).astype(np.float32)
+    x[0, 0, 0, 0] = -0.0
+
+    if layout == "channels_first_view":   # (N, C, H, W) memory (the program's input) viewed channels-last
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def fn(t):
+        if layout == "channels_first_view":
+            t = t.permute(0, 2, 3, 1)
+        return im2col(t, 1, kernel, stride, dilation, pads, value)
+
+    want = fn(gradc.tensor(x)).numpy()
+    compiled = gradc.compile(fn, backend="c")
+    got = compiled(gradc.tensor(x)).numpy()
+    np.testing.assert_array_equal(got, want)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+    overlapping = kernel[0] * kernel[1] > stride[0] * stride[1]
+    assert ("im2col" in _c_kernel_ops(compiled)) == (layout == "contiguous" or overlapping)

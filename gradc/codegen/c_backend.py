@@ -17,7 +17,7 @@ import math
 from ..kernels import C_OPS, Let, Load, Store, Accumulate, lower_group
 from ..passes.memory import stored
 from ..version import __version__
-from .c_windows import col2im_kernel, render_col2im
+from .c_windows import col2im_kernel, im2col_kernel, render_window
 from .numpy_backend import Emitter, name_of
 from .templates import lowering as table_lowering, macros, render, where as safe_where
 
@@ -91,8 +91,8 @@ class _CEmitter(Emitter):
         host = self.host_op(u, n, d)
         if host is not None:
             return host
-        if d["op"] == "col2im" and n in self.plan.storage and stored(graph, u, n, self.outputs):
-            found = col2im_kernel(graph, n)
+        if d["op"] in ("col2im", "im2col") and n in self.plan.storage and stored(graph, u, n, self.outputs):
+            found = (col2im_kernel if d["op"] == "col2im" else im2col_kernel)(graph, n)
             if found is not None:
                 return self.window_unit(n, d, *found)
         if (d["op"] not in C_OPS or len(shape) < 1 or shape[0] != 1 or math.prod(shape) > SMALL_OP_ELEMENTS
@@ -110,9 +110,9 @@ class _CEmitter(Emitter):
                 "where": safe_where(d["where"]), "nodes": [(p.role, p.node) for p in kernel.params]}
 
     def window_unit(self, n, d, k, cols):
-        """col2im as one C kernel reading the columns' memory (templates/c/windows.c.j2)."""
+        """col2im (reading the columns' memory) or im2col as one C kernel (templates/c/windows.c.j2)."""
         self.window_kernels.append(k)
-        self.c_kernels.append(render_col2im(k, safe_where(d["where"])))
+        self.c_kernels.append(render_window(k, safe_where(d["where"])))
         (view,) = self.graph.args(n)
         prologue, name = [], name_of(view)
         if cols != view:   # window-offset-major memory: the view permuted back, contiguous again

@@ -1,4 +1,4 @@
-"""col2im as a C kernel of the C backend (templates/c/windows.c.j2).
+"""im2col and col2im as C kernels of the C backend (templates/c/windows.c.j2).
 
 The gradient of a convolution's im2col adds every window offset's columns back into the image: in
 NumPy that is one strided add per offset over the whole batch (9 passes over the image for a 3x3
@@ -6,9 +6,14 @@ kernel, each a read-modify-write of memory that no longer fits in cache). One C 
 keeps that image's output in cache while all offsets add into it, and reads the columns once, in
 the order they lie: window_matmul's column gradient is window-offset-major (a permuted view of
 (KH, KW, N, OH, OW, C) memory), a pooling's gradient window-position-major. The result has the
-NumPy kernel's bits (the same additions in the same order into a zeroed image)."""
+NumPy kernel's bits (the same additions in the same order into a zeroed image). im2col copies
+each window from contiguous channels-last memory (a strided view is made contiguous first, as the
+NumPy kernel does for overlapping windows; windows that do not overlap read a view in NumPy)."""
+import math
 from dataclasses import dataclass
 from math import prod
+
+from ..passes.memory import VIEW_OPS
 
 from .templates import render
 
@@ -41,6 +46,12 @@ class WindowKernel:
     bytes_read: int
     bytes_written: int
     ops: str = "col2im"
+    value: str = "0"       # im2col: the padding value (C literal), or the name of a non-finite one
+    special: str = ""
+
+    @property
+    def op(self):
+        return self.ops
 
     @property
     def bytes_moved(self):
@@ -72,5 +83,39 @@ def col2im_kernel(graph, n):
     return k, src
 
 
-def render_col2im(k, where):
+def _plain(graph, n):
+    """Whether node n's value is contiguous by construction (an op's own result, or a reshape of one)."""
+    d = graph.node(n)
+    if d["op"] == "reshape":
+        return _plain(graph, graph.args(n)[0])
+    return d["op"] not in VIEW_OPS
+
+
+def im2col_kernel(graph, n):
+    """(WindowKernel, its input node) for im2col node n, or None when n is not a float im2col of
+    2-D windows of (N, H, W, C) with C >= 8 (a few channels: the NumPy kernel's copy per offset,
+    runs of a row's windows, is faster) whose input is contiguous or read by overlapping windows."""
+    d = graph.node(n)
+    a = d["attrs"]
+    (src,) = graph.args(n)
+    x = tuple(graph.node(src)["shape"])
+    if d["dtype"] not in ("float32", "float64") or len(a["kernel"]) != 2 or a["axis"] != 1 or len(x) != 4 \
+            or x[3] < 8:
+        return None
+    (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]
+    if not _plain(graph, src) and kh * kw <= sh * sw:
+        return None
+    (ph, _), (pw, _) = a["pads"]
+    v = float(a["value"])
+    special = "NAN" if math.isnan(v) else ("INFINITY" if v > 0 else "-INFINITY") if math.isinf(v) else ""
+    nb, h, w, c = x
+    k = WindowKernel(id=n, name=f"g{n}", ctype="float" if d["dtype"] == "float32" else "double", n=nb, h=h, w=w, c=c,
+                     oh=d["shape"][1], ow=d["shape"][2], kh=kh, kw=kw, sh=sh, sw=sw, dh=dh, dw=dw, ph=ph, pw=pw,
+                     offset_major=False, tiles=False, parallel=int(prod(d["shape"]) >= PARALLEL_ELEMENTS and nb > 1),
+                     bytes_read=graph.nbytes(src), bytes_written=graph.nbytes(n), ops="im2col", value=repr(v),
+                     special=special)
+    return k, src
+
+
+def render_window(k, where):
     return render("c/windows.c.j2", w=k, where=where)

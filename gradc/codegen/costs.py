@@ -19,7 +19,7 @@ def unit_costs(graph, units, kernel_ir=()):
         where = safe_where(graph.node(members[0])["where"])
         ops = " ".join(graph.node(m)["op"] for m in members)
         k = kernels.get(members[0])
-        if u.kind != "group" and getattr(k, "ops", None) != "col2im":   # (a col2im op may be a C kernel of its own)
+        if u.kind != "group" and getattr(k, "ops", None) not in ("col2im", "im2col"):   # (a C kernel of its own)
             k = None
         if k is not None:
             rows.append(dict(name=k.name, kind="c kernel", ops=ops, bytes_read=k.bytes_read,
