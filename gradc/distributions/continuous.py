@@ -9,7 +9,7 @@ from .distribution import Distribution
 from .utils import LOG_SQRT_2PI, broadcast_all
 
 
-class _LocScale(Distribution):
+class LocScale(Distribution):
     """Shared by the two-parameter families: broadcasting, expand."""
     has_rsample = True
     support = constraints.real
@@ -40,7 +40,7 @@ class _LocScale(Distribution):
         return (randn if kind == "randn" else rand)(shape, dtype=self.loc.dtype, device=self.loc.device)
 
 
-class Normal(_LocScale):
+class Normal(LocScale):
     @property
     def stddev(self):
         return self.scale
@@ -69,7 +69,7 @@ class Normal(_LocScale):
         return 0.5 + 0.5 * math.log(2 * math.pi) + self.scale.log()
 
 
-class Laplace(_LocScale):
+class Laplace(LocScale):
     @property
     def variance(self):
         return 2 * self.scale ** 2

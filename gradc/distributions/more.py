@@ -14,7 +14,7 @@ from ..functions import arange, atan, digamma, erf, erfinv, finfo, lgamma, rand,
 from ..grad_mode import no_grad
 from ..nn import functional as F
 from . import constraints
-from .continuous import _LocScale
+from .continuous import LocScale
 from .distribution import Distribution
 from .gamma import Gamma
 from .utils import DistributionError, LOG_SQRT_2PI, broadcast_all, lazy_property, logits_to_probs, \
@@ -32,7 +32,7 @@ def _numpy_draw(who, draw, *params):
         return tensor(draw(grandom.generator(), *arrays), dtype=params[-1].dtype, device=params[-1].device)
 
 
-class Cauchy(_LocScale):
+class Cauchy(LocScale):
     @property
     def mean(self):
         return self.loc * float("nan")
@@ -62,7 +62,7 @@ class Cauchy(_LocScale):
         return math.log(4 * math.pi) + self.scale.log()
 
 
-class Gumbel(_LocScale):
+class Gumbel(LocScale):
     @property
     def mean(self):
         return self.loc + self.scale * EULER
