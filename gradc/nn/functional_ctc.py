@@ -24,7 +24,7 @@ _NEG = -1e30      # log of an impossible path: finite, so exp(x - max) stays 0 a
 _IMPOSSIBLE = 1e29
 
 
-def _lengths(x, n, name, what, device):
+def _lengths(x, n, what, device):
     if isinstance(x, Tensor):
         if x.dtype.is_floating_point:
             raise DTypeError(f"ctc_loss: {what} must hold integers, got {x.dtype!r}")
@@ -36,7 +36,7 @@ def _lengths(x, n, name, what, device):
     return t
 
 
-def _padded_targets(targets, target_lengths, n, device):
+def _padded_targets(targets, target_lengths, device):
     """(N, S) targets: as given, or cut out of the concatenated 1-D form (which needs the lengths'
     values, so they must be known: a tuple, or a tensor read eagerly)."""
     if targets.ndim == 2:
@@ -87,9 +87,9 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     if not 0 <= blank < n_c:
         raise ValueError(f"ctc_loss: blank ({blank}) must be a class index in [0, {n_c})")
     dev = log_probs.device
-    in_len = _lengths(input_lengths, n, "ctc_loss", "input_lengths", dev)
-    tg_len = _lengths(target_lengths, n, "ctc_loss", "target_lengths", dev)
-    targets = _padded_targets(targets.long(), target_lengths, n, dev)
+    in_len = _lengths(input_lengths, n, "input_lengths", dev)
+    tg_len = _lengths(target_lengths, n, "target_lengths", dev)
+    targets = _padded_targets(targets.long(), target_lengths, dev)
     if targets.shape[0] != n:
         raise ShapeError(f"ctc_loss: targets have {targets.shape[0]} rows for a batch of {n}")
     s_max = targets.shape[1]
@@ -109,15 +109,17 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     prev2 = cat([full((n, 2), blank, dtype=D.int64, device=dev), ext[:, :-2]], 1)
     can_skip = (ext != prev2) & tensor(skip, device=dev).reshape(1, -1)
     lpe = log_probs.gather(2, ext.unsqueeze(0).expand(n_t, n, n_l))          # (T, N, 2S + 1)
-    neg = full((n, 1), _NEG, dtype=log_probs.dtype, device=dev)
+    # alpha carries two leading impossible columns, so the states one and two back are slices
+    neg2 = full((n, 2), _NEG, dtype=log_probs.dtype, device=dev)
+    skip_add = where(can_skip, 0.0, _NEG).to(log_probs.dtype)        # 0 where the skip is allowed
+    active = in_len.reshape(1, n, 1) > tensor(np.arange(n_t), device=dev).reshape(n_t, 1, 1)   # (T, N, 1)
     start = np.full(n_l, _NEG)
     start[:2] = 0.0
     alpha = lpe[0] + tensor(start, dtype=log_probs.dtype, device=dev).reshape(1, -1)
     for t in range(1, n_t):
-        a1 = cat([neg, alpha[:, :-1]], 1)
-        a2 = where(can_skip, cat([neg, neg, alpha[:, :-2]], 1), _NEG)
-        new = _lse(alpha, a1, a2) + lpe[t]
-        alpha = where((in_len > t).reshape(-1, 1), new, alpha)
+        padded = cat([neg2, alpha], 1)
+        new = _lse(alpha, padded[:, 1:-1], padded[:, :-2] + skip_add) + lpe[t]
+        alpha = where(active[t], new, alpha)
     last = (2 * tg_len).reshape(-1, 1)
     end_blank = alpha.gather(1, last)
     end_label = where(last > 0, alpha.gather(1, (last - 1).clamp(min=0)), _NEG)
