@@ -332,3 +332,18 @@ def test_a_parametrized_module_deep_copies_but_does_not_pickle():
     _close(c.weight, m.weight * 2)
     with pytest.raises(GradcError, match="state_dict"):
         pickle.dumps(m)
+
+
+def test_transfer_parametrizations_and_params_shares_the_originals():
+    a = P.weight_norm(nn.Linear(3, 2))
+    b = parametrize.transfer_parametrizations_and_params(a, nn.Linear(3, 2))
+    assert parametrize.is_parametrized(b, "weight") and list(b.state_dict()) == list(a.state_dict())
+    assert b.parametrizations.weight.original1 is a.parametrizations.weight.original1
+    _close(b.weight, a.weight)
+    s = nn.Linear(3, 3)
+    parametrize.register_parametrization(s, "weight", Symmetric())
+    t = parametrize.transfer_parametrizations_and_params(s, nn.Linear(3, 3), "weight")
+    assert t.parametrizations.weight.original is s.parametrizations.weight.original
+    _close(t.weight, s.weight)
+    with pytest.raises(GradcError, match="no parametrization on 'bias'"):
+        parametrize.transfer_parametrizations_and_params(s, nn.Linear(3, 3), "bias")
