@@ -32,37 +32,24 @@ def _perm(rng, n, k):
 
 
 # ---------------------------------------------------------------------- stacking, splitting, re-orienting
-def _atleast(lib):
-    return lambda a, b, c: (lib.atleast_1d(a),) + lib.atleast_2d(b, c) + (lib.atleast_3d(c),)
+def _reshuffles(lib):
+    """atleast_Nd, h/v/d/column_stack, h/v/dsplit, swapaxes/swapdims/moveaxis/ravel and fliplr/flipud:
+    pure re-arrangements, one row between them (each row sample costs a few compiles)."""
+    def fn(a, b, c, x):
+        out = (lib.atleast_1d(a),) + lib.atleast_2d(b, c) + (lib.atleast_3d(c),)
+        out += tuple(getattr(lib, n)([b, b * 2]) for n in ("hstack", "vstack", "dstack", "column_stack"))
+        out += lib.hsplit(x, 3) + lib.vsplit(x, [1, 3]) + lib.dsplit(x, 2)
+        out += (lib.swapaxes(x, 0, 2), lib.swapdims(x, 1, 2), lib.moveaxis(x, (0, 1), (2, 0)), lib.ravel(x))
+        return out + (lib.fliplr(c), lib.flipud(c))
+    return fn
 
 
-op("atleast_nd", _atleast(gradc), lambda rng: [S(randn(rng, ()), randn(rng, (3,)), randn(rng, (2, 3)))],
-   torch_fn=lambda *xs: _atleast(_torch())(*xs))
-
-
-def _stacks(lib):
-    return lambda a, b: tuple(getattr(lib, n)([a, b]) for n in ("hstack", "vstack", "dstack", "column_stack"))
-
-
-op("hvdstack", _stacks(gradc), lambda rng: [S(randn(rng, (3,)), randn(rng, (3,)))],
-   torch_fn=lambda a, b: _stacks(_torch())(a, b))
+op("reshuffles", _reshuffles(gradc), lambda rng: [S(randn(rng, ()), randn(rng, (3,)), randn(rng, (2, 3)),
+                                                    randn(rng, (4, 6, 2)))],
+   torch_fn=lambda *xs: _reshuffles(_torch())(*xs))
 row("tensor_split", lambda rng: [S(randn(rng, (3, 6)), sections=[1, 4, 2], dim=1)],
     fn=lambda x, sections, **k: gradc.tensor_split(x, sections, **k),
     torch_fn=lambda x, sections, **k: _torch().tensor_split(x, sections, **k))
-
-
-def _hvd(lib):
-    return lambda x: lib.hsplit(x, 3) + lib.vsplit(x, [1, 3]) + lib.dsplit(x, 2)
-
-
-op("hvdsplit", _hvd(gradc), lambda rng: [S(randn(rng, (4, 6, 2)))], torch_fn=lambda x: _hvd(_torch())(x))
-
-
-def _swaps(lib):
-    return lambda x: (lib.swapaxes(x, 0, 2), lib.swapdims(x, 1, 2), lib.moveaxis(x, (0, 1), (2, 0)), lib.ravel(x))
-
-
-op("swapaxes", _swaps(gradc), lambda rng: [S(randn(rng, (2, 3, 4)))], torch_fn=lambda x: _swaps(_torch())(x))
 row("rot90", lambda rng: [S(randn(rng, (3, 4))), S(randn(rng, (2, 3, 4)), k=3, dims=[1, 2])])
 op("fliplr_flipud", lambda x: (gradc.fliplr(x), gradc.flipud(x)), lambda rng: [S(randn(rng, (3, 4)))],
    torch_fn=lambda x: (_torch().fliplr(x), _torch().flipud(x)))
@@ -110,20 +97,26 @@ row("histc", lambda rng: [S(randn(rng, (4, 5)), bins=4)],
     differentiable=False)
 
 # ---------------------------------------------------------------------- products and distances
-row("addcmul", lambda rng: [S(randn(rng, (3, 4)), randn(rng, (3, 4)), randn(rng, (4,)), value=0.5)])
-row("addcdiv", lambda rng: [S(randn(rng, (3, 4)), randn(rng, (3, 4)), positive(rng, (3, 4)), value=2.0)])
+def _small_products(lib):
+    """addcmul, addcdiv, addr, mv, inner and vdot: one row between them."""
+    def fn(x, a, b, pos, v3, v4, m34, t234, t54):
+        return (lib.addcmul(x, a, b, value=0.5), lib.addcdiv(x, a, pos, value=2.0), lib.addr(x, v3, v4, alpha=3.0),
+                lib.mv(m34, v4), lib.inner(t234, t54), lib.vdot(v4, v4 * v4))
+    return fn
+
+
+op("small_products", _small_products(gradc),
+   lambda rng: [S(randn(rng, (3, 4)), randn(rng, (3, 4)), randn(rng, (4,)), positive(rng, (3, 4)), randn(rng, (3,)),
+                  randn(rng, (4,)), randn(rng, (3, 4)), randn(rng, (2, 3, 4)), randn(rng, (5, 4)))],
+   torch_fn=lambda *xs: _small_products(_torch())(*xs))
 row("addbmm", lambda rng: [S(randn(rng, (3, 5)), randn(rng, (2, 3, 4)), randn(rng, (2, 4, 5)), beta=0.5, alpha=2.0)])
-row("addr", lambda rng: [S(randn(rng, (3, 4)), randn(rng, (3,)), randn(rng, (4,)), alpha=3.0)])
-row("mv", lambda rng: [S(randn(rng, (3, 4)), randn(rng, (4,)))])
-row("inner", lambda rng: [S(randn(rng, (2, 3, 4)), randn(rng, (5, 4)))])
-row("vdot", lambda rng: [S(randn(rng, (5,)), randn(rng, (5,)))])
 row("tensordot", lambda rng: [S(randn(rng, (2, 3, 4)), randn(rng, (4, 2, 5)), dims=([0, 2], [1, 0]))])
 row("kron", lambda rng: [S(randn(rng, (2, 3)), randn(rng, (3, 2, 2)))])
 row("cross", lambda rng: [S(randn(rng, (3, 2)), randn(rng, (3, 1)), dim=0)])
 row("diff", lambda rng: [S(randn(rng, (4, 2)), randn(rng, (1, 2)), n=2, dim=0)],
     fn=lambda x, *p, **k: gradc.diff(x, prepend=p[0] if p else None, **k),
     torch_fn=lambda x, *p, **k: _torch().diff(x, prepend=p[0] if p else None, **k))
-row("diagonal", lambda rng: [S(randn(rng, (3, 4))), S(randn(rng, (3, 4, 5)), offset=1, dim1=0, dim2=2),
+row("diagonal", lambda rng: [S(randn(rng, (3, 4, 5)), offset=1, dim1=0, dim2=2),
                              S(randn(rng, (3, 4, 5)), offset=-1, dim1=2, dim2=0)])
 row("diag_embed", lambda rng: [S(randn(rng, (2, 3)), offset=1, dim1=0, dim2=2)])
 op("trace", lambda x: x.trace(), lambda rng: [S(randn(rng, (3, 4)))], torch_fn=lambda x: x.trace())
