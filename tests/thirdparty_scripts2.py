@@ -8,7 +8,8 @@ identity transform, SGD, nll_loss, the test loop; one change: fc_loc starts at a
 the identity, since at the identity every sampling point lands exactly on a pixel, where the
 gradient of grid_sample with respect to the grid has a kink, and which side of it a point falls
 on depends on last-bit rounding that no two implementations share), and a siamese embedding net trained with
-TripletMarginLoss (with a CosineEmbeddingLoss term and PairwiseDistance in its evaluation). Sizes
+TripletMarginLoss (with a CosineEmbeddingLoss term and PairwiseDistance in its evaluation), and the
+end-to-end speech recognition model (ResidualCNN, BidirectionalGRU, CTCLoss, GreedyDecoder). Sizes
 are scaled down and dropout probabilities are 0 (so every run sees the same numbers); the code
 shapes are the tutorials'. Each `run(init, compile)` returns the model and the numbers the script
 prints."""
@@ -355,6 +356,161 @@ def siamese_triplet(torch, dim_in=12, dim_emb=6):
                 ea, ep, en = model(a, p, n)
                 out += [pdist(ea, ep).mean().item(), pdist(ea, en).mean().item(),
                         F.triplet_margin_loss(ea, ep, en, swap=True, reduction='sum').item()]
+        return model, out
+
+    return make, run
+
+
+# ---------------------------------------------------------------------- speech recognition with CTC
+def speech_ctc(torch, n_feats=8, n_class=6, rnn_dim=12):
+    """The "Building an end-to-end Speech Recognition model in PyTorch" model shape: a ResCNN
+    front end (LayerNorm over features, GELU), BidirectionalGRU layers (batch_first), a classifier,
+    F.log_softmax(dim=2).transpose(0, 1) into nn.CTCLoss(blank=...), AdamW with OneCycleLR,
+    clip_grad_norm_, and the GreedyDecoder (argmax, collapse repeats, drop blanks)."""
+    nn, F = torch.nn, torch.nn.functional
+    blank = n_class - 1
+
+    class CNNLayerNorm(nn.Module):
+        def __init__(self, n_feats):
+            super(CNNLayerNorm, self).__init__()
+            self.layer_norm = nn.LayerNorm(n_feats)
+
+        def forward(self, x):
+            # x (batch, channel, feature, time)
+            x = x.transpose(2, 3).contiguous()  # (batch, channel, time, feature)
+            x = self.layer_norm(x)
+            return x.transpose(2, 3).contiguous()  # (batch, channel, feature, time)
+
+    class ResidualCNN(nn.Module):
+        def __init__(self, in_channels, out_channels, kernel, stride, dropout, n_feats):
+            super(ResidualCNN, self).__init__()
+            self.cnn1 = nn.Conv2d(in_channels, out_channels, kernel, stride, padding=kernel // 2)
+            self.cnn2 = nn.Conv2d(out_channels, out_channels, kernel, stride, padding=kernel // 2)
+            self.dropout1 = nn.Dropout(dropout)
+            self.dropout2 = nn.Dropout(dropout)
+            self.layer_norm1 = CNNLayerNorm(n_feats)
+            self.layer_norm2 = CNNLayerNorm(n_feats)
+
+        def forward(self, x):
+            residual = x  # (batch, channel, feature, time)
+            x = self.layer_norm1(x)
+            x = F.gelu(x)
+            x = self.dropout1(x)
+            x = self.cnn1(x)
+            x = self.layer_norm2(x)
+            x = F.gelu(x)
+            x = self.dropout2(x)
+            x = self.cnn2(x)
+            x += residual
+            return x  # (batch, channel, feature, time)
+
+    class BidirectionalGRU(nn.Module):
+        def __init__(self, rnn_dim, hidden_size, dropout, batch_first):
+            super(BidirectionalGRU, self).__init__()
+            self.BiGRU = nn.GRU(input_size=rnn_dim, hidden_size=hidden_size, num_layers=1, batch_first=batch_first,
+                                bidirectional=True)
+            self.layer_norm = nn.LayerNorm(rnn_dim)
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, x):
+            x = self.layer_norm(x)
+            x = F.gelu(x)
+            x, _ = self.BiGRU(x)
+            x = self.dropout(x)
+            return x
+
+    class SpeechRecognitionModel(nn.Module):
+        def __init__(self, n_cnn_layers, n_rnn_layers, rnn_dim, n_class, n_feats, stride=2, dropout=0.1):
+            super(SpeechRecognitionModel, self).__init__()
+            n_feats = n_feats // 2
+            self.cnn = nn.Conv2d(1, 4, 3, stride=stride, padding=3 // 2)  # cnn for extracting hierarchical features
+            self.rescnn_layers = nn.Sequential(*[
+                ResidualCNN(4, 4, kernel=3, stride=1, dropout=dropout, n_feats=n_feats)
+                for _ in range(n_cnn_layers)
+            ])
+            self.fully_connected = nn.Linear(n_feats * 4, rnn_dim)
+            self.birnn_layers = nn.Sequential(*[
+                BidirectionalGRU(rnn_dim=rnn_dim if i == 0 else rnn_dim * 2,
+                                 hidden_size=rnn_dim, dropout=dropout, batch_first=i == 0)
+                for i in range(n_rnn_layers)
+            ])
+            self.classifier = nn.Sequential(
+                nn.Linear(rnn_dim * 2, rnn_dim),  # birnn returns rnn_dim*2
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(rnn_dim, n_class)
+            )
+
+        def forward(self, x):
+            x = self.cnn(x)
+            x = self.rescnn_layers(x)
+            sizes = x.size()
+            x = x.view(sizes[0], sizes[1] * sizes[2], sizes[3])  # (batch, feature, time)
+            x = x.transpose(1, 2)  # (batch, time, feature)
+            x = self.fully_connected(x)
+            x = self.birnn_layers(x)
+            x = self.classifier(x)
+            return x
+
+    def GreedyDecoder(output, labels, label_lengths, blank_label=blank, collapse_repeated=True):
+        arg_maxes = torch.argmax(output, dim=2)
+        decodes = []
+        targets = []
+        for i, args in enumerate(arg_maxes):
+            decode = []
+            targets.append(labels[i][:label_lengths[i]].tolist())
+            for j, index in enumerate(args):
+                if index != blank_label:
+                    if collapse_repeated and j != 0 and index == args[j - 1]:
+                        continue
+                    decode.append(index.item())
+            decodes.append(decode)
+        return decodes, targets
+
+    def make():
+        return SpeechRecognitionModel(1, 2, rnn_dim, n_class, n_feats, stride=2, dropout=0.0)
+
+    def run(init=None, compile=False):
+        model = make()
+        if init is not None:
+            model.load_state_dict(init)
+        rng = np.random.default_rng(3)
+        batches = []
+        for _ in range(2):
+            spectrograms = torch.from_numpy(rng.standard_normal((3, 1, n_feats, 10)).astype(np.float32))
+            labels = torch.from_numpy(rng.integers(0, blank, (3, 3)))
+            batches.append((spectrograms, labels, [5, 4, 5], [3, 2, 2]))
+        optimizer = torch.optim.AdamW(model.parameters(), 5e-3)
+        criterion = nn.CTCLoss(blank=blank)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3, steps_per_epoch=len(batches),
+                                                        epochs=2, anneal_strategy='linear')
+
+        def step(spectrograms, labels, input_lengths, label_lengths):
+            optimizer.zero_grad()
+            output = model(spectrograms)  # (batch, time, n_class)
+            output = F.log_softmax(output, dim=2)
+            output = output.transpose(0, 1)  # (time, batch, n_class)
+            loss = criterion(output, labels, input_lengths, label_lengths)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            return loss
+
+        fn = torch.compile(step) if compile else step
+        out = []
+        for epoch in range(2):
+            model.train()
+            for spectrograms, labels, input_lengths, label_lengths in batches:
+                loss = fn(spectrograms, labels, torch.tensor(input_lengths), torch.tensor(label_lengths))
+                scheduler.step()
+                out.append(loss.item())
+            model.eval()
+            with torch.no_grad():
+                spectrograms, labels, input_lengths, label_lengths = batches[0]
+                output = F.log_softmax(model(spectrograms), dim=2)
+                out.append(criterion(output.transpose(0, 1), labels, input_lengths, label_lengths).item())
+                decoded_preds, decoded_targets = GreedyDecoder(output, labels, label_lengths)
+                out += [float(len(p)) for p in decoded_preds] + [float(sum(p)) for p in decoded_preds]
         return model, out
 
     return make, run
