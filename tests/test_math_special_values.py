@@ -221,3 +221,12 @@ def test_c_table_expressions_match_torch(dtype, monkeypatch, tmp_path):
                                         gradc.bitwise_not(m)), backend="c")
     assert [t.tolist() for t in logic(m, n)] == [[True, False, False, False], [True, True, True, False],
                                                  [False, True, True, False], [False, True, False, True]]
+
+
+@pytest.mark.parametrize("backend", ["eager", "numpy"])
+def test_erfinv_tails_match_torch(backend):
+    """Near +-1 erf rounds to 1: the float64 refinement works on erfc there (and float32 needs none)."""
+    x = np.array([1 - 1e-15, -(1 - 2.0 ** -52), 1 - 1e-12, -(1 - 1e-9), 0.999999, 0.5, 0.4999999, 1e-300])
+    _same("erfinv", _run(backend, gradc.erfinv, gradc.tensor(x)).numpy(), torch.erfinv(torch.tensor(x)), 1e-14)
+    x32 = np.array([0.99999994, -0.9999999, 0.999, 1e-38, 0.5], dtype=np.float32)
+    _same("erfinv", _run(backend, gradc.erfinv, gradc.tensor(x32)).numpy(), torch.erfinv(torch.tensor(x32)), 2e-7)

@@ -77,7 +77,7 @@ def digamma(x):
 
 
 # erfinv: a single-precision approximation (a polynomial in w = -log(1 - x^2), two branches), then
-# in float64 two Newton steps on erf(y) = x, each doubling the correct digits.
+# in float64 Newton steps (_erfinv_refined).
 _ERFINV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
                    -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
 _ERFINV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
@@ -91,6 +91,23 @@ def _horner(coefs, w):
     return p
 
 
+def _erfinv_refined(x, y):
+    """Newton steps from the approximation y: on erf(y) = x where |x| < 1/2, and in the tails on
+    log(erfc(|y|)) = log(1 - |x|) (1 - |x| is exact there and erfc keeps its relative precision
+    where erf rounds to 1; the log makes the function nearly quadratic, so steps converge fast)."""
+    two_over_sqrt_pi = 2.0 / math.sqrt(math.pi)
+    central = y
+    for _ in range(2):
+        central = central - (central.erf() - x) / ((-central * central).exp() * two_over_sqrt_pi)
+    a = x.abs()
+    tail_target = (1.0 - F.where(a < 0.5, 0.5, a)).log()
+    u = y.abs()
+    for _ in range(4):
+        e = u.erfc()
+        u = u + (e.log() - tail_target) * e / ((-u * u).exp() * two_over_sqrt_pi)
+    return F.where(a < 0.5, central, x.detach().sign() * u)
+
+
 @export("erfinv")
 @_computed_wide
 def erfinv(x):
@@ -100,8 +117,7 @@ def erfinv(x):
     wt = F.where(central, 5.0, w).sqrt() - 3.0
     y = F.where(central, _horner(_ERFINV_CENTRAL, wc), _horner(_ERFINV_TAIL, wt)) * x
     if x.dtype is D.float64:
-        for _ in range(2):
-            y = y - (y.erf() - x) / ((-y * y).exp() * (2.0 / math.sqrt(math.pi)))
+        y = _erfinv_refined(x, y)
     edge = x.abs() == 1.0
     return F.where(edge, x.detach() * math.inf, y)   # +-1: +-inf (no gradient path through the constant)
 
