@@ -1,7 +1,8 @@
 """gradc.distributions against torch.distributions (float64, identical parameters): log_prob and
 its gradients, entropy, moments, cdf/icdf, shapes, expand, enumerate_support and KL divergences.
 Sampling: shapes, reproducibility under gradc.manual_seed, sample moments, and reparameterised
-gradients (torch fed the same standard draws, where its sampler lets a test substitute them)."""
+gradients (torch fed the same standard draws, where its sampler lets a test substitute them; for
+Gamma, torch's implicit gradient of our draws; for Beta and Dirichlet, the gradient of the mean)."""
 import math
 
 import numpy as np
@@ -262,8 +263,6 @@ def test_bad_parameters_and_values_raise_named_errors():
         D.Normal(gradc.zeros(3), 1.0).log_prob(gradc.zeros(4))
     with pytest.raises(D.DistributionError, match="covariance_matrix"):
         D.MultivariateNormal(gradc.zeros(2), covariance_matrix=gradc.tensor([[1.0, 2.0], [2.0, 1.0]]))
-    with pytest.raises(D.DistributionError, match="rsample"):
-        D.Gamma(1.0, 1.0).rsample()
     assert isinstance(D.DistributionError("x"), (gradc.GradcError, ValueError))
     # validate_args=False skips the checks (as in PyTorch)
     D.Normal(0.0, -1.0, validate_args=False)
@@ -310,3 +309,43 @@ def test_compiled_discrete_draws_equal_eager_draws_under_one_seed():
         for a, b in zip(g, w):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert not np.array_equal(got[0][0].numpy(), got[1][0].numpy()) and f.trace_count == 1
+
+
+def test_gamma_rsample_gradient_is_the_implicit_one_torch_computes():
+    alpha = gradc.tensor(np.array([0.2, 0.9, 3.0, 40.0]), requires_grad=True)
+    rate = gradc.tensor(np.array([1.0, 2.0, 0.5, 1.5]), requires_grad=True)
+    gradc.manual_seed(0)
+    x = D.Gamma(alpha, rate).rsample((50,))
+    x.sum().backward()
+    xs = x.detach().numpy() * rate.detach().numpy()   # the standard draws
+    a = np.broadcast_to(alpha.detach().numpy(), xs.shape)
+    want = torch._standard_gamma_grad(torch.tensor(a), torch.tensor(xs)).numpy() / rate.detach().numpy()
+    np.testing.assert_allclose(alpha.grad.numpy(), want.sum(0), rtol=2e-4)   # (torch's is an approximation)
+    np.testing.assert_allclose(rate.grad.numpy(), (-x.detach().numpy() / rate.detach().numpy()).sum(0), rtol=1e-10)
+    gradc.manual_seed(0)
+    np.testing.assert_array_equal(D.Gamma(alpha, rate).sample((50,)).numpy(), x.detach().numpy())
+
+
+@pytest.mark.parametrize("name", ["Gamma", "Beta", "Dirichlet"])
+def test_rsample_gradients_estimate_the_gradient_of_the_mean(name):
+    n = 20000
+    if name == "Gamma":
+        a, b = gradc.tensor([0.7, 3.0], requires_grad=True), gradc.tensor([1.0, 2.0], requires_grad=True)
+        d, analytic = D.Gamma(a, b), lambda: [(1 / b).detach().numpy(), (-a / b ** 2).detach().numpy()]
+    elif name == "Beta":
+        a, b = gradc.tensor([0.7, 3.0], requires_grad=True), gradc.tensor([2.0, 0.5], requires_grad=True)
+        d = D.Beta(a, b)
+        analytic = lambda: [(b / (a + b) ** 2).detach().numpy(), (-a / (a + b) ** 2).detach().numpy()]  # noqa: E731
+    else:
+        a = gradc.tensor([0.7, 3.0, 1.5], requires_grad=True)
+        b = None
+        d = D.Dirichlet(a)
+        analytic = lambda: [np.array([1 / a.sum().item() - a[0].item() / a.sum().item() ** 2,  # noqa: E731
+                                      -a[0].item() / a.sum().item() ** 2, -a[0].item() / a.sum().item() ** 2])]
+    gradc.manual_seed(0)
+    x = d.rsample((n,))
+    target = x[..., 0] if name == "Dirichlet" else x
+    (target.sum() / n).backward()
+    got = [a.grad.numpy()] + ([b.grad.numpy()] if b is not None else [])
+    for g, w in zip(got, analytic()):
+        np.testing.assert_allclose(g, w, rtol=0.05, atol=0.01)

@@ -4,8 +4,8 @@ gradc ops so they differentiate (reparameterised samples and score-function esti
 Draws come from gradc's generator (reproducible under gradc.manual_seed). Normal, Uniform, Laplace,
 Exponential, Cauchy, Gumbel, HalfNormal, LogNormal, MultivariateNormal and transformed
 distributions have rsample, and a compiled function draws afresh on every call; Gamma, Beta,
-Dirichlet, StudentT, Poisson and Binomial draw through NumPy's samplers without gradient (gradc
-has no implicit reparameterisation: Gamma's, Beta's and Dirichlet's rsample raise), eagerly.
+Dirichlet, StudentT, Poisson and Binomial draw through NumPy's samplers, eagerly (Gamma, Beta and
+Dirichlet with rsample: the implicit reparameterisation gradient, see gamma_grad).
 Parameters and log_prob's values are checked by default (validate_args, as in PyTorch), raising
 DistributionError; a compiled function needs validate_args=False, since the check reads values
 (otherwise it raises TraceError and the function runs eagerly)."""

@@ -1,9 +1,11 @@
 """Gamma, Beta and Dirichlet (PyTorch's parametrisations; log_prob, entropy and moments through
 lgamma/digamma, so they differentiate). Their draws come from gradc's generator (reproducible under
-gradc.manual_seed) through NumPy's gamma sampler. PyTorch reparameterises these draws implicitly;
-gradc does not, so rsample raises DistributionError and sample() carries no gradient. A draw reads
-the parameters' values, so it runs eagerly: traced, it raises TraceError (the compiled function
-then runs eagerly), while log_prob and entropy compile."""
+gradc.manual_seed) through NumPy's gamma sampler, and rsample attaches the implicit
+reparameterisation gradient of each Gamma draw (gamma_grad); Dirichlet and Beta draws are
+normalised Gamma draws, differentiated through that normalisation (an unbiased pathwise gradient,
+though per draw not PyTorch's, which differentiates the Beta marginals). A draw reads the
+parameters' values, so it runs eagerly: traced, it raises TraceError (the compiled function then
+runs eagerly), while log_prob and entropy compile."""
 import numpy as np
 
 from .. import dispatch
@@ -14,6 +16,7 @@ from ..grad_mode import no_grad
 from ..nn import functional as F
 from . import constraints
 from .distribution import Distribution
+from .gamma_grad import reparameterised
 from .utils import DistributionError, all_last, broadcast_all
 
 
@@ -30,13 +33,14 @@ def _standard_gamma(who, concentration, shape):
     return out.clamp(min=finfo(out.dtype).tiny)
 
 
-def _no_rsample(who):
-    raise DistributionError(f"{who}.rsample: gradc has no reparameterised gamma sampler (PyTorch differentiates "
-                            "its draws implicitly); use sample(), which carries no gradient, or a score-function "
-                            "estimator with log_prob")
+def _standard_gamma_rsample(who, concentration, shape):
+    """Gamma(concentration, 1) draws with the implicit-reparameterisation gradient."""
+    x = _standard_gamma(who, concentration, shape)
+    return reparameterised(x, concentration.expand(shape))
 
 
 class Gamma(Distribution):
+    has_rsample = True
     arg_constraints = {"concentration": constraints.positive, "rate": constraints.positive}
     support = constraints.nonnegative
 
@@ -71,7 +75,9 @@ class Gamma(Distribution):
                 min=finfo(self.rate.dtype).tiny)
 
     def rsample(self, sample_shape=()):
-        _no_rsample("Gamma")
+        shape = self._extended_shape(sample_shape)
+        x = _standard_gamma_rsample("Gamma", self.concentration, shape) / self.rate
+        return x.clamp(min=finfo(x.dtype).tiny)
 
     def log_prob(self, value):
         if self._validate_args:
@@ -86,6 +92,7 @@ class Gamma(Distribution):
 
 class Dirichlet(Distribution):
     """Over the probability simplex of the last dimension of concentration (event shape (K,))."""
+    has_rsample = True
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
     support = constraints.simplex
 
@@ -129,7 +136,9 @@ class Dirichlet(Distribution):
             return x.clamp(min=finfo(x.dtype).tiny, max=1 - finfo(x.dtype).eps)
 
     def rsample(self, sample_shape=()):
-        _no_rsample("Dirichlet")
+        g = _standard_gamma_rsample("Dirichlet", self.concentration, self._extended_shape(sample_shape))
+        x = g / g.sum(-1, keepdim=True)
+        return x.clamp(min=finfo(x.dtype).tiny, max=1 - finfo(x.dtype).eps)
 
     def log_prob(self, value):
         if self._validate_args:
@@ -145,6 +154,7 @@ class Dirichlet(Distribution):
 
 class Beta(Distribution):
     """Beta(concentration1, concentration0) on [0, 1]: the first coordinate of a Dirichlet."""
+    has_rsample = True
     arg_constraints = {"concentration1": constraints.positive, "concentration0": constraints.positive}
     support = constraints.unit_interval
 
@@ -186,7 +196,7 @@ class Beta(Distribution):
         return self._dirichlet.sample(sample_shape)[..., 0]
 
     def rsample(self, sample_shape=()):
-        _no_rsample("Beta")
+        return self._dirichlet.rsample(sample_shape)[..., 0]
 
     def log_prob(self, value):
         if self._validate_args:
