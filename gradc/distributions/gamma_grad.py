@@ -71,7 +71,7 @@ def _dx_da(x, a):
 
 def reparameterised(x, a):
     """x (draws of Gamma(a, 1), broadcast with a) with the implicit-reparameterisation gradient."""
-    xn = x.detach().numpy().astype(np.float64)
-    an = np.broadcast_to(a.detach().numpy().astype(np.float64), xn.shape)
+    xn = x.detach().cpu().numpy().astype(np.float64)
+    an = np.broadcast_to(a.detach().cpu().numpy().astype(np.float64), xn.shape)
     g = tensor(dx_da(xn, np.ascontiguousarray(an)), dtype=x.dtype, device=x.device)
     return x.detach() + (a - a.detach()) * g
