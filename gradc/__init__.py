@@ -8,8 +8,11 @@ from .dtypes import (bool_ as bool, int32, int64, float16, float32, float64, bfl
                      DType as dtype, set_default_dtype)
 from .device import Device as _Device, device
 from .grad_mode import no_grad, enable_grad, is_grad_enabled, set_grad_enabled
-from .random import manual_seed, get_rng_state, set_rng_state
+from .random import manual_seed, get_rng_state, set_rng_state, seed, initial_seed
+from .options import (set_printoptions, use_deterministic_algorithms, are_deterministic_algorithms_enabled,  # noqa: F401
+                      is_deterministic_algorithms_warn_only_enabled)
 from .tensor import Tensor
+from .shapes import Size
 from .dynamic import mark_dynamic
 from .functions import *  # noqa: F401,F403  (every op, from the op table and the composites)
 from . import cuda  # noqa: E402

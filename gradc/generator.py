@@ -55,21 +55,20 @@ class _DefaultGenerator(Generator):
 
     def __init__(self):
         self.device = _device("cpu")
-        self._initial = None
 
     @property
     def numpy_generator(self):
         return _random.generator()
 
     def manual_seed(self, seed):
-        self._initial = _seed_value(seed)
-        _random.manual_seed(self._initial)
+        _random.manual_seed(_seed_value(seed))
         return self
 
+    def seed(self):
+        return _random.seed()
+
     def initial_seed(self):
-        if self._initial is None:
-            raise GradcError("the global generator was not seeded with gradc.manual_seed, so it has no initial seed")
-        return self._initial
+        return _random.initial_seed()
 
     def get_state(self):
         return _random.get_rng_state()

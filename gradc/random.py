@@ -1,13 +1,27 @@
 """The global random generator behind rand/randn/randint, dropout and parameter init."""
 import numpy as np
 
-_gen = [np.random.default_rng()]
+_initial = [int(np.random.SeedSequence().entropy % (1 << 63))]   # an unseeded process still has its seed
+_gen = [np.random.default_rng(_initial[0])]
 
 
 def manual_seed(seed):
     """Seed every gradc random draw (like torch.manual_seed)."""
-    _gen[0] = np.random.default_rng(int(seed))
+    _initial[0] = int(seed)
+    _gen[0] = np.random.default_rng(_initial[0])
     return _gen[0]
+
+
+def seed():
+    """Seed the global generator from fresh entropy and return that seed (torch.seed)."""
+    value = int(np.random.SeedSequence().entropy % (1 << 63))
+    manual_seed(value)
+    return value
+
+
+def initial_seed():
+    """The seed the global generator was last seeded with (torch.initial_seed)."""
+    return _initial[0]
 
 
 def generator():

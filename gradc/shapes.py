@@ -27,3 +27,18 @@ def prod(shape):
     for d in shape:
         n *= int(d)
     return n
+
+
+class Size(tuple):
+    """torch.Size: a tuple of dimension sizes (what Tensor.size() returns), with numel()."""
+    __slots__ = ()
+
+    def numel(self):
+        return prod(self)
+
+    def __repr__(self):
+        return f"gradc.Size({list(self)})"
+
+    def __getitem__(self, key):
+        item = tuple.__getitem__(self, key)
+        return Size(item) if isinstance(key, slice) else item

@@ -10,7 +10,8 @@ from . import dtypes as D
 from .device import CPU
 from .errors import AutogradError, DTypeError, ShapeError
 from .grad_mode import is_grad_enabled
-from .shapes import normalize_axis
+from .options import array_text
+from .shapes import Size, normalize_axis
 
 
 class Tensor(dispatch.Value):
@@ -35,7 +36,7 @@ class Tensor(dispatch.Value):
         return len(self.shape)
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[normalize_axis("size", dim, self.ndim)]
+        return Size(self.shape) if dim is None else self.shape[normalize_axis("size", dim, self.ndim)]
 
     def numel(self):
         n = 1
@@ -141,7 +142,7 @@ class Tensor(dispatch.Value):
             body = f"<traced {self.shape}>"
         else:
             data = self._data if self.device is CPU else self._data.get()
-            body = np.array2string(data, separator=", ", prefix="tensor(", precision=4)
+            body = array_text(data, "tensor(")
         extra = []
         if self.dtype not in (D.float32, D.int64, D.bool_) or not self.shape and self.dtype is not D.float32:
             extra.append(f"dtype={self.dtype!r}")
