@@ -11,3 +11,6 @@ from .adadelta import Adadelta
 from .rprop import Rprop, ASGD
 from .lbfgs import LBFGS
 from . import lr_scheduler
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta",
+           "Rprop", "ASGD", "LBFGS", "lr_scheduler"]
