@@ -53,7 +53,6 @@ export("double", function=False)(lambda self: to(self, D.float64))
 export("long", function=False)(lambda self: to(self, D.int64))
 export("bool", function=False)(lambda self: to(self, D.bool_))
 export("type_as", function=False)(lambda self, other: to(self, other.dtype))
-export("contiguous", function=False)(lambda self: self)
 
 
 export("detach", method=False)(lambda input: input.detach())

@@ -8,7 +8,7 @@ the row-major (contiguous) layout, which is how a compiled program hands its val
 asking for its address is a TraceError."""
 from . import dispatch
 from . import dtypes as D
-from .composite import squeeze, t as _t, transpose, unsqueeze
+from .composite import clone, squeeze, t as _t, transpose, unsqueeze
 from .creation import arange
 from .errors import AutogradError, DTypeError, ShapeError, TraceError
 from .grad_mode import is_grad_enabled
@@ -44,8 +44,8 @@ def stride(self, dim=None):
 def is_contiguous(self, memory_format=None):
     """Whether the elements lie row-major with no gaps (dims of size 1 do not count, as in PyTorch)."""
     if memory_format is not None and str(memory_format) not in ("contiguous_format", "torch.contiguous_format"):
-        raise ValueError(f"is_contiguous: memory_format {memory_format!r} is not supported; gradc tensors have "
-                         "one layout (contiguous_format)")
+        raise ValueError(f"memory_format {memory_format!r} is not supported; gradc lays tensors out one way "
+                         "(contiguous_format)")
     if self.numel() == 0:
         return True
     expected = 1
@@ -55,6 +55,14 @@ def is_contiguous(self, memory_format=None):
                 return False
             expected *= n
     return True
+
+
+@export("contiguous", function=False)
+def contiguous(self, memory_format=None):
+    """self when its elements already lie row-major, else a row-major copy (autograd sees identity),
+    so x.contiguous().is_contiguous() holds as in PyTorch. A traced value is row-major already."""
+    is_contiguous(self, memory_format)
+    return self if is_contiguous(self) else clone(self)
 
 
 def _base(a):

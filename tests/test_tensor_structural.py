@@ -30,6 +30,18 @@ def test_is_contiguous_ignores_size_one_dims_and_sees_transposes():
     assert not gradc.zeros(3, 1).expand(3, 4).is_contiguous()
 
 
+def test_contiguous_copies_only_what_is_not_row_major():
+    x = gradc.arange(12.0).reshape(3, 4)
+    assert x.contiguous() is x
+    y = x.t().contiguous()
+    assert y.is_contiguous() and y.stride() == (3, 1) and y.tolist() == x.t().tolist()
+    a = gradc.ones(3, 4, requires_grad=True)
+    (a.t().contiguous() * gradc.arange(12.0).reshape(4, 3)).sum().backward()
+    assert a.grad.tolist() == gradc.arange(12.0).reshape(4, 3).t().tolist()
+    with pytest.raises(ValueError, match="memory_format"):
+        x.contiguous(memory_format="channels_last")
+
+
 def test_storage_offset_data_ptr_and_byte_sizes():
     x = gradc.arange(12.0).reshape(3, 4)
     v = x[1:, 2:]
