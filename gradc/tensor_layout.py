@@ -1,5 +1,5 @@
 """A tensor's memory layout as PyTorch reports it (stride in elements, contiguity, storage offset,
-address, byte sizes), the legacy `type()` spelling, predicates scripts test (is_nonzero,
+address, byte sizes), contiguous() copying what is not row-major, the legacy `type()` spelling, predicates scripts test (is_nonzero,
 is_complex), sliding windows (Tensor.unfold), sum_to_size, and the in-place shape changes
 (squeeze_, unsqueeze_, t_, transpose_) that rebind a tensor to a view of its own memory.
 
