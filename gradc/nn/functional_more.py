@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
-from ..functions import arange, cat, rand, tensor, where, zeros
+from ..functions import arange, cat, ones, rand, searchsorted, tensor, where, zeros
 from ..ops import OPS
 from ..tensor import Tensor
 from .functional_sample import interpolate
@@ -65,9 +65,9 @@ def _bag_layout(input, offsets, include_last_offset, name):
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
                   sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
     """Sums, means or maxima of bags of embedding rows, without the (L, D) lookups ever being
-    split by bag in Python: each position's bag is counted from the offsets, so a compiled step
-    traces for any offsets of one length. Empty bags give zeros; padding_idx entries are left out
-    of their bag (and of its count)."""
+    split by bag in Python: each entry's bag is counted from the offsets and the rows are
+    scattered into their bags, so a compiled step traces for any offsets of one length. Empty bags
+    give zeros; padding_idx entries are left out of their bag (and of its count)."""
     name = "embedding_bag"
     if mode not in _BAG_MODES:
         raise ValueError(f"{name}: mode must be one of {_BAG_MODES}, got {mode!r}")
@@ -91,23 +91,31 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         padding_idx += n_rows
     flat = OPS["check_index"].bind(flat, high=int(n_rows), ignore=None, what=f"{name}: index")
     rows = weight.index_select(0, flat)                                          # (L, D)
-    n_pos, n_bags = flat.shape[0], starts.shape[0]
-    pos = arange(n_pos, device=weight.device)
-    bag = (pos.unsqueeze(1) >= starts.unsqueeze(0)).long().sum(1) - 1           # (L,): the bag of each entry
-    member = bag.unsqueeze(0) == arange(n_bags, device=weight.device).unsqueeze(1)   # (B, L)
+    n_pos, n_bags, dim = flat.shape[0], starts.shape[0], weight.shape[1]
+    dev = weight.device
+    # each entry's bag: the number of bag starts at or before it, less one (a binary search of the
+    # sorted starts, O(L log B)); entries in no bag (before the first start, past the last offset,
+    # padding_idx) go to an extra bag B that is dropped
+    pos = arange(n_pos, device=dev)
+    bag = searchsorted(starts, pos, right=True) - 1
+    keep = bag >= 0
     if end is not None:
-        member = member & (pos < end).unsqueeze(0)
+        keep = keep & (pos < end)
     if padding_idx is not None:
-        member = member & (flat != padding_idx).unsqueeze(0)
-    if mode == "max":
-        picked = where(member.unsqueeze(2), rows.unsqueeze(0), float("-inf")).amax(1)
-        return where(member.to(weight.dtype).sum(1, keepdim=True) > 0, picked, 0.0)
-    m = member.to(weight.dtype)
+        keep = keep & (flat != padding_idx)
+    target = where(keep, bag, n_bags)
+    index = target.unsqueeze(1).expand(n_pos, dim)
+    if mode == "max":    # a bag no entry reaches keeps its 0, as in PyTorch
+        out = zeros(n_bags + 1, dim, dtype=weight.dtype, device=dev).scatter_reduce(0, index, rows, "amax",
+                                                                                   include_self=False)
+        return out[:n_bags]
     if per_sample_weights is not None:
         rows = rows * per_sample_weights.to(weight.dtype).unsqueeze(1)
-    out = m @ rows
+    out = zeros(n_bags + 1, dim, dtype=weight.dtype, device=dev).scatter_add(0, index, rows)[:n_bags]
     if mode == "mean":
-        out = out / m.sum(1, keepdim=True).clamp(min=1.0)
+        counts = zeros(n_bags + 1, dtype=weight.dtype, device=dev).scatter_add(
+            0, target, ones(n_pos, dtype=weight.dtype, device=dev))[:n_bags]
+        out = out / counts.clamp(min=1.0).unsqueeze(1)
     return out
 
 
