@@ -13,11 +13,12 @@ every call. Small elementwise ops of one row outside every group run as C kernel
 buffers made with the program, when their values stay inside the call), and float matmuls call
 NumPy's BLAS directly (templates/c/host_ops.j2)."""
 import math
+from dataclasses import replace
 
 from ..kernels import C_OPS, Let, Load, Store, Accumulate, lower_group
 from ..passes.memory import stored
 from ..version import __version__
-from .c_windows import col2im_kernel, im2col_kernel, render_window
+from .c_windows import col2im_kernel, im2col_kernel, render_window, wide_column_gradient
 from .numpy_backend import Emitter, name_of
 from .templates import lowering as table_lowering, macros, render, where as safe_where
 
@@ -41,6 +42,7 @@ class _CEmitter(Emitter):
         self.cst, self.host_ops = macros("c/statements.j2"), macros("c/host_ops.j2")
         self.c_kernels, self.kernel_ir, self.declined = [], [], []
         self.window_kernels = []   # col2im ops run as C kernels (gradc.codegen.c_windows)
+        self.wide = {}             # col2im node -> the matmul writing its columns window-position-major
         self.runs = []   # consecutive C kernels called as one: [(entry, [(kernel, [slot, ...])], slots)]
         self.op_buffers, self.op_nodes = [], set()   # (name, shape, dtype) of single ops run as C kernels
         escaping = set(graph.outputs)
@@ -91,6 +93,9 @@ class _CEmitter(Emitter):
         host = self.host_op(u, n, d)
         if host is not None:
             return host
+        wide = wide_column_gradient(graph, n, self.plan.storage)
+        if wide is not None:
+            return self.wide_unit(n, d, *wide)
         if d["op"] in ("col2im", "im2col") and n in self.plan.storage and stored(graph, u, n, self.outputs):
             found = (col2im_kernel if d["op"] == "col2im" else im2col_kernel)(graph, n)
             if found is not None:
@@ -111,17 +116,36 @@ class _CEmitter(Emitter):
 
     def window_unit(self, n, d, k, cols):
         """col2im (reading the columns' memory) or im2col as one C kernel (templates/c/windows.c.j2)."""
-        self.window_kernels.append(k)
-        self.c_kernels.append(render_window(k, safe_where(d["where"])))
         (view,) = self.graph.args(n)
         prologue, name = [], name_of(view)
-        if cols != view:   # window-offset-major memory: the view permuted back, contiguous again
+        if n in self.wide:   # the columns' GEMM wrote them window-position-major (wide_unit)
+            k = replace(k, offset_major=False)
+            name = f"{name_of(n)}_cols"
+            prologue.append(self.stmt.alias_reshaped(name, name_of(self.wide[n]), self.graph.node(view)["shape"]))
+        elif cols != view:   # window-offset-major memory: the view permuted back, contiguous again
             name = f"{name_of(n)}_cols"
             perm = self.graph.node(view)["attrs"]["perm"]
             prologue.append(self.stmt.assign(name, self.host_ops.permute(name_of(view), _inverse(perm))))
+        self.window_kernels.append(k)
+        self.c_kernels.append(render_window(k, safe_where(d["where"])))
         return {"kind": "ckernel", "id": n, "name": k.name, "ops": k.ops,
                 "args": [("in", name), ("out", name_of(n))], "prologue": prologue + self.storage_prologue(n),
                 "where": safe_where(d["where"]), "nodes": [("in", view), ("out", n)]}
+
+    def wide_unit(self, n, d, col2im, wview):
+        """window_matmul's column gradient as one GEMM with the weight as an (O, K * C) matrix, into
+        the planned buffer viewed as (M, K * C) (gradc.codegen.c_windows.wide_column_gradient)."""
+        graph = self.graph
+        a, _ = graph.args(n)
+        k, m, c = d["shape"]
+        o = graph.node(a)["shape"][1]
+        self.wide[col2im] = n
+        w, t, out = f"{name_of(n)}_w", f"{name_of(n)}_t", f"{name_of(n)}_o"
+        prologue = self.storage_prologue(n) + [
+            self.stmt.assign(t, self.host_ops.permute(name_of(wview), (1, 0, 2))),
+            self.stmt.alias_reshaped(w, t, (o, k * c)), self.stmt.alias_reshaped(out, name_of(n), (m, k * c))]
+        return {"kind": "op", "code": self.host_ops.matmul(name_of(a), w, out), "prologue": prologue,
+                "where": safe_where(d["where"])}
 
     def host_op(self, u, n, d):
         """A float matmul of matrices (into its planned storage) or a permute, from templates/c/host_ops.j2."""
