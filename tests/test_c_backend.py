@@ -206,7 +206,7 @@ def test_every_primitive_has_a_c_lowering_or_the_host_fallback():
     from gradc.kernels import C_OPS
     from gradc.ops import OPS
     for name, prim in OPS.items():
-        if prim.elementwise and name not in ("floor_divide", "remainder"):
+        if prim.elementwise and name not in ("floor_divide", "remainder", "lgamma", "fmax", "fmin"):
             assert name in C_OPS and c_backend.lowering(name), name
         else:   # runs through NumPy in the C program's host module
             assert numpy_backend.lowering(name), name

@@ -12,13 +12,18 @@ CTYPES = {"float32": "float", "float64": "double", "bool": "unsigned char", "int
 # use them run through NumPy, like every op the C backend does not fuse.
 C_OPS = frozenset(("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "sign", "erf", "sin", "cos", "floor",
                    "ceil", "round", "trunc", "logical_not", "add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                   "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "where", "cast"))
+                   "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "where", "cast",
+                   "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "erfc", "exp2",
+                   "signbit", "atan2", "hypot", "xlogy", "nextafter",
+                   "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"))
+# Not here: lgamma (lgammaf writes the global signgam, a race under OpenMP) and fmax/fmin (which
+# of +0 and -0 C returns is unspecified; NumPy keeps the first).
 # What a group may do with integer values (targets, indices): compare them (one-hot masks, ignore
 # indices), select and convert them, and exact arithmetic within one integer type (wrapping as
 # NumPy's does: C kernels build with -fwrapv). Division, powers, rounding, reductions and float to
 # integer casts (undefined in C for NaN and out-of-range values) run through NumPy.
 INT_OPS = frozenset(("eq", "ne", "lt", "le", "gt", "ge", "where", "maximum", "minimum", "cast", "add", "sub", "mul",
-                     "neg"))
+                     "neg", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"))
 MAX_CHUNKS = 64
 PARTIAL_BUDGET = 8 << 20   # bytes of per-chunk partials a reduction across rows may hold
 
