@@ -16,6 +16,7 @@ from .liveness import by_storage, last_uses
 
 VIEW_OPS = ("reshape", "permute", "expand", "slice")
 OUT_OPS = ("matmul", "im2col", "col2im")  # single ops lowered with out= (besides groups)
+ALIAS_OPS = ("check_index",)  # ops whose result is their operand's very array: they share its storage
 
 
 class Plan:
@@ -86,7 +87,8 @@ def plan_memory(graph, units, state_slots=None, *, reshaped_state=False):
     plan = Plan()
     for n in graph.topological():
         d = graph.node(n)
-        plan.root[n] = plan.root[graph.args(n)[0]] if d["op"] in VIEW_OPS and "group" not in d else n
+        aliases = d["op"] in VIEW_OPS + ALIAS_OPS and "group" not in d
+        plan.root[n] = plan.root[graph.args(n)[0]] if aliases else n
     # (views inside groups are materialised when they leave the group, so they are their own root)
     # last unit that reads each storage root (program outputs live to the end)
     plan.last_use = last_uses(graph, [u.members for u in units])
