@@ -93,9 +93,9 @@ def clamp(input, min=None, max=None):
 
 @export("__invert__", function=False)
 def invert(self):
-    if self.dtype is not D.bool_:
-        raise DTypeError(f"~ is defined for bool tensors only, got {self.dtype!r}")
-    return self.logical_not()
+    if self.dtype.is_floating_point:
+        raise DTypeError(f"~ is defined for bool and integer tensors, got {self.dtype!r}")
+    return self.logical_not() if self.dtype is D.bool_ else self.bitwise_not()
 
 
 # ---------------------------------------------------------------------- in place

@@ -60,7 +60,11 @@ def _in_place(name):
 
 for _name in ("relu", "exp", "log", "sqrt", "rsqrt", "neg", "abs", "sigmoid", "tanh", "pow", "floor", "ceil",
               "round", "sin", "cos", "sign", "trunc", "reciprocal", "square", "erf", "clamp_min", "clamp_max",
-              "lerp", "log1p", "expm1", "logical_not"):
+              "lerp", "log1p", "expm1", "logical_not", "logical_and", "logical_or", "logical_xor",
+              "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "arcsin", "arccos", "arctan",
+              "arcsinh", "arccosh", "arctanh", "erfc", "erfinv", "exp2", "lgamma", "digamma", "atan2", "arctan2",
+              "hypot", "xlogy", "logit", "frac", "sgn", "deg2rad", "rad2deg", "heaviside", "ldexp", "nextafter",
+              "fix", "negative", "absolute", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"):
     export(_name + "_", function=False)(_in_place(_name))
 
 # Python's augmented assignment (p -= lr * p.grad, out += identity) writes into the tensor, as in PyTorch
@@ -73,6 +77,7 @@ export("__ifloordiv__", function=False)(lambda self, other: assign(self, self //
 export("__imod__", function=False)(lambda self, other: assign(self, self % other, "__imod__"))
 export("__iand__", function=False)(lambda self, other: assign(self, self & other, "__iand__"))
 export("__ior__", function=False)(lambda self, other: assign(self, self | other, "__ior__"))
+export("__ixor__", function=False)(lambda self, other: assign(self, self ^ other, "__ixor__"))
 export("__abs__", function=False)(lambda self: self.abs())
 export("__pos__", function=False)(lambda self: clone(self))
 
