@@ -39,4 +39,5 @@ from .artifacts import export, load  # noqa: E402
 from .serialization import save, load  # noqa: E402  (checkpoints; load also reads artifacts)
 from . import debug  # noqa: E402
 from . import testing  # noqa: E402
+from . import special  # noqa: E402
 autograd.gradcheck, autograd.gradgradcheck = testing.gradcheck, testing.gradgradcheck  # torch.autograd's names
