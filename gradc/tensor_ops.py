@@ -266,7 +266,7 @@ def logsumexp(input, dim, keepdim=False):
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     x = input if dtype is None else input.to(dtype)
     if p in ("fro", 2, 2.0):
-        return (x * x).sum(dim, keepdim).sqrt()
+        return _root((x * x).sum(dim, keepdim), 2.0)
     if p in (math.inf, "inf"):
         return x.abs().amax(dim, keepdim)
     if p == -math.inf:
@@ -276,8 +276,16 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     if p == 1:
         return x.abs().sum(dim, keepdim)
     if isinstance(p, (int, float)):
-        return (x.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+        return _root((x.abs() ** p).sum(dim, keepdim), float(p))
     raise ValueError(f"norm: unsupported p={p!r}; use 'fro', a number, inf or -inf")
+
+
+def _root(total, p):
+    """total ** (1 / p) whose gradient is 0 where total is 0 (PyTorch's subgradient of a norm at
+    the zero vector), not the NaN that inf * 0 would give."""
+    zero = total == 0
+    root = where(zero, 1.0, total).sqrt() if p == 2.0 else where(zero, 1.0, total) ** (1.0 / p)
+    return where(zero, 0.0, root)
 
 
 # ---------------------------------------------------------------------- elementwise math

@@ -80,8 +80,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """x1 . x2 / max(|x1| |x2|, eps) along dim (each norm clamped at eps, as PyTorch does)."""
-    n1 = (x1 * x1).sum(dim).sqrt().clamp(min=eps)
-    n2 = (x2 * x2).sum(dim).sqrt().clamp(min=eps)
+    n1 = x1.norm(2, dim).clamp(min=eps)   # (norm's gradient at the zero vector is 0, as PyTorch's)
+    n2 = x2.norm(2, dim).clamp(min=eps)
     return (x1 * x2).sum(dim) / (n1 * n2)
 
 
