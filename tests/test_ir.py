@@ -301,16 +301,30 @@ def test_identity_mul_one_and_add_zero():
     x = g.add_input("x", (2, 3), "float32")
     one = g.add_const(np.float32(1.0))
     zero = g.add_const(np.zeros((2, 3), np.float32))
+    minus_zero = g.add_const(np.full((2, 3), -0.0, np.float32))
     a = g.add("mul", [x, one], (2, 3), "float32")
-    b = g.add("add", [zero, a], (2, 3), "float32")
+    b = g.add("add", [minus_zero, a], (2, 3), "float32")
     c = g.add("div", [b, one], (2, 3), "float32")
     d = g.add("sub", [c, zero], (2, 3), "float32")
     t = g.add("tanh", [d], (2, 3), "float32")
     g.outputs = [t]
-    check_pass(g, S.apply_identities, [rand(2, 3)], 4, 4)
+    check_pass(g, S.apply_identities, [rand(2, 3)], 4, 5)
     S.eliminate_dead_code(g)
     assert sorted(g.node(n)["op"] for n in g.g.nodes) == ["input", "tanh"]
     assert g.args(t) == [x]
+
+
+def test_adding_plus_zero_is_kept_for_floats():
+    """-0.0 + 0.0 is +0.0: folding x + 0 -> x would give -0.0 where eager code gives +0.0."""
+    g = Graph()
+    x = g.add_input("x", (2,), "float32")
+    zero = g.add_const(np.zeros((2,), np.float32))
+    g.outputs = [g.add("add", [x, zero], (2,), "float32")]
+    assert S.apply_identities(g) == 0
+    i = g.add_input("i", (2,), "int64")
+    izero = g.add_const(np.zeros((2,), np.int64))
+    g.outputs = [g.add("add", [i, izero], (2,), "int64")]
+    assert S.apply_identities(g) == 1
 
 
 def test_identity_does_not_drop_a_broadcasting_unit():

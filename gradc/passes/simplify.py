@@ -79,13 +79,26 @@ def _scalar_fill(graph, nid):
     return _fill(graph, nid)
 
 
+def _is_unit(graph, op, nid, dtype):
+    """nid is the constant that leaves the other operand unchanged: 1 for * and /, 0 for -, and for
+    + of floats only -0.0 (+0.0 turns -0.0 into +0.0, which eager code would show)."""
+    fill = _scalar_fill(graph, nid)
+    if fill is None:
+        return False
+    if op in ("mul", "div"):
+        return fill == 1
+    if op == "add" and D.ALL[dtype].is_floating_point:
+        return fill == 0 and bool(np.signbit(fill))
+    return fill == 0
+
+
 def _swaps_last_two(perm):
     n = len(perm)
     return n >= 2 and tuple(perm) == tuple(range(n - 2)) + (n - 1, n - 2)
 
 
 def apply_identities(graph, order=None):
-    """x*1, x+0, x-0, x/1 -> x; double permute, reshape of reshape, no-op reshape/cast/permute;
+    """x*1, x+(-0.0), x-0, x/1 -> x (x+0 for integers); double permute, reshape of reshape, no-op reshape/cast/permute;
     expand of a uniform constant -> a bigger uniform constant; neg(neg(x)) -> x; (A @ B).T ->
     B.T @ A.T for 2-D matmuls."""
     changed = 0
@@ -97,10 +110,9 @@ def apply_identities(graph, order=None):
         repl = None
         if op in ("mul", "div", "add", "sub"):
             a, b = args
-            unit = 1 if op in ("mul", "div") else 0
-            if _scalar_fill(graph, b) == unit and graph.node(a)["shape"] == shape:
+            if _is_unit(graph, op, b, d["dtype"]) and graph.node(a)["shape"] == shape:
                 repl = a
-            elif op in ("mul", "add") and _scalar_fill(graph, a) == unit and graph.node(b)["shape"] == shape:
+            elif op in ("mul", "add") and _is_unit(graph, op, a, d["dtype"]) and graph.node(b)["shape"] == shape:
                 repl = b
         elif op in ("reshape", "expand") and graph.node(args[0])["shape"] == shape:
             repl = args[0]
