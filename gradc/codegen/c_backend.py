@@ -235,13 +235,13 @@ class _CEmitter(Emitter):
         cst = self.cst
         restrict = "" if self._aliased(k) else " restrict"
         params = [f"{'const ' if p.role == 'in' else ''}{p.ctype}*{restrict} {p.name}" for p in k.params]
-        phases = []
+        phases, colscratch = [], []
         for ph in k.phases:
             # (a total over the rows of a row-level value, a loss's mean over the batch: once per row)
             pre = [cst.accumulate(s, f"{s.acc}[c]") if isinstance(s, Accumulate) else self.stmt_c(s) for s in ph.pre]
             inits = [f"{t} {acc} = {cst.acc_init(op, t)};" for acc, t, op in ph.inits]
-            body, red, has_max, post = [], [acc for acc, t, op in ph.inits if op == "sum"], \
-                any(op == "max" for _, _, op in ph.inits), []
+            body, red, has_max, post, cols = [], [acc for acc, t, op in ph.inits if op == "sum"], \
+                any(op == "max" for _, _, op in ph.inits), [], []
             for s in ph.body:
                 if isinstance(s, Accumulate) and s.kind == "total":
                     local = f"{s.acc}_row"
@@ -255,7 +255,13 @@ class _CEmitter(Emitter):
                 elif isinstance(s, Accumulate) and s.kind == "row":
                     body.append(cst.accumulate(s, s.acc))
                 elif isinstance(s, Accumulate) and s.kind == "col":
-                    body.append(cst.accumulate(s, f"{s.acc}[c * {k.width} + j]"))
+                    # the row's values go to a scratch row and are added to the partials in a loop of
+                    # their own: in the loop that computes them, a select (a ReLU's gradient) next to the
+                    # widening add kept gcc from vectorising it (~12x slower); same adds, same order
+                    row = f"C{s.acc}"
+                    colscratch.append((row, s.vtype))
+                    body.append(f"{row}[j] = {s.value};")
+                    cols.append(cst.accumulate(replace(s, value=f"{row}[j]"), f"{s.acc}[c * {k.width} + j]"))
                 else:
                     body.append(self.stmt_c(s))
             for rv in ph.post:
@@ -263,10 +269,11 @@ class _CEmitter(Emitter):
                 if rv.store is not None:
                     post.insert(1, cst.store(rv.store))
             phases.append({"pre": pre, "inits": inits, "body": body, "post": post, "simd": not has_max,
-                           "reduction": red})
+                           "reduction": red, "cols": cols})
         literals = [cst.literal(s, _special(s.value), repr(s.value)) for s in k.literals]
         origins = sorted({safe_where(self.graph.node(m)["where"]) for m in k.nodes} - {""})
         return render("c/kernel.c.j2", k=k, params=params, literals=literals, phases=phases, origins=origins,
+                      colscratch=colscratch,
                       where=safe_where(self.graph.node(u.members[0])["where"]),
                       parallel=int(_parallel(k)),
                       init=lambda op: cst.acc_init(op, ""), combine=cst.combine)
