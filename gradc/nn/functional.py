@@ -8,7 +8,7 @@ from ..tensor import Tensor
 from ..ops import OPS
 from .losses import (binary_cross_entropy_with_logits, cosine_similarity, huber_loss, kl_div,  # noqa: F401
                      l1_loss, legacy_reduction, one_hot, reduce_loss, smooth_l1_loss)
-from ..functions import where, arange, rand
+from ..functions import where, arange, rand, pdist  # noqa: F401  (F.pdist is gradc.pdist)
 from .functional_conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d,  # noqa: F401
                               unfold, fold)
 from .functional_pad import pad  # noqa: F401
@@ -23,7 +23,7 @@ from .functional_act import (leaky_relu, relu6, hardtanh, elu, selu, celu, silu,
 from .functional_attention import scaled_dot_product_attention, multi_head_attention_forward  # noqa: F401
 from .losses_more import (margin_ranking_loss, hinge_embedding_loss, soft_margin_loss,  # noqa: F401
                           cosine_embedding_loss, multilabel_soft_margin_loss, multi_margin_loss,
-                          multilabel_margin_loss, pairwise_distance, pdist, triplet_margin_loss,
+                          multilabel_margin_loss, pairwise_distance, triplet_margin_loss,
                           triplet_margin_with_distance_loss, gaussian_nll_loss, poisson_nll_loss)
 from .functional_ctc import ctc_loss  # noqa: F401
 from .functional_grid import affine_grid, grid_sample  # noqa: F401

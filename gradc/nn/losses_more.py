@@ -1,6 +1,6 @@
 """Margin, embedding, distance and likelihood losses (gradc.nn.functional re-exports these) as
 composites, with PyTorch's signatures, defaults, reductions ('none' / 'mean' / 'sum') and formulas;
-and the distances they use (pairwise_distance, pdist)."""
+and the distance they use (pairwise_distance)."""
 import math
 
 import numpy as np
@@ -154,22 +154,6 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     if x1.shape[-1] != x2.shape[-1] and 1 not in (x1.shape[-1], x2.shape[-1]):
         raise ShapeError(f"pairwise_distance: the last dims differ: {tuple(x1.shape)} and {tuple(x2.shape)}")
     return (x1 - x2 + eps).norm(p, -1, keepdim)
-
-
-def pdist(input, p=2):
-    """The p-norm distance of every pair of rows i < j of an (N, M) input, in row-major order:
-    N * (N - 1) / 2 values."""
-    if input.ndim != 2:
-        raise ShapeError(f"pdist: expected a 2-D input (N, M), got shape {tuple(input.shape)}")
-    if p < 0:
-        raise ValueError(f"pdist: p must be non-negative, got {p}")
-    n = input.shape[0]
-    i, j = np.triu_indices(n, 1)
-    if len(i) == 0:
-        return input.sum(1)[:0]
-    a = input.index_select(0, tensor(i.astype(np.int64), device=input.device))
-    b = input.index_select(0, tensor(j.astype(np.int64), device=input.device))
-    return (a - b).norm(p, 1)
 
 
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, size_average=None,
