@@ -19,13 +19,6 @@ class LocScale(Distribution):
         self.loc, self.scale = broadcast_all(loc, scale)
         super().__init__(self.loc.shape, validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(type(self), _instance)
-        shape = self._expand_shape(batch_shape)
-        new.loc, new.scale = self.loc.expand(shape), self.scale.expand(shape)
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def mean(self):
@@ -116,13 +109,6 @@ class Uniform(Distribution):
     def support(self):
         return constraints.half_open_interval(self.low, self.high)
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Uniform, _instance)
-        shape = self._expand_shape(batch_shape)
-        new.low, new.high = self.low.expand(shape), self.high.expand(shape)
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def mean(self):
@@ -171,13 +157,6 @@ class Exponential(Distribution):
         (self.rate,) = broadcast_all(rate)
         super().__init__(self.rate.shape, validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Exponential, _instance)
-        shape = self._expand_shape(batch_shape)
-        new.rate = self.rate.expand(shape)
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def mean(self):

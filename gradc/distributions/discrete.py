@@ -48,15 +48,6 @@ class Bernoulli(Distribution):
     def param_shape(self):
         return self._param.shape
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Bernoulli, _instance)
-        shape = self._expand_shape(batch_shape)
-        for k in ("probs", "logits"):
-            if k in self.__dict__:
-                new.__dict__[k] = self.__dict__[k].expand(shape)
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def mean(self):
@@ -131,16 +122,6 @@ class Categorical(Distribution):
     def support(self):
         return constraints.integer_interval(0, self._num_events - 1)
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Categorical, _instance)
-        shape = self._expand_shape(batch_shape)
-        for k in ("probs", "logits"):
-            if k in self.__dict__:
-                new.__dict__[k] = self.__dict__[k].expand(shape + (self._num_events,))
-        new._num_events = self._num_events
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def mean(self):
@@ -193,13 +174,6 @@ class OneHotCategorical(Distribution):
         else:
             del self.__dict__["_validate"]
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(OneHotCategorical, _instance)
-        shape = self._expand_shape(batch_shape)
-        new._categorical = self._categorical.expand(shape)
-        Distribution.__init__(new, shape, self._event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def probs(self):

@@ -69,7 +69,21 @@ class Distribution:
         return self._event_shape
 
     def expand(self, batch_shape, _instance=None):
-        raise NotImplementedError(f"{type(self).__name__} does not implement expand()")
+        """A view of this distribution with a larger batch shape: each tensor parameter (an entry of
+        arg_constraints) expanded with its event dims kept, a wrapped distribution expanded, other
+        attributes shared. Families with other state define their own."""
+        new = self._get_checked_instance(type(self), _instance)
+        shape = self._expand_shape(batch_shape)
+        n = len(self._batch_shape)
+        for k, v in self.__dict__.items():
+            if isinstance(v, Distribution):   # a wrapped distribution of the same batch (Beta's Dirichlet)
+                v = v.expand(shape + tuple(v.batch_shape[n:]))
+            elif k in self.arg_constraints and isinstance(v, Tensor):
+                v = v.expand(shape + tuple(v.shape[n:]))
+            new.__dict__[k] = v
+        Distribution.__init__(new, shape, self._event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
 
     def _get_checked_instance(self, cls, _instance=None):
         if _instance is None and type(self).__init__ != cls.__init__:

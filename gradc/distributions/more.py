@@ -106,13 +106,6 @@ class HalfNormal(Distribution):
         (self.scale,) = broadcast_all(scale)
         super().__init__(self.scale.shape, validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(HalfNormal, _instance)
-        shape = self._expand_shape(batch_shape)
-        new.scale = self.scale.expand(shape)
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def mean(self):
@@ -156,13 +149,6 @@ class StudentT(Distribution):
         self.df, self.loc, self.scale = broadcast_all(df, loc, scale)
         super().__init__(self.df.shape, validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(StudentT, _instance)
-        shape = self._expand_shape(batch_shape)
-        new.df, new.loc, new.scale = (t.expand(shape) for t in (self.df, self.loc, self.scale))
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def mean(self):
@@ -206,13 +192,6 @@ class Poisson(Distribution):
         (self.rate,) = broadcast_all(rate)
         super().__init__(self.rate.shape, validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Poisson, _instance)
-        shape = self._expand_shape(batch_shape)
-        new.rate = self.rate.expand(shape)
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def mean(self):
@@ -260,11 +239,6 @@ class _ProbsOrLogits(Distribution):
     def probs(self):
         return logits_to_probs(self.logits, is_binary=True)
 
-    def _expand_params(self, new, shape):
-        for k in ("probs", "logits"):
-            if k in self.__dict__:
-                new.__dict__[k] = self.__dict__[k].expand(shape)
-
 
 class Geometric(_ProbsOrLogits):
     """The number of failures before the first success (support 0, 1, 2, ...)."""
@@ -274,14 +248,6 @@ class Geometric(_ProbsOrLogits):
     def __init__(self, probs=None, logits=None, validate_args=None):
         (p,) = self._set_param("Geometric", probs, logits)
         super().__init__(p.shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Geometric, _instance)
-        shape = self._expand_shape(batch_shape)
-        self._expand_params(new, shape)
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def mean(self):
@@ -321,15 +287,6 @@ class Binomial(_ProbsOrLogits):
         p, self.total_count = self._set_param("Binomial", probs, logits, total_count)
         self.total_count = self.total_count.to(p.dtype)
         super().__init__(p.shape, validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(Binomial, _instance)
-        shape = self._expand_shape(batch_shape)
-        new.total_count = self.total_count.expand(shape)
-        self._expand_params(new, shape)
-        Distribution.__init__(new, shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @property
     def support(self):
