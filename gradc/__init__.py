@@ -40,4 +40,5 @@ from .serialization import save, load  # noqa: E402  (checkpoints; load also rea
 from . import debug  # noqa: E402
 from . import testing  # noqa: E402
 from . import special  # noqa: E402
+from . import linalg  # noqa: E402
 autograd.gradcheck, autograd.gradgradcheck = testing.gradcheck, testing.gradgradcheck  # torch.autograd's names

@@ -1,0 +1,90 @@
+"""torch.linalg's everyday names: vector and matrix norms, vecdot, cross, multi_dot, and the
+Cholesky factorisation and triangular solves (written with tensor ops, O(n) of them: for the small
+matrices of a distribution or a Gaussian-process toy, not for large systems). Everything here
+differentiates and compiles like any op."""
+import math
+
+from .distributions.linalg import cholesky as _lower_cholesky, solve_lower_matrix
+from .errors import ShapeError
+from .functions import cross as _cross, diagonal as _diagonal, flip, matmul, norm as _norm  # noqa: F401
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    """The ord-norm of x over dim (all elements when None) as one vector."""
+    if dtype is not None:
+        x = x.to(dtype)
+    if dim is None and not keepdim:
+        x, dim = x.reshape(-1), 0
+    return _norm(x, ord, dim, keepdim)
+
+
+def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
+    """'fro', 1, -1, inf or -inf norm of the matrices over the two dims `dim`."""
+    if dtype is not None:
+        A = A.to(dtype)
+    if A.ndim < 2:
+        raise ShapeError(f"matrix_norm: expects at least 2 dims, got shape {A.shape}")
+    r, c = (d % A.ndim for d in dim)
+    if ord == "fro":
+        return _norm(A, 2, (r, c), keepdim)
+    if ord in (1, -1, math.inf, -math.inf):
+        # 1: the largest column sum of |A|; inf: the largest row sum (minus: the smallest)
+        summed, picked = (r, c) if ord in (1, -1) else (c, r)
+        sums = A.abs().sum(summed, keepdim=True)
+        out = sums.amax(picked, keepdim=True) if ord > 0 else sums.amin(picked, keepdim=True)
+        return out if keepdim else out.squeeze((r, c))
+    raise ValueError(f"matrix_norm: ord must be 'fro', 1, -1, inf or -inf, got {ord!r} (nuclear and spectral "
+                     "norms need a singular value decomposition, which gradc does not have)")
+
+
+def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
+    """vector_norm for a vector (or an int dim), matrix_norm for a matrix (or a pair of dims)."""
+    if isinstance(dim, int) or (dim is None and (A.ndim == 1 or ord is None)):
+        return vector_norm(A, 2 if ord is None else ord, dim, keepdim, dtype=dtype)
+    return matrix_norm(A, "fro" if ord is None else ord, (-2, -1) if dim is None else dim, keepdim, dtype=dtype)
+
+
+def vecdot(x, y, *, dim=-1):
+    return (x * y).sum(dim)
+
+
+def cross(input, other, *, dim=-1):
+    return _cross(input, other, dim=dim)
+
+
+def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
+    return _diagonal(A, offset, dim1, dim2)
+
+
+def multi_dot(tensors):
+    """A chain of matrix products (a 1-D first or last operand is a row or column vector)."""
+    if len(tensors) < 2:
+        raise ShapeError(f"multi_dot: expects at least 2 tensors, got {len(tensors)}")
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = matmul(out, t)
+    return out
+
+
+def cholesky(A, *, upper=False):
+    """L with L @ L.mH == A for symmetric positive-definite A (..., n, n); U = L.mT with upper."""
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise ShapeError(f"cholesky: expects square matrices (..., n, n), got shape {A.shape}")
+    L = _lower_cholesky(A)
+    return L.mT if upper else L
+
+
+def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
+    """X with A @ X == B (left) or X @ A == B, for triangular A."""
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise ShapeError(f"solve_triangular: A must be square matrices (..., n, n), got shape {A.shape}")
+    if not left:   # X A = B  <=>  A^T X^T = B^T, and A^T is triangular the other way
+        return solve_triangular(A.mT, B.mT, upper=not upper, unitriangular=unitriangular).mT
+    if unitriangular:
+        n = A.shape[-1]
+        from .functions import eye
+        I = eye(n, dtype=A.dtype, device=A.device)
+        A = A * (1 - I) + I
+    if upper:   # reversing rows and columns turns an upper system into a lower one
+        return flip(solve_lower_matrix(flip(A, (-2, -1)), flip(B, (-2,))), (-2,))
+    return solve_lower_matrix(A, B)
