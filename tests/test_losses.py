@@ -83,3 +83,20 @@ def test_cosine_similarity_and_one_hot():
     np.testing.assert_array_equal(F.one_hot(gradc.tensor(idx), 6).numpy(), TF.one_hot(torch.tensor(idx), 6).numpy())
     with pytest.raises(gradc.ShapeError):
         F.l1_loss(gradc.ones(2), gradc.ones(3))
+
+
+def test_regression_losses_take_weight_and_legacy_arguments_as_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, y, w = rng.standard_normal((3, 4)), rng.standard_normal((3, 4)), rng.random((3, 4))
+    for name, extra in (("mse_loss", {}), ("l1_loss", {}), ("huber_loss", {"delta": 0.5})):
+        for reduction in ("mean", "sum", "none"):
+            ours = getattr(gradc.nn.functional, name)(gradc.tensor(x), gradc.tensor(y), reduction=reduction,
+                                                      weight=gradc.tensor(w), **extra)
+            theirs = getattr(torch.nn.functional, name)(torch.tensor(x), torch.tensor(y), reduction=reduction,
+                                                        weight=torch.tensor(w), **extra)
+            np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gradc.nn.functional.mse_loss(gradc.tensor(x), gradc.tensor(y), size_average=False).numpy(),
+                               torch.nn.functional.mse_loss(torch.tensor(x), torch.tensor(y), size_average=False).numpy())
+    with pytest.raises(gradc.ShapeError, match="same size"):
+        gradc.nn.functional.mse_loss(gradc.tensor(x), gradc.tensor(y), weight=gradc.ones(4))

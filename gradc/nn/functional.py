@@ -7,7 +7,7 @@ from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from ..ops import OPS
 from .losses import (binary_cross_entropy_with_logits, cosine_similarity, huber_loss, kl_div,  # noqa: F401
-                     l1_loss, legacy_reduction, one_hot, reduce_loss, smooth_l1_loss)
+                     l1_loss, legacy_reduction, one_hot, reduce_loss, smooth_l1_loss, weighted)
 from ..functions import where, arange, rand, pdist  # noqa: F401  (F.pdist is gradc.pdist)
 from .functional_conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d,  # noqa: F401
                               unfold, fold)
@@ -171,11 +171,11 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     return where((input != padding_idx).unsqueeze(-1), out, out.detach())
 
 
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     if input.shape != target.shape:
         raise ShapeError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
     diff = input - target
-    return reduce_loss(diff * diff, reduction, "mse_loss")
+    return weighted(diff * diff, weight, legacy_reduction(size_average, reduce, reduction), "mse_loss")
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):

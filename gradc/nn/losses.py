@@ -46,9 +46,22 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return reduce_loss(loss, legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy_with_logits")
 
 
-def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+def weighted(loss, weight, reduction, what, mean_by_weight=True):
+    """PyTorch's weight= of mse, l1 and huber (the input's shape): the elementwise loss times its
+    weight, and a 'mean' of mse and l1 divided by the weights' sum (huber's by the element count)."""
+    if weight is not None:
+        if tuple(weight.shape) != tuple(loss.shape):
+            raise ShapeError(f"{what}: weight has shape {tuple(weight.shape)}, the input {tuple(loss.shape)}; they "
+                             "must be the same size")
+        loss = loss * weight
+        if reduction == "mean" and mean_by_weight:
+            return loss.sum() / weight.sum()
+    return reduce_loss(loss, reduction, what)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     _same_shape(input, target, "l1_loss")
-    return reduce_loss((input - target).abs(), legacy_reduction(size_average, reduce, reduction), "l1_loss")
+    return weighted((input - target).abs(), weight, legacy_reduction(size_average, reduce, reduction), "l1_loss")
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
@@ -60,10 +73,11 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return reduce_loss(loss, legacy_reduction(size_average, reduce, reduction), "smooth_l1_loss")
 
 
-def huber_loss(input, target, reduction="mean", delta=1.0):
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     _same_shape(input, target, "huber_loss")
     d = (input - target).abs()
-    return reduce_loss(where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta)), reduction, "huber_loss")
+    return weighted(where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta)), weight, reduction, "huber_loss",
+                    mean_by_weight=False)
 
 
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
