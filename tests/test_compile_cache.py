@@ -488,3 +488,26 @@ def test_corrupted_cache_entry_is_rewritten_not_imported(tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "_loaded", {})
     assert_close(gradc.compile(corrupt_me)(x), corrupt_me(x))
     assert path.read_text() == source
+
+
+def test_compiled_code_is_read_back_and_a_damaged_code_entry_is_compiled_again(monkeypatch):
+    import builtins
+    source = "def make(consts):\n    return lambda x: x * 2.0\n"
+    compiled = []
+    real_compile = builtins.compile
+    monkeypatch.setattr(builtins, "compile", lambda *a, **k: compiled.append(a[1]) or real_compile(*a, **k))
+    monkeypatch.setattr(cache, "_loaded", {})
+    assert cache.load_module(source).make({})(3.0) == 6.0
+    assert len(compiled) == 1
+    entries = list((cache.cache_dir() / "code").rglob("*.code"))
+    assert len(entries) == 1
+    monkeypatch.setattr(cache, "_loaded", {})   # a new process: the code is read back, not compiled
+    assert cache.load_module(source).make({})(3.0) == 6.0
+    assert len(compiled) == 1
+    data = entries[0].read_bytes()
+    for damaged in (data[:len(data) // 2], data[:40] + bytes([data[40] ^ 1]) + data[41:]):
+        entries[0].write_bytes(damaged)
+        monkeypatch.setattr(cache, "_loaded", {})
+        assert cache.load_module(source).make({})(3.0) == 6.0   # compiled again, never unmarshalled
+        assert entries[0].read_bytes() == data
+    assert len(compiled) == 3

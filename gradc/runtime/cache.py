@@ -1,4 +1,5 @@
-"""Content-addressed on-disk cache of generated code, and the rules that keep it harmless.
+"""Content-addressed on-disk cache of generated code (and of its compiled bytecode, which a big
+module takes seconds to compile), and the rules that keep it harmless.
 
 An entry's file name is the SHA-256 of its source. Writes go to a temporary file in the same folder
 and are renamed into place, so a reader never sees a partial file and two processes racing to
@@ -13,6 +14,8 @@ file, read-only, full) gives one warning and everything continues in memory. Tem
 killed process left behind are removed once they are old."""
 import ctypes
 import hashlib
+import importlib.util
+import marshal
 import os
 import re
 import shutil
@@ -141,7 +144,7 @@ def load_module(source):
     # now: the file only gives tracebacks their lines. Another process may rewrite it meanwhile.
     mod = types.ModuleType(name)
     mod.__file__ = str(path)
-    code = compile(source, str(path), "exec")
+    code = _code(source, str(path))
     sys.modules[name] = mod
     try:
         exec(code, mod.__dict__)
@@ -149,6 +152,26 @@ def load_module(source):
         sys.modules.pop(name, None)
     _loaded[key] = mod
     return mod
+
+
+def _code(source, path):
+    """The code object of `source`: compiling a big generated module takes a second and more, reading
+    its marshalled code back a few ms. The entry is keyed by the source, the path its tracebacks
+    name and this interpreter's bytecode magic, and carries the SHA-256 of its bytes: a damaged or
+    truncated one is compiled and written again."""
+    key = digest("\0".join((source, path, importlib.util.MAGIC_NUMBER.hex())))
+    entry = cache_dir() / "code" / key[:2] / f"{key}.code"
+    try:
+        data = entry.read_bytes()
+        if data[:32] == hashlib.sha256(data[32:]).digest():
+            return marshal.loads(data[32:])
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    code = compile(source, path, "exec")
+    body = marshal.dumps(code)
+    sweep()
+    write_entry(entry, hashlib.sha256(body).digest() + body, sync=False)
+    return code
 
 
 # ---------------------------------------------------------------------- shared objects
@@ -211,7 +234,7 @@ def _dlopen_copy(data):
 
 
 # ---------------------------------------------------------------------- what gradc owns in the folder
-KINDS = ("numpy", "c", "cuda", "cuda-emulation", "templates", "lowered")
+KINDS = ("numpy", "c", "cuda", "cuda-emulation", "templates", "lowered", "code")
 TOP_FILES = ("tuning.json", "native.json")
 _ENTRY = re.compile(r"^[0-9a-f]{64}(\.[A-Za-z0-9]+)+$")
 _TEMP = re.compile(r"^\..+\.tmp$")
