@@ -13,7 +13,11 @@ from .. import dispatch
 from .. import dtypes as D
 from ..errors import DTypeError
 
-_local = threading.local()  # .dtype: the low-precision dtype of this thread's open region, None when off
+class _Local(threading.local):
+    dtype = None   # the low-precision dtype of this thread's open region, None when off (read on every compiled call)
+
+
+_local = _Local()
 _lock = threading.Lock()
 _open = [0]  # enabled regions open in all threads: the mode is on the dispatch stack while this is > 0
 
@@ -22,12 +26,12 @@ _DEVICE_TYPES = ("cpu", "cuda")
 
 def is_autocast_enabled():
     """Whether ops called from this thread run under an autocast policy now."""
-    return getattr(_local, "dtype", None) is not None
+    return _local.dtype is not None
 
 
 def get_autocast_dtype():
     """The low-precision dtype of the open autocast region (float16 when none is open)."""
-    return getattr(_local, "dtype", None) or D.float16
+    return _local.dtype or D.float16
 
 
 def cast_operands(prim, args):
@@ -35,7 +39,7 @@ def cast_operands(prim, args):
     policy = prim.amp
     if policy == "follow":
         return args
-    low = getattr(_local, "dtype", None)
+    low = _local.dtype
     if low is None:
         return args
     # float64 is never touched (as in PyTorch): only the float32 <-> float16 pair is autocast's business.
@@ -67,7 +71,7 @@ class Autocast(dispatch.Mode):
         return self.below.bind(prim, cast_operands(prim, args), attrs)
 
     def low_dtype(self):
-        return getattr(_local, "dtype", None)
+        return _local.dtype
 
 
 _MODE = Autocast()
@@ -110,7 +114,7 @@ class autocast:
         self._prev = []
 
     def __enter__(self):
-        self._prev.append(getattr(_local, "dtype", None))
+        self._prev.append(_local.dtype)
         _local.dtype = self.dtype if self.enabled else None
         if self.enabled:
             _install(+1)
