@@ -7,42 +7,19 @@ from ..grad_mode import no_grad
 from ..nn import functional as F
 from ..tensor import Tensor
 from . import constraints
+from .binary import BinaryProbsOrLogits, one_of
 from .distribution import Distribution
 from .utils import DistributionError, broadcast_all, lazy_property, logits_to_probs, probs_to_logits
 
 
-def _one_of(who, probs, logits):
-    if (probs is None) == (logits is None):
-        raise DistributionError(f"{who}: give exactly one of probs or logits (got "
-                                f"{'both' if probs is not None else 'neither'})")
-
-
-class Bernoulli(Distribution):
+class Bernoulli(BinaryProbsOrLogits):
     arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
     support = constraints.boolean
     has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        _one_of("Bernoulli", probs, logits)
-        if probs is not None:
-            (self.probs,) = broadcast_all(probs)
-            shape = self.probs.shape
-        else:
-            (self.logits,) = broadcast_all(logits)
-            shape = self.logits.shape
-        super().__init__(shape, validate_args=validate_args)
-
-    @property
-    def _param(self):
-        return self.__dict__["probs"] if "probs" in self.__dict__ else self.__dict__["logits"]
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
+        (p,) = self._set_param("Bernoulli", probs, logits)
+        super().__init__(p.shape, validate_args=validate_args)
 
     @property
     def param_shape(self):
@@ -90,7 +67,7 @@ class Categorical(Distribution):
     has_enumerate_support = True
 
     def __init__(self, probs=None, logits=None, validate_args=None):
-        _one_of(type(self).__name__, probs, logits)
+        one_of(type(self).__name__, probs, logits)
         param = probs if probs is not None else logits
         if not isinstance(param, Tensor) or param.ndim < 1:
             raise DistributionError(f"{type(self).__name__}: probs or logits must be a tensor of at least one "

@@ -14,11 +14,11 @@ from ..functions import arange, atan, digamma, erf, erfinv, finfo, lgamma, rand,
 from ..grad_mode import no_grad
 from ..nn import functional as F
 from . import constraints
+from .binary import BinaryProbsOrLogits
 from .continuous import LocScale
 from .distribution import Distribution
 from .gamma import Gamma
-from .utils import DistributionError, LOG_SQRT_2PI, broadcast_all, lazy_property, logits_to_probs, \
-    probs_to_logits
+from .utils import LOG_SQRT_2PI, broadcast_all
 
 EULER = 0.57721566490153286060
 
@@ -216,31 +216,7 @@ class Poisson(Distribution):
         return xlogy(value, rate) - rate - lgamma(value + 1)
 
 
-class _ProbsOrLogits(Distribution):
-    """Shared by Geometric and Binomial: exactly one of probs or logits, the other derived."""
-
-    def _set_param(self, who, probs, logits, *others):
-        if (probs is None) == (logits is None):
-            raise DistributionError(f"{who}: give exactly one of probs or logits (got "
-                                    f"{'both' if probs is not None else 'neither'})")
-        out = broadcast_all(probs if probs is not None else logits, *others)
-        self.__dict__["probs" if probs is not None else "logits"] = out[0]
-        return out
-
-    @property
-    def _param(self):
-        return self.__dict__["probs"] if "probs" in self.__dict__ else self.__dict__["logits"]
-
-    @lazy_property
-    def logits(self):
-        return probs_to_logits(self.probs, is_binary=True)
-
-    @lazy_property
-    def probs(self):
-        return logits_to_probs(self.logits, is_binary=True)
-
-
-class Geometric(_ProbsOrLogits):
+class Geometric(BinaryProbsOrLogits):
     """The number of failures before the first success (support 0, 1, 2, ...)."""
     arg_constraints = {"probs": constraints.interval(0.0, 1.0), "logits": constraints.real}
     support = constraints.nonnegative_integer
@@ -278,7 +254,7 @@ class Geometric(_ProbsOrLogits):
         return F.binary_cross_entropy_with_logits(self.logits, self.probs, reduction="none") / self.probs
 
 
-class Binomial(_ProbsOrLogits):
+class Binomial(BinaryProbsOrLogits):
     arg_constraints = {"total_count": constraints.nonnegative_integer, "probs": constraints.unit_interval,
                        "logits": constraints.real}
     has_enumerate_support = True
