@@ -231,8 +231,8 @@ def _at_index(input, index, dim, keepdim):
 
 
 export("argmin")(lambda input, dim=None, keepdim=False: (-input).argmax(dim, keepdim))
-export("all")(lambda input: input.bool().logical_not().sum() == 0)
-export("any")(lambda input: input.bool().sum() > 0)
+export("all")(lambda input, dim=None, keepdim=False: input.bool().logical_not().sum(dim, keepdim=keepdim) == 0)
+export("any")(lambda input, dim=None, keepdim=False: input.bool().sum(dim, keepdim=keepdim) > 0)
 
 
 @export("softmax")

@@ -40,3 +40,8 @@ class OutOfMemoryError(GradcError, MemoryError):
 
 class ConfigError(GradcError, ValueError):
     """A GRADC_* environment variable holds a value gradc does not accept."""
+
+
+class LinAlgError(GradcError, RuntimeError):
+    """A linear-algebra routine got a matrix it cannot handle (e.g. Cholesky of a matrix that is not
+    positive definite); torch.linalg.LinAlgError's counterpart, also a RuntimeError."""

@@ -2,7 +2,7 @@
 tracing and every backend cover it): batched Cholesky factorisation, solves with a lower-triangular
 matrix, and the inverse of one. Each loops over the n rows or columns in Python, O(n) tensor ops:
 meant for the event sizes of a distribution (tens), not for large matrices."""
-from ..functions import arange, eye, stack
+from ..functions import arange, eye, stack, where
 
 
 def cholesky_pivots(a):
@@ -37,7 +37,8 @@ def cholesky(a):
             done = stack(cols, -1)
             v = v - (done * done[..., j:j + 1, :]).sum(-1)
         keep = (_index(n, a) >= j).to(a.dtype)
-        cols.append(v / v[..., j:j + 1].sqrt() * keep)
+        pivot = v[..., j:j + 1]   # not > 0: the matrix is not positive definite; NaN, not a warning
+        cols.append(v / where(pivot > 0, pivot, float("nan")).sqrt() * keep)
     return stack(cols, -1)
 
 

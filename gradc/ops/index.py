@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import DTypeError, OutOfRangeError, ShapeError
+from ..errors import DTypeError, LinAlgError, OutOfRangeError, ShapeError
 from ..shapes import normalize_axis
 from .primitive import primitive
 
@@ -69,12 +69,15 @@ def index_select(input, dim, index):
 def _check_index_kernel(xp, idx, high, ignore, what=""):
     """idx itself, after checking that every entry (other than `ignore`) is in [0, high). `what`
     names the caller's argument (`cross_entropy: target`); the message starts with it, eagerly and in
-    compiled programs alike."""
+    compiled programs alike. A `what` holding "{index}" is a linear-algebra check's whole message
+    (the bad entry put in its place), raised as LinAlgError."""
     bad = (idx < 0) | (idx >= high)
     if ignore is not None:
         bad &= idx != ignore
     if bool(bad.any()):
         first = int(idx[bad].reshape(-1)[0])
+        if "{index}" in what:   # a value check phrased as indices (its own whole message)
+            raise LinAlgError(what.format(index=first))
         also = f", or the ignored {ignore}" if ignore is not None else ""
         core = f"index {first} is out of range for a dimension of size {high} (valid: 0..{high - 1}{also})"
         raise OutOfRangeError(f"{what} {core}" if what else core)

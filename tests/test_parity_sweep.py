@@ -1,0 +1,54 @@
+"""Small PyTorch-parity regressions: each case once gave a different answer from PyTorch (or a
+cryptic error where PyTorch works, or a silent NaN where PyTorch raises), eagerly or compiled."""
+import numpy as np
+import pytest
+
+import gradc
+from gradc.errors import LinAlgError
+
+torch = pytest.importorskip("torch")
+
+BACKENDS = ("numpy", "c")
+
+
+def _close(a, b, tol=1e-6):
+    a = a.numpy() if hasattr(a, "numpy") else np.asarray(a)
+    b = b.detach().numpy() if hasattr(b, "detach") else np.asarray(b)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+# -- linalg.cholesky --------------------------------------------------------------------------
+
+def test_cholesky_upper_reads_the_upper_triangle():
+    a = np.array([[4.0, 1.0], [100.0, 3.0]])
+    for upper in (True, False):
+        src = a if upper else a.T
+        _close(gradc.linalg.cholesky(gradc.tensor(src), upper=upper),
+               torch.linalg.cholesky(torch.tensor(src), upper=upper))
+
+
+@pytest.mark.parametrize("backend", (None,) + BACKENDS)
+def test_cholesky_not_positive_definite_raises(backend):
+    good = np.array([[4.0, 2.0], [2.0, 3.0]])
+    bad = np.stack([good, np.array([[1.0, 2.0], [2.0, 1.0]])])
+    fn = gradc.linalg.cholesky if backend is None else gradc.compile(gradc.linalg.cholesky, backend=backend)
+    _close(fn(gradc.tensor(good)), torch.linalg.cholesky(torch.tensor(good)))
+    with pytest.raises(torch.linalg.LinAlgError, match="order 2"):
+        torch.linalg.cholesky(torch.tensor(bad))
+    with pytest.raises(LinAlgError, match="not positive-definite .*order 2"):
+        fn(gradc.tensor(bad))
+    assert issubclass(LinAlgError, RuntimeError) and gradc.linalg.LinAlgError is LinAlgError
+
+
+# -- reductions -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ("any", "all"))
+def test_any_all_with_dim_and_keepdim(name):
+    a = np.array([[True, False, True], [False, False, True]])
+    for kw in ({}, {"dim": 1}, {"dim": 0, "keepdim": True}, {"dim": -1, "keepdim": False}):
+        got, want = getattr(gradc.tensor(a), name)(**kw), getattr(torch.tensor(a), name)(**kw)
+        assert got.dtype == gradc.bool
+        _close(got, want)
+    f = gradc.compile(lambda x: getattr(x, name)(1), backend="numpy")
+    _close(f(gradc.tensor(a)), getattr(torch.tensor(a), name)(1))
