@@ -6,8 +6,10 @@ probed once per machine (a small OpenMP translation unit must build, load and ru
 kept in the cache folder (native.json) under the compiler command, its identity (real path, size
 and modification time of what it runs), the flags and the CPU, so a compiler that was upgraded or
 replaced is probed again, and `gradc info` can name what is used. Flags: GRADC_CFLAGS, else
-`-O3 -march=native`; `-fno-math-errno` is the only math relaxation, and it keeps NaN, inf and
-signed zero exactly as without it (`-fwrapv` makes integer arithmetic wrap, as NumPy's does). Shared objects are built by content hash (source, compiler,
+`-O3 -march=native`. The only math relaxations are `-fno-math-errno` and `-fno-trapping-math` (no
+errno, no floating-point traps: gcc may then turn selects into vector blends); both keep NaN, inf
+and signed zero exactly as without them. `-fwrapv` makes integer arithmetic wrap, as NumPy's
+does. Shared objects are built by content hash (source, compiler,
 flags, CPU) and verified before they are loaded (cache.load_shared_object); they are loaded with
 ctypes (no build step of its own and part of Python; each kernel call passes raw addresses, which
 is all a kernel needs).
@@ -36,7 +38,7 @@ from ..errors import GradcError
 from . import cache
 
 DEFAULT_CFLAGS = ("-O3", "-march=native")
-_BASE_FLAGS = ("-std=c11", "-shared", "-fPIC", "-fopenmp", "-fno-math-errno", "-fwrapv")   # (integers wrap as NumPy's)
+_BASE_FLAGS = ("-std=c11", "-shared", "-fPIC", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-fwrapv")   # (integers wrap as NumPy's)
 _PROBE = ("#include <math.h>\nint gradc_probe(void) { int n = 0;\n"
           "#pragma omp parallel reduction(+:n)\n  n += 1;\n  return n > 0 && erff(0.0f) == 0.0f; }\n")
 _PROBE_SIMD = ("#include <math.h>\n#pragma omp declare simd notinbranch\nfloat erff(float);\n"
