@@ -12,7 +12,7 @@ BACKENDS = ("numpy", "c")
 
 
 def _close(a, b, tol=1e-6):
-    a = a.numpy() if hasattr(a, "numpy") else np.asarray(a)
+    a = a.detach().numpy() if hasattr(a, "numpy") else np.asarray(a)
     b = b.detach().numpy() if hasattr(b, "detach") else np.asarray(b)
     assert a.shape == b.shape, (a.shape, b.shape)
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
@@ -52,3 +52,19 @@ def test_any_all_with_dim_and_keepdim(name):
         _close(got, want)
     f = gradc.compile(lambda x: getattr(x, name)(1), backend="numpy")
     _close(f(gradc.tensor(a)), getattr(torch.tensor(a), name)(1))
+
+
+# -- modules ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_module_built_inside_a_compiled_function(backend):
+    def f(x):
+        conv = gradc.nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect", bias=False)
+        with gradc.no_grad():
+            conv.weight.fill_(0.5)
+        return conv(x)
+    x = np.linspace(-1, 1, 2 * 2 * 4 * 5).reshape(2, 2, 4, 5).astype(np.float32)
+    want = torch.nn.functional.conv2d(torch.nn.functional.pad(torch.tensor(x), (1, 1, 1, 1), mode="reflect"),
+                                      torch.full((3, 2, 3, 3), 0.5))
+    _close(f(gradc.tensor(x)), want, 1e-5)
+    _close(gradc.compile(f, backend=backend)(gradc.tensor(x)), want, 1e-5)

@@ -22,9 +22,9 @@ class Parameter(Tensor):
             raise DTypeError(f"only floating-point tensors can require grad, got a {src.dtype!r} Parameter; "
                              "pass requires_grad=False or convert with .float()")
         p = object.__new__(cls)
-        p._data, p._sym = src._data, None
+        p._data, p._sym = src._data, src._sym   # traced data (a module built while tracing) stays traced
         p.shape, p.dtype, p.device = src.shape, src.dtype, src.device
-        p.grad, p._grad_fn, p._version, p._hooks = None, None, [0], None
+        p._grad, p._grad_fn, p._version, p._hooks = None, None, [0], None
         p.requires_grad = bool(requires_grad) and src.dtype.is_floating_point
         return p
 
