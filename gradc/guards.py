@@ -200,10 +200,11 @@ class Reads:
         # not the user's program: bracket every collection so its reads are not guarded.
         gc.callbacks.insert(0, self._gc_start)
         gc.callbacks.append(self._gc_stop)
+        hook = self._hook()
         if self._use_trace:
-            sys.settrace(self._hook)
+            sys.settrace(hook)
         else:
-            sys.setprofile(self._hook)
+            sys.setprofile(hook)
         return self
 
     def __exit__(self, *exc):
@@ -222,13 +223,18 @@ class Reads:
     def _gc_stop(self, phase, info):    # last callback: it has ended
         self._collecting = self._collecting and phase != "stop"
 
-    def _hook(self, frame, event, arg):
-        if event == "call" and not self._collecting:
-            code = frame.f_code
-            if code not in self.codes:
-                self.codes.add(code)
-                if not code.co_filename.startswith(_SKIP_DIRS):
-                    self._record_globals(code, frame.f_globals)
+    def _hook(self):
+        """The trace function: it runs on every Python call of the traced code, so it reads only locals."""
+        codes, record = self.codes, self._record_globals
+
+        def hook(frame, event, arg):
+            if event == "call":
+                code = frame.f_code
+                if code not in codes and not self._collecting:
+                    codes.add(code)
+                    if not code.co_filename.startswith(_SKIP_DIRS):
+                        record(code, frame.f_globals)
+        return hook
 
     def _record_globals(self, code, g):
         mutated = mutated_names(code)

@@ -28,21 +28,24 @@ def user_location(skip_internal=True):
     """file:line of the innermost frame outside gradc (the user's code that made the call)."""
     f = sys._getframe(1)
     cwd = os.getcwd()
+    files = _FILES.get(cwd)
+    if files is None:
+        files = _FILES[cwd] = {}
     while f is not None:
         fn = f.f_code.co_filename
-        known = _FILES.get((fn, cwd))
+        known = files.get(fn)
         if known is None:
             # the interpreter's own runners (python -m) are never the user's line
             kind = "frozen" if fn.startswith("<frozen ") else \
                 ("gradc" if os.path.abspath(fn).startswith(_PKG_DIR) else "user")
-            known = _FILES[(fn, cwd)] = (kind, _shown_path(fn))
+            known = files[fn] = (kind, _shown_path(fn))
         if known[0] == "user" or known[0] == "gradc" and not skip_internal:
             return f"{known[1]}:{f.f_lineno}"
         f = f.f_back
     return None
 
 
-_FILES = {}   # (code file name, working directory) -> ("frozen" | "gradc" | "user", the name shown)
+_FILES = {}   # working directory -> {code file name: ("frozen" | "gradc" | "user", the name shown)}
 
 
 def _shown_path(fn):

@@ -35,8 +35,8 @@ class Graph:
     def add(self, op, args=(), shape=(), dtype="float32", attrs=None, where=None, grad_edges=None):
         nid = next(self._ids)
         self.g.add_node(nid, op=op, shape=tuple(shape), dtype=dtype, attrs=dict(attrs or {}), where=where)
-        for i, a in enumerate(args):
-            self.g.add_edge(a, nid, index=i, grad=bool(grad_edges[i]) if grad_edges else False)
+        for i, a in enumerate(args):   # (an explicit key: networkx finds a free one through a KeyError)
+            self.g.add_edge(a, nid, key=i, index=i, grad=bool(grad_edges[i]) if grad_edges else False)
         return nid
 
     def add_input(self, name, shape, dtype, where=None):
