@@ -68,3 +68,23 @@ def test_module_built_inside_a_compiled_function(backend):
                                       torch.full((3, 2, 3, 3), 0.5))
     _close(f(gradc.tensor(x)), want, 1e-5)
     _close(gradc.compile(f, backend=backend)(gradc.tensor(x)), want, 1e-5)
+
+
+# -- pooling and resampling -------------------------------------------------------------------
+
+@pytest.mark.parametrize("out", ((2, 3, 2), (4, 1, 3), (None, 2, None)))
+def test_adaptive_max_pool3d(out):
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 4, 3)).astype(np.float32)
+    want_v, want_i = torch.nn.functional.adaptive_max_pool3d(torch.tensor(x), out, return_indices=True)
+    got_v, got_i = gradc.nn.functional.adaptive_max_pool3d(gradc.tensor(x), out, return_indices=True)
+    _close(got_v, want_v)
+    assert np.array_equal(got_i.numpy(), want_i.numpy())
+    f = gradc.compile(lambda t: gradc.nn.AdaptiveMaxPool3d(out)(t), backend="numpy")
+    _close(f(gradc.tensor(x[0])), want_v[0])
+
+
+def test_interpolate_area_5d():
+    x = np.random.default_rng(1).standard_normal((1, 2, 3, 4, 5)).astype(np.float32)
+    for kw in ({"scale_factor": (1.5, 2, 0.7)}, {"size": (2, 3, 4)}):
+        _close(gradc.nn.functional.interpolate(gradc.tensor(x), mode="area", **kw),
+               torch.nn.functional.interpolate(torch.tensor(x), mode="area", **kw), 1e-5)

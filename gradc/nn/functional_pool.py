@@ -301,35 +301,43 @@ def adaptive_avg_pool1d(input, output_size):
     return _adaptive_avg_dim(input, input.ndim - 1, o)
 
 
-def _adaptive_max2d(x, outs, return_indices):
-    n, c, h, w = x.shape
-    (hs, he), (ws, we) = _bounds(h, outs[0]), _bounds(w, outs[1])
-    kh, kw = int((he - hs).max()), int((we - ws).max())
-    # Every window padded to the largest by repeating its first element: a repeat can tie with
-    # the true maximum only where that first element is the maximum, so the first maximum stays.
-    rows = hs[:, None] + np.arange(kh)[None, :]
-    rows = np.where(rows < he[:, None], rows, hs[:, None])
-    cols = ws[:, None] + np.arange(kw)[None, :]
-    cols = np.where(cols < we[:, None], cols, ws[:, None])
-    pos = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(outs[0], outs[1], kh * kw)
-    gathered = x.reshape(n, c, h * w)[:, :, tensor(pos.reshape(-1), device=x.device)]
-    val, idx = _first_max(gathered.reshape(n, c, outs[0], outs[1], kh * kw), 4)
+def _adaptive_max(x, outs, return_indices):
+    """x (N, C, *spatial) -> the first maximum over each of PyTorch's adaptive windows."""
+    n, c, spatial = x.shape[0], x.shape[1], tuple(x.shape[2:])
+    nd, pos = len(spatial), np.zeros((1,) * (2 * len(spatial)), dtype=np.int64)
+    for d, (size, o) in enumerate(zip(spatial, outs)):
+        # Every window padded to the largest by repeating its first element: a repeat can tie with
+        # the true maximum only where that first element is the maximum, so the first maximum stays.
+        start, end = _bounds(size, o)
+        k = int((end - start).max())
+        taps = start[:, None] + np.arange(k)[None, :]
+        taps = np.where(taps < end[:, None], taps, start[:, None])
+        shape = [1] * (2 * nd)
+        shape[d], shape[nd + d] = o, k
+        pos = pos * size + taps.reshape(shape)      # flat position in the (*spatial) plane
+    win = pos.shape[nd:]
+    pos = pos.reshape(tuple(outs) + (math.prod(win),))
+    gathered = x.reshape(n, c, math.prod(spatial))[:, :, tensor(pos.reshape(-1), device=x.device)]
+    val, idx = _first_max(gathered.reshape((n, c) + tuple(outs) + (pos.shape[-1],)), 2 + nd)
     return (val, _indices(idx, pos)) if return_indices else val
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False):
-    unbatched = _batched("adaptive_max_pool2d", input, 2)
-    outs = _adaptive_sizes("adaptive_max_pool2d", output_size, input.shape[-2:])
-    out = _adaptive_max2d(input.unsqueeze(0) if unbatched else input, outs, return_indices)
+def _adaptive_max_pool(name, nd, input, output_size, return_indices):
+    unbatched = _batched(name, input, nd)
+    outs = _adaptive_sizes(name, output_size, input.shape[-nd:])
+    out = _adaptive_max(input.unsqueeze(0) if unbatched else input, outs, return_indices)
     if unbatched:
         return tuple(o.squeeze(0) for o in out) if return_indices else out.squeeze(0)
     return out
 
 
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return _adaptive_max_pool("adaptive_max_pool2d", 2, input, output_size, return_indices)
+
+
 def adaptive_max_pool1d(input, output_size, return_indices=False):
-    unbatched = _batched("adaptive_max_pool1d", input, 1)
-    (o,) = _adaptive_sizes("adaptive_max_pool1d", output_size, input.shape[-1:])
-    x = (input.unsqueeze(0) if unbatched else input).unsqueeze(2)
-    out = _adaptive_max2d(x, (1, o), return_indices)
-    outs = tuple(t.squeeze(2).squeeze(0) if unbatched else t.squeeze(2) for t in (out if return_indices else (out,)))
-    return outs if return_indices else outs[0]
+    return _adaptive_max_pool("adaptive_max_pool1d", 1, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    return _adaptive_max_pool("adaptive_max_pool3d", 3, input, output_size, return_indices)

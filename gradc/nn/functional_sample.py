@@ -10,6 +10,7 @@ from ..errors import ShapeError
 from ..tensor import Tensor
 from ..functions import tensor
 from .functional_pool import adaptive_avg_pool1d, adaptive_avg_pool2d
+from .functional_pool_more import adaptive_avg_pool3d
 
 _LINEAR = {"linear": 1, "bilinear": 2, "trilinear": 3}
 _MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "bicubic", "area")
@@ -133,7 +134,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             return adaptive_avg_pool1d(input, sizes)
         if nd == 2:
             return adaptive_avg_pool2d(input, sizes)
-        raise ShapeError(f"interpolate: mode 'area' supports 3-D and 4-D inputs, got shape {input.shape}")
+        if nd == 3:
+            return adaptive_avg_pool3d(input, sizes)
+        raise ShapeError(f"interpolate: mode 'area' supports 3-D, 4-D and 5-D inputs, got shape {input.shape}")
     x = input
     for i in range(nd):
         dim = 2 + i
