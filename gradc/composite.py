@@ -235,17 +235,25 @@ export("all")(lambda input, dim=None, keepdim=False: input.bool().logical_not().
 export("any")(lambda input, dim=None, keepdim=False: input.bool().sum(dim, keepdim=keepdim) > 0)
 
 
+def _empty_dim(input, dim):
+    """Whether dim is empty: the softmax over it is empty too (as in PyTorch), and has no max."""
+    return bool(input.ndim) and input.shape[normalize_axis("softmax", dim, input.ndim)] == 0
+
+
 @export("softmax")
 @accumulate_in_float32
 def softmax(input, dim):
-    z = input - input.amax(dim, keepdim=True).detach()
-    e = z.exp()
+    if _empty_dim(input, dim):
+        return input * 1
+    e = (input - input.amax(dim, keepdim=True).detach()).exp()
     return e / e.sum(dim, keepdim=True)
 
 
 @export("log_softmax")
 @accumulate_in_float32
 def log_softmax(input, dim):
+    if _empty_dim(input, dim):
+        return input * 1
     z = input - input.amax(dim, keepdim=True).detach()
     return z - z.exp().sum(dim, keepdim=True).log()
 

@@ -256,9 +256,13 @@ def cumsum(input, dim, dtype=None):
 
 @export("logsumexp")
 def logsumexp(input, dim, keepdim=False):
-    m = input.amax(dim, keepdim=True).detach()
-    m = where(m.abs() == math.inf, 0.0, m)  # rows of -inf stay -inf, not nan
-    out = (input - m).exp().sum(dim, keepdim=True).log() + m
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if input.ndim and any(input.shape[normalize_axis("logsumexp", d, input.ndim)] == 0 for d in dims):
+        out = input.sum(dim, keepdim=True) - math.inf   # over no elements: log(0) = -inf, as in PyTorch
+    else:
+        m = input.amax(dim, keepdim=True).detach()
+        m = where(m.abs() == math.inf, 0.0, m)  # rows of -inf stay -inf, not nan
+        out = (input - m).exp().sum(dim, keepdim=True).log() + m
     return out if keepdim else out.squeeze(dim)
 
 

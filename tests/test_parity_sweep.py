@@ -88,3 +88,34 @@ def test_interpolate_area_5d():
     for kw in ({"scale_factor": (1.5, 2, 0.7)}, {"size": (2, 3, 4)}):
         _close(gradc.nn.functional.interpolate(gradc.tensor(x), mode="area", **kw),
                torch.nn.functional.interpolate(torch.tensor(x), mode="area", **kw), 1e-5)
+
+
+# -- nn.functional ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", (None,) + BACKENDS)
+def test_one_hot_out_of_range_raises(backend):
+    f = lambda t, n: gradc.nn.functional.one_hot(t, n)     # noqa: E731
+    g = f if backend is None else gradc.compile(f, backend=backend)
+    idx = np.array([[0, 2], [4, 1]])
+    assert np.array_equal(g(gradc.tensor(idx), 5).numpy(), torch.nn.functional.one_hot(torch.tensor(idx), 5).numpy())
+    with pytest.raises(gradc.OutOfRangeError, match="one_hot"):
+        g(gradc.tensor(idx), 4)
+    with pytest.raises(gradc.OutOfRangeError, match="one_hot"):
+        g(gradc.tensor(-idx), 5)
+
+
+@pytest.mark.parametrize("mode", ("reflect", "replicate", "circular"))
+def test_pad_negative_widths_crop_in_every_mode(mode):
+    x = np.arange(2 * 5 * 6, dtype=np.float32).reshape(1, 2, 5, 6)
+    for widths in ((-1, 2, 0, -2), (2, -2, 1, 0), (-2, -1, 1, 1)):
+        _close(gradc.nn.functional.pad(gradc.tensor(x), widths, mode=mode),
+               torch.nn.functional.pad(torch.tensor(x), widths, mode=mode))
+
+
+def test_softmax_and_logsumexp_over_an_empty_dim():
+    x = np.zeros((3, 0), np.float32)
+    for name in ("softmax", "log_softmax"):
+        _close(getattr(gradc.nn.functional, name)(gradc.tensor(x), 1),
+               getattr(torch.nn.functional, name)(torch.tensor(x), 1))
+    _close(gradc.logsumexp(gradc.tensor(x), 1), torch.logsumexp(torch.tensor(x), 1))
+    _close(gradc.logsumexp(gradc.tensor(x), (0, 1), keepdim=True), torch.logsumexp(torch.tensor(x), (0, 1), keepdim=True))

@@ -39,7 +39,7 @@ def _narrow(x, dim, start, stop, step=1):
 
 def _pad_dim(x, dim, left, right, mode, value):
     n = x.shape[dim]
-    if left < 0 or right < 0:  # negative padding crops (constant mode, as in PyTorch)
+    if left < 0 or right < 0:  # negative padding crops first, in every mode (as in PyTorch)
         x = _narrow(x, dim, max(-left, 0), n - max(-right, 0))
         left, right, n = max(left, 0), max(right, 0), x.shape[dim]
     if left == 0 and right == 0:
@@ -73,7 +73,7 @@ def _pad_dim(x, dim, left, right, mode, value):
 def pad(input, pad, mode="constant", value=None):
     """PyTorch's F.pad: `pad` lists (left, right) pairs starting from the LAST dim, e.g. (1, 1, 2, 0)
     pads the last dim by 1 on both sides and the second-to-last by 2 before. Modes: 'constant'
-    (fill with `value`, default 0; negative widths crop), 'reflect', 'replicate', 'circular'."""
+    (fill with `value`, default 0), 'reflect', 'replicate', 'circular'; negative widths crop."""
     if not isinstance(input, Tensor):
         raise TypeError(f"pad: input must be a Tensor, got {type(input).__name__}")
     widths = tuple(int(p) for p in pad)
@@ -87,8 +87,6 @@ def pad(input, pad, mode="constant", value=None):
     if mode != "constant":
         if value not in (None, 0, 0.0):
             raise ValueError(f"pad: a fill value ({value}) is only used by mode='constant', not {mode!r}")
-        if any(w < 0 for w in widths):
-            raise ShapeError(f"pad: negative widths {widths} crop only in mode='constant'")
     value = 0 if value is None else value
     x = input
     for i in range(len(widths) // 2):

@@ -3,6 +3,7 @@ signatures, defaults and reductions, and the helpers every loss shares."""
 from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
 from ..functions import arange, where
+from ..ops import OPS
 
 
 def reduce_loss(loss, reduction, name):
@@ -106,5 +107,7 @@ def one_hot(tensor, num_classes=-1):
         if tensor.numel() == 0:
             raise ShapeError("one_hot: cannot infer num_classes from an empty tensor; pass num_classes")
         num_classes = int(tensor.max().item()) + 1
+    # a class outside [0, num_classes) would give an all-zero row: PyTorch raises, and so does this
+    tensor = OPS["check_index"].bind(tensor, high=int(num_classes), ignore=None, what="one_hot: class value")
     return (tensor.unsqueeze(-1) == arange(num_classes, device=tensor.device)).long()
 
