@@ -42,6 +42,11 @@ class ConfigError(GradcError, ValueError):
     """A GRADC_* environment variable holds a value gradc does not accept."""
 
 
-class LinAlgError(GradcError, RuntimeError):
+class ValueRangeError(GradcError, RuntimeError):
+    """A tensor holds values the op does not accept (binary_cross_entropy's probabilities outside
+    [0, 1], ...): PyTorch raises a RuntimeError there, and so does gradc, eagerly and compiled."""
+
+
+class LinAlgError(ValueRangeError):
     """A linear-algebra routine got a matrix it cannot handle (e.g. Cholesky of a matrix that is not
     positive definite); torch.linalg.LinAlgError's counterpart, also a RuntimeError."""

@@ -11,7 +11,7 @@ from .distributions.linalg import cholesky as _lower_cholesky, solve_lower_matri
 from .errors import LinAlgError, ShapeError
 from .dtypes import int64
 from .functions import cross as _cross, diagonal as _diagonal, flip, matmul, norm as _norm, where  # noqa: F401
-from .ops import OPS
+from .ops.index import check_values
 
 
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
@@ -95,9 +95,8 @@ def cholesky(A, *, upper=False):
                 batch = f"(Batch element {first}): " if A.ndim > 2 else ""
                 raise LinAlgError(_NOT_PD.replace("linalg.cholesky: ", "linalg.cholesky: " + batch)
                                   .format(index=int(failed[first])))
-        else:   # checked when the program runs; the zero it adds keeps the check in the program
-            order = OPS["check_index"].bind(order, high=1, ignore=None, what=_NOT_PD)
-            L = L + order.to(L.dtype).unsqueeze(-1).unsqueeze(-1)
+        else:   # checked when the program runs
+            L = check_values(bad, _NOT_PD, L, code=order.unsqueeze(-1).unsqueeze(-1))
     return L.mT if upper else L
 
 

@@ -119,3 +119,16 @@ def test_softmax_and_logsumexp_over_an_empty_dim():
                getattr(torch.nn.functional, name)(torch.tensor(x), 1))
     _close(gradc.logsumexp(gradc.tensor(x), 1), torch.logsumexp(torch.tensor(x), 1))
     _close(gradc.logsumexp(gradc.tensor(x), (0, 1), keepdim=True), torch.logsumexp(torch.tensor(x), (0, 1), keepdim=True))
+
+
+@pytest.mark.parametrize("backend", (None,) + BACKENDS)
+def test_binary_cross_entropy_rejects_values_outside_0_1(backend):
+    f = lambda p, t: gradc.nn.functional.binary_cross_entropy(p, t)     # noqa: E731
+    g = f if backend is None else gradc.compile(f, backend=backend)
+    p, t = np.array([0.2, 0.9, 0.5], np.float32), np.array([0.0, 1.0, 0.3], np.float32)
+    _close(g(gradc.tensor(p), gradc.tensor(t)), torch.nn.functional.binary_cross_entropy(torch.tensor(p), torch.tensor(t)))
+    for bad_p, bad_t, what in ((p * 3, t, "input"), (p, t * 3, "target"), (p * np.nan, t, "input")):
+        with pytest.raises(RuntimeError, match=what):
+            torch.nn.functional.binary_cross_entropy(torch.tensor(bad_p), torch.tensor(bad_t))
+        with pytest.raises(gradc.errors.ValueRangeError, match=f"elements of {what} should be between 0 and 1"):
+            g(gradc.tensor(bad_p), gradc.tensor(bad_t))

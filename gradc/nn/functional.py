@@ -6,6 +6,7 @@ from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from ..ops import OPS
+from ..ops.index import check_values
 from .losses import (binary_cross_entropy_with_logits, cosine_similarity, huber_loss, kl_div,  # noqa: F401
                      l1_loss, legacy_reduction, one_hot, reduce_loss, smooth_l1_loss, weighted)
 from ..functions import where, arange, rand, pdist  # noqa: F401  (F.pdist is gradc.pdist)
@@ -184,6 +185,12 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     if input.shape != target.shape:
         raise ShapeError(f"binary_cross_entropy: input shape {input.shape} and target shape {target.shape} "
                          "differ; give a target of the input's shape")
+    # PyTorch raises for probabilities outside [0, 1] (NaN included), which would give NaN or a
+    # wrong finite loss; so does gradc, eagerly and when a compiled program runs
+    input = check_values(~((input >= 0) & (input <= 1)), "binary_cross_entropy: all elements of input should be "
+                         "between 0 and 1 (pass logits to binary_cross_entropy_with_logits instead)", input)
+    target = check_values(~((target >= 0) & (target <= 1)), "binary_cross_entropy: all elements of target should "
+                          "be between 0 and 1", target)
     loss = -(target * input.log().clamp(min=-100.0) + (1 - target) * (1 - input).log().clamp(min=-100.0))
     if weight is not None:
         loss = loss * weight

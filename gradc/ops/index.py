@@ -2,7 +2,8 @@
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import DTypeError, LinAlgError, OutOfRangeError, ShapeError
+from .. import dispatch
+from ..errors import DTypeError, LinAlgError, OutOfRangeError, ShapeError, ValueRangeError
 from ..shapes import normalize_axis
 from .primitive import primitive
 
@@ -66,18 +67,39 @@ def index_select(input, dim, index):
 
 
 
+VALUE_CHECK = "value check: "
+
+
+def check_values(bad, message, out, code=None):
+    """`out`, after checking that the bool tensor `bad` is all False; else `message` is raised (a
+    ValueRangeError; LinAlgError where it starts with 'linalg.'). Eagerly the check runs at once;
+    traced, it is a check_index that runs with the program, on `code` (int64, 0 where good; the
+    first other entry replaces "{index}" in the message; default: bad as 0/1), whose zeros are
+    added to `out` so that the check stays in the program."""
+    code = bad.to(D.int64) if code is None else code
+    if dispatch.tracer() is None:
+        flat = code.numpy().reshape(-1)
+        if bool(bad.numpy().any()):
+            _check_index_kernel(np, flat, 1, None, VALUE_CHECK + message)
+        return out
+    code = check_index_p.bind(code, high=1, ignore=None, what=VALUE_CHECK + message)
+    return out + code.to(out.dtype)
+
+
 def _check_index_kernel(xp, idx, high, ignore, what=""):
     """idx itself, after checking that every entry (other than `ignore`) is in [0, high). `what`
     names the caller's argument (`cross_entropy: target`); the message starts with it, eagerly and in
-    compiled programs alike. A `what` holding "{index}" is a linear-algebra check's whole message
-    (the bad entry put in its place), raised as LinAlgError."""
+    compiled programs alike. A `what` starting with VALUE_CHECK is a check of values, not of indices
+    (see check_values): the rest is the whole message, "{index}" in it replaced by the first bad entry,
+    raised as ValueRangeError (LinAlgError for a message from linalg)."""
     bad = (idx < 0) | (idx >= high)
     if ignore is not None:
         bad &= idx != ignore
     if bool(bad.any()):
         first = int(idx[bad].reshape(-1)[0])
-        if "{index}" in what:   # a value check phrased as indices (its own whole message)
-            raise LinAlgError(what.format(index=first))
+        if what.startswith(VALUE_CHECK):
+            message = what[len(VALUE_CHECK):].replace("{index}", str(first))
+            raise (LinAlgError if message.startswith("linalg.") else ValueRangeError)(message)
         also = f", or the ignored {ignore}" if ignore is not None else ""
         core = f"index {first} is out of range for a dimension of size {high} (valid: 0..{high - 1}{also})"
         raise OutOfRangeError(f"{what} {core}" if what else core)
