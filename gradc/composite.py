@@ -126,7 +126,8 @@ def _old_value(self, *others):
 export("add_", function=False)(lambda self, other, alpha=1: assign(self, self + (other * alpha if alpha != 1 else other), "add_"))
 export("sub_", function=False)(lambda self, other, alpha=1: assign(self, self - (other * alpha if alpha != 1 else other), "sub_"))
 export("mul_", function=False)(lambda self, other: assign(self, _old_value(self, other) * other, "mul_"))
-export("div_", function=False)(lambda self, other: assign(self, self / other, "div_"))
+export("div_", function=False)(lambda self, other, *, rounding_mode=None: assign(
+    self, self / other if rounding_mode is None else self.div(other, rounding_mode=rounding_mode), "div_"))
 export("addcmul_", function=False)(lambda self, a, b, value=1: assign(self, self + a * b * value, "addcmul_"))
 export("addcdiv_", function=False)(lambda self, a, b, value=1: assign(self, self + a / b * value, "addcdiv_"))
 export("clamp_", function=False)(lambda self, min=None, max=None: assign(self, clamp(self, min, max), "clamp_"))

@@ -305,7 +305,7 @@ def fmod(input, other):
 def cumprod(input, dim, dtype=None):
     """Running products along dim (a diffusion schedule's alphas_cumprod): a log-depth scan of
     products, so zeros and negative values are exact and autodiff covers the gradient."""
-    x = input.to(dtype) if dtype is not None else (input.long() if input.dtype is D.bool_ else input)
+    x = input.to(dtype) if dtype is not None else (input.long() if input.dtype.category < 2 else input)
     d = normalize_axis("cumprod", dim, x.ndim) if x.ndim else 0
     if x.ndim == 0:
         return x
@@ -352,14 +352,40 @@ def bincount(input, weights=None, minlength=0):
     return tensor(out.astype(dtype.np), dtype=dtype, device=input.device)
 
 
-@export("unique")
-def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
-    if dim is not None:
-        raise ShapeError("unique: dim= is not supported; call it on input.reshape(-1) or use a loop over slices")
-    vals, inverse, counts = np.unique(_values(input, "unique"), return_inverse=True, return_counts=True)
+def _unique_out(input, vals, inverse, counts, return_inverse, return_counts, inverse_shape):
     out = [tensor(vals, dtype=input.dtype, device=input.device)]
     if return_inverse:
-        out.append(tensor(inverse.reshape(input.shape).astype(np.int64), device=input.device))
+        out.append(tensor(inverse.reshape(inverse_shape).astype(np.int64), device=input.device))
     if return_counts:
         out.append(tensor(counts.astype(np.int64), device=input.device))
     return out[0] if len(out) == 1 else tuple(out)
+
+
+@export("unique")
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values, sorted (each NaN is distinct, as in PyTorch); with dim, the distinct
+    slices along dim, in lexicographic order."""
+    data = _values(input, "unique")
+    if dim is None:
+        vals, inverse, counts = np.unique(data, return_inverse=True, return_counts=True, equal_nan=False)
+        return _unique_out(input, vals, inverse, counts, return_inverse, return_counts, input.shape)
+    d = normalize_axis("unique", dim, input.ndim)
+    vals, inverse, counts = np.unique(data, return_inverse=True, return_counts=True, axis=d)
+    return _unique_out(input, vals, inverse, counts, return_inverse, return_counts, (input.shape[d],))
+
+
+@export("unique_consecutive")
+def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
+    """The first of each run of equal consecutive values (slices along dim, when given)."""
+    data = _values(input, "unique_consecutive")
+    d = None if dim is None else normalize_axis("unique_consecutive", dim, input.ndim)
+    rows = data.reshape(-1, 1) if d is None else np.moveaxis(data, d, 0).reshape(data.shape[d], -1)
+    if len(rows) == 0:
+        starts = np.zeros(0, np.int64)
+    else:
+        starts = np.concatenate([[0], np.flatnonzero((rows[1:] != rows[:-1]).any(axis=1)) + 1])
+    counts = np.diff(np.append(starts, len(rows)))
+    inverse = np.repeat(np.arange(len(starts)), counts)
+    vals = data.reshape(-1)[starts] if d is None else np.take(data, starts, axis=d)
+    return _unique_out(input, vals, inverse, counts, return_inverse, return_counts,
+                       input.shape if d is None else (input.shape[d],))

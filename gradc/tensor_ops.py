@@ -244,8 +244,8 @@ def cumsum(input, dim, dtype=None):
     """Running sum along dim, as one matmul with an upper-triangular matrix of ones (BLAS-fast for
     the lengths models use; the cost is quadratic in the length of dim)."""
     x = input if dtype is None else input.to(dtype)
-    if x.dtype is D.bool_:
-        x = x.long()
+    if dtype is None and x.dtype.category < 2:
+        x = x.long()   # bool and every integer accumulate in int64, as in PyTorch
     d = normalize_axis("cumsum", dim, x.ndim)
     if x.ndim == 0:
         return x

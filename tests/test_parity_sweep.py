@@ -132,3 +132,55 @@ def test_binary_cross_entropy_rejects_values_outside_0_1(backend):
             torch.nn.functional.binary_cross_entropy(torch.tensor(bad_p), torch.tensor(bad_t))
         with pytest.raises(gradc.errors.ValueRangeError, match=f"elements of {what} should be between 0 and 1"):
             g(gradc.tensor(bad_p), gradc.tensor(bad_t))
+
+
+# -- tensor semantics -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", (None,) + BACKENDS)
+def test_div_rounding_modes_and_alpha(backend):
+    def f(a, b, x):
+        return (gradc.div(a, b, rounding_mode="trunc"), gradc.div(a, b, rounding_mode="floor"), a.div(b),
+                gradc.div(x, 0.7, rounding_mode="trunc"), gradc.add(a, b, alpha=3), x.sub(x * 2, alpha=0.5))
+    g = f if backend is None else gradc.compile(f, backend=backend)
+    a, b, x = np.array([-7, 5, 0, 7, -9]), np.array([2, -3, 4, -2, -3]), np.array([-1.5, 0.2, 2.9], np.float32)
+    ta, tb, tx = torch.tensor(a), torch.tensor(b), torch.tensor(x)
+    want = (torch.div(ta, tb, rounding_mode="trunc"), torch.div(ta, tb, rounding_mode="floor"), ta.div(tb),
+            torch.div(tx, 0.7, rounding_mode="trunc"), torch.add(ta, tb, alpha=3), tx.sub(tx * 2, alpha=0.5))
+    for got, w in zip(g(gradc.tensor(a), gradc.tensor(b), gradc.tensor(x)), want):
+        assert str(got.dtype).split(".")[-1] == str(w.dtype).split(".")[-1]
+        _close(got, w)
+    with pytest.raises(gradc.DTypeError, match="alpha"):
+        gradc.add(gradc.tensor(a), 1, alpha=0.5)
+
+
+@pytest.mark.parametrize("backend", (None,) + BACKENDS)
+def test_integer_division_by_zero_raises(backend):
+    f = lambda a, b: (a // b, a % b)     # noqa: E731
+    g = f if backend is None else gradc.compile(f, backend=backend)
+    a = np.array([7, -7, 3])
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        torch.tensor(a) // torch.tensor([2, 0, 1])
+    for got, want in zip(g(gradc.tensor(a), gradc.tensor([2, 3, -2])), f(torch.tensor(a), torch.tensor([2, 3, -2]))):
+        _close(got, want)
+    with pytest.raises(gradc.errors.ValueRangeError, match="division by zero"):
+        g(gradc.tensor(a), gradc.tensor([2, 0, 1]))
+    with pytest.raises(gradc.errors.ValueRangeError, match="division by zero"):
+        gradc.tensor(a) % 0
+
+
+def test_where_with_condition_only_unique_and_cumsum_dtypes():
+    x = np.array([[1.0, -1.0, 2.0], [0.0, 3.0, -2.0]], np.float32)
+    for got, want in zip(gradc.where(gradc.tensor(x) > 0), torch.where(torch.tensor(x) > 0)):
+        _close(got, want)
+    v = np.array([1.0, np.nan, 1.0, np.nan], np.float32)
+    _close(gradc.unique(gradc.tensor(v)), torch.unique(torch.tensor(v)))
+    m = np.array([[3, 1], [2, 3], [3, 1]])
+    for got, want in zip(gradc.unique(gradc.tensor(m), dim=0, return_inverse=True, return_counts=True),
+                         torch.unique(torch.tensor(m), dim=0, return_inverse=True, return_counts=True)):
+        _close(got, want)
+    c = np.array([1, 1, 2, 2, 3, 1, 1])
+    for got, want in zip(gradc.unique_consecutive(gradc.tensor(c), return_inverse=True, return_counts=True),
+                         torch.unique_consecutive(torch.tensor(c), return_inverse=True, return_counts=True)):
+        _close(got, want)
+    i32 = np.array([1, 2, 3], np.int32)
+    assert gradc.tensor(i32).cumsum(0).dtype == gradc.int64 and gradc.tensor(i32).cumprod(0).dtype == gradc.int64

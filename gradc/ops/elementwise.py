@@ -6,8 +6,10 @@ import math
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import DTypeError
+from ..dispatch import Value
+from ..errors import DTypeError, ValueRangeError
 from . import frontend as F
+from .index import check_values
 from .primitive import primitive
 from .rules import elementwise_shape, floating, same_dtype
 
@@ -244,13 +246,73 @@ def _binary_names(prim, names, reflected=()):
         prim.def_frontend(*reflected, function=False)(lambda input, other: F.binary(prim.name, other, input))
 
 
-_binary_names(add_p, ("add", "__add__"), ("__radd__",))
-_binary_names(sub_p, ("sub", "subtract", "__sub__"), ("__rsub__",))
+_binary_names(add_p, ("__add__",), ("__radd__",))
+_binary_names(sub_p, ("__sub__",), ("__rsub__",))
 _binary_names(mul_p, ("mul", "multiply", "__mul__"), ("__rmul__",))
-_binary_names(div_p, ("div", "divide", "true_divide", "__truediv__"), ("__rtruediv__",))
+_binary_names(div_p, ("true_divide", "__truediv__"), ("__rtruediv__",))
+
+
+def _scaled(name, input, other, alpha):
+    """other * alpha for add/sub's alpha= (PyTorch refuses a float alpha with integer operands)."""
+    if alpha == 1:
+        return other
+    ints = all(not isinstance(t, float) and getattr(t, "dtype", D.int64).category < 2 for t in (input, other))
+    if ints and isinstance(alpha, float):
+        raise DTypeError(f"{name}: alpha={alpha} is a float, but the operands are integers; pass an integer alpha "
+                         "or cast the operands to float first")
+    return F.binary("mul", other, alpha) if isinstance(other, Value) else other * alpha
+
+
+@add_p.def_frontend("add")
+def add(input, other, *, alpha=1):
+    return F.binary("add", input, _scaled("add", input, other, alpha))
+
+
+@sub_p.def_frontend("sub", "subtract")
+def sub(input, other, *, alpha=1):
+    return F.binary("sub", input, _scaled("sub", input, other, alpha))
+
+
+@div_p.def_frontend("div", "divide")
+def div(input, other, *, rounding_mode=None):
+    """True division (a float result, also for integers); rounding_mode 'floor' rounds the quotient
+    down (floor_divide) and 'trunc' toward zero, keeping integer operands integer, as in PyTorch."""
+    if rounding_mode is None:
+        return F.binary("div", input, other)
+    if rounding_mode == "floor":
+        return _integer_division("floor_divide", input, other)
+    if rounding_mode != "trunc":
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    q = _integer_division("floor_divide", input, other)
+    if q.dtype.category >= 2:
+        return trunc_p.bind(F.binary("div", input, other))
+    # an inexact negative quotient rounds toward zero: one above its floor
+    up = F.binary("logical_and", F.binary("ne", F.binary("remainder", input, other), 0), F.binary("lt", q, 0))
+    return F.binary("add", q, F.cast(up, q.dtype))
 _binary_names(maximum_p, ("maximum",))
-_binary_names(floor_divide_p, ("floor_divide", "__floordiv__"), ("__rfloordiv__",))
-_binary_names(remainder_p, ("remainder", "__mod__"), ("__rmod__",))
+
+
+def _integer_division(name, a, b):
+    """a // b or a % b; integer division by zero raises (ZeroDivisionError in PyTorch), here a
+    ValueRangeError, eagerly and when a compiled program runs, instead of a silent 0."""
+    out = F.binary(name, a, b)
+    if out.dtype.category >= 2:
+        return out
+    if not isinstance(b, Value):
+        if b == 0:
+            raise ValueRangeError(f"{name}: integer division by zero; divide as floats (x.float()) for inf/nan")
+        return out
+    return check_values(F.binary("eq", b, 0), f"{name}: integer division by zero (the divisor holds a 0); "
+                        "divide as floats (x.float()) for inf/nan, or mask the zeros first", out)
+
+
+floor_divide_p.def_frontend("floor_divide", "__floordiv__")(lambda input, other: _integer_division(
+    "floor_divide", input, other))
+floor_divide_p.def_frontend("__rfloordiv__", function=False)(lambda input, other: _integer_division(
+    "floor_divide", other, input))
+remainder_p.def_frontend("remainder", "__mod__")(lambda input, other: _integer_division("remainder", input, other))
+remainder_p.def_frontend("__rmod__", function=False)(lambda input, other: _integer_division(
+    "remainder", other, input))
 
 
 @round_p.def_frontend("round")
@@ -292,6 +354,14 @@ def pow(input, exponent):
     return F.binary("pow", input, exponent)
 
 
-where_p.def_frontend("where", method=False)(F.where)
+@where_p.def_frontend("where", method=False)
+def where(condition, input=None, other=None):
+    """input where condition holds, other elsewhere; where(condition) alone is
+    condition.nonzero(as_tuple=True), as in PyTorch."""
+    if input is None and other is None:
+        return condition.nonzero(as_tuple=True)
+    if input is None or other is None:
+        raise DTypeError("where: give both input and other (or neither, for the indices where condition holds)")
+    return F.where(condition, input, other)
 # Tensor.where(condition, other) is where(condition, self, other), as in PyTorch.
 where_p.def_frontend("where", function=False)(lambda input, condition, other: F.where(condition, input, other))
