@@ -5,6 +5,7 @@ import numpy as np
 
 from . import dtypes as D
 from .creation import tensor
+from .errors import OutOfRangeError
 from .ops import OPS
 from .ops.movement import strided_slice
 from .shapes import broadcast_shapes
@@ -12,19 +13,32 @@ from .tensor import Tensor
 
 
 def _index_tensor(k, x):
+    """[(int64 index, the size a mask requires of its dim, or None)], one per dim the index takes."""
     t = k if isinstance(k, Tensor) else tensor(np.asarray(k), device=x.device)
     if t.dtype is D.bool_:
         data = t._concrete("indexing with a boolean mask (its result shape depends on the data)")
         xp = np if t.device.type == "cpu" else t.device.xp
-        return [tensor(i, dtype=D.int64, device=x.device) for i in xp.nonzero(data)] if xp is np else \
+        found = [tensor(i, dtype=D.int64, device=x.device) for i in xp.nonzero(data)] if xp is np else \
             [Tensor._wrap(i.astype(np.int64), D.int64, x.device) for i in xp.nonzero(data)]
+        return list(zip(found, t.shape))
     if t.dtype is not D.int64:
         raise IndexError(f"tensors used as indices must be int64 or bool, got {t.dtype!r}")
-    return [t]
+    return [(t, None)]
+
+
+def _as_tuple(key):
+    """PyTorch's (and old NumPy's) rule: a list holding a sequence, tensor, slice, None or ... is a
+    tuple of indices (x[[[0, 1], [2, 3]]] is x[[0, 1], [2, 3]]); any other list is one index array."""
+    if isinstance(key, tuple):
+        return key
+    if isinstance(key, list) and len(key) < 32 and any(
+            isinstance(k, (Tensor, list, tuple, np.ndarray, slice)) or k is None or k is Ellipsis for k in key):
+        return tuple(key)
+    return (key,)
 
 
 def getitem(x, key):
-    key = key if isinstance(key, tuple) else (key,)
+    key = _as_tuple(key)
     items = []
     for k in key:
         if isinstance(k, (Tensor, list, np.ndarray)):
@@ -37,7 +51,7 @@ def getitem(x, key):
             raise IndexError(f"unsupported index {k!r}: use ints, slices, None, ..., or integer/bool tensors")
     consumed = sum(1 for kind, _ in items if kind in ("int", "slice", "array"))
     if consumed > x.ndim:
-        raise IndexError(f"too many indices for a tensor of dimension {x.ndim} (got {consumed})")
+        raise OutOfRangeError(f"too many indices for a tensor of dimension {x.ndim} (got {consumed})")
     ellipses = [i for i, (kind, _) in enumerate(items) if kind is Ellipsis]
     if len(ellipses) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
@@ -55,7 +69,7 @@ def getitem(x, key):
         n = x.shape[dim]
         if kind == "int":
             if not -n <= k < n:
-                raise IndexError(f"index {k} is out of bounds for dimension {dim} with size {n}")
+                raise OutOfRangeError(f"index {k} is out of bounds for dimension {dim} with size {n}")
             k %= n
             starts.append(k), stops.append(k + 1), steps.append(1)
         elif kind == "slice":
@@ -66,6 +80,10 @@ def getitem(x, key):
             starts.append(a), stops.append(b), steps.append(c)
             out_shape.append(len(range(a, b, c)))
         else:
+            k, need = k
+            if need is not None and need != n:
+                raise OutOfRangeError(f"the shape of the mask ({need} at index {dim}) does not match the shape of the "
+                                      f"indexed tensor {tuple(x.shape)} (size {n} at index {dim})")
             starts.append(0), stops.append(n), steps.append(1)
             arrays.append((len(out_shape), k, n))
             out_shape.append(n)
@@ -92,7 +110,7 @@ def _advanced(y, arrays):
     sizes = [n for _, _, n in arrays]
     for t, n in zip(idxs, sizes):
         if t._data is not None and t.numel() and (int(t._data.max()) >= n or int(t._data.min()) < -n):
-            raise IndexError(f"index out of range: indices span {int(t._data.min())}..{int(t._data.max())} "
+            raise OutOfRangeError(f"index out of range: indices span {int(t._data.min())}..{int(t._data.max())} "
                              f"for a dimension of size {n}")
     # Merge the indexed dims into one and gather with the linear index.
     merged = y.reshape(y.shape[:p0] + (int(np.prod(sizes)),) + y.shape[p0 + k:])

@@ -91,14 +91,22 @@ def _check_index(input, dim, index, name):
     return dim
 
 
+def _in_range(index, input, dim, name):
+    """index, checked to lie in [0, size of dim) (PyTorch raises; a flat position would silently
+    read or write another row's element), eagerly and when a compiled program runs."""
+    return OPS["check_index"].bind(index, high=int(input.shape[dim]), ignore=None, what=f"{name}: index")
+
+
 @export("gather")
 def gather(input, dim, index):
     dim = _check_index(input, dim, index, "gather")
+    index = _in_range(index, input, dim, "gather")
     return OPS["gather"].bind(input.reshape(-1), linear_index(index, dim, input.shape), axis=0)
 
 
 def _scatter_flat(input, dim, index, src, name):
     dim = _check_index(input, dim, index, name)
+    index = _in_range(index, input, dim, name)
     if not isinstance(src, Tensor):
         src = full(index.shape, src, dtype=input.dtype, device=input.device)
     src = strided_slice(src.to(input.dtype), [0] * index.ndim, list(index.shape), [1] * index.ndim)
@@ -144,13 +152,21 @@ def setitem(self, key, value):
     if not isinstance(value, Tensor):
         value = full((), value, dtype=self.dtype, device=self.device)
     value = value.to(self.dtype).expand(where_.shape) if value.shape != where_.shape else value.to(self.dtype)
-    assign(self, _put(self, where_.reshape(-1), value.reshape(-1)), "__setitem__")
+    keys = key if isinstance(key, tuple) else (key,)
+    repeats = any(isinstance(k, (Tensor, list, np.ndarray)) for k in keys)   # an index array may repeat a position
+    assign(self, _put(self, where_.reshape(-1), value.reshape(-1), repeats), "__setitem__")
 
 
-def _put(x, lin, values):
+def _put(x, lin, values, repeats):
     n = x.numel()
-    hit = OPS["scatter_add"].bind(ones(lin.shape, dtype=D.int64, device=x.device), lin, axis=0, size=n) > 0
+    hits = OPS["scatter_add"].bind(ones(lin.shape, dtype=D.int64, device=x.device), lin, axis=0, size=n)
+    hit = hits > 0
     new = OPS["scatter_add"].bind(values, lin, axis=0, size=n)
+    if repeats and int(lin.shape[0]) > 1 and x.dtype is not D.bool_:
+        # a position written more than once gets the mean of its values (PyTorch leaves which write
+        # wins unspecified; the sum would be no write at all): one value written twice stays that value
+        count = where(hit, hits, 1)
+        new = (new / count.to(new.dtype) if new.dtype.is_floating_point else new // count).to(x.dtype)
     return where(hit, new, x.reshape(-1)).reshape(x.shape)
 
 
@@ -359,7 +375,12 @@ def bmm(input, mat2):
 
 
 export("outer", "ger")(lambda input, vec2: input.reshape(-1, 1) * vec2.reshape(1, -1))
-export("dot")(lambda input, other: (input * other).sum())
+@export("dot")
+def dot(input, other):
+    if input.ndim != 1 or other.ndim != 1 or input.shape != other.shape:
+        raise ShapeError(f"dot: expects two 1-D tensors of one size, got shapes {input.shape} and {other.shape}; "
+                         "use matmul (@) or (a * b).sum() for others")
+    return (input * other).sum()
 
 
 @export("einsum", method=False)
@@ -374,9 +395,10 @@ def einsum(equation, *operands):
     if len(terms) != len(operands):
         raise ShapeError(f"einsum: {equation!r} names {len(terms)} operands, got {len(operands)}")
     terms = [_expand_ellipsis(t, x, "einsum") for t, x in zip(terms, operands)]
-    if not arrow:
+    if not arrow:   # implicit output: the ellipsis dims (broadcast), then the letters named once, sorted
         letters = "".join(terms)
-        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+        dots = sorted({c for c in letters if c >= _ELLIPSIS_BASE})
+        out = "".join(dots + sorted(c for c in set(letters) if letters.count(c) == 1 and c < _ELLIPSIS_BASE))
     else:
         out = _expand_ellipsis(out, None, "einsum", width=max((x.ndim - len(t.replace("...", ""))
                                                                 for t, x in zip(lhs.split(","), operands)), default=0))
@@ -394,11 +416,14 @@ def einsum(equation, *operands):
     return x.permute([t.index(c) for c in out]) if t != out else x
 
 
+_ELLIPSIS_BASE = chr(0x1000)   # the dims "..." stands for get letters no equation can spell
+
+
 def _expand_ellipsis(term, x, name, width=None):
     if "..." not in term:
         return term
     n = (x.ndim - len(term.replace("...", ""))) if x is not None else width
-    return term.replace("...", "".join(chr(ord("A") + i) for i in range(26 - n, 26)))
+    return term.replace("...", "".join(chr(0x1000 + i) for i in range(64 - n, 64)))   # right-aligned
 
 
 def _diagonal(x, term):
@@ -428,6 +453,11 @@ def _contract(x, t, y, u, keep):
     right = [c for c in u if c not in t]
     sx, sy = dict(zip(t, x.shape)), dict(zip(u, y.shape))
     for c in batch + contract:
+        if sx[c] != sy[c] and 1 in (sx[c], sy[c]):   # a size-1 dim broadcasts, as in PyTorch
+            if sx[c] == 1:
+                x, sx[c] = x.expand(tuple(sy[c] if d == c else s for d, s in zip(t, x.shape))), sy[c]
+            else:
+                y, sy[c] = y.expand(tuple(sx[c] if d == c else s for d, s in zip(u, y.shape))), sx[c]
         if sx[c] != sy[c]:
             raise ShapeError(f"einsum: index {c!r} has size {sx[c]} in one operand and {sy[c]} in another")
     size = sx | sy

@@ -184,3 +184,56 @@ def test_where_with_condition_only_unique_and_cumsum_dtypes():
         _close(got, want)
     i32 = np.array([1, 2, 3], np.int32)
     assert gradc.tensor(i32).cumsum(0).dtype == gradc.int64 and gradc.tensor(i32).cumprod(0).dtype == gradc.int64
+
+
+# -- indexing, gather/scatter, einsum ---------------------------------------------------------
+
+def test_indexing_rules():
+    x = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    g, t = gradc.tensor(x), torch.tensor(x)
+    _close(g[[[0, 2], [1, 1]]], t[[[0, 2], [1, 1]]])          # a list of lists is a tuple of indices
+    with pytest.raises(IndexError):
+        t[torch.tensor([True, False])]
+    with pytest.raises(gradc.OutOfRangeError, match="mask"):
+        g[gradc.tensor([True, False])]                     # a mask must match the dims it indexes
+    with pytest.raises(gradc.OutOfRangeError):
+        g[4]
+
+
+@pytest.mark.parametrize("backend", (None,) + BACKENDS)
+def test_setitem_with_a_repeated_index_writes_the_value(backend):
+    def f(a):
+        a = a.clone()
+        a[gradc.tensor([0, 0, 1])] = 5.0
+        a[gradc.tensor([2, 2]), gradc.tensor([1, 1])] = 7.0
+        return a
+    g = f if backend is None else gradc.compile(f, backend=backend)
+    x = np.zeros((3, 2), np.float32)
+    want = torch.tensor(x).clone()
+    want[torch.tensor([0, 0, 1])] = 5.0
+    want[torch.tensor([2, 2]), torch.tensor([1, 1])] = 7.0
+    _close(g(gradc.tensor(x)), want)
+
+
+@pytest.mark.parametrize("backend", (None,) + BACKENDS)
+def test_gather_and_scatter_reject_out_of_range_indices(backend):
+    f = lambda a, i: (a.gather(1, i), a.scatter_add(1, i, a[:, :2]))     # noqa: E731
+    g = f if backend is None else gradc.compile(f, backend=backend)
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    ok = np.array([[0, 2], [1, 1]])
+    for got, want in zip(g(gradc.tensor(a), gradc.tensor(ok)), f(torch.tensor(a), torch.tensor(ok))):
+        _close(got, want)
+    for bad in (np.array([[0, 3], [1, 1]]), np.array([[0, -1], [1, 1]])):
+        with pytest.raises(RuntimeError):
+            torch.tensor(a).gather(1, torch.tensor(bad))
+        with pytest.raises(gradc.OutOfRangeError, match="gather: index"):
+            g(gradc.tensor(a), gradc.tensor(bad))
+
+
+def test_einsum_implicit_ellipsis_and_broadcasting():
+    rng = np.random.default_rng(3)
+    a, b, c = (rng.standard_normal(s).astype(np.float32) for s in ((2, 3, 4), (2, 4, 5), (1, 3, 4)))
+    for eq, ops in (("...ij,...jk", (a, b)), ("bij,bjk->bik", (c, b)), ("b...d,d->b...", (a, b[0, :, 0]))):
+        _close(gradc.einsum(eq, *map(gradc.tensor, ops)), torch.einsum(eq, *map(torch.tensor, ops)), 1e-5)
+    with pytest.raises(gradc.ShapeError):
+        gradc.dot(gradc.tensor(a[0]), gradc.tensor(a[0]))

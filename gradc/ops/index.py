@@ -24,7 +24,7 @@ def _index_dtype(name):
 def _gather_kernel(xp, x, idx, axis):
     n = x.shape[axis]
     if idx.size and (int(idx.max()) >= n or int(idx.min()) < -n):
-        raise IndexError(f"index out of range: indices span {int(idx.min())}..{int(idx.max())} "
+        raise OutOfRangeError(f"index out of range: indices span {int(idx.min())}..{int(idx.max())} "
                          f"but dim {axis} has size {n}")
     return xp.take(x, idx, axis=axis)
 
