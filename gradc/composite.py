@@ -171,7 +171,9 @@ def accumulate_in_float32(fn):
 
 @export("mean")
 @accumulate_in_float32
-def mean(input, dim=None, keepdim=False):
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    if dtype is not None:
+        input = cast(input, D.get_dtype(dtype))
     if not input.dtype.is_floating_point:
         raise DTypeError(f"mean() needs a floating-point tensor, got {input.dtype!r}; call .float() first")
     axes = axes_arg(input, dim, "mean")
@@ -310,6 +312,11 @@ def split(input, split_size, dim=0):
     n = input.shape[d]
     sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) \
         if isinstance(split_size, int) else list(split_size)
+    if not isinstance(split_size, int) and (builtins.sum(sizes) != n or builtins.min(sizes, default=0) < 0):
+        raise ShapeError(f"split: split sizes {sizes} must be non-negative and sum exactly to {n}, the size of dim {d} "
+                         f"(input shape {input.shape})")
+    if isinstance(split_size, int) and split_size <= 0 and n:
+        raise ShapeError(f"split: split_size must be positive, got {split_size}")
     out, start = [], 0
     for s in sizes:
         starts, stops = [0] * input.ndim, list(input.shape)

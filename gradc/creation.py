@@ -139,6 +139,14 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     return _new(np.linspace(start, end, steps).astype(dtype.np), dtype, device, requires_grad)
 
 
+@export("logspace", method=False)
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+    """base ** linspace(start, end, steps)."""
+    dtype = _creation_dtype(dtype)
+    data = np.power(float(base), np.linspace(start, end, steps))
+    return _new(data.astype(dtype.np), dtype, device, requires_grad)
+
+
 @export("eye", method=False)
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     dtype = _creation_dtype(dtype)

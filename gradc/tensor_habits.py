@@ -389,3 +389,21 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
     vals = data.reshape(-1)[starts] if d is None else np.take(data, starts, axis=d)
     return _unique_out(input, vals, inverse, counts, return_inverse, return_counts,
                        input.shape if d is None else (input.shape[d],))
+
+
+def _shift_amount(input, other, name):
+    if input.dtype.category != 1 or (isinstance(other, Tensor) and other.dtype.category != 1):
+        raise DTypeError(f"{name}: bit shifts need integer operands, got {input.dtype!r}")
+    return 1 << other if isinstance(other, int) else 2 ** other
+
+
+@export("bitwise_left_shift", "__lshift__")
+def bitwise_left_shift(input, other):
+    """input * 2 ** other (for an integer tensor), as << on two's-complement integers."""
+    return input * _shift_amount(input, other, "bitwise_left_shift")
+
+
+@export("bitwise_right_shift", "__rshift__")
+def bitwise_right_shift(input, other):
+    """The arithmetic shift right: floor(input / 2 ** other), as >> on two's-complement integers."""
+    return input // _shift_amount(input, other, "bitwise_right_shift")

@@ -237,3 +237,27 @@ def test_einsum_implicit_ellipsis_and_broadcasting():
         _close(gradc.einsum(eq, *map(gradc.tensor, ops)), torch.einsum(eq, *map(torch.tensor, ops)), 1e-5)
     with pytest.raises(gradc.ShapeError):
         gradc.dot(gradc.tensor(a[0]), gradc.tensor(a[0]))
+
+
+def test_descending_sort_and_topk_put_nan_before_inf():
+    a = np.array([[np.inf, 0.0, -1.0, np.nan], [np.nan, np.inf, 2.0, np.inf]], np.float32)
+    want = torch.tensor(a).sort(dim=1, descending=True, stable=True)
+    got = gradc.tensor(a).sort(dim=1, descending=True, stable=True)
+    _close(got.values, want.values)
+    assert np.array_equal(got.indices.numpy(), want.indices.numpy())
+    f = gradc.compile(lambda t: t.topk(2, 1), backend="numpy")
+    _close(f(gradc.tensor(a)).values, torch.tensor(a).topk(2, 1).values)
+
+
+def test_split_mean_dtype_shifts_logspace():
+    x = gradc.ones(2, 5)
+    with pytest.raises(RuntimeError):
+        torch.ones(2, 5).split([1, 3], 1)
+    with pytest.raises(gradc.ShapeError, match="sum exactly to 5"):
+        x.split([1, 3], 1)
+    i = np.array([1, 4, 7, -7])
+    _close(gradc.tensor(i).mean(dtype=gradc.float64), torch.tensor(i).mean(dtype=torch.float64))
+    for got, want in zip((gradc.tensor(i) << 2, gradc.tensor(i) >> 1, gradc.tensor(i) >> gradc.tensor([0, 1, 2, 1])),
+                         (torch.tensor(i) << 2, torch.tensor(i) >> 1, torch.tensor(i) >> torch.tensor([0, 1, 2, 1]))):
+        assert np.array_equal(got.numpy(), want.numpy())
+    _close(gradc.logspace(0, 2, 5, base=3), torch.logspace(0, 2, 5, base=3))

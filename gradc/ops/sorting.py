@@ -13,8 +13,12 @@ def _argsort_kernel(xp, x, axis, descending):
     if not descending:
         return xp.argsort(x, axis=axis, kind="stable")
     if x.dtype.kind == "f":
-        key = xp.where(xp.isnan(x), -xp.inf, -x)
-    elif x.dtype.kind == "b":
+        nan = xp.isnan(x)
+        order = xp.argsort(xp.where(nan, -xp.inf, -x), axis=axis, kind="stable")
+        # then NaNs first (they tie with +inf above): a stable sort on "is not NaN" keeps the rest in order
+        later = xp.argsort(~xp.take_along_axis(nan, order, axis=axis), axis=axis, kind="stable")
+        return xp.take_along_axis(order, later, axis=axis)
+    if x.dtype.kind == "b":
         key = ~x
     else:
         key = -(x.astype(np.int64))
