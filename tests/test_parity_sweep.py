@@ -261,3 +261,23 @@ def test_split_mean_dtype_shifts_logspace():
                          (torch.tensor(i) << 2, torch.tensor(i) >> 1, torch.tensor(i) >> torch.tensor([0, 1, 2, 1]))):
         assert np.array_equal(got.numpy(), want.numpy())
     _close(gradc.logspace(0, 2, 5, base=3), torch.logspace(0, 2, 5, base=3))
+
+
+@pytest.mark.parametrize("backend", (None,) + BACKENDS)
+def test_attention_row_that_attends_nowhere_gives_zero(backend):
+    rng = np.random.default_rng(4)
+    q, k, v = (rng.standard_normal(s).astype(np.float32) for s in ((1, 2, 3, 4), (1, 2, 5, 4), (1, 2, 5, 4)))
+    mask = np.ones((3, 5), bool)
+    mask[1] = False
+    tq = torch.tensor(q, requires_grad=True)
+    want = torch.nn.functional.scaled_dot_product_attention(tq, torch.tensor(k), torch.tensor(v), attn_mask=torch.tensor(mask))
+    want.sum().backward()
+
+    def f(q, k, v, m):
+        out = gradc.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        out.sum().backward()
+        return out
+    g = f if backend is None else gradc.compile(f, backend=backend)
+    gq = gradc.tensor(q, requires_grad=True)
+    _close(g(gq, gradc.tensor(k), gradc.tensor(v), gradc.tensor(mask)), want, 1e-5)
+    _close(gq.grad, tq.grad, 1e-5)

@@ -53,6 +53,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         else:
             scores = scores + attn_mask.to(scores.dtype)
     weights = scores.softmax(-1)
+    if attn_mask is not None:   # a row that attends nowhere gives 0, as in the primitive above (and PyTorch)
+        weights = where(scores.amax(-1, keepdim=True) == float("-inf"), 0.0, weights)
     if dropout_p > 0.0:
         keep = rand(weights.shape, device=weights.device) >= dropout_p
         weights = where(keep, weights * (1.0 / (1.0 - dropout_p)), 0.0)
@@ -175,6 +177,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         kpm = key_padding_mask.reshape(n, 1, 1, s_total).expand(n, heads, 1, s_total).reshape(n * heads, 1, s_total)
         scores = scores + kpm
     weights = scores.softmax(-1)
+    if attn_mask is not None:   # a row that attends nowhere gives 0, as in the primitive above (and PyTorch)
+        weights = where(scores.amax(-1, keepdim=True) == float("-inf"), 0.0, weights)
     if dropout_p > 0.0 and training:
         weights = weights * 0.0 if dropout_p >= 1.0 else _dropout(weights, dropout_p)
     out = (weights @ v).transpose(0, 1).reshape(n_l * n, e)

@@ -65,9 +65,11 @@ def _scores(xp, q, k, mask_arr, scale, causal, mask, s, e):
 
 def _softmax(xp, sc):
     m = sc.max(-1, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, 0)   # a row that attends nowhere gives nan, as PyTorch
+    m = xp.where(xp.isfinite(m), m, 0)
     p = xp.exp(sc - m)
-    return p / p.sum(-1, keepdims=True)
+    total = p.sum(-1, keepdims=True)
+    # a row that attends nowhere (all scores -inf: p is all 0) gives 0, as PyTorch 2's attention does
+    return p / xp.where(total == 0, 1, total)
 
 
 def _operands(xp, q, k, v, rest, mask):
