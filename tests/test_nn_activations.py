@@ -155,8 +155,8 @@ def test_embedding_padding_idx_row_is_zero_and_gets_no_gradient():
     check_module(torch, g.double(), t.double(), [idx])
     gm = nn.Embedding.from_pretrained(gradc.tensor(np.arange(12.0).reshape(4, 3)), padding_idx=-1)
     assert not gm.weight.requires_grad and gm.padding_idx == 3
-    with pytest.raises(ValueError, match="max_norm"):
-        nn.Embedding(3, 2, max_norm=1.0)
+    with pytest.raises(ValueError, match="scale_grad_by_freq"):
+        nn.Embedding(3, 2, scale_grad_by_freq=True)
 
 
 # ---------------------------------------------------------------------------- init

@@ -281,3 +281,19 @@ def test_attention_row_that_attends_nowhere_gives_zero(backend):
     gq = gradc.tensor(q, requires_grad=True)
     _close(g(gq, gradc.tensor(k), gradc.tensor(v), gradc.tensor(mask)), want, 1e-5)
     _close(gq.grad, tq.grad, 1e-5)
+
+
+@pytest.mark.parametrize("backend", (None,) + BACKENDS)
+def test_embedding_max_norm_renormalises_the_rows_it_reads(backend):
+    w = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    idx = np.array([[0, 2, 9], [2, 2, 1]])
+    te = torch.nn.Embedding(10, 4, max_norm=1.0, norm_type=1.5)
+    with torch.no_grad():
+        te.weight.copy_(torch.tensor(w))
+    want = te(torch.tensor(idx))
+    ge = gradc.nn.Embedding(10, 4, max_norm=1.0, norm_type=1.5)
+    with gradc.no_grad():
+        ge.weight.copy_(gradc.tensor(w))
+    f = ge if backend is None else gradc.compile(ge, backend=backend)
+    _close(f(gradc.tensor(idx)), want)
+    _close(ge.weight, te.weight)

@@ -4,6 +4,7 @@ import warnings
 
 from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
+from ..grad_mode import no_grad
 from ..tensor import Tensor
 from ..ops import OPS
 from ..ops.index import check_values
@@ -159,10 +160,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     """Rows of weight at the int64 indices; lookups of padding_idx pass no gradient to its row."""
     if input.dtype is not D.int64:
         raise DTypeError(f"embedding: indices must be int64, got {input.dtype!r}; convert with .long()")
-    if max_norm is not None or scale_grad_by_freq or sparse:
-        raise ValueError("embedding: max_norm, scale_grad_by_freq and sparse gradients are not supported; "
-                         "renormalise the weight explicitly under no_grad instead")
+    if scale_grad_by_freq or sparse:
+        raise ValueError("embedding: scale_grad_by_freq and sparse gradients are not supported; "
+                         "scale the weight's gradient explicitly instead")
     input = _check_range(input, weight.shape[0], None, "embedding", "index")
+    if max_norm is not None:
+        _renorm_rows(weight, input.reshape(-1), float(max_norm), norm_type)
     out = OPS["gather"].bind(weight, input, axis=0)
     if padding_idx is None:
         return out
@@ -170,6 +173,15 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         padding_idx += weight.shape[0]
     # the value is the row itself; only its gradient is cut (PyTorch zeroes that row's gradient)
     return where((input != padding_idx).unsqueeze(-1), out, out.detach())
+
+
+def _renorm_rows(weight, idx, max_norm, norm_type):
+    """PyTorch's max_norm: the rows of `weight` looked up whose norm_type-norm exceeds max_norm are
+    scaled, in place and outside autograd, to norm max_norm (max_norm / (norm + 1e-7), as PyTorch)."""
+    with no_grad():
+        rows = OPS["gather"].bind(weight, idx, axis=0)
+        norms = rows.norm(norm_type, 1, keepdim=True)
+        weight[idx] = rows * where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
