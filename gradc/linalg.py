@@ -4,14 +4,9 @@ matrices of a distribution or a Gaussian-process toy, not for large systems). Ev
 differentiates and compiles like any op."""
 import math
 
-import numpy as np
-
-from . import dispatch
-from .distributions.linalg import cholesky as _lower_cholesky, solve_lower_matrix
-from .errors import LinAlgError, ShapeError
-from .dtypes import int64
-from .functions import cross as _cross, diagonal as _diagonal, flip, matmul, norm as _norm, where  # noqa: F401
-from .ops.index import check_values
+from .distributions.linalg import checked_cholesky, solve_lower_matrix
+from .errors import LinAlgError, ShapeError  # noqa: F401  (LinAlgError: as torch.linalg.LinAlgError)
+from .functions import cross as _cross, diagonal as _diagonal, flip, matmul, norm as _norm  # noqa: F401
 
 
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
@@ -71,32 +66,13 @@ def multi_dot(tensors):
     return out
 
 
-_NOT_PD = ("linalg.cholesky: The factorization could not be completed because the input is not "
-           "positive-definite (the leading minor of order {index} is not positive-definite); a covariance "
-           "or kernel matrix often needs jitter on its diagonal (A + eps * I)")
-
-
 def cholesky(A, *, upper=False):
     """L with L @ L.mH == A for symmetric positive-definite A (..., n, n), read from A's lower
     triangle; with upper, U with U.mH @ U == A, read from the upper triangle. A matrix that is not
     positive definite raises LinAlgError, eagerly and in compiled programs."""
     if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
         raise ShapeError(f"cholesky: expects square matrices (..., n, n), got shape {A.shape}")
-    n = A.shape[-1]
-    L = _lower_cholesky(A.mT if upper else A) if n else A
-    if n:
-        # the first diagonal entry that is not > 0 (NaN included) is the failing minor's order - 1
-        bad = ~(_diagonal(L, 0, -2, -1) > 0)
-        order = where(bad.any(-1), bad.to(int64).argmax(-1) + 1, 0)
-        if dispatch.tracer() is None:
-            failed = order.numpy().reshape(-1)
-            if failed.any():
-                first = int(np.flatnonzero(failed)[0])
-                batch = f"(Batch element {first}): " if A.ndim > 2 else ""
-                raise LinAlgError(_NOT_PD.replace("linalg.cholesky: ", "linalg.cholesky: " + batch)
-                                  .format(index=int(failed[first])))
-        else:   # checked when the program runs
-            L = check_values(bad, _NOT_PD, L, code=order.unsqueeze(-1).unsqueeze(-1))
+    L = checked_cholesky(A.mT if upper else A)
     return L.mT if upper else L
 
 

@@ -41,6 +41,14 @@ def test_cholesky_not_positive_definite_raises(backend):
     assert issubclass(LinAlgError, RuntimeError) and gradc.linalg.LinAlgError is LinAlgError
 
 
+def test_multivariate_normal_of_a_matrix_that_is_not_positive_definite_raises():
+    cov = [[1.0, 2.0], [2.0, 1.0]]
+    with pytest.raises(torch.linalg.LinAlgError):
+        torch.distributions.MultivariateNormal(torch.zeros(2), covariance_matrix=torch.tensor(cov), validate_args=False)
+    with pytest.raises(LinAlgError, match="order 2"):
+        gradc.distributions.MultivariateNormal(gradc.zeros(2), covariance_matrix=gradc.tensor(cov), validate_args=False)
+
+
 # -- reductions -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ("any", "all"))

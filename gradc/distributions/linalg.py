@@ -2,7 +2,13 @@
 tracing and every backend cover it): batched Cholesky factorisation, solves with a lower-triangular
 matrix, and the inverse of one. Each loops over the n rows or columns in Python, O(n) tensor ops:
 meant for the event sizes of a distribution (tens), not for large matrices."""
+import numpy as np
+
+from .. import dispatch
+from ..dtypes import int64
+from ..errors import LinAlgError
 from ..functions import arange, eye, stack, where
+from ..ops.index import check_values
 
 
 def cholesky_pivots(a):
@@ -40,6 +46,31 @@ def cholesky(a):
         pivot = v[..., j:j + 1]   # not > 0: the matrix is not positive definite; NaN, not a warning
         cols.append(v / where(pivot > 0, pivot, float("nan")).sqrt() * keep)
     return stack(cols, -1)
+
+
+_NOT_PD = ("linalg.cholesky: The factorization could not be completed because the input is not "
+           "positive-definite (the leading minor of order {index} is not positive-definite); a covariance "
+           "or kernel matrix often needs jitter on its diagonal (A + eps * I)")
+
+
+def checked_cholesky(a):
+    """cholesky(a), raising LinAlgError (as PyTorch) when a is not positive definite: at once
+    eagerly, and when the program runs if traced."""
+    if not a.shape[-1]:
+        return a
+    L = cholesky(a)
+    # the first diagonal entry that is not > 0 (NaN included) is the failing minor's order - 1
+    bad = ~(L.diagonal(0, -2, -1) > 0)
+    order = where(bad.any(-1), bad.to(int64).argmax(-1) + 1, 0)
+    if dispatch.tracer() is not None:
+        return check_values(bad, _NOT_PD, L, code=order.unsqueeze(-1).unsqueeze(-1))
+    failed = order.numpy().reshape(-1)
+    if failed.any():
+        first = int(np.flatnonzero(failed)[0])
+        batch = f"(Batch element {first}): " if a.ndim > 2 else ""
+        raise LinAlgError(_NOT_PD.replace("linalg.cholesky: ", "linalg.cholesky: " + batch)
+                          .format(index=int(failed[first])))
+    return L
 
 
 def solve_lower(l, b):

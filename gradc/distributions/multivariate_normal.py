@@ -7,7 +7,7 @@ import math
 from ..functions import broadcast_shapes, randn
 from . import constraints
 from .distribution import Distribution
-from .linalg import cholesky, lower_inverse, solve_lower
+from .linalg import checked_cholesky as cholesky, lower_inverse, solve_lower
 from .utils import DistributionError
 
 
