@@ -305,3 +305,12 @@ def test_embedding_max_norm_renormalises_the_rows_it_reads(backend):
     f = ge if backend is None else gradc.compile(ge, backend=backend)
     _close(f(gradc.tensor(idx)), want)
     _close(ge.weight, te.weight)
+
+
+def test_atan2_gradient_at_the_origin_is_zero():
+    ta, tb = torch.tensor([0.0, 1.0], requires_grad=True), torch.tensor([0.0, 2.0], requires_grad=True)
+    torch.atan2(ta, tb).sum().backward()
+    ga, gb = gradc.tensor([0.0, 1.0], requires_grad=True), gradc.tensor([0.0, 2.0], requires_grad=True)
+    gradc.atan2(ga, gb).sum().backward()
+    _close(ga.grad, ta.grad)
+    _close(gb.grad, tb.grad)

@@ -194,7 +194,10 @@ def _xlogy_vjp(ctx, g):
 @atan2_p.def_vjp
 def _atan2_vjp(ctx, g):
     a, b = ctx.inputs
-    r = g / (a * a + b * b)
+    sq = a * a + b * b
+    zero = F.scalar(0, sq.dtype, sq.device)
+    # at the origin PyTorch's gradient is 0 (not 0/0): the quotient is taken where sq != 0 only
+    r = F.where(sq == zero, zero, g / F.where(sq == zero, F.scalar(1, sq.dtype, sq.device), sq))
     return (r * b if ctx.needs[0] else None, -(r * a) if ctx.needs[1] else None)
 
 
