@@ -6,10 +6,13 @@
                       alternating rounds; wall time (median and min) and this thread's CPU time
                       (which a busy machine inflates less)
   cold compile        a fresh process with an empty GRADC_CACHE_DIR: import time, then the first
-                      call's trace + passes + codegen + load (W1, W3), each in its own process
+                      call's trace + passes + codegen + load (W1, W3), each in its own process;
+                      with --backend c that includes the C compiler (the once-per-machine compiler
+                      probe and block tuning are copied into the folder first, as a machine keeps them)
   warm compile        the same in a fresh process whose cache folder is already populated
 
     python benchmarks/bench_compile_cost.py [--repeat N] [--only overhead|cold|warm] [--against DIR]
+                                            [--backend numpy|c]
 
 Medians over --repeat fresh processes (compile) or many calls (overhead); with --against, another
 gradc source tree (e.g. `git archive` of an older commit) is measured in the same run, its
@@ -17,6 +20,7 @@ processes alternating with this tree's."""
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -49,7 +53,7 @@ compiler.CompiledFunction._build = timed("builds", compiler.CompiledFunction._bu
 tuning.measure = timed("tuning", tuning.measure)
 program.Program._entry = timed("load", program.Program._entry)
 fn, args = WORKLOADS[sys.argv[1]].build("full")
-step = gradc.compile(fn, backend="numpy")
+step = gradc.compile(fn, backend=sys.argv[2])
 t2 = time.perf_counter()
 for _ in range(3):
     step(*args)
@@ -118,24 +122,27 @@ def _run(root, code, argv, env):
     return out.stdout
 
 
-def _child(root, key, cache):
-    return json.loads(_run(root, _CHILD, [key], {"GRADC_CACHE_DIR": cache}).strip().splitlines()[-1])
+def _child(root, key, cache, backend):
+    return json.loads(_run(root, _CHILD, [key, backend], {"GRADC_CACHE_DIR": cache}).strip().splitlines()[-1])
 
 
-def compile_cost(roots, key, repeat, warm):
+def compile_cost(roots, key, repeat, warm, backend="numpy"):
     """Medians over `repeat` fresh processes per tree, alternating between the trees."""
     runs = {r: [] for r in roots}
     with tempfile.TemporaryDirectory() as shared:
         for i in range(repeat):
             for root in roots:
+                folder = os.path.join(shared, str(roots.index(root)))
+                if i == 0:
+                    _child(root, key, folder, backend)   # populate (and probe the compiler, tune blocks)
                 if warm:
-                    folder = os.path.join(shared, str(roots.index(root)))
-                    if i == 0:
-                        _child(root, key, folder)   # populate
-                    runs[root].append(_child(root, key, folder))
+                    runs[root].append(_child(root, key, folder, backend))
                 else:
                     with tempfile.TemporaryDirectory() as fresh:
-                        runs[root].append(_child(root, key, fresh))
+                        for name in ("native.json", "tuning.json"):   # what a machine keeps across programs
+                            if os.path.exists(os.path.join(folder, name)):
+                                shutil.copy(os.path.join(folder, name), fresh)
+                        runs[root].append(_child(root, key, fresh, backend))
     return {r: {k: round(statistics.median(x[k] for x in v), 4)
                 for k in ("import_s", "traces", "tuning_s", "compile_s", "per_trace_s", "compile_cpu_s")} for r, v in runs.items()}
 
@@ -146,6 +153,7 @@ def main(argv=None):
     ap.add_argument("--only", choices=("overhead", "cold", "warm"))
     ap.add_argument("--scale", choices=("full", "small"), default="full", help="W4's size for the overhead")
     ap.add_argument("--against", metavar="DIR", help="another gradc source tree, measured side by side")
+    ap.add_argument("--backend", choices=("numpy", "c"), default="numpy", help="the backend compiled for (default numpy)")
     ns = ap.parse_args(argv)
     roots = ([ns.against] if ns.against else []) + ["."]
     result = {}
@@ -160,7 +168,7 @@ def main(argv=None):
     for kind in ("cold", "warm"):
         if ns.only in (None, kind):
             for key in ("W1", "W3"):
-                show(f"{key} {kind}", compile_cost(roots, key, ns.repeat, kind == "warm"))
+                show(f"{key} {kind}", compile_cost(roots, key, ns.repeat, kind == "warm", ns.backend))
     return result
 
 
