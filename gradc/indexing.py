@@ -21,8 +21,10 @@ def _index_tensor(k, x):
         found = [tensor(i, dtype=D.int64, device=x.device) for i in xp.nonzero(data)] if xp is np else \
             [Tensor._wrap(i.astype(np.int64), D.int64, x.device) for i in xp.nonzero(data)]
         return list(zip(found, t.shape))
+    if t.dtype is D.int32:   # PyTorch takes int32 indices too
+        t = t.long()
     if t.dtype is not D.int64:
-        raise IndexError(f"tensors used as indices must be int64 or bool, got {t.dtype!r}")
+        raise IndexError(f"tensors used as indices must be int64, int32 or bool, got {t.dtype!r}")
     return [(t, None)]
 
 

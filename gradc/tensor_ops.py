@@ -81,14 +81,17 @@ def linear_index(index, dim, shape):
 
 
 def _check_index(input, dim, index, name):
+    if isinstance(index, Tensor) and index.dtype is D.int32:   # PyTorch takes int32 indices too
+        index = index.long()
     if not isinstance(index, Tensor) or index.dtype is not D.int64:
-        raise DTypeError(f"{name}: index must be an int64 tensor")
+        raise DTypeError(f"{name}: index must be an int64 tensor, got "
+                         f"{index.dtype if isinstance(index, Tensor) else type(index).__name__}; convert with .long()")
     if index.ndim != input.ndim:
         raise ShapeError(f"{name}: index has {index.ndim} dims but input has {input.ndim}; they must match")
     dim = normalize_axis(name, dim, input.ndim)
     if any(i > s for d, (i, s) in enumerate(zip(index.shape, input.shape)) if d != dim):
         raise ShapeError(f"{name}: index shape {index.shape} is larger than input shape {input.shape} outside dim {dim}")
-    return dim
+    return dim, index
 
 
 def _in_range(index, input, dim, name):
@@ -99,13 +102,13 @@ def _in_range(index, input, dim, name):
 
 @export("gather")
 def gather(input, dim, index):
-    dim = _check_index(input, dim, index, "gather")
+    dim, index = _check_index(input, dim, index, "gather")
     index = _in_range(index, input, dim, "gather")
     return OPS["gather"].bind(input.reshape(-1), linear_index(index, dim, input.shape), axis=0)
 
 
 def _scatter_flat(input, dim, index, src, name):
-    dim = _check_index(input, dim, index, name)
+    dim, index = _check_index(input, dim, index, name)
     index = _in_range(index, input, dim, name)
     if not isinstance(src, Tensor):
         src = full(index.shape, src, dtype=input.dtype, device=input.device)

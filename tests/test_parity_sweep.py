@@ -314,3 +314,13 @@ def test_atan2_gradient_at_the_origin_is_zero():
     gradc.atan2(ga, gb).sum().backward()
     _close(ga.grad, ta.grad)
     _close(gb.grad, tb.grad)
+
+
+def test_int32_indices_are_taken_as_pytorch_takes_them():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    i32 = np.array([0, 2], np.int32)
+    g, t, gi, ti = gradc.tensor(x), torch.tensor(x), gradc.tensor(i32), torch.tensor(i32)
+    _close(g[gi], t[ti])
+    _close(g.index_select(1, gi), t.index_select(1, ti))
+    _close(g.gather(1, gi.reshape(1, 2)), t.gather(1, ti.reshape(1, 2)))
+    _close(gradc.nn.functional.embedding(gi, g), torch.nn.functional.embedding(ti, t))

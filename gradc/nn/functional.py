@@ -158,8 +158,10 @@ def dropout(input, p=0.5, training=True, inplace=False):
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
               sparse=False):
     """Rows of weight at the int64 indices; lookups of padding_idx pass no gradient to its row."""
+    if input.dtype is D.int32:   # PyTorch takes int32 indices too
+        input = input.long()
     if input.dtype is not D.int64:
-        raise DTypeError(f"embedding: indices must be int64, got {input.dtype!r}; convert with .long()")
+        raise DTypeError(f"embedding: indices must be int64 or int32, got {input.dtype!r}; convert with .long()")
     if scale_grad_by_freq or sparse:
         raise ValueError("embedding: scale_grad_by_freq and sparse gradients are not supported; "
                          "scale the weight's gradient explicitly instead")

@@ -63,6 +63,8 @@ def index_select(input, dim, index):
     """The entries of `input` at the 1-D int64 `index` along `dim`, as torch.index_select."""
     if index.ndim != 1:
         raise ShapeError(f"index_select: index must be 1-D, got shape {index.shape}")
+    if index.dtype is D.int32:   # PyTorch takes int32 indices too
+        index = index.long()
     return gather_p.bind(input, index, axis=normalize_axis("index_select", dim, input.ndim))
 
 
