@@ -65,6 +65,7 @@ def clone(input):
     out = OPS["reshape"].bind(input, shape=input.shape)
     if out._data is not None:
         out._data, out._version = out._data.copy(), [0]
+        out._view_of = None   # its own storage: no write into the input can reach it
     elif dispatch.tracer() is not None:
         dispatch.tracer().own_memory(out)  # traced: a copy, so writing into it is no write into a view
     return out

@@ -38,7 +38,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
 def _init(self, data, dtype=None, device=None, requires_grad=False):
     t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
     for k in Tensor.__slots__[:-1]:
-        setattr(self, k, getattr(t, k))
+        setattr(self, k, getattr(t, k, None))
 
 
 Tensor.__init__ = _init  # gradc.Tensor(data) is gradc.tensor(data), as torch.Tensor(list) copies

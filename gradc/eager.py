@@ -17,6 +17,21 @@ from .random import sample
 from .tensor import Tensor
 
 
+def _check_not_stale(t, prim):
+    """A view whose base was written in place (with history) after the view was taken holds the new
+    values, but its history still leads to the old ones: its gradient would be silently wrong."""
+    seen = getattr(t, "_view_of", None)
+    if seen is None or seen[0] is not t._grad_fn or t._version[0] == seen[1]:
+        return
+    node = seen[0]
+    while isinstance(node, autograd.Node) and getattr(node.prim, "view", False):
+        node = node.parents[0]
+    if isinstance(node, autograd.Node):   # the base has history of its own (not a leaf): it changed
+        raise AutogradError(f"{prim.name} reads a view ({t._grad_fn.prim.name} result) whose base tensor was "
+                            "changed in place after the view was taken; gradients through it would be wrong. "
+                            "Take the view after the in-place change, or use an out-of-place op (y = y * 3)")
+
+
 class Eager(dispatch.Mode):
     def bind(self, prim, args, attrs):
         dev = common_device(prim.name, args)
@@ -37,8 +52,12 @@ class Eager(dispatch.Mode):
         # A float result of a primitive without a derivative is recorded too, so that backward
         # reaching it says so instead of passing no gradient (a VJP run with create_graph=True).
         if dtype.is_floating_point and autograd.is_grad_enabled() and any(a.requires_grad for a in args):
+            for a in args:
+                _check_not_stale(a, prim)
             out._grad_fn = autograd.Node(prim, attrs, args, out)
             out.requires_grad = True
+            if prim.view:
+                out._view_of = (out._grad_fn, out._version[0])
         return out
 
     def constant(self, data, dtype, dev):

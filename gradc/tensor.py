@@ -16,7 +16,9 @@ from .shapes import Size, normalize_axis
 
 class Tensor(dispatch.Value):
     __slots__ = ("_data", "_sym", "shape", "dtype", "device", "requires_grad", "_grad", "_grad_fn",
-                 "_version", "_hooks", "__weakref__")  # _hooks: a leaf's register_hook hooks
+                 "_version", "_hooks", "_view_of", "__weakref__")
+    # _hooks: a leaf's register_hook hooks; _view_of: (its view node, the shared version then) for a
+    # view recorded by eager autograd (read with getattr: most tensors never set it)
     __array_priority__ = 1000  # so ndarray (op) Tensor defers to Tensor
 
     @staticmethod

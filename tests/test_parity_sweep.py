@@ -324,3 +324,21 @@ def test_int32_indices_are_taken_as_pytorch_takes_them():
     _close(g.index_select(1, gi), t.index_select(1, ti))
     _close(g.gather(1, gi.reshape(1, 2)), t.gather(1, ti.reshape(1, 2)))
     _close(gradc.nn.functional.embedding(gi, g), torch.nn.functional.embedding(ti, t))
+
+
+def test_a_view_whose_base_changed_in_place_raises_instead_of_a_wrong_gradient():
+    a = gradc.tensor(np.ones((4, 3), np.float32), requires_grad=True)
+    b = a * 1.0
+    v = b[1:3]
+    b.mul_(3.0)                      # PyTorch's gradient through v includes the 3; the old history would not
+    with pytest.raises(gradc.AutogradError, match="changed in place after the view was taken"):
+        (v * 1.0).sum()
+    w = gradc.nn.Parameter(gradc.ones(3, 2))
+    wt = w.t()
+    with gradc.no_grad():
+        w.mul_(2.0)                  # a leaf changed outside autograd: the view's history is still right
+    (wt * 1.0).sum().backward()
+    _close(w.grad, np.ones((3, 2), np.float32))
+    c = (a * 1.0).clone()
+    c.add_(1.0)
+    (c * 1.0).sum().backward()       # a clone owns its storage
