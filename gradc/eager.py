@@ -20,10 +20,9 @@ from .tensor import Tensor
 def _check_not_stale(t, prim):
     """A view whose base was written in place (with history) after the view was taken holds the new
     values, but its history still leads to the old ones: its gradient would be silently wrong."""
-    seen = getattr(t, "_view_of", None)
-    if seen is None or seen[0] is not t._grad_fn or t._version[0] == seen[1]:
+    node = t._view_of[0]
+    if node is not t._grad_fn:   # written in place itself since (a write allowed into a view): a new history
         return
-    node = seen[0]
     while isinstance(node, autograd.Node) and getattr(node.prim, "view", False):
         node = node.parents[0]
     if isinstance(node, autograd.Node):   # the base has history of its own (not a leaf): it changed
@@ -53,7 +52,9 @@ class Eager(dispatch.Mode):
         # reaching it says so instead of passing no gradient (a VJP run with create_graph=True).
         if dtype.is_floating_point and autograd.is_grad_enabled() and any(a.requires_grad for a in args):
             for a in args:
-                _check_not_stale(a, prim)
+                seen = getattr(a, "_view_of", None)
+                if seen is not None and a._version[0] != seen[1]:
+                    _check_not_stale(a, prim)
             out._grad_fn = autograd.Node(prim, attrs, args, out)
             out.requires_grad = True
             if prim.view:

@@ -18,7 +18,7 @@ class Tensor(dispatch.Value):
     __slots__ = ("_data", "_sym", "shape", "dtype", "device", "requires_grad", "_grad", "_grad_fn",
                  "_version", "_hooks", "_view_of", "__weakref__")
     # _hooks: a leaf's register_hook hooks; _view_of: (its view node, the shared version then) for a
-    # view recorded by eager autograd (read with getattr: most tensors never set it)
+    # view recorded by eager autograd, else None (read with getattr: a traced tensor may lack it)
     __array_priority__ = 1000  # so ndarray (op) Tensor defers to Tensor
 
     @staticmethod
@@ -26,7 +26,7 @@ class Tensor(dispatch.Value):
         t = object.__new__(Tensor)
         t._data, t._sym = data, None
         t.shape, t.dtype, t.device = data.shape, dtype, dev
-        t.requires_grad, t._grad, t._grad_fn, t._version, t._hooks = False, None, None, [0], None
+        t.requires_grad, t._grad, t._grad_fn, t._version, t._hooks, t._view_of = False, None, None, [0], None, None
         return t
 
     # ------------------------------------------------------------------ properties

@@ -24,7 +24,7 @@ class Parameter(Tensor):
         p = object.__new__(cls)
         p._data, p._sym = src._data, src._sym   # traced data (a module built while tracing) stays traced
         p.shape, p.dtype, p.device = src.shape, src.dtype, src.device
-        p._grad, p._grad_fn, p._version, p._hooks = None, None, [0], None
+        p._grad, p._grad_fn, p._version, p._hooks, p._view_of = None, None, [0], None, None
         p.requires_grad = bool(requires_grad) and src.dtype.is_floating_point
         return p
 
