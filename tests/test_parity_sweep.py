@@ -342,3 +342,18 @@ def test_a_view_whose_base_changed_in_place_raises_instead_of_a_wrong_gradient()
     c = (a * 1.0).clone()
     c.add_(1.0)
     (c * 1.0).sum().backward()       # a clone owns its storage
+
+
+def test_state_dict_lists_a_shared_module_under_each_path():
+    def build(nn):
+        root = nn.Module()
+        root.a = nn.Linear(3, 2)
+        root.b = root.a                         # weight tying, as a language model's head and embedding
+        root.seq = nn.Sequential(nn.ReLU(), nn.Linear(2, 2))
+        return root
+    g, t = build(gradc.nn), build(torch.nn)
+    assert list(g.state_dict()) == list(t.state_dict())
+    g.load_state_dict({k: gradc.tensor(v.detach().numpy()) for k, v in t.state_dict().items()})
+    _close(g.b.weight, t.a.weight)
+    assert [n for n, _ in g.named_modules(remove_duplicate=False)] == [n for n, _ in t.named_modules(remove_duplicate=False)]
+    assert g.get_submodule("seq.1") is g.seq[1] and g.get_parameter("seq.1.bias") is g.seq[1].bias

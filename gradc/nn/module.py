@@ -144,15 +144,41 @@ class Module:
         self._modules[name] = module
 
     # ------------------------------------------------------------------ traversal
-    def named_modules(self, prefix="", memo=None):
-        memo = set() if memo is None else memo
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+    def named_modules(self, prefix="", memo=None, remove_duplicate=True):
+        """(name, module) for this module and every submodule, depth first; a module reached by two
+        paths comes once unless remove_duplicate=False (then once per path, as state_dict lists it)."""
+        if remove_duplicate:
+            memo = set() if memo is None else memo
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, m in self._modules.items():
             if m is not None:
-                yield from m.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+                yield from m.named_modules(f"{prefix}.{name}" if prefix else name, memo, remove_duplicate)
+
+    def get_submodule(self, target):
+        """The submodule at the dotted path `target` ('' is this module)."""
+        m = self
+        for part in target.split(".") if target else ():
+            if part not in m._modules or m._modules[part] is None:
+                raise AttributeError(f"{type(m).__name__} has no submodule {part!r} (looking up {target!r})")
+            m = m._modules[part]
+        return m
+
+    def get_parameter(self, target):
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._parameters:
+            raise AttributeError(f"{type(m).__name__} has no parameter {name!r} (looking up {target!r})")
+        return m._parameters[name]
+
+    def get_buffer(self, target):
+        mod, _, name = target.rpartition(".")
+        m = self.get_submodule(mod)
+        if name not in m._buffers:
+            raise AttributeError(f"{type(m).__name__} has no buffer {name!r} (looking up {target!r})")
+        return m._buffers[name]
 
     def modules(self):
         return (m for _, m in self.named_modules())
@@ -185,16 +211,18 @@ class Module:
         return (b for _, b in self.named_buffers(recurse=recurse))
 
     # ------------------------------------------------------------------ state
-    def state_dict(self, prefix=""):
+    def state_dict(self, prefix="", keep_vars=False):
+        """Parameters and persistent buffers by dotted name; a module shared by two paths is listed
+        under each (as PyTorch does), so checkpoints load either way."""
         out = collections.OrderedDict()
-        for mp, m in self.named_modules(prefix.rstrip(".")):
+        for mp, m in self.named_modules(prefix.rstrip("."), remove_duplicate=False):
             dot = f"{mp}." if mp else ""
             for n, p in m._parameters.items():
                 if p is not None:
-                    out[dot + n] = p.detach()
+                    out[dot + n] = p if keep_vars else p.detach()
             for n, b in m._buffers.items():
                 if b is not None and n not in m._non_persistent:
-                    out[dot + n] = b.detach()
+                    out[dot + n] = b if keep_vars else b.detach()
         return out
 
     def load_state_dict(self, state_dict, strict=True):
