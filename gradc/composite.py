@@ -347,6 +347,8 @@ def cat(tensors, dim=0):
         if x.ndim != ndim:
             raise ShapeError(f"cat: all tensors need the same number of dims, got shapes "
                              f"{', '.join(str(x.shape) for x in tensors)}")
+    if ndim == 0:
+        raise ShapeError("cat: zero-dimensional tensors cannot be concatenated; use stack(), or unsqueeze(0) each first")
     axis = normalize_axis("cat", dim, ndim)
     if len(tensors) == 1:
         return tensors[0]

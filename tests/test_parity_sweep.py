@@ -357,3 +357,10 @@ def test_state_dict_lists_a_shared_module_under_each_path():
     _close(g.b.weight, t.a.weight)
     assert [n for n, _ in g.named_modules(remove_duplicate=False)] == [n for n, _ in t.named_modules(remove_duplicate=False)]
     assert g.get_submodule("seq.1") is g.seq[1] and g.get_parameter("seq.1.bias") is g.seq[1].bias
+
+
+def test_cat_of_zero_dimensional_tensors_raises_a_named_error():
+    with pytest.raises(RuntimeError):
+        torch.cat([torch.tensor(1.0), torch.tensor(2.0)])
+    with pytest.raises(gradc.ShapeError, match="zero-dimensional"):
+        gradc.cat([gradc.tensor(1.0), gradc.tensor(2.0)])
