@@ -97,6 +97,7 @@ SIGNATURES = {
     "stack": ("tup, axis=0, out=None, *, dtype=None, casting='same_kind'",
               lambda tup, axis, out, dtype, casting: np.stack(tup, axis, out, dtype=dtype, casting=casting)),
     "take": ("a, indices, axis=None, out=None", lambda a, indices, axis, out: np.take(a, indices, axis, out)),
+    "take_along_axis": ("a, indices, axis", lambda a, indices, axis: np.take_along_axis(a, indices, axis)),
     "where": ("condition, x=None, y=None",
               lambda condition, x, y: np.where(condition) if x is None and y is None else np.where(condition, x, y)),
     "nonzero": ("a", lambda a: np.nonzero(a)),
