@@ -5,7 +5,7 @@ import collections
 
 from . import dispatch
 from . import dtypes as D
-from .creation import full, tensor
+from .creation import arange, full, tensor
 from .device import device as _device, require as _require_device
 from .errors import AutogradError, DTypeError, ShapeError
 from .grad_mode import is_grad_enabled
@@ -224,11 +224,30 @@ def min(input, dim=None, keepdim=False):
     return _at_index(input, (-input).argmax(dim, keepdim=True), dim, keepdim)
 
 
+def linear_index(index, dim, shape):
+    """Flat positions into a tensor of `shape` for `index` along `dim` (PyTorch's gather/scatter
+    layout: every other coordinate is the index's own)."""
+    strides = [prod(shape[i + 1:]) for i in range(len(shape))]
+    lin = index * strides[dim]
+    for d in range(index.ndim):
+        if d != dim:
+            coord = arange(index.shape[d], device=index.device).reshape(
+                (1,) * d + (index.shape[d],) + (1,) * (index.ndim - d - 1))
+            lin = lin + coord * strides[d]
+    return lin
+
+
+def gather_along(input, dim, index):
+    """gather(input, dim, index) for indices valid by construction (argmax's, argsort's, clamped
+    positions): the library's own reads, without the range check that a user's index gets."""
+    return OPS["gather"].bind(input.reshape(-1), linear_index(index, dim, input.shape), axis=0)
+
+
 def _at_index(input, index, dim, keepdim):
     """(values, indices) of max/min over dim: the values are read at the index, so the gradient goes
     to that one element, as in PyTorch (amax/amin split it among ties)."""
     d = normalize_axis("max", dim, input.ndim)
-    values = input.gather(d, index)
+    values = gather_along(input, d, index)
     if not keepdim:
         values, index = values.squeeze(d), index.squeeze(d)
     return max_result(values, index)

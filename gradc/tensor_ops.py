@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import dtypes as D
-from .composite import assign, cat
+from .composite import assign, cat, gather_along, linear_index
 from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .errors import DTypeError, ShapeError
 from .indexing import getitem
@@ -67,19 +67,6 @@ def masked_select(input, mask):
 
 
 # ---------------------------------------------------------------------- gather and scatter (PyTorch's layout)
-def linear_index(index, dim, shape):
-    """Flat positions into a tensor of `shape` for `index` along `dim` (PyTorch's gather/scatter
-    layout: every other coordinate is the index's own)."""
-    strides = [prod(shape[i + 1:]) for i in range(len(shape))]
-    lin = index * strides[dim]
-    for d in range(index.ndim):
-        if d != dim:
-            coord = arange(index.shape[d], device=index.device).reshape(
-                (1,) * d + (index.shape[d],) + (1,) * (index.ndim - d - 1))
-            lin = lin + coord * strides[d]
-    return lin
-
-
 def _check_index(input, dim, index, name):
     if isinstance(index, Tensor) and index.dtype is D.int32:   # PyTorch takes int32 indices too
         index = index.long()
@@ -524,7 +511,8 @@ topk_result = collections.namedtuple("topk", ["values", "indices"])
 @export("sort")
 def sort(input, dim=-1, descending=False, stable=False):
     indices = input.argsort(dim, descending)
-    return sort_result(gather(input, dim, indices) if input.ndim else input, indices)
+    return sort_result(gather_along(input, normalize_axis("sort", dim, input.ndim), indices) if input.ndim else input,
+                       indices)
 
 
 @export("topk")
@@ -538,7 +526,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     stops = list(input.shape)
     stops[d] = k
     indices = strided_slice(input.argsort(d, descending=largest), [0] * input.ndim, stops, [1] * input.ndim)
-    return topk_result(gather(input, d, indices), indices)
+    return topk_result(gather_along(input, d, indices), indices)
 
 
 export("msort")(lambda input: sort(input, 0).values)

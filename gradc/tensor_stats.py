@@ -6,13 +6,13 @@ import collections
 import math
 
 from . import dtypes as D
-from .composite import cat
+from .composite import cat, gather_along
 from .creation import arange, full, tensor
 from .errors import DTypeError, ShapeError
 from .ops.frontend import axes_arg, cast, export, scalar, where
 from .shapes import normalize_axis
 from .tensor import Tensor
-from .tensor_ops import gather, log1p
+from .tensor_ops import log1p
 
 cummax_result = collections.namedtuple("cummax", ["values", "indices"])
 cummin_result = collections.namedtuple("cummin", ["values", "indices"])
@@ -65,7 +65,7 @@ def _running_extreme(input, dim, largest, name, result):
         return (v.maximum(pv) if largest else v.minimum(pv)), where(take, pi, i)
 
     _, idx = _scan(d, key.shape[d], step, key, idx)
-    return result(gather(input, d, idx), idx)
+    return result(gather_along(input, d, idx), idx)
 
 
 export("cummax")(lambda input, dim: _running_extreme(input, dim, True, "cummax", cummax_result))
@@ -117,8 +117,8 @@ def nanmean(input, dim=None, keepdim=False, dtype=None):
 # ---------------------------------------------------------------------- order statistics
 def _pick(input, d, order, rank, keepdim, result):
     """(values, indices) at sorted position `rank` (a tensor broadcasting over input's other dims)."""
-    idx = gather(order, d, rank)
-    values = gather(input, d, idx)
+    idx = gather_along(order, d, rank)
+    values = gather_along(input, d, idx)
     if not keepdim:
         values, idx = values.squeeze(d), idx.squeeze(d)
     return result(values, idx)
@@ -176,7 +176,7 @@ def mode(input, dim=-1, keepdim=False):
     d = normalize_axis("mode", dim, x.ndim)
     n = x.shape[d]
     order = x.detach().argsort(d)
-    s = gather(x.detach(), d, order)
+    s = gather_along(x.detach(), d, order)
     pos = _positions(s, d).expand(s.shape)
     if n > 1:
         new = cat([full(tuple(1 if i == d else m for i, m in enumerate(s.shape)), True, dtype=D.bool_,
@@ -211,7 +211,7 @@ def _quantile(input, q, dim, keepdim, interpolation, ignore_nan, name):
     d = 0 if dim is None else normalize_axis(name, dim, x.ndim)
     xm = x.movedim(d, -1).unsqueeze(0)                  # (1, ..., n)
     n = xm.shape[-1]
-    s = gather(xm, xm.ndim - 1, xm.detach().argsort(-1))  # sorted, NaNs last
+    s = gather_along(xm, xm.ndim - 1, xm.detach().argsort(-1))  # sorted, NaNs last
     nans = cast(s.detach() != s.detach(), D.int64).sum(-1, keepdim=True)
     qq = qt.reshape((-1,) + (1,) * (xm.ndim - 1))         # (nq, 1, ..., 1)
     count = cast(n - nans, s.dtype) if ignore_nan else scalar(float(n), s.dtype, s.device)
@@ -227,7 +227,7 @@ def _quantile(input, q, dim, keepdim, interpolation, ignore_nan, name):
     big = s.expand((nq,) + s.shape[1:])
     lo_i = cast(lo_r, D.int64).expand(big.shape[:-1] + (1,))
     hi_i = cast(hi_r, D.int64).expand(big.shape[:-1] + (1,))
-    lo, hi = gather(big, big.ndim - 1, lo_i), gather(big, big.ndim - 1, hi_i)
+    lo, hi = gather_along(big, big.ndim - 1, lo_i), gather_along(big, big.ndim - 1, hi_i)
     if interpolation == "midpoint":
         out = lo + (hi - lo) * 0.5
     elif interpolation == "linear":

@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 
+from ..composite import gather_along
 from ..errors import DTypeError, ShapeError
 from ..functions import cat, stack, tensor, where
 from ..tensor import Tensor
@@ -115,7 +116,7 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
         return flat_idx.long(), inside
 
     def gather(flat_idx):
-        return flat.gather(2, flat_idx.unsqueeze(1).expand(n, c, flat_idx.shape[1]))
+        return gather_along(flat, 2, flat_idx.unsqueeze(1).expand(n, c, flat_idx.shape[1]))   # clamped: in range
 
     if mode == "nearest":
         idx, inside = corner([s.round().detach() for s in src])
