@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from . import dtypes as D
-from .composite import assign
+from .composite import assign, put
 from .creation import arange, full, ones, tensor, zeros
 from .errors import DTypeError, ShapeError
 from .indexing import getitem
@@ -63,15 +63,13 @@ def _hits(index, d, x):
 
 @export("index_copy")
 def index_copy(input, dim, index, source):
-    """input with the slices at `index` along dim replaced by source's. PyTorch leaves which write
-    wins for a repeated index unspecified; here their mean is taken (as gradc's scatter does)."""
+    """input with the slices at `index` along dim replaced by source's; for a repeated index the
+    last slice is written (PyTorch leaves it unspecified; its loop writes the last)."""
     x = input.reshape(1) if input.ndim == 0 else input
     d, index, source = _along(x, dim, index, source, "index_copy")
-    hits = _hits(index, d, x)
-    total = _scatter_along(source, index, d, x.shape[d])
-    hit = hits > 0
-    new = total / where(hit, hits, 1) if x.dtype.is_floating_point else total // where(hit, hits, 1)
-    return where(hit, cast(new, x.dtype), x).reshape(input.shape)
+    positions = arange(x.numel(), device=x.device).reshape(x.shape)
+    lin = OPS["gather"].bind(positions, index, axis=d)
+    return put(x, lin.reshape(-1), cast(source, x.dtype).reshape(-1)).reshape(input.shape)
 
 
 @export("index_fill")
@@ -89,7 +87,7 @@ def index_fill(input, dim, index, value):
 @export("index_put")
 def index_put(input, indices, values, accumulate=False):
     """input with input[indices] = values (or += with accumulate=True, repeated positions adding up;
-    without accumulate a repeated position takes the mean of its values, as gradc's scatter does)."""
+    without accumulate a repeated position takes its last value, as PyTorch's loop does)."""
     if not isinstance(indices, (tuple, list)):
         raise DTypeError(f"index_put: indices must be a tuple of tensors, got {type(indices).__name__}")
     positions = arange(input.numel(), device=input.device).reshape(input.shape)
@@ -102,17 +100,10 @@ def index_put(input, indices, values, accumulate=False):
     except ShapeError:
         raise ShapeError(f"index_put: values of shape {values.shape} cannot be broadcast to the indexed shape "
                          f"{lin.shape}") from None
-    lin, values, n = lin.reshape(-1), values.reshape(-1), input.numel()
-    total = OPS["scatter_add"].bind(values, lin, axis=0, size=n)
+    lin, values = lin.reshape(-1), values.reshape(-1)
     if accumulate:
-        return input + total.reshape(input.shape)
-    hits = OPS["scatter_add"].bind(ones(lin.shape, dtype=D.int64, device=input.device), lin, axis=0, size=n)
-    hit = hits > 0
-    if int(lin.shape[0]) > 1:   # a repeated position takes the mean of its values (PyTorch leaves it unspecified)
-        count = where(hit, hits, scalar(1, D.int64, input.device))
-        total = cast(total / cast(count, total.dtype) if total.dtype.is_floating_point else total // count,
-                     input.dtype)
-    return where(hit, total, input.reshape(-1)).reshape(input.shape)
+        return input + OPS["scatter_add"].bind(values, lin, axis=0, size=input.numel()).reshape(input.shape)
+    return put(input, lin, values)
 
 
 for _name, _fn in (("index_add", index_add), ("index_copy", index_copy), ("index_fill", index_fill)):

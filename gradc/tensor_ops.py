@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import dtypes as D
-from .composite import assign, cat, gather_along, linear_index
+from .composite import assign, cat, gather_along, linear_index, put
 from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .errors import DTypeError, ShapeError
 from .indexing import getitem
@@ -143,21 +143,8 @@ def setitem(self, key, value):
         value = full((), value, dtype=self.dtype, device=self.device)
     value = value.to(self.dtype).expand(where_.shape) if value.shape != where_.shape else value.to(self.dtype)
     keys = key if isinstance(key, tuple) else (key,)
-    repeats = any(isinstance(k, (Tensor, list, np.ndarray)) for k in keys)   # an index array may repeat a position
-    assign(self, _put(self, where_.reshape(-1), value.reshape(-1), repeats), "__setitem__")
-
-
-def _put(x, lin, values, repeats):
-    n = x.numel()
-    hits = OPS["scatter_add"].bind(ones(lin.shape, dtype=D.int64, device=x.device), lin, axis=0, size=n)
-    hit = hits > 0
-    new = OPS["scatter_add"].bind(values, lin, axis=0, size=n)
-    if repeats and int(lin.shape[0]) > 1 and x.dtype is not D.bool_:
-        # a position written more than once gets the mean of its values (PyTorch leaves which write
-        # wins unspecified; the sum would be no write at all): one value written twice stays that value
-        count = where(hit, hits, 1)
-        new = (new / count.to(new.dtype) if new.dtype.is_floating_point else new // count).to(x.dtype)
-    return where(hit, new, x.reshape(-1)).reshape(x.shape)
+    unique = not any(isinstance(k, (Tensor, list, np.ndarray)) for k in keys)   # only index arrays repeat positions
+    assign(self, put(self, where_.reshape(-1), value.reshape(-1), unique), "__setitem__")
 
 
 # ---------------------------------------------------------------------- reordering

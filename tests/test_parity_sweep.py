@@ -209,18 +209,19 @@ def test_indexing_rules():
 
 
 @pytest.mark.parametrize("backend", (None,) + BACKENDS)
-def test_setitem_with_a_repeated_index_writes_the_value(backend):
-    def f(a):
+def test_setitem_with_a_repeated_index_writes_the_last_value(backend):
+    rows, vals = [0, 2, 0, 1], np.array([[1, 2], [3, 4], [5, 6], [7, 8]], np.float32)
+
+    def f(a, v, lib):
         a = a.clone()
-        a[gradc.tensor([0, 0, 1])] = 5.0
-        a[gradc.tensor([2, 2]), gradc.tensor([1, 1])] = 7.0
-        return a
-    g = f if backend is None else gradc.compile(f, backend=backend)
-    x = np.zeros((3, 2), np.float32)
-    want = torch.tensor(x).clone()
-    want[torch.tensor([0, 0, 1])] = 5.0
-    want[torch.tensor([2, 2]), torch.tensor([1, 1])] = 7.0
-    _close(g(gradc.tensor(x)), want)
+        a[lib.tensor([0, 0, 1])] = 5.0
+        a[lib.tensor([2, 2]), lib.tensor([1, 1])] = 7.0
+        a[lib.tensor(rows)] = v                             # row 0 written twice: its last write stays
+        a.index_put_((lib.tensor([3, 3]),), lib.tensor([[-1.0, -2.0], [9.0, 8.0]]))
+        return a.index_copy(0, lib.tensor([1, 1]), v[:2] * 2)
+    g = (lambda a, v: f(a, v, gradc)) if backend is None else gradc.compile(lambda a, v: f(a, v, gradc), backend=backend)
+    x = np.zeros((4, 2), np.float32)
+    _close(g(gradc.tensor(x), gradc.tensor(vals)), f(torch.tensor(x), torch.tensor(vals), torch))
 
 
 @pytest.mark.parametrize("backend", (None,) + BACKENDS)

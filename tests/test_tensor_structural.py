@@ -150,9 +150,9 @@ def test_writes_into_a_diagonal_reach_the_tensor_or_fail_never_vanish():
     assert x.sum().item() == 6 and (x.unfold(1, 2, 2) * 2).shape == (3, 2, 2)
 
 
-def test_index_copy_with_repeated_indices_takes_the_mean():
+def test_index_copy_with_repeated_indices_writes_the_last():
     x = gradc.index_copy(gradc.zeros(2), 0, _t([1, 1]), _t([1.0, 3.0]))
-    assert x.tolist() == [0, 2]
+    assert x.tolist() == [0, 3]   # PyTorch's loop writes the last
 
 
 # ---------------------------------------------------------------------- functions without tensor inputs
