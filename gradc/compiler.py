@@ -304,8 +304,10 @@ class CompiledFunction:
         tracer, out_spec, parts = self._trace(args, kwargs, lowering)
         self.trace_count += 1
         traced_text = tracer.graph.to_text() if debug_level() >= 4 else None
-        spec = self._spec(tracer, out_spec, parts, self._backend_for(self._flat_args(args, kwargs), lowering),
-                          time.perf_counter() - start)
+        backend = self._backend_for(self._flat_args(args, kwargs), lowering)
+        if parts["one_shot"] and backend == "c" and not lowering:
+            backend = "numpy"   # it creates state and runs once: not worth a C compile (about 0.5 s)
+        spec = self._spec(tracer, out_spec, parts, backend, time.perf_counter() - start)
         prog = lower_graph(tracer.graph, spec)
         report(self.__name__, reason, prog, traced_text)
         _maybe_dump(prog, self.dump, self.__name__, self.trace_count)

@@ -112,18 +112,14 @@ def scatter_add(input, dim, index, src):
 
 @export("scatter")
 def scatter(input, dim, index, src=None, value=None, reduce=None):
-    """input with src (or value) written at index along dim. With duplicate indices PyTorch leaves
-    which write wins unspecified; here their mean is taken, so the result does not depend on order."""
+    """input with src (or value) written at index along dim; for a duplicate index the last write
+    stays, as PyTorch's loop leaves it (its docs call the order unspecified)."""
     if reduce is not None:
         if reduce not in ("add", "sum"):
             raise ValueError(f"scatter: reduce must be 'add' or None here, got {reduce!r}; use scatter_reduce")
         return scatter_add(input, dim, index, src if src is not None else value)
     lin, src = _scatter_flat(input, dim, index, src if src is not None else value, "scatter")
-    n = input.numel()
-    hits = OPS["scatter_add"].bind(ones(lin.shape, dtype=input.dtype, device=input.device), lin, axis=0, size=n)
-    total = OPS["scatter_add"].bind(src, lin, axis=0, size=n)
-    hit = hits > 0
-    return where(hit, total / where(hit, hits, 1), input.reshape(-1)).reshape(input.shape)
+    return put(input, lin, src)
 
 
 export("scatter_", function=False)(lambda self, dim, index, src=None, value=None, reduce=None:
