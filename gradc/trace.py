@@ -213,8 +213,9 @@ class Tracer(dispatch.Mode):
         if target._sym is None:
             self.lift(target)
         target._sym = (self, self.node_of(result))
-        target.requires_grad = result.requires_grad
-        target._grad_fn = result._grad_fn if result.requires_grad else (None if target.is_leaf else target._grad_fn)
+        if autograd.is_grad_enabled():   # as eagerly: under no_grad a tensor keeps requires_grad and its history
+            target.requires_grad = result.requires_grad
+            target._grad_fn = result._grad_fn if result.requires_grad else None
         group = [r() for r in self.aliases.get(id(target), ())]
         if any(other is target for other in group):  # (not a dead tensor's reused id)
             for other in group:
@@ -283,7 +284,8 @@ class Tracer(dispatch.Mode):
             seed = ones(out.shape, dtype=out.dtype)
         else:
             seed = gradient if isinstance(gradient, Tensor) else tensor(gradient, dtype=out.dtype)
-        leaves = [(t, nid) for t, nid, saved in self.lifted.values() if saved[1] and saved[2] is None]
+        # a leaf's gradient is with respect to the value it holds now (an update under no_grad may have replaced it)
+        leaves = [(t, self.node_of(t)) for t, _, saved in self.lifted.values() if saved[1] and saved[2] is None]
         if inputs is not None:
             chosen = {id(t) for t in inputs}
             if any(t._sym is not None and t._sym[0] is self for t in inputs):

@@ -365,3 +365,22 @@ def test_cat_of_zero_dimensional_tensors_raises_a_named_error():
         torch.cat([torch.tensor(1.0), torch.tensor(2.0)])
     with pytest.raises(gradc.ShapeError, match="zero-dimensional"):
         gradc.cat([gradc.tensor(1.0), gradc.tensor(2.0)])
+
+
+@pytest.mark.parametrize("backend", (None,) + BACKENDS)
+def test_a_parameter_updated_under_no_grad_then_differentiated(backend):
+    def run(lib, param):
+        w = param(lib.ones(3))
+
+        def step(x):
+            with lib.no_grad():
+                w.mul_(2)                       # its gradient is with respect to the new value
+            loss = (w * x).sum()
+            loss.backward()
+            return loss
+        f = step if lib is torch or backend is None else gradc.compile(step, backend=backend)
+        for _ in range(2):
+            out = f(lib.tensor([1.0, 2.0, 3.0]))
+        return out, w.grad, w
+    for got, want in zip(run(gradc, gradc.nn.Parameter), run(torch, torch.nn.Parameter)):
+        _close(got, want.detach())
