@@ -292,6 +292,25 @@ def test_attention_row_that_attends_nowhere_gives_zero(backend):
     _close(gq.grad, tq.grad, 1e-5)
 
 
+def test_multihead_attention_row_that_attends_nowhere_as_pytorch():
+    # need_weights=False runs PyTorch's scaled_dot_product_attention (0 for such a row), need_weights=True
+    # its softmax (NaN there); both masks, eagerly
+    x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype(np.float32)
+    kpm = np.array([[True, True, True], [False, True, True]])
+    am = np.zeros((3, 3), bool)
+    am[0] = True
+    tm = torch.nn.MultiheadAttention(4, 2, batch_first=True)
+    gm = gradc.nn.MultiheadAttention(4, 2, batch_first=True)
+    gm.load_state_dict({k: gradc.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
+    for mask in ({"key_padding_mask": kpm}, {"attn_mask": am}):
+        for need_weights in (True, False):
+            want = tm(*[torch.tensor(x)] * 3, need_weights=need_weights, **{k: torch.tensor(v) for k, v in mask.items()})
+            got = gm(*[gradc.tensor(x)] * 3, need_weights=need_weights, **{k: gradc.tensor(v) for k, v in mask.items()})
+            for g, w in zip(got, want):
+                if w is not None:
+                    np.testing.assert_allclose(g.detach().numpy(), w.detach().numpy(), atol=1e-6)
+
+
 @pytest.mark.parametrize("backend", (None,) + BACKENDS)
 def test_embedding_max_norm_renormalises_the_rows_it_reads(backend):
     w = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)

@@ -53,7 +53,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         else:
             scores = scores + attn_mask.to(scores.dtype)
     weights = scores.softmax(-1)
-    if attn_mask is not None:   # a row that attends nowhere gives 0, as in the primitive above (and PyTorch)
+    if not need_weights and (attn_mask is not None or key_padding_mask is not None):
+        # PyTorch computes this case with scaled_dot_product_attention, where a row that attends nowhere
+        # gives 0 (as the primitive above); with need_weights its softmax gives NaN there, and so does this
         weights = where(scores.amax(-1, keepdim=True) == float("-inf"), 0.0, weights)
     if dropout_p > 0.0:
         keep = rand(weights.shape, device=weights.device) >= dropout_p
@@ -177,7 +179,9 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         kpm = key_padding_mask.reshape(n, 1, 1, s_total).expand(n, heads, 1, s_total).reshape(n * heads, 1, s_total)
         scores = scores + kpm
     weights = scores.softmax(-1)
-    if attn_mask is not None:   # a row that attends nowhere gives 0, as in the primitive above (and PyTorch)
+    if not need_weights and (attn_mask is not None or key_padding_mask is not None):
+        # PyTorch computes this case with scaled_dot_product_attention, where a row that attends nowhere
+        # gives 0 (as the primitive above); with need_weights its softmax gives NaN there, and so does this
         weights = where(scores.amax(-1, keepdim=True) == float("-inf"), 0.0, weights)
     if dropout_p > 0.0 and training:
         weights = weights * 0.0 if dropout_p >= 1.0 else _dropout(weights, dropout_p)
