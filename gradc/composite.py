@@ -239,9 +239,10 @@ def linear_index(index, dim, shape):
 
 def put(x, lin, values, unique=False):
     """x with the flat positions `lin` (1-D int64) set to `values` (1-D, same length, x's dtype);
-    unique=True says no position repeats (slices). A position written more than once takes its last write, as PyTorch's loops do: a stable sort by
-    position ends each run of equal positions with its last write, and only those writes are kept
-    (the others add -0.0, False or 0, which changes no value)."""
+    unique=True says no position repeats (slices). A position written more than once takes its last
+    write, as PyTorch's loops do: a stable sort by position ends each run of equal positions with
+    its last write, and only those writes are kept (the others add -0.0, False or 0, which changes
+    no value)."""
     n, m = x.numel(), int(lin.shape[0])
     hit = OPS["scatter_add"].bind(full(lin.shape, 1, dtype=D.int64, device=x.device), lin, axis=0, size=n) > 0
     if m > 1 and not unique:
@@ -249,7 +250,8 @@ def put(x, lin, values, unique=False):
         ranked = OPS["gather"].bind(lin, order, axis=0)
         ends = cat([ranked[1:] != ranked[:-1], full((1,), True, dtype=D.bool_, device=x.device)])
         last = OPS["scatter_add"].bind(cast(ends, D.int64), order, axis=0, size=m) > 0
-        values = where(last, values, -0.0 if values.dtype.is_floating_point else values.dtype is D.bool_ and False)
+        none = -0.0 if values.dtype.is_floating_point else (False if values.dtype is D.bool_ else 0)
+        values = where(last, values, none)
     new = OPS["scatter_add"].bind(values, lin, axis=0, size=n)
     return where(hit, new, x.reshape(-1)).reshape(x.shape)
 
