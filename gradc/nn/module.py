@@ -167,18 +167,19 @@ class Module:
         return m
 
     def get_parameter(self, target):
-        mod, _, name = target.rpartition(".")
-        m = self.get_submodule(mod)
-        if name not in m._parameters:
-            raise AttributeError(f"{type(m).__name__} has no parameter {name!r} (looking up {target!r})")
-        return m._parameters[name]
+        return self._named_in(target, "_parameters", "parameter")
 
     def get_buffer(self, target):
+        return self._named_in(target, "_buffers", "buffer")
+
+    def _named_in(self, target, table, what):
+        """The entry `table` of the submodule at the dotted path `target` holds under its last name."""
         mod, _, name = target.rpartition(".")
         m = self.get_submodule(mod)
-        if name not in m._buffers:
-            raise AttributeError(f"{type(m).__name__} has no buffer {name!r} (looking up {target!r})")
-        return m._buffers[name]
+        entries = getattr(m, table)
+        if name not in entries:
+            raise AttributeError(f"{type(m).__name__} has no {what} {name!r} (looking up {target!r})")
+        return entries[name]
 
     def modules(self):
         return (m for _, m in self.named_modules())
