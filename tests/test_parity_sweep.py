@@ -292,6 +292,18 @@ def test_attention_row_that_attends_nowhere_gives_zero(backend):
     _close(gq.grad, tq.grad, 1e-5)
 
 
+def test_attention_with_dropout_and_a_row_that_attends_nowhere():
+    # dropout_p > 0 takes the composite path (not the primitive): the fully masked row is 0 there too
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.standard_normal((1, 2, 3, 4)).astype(np.float32) for _ in range(3))
+    mask = np.ones((3, 3), bool)
+    mask[0] = False
+    got = gradc.nn.functional.scaled_dot_product_attention(*map(gradc.tensor, (q, k, v)), attn_mask=gradc.tensor(mask),
+                                                           dropout_p=1e-12)
+    want = torch.nn.functional.scaled_dot_product_attention(*map(torch.tensor, (q, k, v)), attn_mask=torch.tensor(mask))
+    _close(got, want, 1e-5)
+
+
 def test_multihead_attention_row_that_attends_nowhere_as_pytorch():
     # need_weights=False runs PyTorch's scaled_dot_product_attention (0 for such a row), need_weights=True
     # its softmax (NaN there); both masks, eagerly

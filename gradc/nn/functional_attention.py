@@ -53,9 +53,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         else:
             scores = scores + attn_mask.to(scores.dtype)
     weights = scores.softmax(-1)
-    if not need_weights and (attn_mask is not None or key_padding_mask is not None):
-        # PyTorch computes this case with scaled_dot_product_attention, where a row that attends nowhere
-        # gives 0 (as the primitive above); with need_weights its softmax gives NaN there, and so does this
+    if attn_mask is not None:   # a row that attends nowhere gives 0, as in the primitive above (and PyTorch)
         weights = where(scores.amax(-1, keepdim=True) == float("-inf"), 0.0, weights)
     if dropout_p > 0.0:
         keep = rand(weights.shape, device=weights.device) >= dropout_p
