@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _CHILD = r"""

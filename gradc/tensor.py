@@ -3,7 +3,6 @@
 Op methods (arithmetic, reductions, movement, ...) are not written here: gradc.ops.frontend
 installs one per entry of the op table and per composite. What needs execution state (constants,
 in-place writes, detach, backward) asks the active interpreter on the dispatch stack."""
-import numpy as np
 
 from . import autograd, dispatch
 from . import dtypes as D

@@ -10,7 +10,7 @@ import gradc
 import gradc.nn.functional as F
 from gradc import ShapeError, nn
 from gradc.nn import init
-from nn_parity import check_function, check_module, load_from_torch
+from nn_parity import check_module, load_from_torch
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional

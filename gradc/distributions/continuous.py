@@ -19,7 +19,6 @@ class LocScale(Distribution):
         self.loc, self.scale = broadcast_all(loc, scale)
         super().__init__(self.loc.shape, validate_args=validate_args)
 
-
     @property
     def mean(self):
         return self.loc
@@ -109,7 +108,6 @@ class Uniform(Distribution):
     def support(self):
         return constraints.half_open_interval(self.low, self.high)
 
-
     @property
     def mean(self):
         return (self.high + self.low) / 2
@@ -156,7 +154,6 @@ class Exponential(Distribution):
     def __init__(self, rate, validate_args=None):
         (self.rate,) = broadcast_all(rate)
         super().__init__(self.rate.shape, validate_args=validate_args)
-
 
     @property
     def mean(self):

@@ -25,7 +25,6 @@ class Bernoulli(BinaryProbsOrLogits):
     def param_shape(self):
         return self._param.shape
 
-
     @property
     def mean(self):
         return self.probs
@@ -99,7 +98,6 @@ class Categorical(Distribution):
     def support(self):
         return constraints.integer_interval(0, self._num_events - 1)
 
-
     @property
     def mean(self):
         return self.probs[..., 0] * float("nan")
@@ -150,7 +148,6 @@ class OneHotCategorical(Distribution):
             self._validate_args = validate_args
         else:
             del self.__dict__["_validate"]
-
 
     @property
     def probs(self):

@@ -48,7 +48,6 @@ class Gamma(Distribution):
         self.concentration, self.rate = broadcast_all(concentration, rate)
         super().__init__(self.concentration.shape, validate_args=validate_args)
 
-
     @property
     def mean(self):
         return self.concentration / self.rate
@@ -94,7 +93,6 @@ class Dirichlet(Distribution):
             raise DistributionError("Dirichlet: concentration must have at least one dimension (the K categories)")
         self.concentration = concentration
         super().__init__(concentration.shape[:-1], concentration.shape[-1:], validate_args=validate_args)
-
 
     @property
     def mean(self):
@@ -148,7 +146,6 @@ class Beta(Distribution):
         c1, c0 = broadcast_all(concentration1, concentration0)
         self._dirichlet = Dirichlet(stack([c1, c0], -1), validate_args=validate_args)
         super().__init__(self._dirichlet.batch_shape, validate_args=validate_args)
-
 
     @property
     def concentration1(self):

@@ -106,7 +106,6 @@ class HalfNormal(Distribution):
         (self.scale,) = broadcast_all(scale)
         super().__init__(self.scale.shape, validate_args=validate_args)
 
-
     @property
     def mean(self):
         return self.scale * math.sqrt(2 / math.pi)
@@ -149,7 +148,6 @@ class StudentT(Distribution):
         self.df, self.loc, self.scale = broadcast_all(df, loc, scale)
         super().__init__(self.df.shape, validate_args=validate_args)
 
-
     @property
     def mean(self):
         return where(self.df > 1, self.loc, float("nan"))
@@ -191,7 +189,6 @@ class Poisson(Distribution):
     def __init__(self, rate, validate_args=None):
         (self.rate,) = broadcast_all(rate)
         super().__init__(self.rate.shape, validate_args=validate_args)
-
 
     @property
     def mean(self):
