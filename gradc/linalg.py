@@ -6,7 +6,7 @@ import math
 
 from .distributions.linalg import checked_cholesky, solve_lower_matrix
 from .errors import LinAlgError, ShapeError  # noqa: F401  (LinAlgError: as torch.linalg.LinAlgError)
-from .functions import cross as _cross, diagonal as _diagonal, flip, matmul, norm as _norm  # noqa: F401
+from .functions import cross as _cross, diagonal as _diagonal, eye, flip, matmul, norm as _norm  # noqa: F401
 
 
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
@@ -84,7 +84,6 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
         return solve_triangular(A.mT, B.mT, upper=not upper, unitriangular=unitriangular).mT
     if unitriangular:
         n = A.shape[-1]
-        from .functions import eye
         I = eye(n, dtype=A.dtype, device=A.device)
         A = A * (1 - I) + I
     if upper:   # reversing rows and columns turns an upper system into a lower one

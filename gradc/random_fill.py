@@ -6,7 +6,7 @@ import math
 
 from . import dtypes as D
 from .composite import assign
-from .creation import full, rand, randint, randn
+from .creation import arange, full, rand, randint, randn
 from .errors import DTypeError, ShapeError
 from .grad_mode import no_grad
 from .ops.frontend import export, where
@@ -115,7 +115,6 @@ def fill_diagonal_(self, fill_value, wrap=False):
     tall matrix's diagonal restarts every cols + 1 rows, as in PyTorch) set to fill_value."""
     if self.ndim < 2 or (self.ndim > 2 and len(set(self.shape)) != 1):
         raise ShapeError(f"fill_diagonal_: expects a 2-D tensor or one whose dims are all equal, got shape {self.shape}")
-    from .creation import arange
     if self.ndim == 2:
         rows, cols = self.shape
         r = arange(rows, device=self.device).unsqueeze(1)

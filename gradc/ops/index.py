@@ -68,7 +68,6 @@ def index_select(input, dim, index):
     return gather_p.bind(input, index, axis=normalize_axis("index_select", dim, input.ndim))
 
 
-
 VALUE_CHECK = "value check: "
 
 
@@ -80,9 +79,8 @@ def check_values(bad, message, out, code=None):
     added to `out` so that the check stays in the program."""
     code = bad.to(D.int64) if code is None else code
     if dispatch.tracer() is None:
-        flat = code.numpy().reshape(-1)
         if bool(bad.numpy().any()):
-            _check_index_kernel(np, flat, 1, None, VALUE_CHECK + message)
+            _check_index_kernel(np, code.numpy().reshape(-1), 1, None, VALUE_CHECK + message)
         return out
     code = check_index_p.bind(code, high=1, ignore=None, what=VALUE_CHECK + message)
     return out + code.to(out.dtype)
