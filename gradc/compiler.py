@@ -276,6 +276,8 @@ class CompiledFunction:
                 if floats and (scope[1] or _holds(out_spec, TracedFloat)):
                     raise Specialize("a float argument was used as a number, or is returned")
                 parts = _collect(tracer, out_flat)
+                if lowering and tracer.created_state():
+                    parts["one_shot"] = True   # the optimizer gives that state back below: valid for one call
             self._name_inputs(tracer, spec)
             python_guards = reads.guards(_modules_of(self.fn))
             if len(python_guards):
@@ -505,14 +507,6 @@ def _same_settings(opt, groups):
     guard.explain = lambda: settings_changes(type(opt).__name__, groups, settings_of(opt)) \
         if settings_of(opt) != groups else state_changes(opt, held)
     return guard
-
-
-def _generate(graph, bindings, parts, out_spec, fuse=True, optimize_graph=True, block_bytes=None, backend="numpy"):
-    """The former internal entry point, kept for callers that still use it: gradc.lower.lower with
-    a Spec made of the old `parts` dict."""
-    return lower_graph(graph, Spec(backend=backend, fuse=bool(fuse), optimize=optimize_graph, block_bytes=block_bytes,
-                                   bindings=bindings, effects=parts["effects"], n_returned=parts["n_returned"],
-                                   out_spec=out_spec, guards=parts["guards"], one_shot=parts["one_shot"]))
 
 
 DEBUG_LEVELS = {0: "nothing (the default)", 1: "each compilation: what, why, how long",

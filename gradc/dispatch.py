@@ -7,6 +7,7 @@ interpreter also answers what a tensor operation needs besides a primitive: cons
 draws, in-place writes, detach, device copies, concrete values and backward.
 
 The stack is process-wide, as tracing is: modes are pushed and popped around a region."""
+import contextlib
 
 class Value:
     """What the dispatch stack computes on: gradc.Tensor derives from it, so the op table and its
@@ -76,6 +77,21 @@ def tracer():
         if m.order >= 1:
             return m
     return None
+
+
+@contextlib.contextmanager
+def outside_trace():
+    """Run a block eagerly even while a function is traced: tensors it creates are real data, not
+    graph constants (optimizer state made on the first step, see gradc.optim.optimizer)."""
+    held = [m for m in _modes if m.order >= 1]
+    for m in held:
+        _modes.remove(m)
+    _relink()
+    try:
+        yield
+    finally:
+        for m in held:
+            push(m)
 
 
 def low_precision():

@@ -137,6 +137,11 @@ class Tracer(dispatch.Mode):
             self.grad_owner[id(t.grad)] = t
         return nid
 
+    def entry_value(self, t):
+        """What a tensor lifted into the graph held when the program starts (its input node), or None."""
+        lifted = self.lifted.get(id(t))
+        return self.sym(lifted[1], device=t.device) if lifted is not None and lifted[0] is t else None
+
     def lifted_at(self, slot):
         """(tensor, node, saved fields) of the tensor lifted into input `slot` (None for inputs
         that are no tensor of the caller's, e.g. random draws)."""
@@ -317,6 +322,11 @@ class Tracer(dispatch.Mode):
     def rollback_optimizers(self):
         for opt, state, _ in self.optimizers:
             opt.state = state
+
+    def created_state(self):
+        """Optimizer state tensors the traced steps made (as real tensors, see Optimizer.step)."""
+        return [t for opt, before, _ in self.optimizers for p, k, t in state_tensors(opt)
+                if before.get(p, {}).get(k) is not t]
 
     def optimizer_settings(self):
         return [(opt, settings) for opt, _, settings in self.optimizers]

@@ -146,7 +146,7 @@ def test_a_compiled_step_runs_leaf_hooks_and_retraces_when_they_change():
         for _ in range(3):
             compiled(x), eager(x)
         np.testing.assert_allclose(_np(model.weight), _np(twin.weight), rtol=1e-5, atol=1e-6)
-    assert compiled.trace_count == 3
+    assert compiled.trace_count == 2   # without the hook (run again once it is removed), and with it
     assert any("register_hook" in r for r in compiled.recompile_reasons)
 
 

@@ -95,8 +95,8 @@ def test_index_width_switches_at_the_2_31_boundary():
     e = big.add("expand", [big.add("reshape", [c], (1,), "float32", {"shape": (1,)})], (n,), "float32",
                 {"shape": (n,)})
     big.outputs = [big.add("mul", [x, e], (n,), "float32")]
-    from gradc.compiler import _generate
-    prog = _generate(big, [], {"effects": [], "n_returned": 1, "guards": [], "one_shot": False}, None, backend="cuda")
+    from gradc.lower import Spec, lower
+    prog = lower(big, Spec(backend="cuda", bindings=[], effects=[], n_returned=1, out_spec=None))
     src = prog.kernels[0][1]
     assert "long long i" in src or "long long q" in src
     small = _lower(lambda a: a * 2.0 + 1.0, gradc.zeros(7, 3)).kernels[0][1]

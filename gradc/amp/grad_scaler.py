@@ -266,8 +266,12 @@ def _masked_step(optimizer, skip, args, kwargs):
                     continue
                 old = old_state[id(p)].get(k)
                 if old is None:
+                    # State made by this step: a skipped step leaves it as it was made (zeros). While
+                    # traced, that is its value when the program starts, which later calls give.
                     created.append((p, k))
-                    old = zeros_like(v)  # state made by this step: a skipped first step leaves it at zero
+                    tracer = dispatch.tracer()
+                    old = tracer.entry_value(v) if tracer is not None else None
+                    old = zeros_like(v) if old is None else old
                 v.copy_(where(skip, old, v))
     if created and dispatch.tracer() is None and skip.item():
         # Eagerly, a skipped first step removes the state it created, as PyTorch never creates it.

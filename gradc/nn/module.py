@@ -273,9 +273,11 @@ class Module:
 
     def zero_grad(self, set_to_none=True):
         for p in self.parameters():
-            if p.grad is not None:
+            if set_to_none:   # also when already None: see Optimizer.zero_grad
+                p.grad = None
+            elif p.grad is not None:
                 # zeros, not grad * 0.0: an inf/nan gradient (fp16 overflow) would stay nan forever
-                p.grad = None if set_to_none else zeros_like(p.grad)
+                p.grad = zeros_like(p.grad)
 
     def _apply_to_tensors(self, fn):
         """Convert parameters and buffers, keeping each Parameter object (optimizers hold them)."""

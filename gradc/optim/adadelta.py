@@ -1,5 +1,6 @@
 """Adadelta (PyTorch's formulas: running averages of squared gradients and squared updates, the
 rate lr scales the update, 1.0 by default). Tensor ops only, so compiled steps capture it."""
+from ..dispatch import outside_trace
 from ..errors import GradcError
 from ..functions import zeros, zeros_like
 from .optimizer import Optimizer
@@ -18,9 +19,10 @@ class Adadelta(Optimizer):
     def _update(self, p, grad, state, group):
         lr, rho, eps, wd = group["lr"], group["rho"], group["eps"], group["weight_decay"]
         if not state:
-            state["step"] = zeros((), device=p.device)
-            state["square_avg"] = zeros_like(p)
-            state["acc_delta"] = zeros_like(p)
+            with outside_trace():   # real tensors, also while traced (see Optimizer.step)
+                state["step"] = zeros((), device=p.device)
+                state["square_avg"] = zeros_like(p)
+                state["acc_delta"] = zeros_like(p)
         state["step"].add_(1.0)
         if group["maximize"]:
             grad = -grad

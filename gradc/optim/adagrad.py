@@ -2,6 +2,7 @@
 the accumulated squares). As in PyTorch its state exists from construction on; the step count is
 a 0-d tensor so that a compiled step reads the decayed rate as data."""
 from .. import dtypes as D
+from ..dispatch import outside_trace
 from ..errors import GradcError
 from ..functions import full_like, zeros
 from .optimizer import Optimizer
@@ -28,8 +29,9 @@ class Adagrad(Optimizer):
     @staticmethod
     def _fresh(state, p, group):
         if not state:
-            state["step"] = zeros((), device=p.device)
-            state["sum"] = full_like(p, group["initial_accumulator_value"])
+            with outside_trace():   # real tensors, also while traced (see Optimizer.step)
+                state["step"] = zeros((), device=p.device)
+                state["sum"] = full_like(p, group["initial_accumulator_value"])
 
     def _update(self, p, grad, state, group):
         self._fresh(state, p, getattr(group, "raw", group))

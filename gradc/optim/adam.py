@@ -7,8 +7,10 @@ state still has its "step", as in PyTorch), so the bias corrections are computed
 all of them: a compiled step holds one scalar chain instead of one per parameter. A parameter
 that misses a step (no gradient) gets its own copy of the count first, so counts never drift."""
 
+from ..dispatch import outside_trace
 from ..errors import GradcError
 from ..functions import maximum, zeros, zeros_like
+from ..tensor import Tensor
 from .optimizer import Optimizer
 
 
@@ -30,25 +32,29 @@ class Adam(Optimizer):
         for p in todo:
             state = self.state.setdefault(p, {})
             if not state:
-                state["step"] = fresh.setdefault(str(p.device), zeros((), device=p.device))
-                state["exp_avg"] = zeros_like(p)
-                state["exp_avg_sq"] = zeros_like(p)
-                if group["amsgrad"]:
-                    state["max_exp_avg_sq"] = zeros_like(p)
+                with outside_trace():   # real tensors, also while traced (see Optimizer.step)
+                    state["step"] = fresh.setdefault(str(p.device), zeros((), device=p.device))
+                    state["exp_avg"] = zeros_like(p)
+                    state["exp_avg_sq"] = zeros_like(p)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = zeros_like(p)
         shared = {id(self.state[p]["step"]) for p in todo}
         behind = {}
         for q in params:   # a count shared with a parameter that is not updated now stays behind for it
             st = self.state.get(q)
             if q.grad is None and st and id(st.get("step")) in shared:
                 st["step"] = behind.setdefault(id(st["step"]), st["step"].clone())
-        corrections = {}
+        per_step = {}
         for p in todo:
             state, numbers = self.state[p], self._numbers(gi, group, p.device)
             step = state["step"]
-            if id(step) not in corrections:
+            if id(step) not in per_step:
                 step.add_(1.0)
-                corrections[id(step)] = self._corrections(step, numbers)
-            self._apply(p, p.grad, state, numbers, corrections[id(step)])
+                per_step[id(step)] = self._corrections(step, numbers)
+            key = (id(step), p.dtype)
+            if key not in per_step:
+                per_step[key] = self._coefficients(numbers, per_step[id(step)], p.dtype)
+            self._apply(p, p.grad, state, numbers, per_step[key])
 
     @staticmethod
     def _corrections(step, group):
@@ -58,34 +64,47 @@ class Adam(Optimizer):
         bias1 = 1.0 - beta1 ** t
         return group["lr"] / bias1, (1.0 - beta2 ** t).sqrt()
 
+    @staticmethod
+    def _coefficients(group, corrections, dtype):
+        """The numbers every update of a group reads: beta1, 1 - beta1, beta2, 1 - beta2, eps and
+        the corrections, the 0-d tensors among them cast to the parameters' dtype. Made once per
+        step and dtype, not once per parameter: a traced step records each cast once (the same
+        values as the cast every op makes of a 0-d float64 operand)."""
+        (beta1, beta2), eps = group["betas"], group["eps"]
+        numbers = (beta1, 1 - beta1, beta2, 1 - beta2, eps) + tuple(corrections)
+        return tuple(x.to(dtype) if isinstance(x, Tensor) else x for x in numbers)
+
     def _update(self, p, grad, state, group):
         if not state:
-            state["step"] = zeros((), device=p.device)
-            state["exp_avg"] = zeros_like(p)
-            state["exp_avg_sq"] = zeros_like(p)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = zeros_like(p)
+            with outside_trace():
+                state["step"] = zeros((), device=p.device)
+                state["exp_avg"] = zeros_like(p)
+                state["exp_avg_sq"] = zeros_like(p)
+                if group["amsgrad"]:
+                    state["max_exp_avg_sq"] = zeros_like(p)
         state["step"].add_(1.0)
-        self._apply(p, grad, state, group, self._corrections(state["step"], group))
+        corrections = self._corrections(state["step"], group)
+        self._apply(p, grad, state, group, self._coefficients(group, corrections, p.dtype))
 
-    def _apply(self, p, grad, state, group, corrections):
+    def _apply(self, p, grad, state, group, coefficients):
         # Numbers may be 0-d tensors (program inputs of a compiled step); branches read the plain
         # options (`group.raw`), and only whether they are zero (see Optimizer.hyper_inputs).
-        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        beta1, rest1, beta2, rest2, eps, step_size, bias2_sqrt = coefficients
         m, v = state["exp_avg"], state["exp_avg_sq"]
         if group["maximize"]:
             grad = -grad
         if getattr(group, "raw", group)["weight_decay"] != 0:
+            lr, wd = group["lr"], group["weight_decay"]
             if group["decoupled_weight_decay"]:
                 p.mul_(1 - lr * wd)
             else:
                 grad = grad + p * wd
-        m.mul_(beta1).add_(grad * (1 - beta1))
-        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step_size, bias2_sqrt = corrections
+        m.mul_(beta1).add_(grad * rest1)
+        v.mul_(beta2).addcmul_(grad, grad, value=rest2)
         if group["amsgrad"]:
             if "max_exp_avg_sq" not in state:   # amsgrad switched on after the first step (or a loaded state)
-                state["max_exp_avg_sq"] = zeros_like(p)
+                with outside_trace():
+                    state["max_exp_avg_sq"] = zeros_like(p)
             v = state["max_exp_avg_sq"].copy_(maximum(state["max_exp_avg_sq"], v))
         denom = v.sqrt() / bias2_sqrt + eps
         p.sub_(m / denom * step_size)

@@ -1,5 +1,6 @@
 """Adamax (PyTorch's formulas: Adam with the infinity norm in place of the squared-gradient
 average). Options are program inputs of a compiled step (see Optimizer.hyper_inputs)."""
+from ..dispatch import outside_trace
 from ..errors import GradcError
 from ..functions import maximum, zeros, zeros_like
 from .optimizer import Optimizer
@@ -23,9 +24,10 @@ class Adamax(Optimizer):
     def _update(self, p, grad, state, group):
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if not state:
-            state["step"] = zeros((), device=p.device)
-            state["exp_avg"] = zeros_like(p)
-            state["exp_inf"] = zeros_like(p)
+            with outside_trace():   # real tensors, also while traced (see Optimizer.step)
+                state["step"] = zeros((), device=p.device)
+                state["exp_avg"] = zeros_like(p)
+                state["exp_inf"] = zeros_like(p)
         if group["maximize"]:
             grad = -grad
         step = state["step"]

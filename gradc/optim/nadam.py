@@ -2,6 +2,7 @@
 variance rectification). Options are program inputs of a compiled step, and RAdam's choice between
 the rectified and the plain step, which depends on the step count, is a select rather than a
 branch, so one compiled program serves every step."""
+from ..dispatch import outside_trace
 from ..errors import GradcError
 from ..functions import maximum, ones, where, zeros, zeros_like
 from ..tensor import Tensor
@@ -21,9 +22,10 @@ def _decay(p, grad, group, wd):
 
 def _moments(state, p):
     if not state:
-        state["step"] = zeros((), device=p.device)
-        state["exp_avg"] = zeros_like(p)
-        state["exp_avg_sq"] = zeros_like(p)
+        with outside_trace():   # real tensors, also while traced (see Optimizer.step)
+            state["step"] = zeros((), device=p.device)
+            state["exp_avg"] = zeros_like(p)
+            state["exp_avg_sq"] = zeros_like(p)
 
 
 class NAdam(Optimizer):
@@ -42,7 +44,8 @@ class NAdam(Optimizer):
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if not state:
             _moments(state, p)
-            state["mu_product"] = ones((), device=p.device)   # float32, as torch keeps it
+            with outside_trace():
+                state["mu_product"] = ones((), device=p.device)   # float32, as torch keeps it
         if group["maximize"]:
             grad = -grad
         step = state["step"]

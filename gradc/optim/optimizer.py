@@ -125,13 +125,17 @@ class Optimizer(abc.ABC):
     def zero_grad(self, set_to_none=True):
         for g in self.param_groups:
             for p in g["params"]:
-                if p.grad is not None:
-                    if set_to_none:
-                        p.grad = None
-                    else:  # zeros, not grad * 0.0: an inf/nan gradient would stay nan
-                        p.grad = zeros_like(p.grad)
+                if set_to_none:
+                    # Also when already None: a traced step then records that it clears the gradient,
+                    # so the program does not assume (and guard) that it starts from none.
+                    p.grad = None
+                elif p.grad is not None:  # zeros, not grad * 0.0: an inf/nan gradient would stay nan
+                    p.grad = zeros_like(p.grad)
 
     def step(self):
+        # State made on the first step (zero moments, step counts) is made as real tensors also while
+        # a step is traced (dispatch.outside_trace): the traced program then reads and updates it as
+        # any other state, so the first compiled step's program serves every later step.
         if dispatch.tracer() is not None:
             dispatch.tracer().watch_optimizer(self)
         with no_grad():

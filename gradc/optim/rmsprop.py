@@ -1,5 +1,6 @@
 """RMSprop (PyTorch's formulas: squared-gradient average, optional centring, momentum and weight
 decay). Written with tensor ops only, so a compiled training step captures the update."""
+from ..dispatch import outside_trace
 from ..errors import GradcError
 from ..functions import zeros, zeros_like
 from .optimizer import Optimizer
@@ -22,12 +23,13 @@ class RMSprop(Optimizer):
         raw = getattr(group, "raw", group)
         lr, alpha, eps, wd, momentum = (group[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum"))
         if not state:
-            state["step"] = zeros((), device=p.device)
-            state["square_avg"] = zeros_like(p)
-            if raw["momentum"] != 0:
-                state["momentum_buffer"] = zeros_like(p)
-            if group["centered"]:
-                state["grad_avg"] = zeros_like(p)
+            with outside_trace():   # real tensors, also while traced (see Optimizer.step)
+                state["step"] = zeros((), device=p.device)
+                state["square_avg"] = zeros_like(p)
+                if raw["momentum"] != 0:
+                    state["momentum_buffer"] = zeros_like(p)
+                if group["centered"]:
+                    state["grad_avg"] = zeros_like(p)
         if group["maximize"]:
             grad = -grad
         state["step"].add_(1.0)
@@ -44,7 +46,8 @@ class RMSprop(Optimizer):
         if raw["momentum"] != 0:
             buf = state.get("momentum_buffer")
             if buf is None:   # momentum switched on after the first step
-                buf = state["momentum_buffer"] = zeros_like(p)
+                with outside_trace():
+                    buf = state["momentum_buffer"] = zeros_like(p)
             buf.mul_(momentum).addcdiv_(grad, avg)
             p.sub_(buf * lr)
         else:
