@@ -2,6 +2,8 @@
 
 Under tracing a created tensor is a constant of the program, and a random draw a program input
 drawn afresh on every call: the active interpreter decides (gradc.dispatch)."""
+import math
+
 import numpy as np
 
 from . import dispatch
@@ -72,7 +74,9 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
                             else D.default_float)
     shape = size_arg((size,) if isinstance(size, int) else size, "full")
     try:
-        data = np.full(shape, fill_value, dtype=dtype.np)
+        # zeros (not -0.0) come from calloc: no pass over the memory (optimizer state, zero_grad)
+        zero = type(fill_value) in (int, bool, float) and fill_value == 0 and math.copysign(1.0, fill_value) > 0
+        data = np.zeros(shape, dtype=dtype.np) if zero else np.full(shape, fill_value, dtype=dtype.np)
     except OverflowError:
         raise DTypeError(f"full: the fill value {fill_value!r} does not fit {dtype!r}; use a wider dtype") from None
     except MemoryError:

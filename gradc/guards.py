@@ -234,6 +234,7 @@ class Reads:
                     codes.add(code)
                     if not code.co_filename.startswith(_SKIP_DIRS):
                         record(code, frame.f_globals)
+        hook.records_reads = True   # gradc.internal switches it off in gradc's own machinery
         return hook
 
     def _record_globals(self, code, g):

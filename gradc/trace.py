@@ -17,6 +17,7 @@ from . import dtypes as D
 from .creation import ones, tensor
 from .device import CPU, common_device
 from .errors import AutogradError, DeviceError, GradcError, TraceError
+from .internal import internal
 from .ir import Graph
 from .passes.autodiff import differentiate
 from .runtime.wiring import Binding
@@ -24,13 +25,12 @@ from .tensor import Tensor
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def user_location(skip_internal=True):
-    """file:line of the innermost frame outside gradc (the user's code that made the call)."""
+def user_location(skip_internal=True, files=None):
+    """file:line of the innermost frame outside gradc (the user's code that made the call);
+    `files`: the table of the working directory (files_here())."""
     f = sys._getframe(1)
-    cwd = os.getcwd()
-    files = _FILES.get(cwd)
     if files is None:
-        files = _FILES[cwd] = {}
+        files = files_here()
     while f is not None:
         fn = f.f_code.co_filename
         known = files.get(fn)
@@ -46,6 +46,14 @@ def user_location(skip_internal=True):
 
 
 _FILES = {}   # working directory -> {code file name: ("frozen" | "gradc" | "user", the name shown)}
+
+
+def files_here():
+    cwd = os.getcwd()
+    files = _FILES.get(cwd)
+    if files is None:
+        files = _FILES[cwd] = {}
+    return files
 
 
 def _shown_path(fn):
@@ -78,18 +86,20 @@ class Tracer(dispatch.Mode):
         self.lifted = {}          # id(tensor) -> (tensor, input node, saved fields)
         self.grad_owner = {}      # id(grad tensor) -> the tensor whose .grad it is
         self.entry_grads = {}     # id(tensor) -> (tensor, .grad at entry, first value assigned)
-        self.created = weakref.WeakSet()
+        self.created = []         # weak refs to the symbolic tensors made (a WeakSet costs more per op)
         self.views = {}           # id(view) -> (weak ref to it, weak refs to every tensor over the same memory)
         self.bases = {}           # id(tensor that is no view) -> (weak ref to it, that list for its views)
         self.freed = set()
         self.hooked = {}  # id -> leaf a traced backward accumulated into: its hooks are baked into the trace
         self.optimizers = []
         self.where_override = None
+        self._files = None        # the working directory's table of code files (user_location)
         self.numbers = []         # the inputs that hold float arguments
         self.aliases = {}         # id(tensor) -> weak refs to the tensors sharing its storage through detach()
 
     # ------------------------------------------------------------------ activation
     def __enter__(self):
+        self._files = files_here()   # (one getcwd per trace, not one per recorded op)
         dispatch.push(self)
         return self
 
@@ -98,7 +108,7 @@ class Tracer(dispatch.Mode):
         return False
 
     def where(self):
-        return self.where_override or user_location()
+        return self.where_override or user_location(files=self._files)
 
     # ------------------------------------------------------------------ symbolic tensors
     def sym(self, nid, requires_grad=False, device=None):
@@ -108,7 +118,7 @@ class Tracer(dispatch.Mode):
         t.shape, t.dtype, t.device = d["shape"], D.ALL[d["dtype"]], device or CPU
         t.requires_grad, t._grad, t._version, t._hooks = bool(requires_grad), None, [0], None
         t._grad_fn = _TRACED if requires_grad else None
-        self.created.add(t)
+        self.created.append(weakref.ref(t))
         return t
 
     def node_of(self, t):
@@ -165,6 +175,10 @@ class Tracer(dispatch.Mode):
 
     # ------------------------------------------------------------------ recording
     def bind(self, prim, args, attrs):
+        # gradc's own primitives run none of the user's code while recorded: the read hook is off
+        return _record_internally(self, prim, args, attrs) if prim.closed else self.record(prim, args, attrs)
+
+    def record(self, prim, args, attrs):
         where = self.where()
         dev = common_device(prim.name, args, where)
         ids = [self.node_of(a) for a in args]
@@ -359,8 +373,9 @@ class Tracer(dispatch.Mode):
         the function stored somewhere (e.g. optimizer moments created on the first step)."""
         keep_ids = {id(k) for k in keep} | set(self.lifted) | {id(t) for t in self.numbers}
 
-        def alive():   # in node order: a WeakSet iterates in the order of its items' addresses
-            found = [t for t in list(self.created) if t._sym is not None and t._sym[0] is self and id(t) not in keep_ids]
+        def alive():   # in node order (a detached or re-read tensor is made after later nodes)
+            found = [t for t in (r() for r in self.created)
+                     if t is not None and t._sym is not None and t._sym[0] is self and id(t) not in keep_ids]
             return sorted(found, key=lambda t: t._sym[1])
         gc.collect(1)   # the young generations hold what the trace made; a full collection only to confirm
         found = alive()
@@ -371,6 +386,9 @@ class Tracer(dispatch.Mode):
             return found
         gc.collect()
         return alive()
+
+
+_record_internally = internal(Tracer.record)
 
 
 def state_tensors(opt):

@@ -131,6 +131,35 @@ def test_compiled_numpy_training_step(softsign):
         assert_close(c, r.astype(np.float32), rtol=1e-4, atol=1e-4)
 
 
+GRAD_SCALE = 1.0
+
+
+def test_what_a_primitive_defined_elsewhere_reads_while_traced_is_guarded():
+    """gradc records its own primitives and VJPs with the read-recording hook off (gradc.internal);
+    a primitive defined outside gradc runs its own code there, so what that code reads is guarded."""
+    global GRAD_SCALE
+    scaled = primitive("toy_scaled", "unary", 1, elementwise_shape("toy_scaled"), floating("toy_scaled"),
+                       lambda xp, x: x.copy(), templates={"numpy/ops.j2": """{% from "numpy/statements.j2" import kernel %}
+{% macro toy_scaled(a, out=None) %}{{ kernel("toy_scaled", [a], out=out) }}{% endmacro %}"""})
+    scaled.def_vjp(lambda ctx, g: (g * GRAD_SCALE,))
+    try:
+        assert not scaled.closed and OPS["mul"].closed
+        x = gradc.ones(3, requires_grad=True)
+
+        def grad_of(x):
+            scaled.bind(x * 2.0).sum().backward()
+            g, x.grad = x.grad, None
+            return g
+        compiled = gradc.compile(grad_of, backend="numpy")
+        for value in (1.0, 1.0, 0.5):
+            GRAD_SCALE = value
+            assert_close(compiled(x), np.full(3, 2.0 * value, np.float32))
+        assert compiled.trace_count == 2 and "GRAD_SCALE" in compiled.recompile_reasons[-1]
+    finally:
+        GRAD_SCALE = 1.0
+        OPS.pop("toy_scaled", None)
+
+
 def _kernel_ops(prog):
     """The ops listed in the generated CUDA kernels' headers (`// group gN: op op ...`)."""
     return [line.split(":", 1)[1].split("(")[0].split() for line in prog.source["kernels.cu"].splitlines()

@@ -34,10 +34,27 @@ class Graph:
     # ------------------------------------------------------------------ building
     def add(self, op, args=(), shape=(), dtype="float32", attrs=None, where=None, grad_edges=None):
         nid = next(self._ids)
-        self.g.add_node(nid, op=op, shape=tuple(shape), dtype=dtype, attrs=dict(attrs or {}), where=where)
-        for i, a in enumerate(args):   # (an explicit key: networkx finds a free one through a KeyError)
-            self.g.add_edge(a, nid, key=i, index=i, grad=bool(grad_edges[i]) if grad_edges else False)
+        self._put(nid, {"op": op, "shape": tuple(shape), "dtype": dtype, "attrs": dict(attrs or {}), "where": where},
+                  [(a, i, bool(grad_edges[i]) if grad_edges else False) for i, a in enumerate(args)])
         return nid
+
+    def _put(self, nid, data, operands=()):
+        """A new node and its operand edges (operand, index, grad), written into the adjacency dicts
+        directly, as MultiDiGraph's add_node and add_edge (key = index) would: tracing and reading a
+        cached program add a thousand nodes, and networkx's per-call checks were a tenth of that."""
+        g = self.g
+        if nid in g._node:
+            raise GradcError(f"IR node %{nid} exists already")
+        g._node[nid], g._succ[nid], g._pred[nid] = data, {}, {}
+        for a, i, grad in operands:
+            self._link(a, nid, i, grad)
+        nx._clear_cache(g)
+
+    def _link(self, u, v, index, grad):
+        keys = self.g._pred[v].get(u)
+        if keys is None:
+            keys = self.g._pred[v][u] = self.g._succ[u][v] = {}
+        keys[index] = {"index": index, "grad": grad}
 
     def add_input(self, name, shape, dtype, where=None):
         nid = self.add("input", shape=shape, dtype=dtype, attrs={"name": name}, where=where)
@@ -228,14 +245,17 @@ class Graph:
             raise GradcError(f"IR format {data.get('format')!r} is not supported (expected {FORMAT_VERSION})")
         g = cls()
         for n in data["nodes"]:
-            g.g.add_node(int(n["id"]), op=str(n["op"]), shape=tuple(int(s) for s in n["shape"]),
-                         dtype=str(n["dtype"]), attrs=_from_json(n["attrs"]), where=n["where"])
+            d = {"op": str(n["op"]), "shape": tuple(int(s) for s in n["shape"]), "dtype": str(n["dtype"]),
+                 "attrs": _from_json(n["attrs"]), "where": n["where"]}
             if n.get("phase") in ("backward", "recompute"):
-                g.g.nodes[int(n["id"])]["phase"] = str(n["phase"])
+                d["phase"] = str(n["phase"])
             if "group" in n:
-                g.g.nodes[int(n["id"])]["group"] = int(n["group"])
+                d["group"] = int(n["group"])
+            g._put(int(n["id"]), d)
         for u, v, i, grad in data["edges"]:
-            g.g.add_edge(int(u), int(v), index=int(i), grad=bool(grad))
+            if int(u) not in g.g._node or int(v) not in g.g._node:
+                raise GradcError(f"IR edge %{u} -> %{v} names a node that does not exist")
+            g._link(int(u), int(v), int(i), bool(grad))
         g.inputs = [int(i) for i in data["inputs"]]
         g.outputs = [int(o) for o in data["outputs"]]
         for k, c in data["constants"].items():

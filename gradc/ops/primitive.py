@@ -43,12 +43,21 @@ class Primitive:
         self.view = view
         self.templates = dict(templates or {})
         self.vjp = None
+        self._closed = None
         self.exports = []               # (public names, function, as Tensor method, as gradc.* function)
 
     def def_vjp(self, fn):
         """Register fn(ctx, g) -> per-input gradients (None where there is none)."""
-        self.vjp = fn
+        self.vjp, self._closed = fn, None
         return fn
+
+    @property
+    def closed(self):
+        """Whether its rules and VJP are gradc's own code: tracing it runs none of the user's code
+        (gradc.internal), which a primitive defined elsewhere does."""
+        if self._closed is None:
+            self._closed = all(_gradc_code(f) for f in (self.shape_rule, self.dtype_rule, self.vjp))
+        return self._closed
 
     def def_frontend(self, *names, method=True, function=True):
         """Register the user-facing function of this primitive (argument normalisation, then
@@ -77,6 +86,11 @@ class Primitive:
 
     def __repr__(self):
         return f"<primitive {self.name}>"
+
+
+def _gradc_code(fn):
+    fn = getattr(fn, "func", fn)   # (a functools.partial)
+    return fn is None or (getattr(fn, "__module__", None) or "").startswith("gradc.")
 
 
 def primitive(name, kind, nin, shape, dtype, eager, **kw):

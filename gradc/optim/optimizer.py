@@ -12,6 +12,7 @@ from ..tensor import Tensor
 from .. import dtypes as D
 from ..functions import cat, zeros_like
 from .. import dispatch
+from ..internal import internal
 
 
 _REPLAY = ("a compiled program replays its tensor work on later calls, not the Python code that changed "
@@ -47,6 +48,9 @@ def check_optimizer(optimizer, who):
     if not isinstance(optimizer, Optimizer):
         raise GradcError(f"{who}: {type(optimizer).__name__} is not a gradc optimizer; pass e.g. "
                          "optim.SGD(model.parameters(), lr=0.1)")
+
+
+_update_internally = internal(lambda opt: opt._update_groups())
 
 
 class Optimizer(abc.ABC):
@@ -138,6 +142,12 @@ class Optimizer(abc.ABC):
         # any other state, so the first compiled step's program serves every later step.
         if dispatch.tracer() is not None:
             dispatch.tracer().watch_optimizer(self)
+        if type(self).__module__.startswith("gradc."):
+            _update_internally(self)   # gradc's own optimizers run none of the user's code
+        else:
+            self._update_groups()      # a subclass defined elsewhere may: what it reads is recorded
+
+    def _update_groups(self):
         with no_grad():
             for gi, group in enumerate(self.param_groups):
                 params = group["params"]

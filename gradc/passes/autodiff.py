@@ -7,6 +7,7 @@ broadcast dimensions reduced exactly as in eager mode. Only edges recorded with 
 gradient (no_grad regions and detach() stop it), and gradients nobody needs are never built."""
 from .. import dtypes as D
 from ..autograd import backprop
+from ..internal import internal
 from ..ops import OPS, Ctx
 
 
@@ -33,6 +34,9 @@ def _grad_region(graph, root, wrt):
     if not on_grad_edge(root):
         return set()
     return reach([root], pred) & reach([w for w in wrt if on_grad_edge(w)], succ)
+
+
+_backprop_internally = internal(backprop)
 
 
 def differentiate(tracer, roots, wrt):
@@ -63,7 +67,9 @@ def differentiate(tracer, roots, wrt):
 
     def done(n):
         tracer.where_override = None
-    visited = set(backprop(order, cot, expand, done))
+    # gradc's own VJPs run none of the user's code: then the walk runs with the read hook off
+    walk = _backprop_internally if all(OPS[graph.node(n)["op"]].closed for n in order) else backprop
+    visited = set(walk(order, cot, expand, done))
     grads = {w: tracer.node_of(cot[w]) for w in wrt if w in cot}
     for n in graph.g.nodes:  # mark the backward subgraph (the recompute pass partitions on it)
         if n >= first_new:
