@@ -4,7 +4,9 @@
                       `step(x)` (signature key, guards, bindings, write-backs, wrapping) minus the
                       median time of the generated entry function on the same arrays, timed in
                       alternating rounds; wall time (median and min) and this thread's CPU time
-                      (which a busy machine inflates less)
+                      (which a busy machine inflates less). And `step(x)` with the generated entry
+                      replaced by one that returns its outputs at once: gradc's own Python per call,
+                      without the cache and clock effects the difference of two timings carries
   cold compile        a fresh process with an empty GRADC_CACHE_DIR: import time, then the first
                       call's trace + passes + codegen + load (W1, W3), each in its own process;
                       with --backend c that includes the C compiler (the once-per-machine compiler
@@ -75,10 +77,13 @@ step(*args)
 prog = next(iter(step._programs.values()))[0]
 run = prog._entry()
 arrays = [t._data for t in prog.resolve(list(args))]
-calls = {"step": lambda: step(*args), "entry": lambda: run(*arrays)}
+outs = run(*arrays)
+noop = lambda *a: outs
+calls = {"step": lambda: step(*args), "entry": lambda: run(*arrays), "no-op": lambda: step(*args)}
 pooled = {k + suffix: [] for k in calls for suffix in ("", " cpu")}
 for _ in range(int(sys.argv[2])):
     for name, f in calls.items():
+        prog._entry = (lambda: noop) if name == "no-op" else (lambda: run)
         for _ in range(20):
             f()
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -93,7 +98,7 @@ print(json.dumps(pooled))
 
 def overhead(roots, scale="full", processes=3, rounds=20):
     """Per-call overhead of W4 for each source tree in `roots`, processes alternating between them."""
-    pooled = {r: {"step": [], "entry": [], "step cpu": [], "entry cpu": []} for r in roots}
+    pooled = {r: {"step": [], "entry": [], "no-op": [], "step cpu": [], "entry cpu": [], "no-op cpu": []} for r in roots}
     for _ in range(processes):
         for root in roots:
             got = json.loads(_run(root, _OVERHEAD, [scale, str(rounds)], {}).strip().splitlines()[-1])
@@ -106,7 +111,8 @@ def overhead(roots, scale="full", processes=3, rounds=20):
         out[root] = {"step us": round(med["step"], 2), "entry us": round(med["entry"], 2),
                      "overhead us (median)": round(med["step"] - med["entry"], 2),
                      "overhead us (min)": round(low["step"] - low["entry"], 2),
-                     "overhead us (thread cpu, median)": round(med["step cpu"] - med["entry cpu"], 2)}
+                     "overhead us (thread cpu, median)": round(med["step cpu"] - med["entry cpu"], 2),
+                     "overhead us (no-op entry, median)": round(med["no-op"], 2)}
     return out
 
 
