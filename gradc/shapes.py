@@ -3,6 +3,9 @@ from .errors import ShapeError
 
 
 def broadcast_shapes(name, shapes):
+    first = shapes[0]
+    if all(s == first for s in shapes):   # (most calls: nothing to broadcast)
+        return tuple(first)
     ndim = max(len(s) for s in shapes)
     out = []
     for i in range(-ndim, 0):

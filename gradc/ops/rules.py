@@ -16,8 +16,10 @@ def same_dtype(name):
 
 
 def floating(name):
+    same = same_dtype(name)
+
     def rule(dtypes, **_):
-        d = same_dtype(name)(dtypes)
+        d = same(dtypes)
         if not d.is_floating_point:
             raise DTypeError(f"{name} needs a floating-point tensor, got {d!r}; convert with .float()")
         return d
