@@ -271,7 +271,8 @@ class Graph:
     def hash(self):
         """A stable content hash: equal graphs hash equal across runs and processes (of one Python
         version). It hashes marshal's version-0 form of to_dict(): exact and invertible like the
-        JSON text, without references that depend on object identity, and four times as fast."""
+        JSON text, without references that depend on object identity, and written in a quarter of
+        json.dumps's time."""
         data = self.to_dict()
         try:
             raw = marshal.dumps(data, 0)
