@@ -446,8 +446,8 @@ def _collect(tracer, out_flat):
             effects.append(Effect("data", slot, len(outputs)))
             outputs.append(t._sym[1])
         old_grad = saved[3]
-        if t.grad is old_grad:
-            continue
+        if t.grad is old_grad and (t.grad is not None or id(t) not in tracer.entry_grads):
+            continue   # (a .grad set to None that was None: replayed, a later call may find one)
         if tracer.bindings[slot].kind == "grad":
             raise TraceError("assigning .grad of a .grad tensor is not supported inside gradc.compile")
         if t.grad is None:

@@ -350,6 +350,77 @@ class _Damped(optim.SGD):
         super()._update(p, grad * FACTOR, state, group)
 
 
+class _ScaledParam(nn.Parameter):
+    """A parameter whose in-place update reads a global: user code inside a gradc optimizer's step."""
+    __slots__ = ()
+
+    def sub_(self, other):
+        return super().sub_(other * FACTOR)
+
+
+class _WarmLR:
+    """An lr that is a user object: Adam's arithmetic on it runs its code, which reads a global."""
+
+    def __truediv__(self, other):
+        return (0.1 * FACTOR) / other
+
+    def __lt__(self, other):
+        return 0.1 < other
+
+
+def _patch_update(opt):
+    orig = opt._update
+    opt._update = lambda p, grad, state, group: orig(p, grad * FACTOR, state, group)
+
+
+@pytest.mark.parametrize("case", ["parameter subclass", "method replaced on the instance", "lr object"])
+def test_user_code_inside_a_gradc_optimizer_step_is_guarded(case):
+    """gradc's own optimizers run with the read-recording hook off only when nothing of the user's
+    can run in their update; here something does, and the global it reads is guarded."""
+    global FACTOR
+    runs = []
+    for compiled in (False, True):
+        FACTOR = 1.0
+        gradc.manual_seed(0)
+        lin = nn.Linear(3, 2)
+        if case == "parameter subclass":
+            lin.weight = _ScaledParam(lin.weight.detach())
+        if case == "method replaced on the instance":
+            opt = optim.SGD(lin.parameters(), lr=0.1)   # (SGD updates through _update)
+            _patch_update(opt)
+        else:
+            opt = optim.Adam(lin.parameters(), lr=_WarmLR() if case == "lr object" else 0.1)
+
+        def step(x):
+            opt.zero_grad()
+            lin(x).sum().backward()
+            opt.step()
+        fn = gradc.compile(step, backend="numpy") if compiled else step
+        for k in range(4):
+            FACTOR = 1.0 if k < 2 else 0.0
+            fn(gradc.ones(4, 3))
+        runs.append(lin.weight.detach().numpy().copy())
+    FACTOR = 1.0
+    assert fn.trace_count == 2 and "FACTOR" in fn.recompile_reasons[-1], fn.recompile_reasons
+    assert_close(runs[1], runs[0], rtol=RTOL, atol=ATOL)
+
+
+def test_zero_grad_clears_a_gradient_that_appears_after_the_trace():
+    """zero_grad inside the compiled step on a parameter the step never reaches: eagerly it clears a
+    gradient set there between calls, so the program replays the clearing too."""
+    a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+    opt = optim.SGD(list(a.parameters()) + list(b.parameters()), lr=0.1)
+
+    def step(x):
+        opt.zero_grad()
+        return a(x).sum()
+    fn = gradc.compile(step, backend="numpy")
+    fn(gradc.ones(4, 3))
+    b.weight.grad = gradc.ones(2, 3)
+    fn(gradc.ones(4, 3))
+    assert b.weight.grad is None and fn.trace_count == 1
+
+
 def test_a_global_read_by_a_user_optimizer_subclass_retraces_when_changed():
     global FACTOR
     runs = []

@@ -49,12 +49,19 @@ class Graph:
         g._node[nid], g._succ[nid], g._pred[nid] = data, {}, {}
         for a, i, grad in operands:
             self._link(a, nid, i, grad)
-        nx._clear_cache(g)
+        cache = getattr(g, "__networkx_cache__", None)   # (what networkx >= 3.3 clears on every change)
+        if cache:
+            cache.clear()
 
     def _link(self, u, v, index, grad):
-        keys = self.g._pred[v].get(u)
+        g = self.g
+        if u not in g._node or v not in g._node:
+            raise GradcError(f"IR edge %{u} -> %{v} names a node that does not exist")
+        keys = g._pred[v].get(u)
         if keys is None:
-            keys = self.g._pred[v][u] = self.g._succ[u][v] = {}
+            keys = g._pred[v][u] = g._succ[u][v] = {}
+        elif index in keys:
+            raise GradcError(f"IR node %{v} has two operand edges from %{u} at position {index}")
         keys[index] = {"index": index, "grad": grad}
 
     def add_input(self, name, shape, dtype, where=None):
@@ -254,8 +261,6 @@ class Graph:
                 d["group"] = int(n["group"])
             g._put(int(n["id"]), d)
         for u, v, i, grad in data["edges"]:
-            if int(u) not in g.g._node or int(v) not in g.g._node:
-                raise GradcError(f"IR edge %{u} -> %{v} names a node that does not exist")
             g._link(int(u), int(v), int(i), bool(grad))
         g.inputs = [int(i) for i in data["inputs"]]
         g.outputs = [int(o) for o in data["outputs"]]

@@ -51,6 +51,29 @@ def check_optimizer(optimizer, who):
 
 
 _update_internally = internal(lambda opt: opt._update_groups())
+_PLAIN = (int, float, bool, str, type(None))
+
+
+def _gradc_only(opt):
+    """Whether an update of `opt` can run none of the user's code: a gradc optimizer class with no
+    method replaced on the instance, parameters and gradients of gradc's own tensor classes, options
+    that are plain values (a user object as lr would run its arithmetic) and state of tensors and numbers."""
+    if not type(opt).__module__.startswith("gradc.") or any(callable(v) for v in vars(opt).values()):
+        return False
+
+    def plain(v):
+        return type(v) in _PLAIN or type(v) in (tuple, list) and all(type(x) in _PLAIN for x in v)
+
+    def tensor(v):   # gradc's Tensor or Parameter, not a user subclass with its own methods
+        return isinstance(v, Tensor) and type(v).__module__.startswith("gradc.")
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if not tensor(p) or p.grad is not None and not tensor(p.grad) or \
+                    not all(tensor(v) or plain(v) for v in opt.state.get(p, {}).values()):
+                return False
+        if not all(plain(v) for k, v in group.items() if k != "params"):
+            return False
+    return True
 
 
 class Optimizer(abc.ABC):
@@ -142,10 +165,10 @@ class Optimizer(abc.ABC):
         # any other state, so the first compiled step's program serves every later step.
         if dispatch.tracer() is not None:
             dispatch.tracer().watch_optimizer(self)
-        if type(self).__module__.startswith("gradc."):
-            _update_internally(self)   # gradc's own optimizers run none of the user's code
+        if dispatch.tracer() is not None and _gradc_only(self):
+            _update_internally(self)   # none of the user's code can run in it
         else:
-            self._update_groups()      # a subclass defined elsewhere may: what it reads is recorded
+            self._update_groups()      # user code may: what it reads is recorded
 
     def _update_groups(self):
         with no_grad():

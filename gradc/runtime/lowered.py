@@ -38,7 +38,10 @@ def fingerprint():
             cut = len(os.path.dirname(base)) + 1
             files = sorted(os.path.join(d, f) for d, _, names in os.walk(base) for f in names if f.endswith((".py", ".j2")))
             for path in files:   # (os.walk and os.stat: a quarter of what pathlib's rglob costs at startup)
-                st = os.stat(path)
+                try:
+                    st = os.stat(path)
+                except OSError:   # a dangling link (an editor's lock file): no source
+                    continue
                 h.update(f"{path[cut:]}:{st.st_size}:{st.st_mtime_ns}\n".encode())
         _FINGERPRINT.append(h.hexdigest())
     return _FINGERPRINT[0]
