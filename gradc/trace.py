@@ -331,16 +331,22 @@ class Tracer(dispatch.Mode):
         run) and its hyper-parameters (a guard: changing lr later must retrace, not go stale)."""
         if all(o is not opt for o, _, _ in self.optimizers):
             state = {p: dict(st) for p, st in opt.state.items()}
-            self.optimizers.append((opt, state, settings_of(opt)))
+            flats = [(f, dict(f.state)) for fl in getattr(opt, "_flats", {}).values() for f in fl]  # (flat=True)
+            self.optimizers.append((opt, (state, flats), settings_of(opt)))
 
     def rollback_optimizers(self):
-        for opt, state, _ in self.optimizers:
+        for opt, (state, flats), _ in self.optimizers:
             opt.state = state
+            for f, st in flats:
+                f.state = st
 
     def created_state(self):
         """Optimizer state tensors the traced steps made (as real tensors, see Optimizer.step)."""
-        return [t for opt, before, _ in self.optimizers for p, k, t in state_tensors(opt)
-                if before.get(p, {}).get(k) is not t]
+        made = []
+        for opt, (state, flats), _ in self.optimizers:
+            made += [t for p, k, t in state_tensors(opt) if state.get(p, {}).get(k) is not t]
+            made += [t for f, st in flats for k, t in f.state.items() if st.get(k) is not t]
+        return made
 
     def optimizer_settings(self):
         return [(opt, settings) for opt, _, settings in self.optimizers]

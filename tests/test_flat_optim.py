@@ -71,3 +71,22 @@ def test_load_state_dict_and_relayout_keep_training_identical():
     assert losses == ref_losses
     for a, b in zip(params, ref_params):
         np.testing.assert_array_equal(a, b)
+
+
+def test_lowering_a_first_flat_step_leaves_the_optimizer_as_it_was():
+    """The state a first step makes in the flat buffers is rolled back after lower(), as per-parameter
+    state is, and export refuses the step until that state exists."""
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    opt = optim.Adam(model.parameters(), lr=0.01, flat=True)
+
+    def step(x):
+        opt.zero_grad()
+        model(x).sum().backward()
+        opt.step()
+    x = gradc.ones(5, 4)
+    assert gradc.compile(step, backend="numpy").lower(x).one_shot
+    assert opt.state_dict()["state"] == {}
+    with pytest.raises(gradc.ArtifactError, match="Run one step first"):
+        gradc.export(step, x)
+    step(x)
+    assert gradc.export(step, x) is not None
