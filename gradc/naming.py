@@ -4,6 +4,7 @@
   fc1.weight, model.0.bias a parameter or buffer of a module the function reaches (no prefix when the
                           compiled callable is that module or a method of it)
   exp_avg of fc1.weight   optimizer state, by its key and the parameter it belongs to
+  parameter 2 of param group 0  a parameter only an optimizer reaches (or its name in named_parameters())
   lr of param group 0     an optimizer hyper-parameter that is a program input
   grad of fc1.weight      the .grad of another input
   random draw 3           a fresh random draw per call
@@ -39,8 +40,10 @@ def state_labels(roots, optimizers):
             known.setdefault(id(t), f"{prefix}.{n}" if prefix else n)
     for opt in optimizers:
         for gi, group in enumerate(opt.param_groups):
+            given = group.get("param_names")   # (an optimizer made from named_parameters())
             for i, p in enumerate(group["params"]):
-                pname = known.get(id(p), f"parameter {i} of param group {gi}")
+                # a parameter no module the function reaches holds is named as the optimizer knows it
+                pname = known.setdefault(id(p), given[i] if given else f"parameter {i} of param group {gi}")
                 for key, value in opt.state.get(p, {}).items():
                     if isinstance(value, Tensor):
                         known.setdefault(id(value), f"{key} of {pname}")

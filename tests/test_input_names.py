@@ -55,6 +55,25 @@ def test_a_training_step_names_optimizer_state_and_hyper_parameters():
     assert not any(n.startswith("in") and n[2:].isdigit() for n in names)
 
 
+def test_a_parameter_only_the_optimizer_reaches_is_named_as_the_optimizer_knows_it():
+    used, unused, other = nn.Linear(3, 2), nn.Linear(3, 2), nn.Linear(3, 2)
+    opt = optim.SGD(list(used.parameters()) + list(unused.parameters()), lr=0.1)
+    named = optim.SGD(other.named_parameters(), lr=0.1)
+
+    def step(x):
+        opt.zero_grad()   # reaches every parameter of the optimizers; the loss uses one module
+        named.zero_grad()
+        loss = used(x).sum()
+        loss.backward()
+        opt.step()
+        named.step()
+        return loss
+    names = _names(gradc.compile(step, backend="numpy").lower(gradc.ones(4, 3)))
+    assert {"used.weight", "parameter 2 of param group 0", "parameter 3 of param group 0", "weight", "bias"} \
+        <= set(names), names
+    assert not any(n.startswith("state ") for n in names)
+
+
 def test_a_grad_input_and_an_unnameable_parameter():
     gradc.manual_seed(0)
     model = nn.Linear(3, 1)
