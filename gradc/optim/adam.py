@@ -44,17 +44,17 @@ class Adam(Optimizer):
             st = self.state.get(q)
             if q.grad is None and st and id(st.get("step")) in shared:
                 st["step"] = behind.setdefault(id(st["step"]), st["step"].clone())
-        per_step = {}
+        corrections, coefficients = {}, {}
         for p in todo:
             state, numbers = self.state[p], self._numbers(gi, group, p.device)
             step = state["step"]
-            if id(step) not in per_step:
+            if id(step) not in corrections:
                 step.add_(1.0)
-                per_step[id(step)] = self._corrections(step, numbers)
+                corrections[id(step)] = self._corrections(step, numbers)
             key = (id(step), p.dtype)
-            if key not in per_step:
-                per_step[key] = self._coefficients(numbers, per_step[id(step)], p.dtype)
-            self._apply(p, p.grad, state, numbers, per_step[key])
+            if key not in coefficients:
+                coefficients[key] = self._coefficients(numbers, corrections[id(step)], p.dtype)
+            self._apply(p, p.grad, state, numbers, coefficients[key])
 
     @staticmethod
     def _corrections(step, group):

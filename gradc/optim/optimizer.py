@@ -163,9 +163,10 @@ class Optimizer(abc.ABC):
         # State made on the first step (zero moments, step counts) is made as real tensors also while
         # a step is traced (dispatch.outside_trace): the traced program then reads and updates it as
         # any other state, so the first compiled step's program serves every later step.
-        if dispatch.tracer() is not None:
-            dispatch.tracer().watch_optimizer(self)
-        if dispatch.tracer() is not None and _gradc_only(self):
+        tracer = dispatch.tracer()
+        if tracer is not None:
+            tracer.watch_optimizer(self)
+        if tracer is not None and _gradc_only(self):
             _update_internally(self)   # none of the user's code can run in it
         else:
             self._update_groups()      # user code may: what it reads is recorded
