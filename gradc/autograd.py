@@ -83,7 +83,7 @@ def _modified_error(node, which, t, v):
 
 def sum_to(g, shape):
     """Sum a gradient over the dimensions that broadcasting added or stretched."""
-    if g.shape == shape:
+    if len(g.shape) == len(shape) and g.shape == shape:   # (lengths first: sizes may be symbolic)
         return g
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1 and g.shape[lead + i] != 1)

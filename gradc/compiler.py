@@ -11,26 +11,28 @@ returns the graph and spec of one call, and `step.lower(...)` the Program lower 
 import contextlib
 import functools
 import logging
-import os
-import sys
 import time
 import warnings
 
 from . import dispatch, dtypes as D
 from .amp import autocast, is_autocast_enabled
 from .grad_mode import is_grad_enabled
-from .errors import ConfigError, DeviceError, GradcError, TraceError
+from .dynamic import DynamicProgram, changed_sizes, dynamic_dims, signature_shape
+from .errors import DeviceError, GradcError, TraceError
 from .guards import Reads
 from .lower import lower as lower_graph
 from .naming import input_names
 from .nn.module import Module, structure_epoch
 from .pytree import flatten, unflatten
 from .recompile import describe, leaf_paths
+from .reach import Reach, cell_value, modules_of
+from .reporting import debug_level, maybe_dump, report
 from .runtime import native
 from .runtime.wiring import Binding, Effect
 from .spec import Gradients, Spec
 from .tensor import Tensor
 from .trace import Tracer
+from .symint import Sizes
 from .traced_float import Specialize, TracedFloat
 
 log = logging.getLogger("gradc")
@@ -41,27 +43,27 @@ BACKENDS = ("auto", "numpy", "c", "cuda")
 class CompiledFunction:
     """What gradc.compile returns: call it like the original function."""
 
-    def __init__(self, fn, backend="auto", amp=None, dynamic=False, fullgraph=False, dump=None, fuse=True,
+    def __init__(self, fn, backend="auto", amp=None, dynamic=None, fullgraph=False, dump=None, fuse=True,
                  cache_limit=8):
         if backend not in BACKENDS:
             raise GradcError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if amp not in (None, "fp16"):
             raise GradcError(f"amp must be None or 'fp16', got {amp!r}")
+        if dynamic not in (None, True, False):
+            raise GradcError(f"dynamic must be None (automatic), True or False, got {dynamic!r}")
         # Compiling a compiled function compiles the original once, with these options.
         fn = fn._orig_mod if isinstance(fn, CompiledModule) else (fn.fn if isinstance(fn, CompiledFunction) else fn)
         self.fn = fn
         self.backend = backend
         self.amp, self.dynamic, self.fullgraph, self.dump, self.fuse = amp, dynamic, fullgraph, dump, fuse
-        if dynamic:
-            warnings.warn("gradc.compile(dynamic=True): programs are specialised to shapes; each new input shape "
-                          "traces once (cache_limit bounds how often)", stacklevel=3)
         self.cache_limit = cache_limit
         self.trace_count = 0
         self.recompile_reasons = []   # why each trace after the first happened, oldest first
         self._programs = {}
+        self._automatic = set()   # (flat index, dim) that automatic dynamic made symbolic
         self._plain_specs = {}   # argument count -> (pytree spec, its key) of calls with tensors only
         self._floats_as_inputs = True   # float arguments are program inputs (gradc.traced_float)
-        self._reach = _Reach(fn)
+        self._reach = Reach(fn)
         self._module_cache = None
         self._last_sig = None
         self._last_spec = None
@@ -76,9 +78,19 @@ class CompiledFunction:
         return getattr(self.fn, "__name__", type(self.fn).__name__)
 
     # ------------------------------------------------------------------ signatures
-    def _signature(self, flat, spec_key):
-        """The cache key of one call (see the module docs); `spec_key`: _spec_key of its pytree spec."""
-        if len(flat) == 1 and type(flat[0]) is not float:
+    def _dims(self, flat):
+        """The dimensions of this call traced symbolic (gradc.dynamic)."""
+        return dynamic_dims(flat, self.dynamic is True, self._automatic) if self.dynamic is not False else ()
+
+    def _signature(self, flat, spec_key, dims=()):
+        """The cache key of one call (see the module docs); `spec_key`: _spec_key of its pytree spec;
+        `dims`: its dynamic dimensions, whose sizes the key leaves out."""
+        if dims:
+            first = {}
+            tensors = tuple((signature_shape(t.shape, i, dims), t.dtype.name, t.device.type, t.device.index,
+                             t.requires_grad, first.setdefault(id(t), i)) for i, t in enumerate(flat)
+                            if type(t) is not float)
+        elif len(flat) == 1 and type(flat[0]) is not float:
             t = flat[0]
             tensors = ((t.shape, t.dtype.name, t.device.type, t.device.index, t.requires_grad, 0),)
         else:
@@ -124,7 +136,7 @@ class CompiledFunction:
 
     def _module_names(self):
         """Paths of the modules whose training flags the signature lists, in the same order."""
-        return [path for o in _modules_of(self.fn) for path, _ in o.named_modules(self._root_name(o))]
+        return [path for o in modules_of(self.fn) for path, _ in o.named_modules(self._root_name(o))]
 
     def _root_name(self, module):
         if module is self.fn or module is getattr(self.fn, "__self__", None):
@@ -132,7 +144,7 @@ class CompiledFunction:
         glb = getattr(self.fn, "__globals__", {})
         cells = zip(getattr(getattr(self.fn, "__code__", None), "co_freevars", ()), self.fn.__closure__ or ()) \
             if getattr(self.fn, "__closure__", None) else ()
-        names = [n for n, c in cells if _cell_value(c) is module] + [n for n, v in glb.items() if v is module]
+        names = [n for n, c in cells if cell_value(c) is module] + [n for n, v in glb.items() if v is module]
         return names[0] if names else type(module).__name__
 
     def _why_retrace(self, sig, spec, entry=None, flat=None):
@@ -150,7 +162,8 @@ class CompiledFunction:
         if dispatch.tracer() is not None:  # called from a function being traced: becomes part of its trace
             return self._run_eagerly(*args, **kwargs)
         flat, spec, key = self._flatten_call(args, kwargs)
-        sig = self._signature(flat, key)
+        dims = self._dims(flat)
+        sig = self._signature(flat, key, dims)
         entry = self._programs.get(sig)
         if entry is _EAGER:
             return self._run_eagerly(*args, **kwargs)
@@ -169,14 +182,23 @@ class CompiledFunction:
                 self._warned_limit = True
             return self._run_eagerly(*args, **kwargs)
         reason = self._why_retrace(sig, spec, entry, flat)
+        grown = changed_sizes(self._last_sig, sig, flat) if self.dynamic is None and self._last_sig else ()
+        if grown:   # automatic dynamic: only sizes changed, so trace them symbolic from now on
+            self._automatic |= grown
+            dims = self._dims(flat)
+            sig = self._signature(flat, key, dims)
+            entry = self._programs.get(sig)
+            reason += "; from now on dynamic: " + ", ".join(_dim_names(self.fn, spec, grown))
         if self._last_sig is not None:
             self.recompile_reasons.append(reason)
             log.info("gradc.compile(%s): retracing (%s)", self.__name__, reason)
         previous = self._last_sig, self._last_spec, len(self.recompile_reasons)
         self._last_sig, self._last_spec = sig, spec
         try:
-            prog = self._build(args, kwargs, flat, reason=reason)
+            prog = self._build(args, kwargs, flat, reason=reason, dims=dims)
         except (Specialize, Exception) as e:
+            if dims and isinstance(e, Exception):
+                return self._static_after(e, previous, args, kwargs)
             # A TypeError or TraceError may come from the float stand-in; any other error is the
             # function's own, and running it again would repeat its side effects.
             if not isinstance(e, (Specialize, TypeError, TraceError)) or not any(type(v) is float for v in flat):
@@ -192,6 +214,27 @@ class CompiledFunction:
         if not prog.one_shot:
             self._programs.setdefault(sig, []).append(prog)
         return prog.call_tree(flat)
+
+    def _static_after(self, e, previous, args, kwargs):
+        """A trace with symbolic sizes failed: when one with concrete sizes works, trace this function
+        with concrete sizes from now on (else the error is the function's own: it is raised)."""
+        before = self.dynamic, self._automatic
+        self.dynamic, self._automatic = False, set()
+        self._last_sig, self._last_spec = previous[:2]
+        del self.recompile_reasons[previous[2]:]
+        try:
+            result = self(*args, **kwargs)
+        except BaseException as own:
+            self.dynamic, self._automatic = before
+            own.__suppress_context__ = True   # (the symbolic trace's failure says nothing more)
+            raise
+        message = (f"gradc.compile({self.__name__}): tracing with dynamic sizes failed ({e}); tracing with concrete "
+                   "sizes from now on (each new size traces again)")
+        if before[0] is None and before[1]:   # only automatic dynamic chose them: nothing the user asked for
+            log.info(message)
+        else:
+            warnings.warn(message, stacklevel=3)
+        return result
 
     def _eager_after(self, e, sig, args, kwargs):
         """A call that cannot be traced: raised with fullgraph=True, else run eagerly (and every
@@ -251,23 +294,28 @@ class CompiledFunction:
     def _flat_args(self, args, kwargs):
         return flatten((args, kwargs))[0]
 
-    def _trace(self, args, kwargs, lowering=False):
+    def _trace(self, args, kwargs, lowering=False, dims=()):
         """Trace one call: (tracer, output spec, collected outputs/effects/guards). State the
-        function touched is restored; optimizer state it created is rolled back when lowering."""
+        function touched is restored; optimizer state it created is rolled back when lowering.
+        `dims`: (flat index, dim) traced as symbolic sizes (gradc.symint)."""
         tracer = Tracer()
+        if dims:
+            tracer.sizes = Sizes(tracer.where)
         reads = Reads(self.fn)
         floats, scope = [], [True, False]
         try:
             with tracer:
                 leaves, spec = flatten((args, kwargs), numbers=self._floats_as_inputs and not lowering)
                 dev = next((t.device for t in leaves if type(t) is not float), None)
-                paths = leaf_paths(self.fn, spec) if len(leaves) > len(self._flat_args(args, kwargs)) else ()
+                paths = leaf_paths(self.fn, spec) if dims or len(leaves) > len(self._flat_args(args, kwargs)) else ()
                 for i, t in enumerate(leaves):
                     if type(t) is float:
                         floats.append(TracedFloat(tracer.number(Binding("number", i), "", dev), paths[i], scope))
                         leaves[i] = floats[-1]
                     elif id(t) not in tracer.lifted:
-                        tracer.lift(t, Binding("arg", i))
+                        shape = tuple(tracer.sizes.symbol(i, d, f"{paths[i]}.shape[{d}]", n) if (i, d) in dims
+                                      else n for d, n in enumerate(t.shape)) if dims else None
+                        tracer.lift(t, Binding("arg", i), shape)
                 if floats:
                     args, kwargs = unflatten(spec, leaves)
                 with self._amp_region(), reads:
@@ -279,7 +327,7 @@ class CompiledFunction:
                 if lowering and tracer.created_state():
                     parts["one_shot"] = True   # the optimizer gives that state back below: valid for one call
             self._name_inputs(tracer, spec)
-            python_guards = reads.guards(_modules_of(self.fn))
+            python_guards = reads.guards(modules_of(self.fn))
             if len(python_guards):
                 parts["guards"].append(python_guards)
         except BaseException:
@@ -295,25 +343,29 @@ class CompiledFunction:
 
     def _name_inputs(self, tracer, spec):
         """Name each graph input after what it is (gradc.naming): `x`, `fc1.weight`, `exp_avg of fc1.weight`."""
-        roots = [("" if name == "self" else name, m) for m in _modules_of(self.fn) for name in [self._root_name(m)]]
+        roots = [("" if name == "self" else name, m) for m in modules_of(self.fn) for name in [self._root_name(m)]]
         optimizers = [opt for opt, _ in tracer.optimizer_settings()]
         names = input_names(self.fn, spec, tracer.bindings, roots, optimizers)
         for nid, name in zip(tracer.graph.inputs, names):
             tracer.graph.node(nid)["attrs"]["name"] = name
 
-    def _build(self, args, kwargs, flat, lowering=False, reason="lower"):
+    def _build(self, args, kwargs, flat, lowering=False, reason="lower", dims=()):
         start = time.perf_counter()
-        tracer, out_spec, parts = self._trace(args, kwargs, lowering)
+        tracer, out_spec, parts = self._trace(args, kwargs, lowering, dims)
         self.trace_count += 1
         traced_text = tracer.graph.to_text() if debug_level() >= 4 else None
         backend = self._backend_for(self._flat_args(args, kwargs), lowering)
         if parts["one_shot"] and backend == "c" and not lowering:
             backend = "numpy"   # it creates state and runs once: not worth a C compile (about 0.5 s)
         spec = self._spec(tracer, out_spec, parts, backend, time.perf_counter() - start)
-        prog = lower_graph(tracer.graph, spec)
+        if tracer.sizes is not None:
+            dyn = DynamicProgram(tracer.graph, spec, tracer.sizes)
+            prog = dyn.program(tracer.sizes.values(flat))
+        else:
+            dyn = prog = lower_graph(tracer.graph, spec)
         report(self.__name__, reason, prog, traced_text)
-        _maybe_dump(prog, self.dump, self.__name__, self.trace_count)
-        return prog
+        maybe_dump(prog, self.dump, self.__name__, self.trace_count)
+        return dyn
 
 
 _FORWARDED = frozenset(("lower", "trace", "trace_count", "recompile_reasons", "backend", "amp", "dynamic", "fullgraph",
@@ -360,47 +412,9 @@ class CompiledModule(Module):
         return f"CompiledModule({self._orig_mod!r})"
 
 
-def _modules_of(fn):
-    """The nn.Modules a compiled callable reaches directly: itself, the instance of a bound method,
-    and modules in its closure cells or in the globals its code names (read on every call, so a
-    rebound name or a replaced parameter is seen)."""
-    return _Reach(fn)()
-
-
-class _Reach:
-    """_modules_of for one callable, with what cannot change looked up once: the callable and its
-    bound instance, its closure cells and the globals dict and names its code reads (the values in
-    the cells and globals are read on every call)."""
-
-    def __init__(self, fn):
-        self.fixed = [obj for obj in (fn, getattr(fn, "__self__", None)) if isinstance(obj, Module)]
-        self.cells = tuple(getattr(fn, "__closure__", None) or ())
-        code = getattr(fn, "__code__", None)
-        self.globals = getattr(fn, "__globals__", {}) if code is not None else {}
-        self.names = code.co_names if code is not None else ()
-
-    def __call__(self):
-        found = list(self.fixed)
-        for cell in self.cells:
-            try:
-                value = cell.cell_contents
-            except ValueError:  # an empty cell
-                continue
-            if isinstance(value, Module) and value not in found:  # (modules compare by identity)
-                found.append(value)
-        get = self.globals.get
-        for name in self.names:
-            value = get(name)
-            if isinstance(value, Module) and value not in found:
-                found.append(value)
-        return found
-
-
-def _cell_value(cell):
-    try:
-        return cell.cell_contents
-    except ValueError:
-        return None
+def _dim_names(fn, spec, dims):
+    paths = leaf_paths(fn, spec)
+    return [f"{paths[i]}.shape[{d}]" for i, d in sorted(dims)]
 
 
 def _spec_key(spec):
@@ -509,60 +523,7 @@ def _same_settings(opt, groups):
     return guard
 
 
-DEBUG_LEVELS = {0: "nothing (the default)", 1: "each compilation: what, why, how long",
-                2: "1, and the optimised graph", 3: "2, and the generated source", 4: "3, and the traced graph"}
-
-
-def debug_level():
-    """GRADC_DEBUG: 1 reports each compilation (what, why, how long), 2 adds the optimised graph,
-    3 the generated source, 4 the traced graph before the passes. Unset or empty is 0; any other
-    value raises ConfigError naming the accepted ones."""
-    text = os.environ.get("GRADC_DEBUG", "").strip()
-    if text == "":
-        return 0
-    if text.isdigit() and int(text) in DEBUG_LEVELS:
-        return int(text)
-    accepted = "; ".join(f"{k}: {v}" for k, v in DEBUG_LEVELS.items())
-    raise ConfigError(f"GRADC_DEBUG={text!r} is not a debug level. It accepts {accepted}; "
-                      "unset it (or set 0) for no debug output")
-
-
-def _section(level, title):
-    return f"==== gradc debug [level {level}] {title} ===="
-
-
-def report(name, reason, prog, traced_text=None):
-    """What GRADC_DEBUG asks to be told about one compilation, on stderr: one headed section per
-    part, each header naming the level that turns it on."""
-    lvl = debug_level()
-    if lvl <= 0:
-        return
-    s = prog.stats
-    out = [_section(1, f"compiled {name}"),
-           f"gradc: compiled {name} ({reason}): {s.get('traced_nodes')} traced -> {s.get('nodes')} nodes, "
-           f"{s.get('kernels')} kernels ({prog.backend}), trace {s.get('trace_seconds')} s, "
-           f"total {s.get('compile_seconds')} s"]
-    if lvl >= 4 and traced_text:
-        out += [_section(4, f"traced graph of {name}, before the passes"), traced_text.rstrip("\n")]
-    parts = [("", prog)] + ([("backward ", prog.backward[0])] if prog.backward is not None else [])
-    if lvl >= 2:
-        for label, p in parts:
-            out += [_section(2, f"optimised {label}graph of {name}"), p.ir.to_text().rstrip("\n")]
-    if lvl >= 3:
-        for label, p in parts:
-            for fname, src in p.own_source.items():
-                out += [_section(3, f"generated {label}source of {name}: {fname}"), src.rstrip("\n")]
-    print("\n".join(out), file=sys.stderr)
-
-
-def _maybe_dump(prog, option, name, n):
-    target = option or os.environ.get("GRADC_DUMP")
-    if target:
-        safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in str(name))
-        prog.dump(os.path.join(target, f"{safe}_{n}"))
-
-
-def compile(fn=None, *, backend="auto", amp=None, dynamic=False, fullgraph=False, dump=None, fuse=True,
+def compile(fn=None, *, backend="auto", amp=None, dynamic=None, fullgraph=False, dump=None, fuse=True,
             cache_limit=8):
     """Compile `fn` (a function or nn.Module). Usable as @gradc.compile or @gradc.compile(...).
     A module gives a CompiledModule (an nn.Module); a function a CompiledFunction. Compiling
@@ -583,6 +544,11 @@ def compile(fn=None, *, backend="auto", amp=None, dynamic=False, fullgraph=False
       ints, bools, str, None, other objects
                         baked in: they can shape the graph (sizes, branches, loop counts), so each
                         new value traces again
+    dynamic: which tensor sizes are symbolic (gradc.dynamic, gradc.symint): None (the default) makes
+    a dimension so once a call traced again only because its size changed; True makes every
+    dimension so from the first call; False none (each new size traces). gradc.mark_dynamic(x, dim)
+    marks one. A symbolic size (2 or more) is traced once for all sizes; what the function assumed
+    about it is a guard, and the program is lowered once per size it is called with.
     Optimizer hyper-parameters and GradScaler state read during the trace are program inputs as well.
     Python side effects (a counter incremented, a list appended to) run once, while tracing: later
     calls replay the tensor work only. Setting an optimizer option or stepping an lr scheduler

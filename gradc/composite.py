@@ -8,6 +8,7 @@ from . import dtypes as D
 from .creation import arange, full, tensor
 from .device import device as _device, require as _require_device
 from .errors import AutogradError, DTypeError, ShapeError
+from .symint import SymInt
 from .grad_mode import is_grad_enabled
 from .indexing import getitem
 from .ops import OPS
@@ -178,7 +179,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
     if not input.dtype.is_floating_point:
         raise DTypeError(f"mean() needs a floating-point tensor, got {input.dtype!r}; call .float() first")
     axes = axes_arg(input, dim, "mean")
-    return input.sum(axes, keepdim) / float(_count(input, axes))
+    return input.sum(axes, keepdim) / _count(input, axes)
 
 
 @export("var")
@@ -187,7 +188,7 @@ def var(input, dim=None, keepdim=False, unbiased=True, correction=None):
     axes = axes_arg(input, dim, "var")
     ddof = (1 if unbiased else 0) if correction is None else correction
     centered = input - mean(input, axes, keepdim=True)
-    return (centered * centered).sum(axes, keepdim) / float(builtins.max(_count(input, axes) - ddof, 0))
+    return (centered * centered).sum(axes, keepdim) / builtins.max(_count(input, axes) - ddof, 0)
 
 
 export("std")(lambda input, dim=None, keepdim=False, unbiased=True, correction=None:
@@ -349,6 +350,8 @@ def squeeze(input, dim=None):
 def split(input, split_size, dim=0):
     d = normalize_axis("split", dim, input.ndim)
     n = input.shape[d]
+    if isinstance(split_size, SymInt):
+        split_size = int(split_size)   # (how many pieces there are depends on it: a guard holds it)
     sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) \
         if isinstance(split_size, int) else list(split_size)
     if not isinstance(split_size, int) and (builtins.sum(sizes) != n or builtins.min(sizes, default=0) < 0):

@@ -12,15 +12,19 @@ from .device import CPU, device as _device, require as _require_device
 from .errors import DTypeError, OutOfMemoryError
 from .ops.frontend import export, infer_dtype, shape_arg as _shape_arg, size_arg
 from .shapes import prod
+from .symint import SymInt, is_symbolic
 from .tensor import Tensor
 
 
-def _new(data, dtype, device, requires_grad):
-    """Wrap a fresh host array as a tensor on `device` (the tracer makes it a constant)."""
+def _new(data, dtype, device, requires_grad, fill_shape=None, kind="fill"):
+    """Wrap a fresh host array as a tensor on `device` (the tracer makes it a constant); with
+    `fill_shape` (symbolic sizes, while tracing), a constant of that shape that `data` describes
+    (Tracer.fill)."""
     dev = _require_device(_device(device)) if device is not None else CPU
     if requires_grad and not dtype.is_floating_point:
         raise DTypeError(f"only floating-point tensors can require grad, got {dtype!r}")
-    t = dispatch.interpreter().constant(data, dtype, dev)
+    t = dispatch.tracer().fill(fill_shape, data, dtype, dev, kind) if fill_shape is not None else \
+        dispatch.interpreter().constant(data, dtype, dev)
     t.requires_grad = bool(requires_grad)
     return t
 
@@ -72,7 +76,10 @@ def _creation_dtype(dtype, default=None):
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     dtype = _creation_dtype(dtype, None if dtype else D.scalar_dtype(fill_value) if not isinstance(fill_value, float)
                             else D.default_float)
-    shape = size_arg((size,) if isinstance(size, int) else size, "full")
+    shape = size_arg((size,) if isinstance(size, (int, SymInt)) else size, "full")
+    if is_symbolic(shape):   # traced with a dynamic size: a constant of the program, made per size
+        value = fill_value if isinstance(fill_value, SymInt) else np.asarray(fill_value, dtype.np).item()
+        return _new(value, dtype, device, requires_grad, fill_shape=shape)
     try:
         # zeros (not -0.0) come from calloc: no pass over the memory (optimizer state, zero_grad)
         zero = type(fill_value) in (int, bool, float) and fill_value == 0 and math.copysign(1.0, fill_value) > 0
@@ -134,6 +141,12 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         start, end = 0, start
     is_float = any(isinstance(v, float) for v in (start, end, step))
     dtype = _creation_dtype(dtype, D.default_float if is_float else D.int64)
+    if any(isinstance(v, SymInt) for v in (start, end, step)):
+        if is_float or isinstance(step, SymInt) or step == 0:
+            start, end, step = (int(v) if isinstance(v, SymInt) else v for v in (start, end, step))   # (guards)
+        else:   # a dynamic size: made per size
+            n = max(0, (end - start + step - 1) // step) if step > 0 else max(0, (start - end - step - 1) // -step)
+            return _new((start, end, step), dtype, device, requires_grad, fill_shape=(n,), kind="arange")
     return _new(np.arange(start, end, step).astype(dtype.np), dtype, device, requires_grad)
 
 

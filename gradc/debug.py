@@ -12,7 +12,8 @@ import textwrap
 import numpy as np
 
 from . import dtypes as D
-from .compiler import CompiledFunction, compile, debug_level as level, report  # noqa: F401  (level, report: API)
+from .compiler import CompiledFunction, compile  # noqa: F401
+from .reporting import debug_level as level, report  # noqa: F401  (level, report: API)
 from .lower import Spec, autodiff, lower
 from .ops import OPS
 from .pytree import flatten

@@ -1,27 +1,135 @@
-"""`gradc.mark_dynamic`: the habit of torch._dynamo.mark_dynamic, with gradc's current semantics.
+"""Dynamic dimensions: which sizes of a call are traced symbolic, and the program that serves them.
 
-gradc's programs are specialised to shapes: a call with a new size traces once more (bounded by
-`cache_limit`), and the reason names the dimension (`x.shape[0]: 8 -> 32`). Symbolic sizes, one
-trace for all sizes, are not built yet; marking a dimension says so once instead of failing or
-pretending, and checks its arguments as the real function would."""
-import warnings
+A dimension is dynamic when gradc.compile(..., dynamic=True) makes every dimension so, when
+`gradc.mark_dynamic(x, dim)` marked it on the tensor, or (the default, dynamic=None) once a call
+traced again only because that size changed, as torch.compile's automatic dynamic shapes do.
+dynamic=False never makes one. Sizes 0 and 1 are always traced as they are.
+
+One trace serves every size of a dynamic dimension (gradc.symint records what the function
+assumed about it, as guards); the `DynamicProgram` it gives is lowered once per set of sizes it
+is called with, so the passes and the generated code work on integers, and a new size costs a
+lowering (for the C backend a compile, cached on disk), not a trace."""
+import dataclasses
+import logging
+import weakref
+from collections import OrderedDict
 
 from .errors import ShapeError
+from .lower import lower as lower_graph
+from .runtime.wiring import Binding
 from .shapes import normalize_axis
+from .symint import concrete
 from .tensor import Tensor
 
-_warned = [False]
+log = logging.getLogger("gradc")
+DYNAMIC = "dynamic (>= 2)"   # a dynamic size in a call signature
+KEEP = 16             # lowered programs kept per trace (the most recently used sizes)
+_MARKED = {}          # id(tensor) -> (weak ref to it, the dims marked on it)
 
 
 def mark_dynamic(x, dim):
+    """Trace dimension(s) `dim` of `x` symbolic in the compiled calls it is passed to: one trace
+    for every size (torch._dynamo.mark_dynamic's habit)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"mark_dynamic expects a tensor, got {type(x).__name__}")
     dims = dim if isinstance(dim, (list, tuple)) else [dim]
     if x.ndim == 0:
         raise ShapeError("mark_dynamic: a 0-d tensor has no dimension to mark")
-    for d in dims:
-        normalize_axis("mark_dynamic", int(d), x.ndim)
-    if not _warned[0]:
-        _warned[0] = True
-        warnings.warn("gradc.mark_dynamic: programs are specialised to shapes; each new size of a marked "
-                      "dimension traces once more (bounded by cache_limit)", stacklevel=2)
+    marked = {normalize_axis("mark_dynamic", int(d), x.ndim) for d in dims}
+    key = id(x)
+    entry = _MARKED.get(key)
+    if entry is not None and entry[0]() is x:
+        marked |= entry[1]
+
+    def forget(ref):
+        if _MARKED.get(key, (None,))[0] is ref:
+            del _MARKED[key]
+    _MARKED[key] = (weakref.ref(x, forget), frozenset(marked))
+
+
+def dynamic_dims(flat, everything, automatic):
+    """(flat index, dim) of every dimension of a call's tensors that is traced symbolic: all for
+    dynamic=True, else those marked and those automatic dynamic chose; sizes of 2 or more only."""
+    if not everything and not automatic and not _MARKED:
+        return frozenset()
+    out = set()
+    for i, t in enumerate(flat):
+        if type(t) is float:
+            continue
+        entry = _MARKED.get(id(t))
+        marked = entry[1] if entry is not None and entry[0]() is t else ()
+        for d, n in enumerate(t.shape):
+            if n >= 2 and (everything or d in marked or (i, d) in automatic):
+                out.add((i, d))
+    return frozenset(out)
+
+
+def signature_shape(shape, i, dims):
+    return tuple(DYNAMIC if (i, d) in dims else n for d, n in enumerate(shape))
+
+
+def changed_sizes(old, new, flat):
+    """The (flat index, dim) of the sizes that alone make call signature `new` differ from `old`
+    (what automatic dynamic makes symbolic); empty when anything else differs too."""
+    if len(old) != len(new):
+        return set()
+    index = [i for i, t in enumerate(flat) if type(t) is not float]
+    out = set()
+    for (k0, v0), (k1, v1) in zip(old, new):
+        if k0 != k1:
+            return set()
+        if k0 != "tensors":
+            if v0 != v1:
+                return set()
+            continue
+        if len(v0) != len(v1):
+            return set()
+        for i, a, b in zip(index, v0, v1):
+            if a[1:] != b[1:] or len(a[0]) != len(b[0]):
+                return set()
+            out |= {(i, d) for d, (m, n) in enumerate(zip(a[0], b[0])) if m != n and DYNAMIC not in (m, n)}
+    return out
+
+
+class DynamicProgram:
+    """The program of a trace with symbolic sizes: what gradc.compile caches for its signature.
+    Its guards are the trace's size guards (gradc.symint.Sizes) and then those of the program
+    lowered for the call's sizes; lowering happens on the first call with new sizes."""
+
+    def __init__(self, graph, spec, sizes):
+        self.graph, self.spec, self.sizes = graph, spec, sizes
+        self.one_shot = spec.one_shot
+        self._lowered = OrderedDict()   # sizes -> Program, most recently used last
+        self._current = None
+
+    def program(self, values):
+        key = tuple(sorted(values.items()))
+        prog = self._lowered.get(key)
+        if prog is None:
+            shown = ", ".join(f"{label} = {values[s]}" for s, (_, _, label) in self.sizes.symbols.items())
+            log.info("gradc.compile: lowering the dynamic trace for %s", shown)
+            bindings = [Binding(b.kind, concrete(b.ref, values), b.owner) if b.kind == "random" else b
+                        for b in self.spec.bindings]
+            spec = dataclasses.replace(self.spec, bindings=bindings, out_spec=concrete(self.spec.out_spec, values))
+            prog = self._lowered[key] = lower_graph(self.graph.with_sizes(values), spec)
+            if len(self._lowered) > KEEP:
+                self._lowered.popitem(last=False)
+        else:
+            self._lowered.move_to_end(key)
+        self._current = prog
+        return prog
+
+    def guards_hold(self, flat):
+        values = self.sizes.values(flat)
+        if not self.sizes.hold(values):
+            return False
+        return self.program(values).guards_hold(flat)
+
+    def call_tree(self, flat):
+        return self._current.call_tree(flat)
+
+    def guard_failures(self, flat):
+        if flat is None:
+            return []
+        values = self.sizes.values(flat)
+        return self.sizes.failures(values) or self.program(values).guard_failures(flat)

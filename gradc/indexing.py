@@ -1,6 +1,8 @@
 """`Tensor.__getitem__`: basic indexing (ints, slices, None, ...) lowers to slice + reshape;
 integer-array indexing lowers to gather on one (possibly merged) axis, NumPy's placement rules
 included. Boolean masks become integer arrays, which needs concrete values (eager mode only)."""
+import operator
+
 import numpy as np
 
 from . import dtypes as D
@@ -9,6 +11,7 @@ from .errors import OutOfRangeError
 from .ops import OPS
 from .ops.movement import strided_slice
 from .shapes import broadcast_shapes
+from .symint import SymInt
 from .tensor import Tensor
 
 
@@ -47,8 +50,8 @@ def getitem(x, key):
             items.extend(("array", t) for t in _index_tensor(k, x))
         elif k is None or k is Ellipsis or isinstance(k, slice):
             items.append((k if k is None or k is Ellipsis else "slice", k))
-        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
-            items.append(("int", int(k)))
+        elif isinstance(k, (int, np.integer, SymInt)) and not isinstance(k, bool):
+            items.append(("int", k if isinstance(k, SymInt) else int(k)))
         else:
             raise IndexError(f"unsupported index {k!r}: use ints, slices, None, ..., or integer/bool tensors")
     consumed = sum(1 for kind, _ in items if kind in ("int", "slice", "array"))
@@ -72,15 +75,15 @@ def getitem(x, key):
         if kind == "int":
             if not -n <= k < n:
                 raise OutOfRangeError(f"index {k} is out of bounds for dimension {dim} with size {n}")
-            k %= n
+            k = k + n if k < 0 else k   # (not k % n: n may be a symbolic size)
             starts.append(k), stops.append(k + 1), steps.append(1)
         elif kind == "slice":
             if k.step is not None and k.step <= 0:
                 raise IndexError("slice step must be positive (as in PyTorch); use .flip() style indexing instead")
-            a, b, c = k.indices(n)
+            a, b, c = _bounds(k, n)
             b = max(a, b)
             starts.append(a), stops.append(b), steps.append(c)
-            out_shape.append(len(range(a, b, c)))
+            out_shape.append(max(0, (b - a + c - 1) // c))
         else:
             k, need = k
             if need is not None and need != n:
@@ -94,6 +97,23 @@ def getitem(x, key):
     if not arrays:
         return y
     return _advanced(y, arrays)
+
+
+def _bounds(k, n):
+    """slice.indices(n) for a size that may be symbolic (gradc.symint): comparisons with it are
+    guards, so only what the size decides is held."""
+    if type(n) is int:
+        return k.indices(n)
+
+    def clamp(v, default):
+        if v is None:
+            return default
+        v = v if isinstance(v, SymInt) else operator.index(v)
+        if v < 0:
+            v = v + n
+            return v if v >= 0 else 0
+        return v if v <= n else n
+    return clamp(k.start, 0), clamp(k.stop, n), 1 if k.step is None else operator.index(k.step)
 
 
 def _advanced(y, arrays):

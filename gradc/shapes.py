@@ -1,20 +1,24 @@
 """Shape arithmetic shared by the frontend, the op table and the passes."""
 from .errors import ShapeError
+from .symint import SymInt
 
 
 def broadcast_shapes(name, shapes):
     first = shapes[0]
-    if all(s == first for s in shapes):   # (most calls: nothing to broadcast)
+    if all(len(s) == len(first) and s == first for s in shapes):   # (most calls: nothing to broadcast)
         return tuple(first)
     ndim = max(len(s) for s in shapes)
     out = []
     for i in range(-ndim, 0):
-        dims = {s[i] for s in shapes if len(s) >= -i} - {1}
-        if len(dims) > 1:
-            shown = " and ".join(str(tuple(s)) for s in shapes)
-            raise ShapeError(f"{name}: shapes {shown} cannot be broadcast together "
-                             f"(dimension {i} differs); reshape or unsqueeze one operand so sizes match or are 1")
-        out.append(dims.pop() if dims else 1)
+        size = 1
+        for s in shapes:   # (compared with ==, not in a set: a symbolic size equals another by a guard)
+            if len(s) >= -i and s[i] != 1:
+                if size != 1 and s[i] != size:
+                    shown = " and ".join(str(tuple(s)) for s in shapes)
+                    raise ShapeError(f"{name}: shapes {shown} cannot be broadcast together (dimension {i} "
+                                     "differs); reshape or unsqueeze one operand so sizes match or are 1")
+                size = s[i] if size == 1 else size
+        out.append(size)
     return tuple(out)
 
 
@@ -28,7 +32,7 @@ def normalize_axis(name, axis, ndim):
 def prod(shape):
     n = 1
     for d in shape:
-        n *= int(d)
+        n *= d if type(d) is int or isinstance(d, SymInt) else int(d)
     return n
 
 

@@ -96,6 +96,7 @@ class Tracer(dispatch.Mode):
         self._files = None        # the working directory's table of code files (user_location)
         self.numbers = []         # the inputs that hold float arguments
         self.aliases = {}         # id(tensor) -> weak refs to the tensors sharing its storage through detach()
+        self.sizes = None         # the symbolic sizes of dynamic dimensions (gradc.symint.Sizes), if any
 
     # ------------------------------------------------------------------ activation
     def __enter__(self):
@@ -129,20 +130,23 @@ class Tracer(dispatch.Mode):
             return t._sym[1]
         return self.lift(t)
 
-    def lift(self, t, binding=None):
-        """Make a concrete tensor a graph input; it stays symbolic until the trace ends."""
+    def lift(self, t, binding=None, shape=None):
+        """Make a concrete tensor a graph input; it stays symbolic until the trace ends. `shape`: its
+        shape with symbolic sizes (gradc.symint), for an argument whose dimensions are dynamic."""
         if binding is None:
             owner = self.grad_owner.get(id(t))
             if owner is not None:  # bound by slot: the run reads owner.grad afresh each call
                 binding = Binding("grad", None, self.graph.inputs.index(self.lifted[id(owner)][1]))
             else:
                 binding = Binding("state", t)
-        nid = self.graph.add_input(f"in{len(self.graph.inputs)}", t.shape, t.dtype.name)
+        nid = self.graph.add_input(f"in{len(self.graph.inputs)}", shape or t.shape, t.dtype.name)
         self.bindings.append(binding)
         entry = self.entry_grads.get(id(t))
-        saved = (t._data, t.requires_grad, t._grad_fn, t.grad if entry is None else entry[1], t._version)
+        saved = (t._data, t.requires_grad, t._grad_fn, t.grad if entry is None else entry[1], t._version, t.shape)
         self.lifted[id(t)] = (t, nid, saved)
         t._data, t._sym = None, (self, nid)
+        if shape is not None:
+            t.shape = shape
         if t.grad is not None:
             self.grad_owner[id(t.grad)] = t
         return nid
@@ -170,8 +174,11 @@ class Tracer(dispatch.Mode):
         """Give every lifted tensor back its concrete value and attributes."""
         for t, old, _ in self.entry_grads.values():
             t._grad = old
-        for t, _, (data, rg, gf, grad, version) in self.lifted.values():
+        for t, _, (data, rg, gf, grad, version, shape) in self.lifted.values():
             t._data, t._sym, t.requires_grad, t._grad_fn, t._grad, t._version = data, None, rg, gf, grad, version
+            t.shape = shape
+        if self.sizes is not None:
+            self.sizes.open = False
 
     # ------------------------------------------------------------------ recording
     def bind(self, prim, args, attrs):
@@ -210,6 +217,12 @@ class Tracer(dispatch.Mode):
 
     def constant(self, data, dtype, dev):
         nid = self.graph.add_const(np.asarray(data, dtype=dtype.np), where=self.where())
+        return self.sym(nid, device=dev)
+
+    def fill(self, shape, value, dtype, dev, kind="fill"):
+        """A constant whose shape or value holds symbolic sizes, made concrete per size (Graph.with_sizes):
+        uniform (kind "fill"), or np.arange(*value) (kind "arange")."""
+        nid = self.graph.add("const", shape=shape, dtype=dtype.name, attrs={kind: value}, where=self.where())
         return self.sym(nid, device=dev)
 
     def assign(self, target, result, what):

@@ -238,6 +238,30 @@ def test_random_program_gradients(blocks, prog):
         assert_close(xs2[k].grad, w, rtol=rtol, atol=atol, msg=f"AOT .grad of input {k} for {steps}")
 
 
+DYNAMIC = settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=_HEALTH)
+
+
+@DYNAMIC
+@given(prog=programs())
+def test_random_program_with_dynamic_sizes(prog):
+    """dynamic=True: every size of 2 or more is symbolic. The program then runs at its sizes, at all
+    of them one larger (still mutually broadcastable), and at its sizes again; each run must equal
+    eager, whether the trace's guards let it reuse the program or made it trace again."""
+    dtype, shapes, steps, outputs, seed = prog
+    rtol, atol = TOL[dtype]
+    grown = [tuple(d + 1 if d >= 2 else d for d in s) for s in shapes]
+    fn = gradc.compile(lambda *xs: run_program(steps, outputs, xs), dynamic=True, fullgraph=True)
+    for sizes in (shapes, grown, shapes):
+        try:
+            eager = run_program(steps, outputs, _inputs(sizes, dtype, seed, False))
+        except gradc.GradcError:
+            continue   # (a reshape to the first sizes' shape does not fit the grown ones)
+        got = fn(*_inputs(sizes, dtype, seed, False))
+        for k, (g, e) in enumerate(zip(got, eager)):
+            assert g.shape == e.shape, f"output {k} at {sizes}: {g.shape} vs {e.shape}"
+            assert_close(g, e, rtol=rtol, atol=atol, msg=f"output {k} of {steps} at {sizes}")
+
+
 def test_strategy_builds_varied_programs():
     """The generator reaches every kind of step and broadcasting between inputs."""
     seen, broadcast, deep = set(), False, False

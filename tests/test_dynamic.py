@@ -1,7 +1,6 @@
 """Compile once, run many: optimizer hyper-parameters and GradScaler state are program inputs, so a
-learning-rate schedule or a scale update never traces again (results equal eager).
-
-Symbolic sizes (dynamic=True, mark_dynamic) are not implemented: a new size traces again."""
+learning-rate schedule or a scale update never traces again (results equal eager). Symbolic sizes
+(dynamic=True, mark_dynamic, automatic dynamic) are tested in test_symbolic_sizes.py."""
 import math
 
 import numpy as np

@@ -16,6 +16,7 @@ import numpy as np
 from .. import dtypes as D
 from ..errors import GradcError
 from ..ops import OPS
+from ..symint import concrete
 
 SPECIAL = ("input", "const")
 # Node keys written only when set: "phase" marks the backward ("backward") and the forward values
@@ -180,6 +181,19 @@ class Graph:
         other.inputs, other.outputs = list(self.inputs), list(self.outputs)
         other.constants = dict(self.constants)
         other._ids = itertools.count(max(self.g.nodes, default=-1) + 1)
+        return other
+
+    def with_sizes(self, values):
+        """A copy in which every symbolic size (gradc.symint) in shapes and attributes is its value
+        for these sizes: the graph of one trace with dynamic dimensions, made concrete to lower."""
+        other = self.copy()
+        for d in other.g._node.values():
+            d["shape"], d["attrs"] = concrete(d["shape"], values), concrete(d["attrs"], values)
+            made = d["attrs"].pop("arange", None)
+            if made is not None:   # (gradc.arange of a dynamic size: a table constant of this size)
+                name = f"c{len(other.constants)}"
+                other.constants[name] = np.arange(*made).astype(D.ALL[d["dtype"]].np)
+                d["attrs"]["table"] = name
         return other
 
     def subgraph(self, nodes, inputs, outputs):

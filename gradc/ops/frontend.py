@@ -10,6 +10,7 @@ from .. import dispatch
 from ..dispatch import Value
 from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
+from ..symint import SymInt
 from ..shapes import normalize_axis, prod
 from .primitive import OPS
 
@@ -50,7 +51,7 @@ def shape_arg(args):
     """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = args[0]
-    return tuple(int(a) for a in args)
+    return tuple(a if isinstance(a, SymInt) else int(a) for a in args)
 
 
 def size_arg(args, name):
@@ -131,8 +132,8 @@ def binary(name, a, b):
     else:
         t, s = (a, b) if ta else (b, a)
         weak = None if is_number(s) else getattr(s, "gradc_weak_scalar", None)
-        if weak is not None:   # a float argument of a compiled function, traced: promotes as a Python float
-            dtype = D.promote_weak(t.dtype, 1.0)
+        if weak is not None:   # a traced float argument or size: promotes as a Python float or int
+            dtype = D.promote_weak(t.dtype, 1.0 if getattr(s, "floating", True) else 1)
             t, s = cast(t, dtype), cast(weak, dtype)
             return OPS[name].bind(*((t, s) if ta else (s, t)))
         if not is_number(s):

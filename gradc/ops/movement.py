@@ -138,7 +138,7 @@ def reshape(input, *shape):
             raise ShapeError(f"reshape: cannot reshape a tensor of shape {input.shape} into {tuple(shape)}")
         shape[shape.index(-1)] = _prod(input.shape) // known
     shape = tuple(shape)
-    if shape == input.shape:
+    if len(shape) == input.ndim and shape == input.shape:   # (lengths first: sizes may be symbolic)
         return input
     return reshape_p.bind(input, shape=shape)
 

@@ -75,7 +75,7 @@ class Primitive:
         if self.nin is not None and len(shapes) != self.nin:
             raise ShapeError(f"{self.name} takes {self.nin} operands, got {len(shapes)}")
         shape = tuple(self.shape_rule(shapes, **attrs))
-        if prod(shape) >= MAX_ELEMENTS:
+        if type(n := prod(shape)) is int and n >= MAX_ELEMENTS:   # (symbolic: too large fails when allocated)
             raise ShapeError(f"{self.name}: the result shape {shape} has {prod(shape)} elements, more than an array "
                              f"can index (2**63); check the sizes passed to expand/reshape/repeat")
         return shape, self.dtype_rule(dtypes, **attrs)

@@ -257,7 +257,7 @@ class Program:
                                                                        tensors[e.slot].device)
             else:  # a tensor the traced call created and stored somewhere: it becomes concrete now
                 t = e.target
-                t._data, t._sym = outs[e.out], None
+                t._data, t._sym, t.shape = outs[e.out], None, tuple(outs[e.out].shape)   # (sizes were symbolic)
                 t.requires_grad, t._grad_fn = False, None
 
     def __call__(self, *args):

@@ -1,0 +1,250 @@
+"""Symbolic sizes: dynamic=True, gradc.mark_dynamic and automatic dynamic serve every size of a
+dimension from one trace, equal to eager; what the function assumed about a size is a guard whose
+failure names the assumption and the line."""
+import warnings
+
+import numpy as np
+import pytest
+
+import gradc
+import gradc.nn.functional as F
+from gradc import nn, optim
+from gradc.symint import Sizes
+from gradc.workloads import Block
+
+SIZES = (3, 5, 8, 2, 7, 16)
+
+
+def _data(*shape, seed=0):
+    return gradc.tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+def _strict(fn):
+    """Run with every warning an error: a fallback to concrete sizes warns, and must not happen here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return fn()
+
+
+def _close(a, b):
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_inference_over_six_batch_sizes_traces_once(backend):
+    gradc.manual_seed(0)
+    block = Block(16, 2, 32, 8)
+    mlp = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.LayerNorm(16), nn.Linear(16, 4), nn.LogSoftmax(-1))
+    for model, shape in ((block, (8, 16)), (mlp, (8,))):
+        compiled = gradc.compile(model, dynamic=True, backend=backend)
+        with gradc.no_grad():
+            for b in SIZES:
+                x = _data(b, *shape, seed=b)
+                _close(_strict(lambda: compiled(x)), model(x))
+        assert compiled.trace_count == 1, compiled.recompile_reasons
+
+
+def _training(model_fn, loss_fn, batches, compiled, opt_cls=optim.Adam):
+    gradc.manual_seed(1)
+    model = model_fn()
+    opt = opt_cls(model.parameters(), lr=1e-2)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    fn = gradc.compile(step, dynamic=True) if compiled else step
+    losses = [_strict(lambda: fn(x, y)).item() for x, y in batches]
+    return losses, [p.detach().numpy() for p in model.parameters()], fn
+
+
+@pytest.mark.parametrize("opt_cls", [optim.SGD, optim.Adam, optim.AdamW])
+def test_training_step_over_six_batch_sizes(opt_cls):
+    rng = np.random.default_rng(2)
+    batches = [(gradc.tensor(rng.standard_normal((b, 6)).astype(np.float32)), gradc.tensor(rng.integers(0, 3, b)))
+               for b in SIZES]
+
+    def loss(out, y):   # the batch size reaches values: a mean, and a sum divided by it
+        return F.cross_entropy(out, y) + F.softmax(out, -1)[:, 0].sum() / out.shape[0] + (out ** 2).mean() * 0.1
+
+    def model():
+        return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Dropout(0.0), nn.Linear(16, 3))
+    eager = _training(model, loss, batches, False, opt_cls)
+    compiled = _training(model, loss, batches, True, opt_cls)
+    assert compiled[2].trace_count <= 2, compiled[2].recompile_reasons
+    np.testing.assert_allclose(compiled[0], eager[0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(compiled[1], eager[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_transformer_block_training_over_batch_sizes():
+    batches = [(_data(b, 8, 16, seed=b), None) for b in SIZES]
+    # (SGD: Adam's normalised update turns last-bit differences of a near-zero gradient into lr-sized
+    # steps, compiled with static shapes as well)
+    eager = _training(lambda: Block(16, 2, 32, 8), lambda out, _: (out ** 2).mean(), batches, False, optim.SGD)
+    compiled = _training(lambda: Block(16, 2, 32, 8), lambda out, _: (out ** 2).mean(), batches, True, optim.SGD)
+    assert compiled[2].trace_count == 1, compiled[2].recompile_reasons
+    np.testing.assert_allclose(compiled[0], eager[0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(compiled[1], eager[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_automatic_dynamic_turns_on_at_the_second_size():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    compiled = gradc.compile(model)
+    with gradc.no_grad():
+        for b in SIZES:
+            x = _data(b, 4)
+            _close(compiled(x), model(x))
+    assert compiled.trace_count == 2
+    assert compiled.recompile_reasons == ["x.shape[0]: 3 -> 5; from now on dynamic: x.shape[0]"]
+
+
+def test_sizes_0_and_1_are_traced_as_they_are():
+    compiled = gradc.compile(lambda x: x.sum(0) / x.shape[0], dynamic=True)
+    for b in (4, 1, 6, 1):
+        x = _data(b, 3)
+        _close(compiled(x), x.sum(0) / b)
+    assert compiled.trace_count == 2
+    assert compiled.recompile_reasons == ["x.shape[0]: dynamic (>= 2) -> 1"]
+
+
+def test_dynamic_false_traces_each_size_and_mark_dynamic_marks_one_dimension():
+    fixed = gradc.compile(lambda x: x * 2, dynamic=False)
+    marked = gradc.compile(lambda x: x * 2)
+    for b in (3, 5, 8):
+        x = _data(b, 4)
+        fixed(x)
+        gradc.mark_dynamic(x, 0)
+        _close(_strict(lambda: marked(x)), x * 2)
+    assert fixed.trace_count == 3 and marked.trace_count == 1
+
+
+def test_a_branch_on_a_size_is_a_guard_that_names_it():
+    def f(x):
+        return x * 2 if x.shape[0] > 4 else x - 1
+    compiled = gradc.compile(f, dynamic=True)
+    for b in (3, 4, 2, 6, 8, 3):
+        x = _data(b, 2)
+        _close(compiled(x), f(x))
+    assert compiled.trace_count == 2
+    reason, = compiled.recompile_reasons
+    assert reason.startswith("the trace assumed x.shape[0] <= 4 at ") and "test_symbolic_sizes.py:" in reason
+    assert reason.endswith("now x.shape[0] = 6")
+
+
+def test_a_size_used_as_a_python_int_holds_its_value():
+    def f(x):
+        total = x[0]
+        for i in range(1, x.shape[0]):   # unrolled: this trace is for one size only
+            total = total + x[i]
+        return total
+    compiled = gradc.compile(f, dynamic=True)
+    for b in (3, 4, 3):
+        x = _data(b, 2)
+        _close(compiled(x), f(x))
+    assert compiled.trace_count == 2
+    assert compiled.recompile_reasons[0].startswith("the trace assumed x.shape[0] == 3 at ")
+
+
+def test_two_dynamic_sizes_found_equal_stay_equal():
+    def f(x, y):
+        return gradc.cat([x, y], 1).sum(0) / x.shape[0]
+    compiled = gradc.compile(f, dynamic=True)
+    for b in (3, 5, 8):
+        x, y = _data(b, 2), _data(b, 3, seed=1)
+        _close(compiled(x, y), f(x, y))
+    assert compiled.trace_count == 1
+    x, y = _data(4, 2), _data(5, 3)
+    with pytest.raises(gradc.ShapeError):
+        compiled(x, y)   # as eagerly: the trace held x.shape[0] == y.shape[0]; a new trace says why not
+
+
+def test_reshape_with_a_symbolic_size_and_a_size_returned():
+    def f(x):
+        return x.view(x.shape[0] // 2, -1).sum(1), x.shape[0], x.shape[0] / 2
+    compiled = gradc.compile(f, dynamic=True)
+    for b in (4, 6, 10):
+        x = _data(b, 3)
+        out, n, half = compiled(x)
+        _close(out, f(x)[0])
+        assert (n, half) == (b, b / 2) and type(n) is int and type(half) is float
+    assert compiled.trace_count == 1
+
+
+def test_a_size_kept_after_its_trace_is_an_error_when_used():
+    kept = []
+
+    def f(x):
+        kept.append(x.shape[0])
+        return x * 1
+    gradc.compile(f, dynamic=True)(_data(3))
+    with pytest.raises(gradc.TraceError, match="after its trace ended"):
+        range(kept[0])
+
+
+def test_a_size_numpy_needs_as_a_number_is_held_by_a_guard():
+    def f(x):
+        return x * np.float32(x.shape[0]).item()
+    compiled = gradc.compile(f, dynamic=True)
+    for b in (3, 4):
+        x = _data(b)
+        _close(compiled(x), x * float(b))
+    assert compiled.trace_count == 2 and compiled.recompile_reasons[0].startswith("the trace assumed x.shape[0] == 3")
+
+
+def test_a_function_that_refuses_a_symbolic_size_is_traced_with_concrete_sizes():
+    def f(x):
+        if not isinstance(x.shape[0], int):
+            raise TypeError("this function wants plain int sizes")
+        return x + 1
+    compiled = gradc.compile(f, dynamic=True)
+    with pytest.warns(UserWarning, match="concrete sizes from now on"):
+        _close(compiled(_data(3)), _data(3) + 1)
+    _close(compiled(_data(4)), _data(4) + 1)
+    assert compiled.trace_count == 2 and compiled.dynamic is False   # (the failed trace made no program)
+
+
+def test_dynamic_must_be_none_true_or_false():
+    with pytest.raises(gradc.GradcError, match="dynamic must be"):
+        gradc.compile(lambda x: x, dynamic="yes")
+
+
+def test_size_expressions_simplify_and_decide_what_holds_for_every_size():
+    sizes = Sizes(lambda: "here")
+    n, m = sizes.symbol(0, 0, "x.shape[0]", 8), sizes.symbol(1, 0, "y.shape[0]", 16)
+    assert (n * 784) // n == 784 and (n * 12) // 4 == n * 3 and (n * 4) % 2 == 0
+    assert (n == 1, n > 1, n >= 2, n != 0, n // 3 >= 0) == (False, True, True, True, True)
+    assert not sizes.guards   # all of those hold for every size >= 2
+    assert (m == 16) is True and m // 2 == 8   # a guard from now on: m is 16
+    assert n != m and repr(n * 4 + 1) == "4*x.shape[0] + 1"
+    assert sizes.failures({"s0": 8, "s1": 15}) == ["the trace assumed y.shape[0] == 16 at here; now y.shape[0] = 15"]
+
+
+def test_shape_guarded_programs_agree_with_pytorch():
+    torch = pytest.importorskip("torch")
+    gradc.manual_seed(0)
+    block = Block(16, 2, 32, 8)
+    compiled = gradc.compile(block, dynamic=True)
+    ref = Block(16, 2, 32, 8)
+    ref.load_state_dict(block.state_dict())
+    with gradc.no_grad():
+        for b in (2, 5, 9):
+            x = np.random.default_rng(b).standard_normal((b, 8, 16)).astype(np.float32)
+            t = torch.from_numpy(x)
+            w = {k: torch.from_numpy(v.numpy()) for k, v in block.state_dict().items()}
+            h = torch.nn.functional.layer_norm(t, (16,), w["ln1.weight"], w["ln1.bias"])
+            qkv = torch.nn.functional.linear(h, w["qkv.weight"], w["qkv.bias"]).reshape(b, 8, 3, 2, 8)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            att = torch.softmax(q @ k.transpose(-2, -1) / np.sqrt(8) + w["mask"], -1)
+            y = torch.nn.functional.linear((att @ v).permute(0, 2, 1, 3).reshape(b, 8, 16), w["proj.weight"],
+                                           w["proj.bias"]) + t
+            h2 = torch.nn.functional.gelu(torch.nn.functional.linear(
+                torch.nn.functional.layer_norm(y, (16,), w["ln2.weight"], w["ln2.bias"]), w["fc1.weight"],
+                w["fc1.bias"]), approximate="tanh")
+            expected = y + torch.nn.functional.linear(h2, w["fc2.weight"], w["fc2.bias"])
+            np.testing.assert_allclose(compiled(gradc.from_numpy(x)).numpy(), expected.numpy(), rtol=1e-4,
+                                       atol=1e-5)
+    assert compiled.trace_count == 1
