@@ -154,7 +154,7 @@ class CompiledFunction:
         for prog in (entry or [])[-1:]:  # the newest program for this signature: what changed since it
             changes += prog.guard_failures(flat)
         if not changes and not entry and self._last_sig == sig:
-            changes = ["the previous trace created state (such as SGD's momentum buffers) and ran once; this one reads it"]
+            changes = ["the previous trace created state (such as SGD's momentum buffers with dampening) and ran once; this one reads it"]
         return "; ".join(dict.fromkeys(changes)) or "a guard on state the program read failed"
 
     # ------------------------------------------------------------------ calling

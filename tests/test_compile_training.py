@@ -321,10 +321,12 @@ def _steps(opt_fn, compiled, n=6):
 @pytest.mark.parametrize("opt_fn", [
     lambda ps: optim.Adam(ps, lr=0.01), lambda ps: optim.AdamW(ps, lr=0.01, amsgrad=True),
     lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True), lambda ps: optim.Adamax(ps, lr=0.01),
-    lambda ps: optim.NAdam(ps, lr=0.01), lambda ps: optim.Adadelta(ps), lambda ps: optim.Adagrad(ps, lr=0.1)],
-    ids=["Adam", "AdamW-amsgrad", "RMSprop", "Adamax", "NAdam", "Adadelta", "Adagrad"])
+    lambda ps: optim.NAdam(ps, lr=0.01), lambda ps: optim.Adadelta(ps), lambda ps: optim.Adagrad(ps, lr=0.1),
+    lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9), lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True)],
+    ids=["Adam", "AdamW-amsgrad", "RMSprop", "Adamax", "NAdam", "Adadelta", "Adagrad", "SGD-momentum", "SGD-nesterov"])
 def test_the_first_compiled_step_is_the_program_of_every_step(opt_fn):
-    """State an optimizer makes on its first step (zero moments, step counts) is made as real tensors
+    """State an optimizer makes on its first step (zero moments, step counts; SGD's momentum buffer,
+    as zeros: momentum * 0 + grad is the gradient eager's first step copies) is made as real tensors
     while that step is traced, so its program reads the state as later steps do: one trace."""
     e_losses, e_model, e_opt, _ = _steps(opt_fn, False)
     c_losses, c_model, c_opt, fn = _steps(opt_fn, True)
@@ -337,6 +339,18 @@ def test_the_first_compiled_step_is_the_program_of_every_step(opt_fn):
         assert_close(pc, pe, rtol=rtol, atol=atol, msg=name)
         for k, v in e_opt.state[pe].items():
             assert_close(c_opt.state[pc][k], v, rtol=rtol, atol=atol, msg=f"{k} of {name}")
+
+
+def test_sgd_with_dampening_copies_the_first_gradient_and_traces_twice():
+    """With dampening the first buffer (a copy of the gradient) is not momentum * 0 + (1 - dampening) *
+    grad: that step is a program of its own, equal to eager."""
+    opt_fn = lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, dampening=0.3)  # noqa: E731
+    e_losses, e_model, _, _ = _steps(opt_fn, False)
+    c_losses, c_model, _, fn = _steps(opt_fn, True)
+    assert fn.trace_count == 2
+    assert_close(np.array(c_losses), np.array(e_losses), rtol=RTOL, atol=ATOL)
+    for pe, pc in zip(e_model.parameters(), c_model.parameters()):
+        assert_close(pc, pe, rtol=RTOL, atol=ATOL)
 
 
 FACTOR = 1.0
