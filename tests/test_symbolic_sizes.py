@@ -248,3 +248,39 @@ def test_shape_guarded_programs_agree_with_pytorch():
             np.testing.assert_allclose(compiled(gradc.from_numpy(x)).numpy(), expected.numpy(), rtol=1e-4,
                                        atol=1e-5)
     assert compiled.trace_count == 1
+
+
+def test_a_data_loader_whose_last_batch_is_smaller_trains_as_pytorch_does():
+    """A training script unchanged but for its imports: 100 samples in batches of 32 (the last has 4),
+    two epochs, compiled with the default dynamic=None; equal to PyTorch step by step."""
+    torch = pytest.importorskip("torch")
+    from gradc.utils.data import DataLoader, TensorDataset
+    rng = np.random.default_rng(5)
+    xs, ys = rng.standard_normal((100, 10)).astype(np.float32), rng.integers(0, 4, 100)
+    gradc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 4))
+    ref = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    with torch.no_grad():
+        for p, q in zip(ref.parameters(), model.parameters()):
+            p.copy_(torch.from_numpy(q.detach().numpy()))
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    ropt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+
+    @gradc.compile
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    loader = DataLoader(TensorDataset(gradc.from_numpy(xs), gradc.from_numpy(ys)), batch_size=32)
+    for _ in range(2):
+        for x, y in loader:
+            ropt.zero_grad()
+            expected = torch.nn.functional.cross_entropy(ref(torch.from_numpy(x.numpy())), torch.from_numpy(y.numpy()))
+            expected.backward()
+            ropt.step()
+            np.testing.assert_allclose(step(x, y).item(), expected.item(), rtol=1e-5, atol=1e-6)
+    assert step.trace_count == 2, step.recompile_reasons   # 32, then 4: the batch size is dynamic from then on
+    for p, q in zip(ref.parameters(), model.parameters()):
+        np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), rtol=1e-4, atol=1e-5)

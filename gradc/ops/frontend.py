@@ -59,7 +59,7 @@ def size_arg(args, name):
     shape = shape_arg(args)
     if any(d < 0 for d in shape):
         raise ShapeError(f"{name}: sizes must be non-negative, got {shape}")
-    if prod(shape) >= 2 ** 63:
+    if type(n := prod(shape)) is int and n >= 2 ** 63:   # (symbolic: too large fails when allocated)
         raise ShapeError(f"{name}: shape {shape} has {prod(shape)} elements, more than an array can index (2**63)")
     return shape
 
