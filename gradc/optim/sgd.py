@@ -1,5 +1,5 @@
 """SGD with momentum, dampening, Nesterov, weight decay and maximize (PyTorch's update formulas)."""
-from ..creation import zeros_like
+from ..creation import full_like
 from ..dispatch import outside_trace, tracer
 from ..errors import GradcError
 from .optimizer import Optimizer
@@ -30,10 +30,11 @@ class SGD(Optimizer):
         if raw["momentum"] != 0:
             buf = state.get("momentum_buffer")
             if buf is None and tracer() is not None and raw["dampening"] == 0:
-                # Traced, the first buffer is made as zeros (real data, see Optimizer.step): momentum * 0
-                # + grad is the grad PyTorch's first step copies, and this step's program serves later ones.
+                # Traced, the first buffer is made as -0.0 (real data, see Optimizer.step): momentum * -0.0
+                # + grad is, bit for bit, the grad PyTorch's first step copies (-0.0 is the identity of +),
+                # and this step's program serves later ones.
                 with outside_trace():
-                    buf = state["momentum_buffer"] = zeros_like(p)
+                    buf = state["momentum_buffer"] = full_like(p, -0.0)
             if buf is None:
                 buf = state["momentum_buffer"] = grad.clone()
             else:
