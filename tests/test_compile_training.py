@@ -326,7 +326,7 @@ def _steps(opt_fn, compiled, n=6):
     ids=["Adam", "AdamW-amsgrad", "RMSprop", "Adamax", "NAdam", "Adadelta", "Adagrad", "SGD-momentum", "SGD-nesterov"])
 def test_the_first_compiled_step_is_the_program_of_every_step(opt_fn):
     """State an optimizer makes on its first step (zero moments, step counts; SGD's momentum buffer,
-    as zeros: momentum * 0 + grad is the gradient eager's first step copies) is made as real tensors
+    as -0.0: momentum * -0.0 + grad is the gradient eager's first step copies) is made as real tensors
     while that step is traced, so its program reads the state as later steps do: one trace."""
     e_losses, e_model, e_opt, _ = _steps(opt_fn, False)
     c_losses, c_model, c_opt, fn = _steps(opt_fn, True)
