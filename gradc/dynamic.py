@@ -100,7 +100,6 @@ class DynamicProgram:
         self.graph, self.spec, self.sizes = graph, spec, sizes
         self.one_shot = spec.one_shot
         self._lowered = OrderedDict()   # sizes -> Program, most recently used last
-        self._current = None
 
     def program(self, values):
         key = tuple(sorted(values.items()))
@@ -116,7 +115,6 @@ class DynamicProgram:
                 self._lowered.popitem(last=False)
         else:
             self._lowered.move_to_end(key)
-        self._current = prog
         return prog
 
     def guards_hold(self, flat):
@@ -125,8 +123,8 @@ class DynamicProgram:
             return False
         return self.program(values).guards_hold(flat)
 
-    def call_tree(self, flat):
-        return self._current.call_tree(flat)
+    def call_tree(self, flat):   # (looked up again, not kept from guards_hold: calls may come from threads)
+        return self.program(self.sizes.values(flat)).call_tree(flat)
 
     def guard_failures(self, flat):
         if flat is None:
