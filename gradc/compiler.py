@@ -17,7 +17,7 @@ import warnings
 from . import dispatch, dtypes as D
 from .amp import autocast, is_autocast_enabled
 from .grad_mode import is_grad_enabled
-from .dynamic import DynamicProgram, changed_sizes, dynamic_dims, signature_shape
+from .dynamic import DynamicProgram, changed_sizes, dynamic_dims, failure_site, signature_shape
 from .errors import DeviceError, GradcError, TraceError
 from .guards import Reads
 from .lower import lower as lower_graph
@@ -197,8 +197,8 @@ class CompiledFunction:
         try:
             prog = self._build(args, kwargs, flat, reason=reason, dims=dims)
         except (Specialize, Exception) as e:
-            if dims and isinstance(e, Exception):
-                return self._static_after(e, previous, args, kwargs)
+            if dims and isinstance(e, (TypeError, AttributeError, GradcError)):   # (what a size a
+                return self._static_after(e, previous, args, kwargs)               # library refuses raises)
             # A TypeError or TraceError may come from the float stand-in; any other error is the
             # function's own, and running it again would repeat its side effects.
             if not isinstance(e, (Specialize, TypeError, TraceError)) or not any(type(v) is float for v in flat):
@@ -228,8 +228,9 @@ class CompiledFunction:
             self.dynamic, self._automatic = before
             own.__suppress_context__ = True   # (the symbolic trace's failure says nothing more)
             raise
-        message = (f"gradc.compile({self.__name__}): tracing with dynamic sizes failed ({e}); tracing with concrete "
-                   "sizes from now on (each new size traces again)")
+        message = (f"gradc.compile({self.__name__}): a dynamic size could not be traced at {failure_site(e)} ({e}); "
+                   "tracing with concrete sizes from now on (each new size traces again). Make that size a number "
+                   "there (int(x.shape[0])) to keep the others dynamic, or compile with dynamic=False")
         if before[0] is None and before[1]:   # only automatic dynamic chose them: nothing the user asked for
             log.info(message)
         else:

@@ -77,7 +77,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     dtype = _creation_dtype(dtype, None if dtype else D.scalar_dtype(fill_value) if not isinstance(fill_value, float)
                             else D.default_float)
     shape = size_arg((size,) if isinstance(size, (int, SymInt)) else size, "full")
-    if is_symbolic(shape):   # traced with a dynamic size: a constant of the program, made per size
+    if is_symbolic(shape) or isinstance(fill_value, SymInt):   # traced sizes: a constant made per size
         value = fill_value if isinstance(fill_value, SymInt) else np.asarray(fill_value, dtype.np).item()
         return _new(value, dtype, device, requires_grad, fill_shape=shape)
     try:
@@ -139,11 +139,12 @@ def empty_like(t, dtype=None, device=None, requires_grad=False):
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
-    is_float = any(isinstance(v, float) for v in (start, end, step))
+    is_float = any(isinstance(v, float) or isinstance(v, SymInt) and v.floating for v in (start, end, step))
     dtype = _creation_dtype(dtype, D.default_float if is_float else D.int64)
     if any(isinstance(v, SymInt) for v in (start, end, step)):
-        if is_float or isinstance(step, SymInt) or step == 0:
-            start, end, step = (int(v) if isinstance(v, SymInt) else v for v in (start, end, step))   # (guards)
+        if is_float or isinstance(step, SymInt) or step == 0:   # the values, held by guards
+            start, end, step = ((float(v) if v.floating else int(v)) if isinstance(v, SymInt) else v
+                                for v in (start, end, step))
         else:   # a dynamic size: made per size
             n = max(0, (end - start + step - 1) // step) if step > 0 else max(0, (start - end - step - 1) // -step)
             return _new((start, end, step), dtype, device, requires_grad, fill_shape=(n,), kind="arange")

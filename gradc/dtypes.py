@@ -113,6 +113,9 @@ def promote(a, b):
 
 def scalar_dtype(value):
     """The category a Python scalar asks for: bool, int64 or the default float."""
+    floating = getattr(value, "floating", None)   # (a traced size, gradc.symint: an int or a float expression)
+    if floating is not None:
+        return default_float if floating else int64
     if isinstance(value, (bool, np.bool_)):
         return bool_
     if isinstance(value, (int, np.integer)):

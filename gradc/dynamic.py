@@ -20,6 +20,7 @@ from .runtime.wiring import Binding
 from .shapes import normalize_axis
 from .symint import concrete
 from .tensor import Tensor
+from .trace import user_location
 
 log = logging.getLogger("gradc")
 DYNAMIC = "dynamic (>= 2)"   # a dynamic size in a call signature
@@ -29,7 +30,8 @@ _MARKED = {}          # id(tensor) -> (weak ref to it, the dims marked on it)
 
 def mark_dynamic(x, dim):
     """Trace dimension(s) `dim` of `x` symbolic in the compiled calls it is passed to: one trace
-    for every size (torch._dynamo.mark_dynamic's habit)."""
+    for every size (torch._dynamo.mark_dynamic's habit). A size of 0 or 1 is still traced as it is
+    (a call with it gets a program of its own), as gradc.compile(dynamic=True) does."""
     if not isinstance(x, Tensor):
         raise TypeError(f"mark_dynamic expects a tensor, got {type(x).__name__}")
     dims = dim if isinstance(dim, (list, tuple)) else [dim]
@@ -91,6 +93,14 @@ def changed_sizes(old, new, flat):
     return out
 
 
+def failure_site(error):
+    """file:line of the innermost frame of the user's code in an exception's traceback."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return (user_location(frame=tb.tb_frame) if tb is not None else None) or "an unknown line"
+
+
 class DynamicProgram:
     """The program of a trace with symbolic sizes: what gradc.compile caches for its signature.
     Its guards are the trace's size guards (gradc.symint.Sizes) and then those of the program
@@ -107,10 +117,11 @@ class DynamicProgram:
         if prog is None:
             shown = ", ".join(f"{label} = {values[s]}" for s, (_, _, label) in self.sizes.symbols.items())
             log.info("gradc.compile: lowering the dynamic trace for %s", shown)
-            bindings = [Binding(b.kind, concrete(b.ref, values), b.owner) if b.kind == "random" else b
+            sizes = self.sizes
+            bindings = [Binding(b.kind, concrete(b.ref, sizes, values), b.owner) if b.kind == "random" else b
                         for b in self.spec.bindings]
-            spec = dataclasses.replace(self.spec, bindings=bindings, out_spec=concrete(self.spec.out_spec, values))
-            prog = self._lowered[key] = lower_graph(self.graph.with_sizes(values), spec)
+            spec = dataclasses.replace(self.spec, bindings=bindings, out_spec=concrete(self.spec.out_spec, sizes, values))
+            prog = self._lowered[key] = lower_graph(self.graph.with_sizes(sizes, values), spec)
             if len(self._lowered) > KEEP:
                 self._lowered.popitem(last=False)
         else:

@@ -54,16 +54,13 @@ class Sizes:
         return {name: flat[i].shape[d] for name, (i, d, _) in self.symbols.items()}
 
     def hold(self, values):
-        for (poly, rel), (expected, _) in self.guards.items():
-            if _RELATIONS[rel](evaluate(poly, values), 0) != expected:
-                return False
-        return True
+        return all(_holds(poly, rel, expected, values) for (poly, rel), (expected, _) in self.guards.items())
 
     def failures(self, values):
         """The guards these sizes break, in words."""
         out = []
         for (poly, rel), (expected, where) in self.guards.items():
-            if _RELATIONS[rel](evaluate(poly, values), 0) != expected:
+            if not _holds(poly, rel, expected, values):
                 shown = _relation_text(poly, rel if expected else _NEGATED[rel], self)
                 sizes = ", ".join(f"{self.symbols[s][2]} = {values[s]}" for s in sorted(_names(poly)))
                 out.append(f"the trace assumed {shown}{f' at {where}' if where else ''}; now {sizes}")
@@ -76,9 +73,6 @@ class Sizes:
         known = _decide(poly, rel)
         if known is not None:
             return known
-        if not self.open:
-            raise TraceError("a symbolic size of a traced call was used after its trace ended (it was kept in "
-                             "Python state); store int(x.shape[0]) outside the compiled function instead")
         answer = _RELATIONS[rel](hint, 0)
         self.guards.setdefault((poly, rel), (answer, self._where()))
         solved = _solved(poly) if rel in ("==", "!=") and answer == (rel == "==") else None
@@ -87,6 +81,13 @@ class Sizes:
             for k, v in self.aliases.items():
                 self.aliases[k] = _substitute(v, self.aliases) if k != solved[0] else v
         return answer
+
+
+def _holds(poly, rel, expected, values):
+    try:
+        return _RELATIONS[rel](evaluate(poly, values), 0) == expected
+    except ZeroDivisionError:   # (n // k with k 0 for these sizes: the trace did not divide by 0)
+        return False
 
 
 _NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
@@ -169,7 +170,8 @@ def _names(poly):
     return found
 
 
-_ATOMS = {"//": operator.floordiv, "%": operator.mod, "/": operator.truediv}
+_ATOMS = {"//": operator.floordiv, "%": operator.mod, "/": operator.truediv, "+": operator.add,
+          "-": operator.sub, "*": operator.mul}   # (+ - * atoms only in float expressions)
 
 
 def evaluate(poly, values):
@@ -220,12 +222,17 @@ def _at_least(poly, bound):
     return low is not None and low >= bound
 
 
+def _operand_text(poly, sizes):
+    text = show(poly, sizes)
+    return f"({text})" if len(poly) > 1 else text
+
+
 def show(poly, sizes=None):
     """A polynomial as a person writes it, symbols by their labels when `sizes` is given."""
     def atom_text(a):
         if isinstance(a, str):
             return sizes.symbols[a][2] if sizes is not None else a
-        return f"({show(a[1], sizes)} {a[0]} {show(a[2], sizes)})"
+        return f"({_operand_text(a[1], sizes)} {a[0]} {_operand_text(a[2], sizes)})"
     parts = []
     for mono, c in poly:
         body = "*".join(atom_text(a) for a in mono)
@@ -250,6 +257,8 @@ class SymInt:
     # arithmetic that stays symbolic
     def _other(self, other):
         if isinstance(other, SymInt):
+            if other.sizes is not self.sizes:   # a size another trace left in Python state: its value then
+                return (_const(other.hint) if not other.floating else (((), other.hint),)), other.hint
             return other.p, other.hint
         if isinstance(other, (int, np.integer)):   # (bool too)
             return _const(int(other)), int(other)
@@ -368,8 +377,8 @@ class SymInt:
     def __ge__(self, other):
         return self._compare(other, ">=")
 
-    def __hash__(self):
-        return hash(self.poly)   # (stable: what guards establish later must not change it)
+    def __hash__(self):   # (a dict or set lookup compares values: the value, held by a guard)
+        return hash(self._concrete())
 
     def __bool__(self):
         return self != 0
@@ -397,13 +406,32 @@ class SymInt:
 
     __ceil__ = __trunc__ = __floor__
 
-    def __repr__(self):
+    def __repr__(self):   # (the expression, for messages; str() and format() are the value, held by a guard)
         return show(self.p, self.sizes)
 
-    __str__ = __repr__
+    def __str__(self):
+        return str(self._concrete())
 
     def __format__(self, spec):
-        return format(repr(self), spec.replace("d", "")) if spec else repr(self)
+        return format(self._concrete(), spec)
+
+    def __copy__(self):   # (immutable: a copy must record its guards where the original does)
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):   # (pickled as the value)
+        return type(self._concrete()), (self._concrete(),)
+
+    def __rpow__(self, other):
+        return other ** self._concrete()
+
+    def __lshift__(self, other):
+        return self._concrete() << other
+
+    def __rshift__(self, other):
+        return self._concrete() >> other
 
     @property
     def gradc_weak_scalar(self):
@@ -412,27 +440,35 @@ class SymInt:
         dtype = D.float64 if self.floating else D.int64
         tracer = dispatch.tracer()
         if tracer is None or not self.sizes.open:
-            return dispatch.eager().constant(np.asarray(self._concrete(), dtype.np), dtype, CPU)
+            return dispatch.eager().constant(np.asarray(self.hint, dtype.np), dtype, CPU)
         return tracer.fill((), self, dtype, CPU)
 
     floating = False
 
 
 class SymFloat(SymInt):
-    """A float computed from sizes (`1 / n`): arithmetic stays symbolic, anything else is a guard."""
+    """A float computed from sizes (`1 / n`, `n * 0.5`). Floats do not reassociate, so its expression
+    is a tree evaluated in the order Python computed it (no polynomial folding): arithmetic stays
+    symbolic, anything else is a guard."""
     __slots__ = ()
     floating = True
 
     def _other(self, other):
         if type(other) is float:
-            return _const(other), other
+            return (((), other),), other   # (kept as a term even when 0.0: -0.0 + 0.0 is not -0.0)
         return SymInt._other(self, other)
+
+    def __neg__(self):
+        return self * -1.0
 
     def __floordiv__(self, other):
         return self._concrete() // other
 
     def __mod__(self, other):
         return self._concrete() % other
+
+    def __pow__(self, other):
+        return self._concrete() ** other
 
     def __float__(self):
         return float(self._concrete())
@@ -464,11 +500,26 @@ class SymFloat(SymInt):
     __int__ = lambda self: int(self._concrete())
 
 
+def _float_arith(op, reflected):
+    def method(self, other):
+        o = self._other(other)
+        if o is None:
+            return NotImplemented
+        (pa, ha), (pb, hb) = (o, (self.p, self.hint)) if reflected else ((self.p, self.hint), o)
+        return SymFloat((((((op, pa, pb),), 1),)), _ATOMS[op](ha, hb), self.sizes)
+    return method
+
+
+for _op, _name in (("+", "add"), ("-", "sub"), ("*", "mul"), ("/", "truediv")):
+    setattr(SymFloat, f"__{_name}__", _float_arith(_op, False))
+    setattr(SymFloat, f"__r{_name}__", _float_arith(_op, True))
+
+
 def _exact_quotient(a, b):
     """a // b as a polynomial when b is one term that divides every term of a exactly, else None."""
     if not a:
         return ()
-    if len(b) != 1:
+    if len(b) != 1 or _decide(b, "!=") is not True:   # (b may be 0 for some size: eager raises there)
         return None
     (mb, cb), = b
     out = []
@@ -485,25 +536,23 @@ def _exact_quotient(a, b):
 
 
 def is_symbolic(shape):
-    for d in shape:
-        if type(d) is not int:
-            return isinstance(d, SymInt) or None
-    return False
+    return any(isinstance(d, SymInt) for d in shape)
 
 
-def concrete(obj, values):
-    """`obj` with every size expression replaced by its value for these sizes (tuples, lists and
-    dicts are walked; anything else is kept)."""
+def concrete(obj, sizes, values):
+    """`obj` with every size expression of `sizes` replaced by its value for these sizes (one from
+    another trace, kept in Python state, by its value then); tuples, lists and dicts are walked,
+    anything else is kept."""
     t = type(obj)
     if t is int or t is float or t is str or obj is None:
         return obj
     if isinstance(obj, SymInt):
-        v = evaluate(obj.poly, values)
+        v = evaluate(obj.poly, values) if obj.sizes is sizes else obj.hint
         return float(v) if obj.floating else v
     if t is tuple or t is list:
-        return t(concrete(v, values) for v in obj)
+        return t(concrete(v, sizes, values) for v in obj)
     if t is dict:
-        return {k: concrete(v, values) for k, v in obj.items()}
+        return {concrete(k, sizes, values): concrete(v, sizes, values) for k, v in obj.items()}
     return obj
 
 
@@ -512,11 +561,28 @@ def _promoting(name):
     method = getattr(SymInt, name)
 
     def wrapped(self, other):
-        if type(other) is float and not self.floating:
-            return getattr(SymFloat(self.p, float(self.hint), self.sizes), name)(other)
+        if (type(other) is float or isinstance(other, SymFloat)) and not self.floating:
+            return getattr(SymFloat(self.p, self.hint, self.sizes), name)(other)
         return method(self, other)
     return wrapped
 
 
 for _name in ("add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv", "eq", "ne", "lt", "le", "gt", "ge"):
     setattr(SymInt, f"__{_name}__", _promoting(f"__{_name}__"))
+
+
+def _closed_as_value(name, method):
+    """A size kept in Python state after its trace ended is the number it was in that call, as the
+    eager call would have left there (a cache sized by the longest input so far, say)."""
+    def wrapped(self, *args):
+        if self.sizes.open:
+            return method(self, *args)
+        args = [a.hint if isinstance(a, SymInt) and not a.sizes.open else a for a in args]
+        return getattr(self.hint, name)(*args)
+    return wrapped
+
+
+for _cls in (SymInt, SymFloat):
+    for _name, _method in list(vars(_cls).items()):
+        if _name.startswith("__") and callable(_method) and _name not in ("__init__", "__copy__", "__deepcopy__"):
+            setattr(_cls, _name, _closed_as_value(_name, _method))

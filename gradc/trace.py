@@ -23,12 +23,13 @@ from .passes.autodiff import differentiate
 from .runtime.wiring import Binding
 from .tensor import Tensor
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__)) + os.sep   # (a line in NumPy is not the user's either)
 
 
-def user_location(skip_internal=True, files=None):
-    """file:line of the innermost frame outside gradc (the user's code that made the call);
-    `files`: the table of the working directory (files_here())."""
-    f = sys._getframe(1)
+def user_location(skip_internal=True, files=None, frame=None):
+    """file:line of the innermost frame outside gradc (the user's code that made the call), from
+    the caller's frame or `frame` outwards; `files`: the table of the working directory (files_here())."""
+    f = frame if frame is not None else sys._getframe(1)
     if files is None:
         files = files_here()
     while f is not None:
@@ -37,7 +38,7 @@ def user_location(skip_internal=True, files=None):
         if known is None:
             # the interpreter's own runners (python -m) are never the user's line
             kind = "frozen" if fn.startswith("<frozen ") else \
-                ("gradc" if os.path.abspath(fn).startswith(_PKG_DIR) else "user")
+                ("gradc" if os.path.abspath(fn).startswith((_PKG_DIR, _NUMPY_DIR)) else "user")
             known = files[fn] = (kind, _shown_path(fn))
         if known[0] == "user" or known[0] == "gradc" and not skip_internal:
             return f"{known[1]}:{f.f_lineno}"

@@ -183,12 +183,12 @@ class Graph:
         other._ids = itertools.count(max(self.g.nodes, default=-1) + 1)
         return other
 
-    def with_sizes(self, values):
-        """A copy in which every symbolic size (gradc.symint) in shapes and attributes is its value
-        for these sizes: the graph of one trace with dynamic dimensions, made concrete to lower."""
+    def with_sizes(self, sizes, values):
+        """A copy in which every symbolic size of `sizes` (gradc.symint) in shapes and attributes is
+        its value for these sizes: the graph of one trace with dynamic dimensions, made concrete to lower."""
         other = self.copy()
         for d in other.g._node.values():
-            d["shape"], d["attrs"] = concrete(d["shape"], values), concrete(d["attrs"], values)
+            d["shape"], d["attrs"] = concrete(d["shape"], sizes, values), concrete(d["attrs"], sizes, values)
             made = d["attrs"].pop("arange", None)
             if made is not None:   # (gradc.arange of a dynamic size: a table constant of this size)
                 name = f"c{len(other.constants)}"

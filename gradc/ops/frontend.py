@@ -51,7 +51,7 @@ def shape_arg(args):
     """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = args[0]
-    return tuple(a if isinstance(a, SymInt) else int(a) for a in args)
+    return tuple(a if isinstance(a, SymInt) and a.sizes.open else int(a) for a in args)
 
 
 def size_arg(args, name):
@@ -94,7 +94,9 @@ def is_number(x):
 
 
 def scalar(value, dtype, dev):
-    """A 0-d constant (Python scalars in expressions become these)."""
+    """A 0-d constant (Python scalars in expressions become these; a traced size one made per size)."""
+    if isinstance(value, SymInt) and value.sizes.open and dispatch.tracer() is not None:
+        return dispatch.tracer().fill((), value, dtype, dev)
     try:
         data = np.asarray(value, dtype=dtype.np)
     except OverflowError:
