@@ -401,8 +401,8 @@ def stack(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ShapeError("stack: expected a non-empty list of tensors")
-    shapes = {x.shape for x in tensors}
-    if len(shapes) > 1:
+    first = tensors[0].shape   # (compared, not put in a set: a symbolic size hashes as a guard on its value)
+    if any(len(x.shape) != len(first) or x.shape != first for x in tensors):
         raise ShapeError(f"stack: all tensors need the same shape, got {', '.join(str(x.shape) for x in tensors)}")
     d = normalize_axis("stack", dim, tensors[0].ndim + 1)
     return cat([unsqueeze(x, d) for x in tensors], d)

@@ -344,3 +344,38 @@ def test_a_data_loader_whose_last_batch_is_smaller_trains_as_pytorch_does():
     assert step.trace_count == 2, step.recompile_reasons   # 32, then 4: the batch size is dynamic from then on
     for p, q in zip(ref.parameters(), model.parameters()):
         np.testing.assert_allclose(q.detach().numpy(), p.detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+class _ConvLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.bn = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.c2, self.fc = nn.Conv2d(4, 8, 3, stride=2), nn.Linear(8 * 3 * 3, 10)
+        self.rnn = nn.LSTM(10, 6, batch_first=True)
+
+    def forward(self, x):
+        h = F.max_pool2d(F.relu(self.bn(self.c1(x))), 2)
+        h = self.fc(F.adaptive_avg_pool2d(F.relu(self.c2(h)), (3, 3)).flatten(1))
+        out, _ = self.rnn(gradc.stack([h, h * 0.5, h], 1))
+        return out[:, -1]
+
+
+def test_conv_batch_norm_pooling_and_lstm_training_with_automatic_dynamic():
+    runs = []
+    for compiled in (False, True):
+        gradc.manual_seed(0)
+        model = _ConvLSTM()
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        fn = gradc.compile(step) if compiled else step
+        rng = np.random.default_rng(3)
+        runs.append([_strict(lambda: fn(gradc.tensor(rng.standard_normal((b, 1, 16, 16)).astype(np.float32)),
+                                        gradc.tensor(rng.integers(0, 6, b)))).item() for b in (4, 6, 3, 8, 5)])
+    assert fn.trace_count == 2, fn.recompile_reasons   # the second size makes the batch dynamic
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5, atol=1e-6)
