@@ -12,7 +12,7 @@ from .device import CPU, device as _device, require as _require_device
 from .errors import DTypeError, OutOfMemoryError
 from .ops.frontend import export, infer_dtype, shape_arg as _shape_arg, size_arg
 from .shapes import prod
-from .symint import SymInt, is_symbolic
+from .symint import SymInt, is_live, is_symbolic
 from .tensor import Tensor
 
 
@@ -77,8 +77,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     dtype = _creation_dtype(dtype, None if dtype else D.scalar_dtype(fill_value) if not isinstance(fill_value, float)
                             else D.default_float)
     shape = size_arg((size,) if isinstance(size, (int, SymInt)) else size, "full")
-    if is_symbolic(shape) or isinstance(fill_value, SymInt):   # traced sizes: a constant made per size
-        value = fill_value if isinstance(fill_value, SymInt) else np.asarray(fill_value, dtype.np).item()
+    if is_symbolic(shape) or is_live(fill_value):   # traced sizes: a constant made per size
+        value = fill_value if is_live(fill_value) else np.asarray(fill_value, dtype.np).item()
         return _new(value, dtype, device, requires_grad, fill_shape=shape)
     try:
         # zeros (not -0.0) come from calloc: no pass over the memory (optimizer state, zero_grad)
@@ -139,6 +139,7 @@ def empty_like(t, dtype=None, device=None, requires_grad=False):
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
+    start, end, step = (v if is_live(v) or not isinstance(v, SymInt) else v.hint for v in (start, end, step))
     is_float = any(isinstance(v, float) or isinstance(v, SymInt) and v.floating for v in (start, end, step))
     dtype = _creation_dtype(dtype, D.default_float if is_float else D.int64)
     if any(isinstance(v, SymInt) for v in (start, end, step)):

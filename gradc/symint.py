@@ -535,8 +535,13 @@ def _exact_quotient(a, b):
     return _poly(out)
 
 
+def is_live(v):
+    """Whether `v` is a size of the trace now running (a size an ended trace left behind is a number)."""
+    return isinstance(v, SymInt) and v.sizes.open
+
+
 def is_symbolic(shape):
-    return any(isinstance(d, SymInt) for d in shape)
+    return any(is_live(d) for d in shape)
 
 
 def concrete(obj, sizes, values):

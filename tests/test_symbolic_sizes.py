@@ -379,3 +379,16 @@ def test_conv_batch_norm_pooling_and_lstm_training_with_automatic_dynamic():
                                         gradc.tensor(rng.integers(0, 6, b)))).item() for b in (4, 6, 3, 8, 5)])
     assert fn.trace_count == 2, fn.recompile_reasons   # the second size makes the batch dynamic
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_kept_size_used_eagerly_later_is_a_number():
+    kept = []
+
+    def f(x):
+        kept.append(x.shape[0])
+        return x * 1
+    gradc.compile(f, dynamic=True)(_data(3))
+    n = kept[0]
+    assert gradc.full((2,), n).tolist() == [3, 3] and gradc.arange(n).tolist() == [0, 1, 2]
+    assert gradc.zeros(n, 2).shape == (3, 2) and (gradc.ones(2) * n).tolist() == [3.0, 3.0]
+    assert _data(5)[n].shape == () and _data(5)[:n].shape == (3,)

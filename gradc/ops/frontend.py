@@ -10,7 +10,7 @@ from .. import dispatch
 from ..dispatch import Value
 from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
-from ..symint import SymInt
+from ..symint import is_live
 from ..shapes import normalize_axis, prod
 from .primitive import OPS
 
@@ -51,7 +51,7 @@ def shape_arg(args):
     """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = args[0]
-    return tuple(a if isinstance(a, SymInt) and a.sizes.open else int(a) for a in args)
+    return tuple(a if is_live(a) else int(a) for a in args)
 
 
 def size_arg(args, name):
@@ -95,7 +95,7 @@ def is_number(x):
 
 def scalar(value, dtype, dev):
     """A 0-d constant (Python scalars in expressions become these; a traced size one made per size)."""
-    if isinstance(value, SymInt) and value.sizes.open and dispatch.tracer() is not None:
+    if is_live(value) and dispatch.tracer() is not None:
         return dispatch.tracer().fill((), value, dtype, dev)
     try:
         data = np.asarray(value, dtype=dtype.np)
