@@ -17,7 +17,7 @@ import warnings
 from . import dispatch, dtypes as D
 from .amp import autocast, is_autocast_enabled
 from .grad_mode import is_grad_enabled
-from .dynamic import DynamicProgram, changed_sizes, dynamic_dims, failure_site, signature_shape
+from .dynamic import MARKED, DynamicProgram, changed_sizes, dynamic_dims, failure_site, signature_shape
 from .errors import DeviceError, GradcError, TraceError
 from .guards import Reads
 from .lower import lower as lower_graph
@@ -162,7 +162,7 @@ class CompiledFunction:
         if dispatch.tracer() is not None:  # called from a function being traced: becomes part of its trace
             return self._run_eagerly(*args, **kwargs)
         flat, spec, key = self._flatten_call(args, kwargs)
-        dims = self._dims(flat)
+        dims = self._dims(flat) if self.dynamic or self._automatic or MARKED else ()   # (inline: per call)
         sig = self._signature(flat, key, dims)
         entry = self._programs.get(sig)
         if entry is _EAGER:

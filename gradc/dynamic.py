@@ -25,7 +25,7 @@ from .trace import user_location
 log = logging.getLogger("gradc")
 DYNAMIC = "dynamic (>= 2)"   # a dynamic size in a call signature
 KEEP = 16             # lowered programs kept per trace (the most recently used sizes)
-_MARKED = {}          # id(tensor) -> (weak ref to it, the dims marked on it)
+MARKED = {}           # id(tensor) -> (weak ref to it, the dims marked on it)
 
 
 def mark_dynamic(x, dim):
@@ -39,26 +39,26 @@ def mark_dynamic(x, dim):
         raise ShapeError("mark_dynamic: a 0-d tensor has no dimension to mark")
     marked = {normalize_axis("mark_dynamic", int(d), x.ndim) for d in dims}
     key = id(x)
-    entry = _MARKED.get(key)
+    entry = MARKED.get(key)
     if entry is not None and entry[0]() is x:
         marked |= entry[1]
 
     def forget(ref):
-        if _MARKED.get(key, (None,))[0] is ref:
-            del _MARKED[key]
-    _MARKED[key] = (weakref.ref(x, forget), frozenset(marked))
+        if MARKED.get(key, (None,))[0] is ref:
+            del MARKED[key]
+    MARKED[key] = (weakref.ref(x, forget), frozenset(marked))
 
 
 def dynamic_dims(flat, everything, automatic):
     """(flat index, dim) of every dimension of a call's tensors that is traced symbolic: all for
     dynamic=True, else those marked and those automatic dynamic chose; sizes of 2 or more only."""
-    if not everything and not automatic and not _MARKED:
-        return frozenset()
+    if not everything and not automatic and not MARKED:
+        return ()
     out = set()
     for i, t in enumerate(flat):
         if type(t) is float:
             continue
-        entry = _MARKED.get(id(t))
+        entry = MARKED.get(id(t))
         marked = entry[1] if entry is not None and entry[0]() is t else ()
         for d, n in enumerate(t.shape):
             if n >= 2 and (everything or d in marked or (i, d) in automatic):
