@@ -182,7 +182,11 @@ def test_a_size_kept_in_python_state_is_the_number_it_was_in_its_call():
         kept.append(x.shape[0])
         return x * 1
     gradc.compile(f, dynamic=True)(_data(3))
-    assert kept[0] == 3 and list(range(kept[0])) == [0, 1, 2] and kept[0] + 1 == 4 and str(kept[0]) == "3"
+    n = kept[0]
+    assert n == 3 and list(range(n)) == [0, 1, 2] and n + 1 == 4 and str(n) == "3"
+    assert gradc.full((2,), n).tolist() == [3, 3] and gradc.arange(n).tolist() == [0, 1, 2]
+    assert gradc.zeros(n, 2).shape == (3, 2) and (gradc.ones(2) * n).tolist() == [3.0, 3.0]
+    assert _data(5)[n].shape == () and _data(5)[:n].shape == (3,)
 
 
 class _GrowingCache(nn.Module):
@@ -379,16 +383,3 @@ def test_conv_batch_norm_pooling_and_lstm_training_with_automatic_dynamic():
                                         gradc.tensor(rng.integers(0, 6, b)))).item() for b in (4, 6, 3, 8, 5)])
     assert fn.trace_count == 2, fn.recompile_reasons   # the second size makes the batch dynamic
     np.testing.assert_allclose(runs[1], runs[0], rtol=1e-5, atol=1e-6)
-
-
-def test_a_kept_size_used_eagerly_later_is_a_number():
-    kept = []
-
-    def f(x):
-        kept.append(x.shape[0])
-        return x * 1
-    gradc.compile(f, dynamic=True)(_data(3))
-    n = kept[0]
-    assert gradc.full((2,), n).tolist() == [3, 3] and gradc.arange(n).tolist() == [0, 1, 2]
-    assert gradc.zeros(n, 2).shape == (3, 2) and (gradc.ones(2) * n).tolist() == [3.0, 3.0]
-    assert _data(5)[n].shape == () and _data(5)[:n].shape == (3,)
