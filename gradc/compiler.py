@@ -85,18 +85,14 @@ class CompiledFunction:
     def _signature(self, flat, spec_key, dims=()):
         """The cache key of one call (see the module docs); `spec_key`: _spec_key of its pytree spec;
         `dims`: its dynamic dimensions, whose sizes the key leaves out."""
-        if dims:
-            first = {}
-            tensors = tuple((signature_shape(t.shape, i, dims), t.dtype.name, t.device.type, t.device.index,
-                             t.requires_grad, first.setdefault(id(t), i)) for i, t in enumerate(flat)
-                            if type(t) is not float)
-        elif len(flat) == 1 and type(flat[0]) is not float:
+        if not dims and len(flat) == 1 and type(flat[0]) is not float:
             t = flat[0]
             tensors = ((t.shape, t.dtype.name, t.device.type, t.device.index, t.requires_grad, 0),)
         else:
             first = {}
-            tensors = tuple((t.shape, t.dtype.name, t.device.type, t.device.index, t.requires_grad,
-                             first.setdefault(id(t), i)) for i, t in enumerate(flat) if type(t) is not float)
+            tensors = tuple((signature_shape(t.shape, i, dims) if dims else t.shape, t.dtype.name, t.device.type,
+                             t.device.index, t.requires_grad, first.setdefault(id(t), i))
+                            for i, t in enumerate(flat) if type(t) is not float)
         parts = (("grad mode", is_grad_enabled()), ("default dtype", D.default_float.name),
                  ("tensors", tensors),
                  ("Python arguments", spec_key),

@@ -52,8 +52,6 @@ def mark_dynamic(x, dim):
 def dynamic_dims(flat, everything, automatic):
     """(flat index, dim) of every dimension of a call's tensors that is traced symbolic: all for
     dynamic=True, else those marked and those automatic dynamic chose; sizes of 2 or more only."""
-    if not everything and not automatic and not MARKED:
-        return ()
     out = set()
     for i, t in enumerate(flat):
         if type(t) is float:

@@ -19,9 +19,6 @@ import operator
 
 import numpy as np
 
-from . import dispatch, dtypes as D
-from .device import CPU
-from .errors import TraceError
 
 _RELATIONS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
               ">=": operator.ge}
@@ -433,17 +430,7 @@ class SymInt:
     def __rshift__(self, other):
         return self._concrete() >> other
 
-    @property
-    def gradc_weak_scalar(self):
-        """A 0-d constant holding the value (how gradc.ops.frontend meets a size in arithmetic with a
-        tensor: `loss / x.shape[0]`): float64 or int64, promoted as a Python number would be."""
-        dtype = D.float64 if self.floating else D.int64
-        tracer = dispatch.tracer()
-        if tracer is None or not self.sizes.open:
-            return dispatch.eager().constant(np.asarray(self.hint, dtype.np), dtype, CPU)
-        return tracer.fill((), self, dtype, CPU)
-
-    floating = False
+    floating = False   # (what dtypes.scalar_dtype reads: int64, or the default float for a SymFloat)
 
 
 class SymFloat(SymInt):

@@ -189,6 +189,8 @@ class Graph:
         other = self.copy()
         for d in other.g._node.values():
             d["shape"], d["attrs"] = concrete(d["shape"], sizes, values), concrete(d["attrs"], sizes, values)
+            if "fill" in d["attrs"] and d["op"] == "const":   # (a size's value in the node's dtype, as add_const)
+                d["attrs"]["fill"] = np.asarray(d["attrs"]["fill"], D.ALL[d["dtype"]].np).item()
             made = d["attrs"].pop("arange", None)
             if made is not None:   # (gradc.arange of a dynamic size: a table constant of this size)
                 name = f"c{len(other.constants)}"

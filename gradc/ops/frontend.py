@@ -10,7 +10,7 @@ from .. import dispatch
 from ..dispatch import Value
 from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
-from ..symint import is_live
+from ..symint import SymInt, is_live
 from ..shapes import normalize_axis, prod
 from .primitive import OPS
 
@@ -51,7 +51,7 @@ def shape_arg(args):
     """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = args[0]
-    return tuple(a if is_live(a) else int(a) for a in args)
+    return tuple(a if type(a) is int or is_live(a) else int(a) for a in args)
 
 
 def size_arg(args, name):
@@ -90,7 +90,7 @@ def infer_dtype(data):
 
 
 def is_number(x):
-    return isinstance(x, (int, float, bool, np.number, np.bool_))
+    return isinstance(x, (int, float, bool, np.number, np.bool_, SymInt))   # (a traced size is one: see scalar)
 
 
 def scalar(value, dtype, dev):
@@ -134,8 +134,8 @@ def binary(name, a, b):
     else:
         t, s = (a, b) if ta else (b, a)
         weak = None if is_number(s) else getattr(s, "gradc_weak_scalar", None)
-        if weak is not None:   # a traced float argument or size: promotes as a Python float or int
-            dtype = D.promote_weak(t.dtype, 1.0 if getattr(s, "floating", True) else 1)
+        if weak is not None:   # a float argument of a compiled function, traced: promotes as a Python float
+            dtype = D.promote_weak(t.dtype, 1.0)
             t, s = cast(t, dtype), cast(weak, dtype)
             return OPS[name].bind(*((t, s) if ta else (s, t)))
         if not is_number(s):
