@@ -52,7 +52,12 @@ class Tensor(dispatch.Value):
 
     @property
     def grad(self):
-        return self._grad
+        g = self._grad
+        if g is not None and g._data is not None:
+            tracer = dispatch.tracer()
+            if tracer is not None:   # lifted, the program reads self.grad afresh on every call
+                tracer.grad_owner.setdefault(id(g), self)
+        return g
 
     @grad.setter
     def grad(self, value):

@@ -136,8 +136,10 @@ class Tracer(dispatch.Mode):
         shape with symbolic sizes (gradc.symint), for an argument whose dimensions are dynamic."""
         if binding is None:
             owner = self.grad_owner.get(id(t))
-            if owner is not None:  # bound by slot: the run reads owner.grad afresh each call
-                binding = Binding("grad", None, self.graph.inputs.index(self.lifted[id(owner)][1]))
+            if owner is not None and owner._grad is t and (id(owner) in self.lifted or owner._data is not None):
+                # bound by slot: the run reads owner.grad afresh each call (the owner is an input too)
+                slot = self.node_of(owner) if id(owner) not in self.lifted else self.lifted[id(owner)][1]
+                binding = Binding("grad", None, self.graph.inputs.index(slot))
             else:
                 binding = Binding("state", t)
         nid = self.graph.add_input(f"in{len(self.graph.inputs)}", shape or t.shape, t.dtype.name)
