@@ -42,3 +42,7 @@ from . import testing  # noqa: E402
 from . import special  # noqa: E402
 from . import linalg  # noqa: E402
 autograd.gradcheck, autograd.gradgradcheck = testing.gradcheck, testing.gradgradcheck  # torch.autograd's names
+from .custom_function import Function as _Function, FunctionCtx as _FunctionCtx  # noqa: E402
+from .custom_function import once_differentiable as _once_differentiable  # noqa: E402
+autograd.Function, autograd.FunctionCtx, autograd.once_differentiable = _Function, _FunctionCtx, _once_differentiable
+is_anomaly_enabled, is_anomaly_check_nan_enabled = autograd.is_anomaly_enabled, autograd.is_anomaly_check_nan_enabled

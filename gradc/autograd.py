@@ -53,6 +53,9 @@ class Node:
         return self.prim, Ctx(self.saved, out, self.shapes, self.dtypes, self.attrs, self.needs), self.parents
 
     def name(self):
+        own = getattr(self.prim, "backward_name", None)   # (a custom autograd.Function's)
+        if own:
+            return own
         return "".join(w.capitalize() for w in self.prim.name.split("_")) + "Backward"
 
     @property
@@ -140,6 +143,8 @@ def backprop(order, cot, expand, done=None):
             if done is not None:
                 done(node)
         visited.append(node)
+        if _ANOMALY["check_nan"]:
+            _check_nan(node, prim, grads)
         for target, gi, shape, dtype in zip(targets, grads, ctx.shapes, ctx.dtypes):
             if target is None or gi is None:
                 continue
@@ -149,6 +154,62 @@ def backprop(order, cot, expand, done=None):
             prev = cot.get(target)
             cot[target] = gi if prev is None else prev + gi
     return visited
+
+
+_ANOMALY = {"enabled": False, "check_nan": False}
+
+
+def _check_nan(node, prim, grads):
+    for i, gi in enumerate(grads):
+        if gi is not None and gi._data is not None and bool((gi._data != gi._data).any()):
+            name = node.name() if isinstance(node, Node) else getattr(prim, "name", "a primitive")
+            raise AutogradError(f"Function '{name}' returned nan values in its {i}th output (anomaly detection); "
+                                "look for a log, division or sqrt of a value at its edge in the forward of that op")
+
+
+class set_detect_anomaly:
+    """Anomaly detection on (a call) or within a block (a context manager), as in PyTorch: a
+    backward that produces NaN raises AutogradError naming the op whose gradient did."""
+
+    def __init__(self, mode, check_nan=True):
+        self._prev = dict(_ANOMALY)
+        _ANOMALY["enabled"], _ANOMALY["check_nan"] = bool(mode), bool(mode) and bool(check_nan)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _ANOMALY.update(self._prev)
+        return False
+
+
+class detect_anomaly:
+    """A block (or, as a decorator, a function) with anomaly detection on."""
+
+    def __init__(self, check_nan=True):
+        self.check_nan = check_nan
+
+    def __enter__(self):
+        self._mode = set_detect_anomaly(True, self.check_nan)
+        return self
+
+    def __exit__(self, *exc):
+        return self._mode.__exit__(*exc)
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with detect_anomaly(self.check_nan):
+                return fn(*args, **kwargs)
+        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+        return wrapper
+
+
+def is_anomaly_enabled():
+    return _ANOMALY["enabled"]
+
+
+def is_anomaly_check_nan_enabled():
+    return _ANOMALY["check_nan"]
 
 
 def backward_from(tensor, gradient, retain_graph=False, create_graph=False, inputs=None):

@@ -1,2 +1,2 @@
-"""gradc.utils: data loading (gradc.utils.data), as torch.utils."""
-from . import data  # noqa: F401
+"""gradc.utils: data loading (gradc.utils.data) and activation checkpointing (gradc.utils.checkpoint), as torch.utils."""
+from . import checkpoint, data  # noqa: F401
