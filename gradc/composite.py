@@ -22,7 +22,8 @@ max_result = collections.namedtuple("max", ["values", "indices"])
 
 # ---------------------------------------------------------------------- devices and dtypes
 @export("to", function=False)
-def to(self, *args, dtype=None, device=None, copy=False):
+def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
+    # non_blocking (as PyTorch's, a hint): a copy is ordered on the device's stream either way
     for a in args:
         if isinstance(a, (D.DType, D.UnsupportedDType, type)) or (isinstance(a, str) and a in D.ALL):
             dtype = a
@@ -43,7 +44,7 @@ def to(self, *args, dtype=None, device=None, copy=False):
 
 
 @export("cuda", function=False)
-def cuda(self, device=None):
+def cuda(self, device=None, non_blocking=False):
     return to(self, "cuda" if device is None else f"cuda:{int(device)}")
 
 

@@ -11,7 +11,7 @@ from . import dtypes as D
 from .device import CPU, device as _device, require as _require_device
 from .errors import DTypeError, OutOfMemoryError
 from .ops.frontend import export, infer_dtype, shape_arg as _shape_arg, size_arg
-from .shapes import prod
+from .shapes import Size, prod
 from .symint import SymInt, is_live, is_symbolic
 from .tensor import Tensor
 
@@ -41,13 +41,33 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     return _new(arr, dtype, device, requires_grad)
 
 
-def _init(self, data, dtype=None, device=None, requires_grad=False):
-    t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+def legacy(name, dtype, args, device=None):
+    """torch.{name}(data) (a copy as {dtype}), torch.{name}(*sizes) (zero-filled here: gradc
+    has no uninitialised memory) or torch.{name}() (empty)."""
+    if not args:
+        return empty(0, dtype=dtype, device=device)
+    if all(isinstance(a, int) and not isinstance(a, bool) for a in args) or \
+            (len(args) == 1 and isinstance(args[0], Size)):
+        return empty(*args, dtype=dtype, device=device)
+    if len(args) > 1:
+        raise TypeError(f"{name}(): expected sizes (ints) or one sequence or array of data, got {len(args)} "
+                        "arguments that are not all ints")
+    data = args[0]
+    if isinstance(data, Tensor):
+        if data.dtype is not dtype:
+            raise DTypeError(f"{name}(tensor): the tensor is {data.dtype!r}, not {dtype!r}; use "
+                             f"tensor.to({dtype!r}) to convert it")
+        return data
+    return tensor(data, dtype=dtype, device=device)
+
+
+def _init(self, *args, device=None):
+    t = legacy("Tensor", D.default_float, args, device)
     for k in Tensor.__slots__[:-1]:
         setattr(self, k, getattr(t, k, None))
 
 
-Tensor.__init__ = _init  # gradc.Tensor(data) is gradc.tensor(data), as torch.Tensor(list) copies
+Tensor.__init__ = _init  # gradc.Tensor(...) is the default float type's legacy constructor, as torch.Tensor
 
 
 @export("as_tensor", method=False)

@@ -111,7 +111,7 @@ class Eager(dispatch.Mode):
                                     f"{tensor.shape}; reduce it first (e.g. loss.sum()) or pass gradient=")
             gradient = self.constant(np.ones(tensor.shape, dtype=tensor.dtype.np), tensor.dtype, tensor.device)
         elif not isinstance(gradient, Tensor):
-            gradient = Tensor(gradient, dtype=tensor.dtype, device=tensor.device)
+            gradient = self.constant(np.asarray(gradient, dtype=tensor.dtype.np), tensor.dtype, tensor.device)
         if gradient.shape != tensor.shape:
             raise ShapeError(f"backward(): gradient has shape {gradient.shape} but the output has shape {tensor.shape}")
         if inputs is not None:

@@ -8,7 +8,7 @@ import numpy as np
 from . import dispatch
 from . import dtypes as D
 from .composite import assign, cat, clone
-from .creation import arange, empty, full, tensor
+from .creation import arange, full, legacy, tensor
 from .errors import DTypeError, ShapeError
 from .grad_mode import is_grad_enabled
 from .indexing import getitem
@@ -112,22 +112,8 @@ class _LegacyType(type):
 
 def _legacy(name, dtype):
     def __new__(cls, *args, device=None):
-        """torch.{name}(data) (a copy as {dtype}), torch.{name}(*sizes) (zero-filled here: gradc
-        has no uninitialised memory) or torch.{name}() (empty)."""
-        if not args:
-            return empty(0, dtype=dtype, device=device)
-        if all(isinstance(a, int) and not isinstance(a, bool) for a in args):
-            return empty(*args, dtype=dtype, device=device)
-        if len(args) > 1:
-            raise TypeError(f"{name}(): expected sizes (ints) or one sequence or array of data, got {len(args)} "
-                            "arguments that are not all ints")
-        data = args[0]
-        if isinstance(data, Tensor):
-            if data.dtype is not dtype:
-                raise DTypeError(f"{name}(tensor): the tensor is {data.dtype!r}, not {dtype!r}; use "
-                                 f"tensor.to({dtype!r}) to convert it")
-            return data
-        return tensor(data, dtype=dtype, device=device)
+        return legacy(name, dtype, args, device)
+    __new__.__doc__ = legacy.__doc__.format(name=name, dtype=dtype)
     return _LegacyType(name, (), {"__new__": __new__, "dtype": dtype, "__doc__": __new__.__doc__})
 
 

@@ -251,3 +251,57 @@ def test_init_process_group_two_ranks(tmp_path):
     assert len(out) == 2 and all(line.startswith("ERROR") for line in out)
     assert any("rank=0 was passed" in line for line in out)
     assert any("another rank was given" in line for line in out)
+
+
+# ------------------------------------------------------------------------------ habits of real scripts
+def test_legacy_tensor_constructor():
+    p = gradc.nn.Parameter(gradc.Tensor(3, 4))   # then reset_parameters() fills it
+    assert p.shape == (3, 4) and p.dtype is gradc.float32 and p.requires_grad
+    assert gradc.Tensor().shape == (0,) and gradc.Tensor(gradc.Size([2, 5])).shape == (2, 5)
+    t = gradc.Tensor([1, 2])   # data: the default float type, as torch.Tensor([1, 2])
+    assert t.dtype is gradc.float32 and t.tolist() == [1.0, 2.0]
+    assert gradc.Tensor((2, 3)).tolist() == [2.0, 3.0]   # a tuple is data, not sizes
+
+
+def test_to_takes_non_blocking():
+    x = gradc.ones(2)
+    assert x.to("cpu", non_blocking=True) is x
+    assert x.to(gradc.float64, non_blocking=True).dtype is gradc.float64
+    m = gradc.nn.Linear(2, 2)
+    assert m.to("cpu", non_blocking=True) is m
+
+
+def test_sequential_of_an_ordered_dict_and_its_mutations():
+    import collections
+    nn = gradc.nn
+    fc = nn.Linear(2, 2)
+    s = nn.Sequential(collections.OrderedDict([("fc", fc), ("act", nn.ReLU())]))
+    assert s.fc is fc and s[0] is fc and list(s.state_dict()) == ["fc.weight", "fc.bias"]
+    assert [k for k, _ in s[1:].named_children()] == ["act"]   # a slice keeps the names
+    q = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    del q[1]
+    q.insert(1, nn.Tanh())
+    q.append(nn.Sigmoid())
+    q[3] = nn.Identity()
+    assert [type(m).__name__ for m in q] == ["Linear", "Tanh", "Linear", "Identity"]
+    assert list(q.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    q.alias = q[0]   # one module under two names: one child, as in PyTorch
+    assert len(list(q.children())) == 4
+    with pytest.raises(IndexError):
+        q[5]
+    with pytest.raises(TypeError, match="not a Module"):
+        nn.Sequential(lambda x: x)
+
+
+def test_step_lr_takes_a_float_step_size():
+    p = gradc.nn.Parameter(gradc.zeros(1))
+    opt = gradc.optim.SGD([p], lr=1.0)
+    sched = gradc.optim.lr_scheduler.StepLR(opt, 1.0, gamma=0.5)   # as PyTorch's nn.Transformer tutorial
+    lrs = []
+    for _ in range(3):
+        opt.step()
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    assert lrs == [0.5, 0.25, 0.125]
+    with pytest.raises(GradcError, match="positive number"):
+        gradc.optim.lr_scheduler.StepLR(opt, 0)

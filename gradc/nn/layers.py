@@ -1,4 +1,5 @@
 """The layers of the public API, each a thin Module over gradc.nn.functional."""
+import collections
 import math
 
 from ..functions import arange, empty, where
@@ -37,19 +38,47 @@ class Linear(Module):
 
 
 class Sequential(Module):
+    """Modules called in order, named '0', '1', ... or by the keys of one OrderedDict argument."""
+
     def __init__(self, *modules):
         super().__init__()
-        for i, m in enumerate(modules):
-            self.add_module(str(i), m)
+        if len(modules) == 1 and isinstance(modules[0], collections.OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
 
     def forward(self, x):
         for m in self._modules.values():
             x = m(x)
         return x
 
+    def _key(self, i):
+        keys = list(self._modules)
+        if not -len(keys) <= i < len(keys):
+            raise IndexError(f"index {i} is out of range for a Sequential of {len(keys)} modules")
+        return keys[i]
+
     def __getitem__(self, i):
-        mods = list(self._modules.values())
-        return Sequential(*mods[i]) if isinstance(i, slice) else mods[i]
+        if isinstance(i, slice):   # the slice keeps the modules' names, as in PyTorch
+            return Sequential(collections.OrderedDict(list(self._modules.items())[i]))
+        return self._modules[self._key(i)]
+
+    def __setitem__(self, i, module):
+        self.add_module(self._key(i), module)
+
+    def __delitem__(self, i):
+        gone = set(list(self._modules)[i] if isinstance(i, slice) else [self._key(i)])
+        self._rebuild([(k, m) for k, m in self._modules.items() if k not in gone])
+
+    def _rebuild(self, items):
+        """Register `items` anew; names that were all indices are renumbered, as PyTorch does."""
+        if all(k.isdigit() for k, _ in items):
+            items = [(str(j), m) for j, (_, m) in enumerate(items)]
+        object.__setattr__(self, "_modules", collections.OrderedDict())
+        for k, m in items:
+            self.add_module(k, m)
 
     def __len__(self):
         return len(self._modules)
@@ -59,6 +88,17 @@ class Sequential(Module):
 
     def append(self, module):
         self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index, module):
+        items = list(self._modules.items())
+        items.insert(index if index >= 0 else index + len(items), ("0", module))
+        self._rebuild(items)
         return self
 
 

@@ -140,8 +140,15 @@ class Module:
         self._parameters[name] = param
 
     def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {type(module).__name__} is not a Module subclass (name {name!r}); "
+                            "wrap functions in a Module, or pass an OrderedDict of modules to Sequential")
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"add_module: module name must be a non-empty string without '.', got {name!r}")
         _EPOCH[0] += 1
         self._modules[name] = module
+
+    register_module = add_module
 
     # ------------------------------------------------------------------ traversal
     def named_modules(self, prefix="", memo=None, remove_duplicate=True):
@@ -185,7 +192,12 @@ class Module:
         return (m for _, m in self.named_modules())
 
     def named_children(self):
-        return ((n, m) for n, m in self._modules.items() if m is not None)
+        """(name, child), each child once (a module registered under two names comes under the first)."""
+        seen = set()
+        for n, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield n, m
 
     def children(self):
         return (m for _, m in self.named_children())
@@ -303,7 +315,7 @@ class Module:
             return out if t.dtype.is_floating_point or out.dtype is t.dtype else t.to(device=out.device)
         return self._apply_to_tensors(convert)
 
-    def cuda(self, device=None):
+    def cuda(self, device=None, non_blocking=False):
         return self.to("cuda" if device is None else f"cuda:{int(device)}")
 
     def cpu(self):

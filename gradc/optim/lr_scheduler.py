@@ -70,8 +70,9 @@ class StepLR(LRScheduler):
     """Multiply by gamma every step_size epochs."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        if not isinstance(step_size, int) or step_size <= 0:
-            raise GradcError(f"StepLR: step_size must be a positive int, got {step_size!r}")
+        # a float is accepted as PyTorch accepts it (its tutorials pass 1.0): epoch % step_size is Python's
+        if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not step_size > 0:
+            raise GradcError(f"StepLR: step_size must be a positive number of epochs, got {step_size!r}")
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
