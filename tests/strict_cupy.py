@@ -213,6 +213,7 @@ METHODS = {
     "item": "",
     "tolist": "",
     "get": "stream=None, order='C', out=None, blocking=True",
+    "set": "arr, stream=None",
     "take": "indices, axis=None, out=None",
     "repeat": "repeats, axis=None",
     "nonzero": "",
@@ -280,9 +281,11 @@ def _method(name, spec):
         except TypeError as e:
             raise CupyMismatch(f"cupy.ndarray.{name}{sig}: {e}") from None
         bound.apply_defaults()
-        kw = {k: _unwrap(v, f"ndarray.{name}") for k, v in bound.arguments.items()}
+        kw = {k: _unwrap(v, f"ndarray.{name}", allow_host=name == "set") for k, v in bound.arguments.items()}
         out = kwargs.get("out")
         res = _method_impl(self._a, name, kw)
+        if name == "get":   # the one method that returns host data
+            return res
         return out if out is not None else _wrap(res)
     call.__name__ = name
     call.__signature__ = sig
@@ -303,6 +306,13 @@ def _method_impl(a, name, kw):
             kw["out"][...] = a
             return kw["out"]
         return np.array(a, order=kw["order"])
+    if name == "set":   # a host-to-device copy: CuPy takes a NumPy array of the same shape and dtype only
+        arr = kw["arr"]
+        if not isinstance(arr, np.ndarray) or arr.shape != a.shape or arr.dtype != a.dtype:
+            raise CupyMismatch("cupy.ndarray.set needs a numpy.ndarray of the array's shape and dtype, got "
+                               f"{type(arr).__name__} {getattr(arr, 'shape', '')} {getattr(arr, 'dtype', '')}")
+        a[...] = arr
+        return None
     if name in ("argmax", "argmin"):
         return _arg(getattr(np, name), a, kw["axis"], kw["dtype"], kw["out"], kw["keepdims"])
     if name == "argsort":

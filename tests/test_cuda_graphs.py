@@ -111,3 +111,28 @@ def test_the_stand_in_refuses_what_a_capture_refuses(what):
         with pytest.raises(sc.StreamCaptureError):
             s.synchronize() if what == "synchronize" else a.sum().item()
         s.end_capture()
+
+
+def test_float_arguments_and_random_draws_keep_their_addresses():
+    """A CUDA program's float arguments and random draws are copied into buffers it keeps, so that
+    the arguments of every call have the same addresses and a captured graph replays."""
+    from gradc import dtypes as D
+    from gradc.runtime import wiring
+    from gradc.tensor import Tensor
+
+    class Dev:   # a device whose array module is the CuPy stand-in
+        type, xp = "cuda", cp
+    x = Tensor._wrap(sc.StrictArray(np.ones(3, dtype=np.float32)), D.float32, Dev())
+    bindings = [wiring.Binding("arg", 0), wiring.Binding("number", 1), wiring.Binding("number", 2),
+                wiring.Binding("random", ("randn", (4,), "float32", 0.0, 1.0))]
+    staged, keys, values = {}, [], []
+    for lr in (0.1, 0.2, 0.3):
+        tensors = wiring.resolve(bindings, [x, lr, 2 * lr], staged)
+        arrays = [t._data for t in tensors]
+        keys.append(cuda_graphs._key(arrays))
+        values.append([float(a.get()) for a in arrays[1:3]] + [arrays[3].get().copy()])
+    assert keys[0] == keys[1] == keys[2]
+    assert [v[:2] for v in values] == [[0.1, 0.2], [0.2, 0.4], [0.3, 0.6]]
+    assert not np.array_equal(values[0][2], values[1][2])   # a fresh draw each call, in the same buffer
+    # both float arguments live in one block: one host-to-device copy per call
+    assert arrays[2].data.ptr - arrays[1].data.ptr == 8

@@ -13,6 +13,7 @@ import numpy as np
 from .. import dtypes as D
 from ..device import CPU
 from ..errors import DTypeError, GradcError, ShapeError
+from ..ops import OPS
 from ..pytree import flatten, unflatten
 from ..tensor import Tensor
 from . import cache
@@ -66,6 +67,10 @@ class Program:
         self._expected = None
         self._plan = None
         self._lock = threading.Lock()  # buffers are shared between calls: one call at a time
+        self._staged = {} if self.backend == "cuda" else None
+        if self._staged is not None:   # a result viewing a staged buffer is copied: the next call overwrites it
+            self._copy_out |= _views_of(ir, [n for b, n in zip(self.bindings, ir.inputs)
+                                             if b.kind in ("number", "random")])
 
     def replace(self, **changes):
         """A new Program with the given fields changed (the rest as in this one)."""
@@ -142,8 +147,9 @@ class Program:
         return self._run
 
     def resolve(self, flat_args):
-        """The tensor behind each binding for this call."""
-        return resolve(self.bindings, flat_args)
+        """The tensor behind each binding for this call (a CUDA program's float arguments and random
+        draws in buffers it keeps: wiring._stage)."""
+        return resolve(self.bindings, flat_args, self._staged)
 
     def guards_hold(self, flat_args):
         """Whether the state this program was traced against still looks the same."""
@@ -225,16 +231,16 @@ class Program:
 
     def call_flat(self, flat_args):
         written, plain, out_dtypes, has_effects, on = self._call_plan()
-        tensors = [flat_args[ref] if is_arg else ref for is_arg, ref in plain] if plain is not None else \
-            self.resolve(flat_args)
-        for slot in written:  # checked before running: a failed write-back would leave state half updated
-            if not getattr(getattr(tensors[slot]._data, "flags", None), "writeable", True):
-                name = self.ir.node(self.ir.inputs[slot])["attrs"].get("name", f"input {slot}")
-                raise ReadOnlyTensorError(
-                    f"the compiled program updates {name} in place, but its NumPy array is read-only (e.g. a "
-                    "parameter made with gradc.from_numpy of a read-only array); give it a writable copy first: "
-                    "p.data = p.data.clone(), or gradc.from_numpy(array.copy())")
-        with self._lock:
+        with self._lock:   # one call at a time: buffers (and a CUDA program's staged inputs) are shared
+            tensors = [flat_args[ref] if is_arg else ref for is_arg, ref in plain] if plain is not None else \
+                self.resolve(flat_args)
+            for slot in written:  # checked before running: a failed write-back would leave state half updated
+                if not getattr(getattr(tensors[slot]._data, "flags", None), "writeable", True):
+                    name = self.ir.node(self.ir.inputs[slot])["attrs"].get("name", f"input {slot}")
+                    raise ReadOnlyTensorError(
+                        f"the compiled program updates {name} in place, but its NumPy array is read-only (e.g. a "
+                        "parameter made with gradc.from_numpy of a read-only array); give it a writable copy "
+                        "first: p.data = p.data.clone(), or gradc.from_numpy(array.copy())")
             outs = self.execute([t._data for t in tensors])
         if has_effects:
             self._write_back(tensors, outs)
@@ -300,6 +306,16 @@ class Program:
         state): its own tensors, not copies."""
         from .artifact import state_dict
         return state_dict(self)
+
+
+def _views_of(ir, inputs):
+    """Positions of the outputs that are `inputs` or views of them (through view ops only)."""
+    reach = set(inputs)
+    for n in ir.topological():
+        prim = OPS.get(ir.node(n)["op"])
+        if prim is not None and prim.view and ir.args(n)[0] in reach:
+            reach.add(n)
+    return {i for i, o in enumerate(ir.outputs) if o in reach}
 
 
 def _wrap(array, ir, nid, device=None):

@@ -31,8 +31,10 @@ class Effect:
         self.kind, self.slot, self.out, self.target = kind, slot, out, target
 
 
-def resolve(bindings, flat_args):
-    """The tensor behind each binding for one call with these flat tensor arguments."""
+def resolve(bindings, flat_args, staged=None):
+    """The tensor behind each binding for one call with these flat tensor arguments. `staged`: a
+    dict a device program keeps, holding the device buffers its float arguments and random draws
+    are copied into on every call (see `_stage`)."""
     tensors = []
     for b in bindings:
         if b.kind == "arg":
@@ -45,6 +47,10 @@ def resolve(bindings, flat_args):
             t = tensors[b.owner].grad
         tensors.append(t)
     real = [t for t in tensors if t is not None]
+    dev = next((t.device for t in real), CPU)
+    if dev is not CPU and staged is not None:
+        _stage(bindings, flat_args, tensors, staged, dev)
+        return tensors
     for i, b in enumerate(bindings):
         if b.kind == "random":
             tensors[i] = draw(b.ref, real)
@@ -53,12 +59,27 @@ def resolve(bindings, flat_args):
     return tensors
 
 
-def number(value, tensors):
-    """A Python float argument as the 0-d float64 input a program reads it from, on the device of
-    the program's other inputs."""
-    dev = next((t.device for t in tensors if t is not None), CPU)
-    data = np.array(float(value), dtype=np.float64)
-    return Tensor._wrap(data if dev is CPU else dev.xp.asarray(data), D.float64, dev)
+def _stage(bindings, flat_args, tensors, staged, dev):
+    """Float arguments and random draws of a device program, written into buffers it keeps: every
+    call then passes the same addresses (a captured CUDA graph replays only then), and the float
+    arguments of a call take one host-to-device copy together, as one float64 block."""
+    xp = dev.xp
+    numbers = [i for i, b in enumerate(bindings) if b.kind == "number"]
+    if numbers:
+        block = staged.get("numbers")
+        if block is None:
+            block = staged["numbers"] = xp.empty(len(numbers), dtype=np.float64)
+        block.set(np.array([float(flat_args[bindings[i].ref]) for i in numbers], dtype=np.float64))
+        for j, i in enumerate(numbers):
+            tensors[i] = Tensor._wrap(block[j:j + 1].reshape(()), D.float64, dev)
+    for i, b in enumerate(bindings):
+        if b.kind == "random":
+            data = sample(b.ref)
+            buf = staged.get(i)
+            if buf is None or buf.shape != data.shape or buf.dtype != data.dtype:
+                buf = staged[i] = xp.empty(data.shape, dtype=data.dtype)
+            buf.set(np.ascontiguousarray(data))
+            tensors[i] = Tensor._wrap(buf, D.ALL[b.ref[2]], dev)
 
 
 def draw(spec, tensors):
