@@ -424,7 +424,8 @@ def test_simplify_to_fixed_point_on_a_traced_graph_keeps_values():
 
 
 # ---------------------------------------------------------------------------- generated code is safe
-INJECT = "x__import__('os').system('echo pwned')"
+# no '.': PyTorch and gradc refuse it in a module or parameter name; the rest is as hostile as it gets
+INJECT = "x__import__('os');getattr(__import__('os'),'system')('echo pwned')"
 
 
 def _identifiers_and_strings(source):
@@ -476,8 +477,8 @@ def test_crafted_module_and_parameter_names_never_reach_generated_code(capfd):
     gradc.manual_seed(0)
     model = Holder()
     model.add_module(INJECT, nn.Linear(3, 2))
-    setattr(model, "y__import__('os').system('echo pwned')", nn.Linear(2, 2))
-    model.register_parameter("p__import__('os').system('echo pwned')", nn.Parameter(gradc.ones(2) * 1.5))
+    setattr(model, "y__import__('os').system('echo pwned')", nn.Linear(2, 2))  # setattr does not check
+    model.register_parameter("p" + INJECT, nn.Parameter(gradc.ones(2) * 1.5))
     assert sum("pwned" in n for n, _ in model.named_parameters()) == 5  # the names did take
     x = gradc.tensor(rand(4, 3), requires_grad=True)
     cf = gradc.compile(model)

@@ -8,7 +8,13 @@ from .. import dtypes as D
 from ..autograd import no_grad
 from ..errors import DTypeError, GradcError, ShapeError
 from ..tensor import Tensor
-from ..functions import zeros_like
+from ..functions import tensor as _tensor, zeros_like
+
+
+def _check_name(where, what, name):
+    """state_dict keys join names with '.', so a name holding one could not be loaded back."""
+    if not isinstance(name, str) or not name or "." in name:
+        raise KeyError(f"{where}: {what} name must be a non-empty string without '.', got {name!r}")
 
 
 class Parameter(Tensor):
@@ -128,6 +134,7 @@ class Module:
     def register_buffer(self, name, tensor, persistent=True):
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"buffer '{name}' must be a Tensor or None, got {type(tensor).__name__}")
+        _check_name("register_buffer", "buffer", name)
         self.__dict__.pop(name, None)
         _EPOCH[0] += 1
         self._buffers[name] = tensor
@@ -136,6 +143,7 @@ class Module:
     def register_parameter(self, name, param):
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"parameter '{name}' must be an nn.Parameter, got {type(param).__name__}")
+        _check_name("register_parameter", "parameter", name)
         _EPOCH[0] += 1
         self._parameters[name] = param
 
@@ -143,8 +151,7 @@ class Module:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {type(module).__name__} is not a Module subclass (name {name!r}); "
                             "wrap functions in a Module, or pass an OrderedDict of modules to Sequential")
-        if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"add_module: module name must be a non-empty string without '.', got {name!r}")
+        _check_name("add_module", "module", name)
         _EPOCH[0] += 1
         self._modules[name] = module
 
@@ -261,7 +268,7 @@ class Module:
                 raise ShapeError(f"load_state_dict: '{k}' has shape {shape} in the checkpoint but "
                                  f"{target.shape} in the model")
             # convert before writing anything, so a failing conversion leaves the model untouched
-            value = value.detach() if isinstance(value, Tensor) else Tensor(value, dtype=target.dtype)
+            value = value.detach() if isinstance(value, Tensor) else _tensor(value, dtype=target.dtype)
             pairs.append((target, value.to(dtype=target.dtype, device=target.device)))
         with no_grad():
             for target, value in pairs:

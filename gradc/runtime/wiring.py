@@ -82,6 +82,14 @@ def _stage(bindings, flat_args, tensors, staged, dev):
             tensors[i] = Tensor._wrap(buf, D.ALL[b.ref[2]], dev)
 
 
+def number(value, tensors):
+    """A Python float argument as the 0-d float64 input a program reads it from, on the device of
+    the program's other inputs."""
+    dev = next((t.device for t in tensors if t is not None), CPU)
+    data = np.array(float(value), dtype=np.float64)
+    return Tensor._wrap(data if dev is CPU else dev.xp.asarray(data), D.float64, dev)
+
+
 def draw(spec, tensors):
     """A fresh random input, on the device of the program's other inputs."""
     dev = next((t.device for t in tensors if t is not None), CPU)
