@@ -166,7 +166,10 @@ class Tracer(dispatch.Mode):
         return next((v for v in self.lifted.values() if v[1] == nid), None)
 
     def note_grad(self, t, value):
-        """`.grad` of t is being assigned: remember what it held when the function was entered."""
+        """`.grad` of t is being assigned: remember what it held when the function was entered (a
+        tensor made inside the call has no earlier value, and nothing outside to write back to)."""
+        if t._sym is not None and t._sym[0] is self and id(t) not in self.lifted:
+            return
         if id(t) not in self.entry_grads:
             lifted = self.lifted.get(id(t))
             # Only whether a value was assigned is kept: holding the (traced) tensor itself would keep
@@ -321,13 +324,16 @@ class Tracer(dispatch.Mode):
             seed = gradient if isinstance(gradient, Tensor) else tensor(gradient, dtype=out.dtype)
         # a leaf's gradient is with respect to the value it holds now (an update under no_grad may have replaced it)
         leaves = [(t, self.node_of(t)) for t, _, saved in self.lifted.values() if saved[1] and saved[2] is None]
+        self.hooked.update((id(t), t) for t, _ in leaves)   # (hooks added inside the call are traced anyway)
+        # and leaves made inside the traced call (gradc.tensor(..., requires_grad=True) there)
+        leaves += [(t, t._sym[1]) for t in (r() for r in self.created) if t is not None and t.requires_grad
+                   and t._grad_fn is None and t._sym is not None and t._sym[0] is self]
         if inputs is not None:
             chosen = {id(t) for t in inputs}
             if any(t._sym is not None and t._sym[0] is self for t in inputs):
                 raise TraceError(f"backward(inputs=...) inside gradc.compile takes leaf tensors made outside it (at "
                                  f"{self.where()}); pass parameters or inputs that require grad")
             leaves = [(t, nid) for t, nid in leaves if id(t) in chosen]
-        self.hooked.update((id(t), t) for t, _ in leaves)
         wrt = [nid for _, nid in leaves]
         with autograd.no_grad():
             grads, visited = differentiate(self, [(self.node_of(out), self.node_of(seed))], wrt)

@@ -70,3 +70,18 @@ def test_compiled_clip_and_step_after_accumulated_backward():
     assert len(set(eager[:, 1].tolist())) == 4   # the norms differ per iteration: a stale read shows
     assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
     assert finish.trace_count <= 2
+
+
+def test_a_leaf_made_inside_the_compiled_call_gets_its_gradient_every_call():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+
+    def f(x):
+        w = gradc.tensor(a, requires_grad=True)   # a fresh leaf per call, as eagerly
+        (x @ w.T).sum().backward()
+        return w.grad
+
+    cf = gradc.compile(f)
+    for k in (1.0, 2.0, 3.0):   # hand-computed: d(sum(x w^T))/dw = column sums of x, broadcast over rows
+        x = gradc.full((2, 4), k)
+        assert cf(x).tolist() == [[2 * k] * 4] * 3
+    assert cf.trace_count == 1
