@@ -1,6 +1,13 @@
 """gradc: a PyTorch-shaped deep-learning library that runs eagerly with autograd, and a compiler
 that traces the same code into a graph and generates NumPy or CUDA source for it."""
+import warnings as _warnings
+
 from .version import __version__  # noqa: F401
+
+# PyTorch computes inf and nan silently; NumPy warns each time. Only its floating-point warnings
+# raised inside gradc's kernels and generated programs are silenced: the user's own NumPy still warns.
+_warnings.filterwarnings("ignore", r"(divide by zero|invalid value|overflow|underflow) encountered in ",
+                         RuntimeWarning, r"gradc(\.|_generated_|$)")
 
 from .errors import (GradcError, ShapeError, DTypeError, AutogradError, TraceError, DeviceError, ArtifactError,
                      OutOfRangeError, OutOfMemoryError)

@@ -1,5 +1,7 @@
 """What gradc says while compiling: GRADC_DEBUG's sections and its accepted values, trace-error
 advice that fits where it appears, and no NumPy overflow warnings from mixed precision."""
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -76,6 +78,20 @@ def test_lower_error_does_not_advise_fullgraph_false():
     with pytest.raises(TraceError) as e:
         gradc.compile(_branchy).lower(gradc.ones(3))
     assert "gradc.where" in str(e.value) and "fullgraph" not in str(e.value)
+
+
+def test_inf_and_nan_arithmetic_is_silent_as_in_pytorch_while_the_users_numpy_still_warns():
+    # a fresh interpreter: pytest's own warning capture would reset the filters gradc installs
+    script = """if True:
+        import gradc, numpy as np
+        x = gradc.tensor([0.0, 1.0, -1.0])
+        x / 0, x.sqrt(), (x * 0).log(), gradc.zeros(0).mean(), gradc.softmax(gradc.tensor([float("inf"), 1.0]), 0)
+        gradc.compile(lambda x: (x / 0).sqrt() + (x * 0).log())(x)
+        np.array([1.0]) / 0
+    """
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("RuntimeWarning") == 1 and "<string>:6:" in run.stderr, run.stderr   # the NumPy line
 
 
 def test_amp_overflow_warnings_never_reach_the_user():
