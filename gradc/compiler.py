@@ -330,6 +330,8 @@ class CompiledFunction:
         except BaseException:
             tracer.restore()
             tracer.rollback_optimizers()
+            for undo in reversed(tracer.undo):   # no tensor of an abandoned trace stays in a module
+                undo()
             raise
         finally:
             scope[0] = False   # every stand-in of this trace, derived ones too
@@ -472,7 +474,7 @@ def _collect(tracer, out_flat):
                              "assign a value computed inside, or do it outside the compiled function")
         if old_grad is None and tracer.entry_grads[id(t)][2] is not None:
             # The first write assumed there was no gradient to accumulate into.
-            guards.append(_grad_is_none(tracer.bindings, slot))
+            guards.append(_grad_is_none(tracer.bindings, slot, graph.node(nid)["attrs"]))
     gradients = _gradients(tracer, out_flat) if _needs_aot(tracer, out_flat) else None
     for t in tracer.escaped(keep=list(out_flat) + grad_tensors):
         effects.append(Effect("new", out=len(outputs), target=t))
@@ -497,12 +499,14 @@ def _gradients(tracer, out_flat):
     return Gradients(outputs=tuple(i for i, t in enumerate(out_flat) if t.requires_grad), wrt=tuple(wrt))
 
 
-def _grad_is_none(bindings, slot):
+def _grad_is_none(bindings, slot, attrs):
     b = bindings[slot]
 
     def guard(flat_args):
         t = flat_args[b.ref] if b.kind == "arg" else b.ref
         return t.grad is None
+    guard.explain = lambda: [f"{attrs.get('name', 'an input')}.grad: None when traced, a tensor now (the "
+                             "program assumed no gradient to accumulate into)"]
     return guard
 
 

@@ -145,11 +145,19 @@ class PythonGuards:
         return out
 
 
-def mutated_names(code):
+def global_names(code):
+    """The globals the code reads or writes (co_names also holds every attribute name it uses:
+    `w.data` reads no global `data`), and, of those, the ones it mutates (`mutated_names`)."""
+    ins = list(dis.get_instructions(code))
+    names = {x.argval for x in ins if x.opname in ("LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL")}
+    return names, mutated_names(code, ins)
+
+
+def mutated_names(code, ins=None):
     """Names the code loads and then calls a mutating method on (`calls.append(...)`), or stores
     an item into (`seen[k] = v`): containers the function writes to are its outputs, not inputs
     that shape the graph, so they are guarded by identity only."""
-    out, ins = set(), list(dis.get_instructions(code))
+    out, ins = set(), ins if ins is not None else list(dis.get_instructions(code))
     loads = ("LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME")
     for i, x in enumerate(ins):
         if x.opname in ("LOAD_METHOD", "LOAD_ATTR") and x.argval in _MUTATORS and i and ins[i - 1].opname in loads:
@@ -238,8 +246,8 @@ class Reads:
         return hook
 
     def _record_globals(self, code, g):
-        mutated = mutated_names(code)
-        for name in code.co_names:
+        names, mutated = global_names(code)
+        for name in names:
             key = ("global", id(g), name)
             if key in self.values:
                 continue

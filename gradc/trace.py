@@ -98,6 +98,7 @@ class Tracer(dispatch.Mode):
         self.numbers = []         # the inputs that hold float arguments
         self.aliases = {}         # id(tensor) -> weak refs to the tensors sharing its storage through detach()
         self.sizes = None         # the symbolic sizes of dynamic dimensions (gradc.symint.Sizes), if any
+        self.undo = []            # how to take back Python state this trace wrote (if it is abandoned)
 
     # ------------------------------------------------------------------ activation
     def __enter__(self):

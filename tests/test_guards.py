@@ -94,6 +94,50 @@ def test_container_the_function_writes_does_not_retrace():
     assert cf.trace_count == 1
 
 
+data = gradc.ones(3)   # a global named like the attribute read below (w.data)
+
+
+def test_an_attribute_named_like_a_global_is_no_read_of_it():
+    global data
+    w = gradc.ones(3, requires_grad=True)
+
+    @gradc.compile
+    def step(x):
+        loss = (w * x).sum()
+        loss.backward()
+        w.data.sub_(0.1 * w.grad)
+        w.grad.zero_()
+        return loss
+
+    for i in range(4):
+        data = gradc.ones(3) * i   # rebinding the global `data` is no reason to trace again
+        step(gradc.full((3,), 2.0))
+    assert w.tolist() == pytest.approx([1 - 0.8] * 3)   # hand-computed: four steps of 0.1 * 2
+    assert step.trace_count == 2   # the first .grad was None, then it is zeroed: one retrace, named
+    assert len(step.recompile_reasons) == 1
+    assert ".grad: None when traced, a tensor now" in step.recompile_reasons[0]
+
+
+def test_a_module_attribute_written_by_an_abandoned_trace_is_taken_back():
+    class Masked(nn.Module):   # caches a mask in forward, as attention code does
+        def __init__(self):
+            super().__init__()
+            self.lin, self.mask = nn.Linear(4, 4), None
+
+        def forward(self, x):
+            if self.mask is None or self.mask.size(0) != x.size(0):
+                self.mask = gradc.tril(gradc.ones(x.size(0), x.size(0)))
+            return self.lin(self.mask @ x)
+
+    gradc.manual_seed(0)
+    m, x = Masked(), gradc.randn(3, 4)
+    # `scale != 1` uses the float as a number: the first trace is abandoned and traced again
+    f = gradc.compile(lambda x, scale: m(x).sum() * (2 if scale != 1 else 1))
+    for scale in (1.0, 0.5, 0.5):
+        expected = m(x).sum().item() * (2 if scale != 1 else 1)
+        assert f(x, scale).item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_dropout_p_is_guarded():
     gradc.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5))

@@ -17,6 +17,24 @@ def _check_name(where, what, name):
         raise KeyError(f"{where}: {what} name must be a non-empty string without '.', got {name!r}")
 
 
+_MISSING = object()
+
+
+def _note_write(tracer, module, name):
+    """Let the tracer take back this attribute write if its trace is abandoned (a float argument used as a
+    number, an eager fallback): the value would be a tensor of a dead trace."""
+    d = module.__dict__
+    before = d.get(name, _MISSING), d.get("_buffers", {}).get(name, _MISSING)
+
+    def undo():
+        plain, buffer = before
+        d.pop(name, None) if plain is _MISSING else d.__setitem__(name, plain)
+        if buffer is not _MISSING:
+            d["_buffers"][name] = buffer
+        _EPOCH[0] += 1
+    tracer.undo.append(undo)
+
+
 class Parameter(Tensor):
     """A tensor that a Module registers as trainable. Shares storage with the data it wraps."""
     __slots__ = ()
@@ -90,6 +108,8 @@ class Module:
     def __setattr__(self, name, value):
         d = self.__dict__
         _EPOCH[0] += 1
+        if isinstance(value, Tensor) and value._sym is not None:   # a traced value (a cached mask, a hidden state)
+            _note_write(value._sym[0], self, name)
         if isinstance(value, (Parameter, Module)) and "_parameters" not in d:
             raise GradcError(f"cannot assign {type(value).__name__} '{name}' before Module.__init__() is called; "
                              "call super().__init__() first in your module's __init__")
