@@ -7,7 +7,7 @@ from . import dispatch
 from . import dtypes as D
 from .creation import arange, full, tensor
 from .device import device as _device, require as _require_device
-from .errors import AutogradError, DTypeError, ShapeError
+from .errors import AutogradError, DTypeError, ShapeError, ValueRangeError
 from .symint import SymInt
 from .grad_mode import is_grad_enabled
 from .indexing import getitem
@@ -84,6 +84,8 @@ def clamp(input, min=None, max=None):
     """Values below min become min, above max become max; the gradient is 1 inside [min, max]
     (bounds included) and 0 outside. A NaN input stays NaN with no gradient, a NaN bound makes the
     result NaN, as in PyTorch."""
+    if min is None and max is None:
+        raise ValueRangeError("clamp: at least one of min and max must be given (not None)")
     out = input
     if min is not None:
         out = where(out >= min, out, min)
@@ -185,15 +187,22 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 
 @export("var")
 @accumulate_in_float32
-def var(input, dim=None, keepdim=False, unbiased=True, correction=None):
+def var(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
+    """As torch.var, positional order included: var(dim, unbiased, keepdim), and var(unbiased)."""
+    if isinstance(dim, bool):   # torch.var(input, unbiased): over every dim
+        dim, unbiased = None, dim
     axes = axes_arg(input, dim, "var")
     ddof = (1 if unbiased else 0) if correction is None else correction
     centered = input - mean(input, axes, keepdim=True)
     return (centered * centered).sum(axes, keepdim) / builtins.max(_count(input, axes) - ddof, 0)
 
 
-export("std")(lambda input, dim=None, keepdim=False, unbiased=True, correction=None:
-              var(input, dim, keepdim, unbiased, correction).sqrt())
+@export("std")
+def std(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
+    """sqrt(var), with gradient 0 where the spread is 0 (as PyTorch's, where sqrt's would give nan)."""
+    v = var(input, dim, unbiased, keepdim, correction=correction)
+    flat = v == 0
+    return where(flat, 0.0, where(flat, 1.0, v).sqrt())
 
 
 @export("amin")
@@ -372,6 +381,10 @@ def split(input, split_size, dim=0):
 @export("chunk")
 def chunk(input, chunks, dim=0):
     d = normalize_axis("chunk", dim, input.ndim)
+    if not isinstance(chunks, int) or chunks <= 0:
+        raise ValueRangeError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    if input.shape[d] == 0:   # nothing to split: `chunks` empty pieces, as in PyTorch
+        return tuple(input for _ in range(chunks))
     return split(input, -(-input.shape[d] // chunks), d)
 
 
@@ -384,6 +397,8 @@ def cat(tensors, dim=0):
     for x in tensors[1:]:
         dtype = D.promote(dtype, x.dtype)
     tensors = [cast(x, dtype) for x in tensors]
+    if any(x.ndim != 1 for x in tensors):   # a legacy empty 1-d tensor (torch.tensor([])) is skipped, as in PyTorch
+        tensors = [x for x in tensors if x.ndim != 1 or x.shape[0] != 0] or tensors[:1]
     ndim = tensors[0].ndim
     for x in tensors:
         if x.ndim != ndim:

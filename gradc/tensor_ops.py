@@ -49,6 +49,11 @@ def masked_fill(input, mask, value):
         if value.numel() != 1:
             raise ShapeError(f"masked_fill: value must be a number or a one-element tensor, got shape {value.shape}")
         value = value.reshape(()).to(input.dtype)
+    elif not input.dtype.is_floating_point and isinstance(value, (bool, int, float)):
+        # the result keeps input's dtype, as in PyTorch: 2.5 fills an int tensor with 2, 2 a bool one with True
+        if isinstance(value, float) and not math.isfinite(value):
+            raise DTypeError(f"masked_fill: {value} cannot be converted to {input.dtype!r}; fill a float tensor")
+        value = scalar(bool(value) if input.dtype is D.bool_ else int(value), input.dtype, input.device)
     return where(mask, value, input)
 
 
@@ -145,7 +150,8 @@ def setitem(self, key, value):
 
 # ---------------------------------------------------------------------- reordering
 @export("flip")
-def flip(input, dims):
+def flip(input, *dims):
+    dims = dims[0] if len(dims) == 1 else dims   # flip(dims) or flip(0, 2), as in PyTorch
     out = input
     for d in _dims(input, dims, "flip"):
         n = input.shape[d]
@@ -194,8 +200,8 @@ def prod_(input, dim=None, keepdim=False, dtype=None):
     """Product by pairwise halving (log2(n) elementwise multiplies): exact for integers, zeros
     need no special case, and the gradient is that of the multiplies."""
     x = input if dtype is None else input.to(dtype)
-    if x.dtype is D.bool_:
-        x = x.long()
+    if dtype is None and x.dtype.category < 2:
+        x = x.long()   # bool and every integer multiply in int64, as in PyTorch
     if dim is None:
         x, d = x.reshape(-1), 0
     else:
@@ -230,17 +236,20 @@ def movedim(input, source, destination):
 
 @export("cumsum")
 def cumsum(input, dim, dtype=None):
-    """Running sum along dim, as one matmul with an upper-triangular matrix of ones (BLAS-fast for
-    the lengths models use; the cost is quadratic in the length of dim)."""
+    """Running sum along dim, in log2(n) rounds that each add the sums k places back (a Hillis-Steele
+    scan): n log n work, and an inf or nan reaches only the places after it."""
     x = input if dtype is None else input.to(dtype)
     if dtype is None and x.dtype.category < 2:
         x = x.long()   # bool and every integer accumulate in int64, as in PyTorch
     d = normalize_axis("cumsum", dim, x.ndim)
     if x.ndim == 0:
         return x
-    n = x.shape[d]
-    tri = (arange(n).reshape(n, 1) <= arange(n).reshape(1, n)).to(x.dtype)
-    return (x.movedim(d, -1) @ tri).movedim(-1, d)
+    n, k = x.shape[d], 1
+    while k < n:
+        none_before = zeros(x.shape[:d] + (k,) + x.shape[d + 1:], dtype=x.dtype, device=x.device)
+        x = x + cat([none_before, x[(slice(None),) * d + (slice(0, n - k),)]], d)   # (a slice keeps n symbolic)
+        k *= 2
+    return x
 
 
 @export("logsumexp")

@@ -252,17 +252,19 @@ export("nanquantile")(lambda input, q, dim=None, keepdim=False, interpolation="l
 def _with_mean(spread, input, dim, unbiased, keepdim, correction, name):
     if isinstance(unbiased, (list, tuple)) or isinstance(unbiased, int) and not isinstance(unbiased, bool):
         raise DTypeError(f"{name}: unbiased must be a bool, got {unbiased!r}; pass dims as dim=")
+    if isinstance(dim, bool):   # std_mean(input, unbiased)
+        dim, unbiased = None, dim
     axes = axes_arg(input, dim, name)
-    return spread(input, axes, keepdim, unbiased, correction), input.mean(axes, keepdim)
+    return spread(input, axes, unbiased, keepdim, correction=correction), input.mean(axes, keepdim)
 
 
 @export("std_mean", method=False)
 def std_mean(input, dim=None, unbiased=True, keepdim=False, correction=None):
     """(std, mean) over dim, as torch.std_mean."""
-    return _with_mean(lambda *a: a[0].std(*a[1:]), input, dim, unbiased, keepdim, correction, "std_mean")
+    return _with_mean(lambda x, *a, **k: x.std(*a, **k), input, dim, unbiased, keepdim, correction, "std_mean")
 
 
 @export("var_mean", method=False)
 def var_mean(input, dim=None, unbiased=True, keepdim=False, correction=None):
     """(var, mean) over dim, as torch.var_mean."""
-    return _with_mean(lambda *a: a[0].var(*a[1:]), input, dim, unbiased, keepdim, correction, "var_mean")
+    return _with_mean(lambda x, *a, **k: x.var(*a, **k), input, dim, unbiased, keepdim, correction, "var_mean")

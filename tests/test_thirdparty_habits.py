@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import gradc
+from gradc.testing import gradcheck
 
 torch = pytest.importorskip("torch")
 
@@ -650,3 +651,60 @@ def test_pixel_shuffle_and_unshuffle_match_pytorch(shape, r):
     np.testing.assert_allclose(_np(f(gradc.tensor(a))), res[1][0] * 2, rtol=1e-6)
     with pytest.raises(gradc.ShapeError, match="upscale_factor"):
         gradc.nn.functional.pixel_shuffle(gradc.ones(1, 3, 2, 2), 2)
+
+
+def test_sigmoid_keeps_its_precision_in_the_tails_eager_and_compiled():
+    xs = [-100.0, -40.0, -20.0, -17.0, -10.0, -1.0, 0.0, 3.0, 20.0]
+    for dt in ("float32", "float64", "float16"):
+        want = torch.tensor(xs, dtype=getattr(torch, dt)).sigmoid().double().numpy()
+        x = gradc.tensor(xs, dtype=getattr(gradc, dt))
+        for got in (x.sigmoid(), gradc.compile(lambda x: x.sigmoid() * 1)(x),
+                    gradc.compile(lambda x: x.sigmoid() * 1, backend="c")(x)):
+            np.testing.assert_allclose(got.numpy().astype(np.float64), want, rtol=2e-3 if dt == "float16" else 1e-6)
+    # log(sigmoid(-20)) is -20, and BCE on a confident wrong sigmoid has a finite gradient
+    z = gradc.tensor([-20.0], requires_grad=True)
+    loss = gradc.nn.functional.binary_cross_entropy(z.sigmoid(), gradc.ones(1))
+    loss.backward()
+    assert loss.item() == pytest.approx(20.0, rel=1e-5) and z.grad.item() == pytest.approx(-1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("expr", ["x.var(0, False)", "x.var(0, True, True)", "x.std(False)", "x.std(1, False, True)",
+                                  "T.std(x, 0, False)", "T.var_mean(x, 1, False)[0]", "T.std_mean(x, False)[0]",
+                                  "x.std(dim=0, keepdim=True)", "x.var(correction=0)"])
+def test_std_and_var_take_pytorchs_positional_order(expr):
+    x = [[3.0, 1.0, 2.0], [0.0, 5.0, 4.0]]
+    got = eval(expr, {"x": gradc.tensor(x), "T": gradc})
+    want = eval(expr, {"x": torch.tensor(x), "T": torch})
+    assert got.shape == tuple(want.shape)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_std_of_a_constant_has_a_zero_gradient_as_in_pytorch():
+    for lib in (gradc, torch):
+        x = lib.tensor([[3.0, 1.0], [3.0, 2.0]], requires_grad=True)
+        x.std(0).sum().backward()
+        assert x.grad.tolist()[0][0] == 0.0 and np.isfinite(np.asarray(x.grad.tolist())).all()
+
+
+def test_cumsum_is_a_scan_an_inf_reaches_only_later_places():
+    for v in ([1.0, float("inf"), 2.0], [1.0, 2.0, float("nan"), 3.0], [1.0, -float("inf"), float("inf")]):
+        np.testing.assert_array_equal(gradc.tensor(v).cumsum(0).numpy(), torch.tensor(v).cumsum(0).numpy())
+    a = np.random.default_rng(0).random((3, 37, 5))
+    for d in (0, 1, -1):
+        np.testing.assert_allclose(gradc.tensor(a).cumsum(d).numpy(), torch.tensor(a).cumsum(d).numpy(), rtol=1e-12)
+    x = gradc.rand(100_000)   # no n x n matrix: as the matmul form it was, this would need 40 GB
+    np.testing.assert_allclose(x.cumsum(0).numpy(), np.cumsum(x.numpy(), dtype=np.float64), rtol=1e-4)
+    assert gradcheck(lambda t: t.cumsum(1), (gradc.tensor(a[0, :9], dtype=gradc.float64,
+                                                            requires_grad=True),))
+
+
+def test_masked_fill_and_prod_keep_pytorchs_dtypes():
+    for lib in (gradc, torch):
+        m = lib.tensor([True, False])
+        assert lib.tensor([1, 2]).masked_fill(m, 2.5).tolist() == [2, 2]
+        assert lib.tensor([1, 2]).masked_fill(m, 2.5).dtype == lib.int64
+        assert lib.tensor([False, False]).masked_fill(m, 2).tolist() == [True, False]
+        with pytest.raises(Exception):
+            lib.tensor([1, 2]).masked_fill(m, float("-inf"))
+        big = lib.tensor([2 ** 16, 2 ** 16], dtype=lib.int32).prod()
+        assert big.item() == 2 ** 32 and big.dtype == lib.int64

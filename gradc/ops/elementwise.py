@@ -20,8 +20,12 @@ def _unary(name, kernel, saves=(), amp="follow", float_only=True):
 
 
 def _sigmoid(xp, x):
-    # 0.5 * (1 + tanh(x / 2)) is exact and never overflows, unlike 1 / (1 + exp(-x)).
-    return (xp.tanh(x * x.dtype.type(0.5)) + 1) * x.dtype.type(0.5)
+    # 1 / (1 + exp(-x)) keeps its relative precision in the negative tail, where 0.5 * (1 + tanh(x / 2))
+    # cancels to 0 (log(sigmoid(-20)) must be -20); exp's overflow gives the 0 it should. float16
+    # is computed in float32, as PyTorch does.
+    h = x.astype(xp.float32) if x.dtype == xp.float16 else x
+    one = h.dtype.type(1)
+    return (one / (one + xp.exp(-h))).astype(x.dtype, copy=False)
 
 
 # On NumPy: a rational approximation of erf (|error| < 1e-7 on float32) for float16/float32, and
