@@ -9,7 +9,7 @@ import numpy as np
 from . import dispatch
 from . import dtypes as D
 from .device import CPU, device as _device, require as _require_device
-from .errors import DTypeError, OutOfMemoryError
+from .errors import DTypeError, OutOfMemoryError, ValueRangeError
 from .ops.frontend import export, infer_dtype, shape_arg as _shape_arg, size_arg
 from .shapes import Size, prod
 from .symint import SymInt, is_live, is_symbolic
@@ -169,6 +169,9 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         else:   # a dynamic size: made per size
             n = max(0, (end - start + step - 1) // step) if step > 0 else max(0, (start - end - step - 1) // -step)
             return _new((start, end, step), dtype, device, requires_grad, fill_shape=(n,), kind="arange")
+    if step == 0 or (end - start) * step < 0:
+        raise ValueRangeError(f"arange({start}, {end}, {step}): " + ("step must be nonzero" if step == 0 else
+                              "the end lies behind the start for this step's sign; pass a step of the other sign"))
     return _new(np.arange(start, end, step).astype(dtype.np), dtype, device, requires_grad)
 
 

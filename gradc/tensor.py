@@ -61,6 +61,10 @@ class Tensor(dispatch.Value):
 
     @grad.setter
     def grad(self, value):
+        if value is not None and (not isinstance(value, Tensor) or value.shape != self.shape):
+            what = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"type {type(value).__name__}"
+            raise ShapeError(f"cannot assign a .grad of {what} to a tensor of shape {tuple(self.shape)}; "
+                             "assign a tensor of the same shape, or None")
         tracer = dispatch.tracer()
         if tracer is not None:
             tracer.note_grad(self, value)  # a traced call that sets .grad replays that on every run
@@ -149,8 +153,13 @@ class Tensor(dispatch.Value):
         else:
             data = self._data if self.device is CPU else self._data.get()
             body = array_text(data, "tensor(")
-        extra = []
-        if self.dtype not in (D.float32, D.int64, D.bool_) or not self.shape and self.dtype is not D.float32:
+        extra = []   # as PyTorch: an empty tensor names its size (unless 1-d) and any dtype but the default float
+        if self._data is not None and 0 in self.shape:
+            if len(self.shape) != 1:
+                extra.append(f"size={tuple(self.shape)}")
+            if self.dtype is not D.default_float:
+                extra.append(f"dtype={self.dtype!r}")
+        elif self.dtype not in (D.default_float, D.int64, D.bool_):
             extra.append(f"dtype={self.dtype!r}")
         if self.device is not CPU:
             extra.append(f"device='{self.device}'")
