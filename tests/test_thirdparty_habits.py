@@ -708,3 +708,28 @@ def test_masked_fill_and_prod_keep_pytorchs_dtypes():
             lib.tensor([1, 2]).masked_fill(m, float("-inf"))
         big = lib.tensor([2 ** 16, 2 ** 16], dtype=lib.int32).prod()
         assert big.item() == 2 ** 32 and big.dtype == lib.int64
+
+
+@pytest.mark.parametrize("expr", ["T.cat([T.tensor([]), T.ones(2, 2)])", "T.cat([T.ones(2, 2), T.tensor([])], 1)",
+                                  "T.ones(2, 3, 4).flip(0, 2)", "T.ones(2, 3, 4).flip([1])", "T.arange(0).chunk(2)",
+                                  "T.arange(5, 0, -1)", "T.tensor(3)", "T.tensor(True)", "T.zeros(2, 0)",
+                                  "T.zeros(0, dtype=T.int32)", "T.tensor(2, dtype=T.int32)"])
+def test_shapes_and_reprs_as_pytorch_gives_them(expr):
+    got, want = eval(expr, {"T": gradc}), eval(expr, {"T": torch})
+    assert repr(got).replace("gradc.", "torch.") == repr(want)
+
+
+@pytest.mark.parametrize("expr", ["T.arange(5, 0)", "T.arange(0, 5, -1)", "T.ones(3).clamp()"])
+def test_what_pytorch_refuses_is_a_named_error(expr):
+    with pytest.raises(RuntimeError):
+        eval(expr, {"T": torch})
+    with pytest.raises(gradc.GradcError):
+        eval(expr, {"T": gradc})
+
+
+def test_a_grad_of_another_shape_is_refused():
+    x = gradc.ones(2, requires_grad=True)
+    with pytest.raises(gradc.ShapeError, match=r"shape \(3,\) to a tensor of shape \(2,\)"):
+        x.grad = gradc.ones(3)
+    x.grad = gradc.zeros(2)
+    assert x.grad.tolist() == [0.0, 0.0]
