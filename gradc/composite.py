@@ -170,7 +170,7 @@ def accumulate_in_float32(fn):
         if input.dtype is not D.float16 or dispatch.low_precision() is not None:  # autocast's policy rules
             return fn(input, *args, **kwargs)
         return cast(fn(cast(input, D.float32), *args, **kwargs), D.float16)
-    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = fn.__name__, fn.__doc__, fn   # (help() shows fn's signature)
     return wrapper
 
 

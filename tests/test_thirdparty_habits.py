@@ -733,3 +733,12 @@ def test_a_grad_of_another_shape_is_refused():
         x.grad = gradc.ones(3)
     x.grad = gradc.zeros(2)
     assert x.grad.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("expr", ["x.sum(axis=1)", "x.mean(axis=0)", "T.amax(x, axis=1)", "x.softmax(axis=1)",
+                                  "x.cumsum(axis=1)", "x.std(axis=0)", "T.mean(x, axis=1, keepdim=True)"])
+def test_numpys_axis_is_taken_for_dim_as_pytorch_does(expr):
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    got = eval(expr, {"x": gradc.tensor(a), "T": gradc})
+    want = eval(expr, {"x": torch.tensor(a), "T": torch})
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)

@@ -4,6 +4,9 @@ Python scalars as constants, and the registry of public names.
 Every op users call is a function here or in gradc.composite; `install` publishes each one as a
 Tensor method and/or a `gradc.*` function, from the entries of the op table (their
 `def_frontend`) and from `export` (composites, creation). VJPs call these same functions."""
+import functools
+import inspect
+
 import numpy as np
 
 from .. import dispatch
@@ -37,6 +40,7 @@ def install(Tensor, namespace):
     the names added to `namespace`."""
     added = []
     for names, fn, method, function in exports():
+        fn = _numpy_axis(fn)
         for name in names:
             if method:
                 setattr(Tensor, name, fn)
@@ -44,6 +48,23 @@ def install(Tensor, namespace):
                 namespace[name] = fn
                 added.append(name)
     return added
+
+
+def _numpy_axis(fn):
+    """PyTorch takes NumPy's `axis=` for every `dim=` (x.sum(axis=1)): so does gradc."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn
+    if "dim" not in params or "axis" in params:
+        return fn
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if "axis" in kwargs:
+            kwargs["dim"] = kwargs.pop("axis")
+        return fn(*args, **kwargs)
+    return call
 
 
 # ---------------------------------------------------------------------- arguments
