@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import dtypes as D
-from .composite import assign, cat, gather_along, linear_index, put
+from .composite import accumulate_in_float32, assign, cat, gather_along, linear_index, put
 from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .errors import DTypeError, ShapeError
 from .indexing import getitem
@@ -265,6 +265,7 @@ def logsumexp(input, dim, keepdim=False):
 
 
 @export("norm")
+@accumulate_in_float32
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     x = input if dtype is None else input.to(dtype)
     if p in ("fro", 2, 2.0):

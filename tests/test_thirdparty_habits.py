@@ -742,3 +742,14 @@ def test_numpys_axis_is_taken_for_dim_as_pytorch_does(expr):
     got = eval(expr, {"x": gradc.tensor(a), "T": gradc})
     want = eval(expr, {"x": torch.tensor(a), "T": torch})
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("expr", ["h.norm()", "T.linalg.vector_norm(h)", "F.normalize(h, dim=0)", "F.rms_norm(h, (4,))",
+                                  "h.std()", "F.layer_norm(h, (4,))"])
+def test_float16_norms_accumulate_in_float32_as_pytorch_does(expr):
+    import torch.nn.functional as TF
+    values = [300.0, 300.0, 300.0, 310.0]   # squares overflow float16
+    got = eval(expr, {"h": gradc.tensor(values, dtype=gradc.float16), "T": gradc, "F": gradc.nn.functional})
+    want = eval(expr, {"h": torch.tensor(values, dtype=torch.float16), "T": torch, "F": TF})
+    assert got.dtype is gradc.float16
+    np.testing.assert_allclose(got.numpy().astype(np.float32), want.float().numpy(), rtol=2e-3)

@@ -6,6 +6,7 @@ The momentum may be a 0-d tensor (BatchNorm's cumulative average, 1 / num_batche
 computed without reading the counter's value in Python, so it traces)."""
 import numpy as np
 
+from ..composite import accumulate_in_float32
 from ..errors import ShapeError
 from ..grad_mode import no_grad
 from ..tensor import Tensor
@@ -120,9 +121,13 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
                          f"{input.shape}")
     if eps is None:
         eps = float(np.finfo(input.dtype.np).eps)
-    axes = tuple(range(input.ndim - len(shape), input.ndim))
-    out = input * ((input * input).mean(axes, keepdim=True) + eps).rsqrt()
+    out = _rms_normalized(input, tuple(range(input.ndim - len(shape), input.ndim)), eps)
     return out * weight if weight is not None else out
+
+
+@accumulate_in_float32   # (a float16 square overflows from 256 on)
+def _rms_normalized(input, axes, eps):
+    return input * ((input * input).mean(axes, keepdim=True) + eps).rsqrt()
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12):
