@@ -3,6 +3,8 @@ autodiff, fusion and every backend cover them for free. Each is published by `ex
 import builtins
 import collections
 
+import numpy as np
+
 from . import dispatch
 from . import dtypes as D
 from .creation import arange, full, tensor
@@ -116,7 +118,29 @@ def assign(self, result, what):
     if is_grad_enabled() and self.is_leaf and self.requires_grad:  # also zero_/fill_/copy_ of a constant
         raise AutogradError(f"{what} on a leaf tensor that requires grad; wrap parameter updates "
                             "in `with gradc.no_grad():`")
+    seen = getattr(self, "_view_of", None) if is_grad_enabled() and dispatch.tracer() is None else None
+    if seen is not None and seen[0] is self._grad_fn and (
+            seen[2]._grad_fn is not None or result.requires_grad and not seen[2].requires_grad):
+        return _assign_through_view(self, result, what, seen[2], seen[3])
     return dispatch.interpreter().assign(self, result, what)
+
+
+def _assign_through_view(view, result, what, base, ops):
+    """An in-place op with history on a view (y[:2].mul_(3) of y = x * 2, buf[:, 0].copy_(h) of a
+    zeros buffer), as PyTorch does it: the base takes the new values at the view's positions, with
+    their history, and the view becomes that view of the new base. The positions come from replaying
+    the view ops on indices. (A view of a leaf that requires grad is refused by the interpreter.)"""
+    index = arange(base.numel(), device=base.device).reshape(base.shape)
+    for prim, attrs in ops:
+        index = prim.bind(index, **attrs)
+    dispatch.interpreter().assign(base, put(base, index.reshape(-1), result.reshape(-1)), what)
+    fresh = base
+    for prim, attrs in ops:
+        fresh = prim.bind(fresh, **attrs)
+    if not np.shares_memory(view._data, base._data):   # a view op that had to copy
+        view._data[...] = fresh._data
+    view._grad_fn, view.requires_grad, view._view_of = fresh._grad_fn, fresh.requires_grad, fresh._view_of
+    return view
 
 
 def _old_value(self, *others):

@@ -46,19 +46,26 @@ class Eager(dispatch.Mode):
         if type(data) is not np.ndarray and xp is np:
             data = np.asarray(data)
         out = Tensor._wrap(data, dtype, dev)
+        grad_mode = autograd.is_grad_enabled()
         if prim.view:
             out._version = args[0]._version  # views share their base's version counter
         # A float result of a primitive without a derivative is recorded too, so that backward
         # reaching it says so instead of passing no gradient (a VJP run with create_graph=True).
-        if dtype.is_floating_point and autograd.is_grad_enabled() and any(a.requires_grad for a in args):
+        if dtype.is_floating_point and grad_mode and any(a.requires_grad for a in args):
             for a in args:
                 seen = getattr(a, "_view_of", None)
                 if seen is not None and a._version[0] != seen[1]:
                     _check_not_stale(a, prim)
             out._grad_fn = autograd.Node(prim, attrs, args, out)
             out.requires_grad = True
-            if prim.view:
-                out._view_of = (out._grad_fn, out._version[0])
+        if prim.view and grad_mode:
+            # (its node, the version then, the tensor it views, the view ops from there): an in-place op
+            # on it with history writes through to that base (gradc.composite.assign)
+            seen = getattr(args[0], "_view_of", None)
+            if seen is not None and seen[0] is args[0]._grad_fn:
+                out._view_of = (out._grad_fn, out._version[0], seen[2], seen[3] + ((prim, attrs),))
+            else:
+                out._view_of = (out._grad_fn, out._version[0], args[0], ((prim, attrs),))
         return out
 
     def constant(self, data, dtype, dev):
@@ -73,12 +80,13 @@ class Eager(dispatch.Mode):
         recording = grad_mode and result.requires_grad
         if (grad_mode and target._grad_fn is not None and target._grad_fn.prim.view
                 and getattr(target._data, "base", None) is not None and sys.getrefcount(target._data.base) > 2):
-            # the base tensor's history would not see the write, so its gradient would be wrong. When
+            # (views of tensors with history write through to them in gradc.composite.assign; what comes
+            # here is a view of a leaf) the leaf's history would not see the write. When
             # nothing but this view holds the memory (2: its .base and getrefcount's argument), as for a
             # conv's channels-last result, no other tensor can see the write: it is the view's own value.
-            raise AutogradError(f"{what} on a view ({target._grad_fn.prim.name} result) of a tensor that requires "
-                                "grad is not supported; write into a .clone() of the view, or make the change "
-                                "under `with gradc.no_grad():`")
+            raise AutogradError(f"{what} on a view ({target._grad_fn.prim.name} result) of a leaf tensor that requires "
+                                "grad, as in PyTorch; make the change under `with gradc.no_grad():`, or write into "
+                                "a .clone() of the view")
         try:
             target._data[...] = result._data
         except ValueError as e:  # e.g. the read-only result of expand()

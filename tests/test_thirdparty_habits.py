@@ -753,3 +753,41 @@ def test_float16_norms_accumulate_in_float32_as_pytorch_does(expr):
     want = eval(expr, {"h": torch.tensor(values, dtype=torch.float16), "T": torch, "F": TF})
     assert got.dtype is gradc.float16
     np.testing.assert_allclose(got.numpy().astype(np.float32), want.float().numpy(), rtol=2e-3)
+
+
+@pytest.mark.parametrize("kind", ["slice-mul", "transpose-add", "diagonal-fill", "strided-sigmoid", "two-writes",
+                                  "zero-row", "view-of-view", "buffer-copy", "buffer-rows"])
+def test_in_place_ops_on_views_write_through_to_the_base_as_in_pytorch(kind):
+    def run(T):
+        x = T.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+        w = T.tensor(np.arange(12.0).reshape(4, 3) / 7, requires_grad=True)
+        y = x * 2
+        if kind == "slice-mul":
+            y[:2].mul_(3)
+        elif kind == "transpose-add":
+            y.t().add_(w)
+        elif kind == "diagonal-fill":
+            y.diagonal().fill_(5)
+        elif kind == "strided-sigmoid":
+            y[1:, ::2].sigmoid_()
+        elif kind == "two-writes":
+            v = y[:, 1:]
+            v.mul_(w[:3, :3])
+            v.add_(1)
+        elif kind == "zero-row":
+            y[0].zero_()
+        elif kind == "view-of-view":
+            y.view(12)[3:7].mul_(2)
+        elif kind == "buffer-copy":   # a zeros buffer filled with values that have history
+            y = T.zeros(3, 4)
+            y[:, 1].copy_(x[:, 0] * 3)
+            y[2].add_(x[1])
+        else:
+            y = T.zeros(2, 3, 4)
+            for t in range(2):
+                y[t].copy_(x.sigmoid() * (t + 1))
+        (y * y).sum().backward()
+        return [y.detach().numpy(), x.grad.numpy(), np.zeros(1) if w.grad is None else w.grad.numpy()]
+
+    for got, want in zip(run(gradc), run(torch)):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
