@@ -791,3 +791,17 @@ def test_in_place_ops_on_views_write_through_to_the_base_as_in_pytorch(kind):
 
     for got, want in zip(run(gradc), run(torch)):
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_bce_of_a_saturated_sigmoid_has_pytorchs_finite_gradient():
+    def run(T):
+        x = T.tensor([30.0, 5.0, -120.0, 0.3], requires_grad=True)   # sigmoid(30) == 1, sigmoid(-120) == 0
+        t = T.tensor([1.0, 1.0, 1.0, 0.2], requires_grad=True)
+        loss = T.nn.BCELoss()(T.sigmoid(x), t)
+        loss.backward()
+        return [loss.item()] + x.grad.tolist() + t.grad.tolist()[1::2]   # (PyTorch's is inf at 0 and 1)
+    np.testing.assert_allclose(run(gradc), run(torch), rtol=1e-5)
+    step = gradc.compile(lambda x: gradc.nn.functional.binary_cross_entropy(x.sigmoid(), gradc.ones(3)))
+    x = gradc.tensor([30.0, 5.0, -120.0], requires_grad=True)
+    step(x).backward()
+    assert np.isfinite(x.grad.numpy()).all()
