@@ -33,6 +33,7 @@ from .spec import Gradients, Spec
 from .tensor import Tensor
 from .trace import Tracer
 from .symint import Sizes
+from .host_random import refusing_draws
 from .traced_float import Specialize, TracedFloat
 
 log = logging.getLogger("gradc")
@@ -315,7 +316,7 @@ class CompiledFunction:
                         tracer.lift(t, Binding("arg", i), shape)
                 if floats:
                     args, kwargs = unflatten(spec, leaves)
-                with self._amp_region(), reads:
+                with self._amp_region(), reads, refusing_draws():
                     result = self.fn(*args, **kwargs)
                 out_flat, out_spec = flatten(result)
                 if floats and (scope[1] or _holds(out_spec, TracedFloat)):

@@ -320,3 +320,24 @@ def test_read_only_numpy_parameter_in_a_compiled_update():
         for _ in range(2):
             cf(gradc.ones(1, 3))
     np.testing.assert_array_equal(frozen, 1.0)  # nothing was written
+
+
+def test_python_and_numpy_random_draws_are_never_frozen_into_a_program():
+    import random
+
+    def step(x):   # mixup's lambda and a teacher-forcing coin, as training scripts draw them
+        lam = np.random.beta(1.0, 1.0)
+        return x * lam if random.random() < 0.5 else x * -lam
+
+    np.random.seed(0)
+    random.seed(0)
+    eager = [step(gradc.ones(1)).item() for _ in range(5)]
+    np.random.seed(0)
+    random.seed(0)
+    compiled = gradc.compile(step)
+    with pytest.warns(UserWarning, match=r"numpy.random.beta\(\) was called while gradc.compile traced"):
+        got = [compiled(gradc.ones(1)).item() for _ in range(5)]
+    assert got == eager and len(set(got)) == 5
+    assert "RandomState" in repr(np.random.beta)   # the real functions are back after the trace
+    with pytest.raises(gradc.TraceError, match="frozen into the program"):
+        gradc.compile(lambda x: x * random.random(), fullgraph=True)(gradc.ones(1))
