@@ -27,7 +27,7 @@ from .pytree import flatten, unflatten
 from .recompile import describe, leaf_paths
 from .reach import Reach, cell_value, modules_of
 from .reporting import debug_level, maybe_dump, report
-from .runtime import native
+from .runtime import cuda_graphs, native
 from .runtime.wiring import Binding, Effect
 from .spec import Gradients, Spec
 from .tensor import Tensor
@@ -39,19 +39,31 @@ from .traced_float import Specialize, TracedFloat
 log = logging.getLogger("gradc")
 _EAGER = "eager"
 BACKENDS = ("auto", "numpy", "c", "cuda")
+# torch.compile's names, as scripts pass them: its default compiler generates native code as "auto"
+# does; "eager" / "aot_eager" run the captured graph through the framework's own kernels, as the
+# generated NumPy program does
+TORCH_BACKENDS = {"inductor": "auto", "eager": "numpy", "aot_eager": "numpy"}
+# torch.compile's modes, by what they choose that gradc has: CUDA-graph capture on a GPU (None: as
+# GRADC_CUDA_GRAPHS says, on by default). gradc does no autotuning, so max-autotune is the default.
+MODES = {None: None, "default": None, "max-autotune": None, "reduce-overhead": True,
+         "max-autotune-no-cudagraphs": False}
 
 
 class CompiledFunction:
     """What gradc.compile returns: call it like the original function."""
 
     def __init__(self, fn, backend="auto", amp=None, dynamic=None, fullgraph=False, dump=None, fuse=True,
-                 cache_limit=8):
+                 cache_limit=8, mode=None):
+        backend = TORCH_BACKENDS.get(backend, backend)
         if backend not in BACKENDS:
             raise GradcError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if amp not in (None, "fp16"):
             raise GradcError(f"amp must be None or 'fp16', got {amp!r}")
         if dynamic not in (None, True, False):
             raise GradcError(f"dynamic must be None (automatic), True or False, got {dynamic!r}")
+        if mode not in MODES:
+            raise GradcError(f"unknown mode {mode!r}; choose one of {', '.join(repr(m) for m in MODES if m)}")
+        self.mode, self._graphs = mode, MODES[mode]
         # Compiling a compiled function compiles the original once, with these options.
         fn = fn._orig_mod if isinstance(fn, CompiledModule) else (fn.fn if isinstance(fn, CompiledFunction) else fn)
         self.fn = fn
@@ -156,6 +168,12 @@ class CompiledFunction:
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
+        if self._graphs is None:
+            return self._call(*args, **kwargs)
+        with cuda_graphs.preferred(self._graphs):   # the mode's choice, for the programs this call loads
+            return self._call(*args, **kwargs)
+
+    def _call(self, *args, **kwargs):
         if dispatch.tracer() is not None:  # called from a function being traced: becomes part of its trace
             return self._run_eagerly(*args, **kwargs)
         flat, spec, key = self._flatten_call(args, kwargs)
@@ -526,7 +544,7 @@ def _same_settings(opt, groups):
 
 
 def compile(fn=None, *, backend="auto", amp=None, dynamic=None, fullgraph=False, dump=None, fuse=True,
-            cache_limit=8):
+            cache_limit=8, mode=None, disable=False):
     """Compile `fn` (a function or nn.Module). Usable as @gradc.compile or @gradc.compile(...).
     A module gives a CompiledModule (an nn.Module); a function a CompiledFunction. Compiling
     something already compiled compiles the original with the new options.
@@ -552,11 +570,18 @@ def compile(fn=None, *, backend="auto", amp=None, dynamic=None, fullgraph=False,
     marks one. A symbolic size (2 or more) is traced once for all sizes; what the function assumed
     about it is a guard, and the program is lowered once per size it is called with.
     Optimizer hyper-parameters and GradScaler state read during the trace are program inputs as well.
+    backend: "auto" (C where a compiler is found, CUDA for GPU tensors), "numpy", "c", "cuda"; PyTorch's
+    "inductor" is "auto", its "eager" and "aot_eager" are "numpy". mode: PyTorch's names; gradc's only
+    choice among them is CUDA-graph capture: "reduce-overhead" captures, "max-autotune-no-cudagraphs"
+    does not, "default" and "max-autotune" leave it to GRADC_CUDA_GRAPHS (on unless set to 0).
+    disable=True returns fn itself.
     Python side effects (a counter incremented, a list appended to) run once, while tracing: later
     calls replay the tensor work only. Setting an optimizer option or stepping an lr scheduler
     inside is refused for that reason (TraceError: the call runs eagerly; step schedulers outside)."""
     if fn is None:
         return lambda f: compile(f, backend=backend, amp=amp, dynamic=dynamic, fullgraph=fullgraph, dump=dump,
-                                 fuse=fuse, cache_limit=cache_limit)
-    compiled = CompiledFunction(fn, backend, amp, dynamic, fullgraph, dump, fuse, cache_limit)
+                                 fuse=fuse, cache_limit=cache_limit, mode=mode, disable=disable)
+    if disable:   # torch.compile(model, disable=not args.compile): the model itself
+        return fn
+    compiled = CompiledFunction(fn, backend, amp, dynamic, fullgraph, dump, fuse, cache_limit, mode)
     return CompiledModule(compiled.fn, compiled) if isinstance(compiled.fn, Module) else compiled

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import strict_cupy as sc
+import gradc
 from gradc.runtime import cuda, cuda_graphs
+from gradc.testing import assert_close
 
 cp = sc.MODULE
 
@@ -98,8 +100,32 @@ def test_loading_a_program_wraps_its_entry_unless_turned_off(monkeypatch):
     _Host.K_all_reduce = object()   # a collective talks to the other ranks on every call: never captured
     assert not isinstance(cuda.load("", "", {}), cuda_graphs.GraphRunner)
     del _Host.K_all_reduce
+    with cuda_graphs.preferred(False):   # gradc.compile(..., mode="max-autotune-no-cudagraphs")
+        assert not isinstance(cuda.load("", "", {}), cuda_graphs.GraphRunner)
     monkeypatch.setenv("GRADC_CUDA_GRAPHS", "0")
     assert not isinstance(cuda.load("", "", {}), cuda_graphs.GraphRunner)
+    with cuda_graphs.preferred(True):    # mode="reduce-overhead"
+        assert isinstance(cuda.load("", "", {}), cuda_graphs.GraphRunner)
+
+
+@pytest.mark.parametrize("mode, graphs", [("reduce-overhead", True), ("max-autotune-no-cudagraphs", False),
+                                          ("default", None), ("max-autotune", None)])
+def test_torch_compile_modes_choose_graph_capture_for_the_programs_a_call_loads(mode, graphs):
+    seen = []
+    f = gradc.compile(lambda x: seen.append(cuda_graphs._preferred.get()) or x * 2, mode=mode)
+    assert f(gradc.ones(2)).tolist() == [2.0, 2.0] and seen == [graphs]
+    assert cuda_graphs._preferred.get() is None   # only for that call
+    with pytest.raises(gradc.GradcError, match="unknown mode"):
+        gradc.compile(lambda x: x, mode="fastest")
+
+
+def test_torch_compile_backends_and_disable_are_understood():
+    m = gradc.nn.Linear(3, 2)
+    assert gradc.compile(m, disable=True) is m
+    for name, ours in (("inductor", "auto"), ("eager", "numpy"), ("aot_eager", "numpy")):
+        c = gradc.compile(m, backend=name)
+        assert c._compiled.backend == ours
+        assert_close(c(gradc.ones(1, 3)), m(gradc.ones(1, 3)))
 
 
 @pytest.mark.parametrize("what", ["synchronize", "item"])

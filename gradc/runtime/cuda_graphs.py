@@ -19,14 +19,33 @@ per kernel and host op.
   outside the capture, raising the error eager mode raises.
 
 Opt out with GRADC_CUDA_GRAPHS=0 (every call then runs the host function directly)."""
+import contextlib
+import contextvars
 import os
 
 WARMUP = 1
 MAX_MISSES = 3
 
 
+_preferred = contextvars.ContextVar("gradc_cuda_graphs", default=None)
+
+
 def enabled():
+    """Whether a CUDA program loaded now runs through captured graphs: as the compiled function's
+    mode chose (`preferred`), else as GRADC_CUDA_GRAPHS says (on by default)."""
+    chosen = _preferred.get()
+    if chosen is not None:
+        return chosen
     return os.environ.get("GRADC_CUDA_GRAPHS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@contextlib.contextmanager
+def preferred(graphs):
+    token = _preferred.set(graphs)
+    try:
+        yield
+    finally:
+        _preferred.reset(token)
 
 
 def _key(args):
