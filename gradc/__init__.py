@@ -23,6 +23,7 @@ from .shapes import Size
 from .dynamic import mark_dynamic
 from .functions import *  # noqa: F401,F403  (every op, from the op table and the composites)
 from . import cuda  # noqa: E402
+from . import accelerator  # noqa: E402
 from . import nn, optim, amp  # noqa: E402
 from . import utils  # noqa: E402
 from .generator import Generator, default_generator  # noqa: E402

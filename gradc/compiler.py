@@ -31,7 +31,7 @@ from .runtime import cuda_graphs, native
 from .runtime.wiring import Binding, Effect
 from .spec import Gradients, Spec
 from .tensor import Tensor
-from .trace import Tracer
+from .tracer import Tracer
 from .symint import Sizes
 from .host_random import refusing_draws
 from .traced_float import Specialize, TracedFloat
@@ -533,7 +533,7 @@ def _same_settings(opt, groups):
     """The optimizer's settings, and the very state tensors the program reads and writes (one that
     load_state_dict or a reset replaced would otherwise be left behind, silently)."""
     from .recompile import settings_changes, state_changes
-    from .trace import settings_of, state_tensors
+    from .tracer import settings_of, state_tensors
     held = state_tensors(opt)
 
     def guard(flat_args):

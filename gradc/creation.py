@@ -61,6 +61,14 @@ def legacy(name, dtype, args, device=None):
     return tensor(data, dtype=dtype, device=device)
 
 
+def _legacy_new(self, *args):
+    """x.new(*sizes) / x.new(data): PyTorch's legacy constructor with x's dtype and device."""
+    return legacy("new", self.dtype, args, self.device)
+
+
+Tensor.new = _legacy_new
+
+
 def _init(self, *args, device=None):
     t = legacy("Tensor", D.default_float, args, device)
     for k in Tensor.__slots__[:-1]:

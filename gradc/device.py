@@ -40,8 +40,12 @@ class Device:
 CPU = Device("cpu")
 
 
-def device(spec):
-    """Parse "cpu", "cuda", "cuda:N" or a Device; unknown strings raise DeviceError."""
+def device(spec, index=None):
+    """Parse "cpu", "cuda", "cuda:N", ("cuda", N) or a Device; unknown strings raise DeviceError."""
+    if index is not None:
+        if not isinstance(spec, str) or ":" in spec or not isinstance(index, int) or index < 0:
+            raise DeviceError(f"device({spec!r}, {index!r}): expected a device type and an index, as ('cuda', 0)")
+        spec = f"{spec}:{index}" if spec != "cpu" else spec
     if spec is None:
         return CPU
     if isinstance(spec, Device):

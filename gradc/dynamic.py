@@ -20,7 +20,7 @@ from .runtime.wiring import Binding
 from .shapes import normalize_axis
 from .symint import concrete
 from .tensor import Tensor
-from .trace import user_location
+from .tracer import user_location
 
 log = logging.getLogger("gradc")
 DYNAMIC = "dynamic (>= 2)"   # a dynamic size in a call signature

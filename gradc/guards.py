@@ -14,7 +14,7 @@ way (and the compiled module itself) contribute their non-tensor attributes (`Dr
                                              by identity and length)
 
 Python modules (`np`, `F`) are not guarded. Optimizer hyper-parameters and GradScaler state are
-not guarded here: they are program inputs (see gradc.trace). A failed guard names what changed,
+not guarded here: they are program inputs (see gradc.tracer). A failed guard names what changed,
 e.g. `global SCALE: 1.0 -> 0.25` or `model.drop.p: 0.5 -> 0.0`.
 
 Cost per call: an unchanged global or cell is one dict lookup or cell read and an identity test;

@@ -63,7 +63,7 @@ from .runtime.program import Program
 from .runtime.stats import Stats
 from .spec import BACKENDS, Gradients, Spec  # noqa: F401  (re-exported: gradc.lower.Spec)
 from .ir import Graph
-from .trace import Tracer
+from .tracer import Tracer
 
 STAGES = ("autodiff", "simplify", "recompute", "split", "amp", "fusion", "schedule", "memory", "codegen", "load")
 GRAPH_STAGES = STAGES[:4]   # run once on the whole graph; the others run per program

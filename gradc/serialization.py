@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import dtypes as D
-from .device import Device, device as _device, require as _require_device
+from .device import CPU, Device, device as _device, require as _require_device
 from .dtypes import DType
 from .errors import ArtifactError, DeviceError, GradcError
 from .functions import from_numpy
@@ -338,6 +338,10 @@ def _check_entry(e, i, end, where):
         _fail(where, f"array {i} starts at byte {e['offset']}, not at {_align(end)} where it must")
 
 
+def _empty_cpu():
+    return Tensor._wrap(np.zeros(0, dtype=np.float32), D.float32, CPU)
+
+
 def _target_device(saved, map_location, where):
     if map_location is None:
         target = saved
@@ -345,9 +349,17 @@ def _target_device(saved, map_location, where):
         target = map_location.get(saved, saved)
     elif isinstance(map_location, (str, Device)):
         target = map_location
+    elif callable(map_location):
+        # PyTorch's fn(storage, location): it gets an empty tensor on the CPU (where the data is read)
+        # and the saved device's name; the device of what it returns is where the tensor goes (None: saved)
+        placed = map_location(_empty_cpu(), saved)
+        target = saved if placed is None else getattr(placed, "device", None)
+        if not isinstance(target, (str, Device)):
+            raise GradcError(f"gradc.load: map_location({saved!r}) returned {type(placed).__name__}; return the "
+                             "storage it was given (on a device of your choice) or None")
     else:
-        raise GradcError("gradc.load: map_location must be None, a device ('cpu', 'cuda:0', gradc.device(...)) or a "
-                         f"dict from saved device names to devices; got {type(map_location).__name__}")
+        raise GradcError("gradc.load: map_location must be None, a device ('cpu', 'cuda:0', gradc.device(...)), a "
+                         f"dict from saved device names to devices or a function; got {type(map_location).__name__}")
     try:
         dev = _device(target)
     except DeviceError:

@@ -7,7 +7,7 @@ in-place writes, detach, backward) asks the active interpreter on the dispatch s
 from . import autograd, dispatch
 from . import dtypes as D
 from .device import CPU
-from .errors import AutogradError, DTypeError, ShapeError
+from .errors import AutogradError, DTypeError, ShapeError, TraceError
 from .grad_mode import is_grad_enabled
 from .options import array_text
 from .shapes import Size, normalize_axis
@@ -86,6 +86,18 @@ class Tensor(dispatch.Value):
     def data(self):
         return self.detach()
 
+    @data.setter
+    def data(self, value):
+        """p.data = t (loading pretrained values): p takes t's values, shape and dtype in place of its
+        own, keeping its identity, requires_grad and .grad, with no history, as in PyTorch."""
+        if not isinstance(value, Tensor):
+            raise DTypeError(f".data must be assigned a tensor, got {type(value).__name__}")
+        if self._data is None or value._data is None:
+            raise AutogradError(".data cannot be assigned while gradc.compile traces; assign it outside the "
+                                "compiled function")
+        self._data, self.shape, self.dtype, self.device = value._data, value.shape, value.dtype, value.device
+        self._version[0] += 1
+
     @property
     def T(self):
         return self.permute(tuple(reversed(range(self.ndim))))
@@ -100,7 +112,11 @@ class Tensor(dispatch.Value):
     def _concrete(self, what):
         if self._data is None:
             tracer = dispatch.tracer()
-            return tracer.concretize(self, what) if tracer is not None else None
+            if tracer is None:
+                raise TraceError(f"{what} of a tensor made while gradc.compile traced a function and kept in "
+                                 "Python state (a list, a dict, a global): a compiled call gives back only what it "
+                                 "returns. Return the tensor from the compiled function instead")
+            return tracer.concretize(self, what)
         return self._data
 
     def numpy(self):

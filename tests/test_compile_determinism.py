@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import gradc
-from gradc import nn, optim, trace
+from gradc import nn, optim, tracer as trace
 from gradc.passes import fusion
 from gradc.workloads import WORKLOADS
 

@@ -109,8 +109,9 @@ class autocast:
             dtype, device_type = None, dtype
         if device_type is not None and device_type not in _DEVICE_TYPES:
             raise DTypeError(f"autocast: unknown device_type {device_type!r}; use 'cpu' or 'cuda'")
-        self.dtype = _low_dtype(dtype)
         self.enabled = bool(enabled)
+        # (a disabled region casts nothing: torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_amp) runs)
+        self.dtype = _low_dtype(dtype) if self.enabled else D.float16
         self._prev = []
 
     def __enter__(self):

@@ -96,13 +96,22 @@ def axes_arg(x, dim, name):
     return axes if x.ndim else ()
 
 
+def _numpy_floats(data):
+    """The dtypes of the NumPy floats (scalars and arrays) in nested lists."""
+    if isinstance(data, (list, tuple)):
+        return [d for x in data for d in _numpy_floats(x)]
+    return [data.dtype] if isinstance(data, (np.ndarray, np.floating)) and data.dtype.kind == "f" else []
+
+
 def infer_dtype(data):
     """The dtype gradc.tensor(data) gets: an array keeps its own, Python floats are float32."""
-    if isinstance(data, np.ndarray):
+    if isinstance(data, (np.ndarray, np.generic)):   # a NumPy scalar keeps its dtype too (np.float64(2.5))
         return D.from_numpy_dtype(data.dtype)
     arr = np.asarray(data)
     if arr.dtype.kind == "f":
-        return D.default_float
+        # Python floats are the default float; NumPy floats among them keep theirs ([np.float64(1.0), 2.0])
+        found = _numpy_floats(data)
+        return D.from_numpy_dtype(np.result_type(*found)) if found else D.default_float
     if arr.dtype.kind in "iu":
         return D.int64
     if arr.dtype.kind == "b":
