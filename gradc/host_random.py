@@ -5,8 +5,9 @@ would be baked into the program as a constant: every later call would repeat the
 number. So while the tracing thread runs the user's function, the module-level functions of
 `random` and `numpy.random` raise a TraceError, and the call runs eagerly (or, with
 fullgraph=True, the error names the way out: draw with gradc, or outside the compiled function).
-Other threads call the real functions. A `random.Random` or NumPy `Generator` object made by the
-user is not covered: its methods cannot be replaced."""
+Other threads call the real functions. `np.random.default_rng(seed)` stays allowed (seeded, it is
+deterministic); a `random.Random` or NumPy `Generator` object's draws are not covered: their
+methods cannot be replaced."""
 import contextlib
 import random
 import threading
@@ -19,7 +20,8 @@ _PY = ("random", "uniform", "randint", "randrange", "choice", "choices", "shuffl
        "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate", "gammavariate", "betavariate",
        "paretovariate", "weibullvariate", "triangular", "getrandbits", "randbytes", "binomialvariate")
 _NP = tuple(n for n in getattr(np.random, "__all__", ()) if not isinstance(getattr(np.random, n, None), type)
-            and callable(getattr(np.random, n, None)) and n not in ("get_state", "set_state", "seed"))
+            and callable(getattr(np.random, n, None))
+            and n not in ("get_state", "set_state", "seed", "default_rng", "get_bit_generator", "set_bit_generator"))
 _TARGETS = [(random, n) for n in _PY if hasattr(random, n)] + [(np.random, n) for n in _NP]
 _lock = threading.Lock()
 _active = {}   # thread id -> nesting depth of refusing_draws in that thread

@@ -190,6 +190,8 @@ def _from_entry(entry, spec, start, part_spec=None):
             wiring = dict(b["wiring"], cot_specs=[(tuple(shape), D.ALL[dt].np) for shape, dt in b["wiring"]["cot_specs"]])
             backward = Backward(_from_entry(b["program"], bspec, None), wiring)
         stats = dict(entry["stats"])
+        if backward is not None:   # the backward program's own figures, as a fresh lowering links them
+            stats["backward"] = backward.program.stats
     except (KeyError, TypeError, ValueError, GradcError):
         return None
     if start is not None:

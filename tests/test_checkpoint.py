@@ -151,8 +151,11 @@ def test_map_location_forms(tmp_path):
     gradc.save({"w": gradc.ones(2)}, path)
     for loc in ("cpu", gradc.device("cpu"), {"cpu": "cpu"}, None):
         assert gradc.load(path, map_location=loc)["w"].device == gradc.device("cpu")
+    # PyTorch's function form: what it returns says where each tensor goes (None: where it was saved)
+    assert gradc.load(path, map_location=lambda storage, loc: storage)["w"].device == gradc.device("cpu")
+    assert gradc.load(path, map_location=lambda storage, loc: None)["w"].tolist() == [1.0, 1.0]
     with pytest.raises(GradcError, match="map_location"):
-        gradc.load(path, map_location=lambda storage, loc: storage)
+        gradc.load(path, map_location=lambda storage, loc: "cpu")
     assert gradc.load(path, weights_only=True)["w"].shape == (2,)
     # a tensor saved on a GPU: without one here, a clear error that says to map it to the CPU
     raw = path.read_bytes()

@@ -205,13 +205,13 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                          "between 0 and 1 (pass logits to binary_cross_entropy_with_logits instead)", input)
     target = check_values(~((target >= 0) & (target <= 1)), "binary_cross_entropy: all elements of target should "
                           "be between 0 and 1", target)
-    log_p, log_q = input.log().clamp(min=-100.0), (1 - input).log().clamp(min=-100.0)
+    # each log clamped at -100 as PyTorch's; taken of 1 where its argument is 0, so that no 0 * inf = nan
+    # reaches the gradient of a saturated sigmoid (p of exactly 0 or 1)
+    log_p, log_q = (where(v > 0, where(v > 0, v, 1.0).log(), -100.0).clamp(min=-100.0) for v in (input, 1 - input))
     loss = -(target * log_p + (1 - target) * log_q)
-    # PyTorch's gradient for input, (p - t) / max(p (1 - p), 1e-12): through the clamped logs a saturated
-    # sigmoid (p of exactly 0 or 1) would get 0 * inf = nan. For target, log(1 - p) - log(p) of the clamped
-    # logs (PyTorch's is inf where p is 0 or 1; a coefficient of inf would make the loss nan here)
-    d_input = ((input - target) / (input * (1 - input)).clamp(min=1e-12)).detach()
-    loss = loss.detach() + d_input * (input - input.detach()) + (log_q - log_p).detach() * (target - target.detach())
+    # and there PyTorch's gradient, (p - t) / max(p (1 - p), 1e-12), which the masked log leaves out
+    edge = where(input * (1 - input) == 0, (input - target) * 1e12, 0.0).detach()
+    loss = loss + edge * (input - input.detach())
     if weight is not None:
         loss = loss * weight
     return reduce_loss(loss, legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy")
