@@ -221,12 +221,16 @@ def var(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
     return (centered * centered).sum(axes, keepdim) / builtins.max(_count(input, axes) - ddof, 0)
 
 
+def safe_sqrt(s):
+    """sqrt whose gradient is 0 where s is 0, PyTorch's for std, norms and distances (sqrt's own would
+    be inf there, and nan after the chain rule's * 0)."""
+    pos = s > 0
+    return where(pos, where(pos, s, 1.0).sqrt(), 0.0)
+
+
 @export("std")
 def std(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
-    """sqrt(var), with gradient 0 where the spread is 0 (as PyTorch's, where sqrt's would give nan)."""
-    v = var(input, dim, unbiased, keepdim, correction=correction)
-    flat = v == 0
-    return where(flat, 0.0, where(flat, 1.0, v).sqrt())
+    return safe_sqrt(var(input, dim, unbiased, keepdim, correction=correction))
 
 
 @export("amin")

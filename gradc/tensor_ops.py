@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import dtypes as D
-from .composite import accumulate_in_float32, assign, cat, gather_along, linear_index, put
+from .composite import accumulate_in_float32, assign, cat, gather_along, linear_index, put, safe_sqrt
 from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .errors import DTypeError, ShapeError
 from .indexing import getitem
@@ -286,9 +286,10 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
 def _root(total, p):
     """total ** (1 / p) whose gradient is 0 where total is 0 (PyTorch's subgradient of a norm at
     the zero vector), not the NaN that inf * 0 would give."""
+    if p == 2.0:
+        return safe_sqrt(total)
     zero = total == 0
-    root = where(zero, 1.0, total).sqrt() if p == 2.0 else where(zero, 1.0, total) ** (1.0 / p)
-    return where(zero, 0.0, root)
+    return where(zero, 0.0, where(zero, 1.0, total) ** (1.0 / p))
 
 
 # ---------------------------------------------------------------------- elementwise math

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from . import dtypes as D
-from .composite import cat
+from .composite import cat, safe_sqrt
 from .creation import arange, ones
 from .errors import DTypeError, ShapeError
 from .ops.frontend import cast, export, scalar, where
@@ -228,12 +228,6 @@ def trace(self):
 
 
 # ---------------------------------------------------------------------- distances
-def _safe_sqrt(s):
-    """sqrt with gradient 0 (not nan) where s is 0, as PyTorch's distance functions give."""
-    pos = s > 0
-    return where(pos, where(pos, s, scalar(1, s.dtype, s.device)).sqrt(), scalar(0, s.dtype, s.device))
-
-
 def _pnorm(d, p, dim):
     """The p-norm of the differences `d` over dim (p in [0, inf]; gradient 0 at equal points)."""
     return d.norm(p, dim)
@@ -263,7 +257,7 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     if use_mm:
         sq = ((x1 * x1).sum(-1).unsqueeze(-1) + (x2 * x2).sum(-1).unsqueeze(-2)
               - 2 * (x1 @ x2.transpose(-2, -1)))
-        return _safe_sqrt(sq.clamp(min=0))
+        return safe_sqrt(sq.clamp(min=0))
     return _pnorm(x1.unsqueeze(-2) - x2.unsqueeze(-3), p, -1)
 
 
