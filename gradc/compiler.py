@@ -168,12 +168,9 @@ class CompiledFunction:
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
-        if self._graphs is None:
-            return self._call(*args, **kwargs)
-        with cuda_graphs.preferred(self._graphs):   # the mode's choice, for the programs this call loads
-            return self._call(*args, **kwargs)
-
-    def _call(self, *args, **kwargs):
+        if self._graphs is not None and cuda_graphs.preference() is not self._graphs:
+            with cuda_graphs.preferred(self._graphs):   # the mode's choice, for the programs this call loads
+                return self(*args, **kwargs)
         if dispatch.tracer() is not None:  # called from a function being traced: becomes part of its trace
             return self._run_eagerly(*args, **kwargs)
         flat, spec, key = self._flatten_call(args, kwargs)

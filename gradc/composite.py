@@ -8,7 +8,7 @@ import numpy as np
 from . import dispatch
 from . import dtypes as D
 from .creation import arange, full, tensor
-from .device import device as _device, require as _require_device
+from .device import CPU, device as _device, require as _require_device
 from .errors import AutogradError, DTypeError, ShapeError, ValueRangeError
 from .symint import SymInt
 from .grad_mode import is_grad_enabled
@@ -137,7 +137,8 @@ def _assign_through_view(view, result, what, base, ops):
     fresh = base
     for prim, attrs in ops:
         fresh = prim.bind(fresh, **attrs)
-    if not np.shares_memory(view._data, base._data):   # a view op that had to copy
+    xp = np if base.device is CPU else base.device.xp
+    if not xp.shares_memory(view._data, base._data):   # a view op that had to copy
         view._data[...] = fresh._data
     view._grad_fn, view.requires_grad, view._view_of = fresh._grad_fn, fresh.requires_grad, fresh._view_of
     return view

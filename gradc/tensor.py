@@ -89,7 +89,8 @@ class Tensor(dispatch.Value):
     @data.setter
     def data(self, value):
         """p.data = t (loading pretrained values): p takes t's values, shape and dtype in place of its
-        own, keeping its identity, requires_grad and .grad, with no history, as in PyTorch."""
+        own, keeping its identity, requires_grad and .grad, as in PyTorch. Its version counter moves:
+        a backward that saved p's old value then fails loudly instead of reading the new one."""
         if not isinstance(value, Tensor):
             raise DTypeError(f".data must be assigned a tensor, got {type(value).__name__}")
         if self._data is None or value._data is None:

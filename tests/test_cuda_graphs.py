@@ -112,9 +112,9 @@ def test_loading_a_program_wraps_its_entry_unless_turned_off(monkeypatch):
                                           ("default", None), ("max-autotune", None)])
 def test_torch_compile_modes_choose_graph_capture_for_the_programs_a_call_loads(mode, graphs):
     seen = []
-    f = gradc.compile(lambda x: seen.append(cuda_graphs._preferred.get()) or x * 2, mode=mode)
+    f = gradc.compile(lambda x: seen.append(cuda_graphs.preference()) or x * 2, mode=mode)
     assert f(gradc.ones(2)).tolist() == [2.0, 2.0] and seen == [graphs]
-    assert cuda_graphs._preferred.get() is None   # only for that call
+    assert cuda_graphs.preference() is None   # only for that call
     with pytest.raises(gradc.GradcError, match="unknown mode"):
         gradc.compile(lambda x: x, mode="fastest")
 

@@ -30,6 +30,11 @@ MAX_MISSES = 3
 _preferred = contextvars.ContextVar("gradc_cuda_graphs", default=None)
 
 
+def preference():
+    """What the compiled function being called chose (its mode): True, False, or None for no choice."""
+    return _preferred.get()
+
+
 def enabled():
     """Whether a CUDA program loaded now runs through captured graphs: as the compiled function's
     mode chose (`preferred`), else as GRADC_CUDA_GRAPHS says (on by default)."""
