@@ -487,8 +487,10 @@ def test_mse_loss_reductions():
     np.testing.assert_allclose(none.detach().numpy(), (a - b) ** 2, rtol=1e-12)
     nn.MSELoss()(x, t64(b)).backward()
     np.testing.assert_allclose(x.grad.numpy(), 2 * (a - b) / a.size, rtol=1e-12)
-    with pytest.raises(ShapeError, match=r"\(3, 4\).*\(4,\)"):
-        nn.MSELoss()(x, t64(b[0]))
+    with pytest.warns(UserWarning, match=r"target size \(\(4,\)\).*input size \(\(3, 4\)\)"):   # as PyTorch: broadcast
+        np.testing.assert_allclose(nn.MSELoss()(x, t64(b[0])).item(), ((a - b[0]) ** 2).mean(), rtol=1e-12)
+    with pytest.raises(ShapeError, match=r"\(3, 4\).*\(3,\)"), pytest.warns(UserWarning):
+        nn.MSELoss()(x, t64(b[:, 0]))
     with pytest.raises(ValueError, match="reduction"):
         nn.MSELoss(reduction="avg")(x, t64(b))
 

@@ -8,6 +8,7 @@ from ..grad_mode import no_grad
 from ..tensor import Tensor
 from ..ops import OPS
 from ..ops.index import check_values
+from .losses import broadcast_target
 from .losses import (binary_cross_entropy_with_logits, cosine_similarity, huber_loss, kl_div,  # noqa: F401
                      l1_loss, legacy_reduction, one_hot, reduce_loss, smooth_l1_loss, weighted)
 from ..functions import where, arange, rand, pdist  # noqa: F401  (F.pdist is gradc.pdist)
@@ -187,8 +188,7 @@ def _renorm_rows(weight, idx, max_norm, norm_type):
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
-    if input.shape != target.shape:
-        raise ShapeError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    input, target = broadcast_target(input, target, "mse_loss")
     diff = input - target
     return weighted(diff * diff, weight, legacy_reduction(size_average, reduce, reduction), "mse_loss")
 

@@ -1,9 +1,12 @@
 """Losses beyond the classification ones (gradc.nn.functional re-exports these), with PyTorch's
 signatures, defaults and reductions, and the helpers every loss shares."""
+import warnings
+
 from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
 from ..functions import arange, where
 from ..ops import OPS
+from ..shapes import broadcast_shapes
 
 
 def reduce_loss(loss, reduction, name):
@@ -29,6 +32,18 @@ def _same_shape(input, target, name):
     if input.shape != target.shape:
         raise ShapeError(f"{name}: input shape {input.shape} and target shape {target.shape} differ; give a target "
                          "of the input's shape")
+
+
+def broadcast_target(input, target, name):
+    """What PyTorch does for the regression losses when the shapes differ: warn (an (N, 1) output
+    against an (N,) target is almost always a bug: the loss becomes N x N) and broadcast."""
+    if input.shape == target.shape:
+        return input, target
+    warnings.warn(f"{name}: using a target size ({tuple(target.shape)}) that is different to the input size "
+                  f"({tuple(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
+                  "Please ensure they have the same size.", UserWarning, stacklevel=3)
+    shape = broadcast_shapes(name, [tuple(input.shape), tuple(target.shape)])
+    return input.expand(*shape), target.expand(*shape)
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
@@ -61,12 +76,12 @@ def weighted(loss, weight, reduction, what, mean_by_weight=True):
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
-    _same_shape(input, target, "l1_loss")
+    input, target = broadcast_target(input, target, "l1_loss")
     return weighted((input - target).abs(), weight, legacy_reduction(size_average, reduce, reduction), "l1_loss")
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
-    _same_shape(input, target, "smooth_l1_loss")
+    input, target = broadcast_target(input, target, "smooth_l1_loss")
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
     d = (input - target).abs()
@@ -75,7 +90,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
-    _same_shape(input, target, "huber_loss")
+    input, target = broadcast_target(input, target, "huber_loss")
     d = (input - target).abs()
     return weighted(where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta)), weight, reduction, "huber_loss",
                     mean_by_weight=False)
