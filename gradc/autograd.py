@@ -15,7 +15,7 @@ class Node:
     `parents[i]` is the producer Node of input i, the leaf tensor itself if it is a leaf that
     requires grad, or None when no gradient flows there."""
     __slots__ = ("prim", "attrs", "parents", "saved", "versions", "out", "out_version", "shapes", "dtypes",
-                 "needs", "freed", "where", "hooks")
+                 "needs", "freed", "where", "hooks", "group")
 
     def __init__(self, prim, attrs, args, out):
         self.prim, self.attrs = prim, attrs
@@ -32,6 +32,7 @@ class Node:
         self.needs = needs
         self.freed = False
         self.hooks = None  # the Tensor.register_hook hooks of the tensor this node made
+        self.group = None  # the NodeGroup this node belongs to (a module's backward hooks)
 
     def unpack(self, create_graph=False):
         """(primitive, Ctx, parents) for this node's VJP. With create_graph the saved output gets
@@ -95,15 +96,32 @@ def sum_to(g, shape):
     return g.reshape(shape)
 
 
+class NodeGroup:
+    """Nodes the backward walk takes as one unit, once every one of them has its whole gradient:
+    `run(grads)` gets their gradients (None where none came) and returns the ones to go on with.
+    A module's backward hooks see all of its outputs' (or inputs') gradients at once this way."""
+    __slots__ = ("members", "run")
+
+    def __init__(self, members, run):
+        self.members, self.run = tuple(members), run
+        for m in self.members:
+            m.group = self
+
+    @property
+    def parents(self):
+        return tuple(p for m in self.members for p in m.parents)
+
+
 def _topological(*roots):
     """Nodes reachable from the roots, each after all the nodes it feeds (an explicit stack: deep
-    graphs must not hit the recursion limit)."""
+    graphs must not hit the recursion limit); a node of a NodeGroup stands for its whole group."""
     # A node counts as visited when it is expanded, not when it is pushed: marking at push time
     # lets a node that is still waiting on the stack be finished before a node that feeds it
     # (e.g. z in z - log(sum(exp(z)))), which drops part of its gradient.
     order, seen, stack = [], set(), [(root, False) for root in reversed(roots)]
     while stack:
         node, expanded = stack.pop()
+        node = getattr(node, "group", None) or node
         if expanded:
             order.append(node)
             continue
@@ -112,7 +130,7 @@ def _topological(*roots):
         seen.add(id(node))
         stack.append((node, True))
         for p in node.parents:
-            if isinstance(p, Node) and id(p) not in seen:
+            if isinstance(p, Node) and id(p.group or p) not in seen:
                 stack.append((p, False))
     order.reverse()
     return order
@@ -128,6 +146,14 @@ def backprop(order, cot, expand, done=None):
     Returns the nodes whose VJP ran."""
     visited = []
     for node in order:
+        if type(node) is NodeGroup:
+            grads = [cot.pop(m, None) for m in node.members]
+            if any(g is not None for g in grads):
+                for m, g in zip(node.members, node.run(grads)):
+                    if g is not None:
+                        cot[m] = g
+                visited += backprop(node.members, cot, expand, done)
+            continue
         g = cot.pop(node, None)
         if g is None:
             continue

@@ -9,6 +9,7 @@ from ..autograd import no_grad
 from ..errors import DTypeError, GradcError, ShapeError
 from ..tensor import Tensor
 from ..functions import tensor as _tensor, zeros_like
+from .backward_hooks import call_with_backward_hooks
 
 
 def _check_name(where, what, name):
@@ -379,7 +380,13 @@ class Module:
                         args, kwargs = res
                     else:
                         args = res if isinstance(res, tuple) else (res,)
-        out = self.forward(*args, **kwargs)
+        backward = [h for h in hooks if h[1] in ("backward", "backward_pre")]
+        if backward:
+            out = call_with_backward_hooks(self, lambda *a: self.forward(*a, **kwargs), args,
+                                           [h[2] for h in backward if h[1] == "backward_pre"],
+                                           [h[2] for h in backward if h[1] == "backward"])
+        else:
+            out = self.forward(*args, **kwargs)
         for _, kind, hook, with_kwargs in hooks:
             if kind == "post":
                 res = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
@@ -396,6 +403,22 @@ class Module:
         """hook(module, args, output) (or (module, args, kwargs, output)) runs after forward; a value
         it returns replaces the output. Returns a handle whose remove() unregisters it."""
         return self._add_hook("post", hook, prepend, with_kwargs)
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """hook(module, grad_input, grad_output) runs once the gradients with respect to the module's
+        tensor arguments are computed (None for those that need none); a tuple it returns replaces
+        grad_input. Returns a handle whose remove() unregisters it."""
+        return self._add_hook("backward", hook, prepend, False)
+
+    def register_full_backward_pre_hook(self, hook, prepend=False):
+        """hook(module, grad_output) runs once the gradients with respect to the module's outputs are
+        computed, before any of its backward; a tuple it returns replaces grad_output."""
+        return self._add_hook("backward_pre", hook, prepend, False)
+
+    def register_backward_hook(self, hook):
+        """PyTorch's deprecated form; here it has register_full_backward_hook's meaning (grad_input is
+        with respect to the module's arguments, not to the inputs of its last op)."""
+        return self._add_hook("backward", hook, False, False)
 
     def _add_hook(self, kind, hook, prepend, with_kwargs):
         handle = RemovableHandle(self)
