@@ -1,12 +1,31 @@
-"""torch.linalg's everyday names: vector and matrix norms, vecdot, cross, multi_dot, and the
-Cholesky factorisation and triangular solves (written with tensor ops, O(n) of them: for the small
-matrices of a distribution or a Gaussian-process toy, not for large systems). Everything here
-differentiates and compiles like any op."""
+"""torch.linalg's everyday names: vector and matrix norms, vecdot, cross, multi_dot; solve, inv,
+det and slogdet (primitives computed by LAPACK or cuSOLVER); the Cholesky factorisation and
+triangular solves (written with tensor ops, O(n) of them: for the small matrices of a distribution
+or a Gaussian-process toy, not for large systems). Everything here differentiates and compiles
+like any op."""
 import math
 
 from .distributions.linalg import checked_cholesky, solve_lower_matrix
 from .errors import LinAlgError, ShapeError  # noqa: F401  (LinAlgError: as torch.linalg.LinAlgError)
 from .functions import cross as _cross, diagonal as _diagonal, eye, flip, matmul, norm as _norm  # noqa: F401
+from .ops.linalg import det, inverse as inv, slogdet, solve  # noqa: F401
+
+
+def matrix_power(A, n):
+    """A multiplied by itself n times (by squaring); n < 0 takes the inverse first, n == 0 is the identity."""
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise ShapeError(f"linalg.matrix_power: expects square matrices (..., n, n), got shape {A.shape}")
+    n = int(n)
+    if n < 0:
+        A, n = inv(A), -n
+    out = None
+    while n:
+        if n & 1:
+            out = A if out is None else out @ A
+        n >>= 1
+        if n:
+            A = A @ A
+    return eye(A.shape[-1], dtype=A.dtype, device=A.device).expand(A.shape) if out is None else out
 
 
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):

@@ -822,6 +822,40 @@ op("matmul_fn", lambda a, b: gradc.matmul(a, b), lambda rng: [S(randn(rng, (3, 4
 op("mm", lambda a, b: gradc.mm(a, b), lambda rng: [S(randn(rng, (2, 4)), randn(rng, (4, 3))),
                                                    S(randn(rng, (1, 1)), randn(rng, (1, 5)))],
    ref=np.matmul, torch_fn=lambda a, b: a.mm(b))
+def well_conditioned(rng, shape):
+    """Square matrices (..., n, n) with a dominant diagonal: invertible, condition number near 1."""
+    n = shape[-1]
+    return rng.standard_normal(shape) * 0.3 + np.eye(n) * rng.choice([-1.0, 1.0], shape[:-1])[..., None] * 2
+
+
+_LINALG_TOL = {"float32": (1e-4, 1e-5), "float64": (1e-9, 1e-12)}
+op("linalg_solve", lambda a, b, left=True: gradc.linalg.solve(a, b, left=left),
+   lambda rng: [S(well_conditioned(rng, (3, 3)), randn(rng, (3, 2))),
+                S(well_conditioned(rng, (2, 3, 3)), randn(rng, (3,))),
+                S(well_conditioned(rng, (2, 3, 3)), randn(rng, (2, 3))),
+                S(well_conditioned(rng, (2, 1, 3, 3)), randn(rng, (4, 3, 2))),
+                S(well_conditioned(rng, (3, 3)), randn(rng, (2, 3)), left=False)],
+   ref=lambda a, b, left=True: (np.linalg.solve(a, b[..., None])[..., 0] if b.ndim == 1 or b.shape == a.shape[:-1]
+                                else np.linalg.solve(a, b)) if left else np.swapaxes(np.linalg.solve(
+                                    np.swapaxes(a, -1, -2), np.swapaxes(b, -1, -2)), -1, -2),
+   torch_fn=lambda a, b, left=True: _torch().linalg.solve(a, b, left=left), tol=_LINALG_TOL)
+op("inverse", lambda a: gradc.linalg.inv(a), lambda rng: [S(well_conditioned(rng, (3, 3))),
+                                                         S(well_conditioned(rng, (2, 4, 4)))],
+   ref=np.linalg.inv, torch_fn=lambda a: _torch().linalg.inv(a), tol=_LINALG_TOL)
+op("det", lambda a: gradc.linalg.det(a), lambda rng: [S(well_conditioned(rng, (3, 3))),
+                                                     S(well_conditioned(rng, (2, 4, 4)))],
+   ref=np.linalg.det, torch_fn=lambda a: _torch().linalg.det(a), tol=_LINALG_TOL)
+op("slogdet", lambda a: tuple(gradc.linalg.slogdet(a)), lambda rng: [S(well_conditioned(rng, (3, 3))),
+                                                                    S(well_conditioned(rng, (2, 4, 4)))],
+   ref=lambda a: tuple(np.linalg.slogdet(a)), torch_fn=lambda a: tuple(_torch().linalg.slogdet(a)), tol=_LINALG_TOL)
+op("logdet", lambda a: gradc.logdet(a), lambda rng: [S(np.abs(well_conditioned(rng, (2, 3, 3))))],
+   ref=lambda a: np.where(np.linalg.slogdet(a)[0] > 0, np.linalg.slogdet(a)[1], np.nan),
+   torch_fn=lambda a: _torch().logdet(a), tol=_LINALG_TOL)
+op("matrix_power", lambda a, n: gradc.linalg.matrix_power(a, n),
+   lambda rng: [S(well_conditioned(rng, (3, 3)), n=3), S(well_conditioned(rng, (2, 3, 3)), n=-2),
+                S(well_conditioned(rng, (3, 3)), n=0)],
+   ref=lambda a, n: np.linalg.matrix_power(a, n), torch_fn=lambda a, n: _torch().linalg.matrix_power(a, n),
+   tol=_LINALG_TOL)
 op("linear", lambda x, w, b=None: F.linear(x, w, b),
    lambda rng: [S(randn(rng, (4, 3)), randn(rng, (5, 3)), randn(rng, (5,))), S(randn(rng, (4, 3)), randn(rng, (2, 3))),
                 S(randn(rng, (2, 3, 3)), randn(rng, (4, 3)), randn(rng, (4,))),

@@ -542,6 +542,30 @@ def _matmul(args, out, dtype, casting, rest):
 MATMUL_DEFAULTS = {p.name: p.default for p in signature(MATMUL).parameters.values()}
 
 
+def _solve(a, b):
+    if b.ndim != 1 and a.shape[:-2] != b.shape[:-2]:
+        raise CupyMismatch(f"cupy.linalg.solve: batch dims of a {a.shape} and b {b.shape} differ (CuPy does not "
+                           "broadcast them)")
+    if a.dtype != b.dtype or a.dtype.kind != "f" or a.dtype == np.float16:
+        raise CupyMismatch(f"cupy.linalg.solve: no cuSOLVER routine for {a.dtype} and {b.dtype}")
+    return np.linalg.solve(a, b)
+
+
+def _float_matrix(name, fn):
+    def impl(a):
+        if a.dtype.kind != "f" or a.dtype == np.float16:
+            raise CupyMismatch(f"cupy.linalg.{name}: no cuSOLVER routine for {a.dtype}")
+        return fn(a)
+    return impl
+
+
+# cupy.linalg: the solves and determinants (CuPy 14's signatures)
+MODULE.linalg = types.ModuleType("cupy.linalg")
+MODULE.linalg.solve = Function("linalg.solve", "a, b", _solve)
+MODULE.linalg.det = Function("linalg.det", "a", _float_matrix("det", np.linalg.det))
+MODULE.linalg.slogdet = Function("linalg.slogdet", "a", _float_matrix("slogdet", lambda a: tuple(np.linalg.slogdet(a))))
+
+
 def _scatter_add(a, slices, value):
     np.add.at(a, slices, value)   # the operands arrive unwrapped: `a` is the device array's own buffer
 

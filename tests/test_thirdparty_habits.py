@@ -857,3 +857,92 @@ def test_formatting_a_traced_loss_runs_the_call_eagerly_and_a_kept_traced_tensor
     keep(gradc.ones(2))
     with pytest.raises(gradc.TraceError, match="kept in Python state"):
         seen[0].item()
+
+
+def test_regression_losses_warn_and_broadcast_a_target_of_another_shape_as_pytorch():
+    out, target = np.linspace(-1, 1, 5, dtype=np.float32).reshape(5, 1), np.linspace(0, 2, 5, dtype=np.float32)
+    for name in ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss"):
+        ours_in, theirs_in = gradc.tensor(out, requires_grad=True), torch.tensor(out, requires_grad=True)
+        with pytest.warns(UserWarning, match="different to the input size"):
+            ours = getattr(gradc.nn.functional, name)(ours_in, gradc.tensor(target))
+        with pytest.warns(UserWarning):
+            theirs = getattr(torch.nn.functional, name)(theirs_in, torch.tensor(target))
+        ours.backward()
+        theirs.backward()
+        np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-6)
+        np.testing.assert_allclose(_np(ours_in.grad), theirs_in.grad.numpy(), rtol=1e-6, atol=1e-8)
+    with pytest.raises(gradc.ShapeError, match="cannot be broadcast"), pytest.warns(UserWarning):
+        gradc.nn.functional.mse_loss(gradc.ones(2), gradc.ones(3))
+
+
+def _backward_hook_record(lib):
+    """Full backward hooks and pre-hooks on a Sequential's layers and on a two-output module, one of
+    them scaling its grad_input, removed again for a second backward: what each saw, and the grads."""
+    nn, seen = lib.nn, []
+
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 4), nn.Linear(3, 2)
+
+        def forward(self, x, y, k=1.0):
+            return self.a(x) * 2, self.b(y), k
+
+    m, two = nn.Sequential(nn.Linear(3, 3), nn.ReLU()), Two()
+    with lib.no_grad():
+        for lin, w in ((m[0], np.arange(9).reshape(3, 3) / 10 - 0.3), (two.a, np.ones((4, 3))),
+                       (two.b, np.full((2, 3), 0.5))):
+            lin.weight.copy_(lib.tensor(w.astype(np.float32)))
+            lin.bias.zero_()
+
+    def grads(gs):
+        return [None if g is None else g.detach().numpy().copy() for g in gs]
+
+    def hook(mod, grad_input, grad_output):
+        seen.append(("hook", type(mod).__name__, grads(grad_input), grads(grad_output)))
+
+    def pre(mod, grad_output):
+        seen.append(("pre", type(mod).__name__, grads(grad_output)))
+        return tuple(None if g is None else g * 3 for g in grad_output)
+
+    m[1].register_full_backward_hook(hook)
+    m[0].register_full_backward_hook(hook)
+    two.register_full_backward_pre_hook(pre)
+    two.register_full_backward_hook(hook)
+    handle = two.a.register_full_backward_hook(lambda mod, gi, go: tuple(g * 10 for g in gi))
+    x = lib.tensor(np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3), requires_grad=True)
+    y = lib.tensor(np.linspace(-2, 1, 6, dtype=np.float32).reshape(2, 3))
+    p, q, _ = two(m(x), y)
+    (p.sum() + 0 * q.sum()).backward()
+    first = x.grad.numpy().copy()
+    handle.remove()
+    x.grad = None
+    p, q, _ = two(x, y)
+    p.sum().backward()
+    return seen, [first, x.grad.numpy().copy(), two.b.weight.grad.numpy().copy()]
+
+
+def test_module_backward_hooks_see_and_replace_gradients_as_in_pytorch():
+    (ours, ours_grads), (theirs, theirs_grads) = _backward_hook_record(gradc), _backward_hook_record(torch)
+    assert [r[:2] for r in ours] == [r[:2] for r in theirs]
+    assert len(ours) == 6
+    for a, b in zip(ours, theirs):
+        for xs, ys in zip(a[2:], b[2:]):
+            assert [x is None for x in xs] == [y is None for y in ys], (a[:2], xs, ys)
+            for x, y in zip(xs, ys):
+                if x is not None:
+                    np.testing.assert_allclose(x, y, rtol=1e-6)
+    for a, b in zip(ours_grads, theirs_grads):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_a_backward_hook_fires_without_input_gradients_and_a_compiled_call_runs_it_eagerly():
+    lin, seen = gradc.nn.Linear(2, 2), []
+    lin.register_full_backward_hook(lambda mod, gi, go: seen.append((gi, tuple(go[0].shape))))
+    lin(gradc.ones(1, 2)).sum().backward()
+    assert seen == [((None,), (1, 2))]
+    step = gradc.compile(lambda x: lin(x).sum())
+    with pytest.warns(UserWarning, match="backward hooks"):
+        loss = step(gradc.ones(3, 2))
+    loss.backward()
+    assert len(seen) == 2 and seen[1][1] == (3, 2)

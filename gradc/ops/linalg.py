@@ -1,4 +1,7 @@
-"""Batched matrix multiply (NumPy matmul semantics for operands of rank >= 2)."""
+"""Batched matrix multiply (NumPy matmul semantics for operands of rank >= 2), and the dense solves
+and determinants LAPACK (NumPy) or cuSOLVER (CuPy) compute: linalg.solve, inverse, det, slogdet."""
+import collections
+
 import numpy as np
 
 from .. import dispatch
@@ -7,7 +10,7 @@ from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
 from .frontend import cast
 from .primitive import primitive
-from .rules import broadcast_shapes, same_dtype
+from .rules import broadcast_shapes, floating, same_dtype
 
 
 def _matmul_shape(shapes):
@@ -110,3 +113,176 @@ def _check_inner(a, b, k1, k2):
     if k1 != k2:
         raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied ({k1} != {k2}); "
                          "the last dim of the first must equal the second-to-last of the second")
+
+
+# ---------------------------------------------------------------------- solve, det, slogdet
+# LAPACK (NumPy) or cuSOLVER (CuPy) per call; float16 is computed in float32. A singular matrix
+# raises LinAlgError as PyTorch's does, eagerly and when a compiled program runs.
+def _square(name, shape):
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise ShapeError(f"{name}: expects square matrices (..., n, n), got shape {tuple(shape)}")
+
+
+def _solve_shape(shapes):
+    a, b = shapes
+    _square("linalg.solve", a)
+    if len(b) < 2 or b[-2] != a[-1]:
+        raise ShapeError(f"linalg.solve: A of shape {tuple(a)} and B of shape {tuple(b)} do not fit "
+                         f"(B needs {a[-1]} rows)")
+    return broadcast_shapes("linalg.solve", [a[:-2], b[:-2]]) + tuple(b[-2:])
+
+
+def _lapack(*arrays):
+    """The operands in a dtype LAPACK takes (float16 as float32)."""
+    return [a.astype(np.float32) if a.dtype == np.float16 else a for a in arrays]
+
+
+def _singular(name, error=None):
+    from ..errors import LinAlgError
+    return LinAlgError(f"{name}: The solver failed because the input matrix is singular"
+                       f"{f' ({error})' if error else ''}; a matrix with dependent rows or columns has no inverse "
+                       "(add a small multiple of the identity, or use a least-squares method)")
+
+
+def _solve_kernel(xp, a, b, out=None):
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a2, b2 = _lapack(xp.broadcast_to(a, batch + a.shape[-2:]), xp.broadcast_to(b, batch + b.shape[-2:]))
+    if a2.shape[-1] == 0:
+        res = xp.zeros(b2.shape, b.dtype)
+    else:
+        try:
+            res = xp.linalg.solve(a2, b2)
+        except np.linalg.LinAlgError as e:
+            raise _singular("linalg.solve", e) from None
+        if xp is not np and not bool(xp.isfinite(res).all()):   # cuSOLVER does not raise: check
+            raise _singular("linalg.solve")
+    res = res.astype(b.dtype, copy=False)
+    if out is None:
+        return res
+    out[...] = res
+    return out
+
+
+solve_p = primitive("linalg_solve", "linalg", 2, lambda shapes: _solve_shape(shapes), floating("linalg.solve"),
+                    _solve_kernel, saves=(0, "out"))
+
+
+@solve_p.def_vjp
+def _solve_vjp(ctx, g):
+    a, x = ctx.inputs[0], ctx.out
+    gb = solve_p.bind(a.mT, g)          # A^T gB = g
+    return (-(gb @ x.mT) if ctx.needs[0] else None, gb if ctx.needs[1] else None)
+
+
+def _det_kernel(xp, a, out=None):
+    (a2,) = _lapack(a)
+    res = (xp.linalg.det(a2) if a.shape[-1] else xp.ones(a.shape[:-2], a2.dtype)).astype(a.dtype, copy=False)
+    if out is None:
+        return xp.asarray(res)
+    out[...] = res
+    return out
+
+
+def _batch_shape(name):
+    def rule(shapes):
+        _square(name, shapes[0])
+        return tuple(shapes[0][:-2])
+    return rule
+
+
+det_p = primitive("det", "linalg", 1, _batch_shape("linalg.det"), floating("linalg.det"), _det_kernel,
+                  saves=(0, "out"))
+
+
+@det_p.def_vjp
+def _det_vjp(ctx, g):
+    # d det(A) = det(A) tr(A^-1 dA): the gradient is g det(A) A^-T (infinite for a singular A)
+    a = ctx.inputs[0]
+    return ((g * ctx.out).unsqueeze(-1).unsqueeze(-1) * inverse_t(a),)
+
+
+def _slogdet_kernel(xp, a, sign, out=None):
+    (a2,) = _lapack(a)
+    if a.shape[-1]:
+        parts = xp.linalg.slogdet(a2)
+    else:
+        parts = xp.ones(a.shape[:-2], a2.dtype), xp.zeros(a.shape[:-2], a2.dtype)
+    res = xp.asarray(parts[0 if sign else 1]).astype(a.dtype, copy=False)
+    if out is None:
+        return res
+    out[...] = res
+    return out
+
+
+slogdet_p = primitive("slogdet", "linalg", 1, lambda shapes, sign: _batch_shape("linalg.slogdet")(shapes),
+                      floating("linalg.slogdet"), _slogdet_kernel, saves=(0,))
+
+
+@slogdet_p.def_vjp
+def _slogdet_vjp(ctx, g):
+    if ctx.attrs["sign"]:   # piecewise constant
+        return (None,)
+    return (g.unsqueeze(-1).unsqueeze(-1) * inverse_t(ctx.inputs[0]),)
+
+
+def inverse_t(a):
+    """A^-T, solved against the identity."""
+    eye = dispatch.interpreter().constant(np.eye(int(a.shape[-1]), dtype=a.dtype.np), a.dtype, a.device)
+    return solve_p.bind(a.mT, eye.expand(tuple(a.shape)))
+
+
+def _float_matrices(name, a):
+    if not isinstance(a, Value):
+        raise DTypeError(f"{name} expects a tensor, got {type(a).__name__}")
+    _square(name, a.shape)
+    if not a.dtype.is_floating_point:
+        raise DTypeError(f"{name}: expects a floating-point tensor, got {a.dtype!r}; convert with .float()")
+
+
+@det_p.def_frontend("det")
+def det(input):
+    """The determinant of each square matrix of `input` (..., n, n)."""
+    _float_matrices("linalg.det", input)
+    return det_p.bind(input)
+
+
+slogdet_result = collections.namedtuple("slogdet", ["sign", "logabsdet"])
+
+
+@slogdet_p.def_frontend("slogdet")
+def slogdet(input):
+    """(sign, log |det|) of each square matrix: the log-determinant without overflow or underflow."""
+    _float_matrices("linalg.slogdet", input)
+    return slogdet_result(slogdet_p.bind(input, sign=True), slogdet_p.bind(input, sign=False))
+
+
+@slogdet_p.def_frontend("logdet")
+def logdet(input):
+    """log det: NaN for a negative determinant and -inf for a zero one, as PyTorch's."""
+    sign, logabs = slogdet(input)
+    return logabs + sign.log()   # (log of the sign: 0, NaN or -inf; the sign has no gradient)
+
+
+@solve_p.def_frontend("inverse")
+def inverse(input):
+    """The inverse of each square matrix (solved against the identity); a singular one raises LinAlgError."""
+    _float_matrices("linalg.inv", input)
+    return inverse_t(input.mT)
+
+
+def solve(A, B, left=True):
+    """X with A @ X == B (left) or X @ A == B; B a batch of vectors (..., n) when it has one dim
+    fewer than A (or is 1-D), else of matrices (..., n, k); batch dims broadcast."""
+    _float_matrices("linalg.solve", A)
+    if not isinstance(B, Value):
+        raise DTypeError(f"linalg.solve: B must be a tensor, got {type(B).__name__}")
+    if A.dtype is not B.dtype:
+        raise DTypeError(f"linalg.solve: A is {A.dtype!r} and B is {B.dtype!r}; give both the same dtype")
+    vector = B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1]))
+    if not left:
+        if vector:
+            raise ShapeError("linalg.solve: left=False needs B to be a matrix (..., k, n)")
+        return solve_p.bind(A.mT, B.mT).mT
+    if vector:
+        return solve_p.bind(A, B.unsqueeze(-1)).squeeze(-1)
+    return solve_p.bind(A, B)
