@@ -1,5 +1,6 @@
 """gradc: a PyTorch-shaped deep-learning library that runs eagerly with autograd, and a compiler
 that traces the same code into a graph and generates NumPy or CUDA source for it."""
+import sys as _sys
 import warnings as _warnings
 
 from .version import __version__  # noqa: F401
@@ -53,4 +54,7 @@ autograd.gradcheck, autograd.gradgradcheck = testing.gradcheck, testing.gradgrad
 from .custom_function import Function as _Function, FunctionCtx as _FunctionCtx  # noqa: E402
 from .custom_function import once_differentiable as _once_differentiable  # noqa: E402
 autograd.Function, autograd.FunctionCtx, autograd.once_differentiable = _Function, _FunctionCtx, _once_differentiable
+from . import autograd_functional as _autograd_functional  # noqa: E402
+# torch.autograd.functional, also importable by that path (gradc.autograd is a module, not a package)
+autograd.functional = _sys.modules["gradc.autograd.functional"] = _autograd_functional
 is_anomaly_enabled, is_anomaly_check_nan_enabled = autograd.is_anomaly_enabled, autograd.is_anomaly_check_nan_enabled
