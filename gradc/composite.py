@@ -179,6 +179,8 @@ def copy_(self, src):
         src = to(src, self.device)
     if src.shape != self.shape:
         src = src.expand(self.shape)
+    if src.dtype is not self.dtype:   # copy_ converts any dtype (floats to an integer tensor truncate), as in PyTorch
+        src = src.to(self.dtype)
     return assign(self, src, "copy_")
 
 
