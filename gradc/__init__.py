@@ -57,4 +57,5 @@ autograd.Function, autograd.FunctionCtx, autograd.once_differentiable = _Functio
 from . import autograd_functional as _autograd_functional  # noqa: E402
 # torch.autograd.functional, also importable by that path (gradc.autograd is a module, not a package)
 autograd.functional = _sys.modules["gradc.autograd.functional"] = _autograd_functional
+from . import func  # noqa: E402
 is_anomaly_enabled, is_anomaly_check_nan_enabled = autograd.is_anomaly_enabled, autograd.is_anomaly_check_nan_enabled
