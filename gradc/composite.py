@@ -228,7 +228,7 @@ def safe_sqrt(s):
     """sqrt whose gradient is 0 where s is 0, PyTorch's for std, norms and distances (sqrt's own would
     be inf there, and nan after the chain rule's * 0)."""
     pos = s > 0
-    return where(pos, where(pos, s, 1.0).sqrt(), 0.0)
+    return where(pos, where(pos, s, 1.0).sqrt(), where(s == s, 0.0, s))   # (NaN stays NaN: std of one element)
 
 
 @export("std")

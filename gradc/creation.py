@@ -13,6 +13,7 @@ from .errors import DTypeError, OutOfMemoryError, ValueRangeError
 from .ops.frontend import export, infer_dtype, shape_arg as _shape_arg, size_arg
 from .shapes import Size, prod
 from .symint import SymInt, is_live, is_symbolic
+from .random import takes_generator
 from .tensor import Tensor
 
 
@@ -221,12 +222,14 @@ def _random_float(kind, size, dtype, device, requires_grad):
 
 
 @export("rand", method=False)
+@takes_generator
 def rand(*size, dtype=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1)."""
     return _random_float("rand", size, dtype, device, requires_grad)
 
 
 @export("randn", method=False)
+@takes_generator
 def randn(*size, dtype=None, device=None, requires_grad=False):
     """Standard normal samples."""
     return _random_float("randn", size, dtype, device, requires_grad)
@@ -245,6 +248,7 @@ def randn_like(t, dtype=None, device=None, requires_grad=False):
 
 
 @export("randint", method=False)
+@takes_generator
 def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=False):
     """randint(high, size) or randint(low, high, size), as in PyTorch: integers in [low, high)."""
     if size is None and isinstance(high, (tuple, list)):
@@ -259,6 +263,7 @@ def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=Fa
 
 
 @export("randperm", method=False)
+@takes_generator
 def randperm(n, device=None):
     return _random("randperm", (int(n),), D.int64, device, False, 0, n)
 

@@ -34,8 +34,10 @@ def _index_tensor(k, x):
 def _as_tuple(key):
     """PyTorch's (and old NumPy's) rule: a list holding a sequence, tensor, slice, None or ... is a
     tuple of indices (x[[[0, 1], [2, 3]]] is x[[0, 1], [2, 3]]); any other list is one index array."""
+    if isinstance(key, range):
+        return (list(key),)
     if isinstance(key, tuple):
-        return key
+        return tuple(list(k) if isinstance(k, range) else k for k in key)
     if isinstance(key, list) and len(key) < 32 and any(
             isinstance(k, (Tensor, list, tuple, np.ndarray, slice)) or k is None or k is Ellipsis for k in key):
         return tuple(key)

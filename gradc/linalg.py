@@ -7,7 +7,7 @@ import math
 
 from .distributions.linalg import checked_cholesky, solve_lower_matrix
 from .errors import LinAlgError, ShapeError  # noqa: F401  (LinAlgError: as torch.linalg.LinAlgError)
-from .functions import cross as _cross, diagonal as _diagonal, eye, flip, matmul, norm as _norm  # noqa: F401
+from .functions import cross as _cross, diagonal as _diagonal, eye, flip, matmul, norm as _norm, where  # noqa: F401
 from .ops.linalg import det, inverse as inv, slogdet, solve  # noqa: F401
 
 
@@ -25,7 +25,10 @@ def matrix_power(A, n):
         n >>= 1
         if n:
             A = A @ A
-    return eye(A.shape[-1], dtype=A.dtype, device=A.device).expand(A.shape) if out is None else out
+    if out is None:   # the identity, with A's history (gradient zero) as in PyTorch
+        identity = eye(A.shape[-1], dtype=A.dtype, device=A.device).expand(A.shape)
+        return where(identity < 0, A, identity)
+    return out
 
 
 def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):

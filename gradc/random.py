@@ -1,4 +1,8 @@
-"""The global random generator behind rand/randn/randint, dropout and parameter init."""
+"""The global random generator behind rand/randn/randint, dropout and parameter init, and the
+generator= keyword of the random functions (a gradc.Generator drawn from instead)."""
+import functools
+from contextlib import contextmanager
+
 import numpy as np
 
 _initial = [int(np.random.SeedSequence().entropy % (1 << 63))]   # an unseeded process still has its seed
@@ -34,6 +38,37 @@ def get_rng_state():
 
 def set_rng_state(state):
     _gen[0].bit_generator.state = state
+
+
+@contextmanager
+def drawing_from(generator):
+    """Draws inside come from `generator` (a gradc.Generator; None: the global one). A draw from a
+    Generator object runs eagerly: a compiled program draws from the global generator only."""
+    if generator is None:
+        yield
+        return
+    from . import dispatch
+    from .errors import TraceError
+    if not hasattr(generator, "numpy_generator"):
+        raise TypeError(f"generator must be a gradc.Generator, got {type(generator).__name__}")
+    if dispatch.tracer() is not None:
+        raise TraceError("a random draw with generator= inside gradc.compile: a compiled program draws from "
+                         "gradc's global generator only (seed it with gradc.manual_seed), or draw outside")
+    previous = _gen[0]
+    _gen[0] = generator.numpy_generator
+    try:
+        yield
+    finally:
+        _gen[0] = previous
+
+
+def takes_generator(fn):
+    """fn with PyTorch's keyword-only generator= argument."""
+    @functools.wraps(fn)
+    def wrapper(*args, generator=None, **kwargs):
+        with drawing_from(generator):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def sample(spec):

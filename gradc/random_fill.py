@@ -10,6 +10,7 @@ from .creation import arange, full, rand, randint, randn
 from .errors import DTypeError, ShapeError
 from .grad_mode import no_grad
 from .ops.frontend import export, where
+from .random import takes_generator
 from .tensor import Tensor
 
 
@@ -22,6 +23,7 @@ def _uniform(t):
 
 
 @export("bernoulli")
+@takes_generator
 def bernoulli(input, p=None):
     """0/1 draws with probabilities `input` (or the float p, with input's shape), in input's dtype."""
     with no_grad():
@@ -30,11 +32,13 @@ def bernoulli(input, p=None):
 
 
 @export("bernoulli_", function=False)
+@takes_generator
 def bernoulli_(self, p=0.5):
     return assign(self, bernoulli(self, p), "bernoulli_")
 
 
 @export("normal", method=False)
+@takes_generator
 def normal(mean, std=1.0, size=None, dtype=None, device=None, requires_grad=False):
     """Normal draws: with tensor mean and/or std, one per element of their broadcast shape
     (differentiable in both: mean + std * eps); with float mean and std, of the given size."""
@@ -63,6 +67,7 @@ def randint_like(input, low=0, high=None, dtype=None, device=None, requires_grad
 
 
 @export("random_", function=False)
+@takes_generator
 def random_(self, from_=0, to=None):
     """Whole numbers drawn uniformly from [from_, to - 1] (to=None: up to the largest value the dtype
     holds exactly: 2**24 for float32, 2**53 for float64, 2**63 - 1 for int64)."""
@@ -82,16 +87,19 @@ def _fill(self, name, draw):
 
 
 @export("exponential_", function=False)
+@takes_generator
 def exponential_(self, lambd=1.0):
     return _fill(self, "exponential_", lambda u: -(1.0 - u).log() / lambd)
 
 
 @export("log_normal_", function=False)
+@takes_generator
 def log_normal_(self, mean=1.0, std=2.0):
     return assign(self, (randn(self.shape, dtype=self.dtype, device=self.device) * std + mean).exp(), "log_normal_")
 
 
 @export("geometric_", function=False)
+@takes_generator
 def geometric_(self, p):
     """The number of trials up to the first success (1, 2, ...), success probability p."""
     if not 0 < p <= 1:
@@ -105,6 +113,7 @@ def geometric_(self, p):
 
 
 @export("cauchy_", function=False)
+@takes_generator
 def cauchy_(self, median=0.0, sigma=1.0):
     return _fill(self, "cauchy_", lambda u: median + sigma * (math.pi * (u - 0.5)).tan())
 

@@ -17,6 +17,7 @@ from .ops import OPS
 from .ops.frontend import export, scalar, shape_arg, where
 from .ops.movement import strided_slice
 from .shapes import normalize_axis, prod
+from .random import takes_generator
 from .tensor import Tensor
 
 
@@ -474,11 +475,13 @@ export("new_tensor", function=False)(lambda self, data, dtype=None, device=None,
 
 
 @export("normal_", function=False)
+@takes_generator
 def normal_(self, mean=0.0, std=1.0):
     return assign(self, randn(self.shape, dtype=self.dtype, device=self.device) * std + mean, "normal_")
 
 
 @export("uniform_", function=False)
+@takes_generator
 def uniform_(self, a=0.0, b=1.0):
     return assign(self, rand(self.shape, dtype=self.dtype, device=self.device) * (b - a) + a, "uniform_")
 
@@ -527,13 +530,12 @@ export("msort")(lambda input: sort(input, 0).values)
 
 
 @export("multinomial")
-def multinomial(input, num_samples, replacement=False, generator=None):
+@takes_generator
+def multinomial(input, num_samples, replacement=False):
     """Category indices drawn with probabilities proportional to the rows of `input`, from gradc's
-    generator (gradc.manual_seed). With replacement: inverse-CDF sampling of uniform draws;
+    generator (gradc.manual_seed) or generator=. With replacement: inverse-CDF sampling of uniform draws;
     without: the Gumbel-top-k trick (the k largest of log p + Gumbel noise), which draws without
     replacement from the same distribution. The draws are program inputs when compiled."""
-    if generator is not None:
-        raise ValueError("multinomial: generator= is not supported; seed gradc's generator with gradc.manual_seed")
     if input.ndim not in (1, 2):
         raise ShapeError(f"multinomial: input must be 1-D or 2-D, got shape {input.shape}")
     p = input if input.ndim == 2 else input.unsqueeze(0)

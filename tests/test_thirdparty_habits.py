@@ -946,3 +946,32 @@ def test_a_backward_hook_fires_without_input_gradients_and_a_compiled_call_runs_
         loss = step(gradc.ones(3, 2))
     loss.backward()
     assert len(seen) == 2 and seen[1][1] == (3, 2)
+
+
+def test_generator_keyword_draws_from_that_generator_and_leaves_the_global_one_alone():
+    def draws(g):
+        return [gradc.rand(2, generator=g), gradc.randn(3, generator=g), gradc.randint(0, 10, (4,), generator=g),
+                gradc.randperm(5, generator=g), gradc.multinomial(gradc.tensor([0.2, 0.8]), 3, True, generator=g),
+                gradc.empty(3).normal_(generator=g), gradc.empty(2).uniform_(generator=g),
+                gradc.bernoulli(gradc.full((3,), 0.5), generator=g),
+                gradc.nn.init.kaiming_normal_(gradc.empty(2, 3), generator=g)]
+    gradc.manual_seed(0)
+    first = draws(gradc.Generator().manual_seed(3))
+    after = gradc.rand(2)
+    gradc.manual_seed(0)
+    assert all((a == b).all() for a, b in zip(first, draws(gradc.Generator().manual_seed(3))))
+    gradc.manual_seed(0)
+    assert (gradc.rand(2) == after).all()   # the generator's draws took nothing from the global stream
+    g = gradc.Generator().manual_seed(1)
+    step = gradc.compile(lambda x: x + gradc.rand(2, generator=g))
+    with pytest.warns(UserWarning, match="generator="):
+        step(gradc.zeros(2))
+
+
+def test_a_range_indexes_like_a_list_and_std_of_one_element_is_nan():
+    for lib in (torch, gradc):
+        x = lib.zeros(3, 4)
+        x[range(3), lib.tensor([1, 2, 3])] = 5.0
+        assert x.sum().item() == 15.0 and tuple(x[range(2)].shape) == (2, 4) and x[range(3), 1].tolist() == [5, 0, 0]
+    assert np.isnan(gradc.tensor([3.0]).std().item()) and np.isnan(gradc.tensor([[1.0, 2.0]]).std(0).numpy()).all()
+    assert gradc.tensor([2.0, 2.0]).std().item() == 0.0

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from ..grad_mode import no_grad
-from ..random import generator
+from ..random import generator, takes_generator
 
 
 def _fill(tensor, values):
@@ -14,10 +14,12 @@ def _fill(tensor, values):
     return tensor
 
 
+@takes_generator
 def uniform_(tensor, a=0.0, b=1.0):
     return _fill(tensor, generator().uniform(a, b, size=tensor.shape))
 
 
+@takes_generator
 def normal_(tensor, mean=0.0, std=1.0):
     return _fill(tensor, generator().normal(mean, std, size=tensor.shape))
 
@@ -80,26 +82,31 @@ def _kaiming_std(tensor, a, mode, nonlinearity, name):
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
+@takes_generator
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
     return uniform_(tensor, -bound, bound)
 
 
+@takes_generator
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_"))
 
 
+@takes_generator
 def xavier_uniform_(tensor, gain=1.0):
     fan_in, fan_out = _fans(tensor, "xavier_uniform_")
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
 
 
+@takes_generator
 def xavier_normal_(tensor, gain=1.0):
     fan_in, fan_out = _fans(tensor, "xavier_normal_")
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
+@takes_generator
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     """Normal(mean, std) restricted to [a, b] (absolute bounds, as in PyTorch): out-of-range draws
     are drawn again, which samples the truncated distribution exactly."""
@@ -118,6 +125,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     return _fill(tensor, out)
 
 
+@takes_generator
 def orthogonal_(tensor, gain=1.0):
     """A (semi-)orthogonal matrix from the QR decomposition of a normal draw, with the signs of
     R's diagonal folded in so the result is uniformly distributed; extra dims are flattened."""
