@@ -1,5 +1,6 @@
 """gradc: a PyTorch-shaped deep-learning library that runs eagerly with autograd, and a compiler
 that traces the same code into a graph and generates NumPy or CUDA source for it."""
+import math as _math
 import sys as _sys
 import warnings as _warnings
 
@@ -58,4 +59,7 @@ from . import autograd_functional as _autograd_functional  # noqa: E402
 # torch.autograd.functional, also importable by that path (gradc.autograd is a module, not a package)
 autograd.functional = _sys.modules["gradc.autograd.functional"] = _autograd_functional
 from . import func  # noqa: E402
+from . import foreach as _foreach  # noqa: E402
+_foreach.install(globals())
+pi, e, inf, nan = _math.pi, _math.e, _math.inf, _math.nan   # torch.pi, torch.e, torch.inf, torch.nan
 is_anomaly_enabled, is_anomaly_check_nan_enabled = autograd.is_anomaly_enabled, autograd.is_anomaly_check_nan_enabled

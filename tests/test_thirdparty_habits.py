@@ -975,3 +975,38 @@ def test_a_range_indexes_like_a_list_and_std_of_one_element_is_nan():
         assert x.sum().item() == 15.0 and tuple(x[range(2)].shape) == (2, 4) and x[range(3), 1].tolist() == [5, 0, 0]
     assert np.isnan(gradc.tensor([3.0]).std().item()) and np.isnan(gradc.tensor([[1.0, 2.0]]).std(0).numpy()).all()
     assert gradc.tensor([2.0, 2.0]).std().item() == 0.0
+
+
+def test_a_backward_hook_sees_the_output_a_forward_hook_returned():
+    def run(lib):
+        seen, lin = [], lib.nn.Linear(2, 1)
+        with lib.no_grad():
+            lin.weight.fill_(1.0)
+            lin.bias.fill_(0.0)
+        lin.register_forward_hook(lambda m, i, o: o * 2)
+        lin.register_full_backward_hook(lambda m, gi, go: seen.append((go[0].numpy().copy(), gi[0].numpy().copy())))
+        (lin(lib.ones(1, 2, requires_grad=True)) * 3).sum().backward()
+        return seen
+    (go, gi), = run(gradc)
+    (t_go, t_gi), = run(torch)
+    np.testing.assert_array_equal(go, t_go)
+    np.testing.assert_array_equal(gi, t_gi)
+
+
+def test_keepdims_foreach_ops_and_constants_as_pytorch():
+    for lib in (torch, gradc):
+        x = lib.ones(2, 3)
+        assert tuple(x.sum(1, keepdims=True).shape) == (2, 1) == tuple(lib.mean(x, 1, keepdims=True).shape)
+        assert tuple(x.max(1, keepdims=True)[0].shape) == (2, 1)
+    results = []
+    for lib in (torch, gradc):
+        a, b = [lib.ones(2), lib.full((3,), 2.0)], [lib.full((2,), 3.0), lib.ones(3)]
+        assert lib._foreach_mul_(a, 0.5) is None
+        lib._foreach_add_(a, b, alpha=2)
+        lib._foreach_lerp_(a, b, 0.25)
+        lib._foreach_addcmul_(a, b, b, value=0.1)
+        lib._foreach_mul_(a, [2.0, 3.0])
+        results.append([t.numpy().copy() for t in a + lib._foreach_sqrt(a)] + [t.numpy() for t in lib._foreach_norm(a)])
+    for ours, theirs in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    assert (gradc.pi, gradc.e, gradc.inf) == (torch.pi, torch.e, torch.inf) and np.isnan(gradc.nan)

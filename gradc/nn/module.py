@@ -381,12 +381,14 @@ class Module:
                     else:
                         args = res if isinstance(res, tuple) else (res,)
         backward = [h for h in hooks if h[1] in ("backward", "backward_pre")]
-        if backward:
-            out = call_with_backward_hooks(self, lambda *a: self.forward(*a, **kwargs), args,
-                                           [h[2] for h in backward if h[1] == "backward_pre"],
-                                           [h[2] for h in backward if h[1] == "backward"])
-        else:
-            out = self.forward(*args, **kwargs)
+        if backward:   # (the output side sees the result the forward hooks return, as in PyTorch)
+            return call_with_backward_hooks(self, lambda *a: self._forward_and_hooks(hooks, a, kwargs), args,
+                                            [h[2] for h in backward if h[1] == "backward_pre"],
+                                            [h[2] for h in backward if h[1] == "backward"])
+        return self._forward_and_hooks(hooks, args, kwargs)
+
+    def _forward_and_hooks(self, hooks, args, kwargs):
+        out = self.forward(*args, **kwargs)
         for _, kind, hook, with_kwargs in hooks:
             if kind == "post":
                 res = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)

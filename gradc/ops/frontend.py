@@ -51,18 +51,22 @@ def install(Tensor, namespace):
 
 
 def _numpy_axis(fn):
-    """PyTorch takes NumPy's `axis=` for every `dim=` (x.sum(axis=1)): so does gradc."""
+    """PyTorch takes NumPy's `axis=` for every `dim=` (x.sum(axis=1)) and `keepdims=` for every
+    `keepdim=`: so does gradc."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return fn
-    if "dim" not in params or "axis" in params:
+    aliases = {numpy: torch for numpy, torch in (("axis", "dim"), ("keepdims", "keepdim"))
+               if torch in params and numpy not in params}
+    if not aliases:
         return fn
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        if "axis" in kwargs:
-            kwargs["dim"] = kwargs.pop("axis")
+        for numpy, torch in aliases.items():
+            if numpy in kwargs:
+                kwargs[torch] = kwargs.pop(numpy)
         return fn(*args, **kwargs)
     return call
 
