@@ -1,6 +1,7 @@
 """torch._foreach_*: one op over lists of tensors (what fused optimizers and EMA code call), as a
 loop over the tensor ops. An argument that is a list or tuple gives one entry per tensor; any
-other argument (a scalar, a tensor) is shared. The in-place forms return None, as PyTorch's."""
+other argument (a scalar, a tensor) is shared. The in-place forms return the list they changed,
+as PyTorch's."""
 from .tensor import Tensor
 
 _BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "clamp_min", "clamp_max", "lerp", "addcmul",
@@ -27,7 +28,7 @@ def _foreach(name, inplace):
                                  "tensors")
         out = [getattr(t, method)(*[_per_tensor(a, i) for a in args],
                                   **{k: _per_tensor(v, i) for k, v in kwargs.items()}) for i, t in enumerate(tensors)]
-        return None if inplace else out
+        return tensors if inplace else out
     op.__name__ = f"_foreach_{method}"
     return op
 
@@ -37,13 +38,11 @@ def _norm(self, ord=2, dtype=None):
 
 
 def _copy_(self, src, non_blocking=False):
-    for t, s in zip(self, src):
-        t.copy_(s)
+    return [t.copy_(s) for t, s in zip(self, src)]
 
 
 def _zero_(self):
-    for t in self:
-        t.zero_()
+    return [t.zero_() for t in self]
 
 
 def install(namespace):

@@ -1001,7 +1001,7 @@ def test_keepdims_foreach_ops_and_constants_as_pytorch():
     results = []
     for lib in (torch, gradc):
         a, b = [lib.ones(2), lib.full((3,), 2.0)], [lib.full((2,), 3.0), lib.ones(3)]
-        assert lib._foreach_mul_(a, 0.5) is None
+        assert lib._foreach_mul_(a, 0.5)[1] is a[1]
         lib._foreach_add_(a, b, alpha=2)
         lib._foreach_lerp_(a, b, 0.25)
         lib._foreach_addcmul_(a, b, b, value=0.1)
