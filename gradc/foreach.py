@@ -1,7 +1,7 @@
 """torch._foreach_*: one op over lists of tensors (what fused optimizers and EMA code call), as a
 loop over the tensor ops. An argument that is a list or tuple gives one entry per tensor; any
 other argument (a scalar, a tensor) is shared. The in-place forms return the list they changed,
-as PyTorch's."""
+the others a tuple of results, as PyTorch's."""
 from .tensor import Tensor
 
 _BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "clamp_min", "clamp_max", "lerp", "addcmul",
@@ -28,13 +28,13 @@ def _foreach(name, inplace):
                                  "tensors")
         out = [getattr(t, method)(*[_per_tensor(a, i) for a in args],
                                   **{k: _per_tensor(v, i) for k, v in kwargs.items()}) for i, t in enumerate(tensors)]
-        return tensors if inplace else out
+        return tensors if inplace else tuple(out)
     op.__name__ = f"_foreach_{method}"
     return op
 
 
 def _norm(self, ord=2, dtype=None):
-    return [t.norm(ord) if dtype is None else t.to(dtype).norm(ord) for t in self]
+    return tuple(t.norm(ord) if dtype is None else t.to(dtype).norm(ord) for t in self)
 
 
 def _copy_(self, src, non_blocking=False):

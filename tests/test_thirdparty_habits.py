@@ -1006,7 +1006,7 @@ def test_keepdims_foreach_ops_and_constants_as_pytorch():
         lib._foreach_lerp_(a, b, 0.25)
         lib._foreach_addcmul_(a, b, b, value=0.1)
         lib._foreach_mul_(a, [2.0, 3.0])
-        results.append([t.numpy().copy() for t in a + lib._foreach_sqrt(a)] + [t.numpy() for t in lib._foreach_norm(a)])
+        results.append([t.numpy().copy() for t in a + list(lib._foreach_sqrt(a))] + [t.numpy() for t in lib._foreach_norm(a)])
     for ours, theirs in zip(results[1], results[0]):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6)
     assert (gradc.pi, gradc.e, gradc.inf) == (torch.pi, torch.e, torch.inf) and np.isnan(gradc.nan)
