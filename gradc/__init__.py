@@ -43,6 +43,7 @@ half = float16
 double = float64
 
 from .compiler import compile, CompiledFunction  # noqa: E402
+from . import compiler, _dynamo  # noqa: E402,F401  (torch.compiler.reset, torch._dynamo.reset, ...)
 from .runtime.native import set_num_threads, get_num_threads  # noqa: E402
 from .runtime.program import Program  # noqa: E402
 from .artifacts import export, load  # noqa: E402

@@ -13,6 +13,7 @@ import functools
 import logging
 import time
 import warnings
+import weakref
 
 from . import dispatch, dtypes as D
 from .amp import autocast, is_autocast_enabled
@@ -81,6 +82,7 @@ class CompiledFunction:
         self._last_sig = None
         self._last_spec = None
         self._warned_limit = False
+        _LIVE.add(self)
         try:
             functools.update_wrapper(self, fn)
         except AttributeError:
@@ -582,3 +584,34 @@ def compile(fn=None, *, backend="auto", amp=None, dynamic=None, fullgraph=False,
         return fn
     compiled = CompiledFunction(fn, backend, amp, dynamic, fullgraph, dump, fuse, cache_limit, mode)
     return CompiledModule(compiled.fn, compiled) if isinstance(compiled.fn, Module) else compiled
+
+
+# ---------------------------------------------------------------------- torch.compiler's functions
+_LIVE = weakref.WeakSet()   # every CompiledFunction, for reset()
+
+
+def reset():
+    """Forget the programs of every compiled function (torch.compiler.reset): each traces again on
+    its next call (trace_count keeps counting)."""
+    for f in list(_LIVE):
+        f._programs, f._automatic, f._last_sig, f._last_spec, f._warned_limit = {}, set(), None, None, False
+
+
+def is_compiling():
+    """True while gradc.compile traces a call (torch.compiler.is_compiling)."""
+    return dispatch.tracer() is not None
+
+
+def disable(fn=None, recursive=True):
+    """fn that always runs eagerly (torch.compiler.disable): a compiled call that reaches it runs
+    eagerly as a whole, with the reason (gradc does not split a graph around it)."""
+    if fn is None:
+        return lambda f: disable(f, recursive)
+
+    @functools.wraps(fn)
+    def eager_only(*args, **kwargs):
+        if dispatch.tracer() is not None:
+            raise TraceError(f"{getattr(fn, '__qualname__', fn)} is marked gradc.compiler.disable: it runs eagerly, "
+                             "so this compiled call does too")
+        return fn(*args, **kwargs)
+    return eager_only

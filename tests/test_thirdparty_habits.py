@@ -1010,3 +1010,24 @@ def test_keepdims_foreach_ops_and_constants_as_pytorch():
     for ours, theirs in zip(results[1], results[0]):
         np.testing.assert_allclose(ours, theirs, rtol=1e-6)
     assert (gradc.pi, gradc.e, gradc.inf) == (torch.pi, torch.e, torch.inf) and np.isnan(gradc.nan)
+
+
+def test_torch_compiler_reset_disable_and_is_compiling():
+    f = gradc.compile(lambda x: x * 2)
+    f(gradc.ones(2))
+    f(gradc.ones(2))
+    assert f.trace_count == 1
+    gradc.compiler.reset()
+    f(gradc.ones(2))
+    assert f.trace_count == 2
+    gradc._dynamo.reset()
+    assert gradc._dynamo.mark_dynamic is gradc.mark_dynamic
+
+    @gradc.compiler.disable
+    def side(x):
+        return x + 1
+    g = gradc.compile(lambda x: side(x) * 2)
+    with pytest.warns(UserWarning, match="compiler.disable"):
+        np.testing.assert_array_equal(g(gradc.ones(2)).numpy(), [4.0, 4.0])
+    assert not gradc.compiler.is_compiling()
+    np.testing.assert_array_equal(gradc.compile(lambda x: x + gradc.compiler.is_compiling())(gradc.zeros(1)).numpy(), [1.0])
