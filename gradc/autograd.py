@@ -57,7 +57,7 @@ class Node:
         own = getattr(self.prim, "backward_name", None)   # (a custom autograd.Function's)
         if own:
             return own
-        return "".join(w.capitalize() for w in self.prim.name.split("_")) + "Backward"
+        return "".join(w.capitalize() for w in self.prim.name.split("_")) + "Backward0"   # (PyTorch's names end in 0)
 
     @property
     def next_functions(self):
@@ -479,8 +479,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 def Variable(data, requires_grad=False, volatile=False):
     """torch.autograd.Variable, which PyTorch folded into Tensor: the tensor itself, with
     requires_grad set as asked."""
-    if volatile:
-        raise AutogradError("Variable(volatile=True) is gone (as in PyTorch); use `with gradc.no_grad():`")
+    if volatile:   # PyTorch's own behaviour: a warning, and no effect
+        import warnings
+        warnings.warn("volatile was removed and now has no effect; use `with gradc.no_grad():` instead",
+                      UserWarning, stacklevel=2)
     if requires_grad:
         data.requires_grad_(True)
     return data

@@ -489,8 +489,8 @@ def uniform_(self, a=0.0, b=1.0):
 @export("__format__", function=False)
 def format_(self, spec):
     """f"{loss:.4f}" on a one-element tensor formats its value, as in PyTorch."""
-    if self.numel() == 1 and (self._data is not None or spec):   # (traced: item() names the way out)
-        return format(self.item(), spec)
+    if self.numel() == 1 and (spec or self.ndim == 0) and (self._data is not None or spec):
+        return format(self.item(), spec)   # (traced: item() names the way out)
     if spec:
         raise TypeError(f"unsupported format string {spec!r} for a tensor of shape {self.shape}")
     return repr(self)

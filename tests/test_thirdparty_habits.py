@@ -1031,3 +1031,13 @@ def test_torch_compiler_reset_disable_and_is_compiling():
         np.testing.assert_array_equal(g(gradc.ones(2)).numpy(), [4.0, 4.0])
     assert not gradc.compiler.is_compiling()
     np.testing.assert_array_equal(gradc.compile(lambda x: x + gradc.compiler.is_compiling())(gradc.zeros(1)).numpy(), [1.0])
+
+
+def test_format_grad_fn_names_and_volatile_as_pytorch():
+    for lib in (torch, gradc):
+        assert f"{lib.tensor([1.0])}" == "tensor([1.])" and f"{lib.tensor(1.5)}" == "1.5"
+        assert type(lib.ones(1, requires_grad=True).mul(2).grad_fn).__name__ == "MulBackward0" or \
+            lib.ones(1, requires_grad=True).mul(2).grad_fn.name() == "MulBackward0"
+    with pytest.warns(UserWarning, match="volatile"):
+        v = gradc.autograd.Variable(gradc.ones(2), volatile=True)
+    assert v.shape == (2,)
