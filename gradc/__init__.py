@@ -52,6 +52,8 @@ from . import debug  # noqa: E402
 from . import testing  # noqa: E402
 from . import special  # noqa: E402
 from . import linalg  # noqa: E402
+from .linalg import pinverse  # noqa: E402,F401
+Tensor.pinverse = pinverse
 autograd.gradcheck, autograd.gradgradcheck = testing.gradcheck, testing.gradgradcheck  # torch.autograd's names
 from .custom_function import Function as _Function, FunctionCtx as _FunctionCtx  # noqa: E402
 from .custom_function import once_differentiable as _once_differentiable  # noqa: E402

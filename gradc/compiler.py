@@ -24,7 +24,7 @@ from .guards import Reads
 from .lower import lower as lower_graph
 from .naming import input_names
 from .nn.module import Module, structure_epoch
-from .pytree import flatten, unflatten
+from .pytree import flatten, holds, spec_key, unflatten
 from .recompile import describe, leaf_paths
 from .reach import Reach, cell_value, modules_of
 from .reporting import debug_level, maybe_dump, report
@@ -97,8 +97,8 @@ class CompiledFunction:
         """The dimensions of this call traced symbolic (gradc.dynamic)."""
         return dynamic_dims(flat, self.dynamic is True, self._automatic) if self.dynamic is not False else ()
 
-    def _signature(self, flat, spec_key, dims=()):
-        """The cache key of one call (see the module docs); `spec_key`: _spec_key of its pytree spec;
+    def _signature(self, flat, tree_key, dims=()):
+        """The cache key of one call (see the module docs); `tree_key`: pytree.spec_key of its pytree spec;
         `dims`: its dynamic dimensions, whose sizes the key leaves out."""
         if not dims and len(flat) == 1 and type(flat[0]) is not float:
             t = flat[0]
@@ -110,7 +110,7 @@ class CompiledFunction:
                             for i, t in enumerate(flat) if type(t) is not float)
         parts = (("grad mode", is_grad_enabled()), ("default dtype", D.default_float.name),
                  ("tensors", tensors),
-                 ("Python arguments", spec_key),
+                 ("Python arguments", tree_key),
                  ("autocast", "float16" if self.amp == "fp16" or is_autocast_enabled() else None))
         modules = self._reach()
         return parts + self._module_parts(modules) if modules else parts
@@ -126,10 +126,10 @@ class CompiledFunction:
                 known = self._plain_specs.get(len(args))
                 if known is None:
                     flat, spec = flatten((args, kwargs))
-                    known = self._plain_specs[len(args)] = (spec, _spec_key(spec))
+                    known = self._plain_specs[len(args)] = (spec, spec_key(spec))
                 return list(args), known[0], known[1]
         flat, spec = flatten((args, kwargs), numbers=self._floats_as_inputs)
-        return flat, spec, _spec_key(spec)
+        return flat, spec, spec_key(spec)
 
     def _module_parts(self, modules):
         """Training flags and parameter/buffer identities of the modules the function reaches (the
@@ -336,7 +336,7 @@ class CompiledFunction:
                 with self._amp_region(), reads, refusing_draws():
                     result = self.fn(*args, **kwargs)
                 out_flat, out_spec = flatten(result)
-                if floats and (scope[1] or _holds(out_spec, TracedFloat)):
+                if floats and (scope[1] or holds(out_spec, TracedFloat)):
                     raise Specialize("a float argument was used as a number, or is returned")
                 parts = _collect(tracer, out_flat)
                 if lowering and tracer.created_state():
@@ -432,33 +432,6 @@ class CompiledModule(Module):
 def _dim_names(fn, spec, dims):
     paths = leaf_paths(fn, spec)
     return [f"{paths[i]}.shape[{d}]" for i, d in sorted(dims)]
-
-
-def _spec_key(spec):
-    kind, body = spec
-    if kind == "T":
-        return "T"
-    if kind == "N":   # a float that is a program input: its value is not part of the key
-        return "N"
-    if kind == "V":
-        try:
-            hash(body)
-            return ("V", type(body).__name__, body)
-        except TypeError:
-            return ("V", type(body).__name__, id(body))
-    if kind is dict:
-        return ("dict", tuple((k, _spec_key(v)) for k, v in body))
-    return (getattr(kind, "__name__", str(kind)), tuple(_spec_key(v) for v in body))
-
-
-def _holds(spec, kind):
-    """Whether a pytree spec keeps a value of type `kind` among its Python values."""
-    tag, body = spec
-    if tag == "V":
-        return isinstance(body, kind)
-    if tag in ("T", "N"):
-        return False
-    return any(_holds(v, kind) for v in (body if tag is not dict else (v for _, v in body)))
 
 
 def _collect(tracer, out_flat):

@@ -59,19 +59,19 @@ def functional_call(module, parameter_and_buffer_dicts, args=(), kwargs=None, *,
 
 @contextmanager
 def _swapped(swaps):
-    from .nn.module import _EPOCH
+    from .nn.module import structure_changed
     undo = []
     try:
         for (m, store, attr), value in swaps:
             table = m.__dict__[store]
             undo.append((table, attr, table[attr]))
             table[attr] = value
-        _EPOCH[0] += 1
+        structure_changed()
         yield
     finally:
         for table, attr, old in reversed(undo):
             table[attr] = old
-        _EPOCH[0] += 1
+        structure_changed()
 
 
 # ------------------------------------------------------------------------------ gradients

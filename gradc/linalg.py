@@ -3,12 +3,13 @@ det and slogdet (primitives computed by LAPACK or cuSOLVER); the Cholesky factor
 triangular solves (written with tensor ops, O(n) of them: for the small matrices of a distribution
 or a Gaussian-process toy, not for large systems). Everything here differentiates and compiles
 like any op."""
+import collections
 import math
 
 from .distributions.linalg import checked_cholesky, solve_lower_matrix
 from .errors import LinAlgError, ShapeError  # noqa: F401  (LinAlgError: as torch.linalg.LinAlgError)
 from .functions import cross as _cross, diagonal as _diagonal, eye, flip, matmul, norm as _norm, where  # noqa: F401
-from .ops.linalg import det, inverse as inv, slogdet, solve  # noqa: F401
+from .ops.linalg import det, eigh, eigvalsh, inverse as inv, qr, slogdet, solve, svd, svdvals  # noqa: F401
 
 
 def matrix_power(A, n):
@@ -55,8 +56,11 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
         sums = A.abs().sum(summed, keepdim=True)
         out = sums.amax(picked, keepdim=True) if ord > 0 else sums.amin(picked, keepdim=True)
         return out if keepdim else out.squeeze((r, c))
-    raise ValueError(f"matrix_norm: ord must be 'fro', 1, -1, inf or -inf, got {ord!r} (nuclear and spectral "
-                     "norms need a singular value decomposition, which gradc does not have)")
+    if ord in (2, -2, "nuc"):   # from the singular values
+        s = svdvals(A.movedim((r, c), (-2, -1)))
+        out = s.sum(-1) if ord == "nuc" else (s.amax(-1) if ord == 2 else s.amin(-1))
+        return out.unsqueeze(-1).unsqueeze(-1).movedim((-2, -1), (r, c)) if keepdim else out
+    raise ValueError(f"matrix_norm: ord must be 'fro', 'nuc', 1, -1, 2, -2, inf or -inf, got {ord!r}")
 
 
 def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
@@ -111,3 +115,72 @@ def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
     if upper:   # reversing rows and columns turns an upper system into a lower one
         return flip(solve_lower_matrix(flip(A, (-2, -1)), flip(B, (-2,))), (-2,))
     return solve_lower_matrix(A, B)
+
+
+def _cutoff(s, shape, atol, rtol):
+    """PyTorch's tolerance for rank and pinv: max(atol, rtol * largest singular value), rtol
+    defaulting to eps * max(m, n) when atol is not given either."""
+    if rtol is None:
+        rtol = 0.0 if atol is not None and atol > 0 else max(shape[-2:]) * _eps(s)
+    tol = s.amax(-1, keepdim=True) * rtol
+    return tol if atol is None else tol.clamp(min=float(atol))
+
+
+def _eps(t):
+    import numpy as np
+    return float(np.finfo(t.dtype.np).eps)
+
+
+def matrix_rank(A, *, atol=None, rtol=None, hermitian=False):
+    """The number of singular values above the tolerance (see pinv)."""
+    s = svdvals(A) if not hermitian else eigvalsh(A).abs()
+    return (s > _cutoff(s, A.shape, atol, rtol)).sum(-1)
+
+
+def pinv(A, *, atol=None, rtol=None, hermitian=False):
+    """The Moore-Penrose pseudo-inverse V diag(1/S) U^T, singular values at or below the tolerance
+    (max(atol, rtol * max S); rtol by default eps * max(m, n)) treated as zero."""
+    U, S, Vh = svd(A, full_matrices=False)
+    keep = S > _cutoff(S, A.shape, atol, rtol)
+    inv_s = where(keep, 1.0 / where(keep, S, 1.0), 0.0)
+    return (Vh.mT * inv_s.unsqueeze(-2)) @ U.mT
+
+
+def cond(A, p=None):
+    """The condition number: largest over smallest singular value (p None or 2), or a matrix norm
+    of A times that of its inverse."""
+    if p is None or p == 2 or p == -2:
+        s = svdvals(A)
+        big, small = s.amax(-1), s.amin(-1)
+        return big / small if p != -2 else small / big
+    return matrix_norm(A, p) * matrix_norm(inv(A), p)
+
+
+def lstsq(A, B, rcond=None, *, driver=None):
+    """The least-squares solution X of A X = B (solution, residuals, rank, singular_values), with
+    what PyTorch's CPU drivers report (the default is 'gelsy'): rank for every driver but 'gels',
+    singular values for 'gelsd' and 'gelss', squared residuals per column for every driver but
+    'gelsy' when A is tall and full-rank. X is computed from the SVD whatever the driver."""
+    if driver not in (None, "gels", "gelsy", "gelsd", "gelss"):
+        raise ValueError(f"linalg.lstsq: driver must be 'gels', 'gelsy', 'gelsd' or 'gelss', got {driver!r}")
+    vector = B.ndim == A.ndim - 1
+    b = B.unsqueeze(-1) if vector else B
+    U, S, Vh = svd(A, full_matrices=False)
+    keep = S > (_cutoff(S, A.shape, None, rcond) if rcond is None or rcond >= 0 else 0.0)
+    inv_s = where(keep, 1.0 / where(keep, S, 1.0), 0.0)
+    x = (Vh.mT * inv_s.unsqueeze(-2)) @ (U.mT @ b)
+    rank = keep.sum(-1)
+    m, n = A.shape[-2], A.shape[-1]
+    empty = A.new_zeros((0,))
+    residuals = empty
+    if driver not in (None, "gelsy") and m > n and bool((rank == n).all()):
+        residuals = ((A @ x - b) ** 2).sum(-2)
+        residuals = residuals.squeeze(-1) if vector else residuals
+    result = collections.namedtuple("lstsq", ["solution", "residuals", "rank", "singular_values"])
+    return result(x.squeeze(-1) if vector else x, residuals, rank if driver != "gels" else empty.long(),
+                  S if driver in ("gelsd", "gelss") else empty)
+
+
+def pinverse(input, rcond=1e-15):
+    """torch.pinverse: pinv with a relative cutoff."""
+    return pinv(input, rtol=rcond)

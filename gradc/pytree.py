@@ -33,3 +33,31 @@ def unflatten(spec, leaves):
         return {k: unflatten(v, leaves) for k, v in body}
     items = [unflatten(v, leaves) for v in body]
     return kind(items) if kind is list else (tuple(items) if kind is tuple else kind(*items))
+
+
+def spec_key(spec):
+    """A hashable key of a pytree spec: its structure and Python values (unhashable ones by identity)."""
+    kind, body = spec
+    if kind == "T":
+        return "T"
+    if kind == "N":   # a float that is a program input: its value is not part of the key
+        return "N"
+    if kind == "V":
+        try:
+            hash(body)
+            return ("V", type(body).__name__, body)
+        except TypeError:
+            return ("V", type(body).__name__, id(body))
+    if kind is dict:
+        return ("dict", tuple((k, spec_key(v)) for k, v in body))
+    return (getattr(kind, "__name__", str(kind)), tuple(spec_key(v) for v in body))
+
+
+def holds(spec, kind):
+    """Whether a pytree spec keeps a value of type `kind` among its Python values."""
+    tag, body = spec
+    if tag == "V":
+        return isinstance(body, kind)
+    if tag in ("T", "N"):
+        return False
+    return any(holds(v, kind) for v in (body if tag is not dict else (v for _, v in body)))

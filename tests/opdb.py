@@ -851,6 +851,27 @@ op("slogdet", lambda a: tuple(gradc.linalg.slogdet(a)), lambda rng: [S(well_cond
 op("logdet", lambda a: gradc.logdet(a), lambda rng: [S(np.abs(well_conditioned(rng, (2, 3, 3))))],
    ref=lambda a: np.where(np.linalg.slogdet(a)[0] > 0, np.linalg.slogdet(a)[1], np.nan),
    torch_fn=lambda a: _torch().logdet(a), tol=_LINALG_TOL)
+def _projector(q):
+    return q @ np.swapaxes(q, -1, -2)
+
+
+# sign-invariant functions of the factors (a singular vector's or a Q column's sign is LAPACK's choice)
+op("svd", lambda a: (lambda u, s, vh: (u @ u.mT, s, vh.mT @ vh))(*gradc.linalg.svd(a, full_matrices=False)),
+   lambda rng: [S(randn(rng, (4, 3))), S(randn(rng, (2, 3, 5)))],
+   ref=lambda a: (lambda u, s, vh: (_projector(u), s, _projector(np.swapaxes(vh, -1, -2))))(
+       *np.linalg.svd(a, full_matrices=False)),
+   torch_fn=lambda a: (lambda u, s, vh: (u @ u.mT, s, vh.mT @ vh))(*_torch().linalg.svd(a, full_matrices=False)),
+   tol=_LINALG_TOL)
+op("eigh", lambda a: (lambda w, v: (w, (v * w.unsqueeze(-2)) @ v.mT))(*gradc.linalg.eigh((a + a.mT) / 2)),
+   lambda rng: [S(randn(rng, (3, 3))), S(randn(rng, (2, 4, 4)))],
+   ref=lambda a: (lambda w, v: (w, (v * w[..., None, :]) @ np.swapaxes(v, -1, -2)))(
+       *np.linalg.eigh((a + np.swapaxes(a, -1, -2)) / 2)),
+   torch_fn=lambda a: (lambda w, v: (w, (v * w.unsqueeze(-2)) @ v.mT))(*_torch().linalg.eigh((a + a.mT) / 2)),
+   tol=_LINALG_TOL)
+op("qr", lambda a: (lambda q, r: (q @ q.mT, r.abs(), q @ r))(*gradc.linalg.qr(a)),
+   lambda rng: [S(randn(rng, (4, 3))), S(randn(rng, (2, 3, 3)))],
+   ref=lambda a: (lambda q, r: (_projector(q), np.abs(r), q @ r))(*np.linalg.qr(a)),
+   torch_fn=lambda a: (lambda q, r: (q @ q.mT, r.abs(), q @ r))(*_torch().linalg.qr(a)), tol=_LINALG_TOL)
 op("matrix_power", lambda a, n: gradc.linalg.matrix_power(a, n),
    lambda rng: [S(well_conditioned(rng, (3, 3)), n=3), S(well_conditioned(rng, (2, 3, 3)), n=-2),
                 S(well_conditioned(rng, (3, 3)), n=0)],

@@ -564,6 +564,13 @@ MODULE.linalg = types.ModuleType("cupy.linalg")
 MODULE.linalg.solve = Function("linalg.solve", "a, b", _solve)
 MODULE.linalg.det = Function("linalg.det", "a", _float_matrix("det", np.linalg.det))
 MODULE.linalg.slogdet = Function("linalg.slogdet", "a", _float_matrix("slogdet", lambda a: tuple(np.linalg.slogdet(a))))
+MODULE.linalg.svd = Function("linalg.svd", "a, full_matrices=True, compute_uv=True",
+                             lambda a, full_matrices, compute_uv: _float_matrix("svd", lambda m: tuple(
+                                 np.linalg.svd(m, full_matrices=full_matrices, compute_uv=compute_uv)))(a))
+MODULE.linalg.eigh = Function("linalg.eigh", "a, UPLO='L'",
+                              lambda a, UPLO: _float_matrix("eigh", lambda m: tuple(np.linalg.eigh(m, UPLO)))(a))
+MODULE.linalg.qr = Function("linalg.qr", "a, mode='reduced'",
+                            lambda a, mode: _float_matrix("qr", lambda m: tuple(np.linalg.qr(m, mode)))(a))
 
 
 def _scatter_add(a, slices, value):

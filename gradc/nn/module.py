@@ -72,6 +72,12 @@ def structure_epoch():
     return _EPOCH[0]
 
 
+def structure_changed():
+    """Note a change of some module's parameters, buffers or submodules made behind its back
+    (gradc.func.functional_call swaps them): compiled calls guarding modules look again."""
+    _EPOCH[0] += 1
+
+
 class RemovableHandle:
     """What register_forward_hook returns: remove() unregisters the hook (also as a context manager)."""
     _ids = itertools.count()

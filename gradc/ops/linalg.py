@@ -286,3 +286,205 @@ def solve(A, B, left=True):
     if vector:
         return solve_p.bind(A, B.unsqueeze(-1)).squeeze(-1)
     return solve_p.bind(A, B)
+
+
+# ---------------------------------------------------------------------- svd, eigh, qr
+# One primitive per factor, each a LAPACK call (NumPy or CuPy): the factors a caller does not use
+# cost nothing, and each factor's VJP is the part of the decomposition's gradient it feeds (they
+# add up to the whole). The gradients are the real-valued formulas of the SVD, symmetric
+# eigendecomposition and QR; like PyTorch's they are undefined at repeated singular values or
+# eigenvalues (inf or nan there).
+def _factor(xp, fn, a, part, out=None):
+    (a2,) = _lapack(a)
+    res = xp.asarray(fn(a2)[part]).astype(a.dtype, copy=False)
+    if out is None:
+        return res
+    out[...] = res
+    return out
+
+
+def _svd_shape(shapes, part, full):
+    a = shapes[0]
+    if len(a) < 2:
+        raise ShapeError(f"linalg.svd: expects matrices (..., m, n), got shape {tuple(a)}")
+    m, n = a[-2], a[-1]
+    k = min(m, n)
+    return tuple(a[:-2]) + ((m, m if full else k), (k,), (n if full else k, n))[part]
+
+
+svd_p = primitive("svd", "linalg", 1, lambda shapes, part, full: _svd_shape(shapes, part, full),
+                  floating("linalg.svd"),
+                  lambda xp, a, part, full, out=None: _factor(xp, lambda m: xp.linalg.svd(m, full_matrices=full), a,
+                                                              part, out), saves=(0,))
+
+
+def _svd_factors(a):
+    return tuple(svd_p.bind(a, part=i, full=False) for i in range(3))
+
+
+def _off_diagonal_inverse(d):
+    """F with F[i, j] = 1 / (d[j] - d[i]) off the diagonal and 0 on it."""
+    diff = d.unsqueeze(-2) - d.unsqueeze(-1)
+    eye = cast(_eye_like(d), d.dtype)
+    return (diff + eye).reciprocal() * (1 - eye)
+
+
+@svd_p.def_vjp
+def _svd_vjp(ctx, g):
+    part, a = ctx.attrs["part"], ctx.inputs[0]
+    m, n = a.shape[-2], a.shape[-1]
+    if ctx.attrs["full"] and part != 1 and m != n:
+        raise ShapeError("linalg.svd: the gradient of U or Vh with full_matrices=True is not defined for a "
+                         "non-square matrix (as in PyTorch); pass full_matrices=False")
+    u, s, vh = _svd_factors(a)
+    if part == 1:   # dA = U diag(gS) Vh
+        return ((u * g.unsqueeze(-2)) @ vh,)
+    if ctx.attrs["full"]:
+        g = g[..., :, :min(m, n)] if part == 0 else g[..., :min(m, n), :]
+    f = _off_diagonal_inverse(s * s)
+    if part == 0:   # U [F o (U^T gU - gU^T U)] S Vh + (I - U U^T) gU S^-1 Vh
+        ut_g = u.mT @ g
+        inner = (f * (ut_g - ut_g.mT)) * s.unsqueeze(-2)
+        rest = (g - u @ ut_g) / s.unsqueeze(-2)
+        return ((u @ inner + rest) @ vh,)
+    # gV = gVh^T: U S [F o (V^T gV - gV^T V)] Vh + U S^-1 gVh (I - V Vh)
+    v, gv = vh.mT, g.mT
+    vt_g = v.mT @ gv
+    inner = s.unsqueeze(-1) * (f * (vt_g - vt_g.mT))
+    rest = (g - (g @ v) @ vh) / s.unsqueeze(-1)
+    return (u @ (inner @ vh + rest),)
+
+
+def _eigh_shape(shapes, part):
+    _square("linalg.eigh", shapes[0])
+    return tuple(shapes[0][:-1]) if part == 0 else tuple(shapes[0])
+
+
+eigh_p = primitive("eigh", "linalg", 1, lambda shapes, part: _eigh_shape(shapes, part), floating("linalg.eigh"),
+                   lambda xp, a, part, out=None: _factor(xp, lambda m: xp.linalg.eigh(m, UPLO="L"), a, part, out),
+                   saves=(0,))
+
+
+@eigh_p.def_vjp
+def _eigh_vjp(ctx, g):
+    # A = V diag(w) V^T from A's lower triangle; the gradient, symmetric as PyTorch's:
+    # sym(V (diag(gw) + F o (V^T gV)) V^T), F[i, j] = 1 / (w[j] - w[i])
+    a = ctx.inputs[0]
+    w, v = eigh_p.bind(a, part=0), eigh_p.bind(a, part=1)
+    inner = g.unsqueeze(-1) * cast(_eye_like(w), w.dtype) if ctx.attrs["part"] == 0 else \
+        _off_diagonal_inverse(w) * (v.mT @ g)
+    x = v @ inner @ v.mT
+    return ((x + x.mT) * 0.5,)
+
+
+def _eye_like(d):
+    return dispatch.interpreter().constant(np.eye(int(d.shape[-1]), dtype=bool), D.bool_, d.device)
+
+
+def _qr_shape(shapes, part, complete):
+    a = shapes[0]
+    if len(a) < 2:
+        raise ShapeError(f"linalg.qr: expects matrices (..., m, n), got shape {tuple(a)}")
+    m, n = a[-2], a[-1]
+    k = m if complete else min(m, n)
+    return tuple(a[:-2]) + ((m, k) if part == 0 else (k, n))
+
+
+qr_p = primitive("qr", "linalg", 1, lambda shapes, part, complete: _qr_shape(shapes, part, complete),
+                 floating("linalg.qr"),
+                 lambda xp, a, part, complete, out=None: _factor(
+                     xp, lambda m: xp.linalg.qr(m, mode="complete" if complete else "reduced"), a, part, out),
+                 saves=(0,))
+
+
+@qr_p.def_vjp
+def _qr_vjp(ctx, g):
+    # reduced QR of a tall (or square) A: M = R gR^T - gQ^T Q, gA = (gQ + Q copyltu(M)) R^-T
+    a = ctx.inputs[0]
+    m, n = a.shape[-2], a.shape[-1]
+    if m < n or (ctx.attrs["complete"] and m != n):
+        raise ShapeError(f"linalg.qr: the gradient is defined for a reduced QR of a matrix with at least as many "
+                         f"rows as columns (as in PyTorch), got shape {tuple(a.shape)}")
+    q, r = qr_p.bind(a, part=0, complete=False), qr_p.bind(a, part=1, complete=False)
+    gq, gr = (g, None) if ctx.attrs["part"] == 0 else (None, g)
+    mm = -(gq.mT @ q) if gr is None else r @ gr.mT
+    lower = _tril(mm, -1)
+    sym = lower + lower.mT + mm * cast(_eye_like(mm[..., 0]), mm.dtype)
+    b = q @ sym if gq is None else gq + q @ sym
+    return (solve_p.bind(r, b.mT).mT,)   # B R^-T
+
+
+def _tril(x, k):
+    rows = int(x.shape[-2])
+    mask = np.tril(np.ones((rows, int(x.shape[-1])), dtype=bool), k)
+    return x * cast(dispatch.interpreter().constant(mask, D.bool_, x.device), x.dtype)
+
+
+svd_result = collections.namedtuple("svd", ["U", "S", "Vh"])
+eigh_result = collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])
+qr_result = collections.namedtuple("qr", ["Q", "R"])
+
+
+def _float_input(name, a):
+    if not isinstance(a, Value):
+        raise DTypeError(f"{name} expects a tensor, got {type(a).__name__}")
+    if a.ndim < 2:
+        raise ShapeError(f"{name}: expects matrices (..., m, n), got shape {a.shape}")
+    if not a.dtype.is_floating_point:
+        raise DTypeError(f"{name}: expects a floating-point tensor, got {a.dtype!r}; convert with .float()")
+
+
+def svd(A, full_matrices=True, *, driver=None):
+    """(U, S, Vh) with A = U diag(S) Vh, S descending."""
+    _float_input("linalg.svd", A)
+    full = bool(full_matrices) and min(A.shape[-2:]) > 0
+    return svd_result(*(svd_p.bind(A, part=i, full=full) for i in range(3)))
+
+
+def svdvals(A, *, driver=None):
+    _float_input("linalg.svdvals", A)
+    return svd_p.bind(A, part=1, full=False)
+
+
+def eigh(A, UPLO="L"):
+    """(eigenvalues ascending, eigenvectors as columns) of symmetric A, read from its lower (UPLO='L')
+    or upper ('U') triangle."""
+    _float_matrices("linalg.eigh", A)
+    if UPLO not in ("L", "U"):
+        raise ValueError(f"linalg.eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
+    a = A if UPLO == "L" else A.mT
+    return eigh_result(eigh_p.bind(a, part=0), eigh_p.bind(a, part=1))
+
+
+def eigvalsh(A, UPLO="L"):
+    return eigh(A, UPLO).eigenvalues
+
+
+def qr(A, mode="reduced"):
+    """(Q, R) with A = Q R, Q with orthonormal columns, R upper triangular; mode 'reduced',
+    'complete' or 'r' (R only, Q empty)."""
+    _float_input("linalg.qr", A)
+    if mode not in ("reduced", "complete", "r"):
+        raise ValueError(f"linalg.qr: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
+    complete = mode == "complete"
+    r = qr_p.bind(A, part=1, complete=complete)
+    if mode == "r":
+        empty = dispatch.interpreter().constant(np.zeros((0,), dtype=A.dtype.np), A.dtype, A.device)
+        return qr_result(empty, r)
+    return qr_result(qr_p.bind(A, part=0, complete=complete), r)
+
+
+# torch's older top-level names (also Tensor methods)
+@svd_p.def_frontend("svd")
+def legacy_svd(input, some=True, compute_uv=True):
+    """torch.svd: (U, S, V) with V, not Vh (reduced unless some=False); without compute_uv, U and V
+    are zeros as in PyTorch."""
+    u, s, vh = svd(input, full_matrices=not some)
+    if not compute_uv:
+        return svd_result(u.detach() * 0, s, vh.mT.detach() * 0)
+    return svd_result(u, s, vh.mT)
+
+
+@qr_p.def_frontend("qr")
+def legacy_qr(input, some=True):
+    return qr(input, "reduced" if some else "complete")

@@ -11,7 +11,7 @@ from ..errors import GradcError
 from ..functions import tensor
 from ..grad_mode import no_grad
 from ..nn.module import Module
-from ..nn.normalization import _BatchNorm
+from ..nn.normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .lr_base import LRScheduler, group_rates, per_group
 
 __all__ = ["AveragedModel", "SWALR", "update_bn", "get_ema_avg_fn", "get_ema_multi_avg_fn", "get_swa_avg_fn",
@@ -99,7 +99,7 @@ def update_bn(loader, model, device=None):
     list or tuple gives its first element to the model."""
     momenta = {}
     for m in model.modules():
-        if isinstance(m, _BatchNorm) and m.track_running_stats:
+        if isinstance(m, (BatchNorm1d, BatchNorm2d, BatchNorm3d)) and m.track_running_stats:
             m.reset_running_stats()
             momenta[m] = m.momentum
     if not momenta:
