@@ -146,9 +146,11 @@ def test_against_documented_formulas():
 
 def test_defaults_and_state_like_torch():
     p = nn.Parameter(gradc.ones(2))
+    implementation = dict(foreach=None, capturable=False, differentiable=False)   # PyTorch's, kept as it keeps them
     assert optim.RMSprop([p]).defaults == dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                                               centered=False, maximize=False)
-    assert optim.Adadelta([p]).defaults == dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False)
+                                               centered=False, maximize=False, **implementation)
+    assert optim.Adadelta([p]).defaults == dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False,
+                                                **implementation)
     ada = optim.Adagrad([p], initial_accumulator_value=0.25)
     assert ada.defaults["lr"] == 1e-2 and ada.defaults["eps"] == 1e-10 and ada.defaults["lr_decay"] == 0.0
     # Adagrad's state exists before the first step, as in torch

@@ -1041,3 +1041,16 @@ def test_format_grad_fn_names_and_volatile_as_pytorch():
     with pytest.warns(UserWarning, match="volatile"):
         v = gradc.autograd.Variable(gradc.ones(2), volatile=True)
     assert v.shape == (2,)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam",
+                                  "Rprop", "ASGD"])
+def test_optimizers_take_pytorchs_implementation_keywords_and_keep_them_in_their_groups(name):
+    import inspect
+    assert set(inspect.signature(getattr(torch.optim, name).__init__).parameters) <= \
+        set(inspect.signature(getattr(gradc.optim, name).__init__).parameters)
+    ours = getattr(gradc.optim, name)([gradc.nn.Parameter(gradc.ones(2))], lr=0.01, foreach=False)
+    theirs = getattr(torch.optim, name)([torch.nn.Parameter(torch.ones(2))], lr=0.01, foreach=False)
+    assert set(ours.state_dict()["param_groups"][0]) == set(theirs.state_dict()["param_groups"][0])
+    with pytest.raises(gradc.GradcError, match="differentiable=True"):
+        getattr(gradc.optim, name)([gradc.nn.Parameter(gradc.ones(2))], lr=0.01, differentiable=True)

@@ -16,13 +16,16 @@ from .optimizer import Optimizer
 
 class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-                 maximize=False, decoupled_weight_decay=False, flat=False):
+                 maximize=False, decoupled_weight_decay=False, flat=False,
+                 foreach=None, capturable=False, differentiable=False, fused=None):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
             raise GradcError(f"{type(self).__name__}: invalid hyper-parameters lr={lr}, betas={betas}, eps={eps}, "
                              f"weight_decay={weight_decay} (need lr, eps, weight_decay >= 0 and 0 <= beta < 1)")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=bool(amsgrad), maximize=bool(maximize),
-                                      decoupled_weight_decay=bool(decoupled_weight_decay)), flat=flat)
+                                      decoupled_weight_decay=bool(decoupled_weight_decay)), flat=flat,
+                         implementation=dict(foreach=foreach, capturable=capturable, differentiable=differentiable,
+                                             fused=fused))
 
     hyper_inputs = ("lr", "betas", "eps", "weight_decay")
 
@@ -114,8 +117,9 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (default 0.01, as in PyTorch)."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
-                 maximize=False, flat=False):
+                 maximize=False, flat=False, foreach=None, capturable=False, differentiable=False, fused=None):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         decoupled_weight_decay=True, flat=flat)
+                         decoupled_weight_decay=True, flat=flat, foreach=foreach, fused=fused, capturable=capturable,
+                         differentiable=differentiable)
 
 

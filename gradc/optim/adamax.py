@@ -14,10 +14,11 @@ def check_betas(who, lr, betas, eps, weight_decay):
 
 class Adamax(Optimizer):
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *, maximize=False,
-                 flat=False):
+                 flat=False, foreach=None, capturable=False, differentiable=False):
         check_betas("Adamax", lr, betas, eps, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      maximize=bool(maximize)), flat=flat)
+                                      maximize=bool(maximize)), flat=flat,
+                         implementation=dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     hyper_inputs = ("lr", "betas", "eps", "weight_decay")
 

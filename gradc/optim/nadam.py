@@ -30,13 +30,15 @@ def _moments(state, p):
 
 class NAdam(Optimizer):
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
-                 decoupled_weight_decay=False, *, maximize=False, flat=False):
+                 decoupled_weight_decay=False, *, maximize=False, flat=False,
+                 foreach=None, capturable=False, differentiable=False):
         check_betas("NAdam", lr, betas, eps, weight_decay)
         if not momentum_decay >= 0:
             raise GradcError(f"NAdam: momentum_decay must be >= 0, got {momentum_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay, decoupled_weight_decay=bool(decoupled_weight_decay),
-                                      maximize=bool(maximize)), flat=flat)
+                                      maximize=bool(maximize)), flat=flat,
+                         implementation=dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     hyper_inputs = ("lr", "betas", "eps", "weight_decay", "momentum_decay")
 
@@ -68,11 +70,13 @@ class NAdam(Optimizer):
 
 class RAdam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 decoupled_weight_decay=False, *, maximize=False, flat=False):
+                 decoupled_weight_decay=False, *, maximize=False, flat=False,
+                 foreach=None, capturable=False, differentiable=False):
         check_betas("RAdam", lr, betas, eps, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       decoupled_weight_decay=bool(decoupled_weight_decay), maximize=bool(maximize)),
-                         flat=flat)
+                         flat=flat,
+                         implementation=dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
 
     hyper_inputs = ("lr", "betas", "eps", "weight_decay")
 

@@ -85,7 +85,18 @@ class Optimizer(abc.ABC):
     # that list none get every option guarded.
     hyper_inputs = ()
 
-    def __init__(self, params, defaults, flat=False):
+    def __init__(self, params, defaults, flat=False, implementation=None):
+        implementation = dict(implementation or {})
+        if implementation.get("differentiable"):
+            raise GradcError(f"{type(self).__name__}(differentiable=True): differentiating through the update itself "
+                             "is not supported; gradc's steps run without history")
+        if implementation.get("fused") and implementation.get("foreach"):
+            raise GradcError(f"{type(self).__name__}: fused=True and foreach=True cannot both be set (as in PyTorch)")
+        # PyTorch's choices among its implementations of one update (a loop, foreach lists, a fused
+        # kernel, device-side step counts): gradc has one, compiled into fused kernels with its step
+        # count on the device, so every choice gives the same numbers; they are kept in the groups
+        # as PyTorch keeps them (each optimizer takes the ones its PyTorch namesake takes).
+        defaults = dict(defaults, **implementation)
         self.flat = bool(flat)
         self._flats = {}  # group index -> [_Flat] (flat=True: parameters live in flat buffers)
         self.defaults = dict(defaults)

@@ -7,14 +7,15 @@ from .optimizer import Optimizer
 
 class SGD(Optimizer):
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
-                 maximize=False, flat=False):
+                 maximize=False, flat=False, foreach=None, differentiable=False, fused=None):
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise GradcError(f"SGD: lr, momentum and weight_decay must be >= 0 (got {lr}, {momentum}, {weight_decay})")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise GradcError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=bool(nesterov), maximize=bool(maximize)),
-                         flat=flat)
+                         flat=flat,
+                         implementation=dict(foreach=foreach, differentiable=differentiable, fused=fused))
 
     hyper_inputs = ("lr", "momentum", "dampening", "weight_decay")
 
