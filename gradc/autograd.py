@@ -254,7 +254,7 @@ def backward_from(tensor, gradient, retain_graph=False, create_graph=False, inpu
 
         def release(node):
             if not (retain_graph or create_graph):
-                node.saved, node.out, node.freed = (), None, True
+                _release(node)
         backprop(_topological(tensor._grad_fn), cot, lambda node: node.unpack(create_graph), release)
         leaves = [t for t in cot if not isinstance(t, Node) and (targets is None or id(t) in targets)]
         for leaf in leaves:
@@ -262,6 +262,13 @@ def backward_from(tensor, gradient, retain_graph=False, create_graph=False, inpu
         for key, g in cot.taken.items():  # non-leaf inputs= get their gradient in .grad, as PyTorch does
             _accumulate(watch[key], g, create_graph)
         run_post_backward_hooks(leaves)
+
+
+def _release(node):
+    """Free what a node saved for its backward; only a node that saved something refuses a second
+    backward (PyTorch's rule: x + 1 can be differentiated again, x * y cannot)."""
+    had = node.out is not None or any(t is not None for t in node.saved)
+    node.saved, node.out, node.freed = (), None, node.freed or had
 
 
 def _accumulate(leaf, g, create_graph=False):
@@ -453,7 +460,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
     def release(node):
         if not retain:
-            node.saved, node.out, node.freed = (), None, True
+            _release(node)
 
     with set_grad_enabled(bool(create_graph)):
         backprop(_topological(*roots), cot, lambda node: node.unpack(create_graph), release)

@@ -362,6 +362,8 @@ def transpose(input, dim0, dim1):
     perm = list(range(input.ndim))
     a = normalize_axis("transpose", dim0, input.ndim)
     b = normalize_axis("transpose", dim1, input.ndim)
+    if input.ndim == 0:
+        return input
     perm[a], perm[b] = perm[b], perm[a]
     return input.permute(perm)
 
@@ -383,7 +385,7 @@ def unsqueeze(input, dim):
 def squeeze(input, dim=None):
     if dim is None:
         return input.reshape(tuple(s for s in input.shape if s != 1))
-    axes = axes_arg(input, dim, "squeeze")
+    axes = axes_arg(input, dim, "squeeze", empty_is_all=False)
     return input.reshape(tuple(s for i, s in enumerate(input.shape) if not (i in axes and s == 1)))
 
 

@@ -78,7 +78,7 @@ class Eager(dispatch.Mode):
         """Make `target` hold `result` (same shape and dtype): the mechanism of every in-place op."""
         grad_mode = autograd.is_grad_enabled()
         recording = grad_mode and result.requires_grad
-        if (grad_mode and target._grad_fn is not None and target._grad_fn.prim.view
+        if (grad_mode and target._grad_fn is not None and getattr(target._grad_fn.prim, "view", False)
                 and getattr(target._data, "base", None) is not None and sys.getrefcount(target._data.base) > 2):
             # (views of tensors with history write through to them in gradc.composite.assign; what comes
             # here is a view of a leaf) the leaf's history would not see the write. When

@@ -45,6 +45,9 @@ def _as_tuple(key):
 
 
 def getitem(x, key):
+    if isinstance(key, bool) or (isinstance(key, Tensor) and key.ndim == 0 and key.dtype.name == "bool"):
+        # x[True] is x with a new leading dim of 1, x[False] with one of 0 (a 0-d mask), as in PyTorch
+        return x.unsqueeze(0) if bool(key) else x.unsqueeze(0)[:0]
     key = _as_tuple(key)
     items = []
     for k in key:

@@ -291,6 +291,8 @@ def searchsorted(sorted_sequence, input, out_int32=False, right=False, side=None
         probe = OPS["gather"].bind(flat, (base + mid.clamp(max=n - 1)).reshape(-1), axis=0).reshape(v.shape)
         go_right = (probe <= v if right else probe < v) & (mid < hi)
         lo, hi = where(go_right, mid + 1, lo), where(go_right, hi, mid)
+    if v.dtype.is_floating_point:   # NaN sorts after everything, as in PyTorch
+        lo = where(v != v, n, lo)
     out = lo.reshape(values.shape)
     return cast(out, D.int32) if out_int32 else out
 

@@ -62,7 +62,8 @@ def contiguous(self, memory_format=None):
     """self when its elements already lie row-major, else a row-major copy (autograd sees identity),
     so x.contiguous().is_contiguous() holds as in PyTorch. A traced value is row-major already."""
     is_contiguous(self, memory_format)
-    return self if is_contiguous(self) else clone(self)
+    writable = self._data is None or getattr(self._data.flags, "writeable", True)   # (an empty expand is not)
+    return self if is_contiguous(self) and writable else clone(self)
 
 
 def _base(a):

@@ -95,6 +95,8 @@ def _in_range(index, input, dim, name):
 
 @export("gather")
 def gather(input, dim, index):
+    if input.ndim == 0 and isinstance(index, Tensor) and index.ndim == 0:   # a scalar from a scalar
+        return gather(input.reshape(1), dim, index.reshape(1)).reshape(())
     dim, index = _check_index(input, dim, index, "gather")
     index = _in_range(index, input, dim, "gather")
     return OPS["gather"].bind(input.reshape(-1), linear_index(index, dim, input.shape), axis=0)
@@ -105,6 +107,9 @@ def _scatter_flat(input, dim, index, src, name):
     index = _in_range(index, input, dim, name)
     if not isinstance(src, Tensor):
         src = full(index.shape, src, dtype=input.dtype, device=input.device)
+    elif src.ndim != index.ndim or any(i > n for i, n in zip(index.shape, src.shape)):
+        raise ShapeError(f"{name}: index of shape {tuple(index.shape)} is larger than src of shape "
+                         f"{tuple(src.shape)}; src needs at least the index's size in every dim, as in PyTorch")
     src = strided_slice(src.to(input.dtype), [0] * index.ndim, list(index.shape), [1] * index.ndim)
     lin = linear_index(index, dim, input.shape).reshape(-1)
     return lin, src.reshape(-1)
@@ -153,6 +158,9 @@ def setitem(self, key, value):
 @export("flip")
 def flip(input, *dims):
     dims = dims[0] if len(dims) == 1 else dims   # flip(dims) or flip(0, 2), as in PyTorch
+    if input.ndim == 0:
+        _dims(input, dims, "flip")
+        return input.clone()
     out = input
     for d in _dims(input, dims, "flip"):
         n = input.shape[d]
@@ -339,8 +347,10 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 @export("isclose")
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-    close = (input - other).abs() <= atol + rtol * (other.abs() if isinstance(other, Tensor) else abs(other))
-    close = close | (input == other)
+    # the tolerance applies to finite values only; infinities are close only when equal, as PyTorch's
+    near = (input - other).abs() <= atol + rtol * (other.abs() if isinstance(other, Tensor) else abs(other))
+    finite = input.isfinite() & (other.isfinite() if isinstance(other, Tensor) else math.isfinite(other))
+    close = (near & finite) | (input == other)
     if equal_nan:
         close = close | ((input != input) & (other != other))
     return close

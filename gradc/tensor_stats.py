@@ -51,8 +51,9 @@ def _running_extreme(input, dim, largest, name, result):
     key = input.detach()
     if key.dtype is D.bool_:
         key = cast(key, D.int64)
-    if key.dtype.is_floating_point:   # NaN wins from where it appears on, as in PyTorch
-        key = where(key != key, scalar(math.inf if largest else -math.inf, key.dtype, key.device), key)
+    nan = key != key if key.dtype.is_floating_point else None
+    if nan is not None:
+        key = where(nan, scalar(math.inf if largest else -math.inf, key.dtype, key.device), key)
     pos = _positions(key, d)
     idx = pos.expand(key.shape)
 
@@ -65,6 +66,9 @@ def _running_extreme(input, dim, largest, name, result):
         return (v.maximum(pv) if largest else v.minimum(pv)), where(take, pi, i)
 
     _, idx = _scan(d, key.shape[d], step, key, idx)
+    if nan is not None:   # NaN wins from where it appears on, as in PyTorch: the latest NaN's index
+        last_nan = _running_extreme(where(nan, idx * 0 + pos, -1), d, True, name, result).values
+        idx = where(last_nan >= 0, last_nan, idx)
     return result(gather_along(input, d, idx), idx)
 
 

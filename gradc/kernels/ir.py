@@ -413,7 +413,7 @@ class _Lowering:
                     self.phases[cur].body.append(Accumulate(k, d["op"], acc, acct, *val))
         chunks = min(self.rows, MAX_CHUNKS)
         for c in self.colreduces:
-            chunks = max(1, min(chunks, PARTIAL_BUDGET // (8 * c.n)))
+            chunks = max(1, min(chunks, PARTIAL_BUDGET // (8 * max(1, c.n))))   # (n is 0 for an empty row)
         written = sum(p.nbytes for p in self.params if p.role == "out")
         return Kernel(id=self.members[0], name=f"g{self.members[0]}", rows=self.rows, width=self.width,
                       chunks=chunks, params=self.params, phases=[p for p in self.phases if p.body or p.pre or

@@ -8,6 +8,8 @@ from ..grad_mode import no_grad
 from ..tensor import Tensor
 from ..ops import OPS
 from ..ops.index import check_values
+from ..composite import accumulate_in_float32
+from ..ops.frontend import cast
 from .losses import broadcast_target
 from .losses import (binary_cross_entropy_with_logits, cosine_similarity, huber_loss, kl_div,  # noqa: F401
                      l1_loss, legacy_reduction, one_hot, reduce_loss, smooth_l1_loss, weighted)
@@ -130,16 +132,20 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(input.shape[-len(shape):]) != shape:
         raise ShapeError(f"layer_norm: normalized_shape {shape} does not match the trailing dims of input {input.shape}")
-    axes = tuple(range(input.ndim - len(shape), input.ndim))
-    mean = input.mean(axes, keepdim=True)
-    centered = input - mean
-    var = (centered * centered).mean(axes, keepdim=True)
-    out = centered * (var + eps).rsqrt()
+    out = _standardized(input, tuple(range(input.ndim - len(shape), input.ndim)), eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
         out = out + bias
     return out
+
+
+@accumulate_in_float32
+def _standardized(input, axes, eps):
+    """(x - mean) / sqrt(var + eps) over axes; float16 in float32, as PyTorch's layer norm (a float16
+    square of 1e4 overflows)."""
+    centered = input - input.mean(axes, keepdim=True)
+    return centered * ((centered * centered).mean(axes, keepdim=True) + eps).rsqrt()
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -210,8 +216,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     log_p, log_q = (where(v > 0, where(v > 0, v, 1.0).log(), -100.0).clamp(min=-100.0) for v in (input, 1 - input))
     loss = -(target * log_p + (1 - target) * log_q)
     # and there PyTorch's gradient, (p - t) / max(p (1 - p), 1e-12), which the masked log leaves out
-    edge = where(input * (1 - input) == 0, (input - target) * 1e12, 0.0).detach()
-    loss = loss + edge * (input - input.detach())
+    # (in float32: 1e12 is inf in float16, and inf * 0 would make the loss NaN)
+    wide = cast(input, D.float32) if input.dtype is D.float16 else input
+    edge = where(wide * (1 - wide) == 0, (wide - target) * 1e12, 0.0).detach()
+    loss = loss + cast(edge * (wide - wide.detach()), loss.dtype)
     if weight is not None:
         loss = loss * weight
     return reduce_loss(loss, legacy_reduction(size_average, reduce, reduction), "binary_cross_entropy")

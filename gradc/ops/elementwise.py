@@ -350,6 +350,8 @@ _binary_names(pow_p, (), ("__rpow__",))
 
 @pow_p.def_frontend("pow", "__pow__")
 def pow(input, exponent):
+    if not isinstance(input, Value):   # gradc.pow(2.0, t): a Python number as the base
+        return F.binary("pow", input, exponent)
     if (isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and exponent == 2
             and D.promote_weak(input.dtype, exponent) is input.dtype):  # int ** 2.0 is float, bool ** 2 int
         return input * input

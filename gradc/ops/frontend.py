@@ -89,9 +89,10 @@ def size_arg(args, name):
     return shape
 
 
-def axes_arg(x, dim, name):
-    """A sorted tuple of distinct non-negative axes (all axes for dim=None)."""
-    if dim is None:
+def axes_arg(x, dim, name, empty_is_all=True):
+    """A sorted tuple of distinct non-negative axes (all axes for dim=None, and for an empty dim
+    list, as PyTorch's reductions read it)."""
+    if dim is None or (empty_is_all and isinstance(dim, (tuple, list)) and not dim):
         return tuple(range(x.ndim))
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
     axes = tuple(sorted({normalize_axis(name, int(d), x.ndim) for d in dims}))

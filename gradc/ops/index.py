@@ -60,12 +60,18 @@ scatter_add_p.def_vjp(lambda ctx, g: (gather_p.bind(g, ctx.inputs[1], axis=ctx.a
 
 @gather_p.def_frontend("index_select")
 def index_select(input, dim, index):
-    """The entries of `input` at the 1-D int64 `index` along `dim`, as torch.index_select."""
-    if index.ndim != 1:
+    """The entries of `input` at the int64 `index` (1-D, or 0-d as one index) along `dim`, as
+    torch.index_select; an index outside [0, size) raises, as in PyTorch (no negative indices)."""
+    if index.ndim > 1:
         raise ShapeError(f"index_select: index must be 1-D, got shape {index.shape}")
     if index.dtype is D.int32:   # PyTorch takes int32 indices too
         index = index.long()
-    return gather_p.bind(input, index, axis=normalize_axis("index_select", dim, input.ndim))
+    if input.ndim == 0:
+        return index_select(input.reshape(1), 0, index.reshape(1)).reshape(())
+    axis = normalize_axis("index_select", dim, input.ndim)
+    index = check_index_p.bind(index.reshape(-1), high=int(input.shape[axis]), ignore=None,
+                                    what="index_select:")
+    return gather_p.bind(input, index, axis=axis)
 
 
 VALUE_CHECK = "value check: "
