@@ -70,7 +70,7 @@ def index_select(input, dim, index):
         return index_select(input.reshape(1), 0, index.reshape(1)).reshape(())
     axis = normalize_axis("index_select", dim, input.ndim)
     index = check_index_p.bind(index.reshape(-1), high=int(input.shape[axis]), ignore=None,
-                                    what="index_select:")
+                                what="index_select:")
     return gather_p.bind(input, index, axis=axis)
 
 
