@@ -24,13 +24,13 @@ from .tensor import Tensor
 from .shapes import Size
 from .dynamic import mark_dynamic
 from .functions import *  # noqa: F401,F403  (every op, from the op table and the composites)
-from . import cuda  # noqa: E402
+from . import cuda, cpu  # noqa: E402
 from . import accelerator  # noqa: E402
 from . import nn, optim, amp  # noqa: E402
 from . import utils  # noqa: E402
 from .generator import Generator, default_generator  # noqa: E402
 from .inference import inference_mode, is_inference_mode_enabled  # noqa: E402
-from .amp import device_autocast as autocast  # noqa: E402
+from .amp import device_autocast as autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402,F401
 from . import distributed  # noqa: E402
 from . import backends  # noqa: E402
 from . import distributions  # noqa: E402

@@ -62,6 +62,33 @@ class _Cuda:
     def is_built():
         return _cuda_is_available()
 
+    # Which of PyTorch's attention kernels may run: gradc has one exact attention, which each allows.
+    _sdp = {"flash": True, "mem_efficient": True, "math": True, "cudnn": True}
+
+    def enable_flash_sdp(self, enabled):
+        self._sdp["flash"] = bool(enabled)
+
+    def enable_mem_efficient_sdp(self, enabled):
+        self._sdp["mem_efficient"] = bool(enabled)
+
+    def enable_math_sdp(self, enabled):
+        self._sdp["math"] = bool(enabled)
+
+    def enable_cudnn_sdp(self, enabled):
+        self._sdp["cudnn"] = bool(enabled)
+
+    def flash_sdp_enabled(self):
+        return self._sdp["flash"]
+
+    def mem_efficient_sdp_enabled(self):
+        return self._sdp["mem_efficient"]
+
+    def math_sdp_enabled(self):
+        return self._sdp["math"]
+
+    def cudnn_sdp_enabled(self):
+        return self._sdp["cudnn"]
+
 
 cudnn = _Cudnn("gradc.backends.cudnn", enabled=True, benchmark=False, deterministic=False, allow_tf32=True)
 cuda = _Cuda()

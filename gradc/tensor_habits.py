@@ -129,7 +129,13 @@ class finfo:
 
     def __init__(self, type=None):
         type = D.default_float if type is None else type
-        if not type.is_floating_point:
+        if type is D.bfloat16:   # facts of a dtype gradc names but has no tensors of (a mask's finfo(dtype).min)
+            self.dtype, self.bits, self.eps, self.max, self.min = "bfloat16", 16, 2.0 ** -7, 3.3895313892515355e38, \
+                -3.3895313892515355e38
+            self.tiny = self.smallest_normal = 1.1754943508222875e-38
+            self.resolution = 0.01
+            return
+        if not getattr(type, "is_floating_point", False):
             raise DTypeError(f"finfo: {type!r} is not a floating-point dtype; use gradc.iinfo for integers")
         info = np.finfo(type.np)
         self.dtype, self.bits = type.name, info.bits
@@ -208,21 +214,44 @@ def _scaled_sum(input, product, beta, alpha):
 
 
 @export("repeat_interleave")
-def repeat_interleave(input, repeats, dim=None, output_size=None):
-    """Each element (or slice along dim) repeated `repeats` times in place (an int; per-element
-    counts make the shape depend on data and are refused)."""
-    if isinstance(repeats, Tensor):
-        if repeats.numel() != 1:
-            raise ShapeError("repeat_interleave: per-element repeat counts (a tensor of them) are not supported: "
-                             "the result's shape would depend on their values; pass one int")
+def repeat_interleave(input, repeats=None, dim=None, output_size=None):
+    """Each element (or slice along dim) repeated `repeats` times in place: an int, or one count per
+    element (a tensor; the result's length is their sum, read eagerly, or output_size when given,
+    which also lets a compiled call trace it). repeat_interleave(counts) repeats 0, 1, 2, ...."""
+    if repeats is None:   # torch.repeat_interleave(repeats): the indices, each repeated
+        return repeat_interleave(arange(input.shape[0], device=input.device), input, 0, output_size)
+    if isinstance(repeats, Tensor) and repeats.ndim == 0:
         repeats = _index(repeats, "repeat_interleave", "repeats")
-    if repeats < 0:
-        raise ShapeError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
     x = input.reshape(-1) if dim is None else input
     d = 0 if dim is None else normalize_axis("repeat_interleave", dim, x.ndim)
     shape = list(x.shape)
+    if isinstance(repeats, Tensor):
+        return _repeat_each(x, repeats, d, output_size)
+    if repeats < 0:
+        raise ShapeError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
     expanded = x.unsqueeze(d + 1).expand(shape[:d + 1] + [repeats] + shape[d + 1:])
     return expanded.reshape(shape[:d] + [shape[d] * repeats] + shape[d + 1:])
+
+
+def _repeat_each(x, repeats, d, output_size):
+    """x repeated along d by per-slice counts: slice j fills the positions from the counts' running
+    sum before it, found for every output position by a binary search of that sum."""
+    from .tensor_index import searchsorted
+    if repeats.ndim != 1 or repeats.shape[0] not in (x.shape[d], 1):
+        raise ShapeError(f"repeat_interleave: repeats must be one count per element of dim {d} ({x.shape[d]}), got "
+                         f"shape {tuple(repeats.shape)}")
+    repeats = repeats.long().expand(x.shape[d])
+    if output_size is None:
+        if dispatch.tracer() is not None:
+            from .errors import TraceError
+            raise TraceError("repeat_interleave with a tensor of counts: the result's length depends on their "
+                             "values; pass output_size= to compile it")
+        if bool((repeats < 0).any()):
+            raise ShapeError("repeat_interleave: repeats must be non-negative")
+        output_size = int(repeats.sum().item())
+    ends = repeats.cumsum(0)
+    which = searchsorted(ends, arange(output_size, device=x.device), right=True)
+    return x.index_select(d, which)
 
 
 @export("tile")

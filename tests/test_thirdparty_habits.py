@@ -370,8 +370,8 @@ def test_data_dependent_shapes_are_eager_only_with_a_trace_error():
 
 
 def test_named_errors_for_what_is_not_supported():
-    with pytest.raises(gradc.ShapeError, match="per-element repeat counts"):
-        gradc.repeat_interleave(gradc.ones(3), gradc.tensor([1, 2, 3]))
+    with pytest.raises(gradc.TraceError, match="output_size="):
+        gradc.compile(lambda x, r: gradc.repeat_interleave(x, r), fullgraph=True)(gradc.ones(3), gradc.tensor([1, 2, 3]))
     with pytest.raises(gradc.ShapeError, match="out of range for dim 1 of size 6"):
         gradc.zeros(4, 6).select(1, 6)
     with pytest.raises(gradc.DTypeError, match="1-D integer tensor"):
@@ -1054,3 +1054,38 @@ def test_optimizers_take_pytorchs_implementation_keywords_and_keep_them_in_their
     assert set(ours.state_dict()["param_groups"][0]) == set(theirs.state_dict()["param_groups"][0])
     with pytest.raises(gradc.GradcError, match="differentiable=True"):
         getattr(gradc.optim, name)([gradc.nn.Parameter(gradc.ones(2))], lr=0.01, differentiable=True)
+
+
+def test_repeat_interleave_by_counts_and_torch_namespaces_for_autocast_finfo():
+    for lib in (torch, gradc):
+        assert lib.repeat_interleave(lib.tensor([1, 2]), lib.tensor([1, 2])).tolist() == [1, 2, 2]
+        assert lib.repeat_interleave(lib.tensor([2, 0, 1])).tolist() == [0, 0, 2]
+        assert lib.tensor([[1, 2], [3, 4]]).repeat_interleave(lib.tensor([1, 2]), dim=0).tolist() == [[1, 2], [3, 4], [3, 4]]
+    x = gradc.tensor([1.0, 2.0], requires_grad=True)
+    x.repeat_interleave(gradc.tensor([2, 3])).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 3.0])
+    f = gradc.compile(lambda a, r: a.repeat_interleave(r, dim=0, output_size=3))
+    np.testing.assert_array_equal(f(gradc.tensor([1.0, 2.0]), gradc.tensor([1, 2])).numpy(), [1.0, 2.0, 2.0])
+    with gradc.cpu.amp.autocast():
+        assert gradc.is_autocast_enabled("cpu") and gradc.get_autocast_dtype("cpu") is gradc.float16
+    assert not gradc.is_autocast_enabled()
+    ours, theirs = gradc.finfo(gradc.bfloat16), torch.finfo(torch.bfloat16)
+    assert (ours.bits, ours.eps, ours.max, ours.min, ours.tiny) == (theirs.bits, theirs.eps, theirs.max, theirs.min,
+                                                                   theirs.tiny)
+
+
+def test_sdpa_backend_selectors_to_empty_and_load_state_dict_repr():
+    from gradc.nn.attention import SDPBackend, sdpa_kernel
+    q = gradc.randn(1, 2, 3, 4)
+    plain = gradc.nn.functional.scaled_dot_product_attention(q, q, q)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]):
+        np.testing.assert_array_equal(gradc.nn.functional.scaled_dot_product_attention(q, q, q).numpy(), plain.numpy())
+    with pytest.raises(ValueError, match="SDPBackend"):
+        sdpa_kernel("flash")
+    gradc.backends.cuda.enable_flash_sdp(False)
+    assert not gradc.backends.cuda.flash_sdp_enabled()
+    gradc.backends.cuda.enable_flash_sdp(True)
+    m = gradc.nn.Linear(2, 2)
+    assert repr(m.load_state_dict(m.state_dict())) == repr(torch.nn.Linear(2, 2).load_state_dict(
+        torch.nn.Linear(2, 2).state_dict())) == "<All keys matched successfully>"
+    assert m.to_empty(device="cpu") is m and m.weight.shape == (2, 2) and isinstance(m.weight, gradc.nn.Parameter)

@@ -24,14 +24,22 @@ _open = [0]  # enabled regions open in all threads: the mode is on the dispatch 
 _DEVICE_TYPES = ("cpu", "cuda")
 
 
-def is_autocast_enabled():
-    """Whether ops called from this thread run under an autocast policy now."""
+def is_autocast_enabled(device_type=None):
+    """Whether ops called from this thread run under an autocast policy now (the policy is the same
+    on every device, so device_type, checked, names any of them)."""
+    _check_device_type(device_type)
     return _local.dtype is not None
 
 
-def get_autocast_dtype():
+def get_autocast_dtype(device_type=None):
     """The low-precision dtype of the open autocast region (float16 when none is open)."""
+    _check_device_type(device_type)
     return _local.dtype or D.float16
+
+
+def _check_device_type(device_type):
+    if device_type is not None and device_type not in _DEVICE_TYPES:
+        raise DTypeError(f"autocast: unknown device_type {device_type!r}; use 'cpu' or 'cuda'")
 
 
 def cast_operands(prim, args):

@@ -50,3 +50,9 @@ def empty_cache():
 def is_bf16_supported():
     """False: gradc has no bfloat16 tensors (NumPy has no bfloat16); autocast uses float16."""
     return False
+
+
+def get_device_name(device=None):
+    """The GPU's name, as CuPy's runtime reports it."""
+    dev = _cuda(device)
+    return dev.xp.cuda.runtime.getDeviceProperties(dev.index or 0)["name"].decode()

@@ -87,3 +87,30 @@ class MultiheadAttention(Module):
 
     def extra_repr(self):
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
+
+
+# ---------------------------------------------------------------------- torch.nn.attention's names
+class SDPBackend:
+    """The attention implementations PyTorch chooses among (torch.nn.attention.SDPBackend)."""
+    ERROR, MATH, FLASH_ATTENTION, EFFICIENT_ATTENTION, CUDNN_ATTENTION, OVERRIDEABLE = range(-1, 5)
+
+
+_BACKENDS = {v for k, v in vars(SDPBackend).items() if k.isupper()}
+
+
+class sdpa_kernel:
+    """with sdpa_kernel(SDPBackend.MATH): ...: which of PyTorch's attention kernels may run. gradc
+    has one, a blocked exact attention that every choice permits (they differ only in speed and
+    rounding), so the region changes no result; the choice is checked and kept in `backends`."""
+
+    def __init__(self, backends, set_priority=False):
+        chosen = list(backends) if isinstance(backends, (list, tuple)) else [backends]
+        if not chosen or any(b not in _BACKENDS or b == SDPBackend.ERROR for b in chosen):
+            raise ValueError(f"sdpa_kernel: expects SDPBackend members, got {backends!r}")
+        self.backends, self.set_priority = chosen, bool(set_priority)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

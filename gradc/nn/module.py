@@ -21,6 +21,13 @@ def _check_name(where, what, name):
 _MISSING = object()
 
 
+class _IncompatibleKeys(collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")):
+    """What load_state_dict returns; printed as PyTorch prints it when every key matched."""
+    def __repr__(self):
+        return "<All keys matched successfully>" if not self.missing_keys and not self.unexpected_keys else \
+            super().__repr__()
+
+
 def _note_write(tracer, module, name):
     """Let the tracer take back this attribute write if its trace is abandoned (a float argument used as a
     number, an eager fallback): the value would be a tensor of a dead trace."""
@@ -300,7 +307,7 @@ class Module:
         with no_grad():
             for target, value in pairs:
                 target.copy_(value)
-        return collections.namedtuple("IncompatibleKeys", "missing_keys unexpected_keys")(missing, unexpected)
+        return _IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ modes and devices
     def train(self, mode=True):
@@ -348,6 +355,12 @@ class Module:
             # dtype changes apply to floating tensors only (integer buffers keep their type)
             return out if t.dtype.is_floating_point or out.dtype is t.dtype else t.to(device=out.device)
         return self._apply_to_tensors(convert)
+
+    def to_empty(self, *, device=None, recurse=True):
+        """The parameters and buffers moved to `device` as uninitialised tensors of their shapes (what
+        PyTorch does after building a model on the meta device; re-initialise them afterwards)."""
+        from ..functions import empty_like
+        return self._apply_to_tensors(lambda t: empty_like(t, device=device if device is not None else t.device))
 
     def cuda(self, device=None, non_blocking=False):
         return self.to("cuda" if device is None else f"cuda:{int(device)}")
