@@ -12,7 +12,7 @@ _warnings.filterwarnings("ignore", r"(divide by zero|invalid value|overflow|unde
                          RuntimeWarning, r"gradc(\.|_generated_|$)")
 
 from .errors import (GradcError, ShapeError, DTypeError, AutogradError, TraceError, DeviceError, ArtifactError,
-                     OutOfRangeError, OutOfMemoryError)
+                     OutOfRangeError, OutOfMemoryError, DimensionError)
 from .dtypes import (bool_ as bool, int32, int64, float16, float32, float64, bfloat16, int8, int16, uint8,  # noqa: F401
                      DType as dtype, set_default_dtype)
 from .device import Device as _Device, device

@@ -34,6 +34,10 @@ class OutOfRangeError(GradcError, IndexError):
     """An index or class label outside its valid range (also an IndexError, as in PyTorch)."""
 
 
+class DimensionError(ShapeError, OutOfRangeError):
+    """A dim argument outside a tensor's dimensions: a ShapeError, and an IndexError as PyTorch's is."""
+
+
 class OutOfMemoryError(GradcError, MemoryError):
     """An allocation larger than the memory available."""
 

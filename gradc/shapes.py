@@ -1,5 +1,5 @@
 """Shape arithmetic shared by the frontend, the op table and the passes."""
-from .errors import ShapeError
+from .errors import DimensionError, ShapeError
 from .symint import SymInt
 
 
@@ -24,8 +24,8 @@ def broadcast_shapes(name, shapes):
 
 def normalize_axis(name, axis, ndim):
     if not -max(ndim, 1) <= axis < max(ndim, 1):
-        raise ShapeError(f"{name}: dim {axis} is out of range for a tensor with {ndim} dimension(s) "
-                         f"(valid: {-max(ndim, 1)}..{max(ndim, 1) - 1})")
+        raise DimensionError(f"{name}: dim {axis} is out of range for a tensor with {ndim} dimension(s) "
+                             f"(valid: {-max(ndim, 1)}..{max(ndim, 1) - 1})")
     return axis % max(ndim, 1)
 
 
