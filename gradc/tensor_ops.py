@@ -148,6 +148,8 @@ def setitem(self, key, value):
     where_ = getitem(positions, key)
     if not isinstance(value, Tensor):
         value = full((), value, dtype=self.dtype, device=self.device)
+    while value.ndim > where_.ndim and value.shape[0] == 1:   # PyTorch drops a value's leading 1s (a[0] = v[None])
+        value = value.squeeze(0)
     value = value.to(self.dtype).expand(where_.shape) if value.shape != where_.shape else value.to(self.dtype)
     keys = key if isinstance(key, tuple) else (key,)
     unique = not any(isinstance(k, (Tensor, list, np.ndarray)) for k in keys)   # only index arrays repeat positions

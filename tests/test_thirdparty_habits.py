@@ -1089,3 +1089,19 @@ def test_sdpa_backend_selectors_to_empty_and_load_state_dict_repr():
     assert repr(m.load_state_dict(m.state_dict())) == repr(torch.nn.Linear(2, 2).load_state_dict(
         torch.nn.Linear(2, 2).state_dict())) == "<All keys matched successfully>"
     assert m.to_empty(device="cpu") is m and m.weight.shape == (2, 2) and isinstance(m.weight, gradc.nn.Parameter)
+
+
+def test_setitem_drops_leading_ones_and_distributions_import_by_torchs_module_paths():
+    for lib in (torch, gradc):   # CleanRL's advantages[t] = delta + ... with delta of shape (1, num_envs)
+        a = lib.zeros(3, 2)
+        a[0] = lib.ones(1, 2)
+        a[1:2] = lib.ones(1, 1, 2) * 2
+        assert a.tolist() == [[1, 1], [2, 2], [0, 0]]
+        b = lib.zeros(3, 2)
+        b[lib.tensor([0, 2])] = lib.ones(1, 2, 2)
+        assert b.tolist() == [[1, 1], [0, 0], [1, 1]]
+    from gradc.distributions.categorical import Categorical
+    from gradc.distributions.normal import Normal
+    from gradc.distributions.studentT import StudentT
+    assert (Categorical, Normal, StudentT) == (gradc.distributions.Categorical, gradc.distributions.Normal,
+                                               gradc.distributions.StudentT)

@@ -27,3 +27,24 @@ __all__ = ["Bernoulli", "Beta", "Binomial", "Categorical", "Cauchy", "Geometric"
            "Gamma", "Independent", "KLNotImplementedError", "Laplace", "LogNormal", "MultivariateNormal", "Normal",
            "OneHotCategorical", "TransformedDistribution", "Uniform", "constraints", "kl_divergence", "register_kl",
            "transforms"]
+
+
+def _torch_module_paths():
+    """PyTorch keeps each distribution in a module of its own (`from torch.distributions.categorical
+    import Categorical`): the same paths import here, as modules holding that class."""
+    import sys
+    import types
+    for cls in (Bernoulli, Beta, Binomial, Categorical, Cauchy, Dirichlet, Exponential, Gamma, Geometric, Gumbel,
+                HalfNormal, Independent, Laplace, LogNormal, MultivariateNormal, Normal, OneHotCategorical, Poisson,
+                StudentT, TransformedDistribution, Uniform, Distribution):
+        snake = "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(cls.__name__))
+        name = {"student_t": "studentT"}.get(snake, snake)
+        if f"{__name__}.{name}" in sys.modules:   # a module of gradc's own has that name already
+            continue
+        module = types.ModuleType(f"{__name__}.{name}", f"torch.distributions.{name}: {cls.__name__}")
+        setattr(module, cls.__name__, cls)
+        sys.modules[module.__name__] = module
+        globals()[name] = module
+
+
+_torch_module_paths()
