@@ -66,6 +66,8 @@ def takes_generator(fn):
     """fn with PyTorch's keyword-only generator= argument."""
     @functools.wraps(fn)
     def wrapper(*args, generator=None, **kwargs):
+        if generator is None:   # (the common call: no context manager)
+            return fn(*args, **kwargs)
         with drawing_from(generator):
             return fn(*args, **kwargs)
     return wrapper

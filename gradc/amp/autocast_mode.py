@@ -27,7 +27,8 @@ _DEVICE_TYPES = ("cpu", "cuda")
 def is_autocast_enabled(device_type=None):
     """Whether ops called from this thread run under an autocast policy now (the policy is the same
     on every device, so device_type, checked, names any of them)."""
-    _check_device_type(device_type)
+    if device_type is not None:   # (read on every compiled call: no extra call without one)
+        _check_device_type(device_type)
     return _local.dtype is not None
 
 

@@ -64,9 +64,10 @@ def _numpy_axis(fn):
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        for numpy, torch in aliases.items():
-            if numpy in kwargs:
-                kwargs[torch] = kwargs.pop(numpy)
+        if kwargs:
+            for numpy, torch in aliases.items():
+                if numpy in kwargs:
+                    kwargs[torch] = kwargs.pop(numpy)
         return fn(*args, **kwargs)
     return call
 
