@@ -176,32 +176,45 @@ def vjp(func, *primals, has_aux=False):
     return (value, vjp_fn, _plain(aux, keep)) if has_aux else (value, vjp_fn)
 
 
+def _keeping_aux(func, has_aux, name, box):
+    """func, or (with has_aux) func returning its output only and putting its aux into `box`."""
+    if not has_aux:
+        return func
+
+    def output_only(*args):
+        out, aux = _split_aux(func(*args), True, name)
+        box.append(aux)
+        return out
+    return output_only
+
+
 def jvp(func, primals, tangents, *, has_aux=False):
-    """(func(*primals), J tangents), as the vjp of a vjp."""
+    """(func(*primals), J tangents), as the vjp of a vjp (and aux with has_aux)."""
     from .autograd_functional import jvp as _jvp
-    if has_aux:
-        raise GradcError("jvp(has_aux=True) is not supported; return the auxiliary value from a separate call")
-    return _jvp(func, tuple(primals), tuple(tangents), create_graph=any(p.requires_grad for p in primals))
+    box, keep = [], any(p.requires_grad for p in primals)
+    out, jv = _jvp(_keeping_aux(func, has_aux, "jvp", box), tuple(primals), tuple(tangents), create_graph=keep)
+    return (out, jv, _plain(box[-1], keep)) if has_aux else (out, jv)
 
 
 def _jac(strategy, name):
     def transform(func, argnums=0, has_aux=False):
-        if has_aux:
-            raise GradcError(f"{name}(has_aux=True) is not supported; return the auxiliary value from a separate call")
-
         def wrapper(*args):
             nums, single = _argnums(argnums, len(args), name)
+            box = []
+            inner = _keeping_aux(func, has_aux, name, box)
 
             def of(*picked):
                 full = list(args)
                 for a, v in zip(nums, picked):
                     full[a] = v
-                return func(*full)
+                return inner(*full)
             keep = any(args[a].requires_grad for a in nums)
             res = _jacobian(of, tuple(args[a] for a in nums), create_graph=keep, strategy=strategy)
             if isinstance(res, tuple) and res and isinstance(res[0], tuple):   # several outputs
-                return tuple(r[0] if single else r for r in res)
-            return res[0] if single else res
+                res = tuple(r[0] if single else r for r in res)
+            else:
+                res = res[0] if single else res
+            return (res, _plain(box[-1], keep)) if has_aux else res
         return wrapper
     return transform
 

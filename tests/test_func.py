@@ -74,3 +74,14 @@ def test_vmap_randomness_and_functional_call_leave_the_module_as_it_was():
     assert lin.weight is before
     with pytest.raises(gradc.GradcError, match="no parameter or buffer 'wieght'"):
         gradc.func.functional_call(lin, {"wieght": gradc.zeros(2, 2)}, (gradc.ones(1, 2),))
+
+
+def test_has_aux_of_jacrev_jacfwd_and_jvp_as_pytorch():
+    def run(lib):
+        x = lib.tensor([1.0, 2.0])
+        j, aux = lib.func.jacrev(lambda t: (t.exp(), t.sum()), has_aux=True)(x)
+        j2, aux2 = lib.func.jacfwd(lambda t: (t.exp(), t.sum()), has_aux=True)(x)
+        _, jv, aux3 = lib.func.jvp(lambda t: (t.sin(), t * 2), (x,), (lib.ones(2),), has_aux=True)
+        return [r.detach().numpy() for r in (j, aux, j2, aux2, jv, aux3)]
+    for ours, theirs in zip(run(gradc), run(torch)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
