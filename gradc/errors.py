@@ -51,6 +51,11 @@ class ValueRangeError(GradcError, RuntimeError):
     [0, 1], ...): PyTorch raises a RuntimeError there, and so does gradc, eagerly and compiled."""
 
 
+class DistributionError(GradcError, ValueError):
+    """A distribution's parameters or a value given to it are invalid (the message says which, and
+    what was expected); a ValueError, as PyTorch's validation raises, eagerly and compiled."""
+
+
 class LinAlgError(ValueRangeError):
     """A linear-algebra routine got a matrix it cannot handle (e.g. Cholesky of a matrix that is not
     positive definite); torch.linalg.LinAlgError's counterpart, also a RuntimeError."""

@@ -285,11 +285,21 @@ def test_compiled_log_prob_and_rsample_equal_eager_and_draw_afresh():
     assert len(set(a)) == 3 and f.trace_count == 1
 
 
-def test_validation_inside_a_compiled_function_falls_back_naming_why():
-    f = gradc.compile(lambda loc: D.Normal(loc, 1.0).log_prob(loc).sum())
-    with pytest.warns(UserWarning, match="validate_args=False"):
-        out = f(gradc.tensor(REAL))
+def test_validation_inside_a_compiled_function_is_a_check_of_the_program():
+    import warnings
+    f = gradc.compile(lambda loc, scale: D.Normal(loc, scale).log_prob(loc).sum(), fullgraph=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # traced, with validation on: no fallback
+        out = f(gradc.tensor(REAL), gradc.ones_like(gradc.tensor(REAL)))
     _close(out, td.Normal(torch.tensor(REAL), 1.0).log_prob(torch.tensor(REAL)).sum())
+    assert f.trace_count == 1
+    with pytest.raises(D.DistributionError, match="parameter scale"):   # a ValueError, as eagerly and in PyTorch
+        f(gradc.tensor(REAL), -gradc.ones_like(gradc.tensor(REAL)))
+    g = gradc.compile(lambda logits, a: D.Categorical(logits=logits).log_prob(a).sum(), fullgraph=True)
+    logits = gradc.zeros(2, 3)
+    assert g(logits, gradc.tensor([0, 2])).item() == pytest.approx(2 * -math.log(3))
+    with pytest.raises(ValueError, match="log_prob's argument"):
+        g(logits, gradc.tensor([0, 3]))
 
 
 def test_compiled_discrete_draws_equal_eager_draws_under_one_seed():

@@ -7,8 +7,9 @@ distributions have rsample, and a compiled function draws afresh on every call; 
 Dirichlet, StudentT, Poisson and Binomial draw through NumPy's samplers, eagerly (Gamma, Beta and
 Dirichlet with rsample: the implicit reparameterisation gradient, see gamma_grad).
 Parameters and log_prob's values are checked by default (validate_args, as in PyTorch), raising
-DistributionError; a compiled function needs validate_args=False, since the check reads values
-(otherwise it raises TraceError and the function runs eagerly)."""
+DistributionError; in a compiled function the check is part of the program and raises the same
+error when it runs (a parameter a distribution computes itself, which the program cannot carry the
+check on, still needs validate_args=False to compile)."""
 from . import constraints
 from .continuous import Exponential, Laplace, Normal, Uniform
 from .discrete import Bernoulli, Categorical, OneHotCategorical

@@ -46,12 +46,12 @@ class Normal(LocScale):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return -((value - self.loc) ** 2) / (2 * self.variance) - self.scale.log() - LOG_SQRT_2PI
 
     def cdf(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return 0.5 * (1 + erf((value - self.loc) * self.scale.reciprocal() / math.sqrt(2)))
 
     def icdf(self, value):
@@ -77,12 +77,12 @@ class Laplace(LocScale):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return -(2 * self.scale).log() - (value - self.loc).abs() / self.scale
 
     def cdf(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return 0.5 - 0.5 * (value - self.loc).sign() * (-(value - self.loc).abs() / self.scale).expm1()
 
     def icdf(self, value):
@@ -102,7 +102,7 @@ class Uniform(Distribution):
         self.low, self.high = broadcast_all(low, high)
         super().__init__(self.low.shape, validate_args=validate_args)
         if self._validate_args:
-            self._check(constraints.less_than(self.high), self.low, "parameter low (must be < high)")
+            self.low = self._check(constraints.less_than(self.high), self.low, "parameter low (must be < high)")
 
     @property
     def support(self):
@@ -130,13 +130,13 @@ class Uniform(Distribution):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         inside = ((self.low <= value) & (self.high > value)).to(self.low.dtype)
         return inside.log() - (self.high - self.low).log()
 
     def cdf(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return ((value - self.low) / (self.high - self.low)).clamp(min=0, max=1)
 
     def icdf(self, value):
@@ -177,12 +177,12 @@ class Exponential(Distribution):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return self.rate.log() - self.rate * value
 
     def cdf(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return 1 - (-self.rate * value).exp()
 
     def icdf(self, value):

@@ -6,6 +6,7 @@ import math
 from .. import dispatch
 from ..errors import TraceError
 from ..grad_mode import no_grad
+from ..ops.index import DISTRIBUTION_CHECK, check_values
 from ..tensor import Tensor
 from . import constraints
 from .utils import DistributionError, as_shape
@@ -36,7 +37,13 @@ class Distribution:
                     continue   # checked by the subclass
                 if name not in self.__dict__ and not isinstance(getattr(type(self), name, None), property):
                     continue   # not given (probs when logits were): derived, on first use, from a valid one
-                self._check(constraint, getattr(self, name), f"parameter {name}")
+                checked = self._check(constraint, getattr(self, name), f"parameter {name}")
+                if name in self.__dict__:   # (traced: the checked value carries the check into the program)
+                    self.__dict__[name] = checked
+                elif dispatch.tracer() is not None:
+                    raise TraceError(f"{type(self).__name__}(validate_args=True) checks its parameter {name}, which "
+                                     "it computes, so a compiled program cannot keep the check; pass "
+                                     "validate_args=False to compile it")
         super().__init__()
 
     @property
@@ -48,17 +55,18 @@ class Distribution:
         self.__dict__["_validate"] = value
 
     def _check(self, constraint, value, what):
-        if dispatch.tracer() is not None:
-            raise TraceError(f"{type(self).__name__}(validate_args=True) checks the values of its {what}, which a "
-                             "compiled program cannot do; pass validate_args=False to the distribution (or call "
-                             "gradc.distributions.Distribution.set_default_validate_args(False)) to compile it")
+        """`value`, checked against `constraint`: at once eagerly, and when the program runs if traced
+        (the value returned carries the check; a bad value raises DistributionError either way)."""
         if not isinstance(value, Tensor):
-            return
+            return value
         ok = constraint.check(value)
+        message = (f"{type(self).__name__}: expected {what} ({type(value).__name__} of shape {tuple(value.shape)}) "
+                   f"to satisfy the constraint {constraint!r}, but found invalid values")
+        if dispatch.tracer() is not None:
+            return check_values((~ok).any(), DISTRIBUTION_CHECK + message, value)
         if not bool(ok.all()):
-            raise DistributionError(f"{type(self).__name__}: expected {what} ({type(value).__name__} of shape "
-                                    f"{tuple(value.shape)}) to satisfy the constraint {constraint!r}, but found "
-                                    f"invalid values:\n{value}")
+            raise DistributionError(f"{message}:\n{value}")
+        return value
 
     @property
     def batch_shape(self):
@@ -161,8 +169,7 @@ class Distribution:
                 raise DistributionError(f"{type(self).__name__}: a value of shape {shape} does not broadcast with "
                                         f"the batch shape {expected} and event shape {self._event_shape}")
         support = self.support
-        if support is not None:
-            self._check(support, value, "value (log_prob's argument)")
+        return value if support is None else self._check(support, value, "value (log_prob's argument)")
 
     def __repr__(self):
         shown = [f"{k}: {getattr(self, k).shape if isinstance(getattr(self, k), Tensor) else getattr(self, k)}"

@@ -73,7 +73,7 @@ class Gamma(Distribution):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         c, r = self.concentration, self.rate
         return xlogy(c, r) + xlogy(c - 1, value) - r * value - lgamma(c)
 
@@ -126,7 +126,7 @@ class Dirichlet(Distribution):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         c = self.concentration
         return xlogy(c - 1.0, value).sum(-1) + lgamma(c.sum(-1)) - lgamma(c).sum(-1)
 
@@ -176,7 +176,7 @@ class Beta(Distribution):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return self._dirichlet.log_prob(stack([value, 1.0 - value], -1))
 
     def entropy(self):

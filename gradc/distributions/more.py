@@ -47,12 +47,12 @@ class Cauchy(LocScale):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return -math.log(math.pi) - self.scale.log() - (((value - self.loc) / self.scale) ** 2).log1p()
 
     def cdf(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return atan((value - self.loc) / self.scale) / math.pi + 0.5
 
     def icdf(self, value):
@@ -82,7 +82,7 @@ class Gumbel(LocScale):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         z = (value - self.loc) / self.scale
         return -(self.scale.log() + z + (-z).exp())
 
@@ -124,13 +124,13 @@ class HalfNormal(Distribution):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         lp = -(value ** 2) / (2 * self.scale ** 2) - self.scale.log() - LOG_SQRT_2PI + math.log(2)
         return where(value >= 0, lp, float("-inf"))
 
     def cdf(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         return erf(value / (self.scale * math.sqrt(2)))
 
     def icdf(self, prob):
@@ -170,7 +170,7 @@ class StudentT(Distribution):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         y = (value - self.loc) / self.scale
         z = self.scale.log() + 0.5 * self.df.log() + 0.5 * math.log(math.pi) + lgamma(0.5 * self.df) - \
             lgamma(0.5 * (self.df + 1.0))
@@ -208,7 +208,7 @@ class Poisson(Distribution):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         rate, value = broadcast_all(self.rate, value)
         return xlogy(value, rate) - rate - lgamma(value + 1)
 
@@ -242,7 +242,7 @@ class Geometric(BinaryProbsOrLogits):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         value, probs = broadcast_all(value, self.probs)
         probs = where((probs == 1) & (value == 0), 0.0, probs)
         return value * (-probs).log1p() + self.probs.log()
@@ -285,7 +285,7 @@ class Binomial(BinaryProbsOrLogits):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         n, logits = self.total_count, self.logits
         clamp_by_zero = (logits.clamp(min=0) + logits - logits.clamp(max=0)) / 2
         normalize = n * clamp_by_zero + n * (-logits.abs()).exp().log1p() - lgamma(n + 1)

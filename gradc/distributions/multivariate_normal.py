@@ -103,7 +103,7 @@ class MultivariateNormal(Distribution):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         n = self._event_shape[0]
         m = self.mahalanobis(value - self.loc)
         return -0.5 * (n * math.log(2 * math.pi) + m) - self.half_log_det()

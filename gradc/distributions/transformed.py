@@ -64,7 +64,7 @@ class TransformedDistribution(Distribution):
 
     def log_prob(self, value):
         if self._validate_args:
-            self._validate_sample(value)
+            value = self._validate_sample(value)
         event_dim = len(self.event_shape)
         log_prob, y = 0.0, value
         for t in reversed(self.transforms):

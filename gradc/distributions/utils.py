@@ -3,14 +3,9 @@ probabilities <-> logits, summing the rightmost dimensions, and lazily computed 
 import math
 
 from .. import dtypes as D
-from ..errors import GradcError
+from ..errors import DistributionError, GradcError  # noqa: F401  (DistributionError: public here)
 from ..functions import broadcast_tensors, finfo, tensor
 from ..tensor import Tensor
-
-
-class DistributionError(GradcError, ValueError):
-    """A distribution's parameters or a value given to it are invalid (the message says which, and
-    what was expected)."""
 
 
 class KLNotImplementedError(GradcError, NotImplementedError):

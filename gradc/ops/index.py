@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import dtypes as D
 from .. import dispatch
-from ..errors import DTypeError, LinAlgError, OutOfRangeError, ShapeError, ValueRangeError
+from ..errors import DTypeError, DistributionError, LinAlgError, OutOfRangeError, ShapeError, ValueRangeError
 from ..shapes import normalize_axis
 from .primitive import primitive
 
@@ -75,11 +75,13 @@ def index_select(input, dim, index):
 
 
 VALUE_CHECK = "value check: "
+DISTRIBUTION_CHECK = "distributions: "
 
 
 def check_values(bad, message, out, code=None):
     """`out`, after checking that the bool tensor `bad` is all False; else `message` is raised (a
-    ValueRangeError; LinAlgError where it starts with 'linalg.'). Eagerly the check runs at once;
+    ValueRangeError; LinAlgError where it starts with 'linalg.', DistributionError where it starts with
+    DISTRIBUTION_CHECK, which is left out). Eagerly the check runs at once;
     traced, it is a check_index that runs with the program, on `code` (int64, 0 where good; the
     first other entry replaces "{index}" in the message; default: bad as 0/1), whose zeros are
     added to `out` so that the check stays in the program."""
@@ -105,6 +107,8 @@ def _check_index_kernel(xp, idx, high, ignore, what=""):
         first = int(idx[bad].reshape(-1)[0])
         if what.startswith(VALUE_CHECK):
             message = what[len(VALUE_CHECK):].replace("{index}", str(first))
+            if message.startswith(DISTRIBUTION_CHECK):   # a distribution's validation: a ValueError, as PyTorch's
+                raise DistributionError(message[len(DISTRIBUTION_CHECK):])
             raise (LinAlgError if message.startswith("linalg.") else ValueRangeError)(message)
         also = f", or the ignored {ignore}" if ignore is not None else ""
         core = f"index {first} is out of range for a dimension of size {high} (valid: 0..{high - 1}{also})"
