@@ -277,7 +277,22 @@ def _accumulate(leaf, g, create_graph=False):
     # (clipping, unscaling) must not change another's.
     if not create_graph:
         g = g.detach()
-    leaf._grad = g.clone() if leaf._grad is None else leaf._grad + g
+    old = leaf._grad
+    if old is None:
+        leaf._grad = g.clone()
+    elif _accumulates_in_place(old, g, create_graph):   # as PyTorch: a reference to .grad sees the sum
+        old._data += g._data
+        old._version[0] += 1
+    else:
+        leaf._grad = old + g
+
+
+def _accumulates_in_place(old, g, create_graph):
+    """Whether .grad can take the next gradient in its own memory: both real arrays of one layout,
+    the old one writable and without history (with create_graph the sum keeps history instead)."""
+    return (not create_graph and old._grad_fn is None and not old.requires_grad and old._data is not None
+            and g._data is not None and old.shape == g.shape and old.dtype is g.dtype and old.device == g.device
+            and getattr(old._data.flags, "writeable", True))
 
 
 # ---------------------------------------------------------------------- tensor hooks

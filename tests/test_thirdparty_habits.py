@@ -1105,3 +1105,17 @@ def test_setitem_drops_leading_ones_and_distributions_import_by_torchs_module_pa
     from gradc.distributions.studentT import StudentT
     assert (Categorical, Normal, StudentT) == (gradc.distributions.Categorical, gradc.distributions.Normal,
                                                gradc.distributions.StudentT)
+
+
+def test_grad_accumulates_in_place_so_a_reference_to_it_sees_the_sum():
+    for lib in (torch, gradc):
+        w = lib.ones(2, requires_grad=True)
+        (w * 2).sum().backward()
+        held = w.grad
+        (w * 3).sum().backward()
+        assert w.grad is held and held.tolist() == [5.0, 5.0]
+        x = lib.ones(2, requires_grad=True)   # with create_graph the sum keeps history: a new tensor
+        (x * x).sum().backward(create_graph=True)
+        first = x.grad
+        (x * x).sum().backward(create_graph=True)
+        assert x.grad.tolist() == [4.0, 4.0] and first.tolist() == [2.0, 2.0]
