@@ -65,30 +65,19 @@ class _Cuda:
     # Which of PyTorch's attention kernels may run: gradc has one exact attention, which each allows.
     _sdp = {"flash": True, "mem_efficient": True, "math": True, "cudnn": True}
 
-    def enable_flash_sdp(self, enabled):
-        self._sdp["flash"] = bool(enabled)
+    def _sdp_switch(kind):   # (in the class body: enable_<kind>_sdp(enabled) and <kind>_sdp_enabled())
+        def enable(self, enabled):
+            self._sdp[kind] = bool(enabled)
 
-    def enable_mem_efficient_sdp(self, enabled):
-        self._sdp["mem_efficient"] = bool(enabled)
+        def enabled(self):
+            return self._sdp[kind]
+        return enable, enabled
 
-    def enable_math_sdp(self, enabled):
-        self._sdp["math"] = bool(enabled)
-
-    def enable_cudnn_sdp(self, enabled):
-        self._sdp["cudnn"] = bool(enabled)
-
-    def flash_sdp_enabled(self):
-        return self._sdp["flash"]
-
-    def mem_efficient_sdp_enabled(self):
-        return self._sdp["mem_efficient"]
-
-    def math_sdp_enabled(self):
-        return self._sdp["math"]
-
-    def cudnn_sdp_enabled(self):
-        return self._sdp["cudnn"]
-
+    enable_flash_sdp, flash_sdp_enabled = _sdp_switch("flash")
+    enable_mem_efficient_sdp, mem_efficient_sdp_enabled = _sdp_switch("mem_efficient")
+    enable_math_sdp, math_sdp_enabled = _sdp_switch("math")
+    enable_cudnn_sdp, cudnn_sdp_enabled = _sdp_switch("cudnn")
+    del _sdp_switch
 
 cudnn = _Cudnn("gradc.backends.cudnn", enabled=True, benchmark=False, deterministic=False, allow_tf32=True)
 cuda = _Cuda()

@@ -6,6 +6,8 @@ like any op."""
 import collections
 import math
 
+import numpy as np
+
 from .distributions.linalg import checked_cholesky, solve_lower_matrix
 from .errors import LinAlgError, ShapeError  # noqa: F401  (LinAlgError: as torch.linalg.LinAlgError)
 from .functions import cross as _cross, diagonal as _diagonal, eye, flip, matmul, norm as _norm, where  # noqa: F401
@@ -121,14 +123,17 @@ def _cutoff(s, shape, atol, rtol):
     """PyTorch's tolerance for rank and pinv: max(atol, rtol * largest singular value), rtol
     defaulting to eps * max(m, n) when atol is not given either."""
     if rtol is None:
-        rtol = 0.0 if atol is not None and atol > 0 else max(shape[-2:]) * _eps(s)
+        rtol = 0.0 if atol is not None and atol > 0 else max(shape[-2:]) * float(np.finfo(s.dtype.np).eps)
     tol = s.amax(-1, keepdim=True) * rtol
     return tol if atol is None else tol.clamp(min=float(atol))
 
 
-def _eps(t):
-    import numpy as np
-    return float(np.finfo(t.dtype.np).eps)
+def _pseudo_inverse(A, cutoff):
+    """(V diag(1/S) U^T with the singular values at or below cutoff(S) taken as zero, S, which are kept)."""
+    U, S, Vh = svd(A, full_matrices=False)
+    keep = S > cutoff(S)
+    inv_s = where(keep, 1.0 / where(keep, S, 1.0), 0.0)
+    return (Vh.mT * inv_s.unsqueeze(-2)) @ U.mT, S, keep
 
 
 def matrix_rank(A, *, atol=None, rtol=None, hermitian=False):
@@ -140,10 +145,7 @@ def matrix_rank(A, *, atol=None, rtol=None, hermitian=False):
 def pinv(A, *, atol=None, rtol=None, hermitian=False):
     """The Moore-Penrose pseudo-inverse V diag(1/S) U^T, singular values at or below the tolerance
     (max(atol, rtol * max S); rtol by default eps * max(m, n)) treated as zero."""
-    U, S, Vh = svd(A, full_matrices=False)
-    keep = S > _cutoff(S, A.shape, atol, rtol)
-    inv_s = where(keep, 1.0 / where(keep, S, 1.0), 0.0)
-    return (Vh.mT * inv_s.unsqueeze(-2)) @ U.mT
+    return _pseudo_inverse(A, lambda S: _cutoff(S, A.shape, atol, rtol))[0]
 
 
 def cond(A, p=None):
@@ -156,6 +158,9 @@ def cond(A, p=None):
     return matrix_norm(A, p) * matrix_norm(inv(A), p)
 
 
+lstsq_result = collections.namedtuple("lstsq", ["solution", "residuals", "rank", "singular_values"])
+
+
 def lstsq(A, B, rcond=None, *, driver=None):
     """The least-squares solution X of A X = B (solution, residuals, rank, singular_values), with
     what PyTorch's CPU drivers report (the default is 'gelsy'): rank for every driver but 'gels',
@@ -165,10 +170,9 @@ def lstsq(A, B, rcond=None, *, driver=None):
         raise ValueError(f"linalg.lstsq: driver must be 'gels', 'gelsy', 'gelsd' or 'gelss', got {driver!r}")
     vector = B.ndim == A.ndim - 1
     b = B.unsqueeze(-1) if vector else B
-    U, S, Vh = svd(A, full_matrices=False)
-    keep = S > (_cutoff(S, A.shape, None, rcond) if rcond is None or rcond >= 0 else 0.0)
-    inv_s = where(keep, 1.0 / where(keep, S, 1.0), 0.0)
-    x = (Vh.mT * inv_s.unsqueeze(-2)) @ (U.mT @ b)
+    inverse, S, keep = _pseudo_inverse(A, lambda S: _cutoff(S, A.shape, None, rcond) if rcond is None or rcond >= 0
+                                       else 0.0)
+    x = inverse @ b
     rank = keep.sum(-1)
     m, n = A.shape[-2], A.shape[-1]
     empty = A.new_zeros((0,))
@@ -176,8 +180,7 @@ def lstsq(A, B, rcond=None, *, driver=None):
     if driver not in (None, "gelsy") and m > n and bool((rank == n).all()):
         residuals = ((A @ x - b) ** 2).sum(-2)
         residuals = residuals.squeeze(-1) if vector else residuals
-    result = collections.namedtuple("lstsq", ["solution", "residuals", "rank", "singular_values"])
-    return result(x.squeeze(-1) if vector else x, residuals, rank if driver != "gels" else empty.long(),
+    return lstsq_result(x.squeeze(-1) if vector else x, residuals, rank if driver != "gels" else empty.long(),
                   S if driver in ("gelsd", "gelss") else empty)
 
 

@@ -9,7 +9,7 @@ from . import dispatch
 from . import dtypes as D
 from .composite import assign, cat, clone
 from .creation import arange, full, legacy, tensor
-from .errors import DTypeError, ShapeError
+from .errors import DTypeError, ShapeError, TraceError
 from .grad_mode import is_grad_enabled
 from .indexing import getitem
 from .ops.frontend import export, where
@@ -243,7 +243,6 @@ def _repeat_each(x, repeats, d, output_size):
     repeats = repeats.long().expand(x.shape[d])
     if output_size is None:
         if dispatch.tracer() is not None:
-            from .errors import TraceError
             raise TraceError("repeat_interleave with a tensor of counts: the result's length depends on their "
                              "values; pass output_size= to compile it")
         if bool((repeats < 0).any()):

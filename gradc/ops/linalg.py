@@ -1,5 +1,5 @@
-"""Batched matrix multiply (NumPy matmul semantics for operands of rank >= 2), and the dense solves
-and determinants LAPACK (NumPy) or cuSOLVER (CuPy) compute: linalg.solve, inverse, det, slogdet."""
+"""Batched matrix multiply (NumPy matmul semantics for operands of rank >= 2), and what LAPACK
+(NumPy) or cuSOLVER (CuPy) compute: linalg.solve, inverse, det, slogdet, svd, eigh and qr."""
 import collections
 
 import numpy as np
@@ -7,7 +7,7 @@ import numpy as np
 from .. import dispatch
 from ..dispatch import Value
 from .. import dtypes as D
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, LinAlgError, ShapeError
 from .frontend import cast
 from .primitive import primitive
 from .rules import broadcast_shapes, floating, same_dtype
@@ -137,8 +137,15 @@ def _lapack(*arrays):
     return [a.astype(np.float32) if a.dtype == np.float16 else a for a in arrays]
 
 
+def _into(res, out):
+    """A kernel's result, or `out` holding it (a planned buffer)."""
+    if out is None:
+        return res
+    out[...] = res
+    return out
+
+
 def _singular(name, error=None):
-    from ..errors import LinAlgError
     return LinAlgError(f"{name}: The solver failed because the input matrix is singular"
                        f"{f' ({error})' if error else ''}; a matrix with dependent rows or columns has no inverse "
                        "(add a small multiple of the identity, or use a least-squares method)")
@@ -156,11 +163,7 @@ def _solve_kernel(xp, a, b, out=None):
             raise _singular("linalg.solve", e) from None
         if xp is not np and not bool(xp.isfinite(res).all()):   # cuSOLVER does not raise: check
             raise _singular("linalg.solve")
-    res = res.astype(b.dtype, copy=False)
-    if out is None:
-        return res
-    out[...] = res
-    return out
+    return _into(res.astype(b.dtype, copy=False), out)
 
 
 solve_p = primitive("linalg_solve", "linalg", 2, lambda shapes: _solve_shape(shapes), floating("linalg.solve"),
@@ -176,11 +179,8 @@ def _solve_vjp(ctx, g):
 
 def _det_kernel(xp, a, out=None):
     (a2,) = _lapack(a)
-    res = (xp.linalg.det(a2) if a.shape[-1] else xp.ones(a.shape[:-2], a2.dtype)).astype(a.dtype, copy=False)
-    if out is None:
-        return xp.asarray(res)
-    out[...] = res
-    return out
+    res = xp.linalg.det(a2) if a.shape[-1] else xp.ones(a.shape[:-2], a2.dtype)
+    return _into(xp.asarray(res).astype(a.dtype, copy=False), out)
 
 
 def _batch_shape(name):
@@ -207,14 +207,11 @@ def _slogdet_kernel(xp, a, sign, out=None):
         parts = xp.linalg.slogdet(a2)
     else:
         parts = xp.ones(a.shape[:-2], a2.dtype), xp.zeros(a.shape[:-2], a2.dtype)
-    res = xp.asarray(parts[0 if sign else 1]).astype(a.dtype, copy=False)
-    if out is None:
-        return res
-    out[...] = res
-    return out
+    return _into(xp.asarray(parts[0 if sign else 1]).astype(a.dtype, copy=False), out)
 
 
-slogdet_p = primitive("slogdet", "linalg", 1, lambda shapes, sign: _batch_shape("linalg.slogdet")(shapes),
+_slogdet_shape = _batch_shape("linalg.slogdet")
+slogdet_p = primitive("slogdet", "linalg", 1, lambda shapes, sign: _slogdet_shape(shapes),
                       floating("linalg.slogdet"), _slogdet_kernel, saves=(0,))
 
 
@@ -227,8 +224,7 @@ def _slogdet_vjp(ctx, g):
 
 def inverse_t(a):
     """A^-T, solved against the identity."""
-    eye = dispatch.interpreter().constant(np.eye(int(a.shape[-1]), dtype=a.dtype.np), a.dtype, a.device)
-    return solve_p.bind(a.mT, eye.expand(tuple(a.shape)))
+    return solve_p.bind(a.mT, cast(_eye_like(a), a.dtype).expand(tuple(a.shape)))
 
 
 def _float_matrices(name, a):
@@ -296,11 +292,7 @@ def solve(A, B, left=True):
 # eigenvalues (inf or nan there).
 def _factor(xp, fn, a, part, out=None):
     (a2,) = _lapack(a)
-    res = xp.asarray(fn(a2)[part]).astype(a.dtype, copy=False)
-    if out is None:
-        return res
-    out[...] = res
-    return out
+    return _into(xp.asarray(fn(a2)[part]).astype(a.dtype, copy=False), out)
 
 
 def _svd_shape(shapes, part, full):
