@@ -9,7 +9,7 @@ from . import dispatch
 from . import dtypes as D
 from .creation import arange, full, tensor
 from .device import CPU, device as _device, require as _require_device
-from .errors import AutogradError, DTypeError, ShapeError, ValueRangeError
+from .errors import AutogradError, CastError, DTypeError, ShapeError, ValueRangeError
 from .symint import SymInt
 from .grad_mode import is_grad_enabled
 from .indexing import getitem
@@ -113,7 +113,7 @@ def assign(self, result, what):
                          f"a tensor of shape {self.shape}")
     if result.dtype is not self.dtype:
         if result.dtype.category > self.dtype.category:
-            raise DTypeError(f"{what}: result type {result.dtype!r} cannot be written into a {self.dtype!r} tensor")
+            raise CastError(f"{what}: result type {result.dtype!r} cannot be written into a {self.dtype!r} tensor")
         result = cast(result, self.dtype)
     if is_grad_enabled() and self.is_leaf and self.requires_grad:  # also zero_/fill_/copy_ of a constant
         raise AutogradError(f"{what} on a leaf tensor that requires grad; wrap parameter updates "

@@ -14,6 +14,11 @@ class DTypeError(GradcError, TypeError):
     """Operand dtypes do not fit the op."""
 
 
+class CastError(DTypeError, RuntimeError):
+    """A result whose dtype cannot be written into the tensor that must hold it (an in-place op on an
+    integer tensor, out=): a DTypeError, and a RuntimeError as PyTorch's is."""
+
+
 class AutogradError(GradcError, RuntimeError):
     """Misuse of autograd: backward twice, non-scalar backward, a saved tensor changed in place."""
 

@@ -148,7 +148,7 @@ def test_promoted_values():
 
 @pytest.mark.parametrize("make, error", [
     (lambda: t([1, 2], gradc.int64).mean(), gradc.DTypeError),
-    (lambda: t([1, 2], gradc.int64) ** -1, gradc.DTypeError),
+    (lambda: t([1, 2], gradc.int64) ** -1, RuntimeError),
     (lambda: t([True], gradc.bool) - t([False], gradc.bool), gradc.DTypeError),
     (lambda: -t([True], gradc.bool), gradc.DTypeError),
     (lambda: gradc.where(t([1], gradc.int64), 1.0, 0.0), gradc.DTypeError),

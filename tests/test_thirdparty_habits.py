@@ -1119,3 +1119,50 @@ def test_grad_accumulates_in_place_so_a_reference_to_it_sees_the_sum():
         first = x.grad
         (x * x).sum().backward(create_graph=True)
         assert x.grad.tolist() == [4.0, 4.0] and first.tolist() == [2.0, 2.0]
+
+
+def test_out_keyword_writes_into_the_given_tensor_as_in_pytorch():
+    for lib in (torch, gradc):
+        x = lib.zeros(3)
+        assert lib.add(lib.ones(3), 1, out=x) is x and x.tolist() == [2, 2, 2]
+        e = lib.empty(0)
+        lib.matmul(lib.ones(2, 3), lib.ones(3, 2), out=e)   # an empty out is resized silently
+        assert tuple(e.shape) == (2, 2) and e.tolist() == [[3, 3], [3, 3]]
+        with pytest.warns(UserWarning, match="resized"):
+            lib.cat([lib.ones(2), lib.ones(2)], out=lib.zeros(5))
+        f = lib.zeros(3, dtype=lib.float64)
+        lib.add(lib.ones(3, dtype=lib.long), 1, out=f)
+        assert f.dtype == lib.float64 and f.tolist() == [2, 2, 2]
+        with pytest.raises(RuntimeError):   # float into an integer out=: a lower kind
+            lib.add(lib.ones(3), 1, out=lib.zeros(3, dtype=lib.long))
+        with pytest.raises(RuntimeError):   # in-place on an integer tensor: the same rule
+            lib.zeros(3, dtype=lib.long).add_(1.5)
+        v, i = lib.zeros(2), lib.zeros(2, dtype=lib.long)
+        values, indices = lib.max(lib.tensor([[1., 5], [7, 2]]), 1, out=(v, i))
+        assert values is v and indices is i and v.tolist() == [5, 7] and i.tolist() == [1, 0]
+        a = lib.ones(3, requires_grad=True)
+        with pytest.raises(RuntimeError, match="automatic differentiation"):
+            lib.mul(a, 2, out=lib.zeros(3))
+        with lib.no_grad():
+            z = lib.zeros(3)
+            lib.mul(a, 2, out=z)
+        assert z.tolist() == [2, 2, 2] and not z.requires_grad
+        o = lib.empty(4)
+        lib.arange(4, out=o)
+        assert o.tolist() == [0, 1, 2, 3]
+    f = gradc.compile(lambda a, o: gradc.add(a, 1, out=o) * 2)
+    o = gradc.zeros(3)
+    assert f(gradc.ones(3), o).tolist() == [4, 4, 4] and o.tolist() == [2, 2, 2]
+
+
+def test_integer_powers_follow_pytorchs_rule_eagerly_and_compiled():
+    base, exponent = [0, 1, -1, 2, -2, 3], [-1, -3, -2, -1, -1, 2]
+    expected = (torch.tensor(base) ** torch.tensor(exponent)).tolist()
+    assert expected == [0, 1, 1, 0, 0, 9]
+    assert (gradc.tensor(base) ** gradc.tensor(exponent)).tolist() == expected
+    assert (2 ** gradc.tensor([-1, 0, 1])).tolist() == (2 ** torch.tensor([-1, 0, 1])).tolist()
+    for backend in ("numpy", "c"):
+        f = gradc.compile(lambda a, b: a ** b * 2 + 1, backend=backend)
+        assert f(gradc.tensor(base), gradc.tensor(exponent)).tolist() == [2 * v + 1 for v in expected]
+    with pytest.raises(RuntimeError, match="negative integer powers"):
+        gradc.tensor(base) ** -1

@@ -116,7 +116,23 @@ add_p = _binary("add", lambda xp, a, b: xp.add(a, b))
 sub_p = _binary("sub", lambda xp, a, b: xp.subtract(a, b), amp="fp32")
 mul_p = _binary("mul", lambda xp, a, b: xp.multiply(a, b), saves=(0, 1))
 div_p = _binary("div", lambda xp, a, b: xp.divide(a, b), saves=(1, "out"))
-pow_p = _binary("pow", lambda xp, a, b: xp.power(a, b), saves=(0, 1, "out"), amp="fp32")
+
+
+def _power(xp, a, b):
+    """a ** b; an integer to a negative integer power is PyTorch's: 1 ** n is 1, (-1) ** n is +-1,
+    anything else 0 (NumPy raises instead)."""
+    a, b = xp.asarray(a), xp.asarray(b)
+    if b.dtype.kind not in "biu" or a.dtype.kind not in "biu":
+        return xp.power(a, b)
+    negative = b < 0
+    if not negative.any():
+        return xp.power(a, b)
+    r = xp.power(a, xp.where(negative, 0, b))
+    odd = (b % 2).astype(r.dtype)
+    return xp.where(negative, xp.where(a == 1, 1, xp.where(a == -1, 1 - 2 * odd, 0)).astype(r.dtype), r)
+
+
+pow_p = _binary("pow", _power, saves=(0, 1, "out"), amp="fp32")
 floor_divide_p = _binary("floor_divide", lambda xp, a, b: xp.floor_divide(a, b))
 remainder_p = _binary("remainder", lambda xp, a, b: xp.remainder(a, b), saves=(0, 1))  # the sign of b, as Python's %
 maximum_p = _binary("maximum", lambda xp, a, b: xp.maximum(a, b), saves=(0, 1))
@@ -356,7 +372,7 @@ def pow(input, exponent):
             and D.promote_weak(input.dtype, exponent) is input.dtype):  # int ** 2.0 is float, bool ** 2 int
         return input * input
     if input.dtype.category < 2 and isinstance(exponent, (int, np.integer)) and exponent < 0:
-        raise DTypeError("integers to negative integer powers are not allowed; use x.float() ** n")
+        raise ValueRangeError("integers to negative integer powers are not allowed; use x.float() ** n")
     return F.binary("pow", input, exponent)
 
 

@@ -6,13 +6,15 @@ Tensor method and/or a `gradc.*` function, from the entries of the op table (the
 `def_frontend`) and from `export` (composites, creation). VJPs call these same functions."""
 import functools
 import inspect
+import warnings
 
 import numpy as np
 
 from .. import dispatch
 from ..dispatch import Value
 from .. import dtypes as D
-from ..errors import DTypeError, ShapeError
+from ..errors import AutogradError, CastError, DTypeError, ShapeError
+from ..grad_mode import is_grad_enabled
 from ..symint import SymInt, is_live
 from ..shapes import normalize_axis, prod
 from .primitive import OPS
@@ -45,9 +47,57 @@ def install(Tensor, namespace):
             if method:
                 setattr(Tensor, name, fn)
             if function and not name.startswith("__"):
-                namespace[name] = fn
+                namespace[name] = _takes_out(fn, name, Tensor)
                 added.append(name)
     return added
+
+
+def _takes_out(fn, name, Tensor):
+    """gradc.add(a, b, out=c) as PyTorch's functions take it: the result is written into `out`
+    (resized when its shape differs, with PyTorch's warning unless it was empty; cast to its dtype
+    when that is no lower a kind) and `out` is returned. As in PyTorch, out= does not record
+    gradients: it is refused when a gradient would flow."""
+    if isinstance(fn, type):   # (the legacy tensor classes, gradc.FloatTensor)
+        return fn
+    try:
+        if "out" in inspect.signature(fn).parameters:
+            return fn
+    except (TypeError, ValueError):
+        return fn
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if kwargs and "out" in kwargs:
+            out = kwargs.pop("out")
+            result = fn(*args, **kwargs)
+            return result if out is None else _write_out(name, result, out, Tensor)
+        return fn(*args, **kwargs)
+    return call
+
+
+def _write_out(name, result, out, Tensor):
+    if isinstance(result, tuple):
+        if not isinstance(out, (tuple, list)) or len(out) != len(result):
+            raise TypeError(f"{name}(): out= takes a tuple of {len(result)} tensors here, got {type(out).__name__}")
+        return type(result)(*(_write_out(name, r, o, Tensor) for r, o in zip(result, out))) \
+            if hasattr(result, "_fields") else tuple(_write_out(name, r, o, Tensor) for r, o in zip(result, out))
+    if not isinstance(result, Tensor):
+        raise TypeError(f"{name}() got an unexpected keyword argument 'out'")
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{name}(): out= must be a tensor, got {type(out).__name__}")
+    if is_grad_enabled() and (result.requires_grad or out.requires_grad):
+        raise AutogradError(f"{name}(): functions with out=... arguments don't support automatic differentiation, "
+                            "but one of the arguments requires grad; call it without out= (or under no_grad)")
+    if result.dtype.category > out.dtype.category:
+        raise CastError(f"{name}(): result type {result.dtype!r} cannot be written into out=, a {out.dtype!r} tensor")
+    if tuple(out.shape) != tuple(result.shape):
+        if out.numel() != 0:
+            warnings.warn(f"{name}(): an output with one or more elements was resized since it had shape "
+                          f"{list(out.shape)}, which does not match the required output shape {list(result.shape)}",
+                          UserWarning, stacklevel=3)
+        out.data = result.to(out.dtype)
+        return out
+    return out.copy_(result)
 
 
 def _numpy_axis(fn):
