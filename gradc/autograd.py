@@ -81,7 +81,7 @@ class Node:
 def _modified_error(node, which, t, v):
     return AutogradError(
         f"a tensor needed for gradient computation was modified by an in-place operation: the {which} of "
-        f"{node.prim.name} (shape {t.shape}, {t.dtype!r}) is at version {t._version[0]}, expected version {v}. "
+        f"{node.prim.name} (shape {tuple(t.shape)}, {t.dtype!r}) is at version {t._version[0]}, expected version {v}. "
         "Use the out-of-place form (x = x + y instead of x.add_(y)) or .clone() the tensor before changing it")
 
 
@@ -305,7 +305,7 @@ def register_hook(t, fn):
     what it returns (if not None) replaces that gradient. A leaf's hooks run before the gradient is
     accumulated into .grad. Returns a handle whose remove() unregisters it."""
     if not t.requires_grad:
-        raise AutogradError(f"register_hook on a tensor that does not require grad (shape {t.shape}); "
+        raise AutogradError(f"register_hook on a tensor that does not require grad (shape {tuple(t.shape)}); "
                             "call .requires_grad_() on it first")
     return _add_hook(t, fn, next(_hook_keys))
 
@@ -313,7 +313,7 @@ def register_hook(t, fn):
 def retain_grad(t):
     """Tensor.retain_grad: a non-leaf tensor keeps its gradient in .grad after backward."""
     if not t.requires_grad:
-        raise AutogradError(f"retain_grad() on a tensor that does not require grad (shape {t.shape})")
+        raise AutogradError(f"retain_grad() on a tensor that does not require grad (shape {tuple(t.shape)})")
     if t._grad_fn is None:
         return  # a leaf keeps its .grad anyway
     ref = weakref.ref(t)
@@ -356,7 +356,7 @@ def run_hooks(hooks, g):
         if new is not None:
             if getattr(new, "shape", None) != g.shape:
                 raise AutogradError(f"a tensor hook returned a gradient of shape {getattr(new, 'shape', None)} for "
-                                    f"a gradient of shape {g.shape}; return None or a tensor of the same shape")
+                                    f"a gradient of shape {tuple(g.shape)}; return None or a tensor of the same shape")
             g = new
     return g
 
@@ -453,7 +453,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         raise AutogradError(f"autograd.grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
     for t in inputs:
         if not t.requires_grad:
-            raise AutogradError(f"autograd.grad: an input (shape {t.shape}) does not require grad; create it "
+            raise AutogradError(f"autograd.grad: an input (shape {tuple(t.shape)}) does not require grad; create it "
                                 "with requires_grad=True or call .requires_grad_()")
     retain = create_graph if retain_graph is None else retain_graph
     watch = {id(t._grad_fn) for t in inputs if t._grad_fn is not None}
@@ -461,11 +461,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     roots = []
     for out, g in zip(outputs, grad_outputs):
         if not out.requires_grad:
-            raise AutogradError(f"autograd.grad: an output (shape {out.shape}) does not require grad and has no "
+            raise AutogradError(f"autograd.grad: an output (shape {tuple(out.shape)}) does not require grad and has no "
                                 "grad_fn")
         if g is None:
             if out.numel() != 1:
-                raise AutogradError(f"autograd.grad: grad_outputs is needed for an output of shape {out.shape} "
+                raise AutogradError(f"autograd.grad: grad_outputs is needed for an output of shape {tuple(out.shape)} "
                                     "(it can be implicit only for one-element outputs)")
             g = out.detach().new_ones(out.shape)
         key = out._grad_fn if out._grad_fn is not None else out

@@ -109,8 +109,8 @@ def invert(self):
 def assign(self, result, what):
     """Make `self` hold `result` (same shape): the mechanism of every in-place op."""
     if result.shape != self.shape:
-        raise ShapeError(f"{what}: the result has shape {result.shape}, which cannot be written into "
-                         f"a tensor of shape {self.shape}")
+        raise ShapeError(f"{what}: the result has shape {tuple(result.shape)}, which cannot be written into "
+                         f"a tensor of shape {tuple(self.shape)}")
     if result.dtype is not self.dtype:
         if result.dtype.category > self.dtype.category:
             raise CastError(f"{what}: result type {result.dtype!r} cannot be written into a {self.dtype!r} tensor")
@@ -371,7 +371,7 @@ def transpose(input, dim0, dim1):
 @export("t")
 def t(input):
     if input.ndim > 2:
-        raise ShapeError(f"t() expects a tensor with <= 2 dims, got shape {input.shape}; use transpose(dim0, dim1)")
+        raise ShapeError(f"t() expects a tensor with <= 2 dims, got shape {tuple(input.shape)}; use transpose(dim0, dim1)")
     return input.T
 
 
@@ -399,7 +399,7 @@ def split(input, split_size, dim=0):
         if isinstance(split_size, int) else list(split_size)
     if not isinstance(split_size, int) and (builtins.sum(sizes) != n or builtins.min(sizes, default=0) < 0):
         raise ShapeError(f"split: split sizes {sizes} must be non-negative and sum exactly to {n}, the size of dim {d} "
-                         f"(input shape {input.shape})")
+                         f"(input shape {tuple(input.shape)})")
     if isinstance(split_size, int) and split_size <= 0 and n:
         raise ShapeError(f"split: split_size must be positive, got {split_size}")
     out, start = [], 0

@@ -116,18 +116,18 @@ class Eager(dispatch.Mode):
         if gradient is None:
             if tensor.numel() != 1:
                 raise AutogradError(f"backward() without a gradient needs a scalar output, but the output has shape "
-                                    f"{tensor.shape}; reduce it first (e.g. loss.sum()) or pass gradient=")
+                                    f"{tuple(tensor.shape)}; reduce it first (e.g. loss.sum()) or pass gradient=")
             gradient = self.constant(np.ones(tensor.shape, dtype=tensor.dtype.np), tensor.dtype, tensor.device)
         elif not isinstance(gradient, Tensor):
             gradient = self.constant(np.asarray(gradient, dtype=tensor.dtype.np), tensor.dtype, tensor.device)
         if gradient.shape != tensor.shape:
-            raise ShapeError(f"backward(): gradient has shape {gradient.shape} but the output has shape {tensor.shape}")
+            raise ShapeError(f"backward(): gradient has shape {tuple(gradient.shape)} but the output has shape {tuple(tensor.shape)}")
         if inputs is not None:
             if not inputs:
                 raise AutogradError("backward(inputs=...) got an empty sequence; pass the tensors to accumulate into")
             for t in inputs:
                 if not t.requires_grad:
-                    raise AutogradError(f"backward(inputs=...): an input (shape {t.shape}) does not require grad")
+                    raise AutogradError(f"backward(inputs=...): an input (shape {tuple(t.shape)}) does not require grad")
         if not create_graph:
             with autograd.no_grad():
                 gradient = gradient.detach().to(tensor.dtype)

@@ -17,7 +17,7 @@ from .ops.linalg import det, eigh, eigvalsh, inverse as inv, qr, slogdet, solve,
 def matrix_power(A, n):
     """A multiplied by itself n times (by squaring); n < 0 takes the inverse first, n == 0 is the identity."""
     if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
-        raise ShapeError(f"linalg.matrix_power: expects square matrices (..., n, n), got shape {A.shape}")
+        raise ShapeError(f"linalg.matrix_power: expects square matrices (..., n, n), got shape {tuple(A.shape)}")
     n = int(n)
     if n < 0:
         A, n = inv(A), -n
@@ -48,7 +48,7 @@ def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None):
     if dtype is not None:
         A = A.to(dtype)
     if A.ndim < 2:
-        raise ShapeError(f"matrix_norm: expects at least 2 dims, got shape {A.shape}")
+        raise ShapeError(f"matrix_norm: expects at least 2 dims, got shape {tuple(A.shape)}")
     r, c = (d % A.ndim for d in dim)
     if ord == "fro":
         return _norm(A, 2, (r, c), keepdim)
@@ -99,7 +99,7 @@ def cholesky(A, *, upper=False):
     triangle; with upper, U with U.mH @ U == A, read from the upper triangle. A matrix that is not
     positive definite raises LinAlgError, eagerly and in compiled programs."""
     if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
-        raise ShapeError(f"cholesky: expects square matrices (..., n, n), got shape {A.shape}")
+        raise ShapeError(f"cholesky: expects square matrices (..., n, n), got shape {tuple(A.shape)}")
     L = checked_cholesky(A.mT if upper else A)
     return L.mT if upper else L
 
@@ -107,7 +107,7 @@ def cholesky(A, *, upper=False):
 def solve_triangular(A, B, *, upper, left=True, unitriangular=False):
     """X with A @ X == B (left) or X @ A == B, for triangular A."""
     if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
-        raise ShapeError(f"solve_triangular: A must be square matrices (..., n, n), got shape {A.shape}")
+        raise ShapeError(f"solve_triangular: A must be square matrices (..., n, n), got shape {tuple(A.shape)}")
     if not left:   # X A = B  <=>  A^T X^T = B^T, and A^T is triangular the other way
         return solve_triangular(A.mT, B.mT, upper=not upper, unitriangular=unitriangular).mT
     if unitriangular:

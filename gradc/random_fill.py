@@ -123,7 +123,7 @@ def fill_diagonal_(self, fill_value, wrap=False):
     """The main diagonal (all dims equal, or the first min(rows, cols) of a 2-D tensor; with wrap a
     tall matrix's diagonal restarts every cols + 1 rows, as in PyTorch) set to fill_value."""
     if self.ndim < 2 or (self.ndim > 2 and len(set(self.shape)) != 1):
-        raise ShapeError(f"fill_diagonal_: expects a 2-D tensor or one whose dims are all equal, got shape {self.shape}")
+        raise ShapeError(f"fill_diagonal_: expects a 2-D tensor or one whose dims are all equal, got shape {tuple(self.shape)}")
     if self.ndim == 2:
         rows, cols = self.shape
         r = arange(rows, device=self.device).unsqueeze(1)

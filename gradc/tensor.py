@@ -24,7 +24,7 @@ class Tensor(dispatch.Value):
     def _wrap(data, dtype, dev=CPU):
         t = object.__new__(Tensor)
         t._data, t._sym = data, None
-        t.shape, t.dtype, t.device = data.shape, dtype, dev
+        t.shape, t.dtype, t.device = Size(data.shape), dtype, dev
         t.requires_grad, t._grad, t._grad_fn, t._version, t._hooks, t._view_of = False, None, None, [0], None, None
         return t
 
@@ -106,7 +106,7 @@ class Tensor(dispatch.Value):
     @property
     def mT(self):
         if self.ndim < 2:
-            raise ShapeError(f"mT needs a tensor of at least 2 dims, got shape {self.shape}")
+            raise ShapeError(f"mT needs a tensor of at least 2 dims, got shape {tuple(self.shape)}")
         return self.transpose(-2, -1)
 
     # ------------------------------------------------------------------ conversion
@@ -128,7 +128,7 @@ class Tensor(dispatch.Value):
 
     def item(self):
         if self.numel() != 1:
-            raise ShapeError(f"item() needs a tensor with one element, got shape {self.shape}")
+            raise ShapeError(f"item() needs a tensor with one element, got shape {tuple(self.shape)}")
         return self._concrete("item()").reshape(()).item()
 
     def tolist(self):
@@ -166,7 +166,7 @@ class Tensor(dispatch.Value):
 
     def __repr__(self):
         if self._data is None:
-            body = f"<traced {self.shape}>"
+            body = f"<traced {tuple(self.shape)}>"
         else:
             data = self._data if self.device is CPU else self._data.get()
             body = array_text(data, "tensor(")

@@ -21,7 +21,7 @@ def _index(x, name, what):
     """A Python int from an int or a one-element integer tensor (PyTorch accepts both)."""
     if isinstance(x, Tensor):
         if x.numel() != 1 or x.dtype.is_floating_point:
-            raise ShapeError(f"{name}: {what} must be an int or a one-element integer tensor, got shape {x.shape}")
+            raise ShapeError(f"{name}: {what} must be an int or a one-element integer tensor, got shape {tuple(x.shape)}")
         x = x.item()
     return int(x)
 
@@ -33,11 +33,11 @@ def narrow(input, dim, start, length):
     size = input.shape[d]
     start, length = _index(start, "narrow", "start"), _index(length, "narrow", "length")
     if not -size <= start <= size:
-        raise ShapeError(f"narrow: start {start} is out of range for dim {d} of size {size} (shape {input.shape})")
+        raise ShapeError(f"narrow: start {start} is out of range for dim {d} of size {size} (shape {tuple(input.shape)})")
     start = start + size if start < 0 else start
     if length < 0 or start + length > size:
         raise ShapeError(f"narrow: start {start} + length {length} exceeds dim {d} of size {size} "
-                         f"(shape {input.shape}); pass a length of at most {size - start}")
+                         f"(shape {tuple(input.shape)}); pass a length of at most {size - start}")
     return getitem(input, (slice(None),) * d + (slice(start, start + length),))
 
 
@@ -180,7 +180,7 @@ def select(input, dim, index):
     size = input.shape[d]
     index = _index(index, "select", "index")
     if not -size <= index < size:
-        raise ShapeError(f"select: index {index} is out of range for dim {d} of size {size} (shape {input.shape})")
+        raise ShapeError(f"select: index {index} is out of range for dim {d} of size {size} (shape {tuple(input.shape)})")
     return getitem(input, (slice(None),) * d + (index,))
 
 
@@ -271,7 +271,7 @@ def diag(input, diagonal=0):
         vals = getitem(input, pos)
         return where(cols - rows == diagonal, vals, 0)
     if input.ndim != 2:
-        raise ShapeError(f"diag: expected a 1-D or 2-D input, got shape {input.shape}")
+        raise ShapeError(f"diag: expected a 1-D or 2-D input, got shape {tuple(input.shape)}")
     n, m = input.shape
     start_r, start_c = max(-diagonal, 0), max(diagonal, 0)
     length = max(min(n - start_r, m - start_c), 0)
@@ -356,7 +356,7 @@ export("argwhere")(lambda input: nonzero(input))
 @export("bincount")
 def bincount(input, weights=None, minlength=0):
     if input.ndim != 1 or input.dtype.is_floating_point or input.dtype is D.bool_:
-        raise DTypeError(f"bincount: expected a 1-D integer tensor, got {input.dtype!r} of shape {input.shape}")
+        raise DTypeError(f"bincount: expected a 1-D integer tensor, got {input.dtype!r} of shape {tuple(input.shape)}")
     vals = _values(input, "bincount")
     if (vals < 0).any():
         raise ShapeError("bincount: the input must not contain negative values")

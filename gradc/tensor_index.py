@@ -24,7 +24,7 @@ def _index_1d(index, name):
         raise DTypeError(f"{name}: index must be an int64 tensor" +
                          (f", got {index.dtype!r}; convert with .long()" if isinstance(index, Tensor) else ""))
     if index.ndim > 1:
-        raise ShapeError(f"{name}: index must be 0-D or 1-D, got shape {index.shape}")
+        raise ShapeError(f"{name}: index must be 0-D or 1-D, got shape {tuple(index.shape)}")
     return index.reshape(-1)
 
 
@@ -34,7 +34,7 @@ def _along(input, dim, index, source, name):
     index = _index_1d(index, name)
     want = input.shape[:d] + (index.shape[0],) + input.shape[d + 1:] if input.ndim else (index.shape[0],)
     if source.shape != want and not (input.ndim == 0 and source.numel() == index.shape[0]):
-        raise ShapeError(f"{name}: source has shape {source.shape} but input {input.shape} with index of length "
+        raise ShapeError(f"{name}: source has shape {tuple(source.shape)} but input {tuple(input.shape)} with index of length "
                          f"{index.shape[0]} at dim {d} needs {want}")
     return d, index, cast(source, input.dtype).reshape(want)
 
@@ -79,7 +79,7 @@ def index_fill(input, dim, index, value):
     index = _index_1d(index, "index_fill")
     if isinstance(value, Tensor):
         if value.ndim != 0:
-            raise ShapeError(f"index_fill: value must be a number or a 0-D tensor, got shape {value.shape}")
+            raise ShapeError(f"index_fill: value must be a number or a 0-D tensor, got shape {tuple(value.shape)}")
         value = cast(value, x.dtype)
     return where(_hits(index, d, x) > 0, value, x).reshape(input.shape)
 
@@ -98,8 +98,8 @@ def index_put(input, indices, values, accumulate=False):
     try:
         values = values.expand(lin.shape) if values.shape != lin.shape else values
     except ShapeError:
-        raise ShapeError(f"index_put: values of shape {values.shape} cannot be broadcast to the indexed shape "
-                         f"{lin.shape}") from None
+        raise ShapeError(f"index_put: values of shape {tuple(values.shape)} cannot be broadcast to the indexed shape "
+                         f"{tuple(lin.shape)}") from None
     lin, values = lin.reshape(-1), values.reshape(-1)
     if accumulate:
         return input + OPS["scatter_add"].bind(values, lin, axis=0, size=input.numel()).reshape(input.shape)
@@ -135,7 +135,7 @@ def take_along_dim(input, indices, dim=None):
         return gather(input.reshape(-1), 0, indices.reshape(-1))
     d = normalize_axis("take_along_dim", dim, input.ndim)
     if indices.ndim != input.ndim:
-        raise ShapeError(f"take_along_dim: input {input.shape} and indices {indices.shape} must have the same "
+        raise ShapeError(f"take_along_dim: input {tuple(input.shape)} and indices {tuple(indices.shape)} must have the same "
                          "number of dims")
     outer = np.broadcast_shapes(*(tuple(s[:d] + (1,) + s[d + 1:]) for s in (input.shape, indices.shape)))
     x = input.expand(outer[:d] + (input.shape[d],) + outer[d + 1:])
@@ -192,13 +192,13 @@ def scatter_reduce(input, dim, index, src, reduce, include_self=True):
     if not isinstance(index, Tensor) or index.dtype is not D.int64:
         raise DTypeError("scatter_reduce: index must be an int64 tensor")
     if index.ndim != input.ndim or index.ndim != src.ndim:
-        raise ShapeError(f"scatter_reduce: input {input.shape}, index {index.shape} and src {src.shape} must have "
+        raise ShapeError(f"scatter_reduce: input {tuple(input.shape)}, index {tuple(index.shape)} and src {tuple(src.shape)} must have "
                          "the same number of dims")
     d = normalize_axis("scatter_reduce", dim, input.ndim)
     if any(i > s for i, s in zip(index.shape, src.shape)) or \
             any(i > s for k, (i, s) in enumerate(zip(index.shape, input.shape)) if k != d):
-        raise ShapeError(f"scatter_reduce: index shape {index.shape} must be no larger than src {src.shape}, nor "
-                         f"than input {input.shape} outside dim {d}")
+        raise ShapeError(f"scatter_reduce: index shape {tuple(index.shape)} must be no larger than src {tuple(src.shape)}, nor "
+                         f"than input {tuple(input.shape)} outside dim {d}")
     n, flat = input.numel(), input.reshape(-1)
     src = cast(src, input.dtype)
     src = strided_slice(src, [0] * src.ndim, list(index.shape), [1] * src.ndim) if src.shape != index.shape else src
@@ -237,7 +237,7 @@ def masked_scatter(input, mask, source):
         raise DTypeError("masked_scatter: mask must be a bool tensor")
     shape = np.broadcast_shapes(input.shape, mask.shape)
     if tuple(shape) != input.shape:
-        raise ShapeError(f"masked_scatter: mask of shape {mask.shape} does not broadcast to input's {input.shape}")
+        raise ShapeError(f"masked_scatter: mask of shape {tuple(mask.shape)} does not broadcast to input's {tuple(input.shape)}")
     m = mask.expand(input.shape).reshape(-1)
     # the true entries come first, in order, in a stable sort of ~m: a true entry's rank there is the
     # index of the source element it takes
@@ -272,7 +272,7 @@ def searchsorted(sorted_sequence, input, out_int32=False, right=False, side=None
     scalar_input = not isinstance(input, Tensor)
     values = tensor(input, dtype=seq.dtype, device=seq.device) if scalar_input else input
     if seq.ndim > 1 and (values.ndim != seq.ndim or values.shape[:-1] != seq.shape[:-1]):
-        raise ShapeError(f"searchsorted: sorted_sequence {seq.shape} and input {values.shape} must share every dim "
+        raise ShapeError(f"searchsorted: sorted_sequence {tuple(seq.shape)} and input {tuple(values.shape)} must share every dim "
                          "but the last (or sorted_sequence must be 1-D)")
     dtype = D.promote(seq.dtype, values.dtype)
     seq, values = cast(seq, dtype), cast(values, dtype)
@@ -302,7 +302,7 @@ def bucketize(input, boundaries, out_int32=False, right=False):
     """The bucket of each value among the 1-D sorted boundaries (right=False: boundaries[i-1] < x <= boundaries[i])."""
     if not isinstance(boundaries, Tensor) or boundaries.ndim != 1:
         raise ShapeError("bucketize: boundaries must be a 1-D tensor" +
-                         (f", got shape {boundaries.shape}" if isinstance(boundaries, Tensor) else ""))
+                         (f", got shape {tuple(boundaries.shape)}" if isinstance(boundaries, Tensor) else ""))
     return searchsorted(boundaries, input, out_int32=out_int32, right=right)
 
 

@@ -113,7 +113,7 @@ export("is_complex")(lambda input: False)   # gradc has no complex dtypes
 @export("is_nonzero")
 def is_nonzero(input):
     if input.numel() != 1:
-        raise ShapeError(f"is_nonzero: needs a tensor with exactly one element, got shape {input.shape}")
+        raise ShapeError(f"is_nonzero: needs a tensor with exactly one element, got shape {tuple(input.shape)}")
     return bool(input.reshape(()) != 0)
 
 
@@ -157,7 +157,7 @@ def unfold(self, dimension, size, step):
     d = normalize_axis("unfold", dimension, self.ndim)
     n = self.shape[d] if self.ndim else 1
     if size < 0 or size > n:
-        raise ShapeError(f"unfold: size {size} is out of range for dim {d} of size {n} (shape {self.shape}); "
+        raise ShapeError(f"unfold: size {size} is out of range for dim {d} of size {n} (shape {tuple(self.shape)}); "
                          f"use a size of at most {n}")
     if step <= 0:
         raise ShapeError(f"unfold: step must be positive, got {step}")
@@ -176,7 +176,7 @@ def sum_to_size(self, *size):
     size = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list)) else tuple(size)
     lead = self.ndim - len(size)
     if lead < 0 or any(s != 1 and s != n for s, n in zip(size, self.shape[lead:])):
-        raise ShapeError(f"sum_to_size: size {size} is not expandable to the tensor's shape {self.shape}; each "
+        raise ShapeError(f"sum_to_size: size {size} is not expandable to the tensor's shape {tuple(self.shape)}; each "
                          "entry must be 1 or the matching size, with no more dims than the tensor")
     out = self.sum(tuple(range(lead))) if lead else self
     dims = tuple(i for i, (s, n) in enumerate(zip(size, out.shape)) if s == 1 and n != 1)

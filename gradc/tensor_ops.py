@@ -29,7 +29,7 @@ def _dims(x, dims, name):
 # ---------------------------------------------------------------------- triangles and masks
 def _triangle(x, diagonal, lower, name):
     if x.ndim < 2:
-        raise ShapeError(f"{name}: needs a tensor of at least 2 dims, got shape {x.shape}")
+        raise ShapeError(f"{name}: needs a tensor of at least 2 dims, got shape {tuple(x.shape)}")
     n, m = x.shape[-2:]
     rows, cols = arange(n).reshape(n, 1), arange(m).reshape(1, m)
     keep = (cols - rows <= diagonal) if lower else (cols - rows >= diagonal)
@@ -48,7 +48,7 @@ def masked_fill(input, mask, value):
         raise DTypeError("masked_fill: mask must be a bool tensor")
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise ShapeError(f"masked_fill: value must be a number or a one-element tensor, got shape {value.shape}")
+            raise ShapeError(f"masked_fill: value must be a number or a one-element tensor, got shape {tuple(value.shape)}")
         value = value.reshape(()).to(input.dtype)
     elif not input.dtype.is_floating_point and isinstance(value, (bool, int, float)):
         # the result keeps input's dtype, as in PyTorch: 2.5 fills an int tensor with 2, 2 a bool one with True
@@ -83,7 +83,7 @@ def _check_index(input, dim, index, name):
         raise ShapeError(f"{name}: index has {index.ndim} dims but input has {input.ndim}; they must match")
     dim = normalize_axis(name, dim, input.ndim)
     if any(i > s for d, (i, s) in enumerate(zip(index.shape, input.shape)) if d != dim):
-        raise ShapeError(f"{name}: index shape {index.shape} is larger than input shape {input.shape} outside dim {dim}")
+        raise ShapeError(f"{name}: index shape {tuple(index.shape)} is larger than input shape {tuple(input.shape)} outside dim {dim}")
     return dim, index
 
 
@@ -144,6 +144,9 @@ export("scatter_add_", function=False)(lambda self, dim, index, src:
 def setitem(self, key, value):
     """x[key] = value as a functional index-put written back in place: differentiable, and traced
     as ordinary ops. The positions are found by indexing a tensor of flat positions with `key`."""
+    masked = _masked_write(self, key, value)
+    if masked is not None:
+        return assign(self, masked, "__setitem__")
     positions = arange(self.numel(), device=self.device).reshape(self.shape)
     where_ = getitem(positions, key)
     if not isinstance(value, Tensor):
@@ -154,6 +157,28 @@ def setitem(self, key, value):
     keys = key if isinstance(key, tuple) else (key,)
     unique = not any(isinstance(k, (Tensor, list, np.ndarray)) for k in keys)   # only index arrays repeat positions
     assign(self, put(self, where_.reshape(-1), value.reshape(-1), unique), "__setitem__")
+
+
+def _masked_write(self, key, value):
+    """x[mask] = v for a bool mask over x's leading dims and a v that every selected element (or
+    row) takes: where(mask, v, x), which needs no mask values, so it compiles (nanoGPT's top-k
+    `logits[logits < v[:, [-1]]] = -inf`). None when v holds one value per selected element."""
+    if not (isinstance(key, Tensor) and key.dtype is D.bool_ and 1 <= key.ndim <= self.ndim
+            and tuple(key.shape) == tuple(self.shape[:key.ndim])):
+        return None
+    rest = tuple(self.shape[key.ndim:])
+    if isinstance(value, Tensor):
+        while value.ndim > len(rest) and value.shape[0] == 1:
+            value = value.squeeze(0)
+        if value.ndim > len(rest) or any(v not in (1, n) for v, n in zip(value.shape[::-1], rest[::-1])):
+            return None
+        value = value.to(self.dtype)
+    elif isinstance(value, (bool, int, float)):
+        value = full((), value, dtype=self.dtype, device=self.device)
+    else:
+        return None
+    mask = key.reshape(tuple(key.shape) + (1,) * len(rest))
+    return where(mask.to(self.device), value, self)
 
 
 # ---------------------------------------------------------------------- reordering
@@ -367,7 +392,7 @@ def equal(input, other):
 @export("bmm")
 def bmm(input, mat2):
     if input.ndim != 3 or mat2.ndim != 3 or input.shape[0] != mat2.shape[0]:
-        raise ShapeError(f"bmm needs two 3-D tensors with the same batch size, got {input.shape} and {mat2.shape}")
+        raise ShapeError(f"bmm needs two 3-D tensors with the same batch size, got {tuple(input.shape)} and {tuple(mat2.shape)}")
     return input @ mat2
 
 
@@ -375,7 +400,7 @@ export("outer", "ger")(lambda input, vec2: input.reshape(-1, 1) * vec2.reshape(1
 @export("dot")
 def dot(input, other):
     if input.ndim != 1 or other.ndim != 1 or input.shape != other.shape:
-        raise ShapeError(f"dot: expects two 1-D tensors of one size, got shapes {input.shape} and {other.shape}; "
+        raise ShapeError(f"dot: expects two 1-D tensors of one size, got shapes {tuple(input.shape)} and {tuple(other.shape)}; "
                          "use matmul (@) or (a * b).sum() for others")
     return (input * other).sum()
 
@@ -504,7 +529,7 @@ def format_(self, spec):
     if self.numel() == 1 and (spec or self.ndim == 0) and (self._data is not None or spec):
         return format(self.item(), spec)   # (traced: item() names the way out)
     if spec:
-        raise TypeError(f"unsupported format string {spec!r} for a tensor of shape {self.shape}")
+        raise TypeError(f"unsupported format string {spec!r} for a tensor of shape {tuple(self.shape)}")
     return repr(self)
 
 
@@ -549,7 +574,7 @@ def multinomial(input, num_samples, replacement=False):
     without: the Gumbel-top-k trick (the k largest of log p + Gumbel noise), which draws without
     replacement from the same distribution. The draws are program inputs when compiled."""
     if input.ndim not in (1, 2):
-        raise ShapeError(f"multinomial: input must be 1-D or 2-D, got shape {input.shape}")
+        raise ShapeError(f"multinomial: input must be 1-D or 2-D, got shape {tuple(input.shape)}")
     p = input if input.ndim == 2 else input.unsqueeze(0)
     n_cat = p.shape[1]
     if not replacement and num_samples > n_cat:

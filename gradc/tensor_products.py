@@ -21,7 +21,7 @@ from .tensor_stacking import triu_indices
 
 def _need(x, ndim, name, what="input"):
     if x.ndim != ndim:
-        raise ShapeError(f"{name}: {what} must be {ndim}-D, got shape {x.shape}")
+        raise ShapeError(f"{name}: {what} must be {ndim}-D, got shape {tuple(x.shape)}")
 
 
 def _scaled(input, product, beta, alpha):
@@ -49,7 +49,7 @@ def addbmm(input, batch1, batch2, beta=1, alpha=1):
     _need(batch1, 3, "addbmm", "batch1")
     _need(batch2, 3, "addbmm", "batch2")
     if batch1.shape[0] != batch2.shape[0] or batch1.shape[2] != batch2.shape[1]:
-        raise ShapeError(f"addbmm: batch1 {batch1.shape} and batch2 {batch2.shape} do not multiply; they need the "
+        raise ShapeError(f"addbmm: batch1 {tuple(batch1.shape)} and batch2 {tuple(batch2.shape)} do not multiply; they need the "
                          "same batch size and batch1.shape[2] == batch2.shape[1]")
     b, n, k = batch1.shape
     flat1 = batch1.permute(1, 0, 2).reshape(n, b * k)    # sum_i A_i B_i as one (n, b*k) @ (b*k, m) product
@@ -70,7 +70,7 @@ def mv(input, vec):
     _need(input, 2, "mv")
     _need(vec, 1, "mv", "vec")
     if input.shape[1] != vec.shape[0]:
-        raise ShapeError(f"mv: matrix {input.shape} and vector {vec.shape} do not multiply; the vector needs "
+        raise ShapeError(f"mv: matrix {tuple(input.shape)} and vector {tuple(vec.shape)} do not multiply; the vector needs "
                          f"{input.shape[1]} entries")
     return input.matmul(vec)
 
@@ -80,7 +80,7 @@ def vdot(input, other):
     _need(input, 1, "vdot")
     _need(other, 1, "vdot", "other")
     if input.shape != other.shape:
-        raise ShapeError(f"vdot: inputs {input.shape} and {other.shape} must have the same length")
+        raise ShapeError(f"vdot: inputs {tuple(input.shape)} and {tuple(other.shape)} must have the same length")
     return (input * other).sum()
 
 
@@ -98,7 +98,7 @@ def tensordot(a, b, dims=2):
     da = [normalize_axis("tensordot", d, a.ndim) for d in da]
     db = [normalize_axis("tensordot", d, b.ndim) for d in db]
     if len(da) != len(db) or any(a.shape[i] != b.shape[j] for i, j in zip(da, db)):
-        raise ShapeError(f"tensordot: contracted dims {da} of {a.shape} and {db} of {b.shape} must pair up with "
+        raise ShapeError(f"tensordot: contracted dims {da} of {tuple(a.shape)} and {db} of {tuple(b.shape)} must pair up with "
                          "equal sizes")
     free_a = [i for i in range(a.ndim) if i not in da]
     free_b = [j for j in range(b.ndim) if j not in db]
@@ -116,7 +116,7 @@ def inner(input, other):
     if input.ndim == 0 or other.ndim == 0:
         return input * other
     if input.shape[-1] != other.shape[-1]:
-        raise ShapeError(f"inner: last dims of {input.shape} and {other.shape} must match")
+        raise ShapeError(f"inner: last dims of {tuple(input.shape)} and {tuple(other.shape)} must match")
     return tensordot(input, other, ([input.ndim - 1], [other.ndim - 1]))
 
 
@@ -135,17 +135,17 @@ def cross(input, other, dim=None):
     """The cross product of 3-vectors along dim (None: the first dim of size 3, as PyTorch, which
     warns that this default is deprecated)."""
     if input.ndim != other.ndim:
-        raise ShapeError(f"cross: inputs {input.shape} and {other.shape} must have the same number of dims")
+        raise ShapeError(f"cross: inputs {tuple(input.shape)} and {tuple(other.shape)} must have the same number of dims")
     a, b = (t.expand(tuple(max(x, y) for x, y in zip(input.shape, other.shape))) for t in (input, other))
     if dim is None:
         found = [i for i, s in enumerate(a.shape) if s == 3]
         if not found:
-            raise ShapeError(f"cross: no dimension of size 3 in shape {a.shape}; pass dim=")
+            raise ShapeError(f"cross: no dimension of size 3 in shape {tuple(a.shape)}; pass dim=")
         warnings.warn("Using torch.cross without specifying the dim arg is deprecated.", UserWarning, stacklevel=2)
         dim = found[0]
     d = normalize_axis("cross", dim, a.ndim)
     if a.shape[d] != 3:
-        raise ShapeError(f"cross: dim {d} of shape {a.shape} has size {a.shape[d]}, expected 3")
+        raise ShapeError(f"cross: dim {d} of shape {tuple(a.shape)} has size {a.shape[d]}, expected 3")
     a0, a1, a2 = (a.narrow(d, i, 1) for i in range(3))
     b0, b1, b2 = (b.narrow(d, i, 1) for i in range(3))
     return cat([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], d)
@@ -176,7 +176,7 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
 def diagonal(input, offset=0, dim1=0, dim2=1):
     """The entries (i, i + offset) of dims dim1, dim2, in a new last dim (a strided slice)."""
     if input.ndim < 2:
-        raise ShapeError(f"diagonal: needs a tensor of at least 2 dims, got shape {input.shape}")
+        raise ShapeError(f"diagonal: needs a tensor of at least 2 dims, got shape {tuple(input.shape)}")
     a, b = normalize_axis("diagonal", dim1, input.ndim), normalize_axis("diagonal", dim2, input.ndim)
     if a == b:
         raise ShapeError(f"diagonal: dim1 and dim2 must differ, both are {a}")
@@ -248,7 +248,7 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
                             "donot_use_mm_for_euclid_dist"):
         raise ValueError(f"cdist: unknown compute_mode {compute_mode!r}")
     if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
-        raise ShapeError(f"cdist: x1 {x1.shape} and x2 {x2.shape} must be at least 2-D with the same last dim")
+        raise ShapeError(f"cdist: x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} must be at least 2-D with the same last dim")
     if not x1.dtype.is_floating_point or not x2.dtype.is_floating_point:
         raise DTypeError(f"cdist: needs floating-point inputs, got {x1.dtype!r} and {x2.dtype!r}")
     P, R = x1.shape[-2], x2.shape[-2]
@@ -298,7 +298,7 @@ def cov(input, correction=1, fweights=None, aweights=None):
     """The covariance of the variables in input's rows (observations in columns; 1-D: one variable),
     with optional integer frequency and float observation weights (NumPy's formula)."""
     if input.ndim > 2:
-        raise ShapeError(f"cov: expects a 1-D or 2-D tensor, got shape {input.shape}")
+        raise ShapeError(f"cov: expects a 1-D or 2-D tensor, got shape {tuple(input.shape)}")
     x = input.reshape(1, -1) if input.ndim < 2 else input
     if not x.dtype.is_floating_point:
         x = cast(x, D.default_float)
@@ -308,7 +308,7 @@ def cov(input, correction=1, fweights=None, aweights=None):
         if wt is None:
             continue
         if wt.ndim != 1 or wt.shape[0] != n:
-            raise ShapeError(f"cov: {what} must be 1-D with one entry per observation ({n}), got shape {wt.shape}")
+            raise ShapeError(f"cov: {what} must be 1-D with one entry per observation ({n}), got shape {tuple(wt.shape)}")
         if what == "fweights" and wt.dtype.is_floating_point:
             raise DTypeError(f"cov: fweights must be integers, got {wt.dtype!r}")
         wt = cast(wt, x.dtype)

@@ -80,7 +80,7 @@ def _split_points(x, sections, name):
     if isinstance(sections, Tensor):
         if sections.dtype.is_floating_point or sections.ndim > 1:
             raise DTypeError(f"{name}: indices_or_sections as a tensor must be a 0-D or 1-D integer tensor, "
-                             f"got {sections.dtype!r} of shape {sections.shape}")
+                             f"got {sections.dtype!r} of shape {tuple(sections.shape)}")
         sections = int(sections.item()) if sections.ndim == 0 else [int(i) for i in sections.tolist()]
     return sections
 
@@ -112,7 +112,7 @@ def _exact_split(input, sections, dim, name):
     sections = _split_points(input, sections, name)
     if isinstance(sections, int):
         if sections <= 0 or input.shape[dim] % sections:
-            raise ShapeError(f"{name}: dim {dim} of shape {input.shape} (size {input.shape[dim]}) cannot be split "
+            raise ShapeError(f"{name}: dim {dim} of shape {tuple(input.shape)} (size {input.shape[dim]}) cannot be split "
                              f"into {sections} equal sections; pick a divisor of {input.shape[dim]}, or pass "
                              "split indices (a list)")
     return tensor_split(input, sections, dim)
@@ -121,21 +121,21 @@ def _exact_split(input, sections, dim, name):
 @export("hsplit")
 def hsplit(input, indices_or_sections):
     if input.ndim < 1:
-        raise ShapeError(f"hsplit: needs a tensor of at least 1 dim, got shape {input.shape}")
+        raise ShapeError(f"hsplit: needs a tensor of at least 1 dim, got shape {tuple(input.shape)}")
     return _exact_split(input, indices_or_sections, 0 if input.ndim == 1 else 1, "hsplit")
 
 
 @export("vsplit")
 def vsplit(input, indices_or_sections):
     if input.ndim < 2:
-        raise ShapeError(f"vsplit: needs a tensor of at least 2 dims, got shape {input.shape}")
+        raise ShapeError(f"vsplit: needs a tensor of at least 2 dims, got shape {tuple(input.shape)}")
     return _exact_split(input, indices_or_sections, 0, "vsplit")
 
 
 @export("dsplit")
 def dsplit(input, indices_or_sections):
     if input.ndim < 3:
-        raise ShapeError(f"dsplit: needs a tensor of at least 3 dims, got shape {input.shape}")
+        raise ShapeError(f"dsplit: needs a tensor of at least 3 dims, got shape {tuple(input.shape)}")
     return _exact_split(input, indices_or_sections, 2, "dsplit")
 
 
@@ -153,7 +153,7 @@ def rot90(input, k=1, dims=(0, 1)):
     if len(dims) != 2:
         raise ShapeError(f"rot90: dims must name two dimensions, got {dims}")
     if input.ndim < 2:
-        raise ShapeError(f"rot90: needs a tensor of at least 2 dims, got shape {input.shape}")
+        raise ShapeError(f"rot90: needs a tensor of at least 2 dims, got shape {tuple(input.shape)}")
     a, b = (normalize_axis("rot90", d, input.ndim) for d in dims)
     if a == b:
         raise ShapeError(f"rot90: dims must differ, got {dims}")
@@ -170,14 +170,14 @@ def rot90(input, k=1, dims=(0, 1)):
 @export("fliplr")
 def fliplr(input):
     if input.ndim < 2:
-        raise ShapeError(f"fliplr: needs a tensor of at least 2 dims, got shape {input.shape}")
+        raise ShapeError(f"fliplr: needs a tensor of at least 2 dims, got shape {tuple(input.shape)}")
     return flip(input, (1,))
 
 
 @export("flipud")
 def flipud(input):
     if input.ndim < 1:
-        raise ShapeError(f"flipud: needs a tensor of at least 1 dim, got shape {input.shape}")
+        raise ShapeError(f"flipud: needs a tensor of at least 1 dim, got shape {tuple(input.shape)}")
     return flip(input, (0,))
 
 
@@ -203,7 +203,7 @@ def block_diag(*tensors):
     tensors = _tensors(tensors, "block_diag")
     for t in tensors:
         if t.ndim > 2:
-            raise ShapeError(f"block_diag: inputs must have at most 2 dims, got shape {t.shape}")
+            raise ShapeError(f"block_diag: inputs must have at most 2 dims, got shape {tuple(t.shape)}")
     if not tensors:
         return zeros(1, 0)
     dtype = tensors[0].dtype
@@ -227,7 +227,7 @@ def cartesian_prod(*tensors):
     tensors = _tensors(tensors, "cartesian_prod")
     for t in tensors:
         if t.ndim != 1:
-            raise ShapeError(f"cartesian_prod: expects 1-D tensors, got shape {t.shape}")
+            raise ShapeError(f"cartesian_prod: expects 1-D tensors, got shape {tuple(t.shape)}")
     if len(tensors) == 1:
         return tensors[0]
     shape = tuple(t.shape[0] for t in tensors)
@@ -241,7 +241,7 @@ def combinations(input, r=2, with_replacement=False):
     """Rows of r elements of the 1-D input, in itertools.combinations order (or
     combinations_with_replacement)."""
     if input.ndim != 1:
-        raise ShapeError(f"combinations: expects a 1-D tensor, got shape {input.shape}")
+        raise ShapeError(f"combinations: expects a 1-D tensor, got shape {tuple(input.shape)}")
     if r < 0:
         raise ShapeError(f"combinations: r must be non-negative, got {r}")
     pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations

@@ -138,7 +138,7 @@ def _median(input, dim, keepdim, ignore_nan, result, name):
     if input.numel() == 0:
         if dim is None and input.dtype.is_floating_point:   # PyTorch: the median of nothing is NaN
             return full((), math.nan, dtype=input.dtype, device=input.device)
-        raise ShapeError(f"{name}: cannot take the median of an empty tensor (shape {input.shape}) along a dim")
+        raise ShapeError(f"{name}: cannot take the median of an empty tensor (shape {tuple(input.shape)}) along a dim")
     if dim is None:
         flat = input.reshape(-1)
         return _median(flat, 0, False, ignore_nan, result, name).values
@@ -205,12 +205,12 @@ def _quantile(input, q, dim, keepdim, interpolation, ignore_nan, name):
     scalar_q = not isinstance(q, Tensor)
     qt = tensor(float(q), dtype=input.dtype, device=input.device) if scalar_q else cast(q, input.dtype)
     if qt.ndim > 1:
-        raise ShapeError(f"{name}: q must be a number or a 0-D or 1-D tensor, got shape {qt.shape}")
+        raise ShapeError(f"{name}: q must be a number or a 0-D or 1-D tensor, got shape {tuple(qt.shape)}")
     qvals = [float(q)] if scalar_q else (qt.reshape(-1).tolist() if qt._data is not None else [])
     if any(not 0 <= v <= 1 for v in qvals):
         raise ShapeError(f"{name}: q values must be in [0, 1], got {q}")
     if input.numel() == 0:
-        raise ShapeError(f"{name}: input tensor is empty (shape {input.shape})")
+        raise ShapeError(f"{name}: input tensor is empty (shape {tuple(input.shape)})")
     x = input.reshape(-1) if dim is None else (input.reshape(1) if input.ndim == 0 else input)
     d = 0 if dim is None else normalize_axis(name, dim, x.ndim)
     xm = x.movedim(d, -1).unsqueeze(0)                  # (1, ..., n)

@@ -41,7 +41,7 @@ def assert_close(actual, expected, rtol=None, atol=None, check_dtype=True, msg="
     if check_dtype and isinstance(actual, Tensor) and isinstance(expected, (Tensor, np.ndarray)):
         want = expected.dtype if isinstance(expected, Tensor) else D.get_dtype(e.dtype)
         assert actual.dtype is want, f"{prefix}dtype {actual.dtype!r} != expected {want!r}"
-    assert a.shape == e.shape, f"{prefix}shape {a.shape} != expected {e.shape}"
+    assert a.shape == e.shape, f"{prefix}shape {tuple(a.shape)} != expected {tuple(e.shape)}"
     if a.dtype.kind in "biu" and e.dtype.kind in "biu":
         bad = a != e
         if bad.any():
@@ -110,7 +110,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exceptio
         analytic = leaves[i].grad
         analytic = np.zeros_like(base) if analytic is None else _to_numpy(analytic)
         assert analytic.shape == base.shape, \
-            f"gradcheck: gradient of input {i} has shape {analytic.shape}, the input has shape {base.shape}"
+            f"gradcheck: gradient of input {i} has shape {tuple(analytic.shape)}, the input has shape {tuple(base.shape)}"
         numeric = np.zeros_like(base)
         with no_grad():
             for j in range(base.size):
@@ -126,7 +126,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, raise_exceptio
         if base.size and not (excess.max() <= 0):  # also catches NaN
             j = np.unravel_index(int(np.nanargmax(np.where(np.isnan(excess), np.inf, excess))), base.shape)
             raise AssertionError(
-                f"gradcheck: gradient of input {i} (shape {base.shape}) is wrong at element {tuple(map(int, j))}: "
+                f"gradcheck: gradient of input {i} (shape {tuple(base.shape)}) is wrong at element {tuple(map(int, j))}: "
                 f"autograd gives {analytic[j]!r}, finite differences give {numeric[j]!r} "
                 f"(eps={eps:g}, atol={atol:g}, rtol={rtol:g}; {int((excess > 0).sum())} of {base.size} elements off)")
     return True

@@ -19,6 +19,7 @@ from .device import CPU, common_device
 from .errors import AutogradError, DeviceError, GradcError, TraceError
 from .internal import internal
 from .ir import Graph
+from .shapes import Size
 from .passes.autodiff import differentiate
 from .runtime.wiring import Binding
 from .tensor import Tensor
@@ -118,7 +119,7 @@ class Tracer(dispatch.Mode):
         d = self.graph.node(nid)
         t = object.__new__(Tensor)
         t._data, t._sym = None, (self, nid)
-        t.shape, t.dtype, t.device = d["shape"], D.ALL[d["dtype"]], device or CPU
+        t.shape, t.dtype, t.device = Size(d["shape"]), D.ALL[d["dtype"]], device or CPU
         t.requires_grad, t._grad, t._version, t._hooks = bool(requires_grad), None, [0], None
         t._grad_fn = _TRACED if requires_grad else None
         self.created.append(weakref.ref(t))
@@ -150,7 +151,7 @@ class Tracer(dispatch.Mode):
         self.lifted[id(t)] = (t, nid, saved)
         t._data, t._sym = None, (self, nid)
         if shape is not None:
-            t.shape = shape
+            t.shape = Size(shape)
         if t.grad is not None:
             self.grad_owner[id(t.grad)] = t
         return nid
@@ -318,7 +319,7 @@ class Tracer(dispatch.Mode):
                                 f"requires_grad=True (at {self.where()})")
         if gradient is None:
             if out.numel() != 1:
-                raise AutogradError(f"backward() without a gradient needs a scalar output, got shape {out.shape} "
+                raise AutogradError(f"backward() without a gradient needs a scalar output, got shape {tuple(out.shape)} "
                                     f"(at {self.where()}); reduce it first or pass gradient=")
             seed = ones(out.shape, dtype=out.dtype)
         else:

@@ -153,6 +153,23 @@ def test_ctc_impossible_alignments_and_unbatched():
     assert g.shape == () and abs(float(g.item()) - float(t.item())) < 1e-5
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_ctc_gradient_of_a_log_probs_leaf_is_pytorchs(reduction):
+    """PyTorch's own CTCLoss example: log_probs a detached log_softmax, its .grad compared; a
+    padded input step (input_lengths 5 of 6) gets no gradient, compiled as eagerly."""
+    lp = np.log(np.random.default_rng(5).dirichlet(np.ones(4), (6, 2)))
+    targets, il, tl = np.array([[1, 2, 2], [3, 1, 0]]), np.array([6, 5]), np.array([3, 2])
+    t = torch.tensor(lp, requires_grad=True)
+    tF.ctc_loss(t, torch.tensor(targets), torch.tensor(il), torch.tensor(tl), reduction=reduction).sum().backward()
+
+    def loss(x):
+        return F.ctc_loss(x, gradc.tensor(targets), gradc.tensor(il), gradc.tensor(tl), reduction=reduction).sum()
+    for run in (loss, gradc.compile(lambda x: gradc.autograd.grad(loss(x), x)[0])):
+        g = gradc.tensor(lp, requires_grad=True)
+        grad = run(g) if run is not loss else (run(g).backward(), g.grad)[1]
+        np.testing.assert_allclose(grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
 def test_transformer_masks_state_dict_and_compiled_step():
     torch.manual_seed(0)
     kw = dict(d_model=8, nhead=2, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=16, dropout=0.0)

@@ -1166,3 +1166,30 @@ def test_integer_powers_follow_pytorchs_rule_eagerly_and_compiled():
         assert f(gradc.tensor(base), gradc.tensor(exponent)).tolist() == [2 * v + 1 for v in expected]
     with pytest.raises(RuntimeError, match="negative integer powers"):
         gradc.tensor(base) ** -1
+
+
+def test_mask_assignment_of_one_value_compiles_as_pytorchs_does():
+    """nanoGPT's top-k filter `logits[logits < v[:, [-1]]] = -inf` needs no mask values: it traces
+    (fullgraph) and equals PyTorch; one value per selected element still runs eagerly."""
+    def top_k(lib):
+        def f(logits):
+            v, _ = lib.topk(logits, 2)
+            logits = logits.clone()
+            logits[logits < v[:, [-1]]] = -float("Inf")
+            return logits
+        return f
+    x = [[1.0, 4.0, 2.0, 3.0], [0.5, -1.0, 2.0, 0.0]]
+    assert gradc.compile(top_k(gradc), fullgraph=True)(gradc.tensor(x)).tolist() == top_k(torch)(torch.tensor(x)).tolist()
+    r = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    results = []
+    for lib in (torch, gradc):
+        out = []
+        a = lib.tensor(r); a[a > 0] = 0; out.append(a)
+        a = lib.tensor(r); a[lib.tensor([True, False, True])] = lib.tensor([1.0, 2, 3, 4]); out.append(a)
+        a = lib.tensor(r); a[lib.tensor([True, False, True])] = 5; out.append(a)
+        a = lib.tensor(r); a[a > 0] = lib.tensor([[7.0]]); out.append(a)
+        a = lib.tensor(r); m = a > 0; a[m] = lib.arange(int(m.sum())).float(); out.append(a)
+        i = lib.tensor([1, 2, 3]); i[i > 1] = 2.7; out.append(i)
+        w = lib.tensor(r, requires_grad=True); y = w * 1; y[y > 0] = 0; y.sum().backward(); out.append(w.grad)
+        results.append([o.tolist() for o in out])
+    assert results[0] == results[1]

@@ -185,7 +185,7 @@ class Softmax2d(Module):
 
     def forward(self, input):
         if input.ndim not in (3, 4):
-            raise ShapeError(f"Softmax2d: expected a 3-D or 4-D input, got shape {input.shape}")
+            raise ShapeError(f"Softmax2d: expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
         return input.softmax(-3)
 
 

@@ -68,7 +68,7 @@ class MultiheadAttention(Module):
         PyTorch (attn_mask is still required and applied)."""
         if query.ndim not in (2, 3) or key.ndim != query.ndim or value.ndim != query.ndim:
             raise ShapeError(f"MultiheadAttention: query, key and value must all be 3-D (batched) or 2-D "
-                             f"(unbatched), got {query.shape}, {key.shape}, {value.shape}")
+                             f"(unbatched), got {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
         transpose = self.batch_first and query.ndim == 3
         if transpose:
             same_kv, same_qkv = key is value, query is key and key is value

@@ -157,7 +157,7 @@ class Unflatten(Module):
     def forward(self, input):
         d = self.dim if self.dim >= 0 else input.ndim + self.dim
         if not 0 <= d < input.ndim:
-            raise ShapeError(f"Unflatten: dim {self.dim} is out of range for input shape {input.shape}")
+            raise ShapeError(f"Unflatten: dim {self.dim} is out of range for input shape {tuple(input.shape)}")
         return input.reshape(input.shape[:d] + self.unflattened_size + input.shape[d + 1:])
 
     def extra_repr(self):

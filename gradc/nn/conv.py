@@ -153,7 +153,7 @@ class _ConvTransposeNd(_ConvNd):
             hi = lo + self.stride[i] - 1
             if not lo <= size[i] <= hi:
                 raise ValueError(f"{type(self).__name__}: requested output size {size} is not reachable; dim {i} "
-                                 f"must be between {lo} and {hi} for input shape {input.shape}")
+                                 f"must be between {lo} and {hi} for input shape {tuple(input.shape)}")
             pads.append(size[i] - lo)
         return tuple(pads)
 

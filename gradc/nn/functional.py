@@ -42,8 +42,8 @@ from .functional_pool_more import (lp_pool1d, lp_pool2d, lp_pool3d, adaptive_avg
 def linear(input, weight, bias=None):
     """y = input @ weight.T + bias, with weight of shape (out_features, in_features)."""
     if input.shape[-1] != weight.shape[-1]:
-        raise ShapeError(f"linear: input has {input.shape[-1]} features (shape {input.shape}) but the weight "
-                         f"expects {weight.shape[-1]} (weight shape {weight.shape}, i.e. out x in)")
+        raise ShapeError(f"linear: input has {input.shape[-1]} features (shape {tuple(input.shape)}) but the weight "
+                         f"expects {weight.shape[-1]} (weight shape {tuple(weight.shape)}, i.e. out x in)")
     out = input @ weight.t()
     # The bias takes the product's dtype, so that under autocast all of linear runs in float16, as
     # torch's fused linear does (with input, weight and bias of one dtype this is a no-op).
@@ -131,7 +131,7 @@ def softmin(input, dim=None, _stacklevel=3, dtype=None):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(input.shape[-len(shape):]) != shape:
-        raise ShapeError(f"layer_norm: normalized_shape {shape} does not match the trailing dims of input {input.shape}")
+        raise ShapeError(f"layer_norm: normalized_shape {shape} does not match the trailing dims of input {tuple(input.shape)}")
     out = _standardized(input, tuple(range(input.ndim - len(shape), input.ndim)), eps)
     if weight is not None:
         out = out * weight
@@ -203,7 +203,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     """Binary cross-entropy of probabilities `input` against `target` (torch's binary_cross_entropy);
     like PyTorch, each log is clamped at -100 so a probability of exactly 0 or 1 stays finite."""
     if input.shape != target.shape:
-        raise ShapeError(f"binary_cross_entropy: input shape {input.shape} and target shape {target.shape} "
+        raise ShapeError(f"binary_cross_entropy: input shape {tuple(input.shape)} and target shape {tuple(target.shape)} "
                          "differ; give a target of the input's shape")
     # PyTorch raises for probabilities outside [0, 1] (NaN included), which would give NaN or a
     # wrong finite loss; so does gradc, eagerly and when a compiled program runs
@@ -234,7 +234,7 @@ def _class_layout(input, target, name):
     if unbatched:
         input, target = input.unsqueeze(0), target.unsqueeze(0)
     if input.ndim < 2:
-        raise ShapeError(f"{name}: expected input of shape (C,), (N, C) or (N, C, d1, ...), got {input.shape}")
+        raise ShapeError(f"{name}: expected input of shape (C,), (N, C) or (N, C, d1, ...), got {tuple(input.shape)}")
     return input, target, input.shape[1], unbatched
 
 
@@ -261,7 +261,7 @@ def _weighted_nll(logp, target, weight, ignore_index, reduction, label_smoothing
     if target.dtype.is_floating_point:  # class probabilities
         if target.shape != logp.shape:
             raise DTypeError(f"{name}: target must be int64 class indices, or float class probabilities of the "
-                             f"input's shape {logp.shape}; got {target.dtype!r} of shape {target.shape}")
+                             f"input's shape {tuple(logp.shape)}; got {target.dtype!r} of shape {tuple(target.shape)}")
         if label_smoothing:
             target = target * (1.0 - label_smoothing) + label_smoothing / n_classes
         w = 1.0 if weight is None else weight.reshape((1, n_classes) + (1,) * (logp.ndim - 2))
@@ -270,7 +270,7 @@ def _weighted_nll(logp, target, weight, ignore_index, reduction, label_smoothing
     if target.dtype is not D.int64:
         raise DTypeError(f"{name}: target must be int64 class indices (or float probabilities), got {target.dtype!r}")
     if target.shape != logp.shape[:1] + logp.shape[2:]:
-        raise ShapeError(f"{name}: target shape {target.shape} does not match input {logp.shape} "
+        raise ShapeError(f"{name}: target shape {tuple(target.shape)} does not match input {tuple(logp.shape)} "
                          f"(expected {logp.shape[:1] + logp.shape[2:]})")
     target = _check_targets(target, n_classes, ignore_index, name)
     onehot = _onehot(target, n_classes, logp.ndim, logp.device)
@@ -318,7 +318,7 @@ def pixel_shuffle(input, upscale_factor):
     r = int(upscale_factor)
     if input.ndim < 3 or input.shape[-3] % (r * r):
         raise ShapeError(f"pixel_shuffle: expected an input of at least 3 dims whose channels ({input.shape[-3:-2]}) "
-                         f"divide by upscale_factor ** 2 = {r * r}, got shape {input.shape}")
+                         f"divide by upscale_factor ** 2 = {r * r}, got shape {tuple(input.shape)}")
     *lead, c, h, w = input.shape
     x = input.reshape(*lead, c // (r * r), r, r, h, w)
     n = len(lead)
@@ -331,7 +331,7 @@ def pixel_unshuffle(input, downscale_factor):
     r = int(downscale_factor)
     if input.ndim < 3 or input.shape[-2] % r or input.shape[-1] % r:
         raise ShapeError(f"pixel_unshuffle: expected an input of at least 3 dims whose height and width divide by "
-                         f"downscale_factor = {r}, got shape {input.shape}")
+                         f"downscale_factor = {r}, got shape {tuple(input.shape)}")
     *lead, c, h, w = input.shape
     x = input.reshape(*lead, c, h // r, r, w // r, r)
     n = len(lead)

@@ -128,7 +128,7 @@ def prelu(input, weight):
     n = weight.shape[0]
     if n != 1:
         if input.ndim < 2 or input.shape[1] != n:
-            raise ShapeError(f"prelu: weight has {n} entries but the input (shape {input.shape}) has "
+            raise ShapeError(f"prelu: weight has {n} entries but the input (shape {tuple(input.shape)}) has "
                              f"{input.shape[1] if input.ndim >= 2 else 1} channels in dim 1")
         weight = weight.reshape((1, n) + (1,) * (input.ndim - 2))
     return where(input > 0, input, input * weight)
@@ -137,7 +137,7 @@ def prelu(input, weight):
 def glu(input, dim=-1):
     n = input.shape[dim]
     if n % 2:
-        raise ShapeError(f"glu: dim {dim} of input shape {input.shape} has odd size {n}; it must split in halves")
+        raise ShapeError(f"glu: dim {dim} of input shape {tuple(input.shape)} has odd size {n}; it must split in halves")
     a, b = input.chunk(2, dim)
     return a * b.sigmoid()
 
@@ -147,7 +147,7 @@ def _feature_dropout(input, p, training, inplace, nd, name):
         raise ValueError(f"{name}: dropout probability has to be between 0 and 1, got {p}")
     if input.ndim not in (nd + 1, nd + 2):
         raise ShapeError(f"{name}: expected a {nd + 2}-D (batched) or {nd + 1}-D (unbatched) input, "
-                         f"got shape {input.shape}")
+                         f"got shape {tuple(input.shape)}")
     if not training or p == 0.0:
         return input
     # one draw per (sample, channel): whole feature maps are kept or zeroed together

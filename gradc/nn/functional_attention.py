@@ -19,10 +19,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     this function); a float mask is added to the scores. is_causal masks out the future."""
     if query.ndim < 2 or key.ndim != query.ndim or value.ndim != query.ndim:
         raise ShapeError(f"scaled_dot_product_attention: query, key and value need the same rank >= 2, got "
-                         f"{query.shape}, {key.shape}, {value.shape}")
+                         f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
-        raise ShapeError(f"scaled_dot_product_attention: query {query.shape} and key {key.shape} need the same "
-                         f"last dim, key and value {value.shape} the same sequence length")
+        raise ShapeError(f"scaled_dot_product_attention: query {tuple(query.shape)} and key {tuple(key.shape)} need the same "
+                         f"last dim, key and value {tuple(value.shape)} the same sequence length")
     if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
         groups = query.shape[-3] // key.shape[-3]
         key = key.unsqueeze(-3).expand(key.shape[:-2] + (groups,) + key.shape[-2:]).reshape(
@@ -89,11 +89,11 @@ def _check_attn_mask(attn_mask, n, heads, n_l, n_s, dtype):
     attn_mask = _additive(attn_mask, dtype, "attn_mask")
     if attn_mask.ndim == 2:
         if attn_mask.shape != (n_l, n_s):
-            raise ShapeError(f"MultiheadAttention: 2-D attn_mask must be {(n_l, n_s)}, got {attn_mask.shape}")
+            raise ShapeError(f"MultiheadAttention: 2-D attn_mask must be {(n_l, n_s)}, got {tuple(attn_mask.shape)}")
         return attn_mask.unsqueeze(0)
     if attn_mask.ndim != 3 or attn_mask.shape != (n * heads, n_l, n_s):
         raise ShapeError(f"MultiheadAttention: attn_mask must be {(n_l, n_s)} or {(n * heads, n_l, n_s)}, "
-                         f"got {attn_mask.shape}")
+                         f"got {tuple(attn_mask.shape)}")
     return attn_mask
 
 
@@ -113,7 +113,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     unbatched = query.ndim == 2
     if query.ndim not in (2, 3) or key.ndim != query.ndim or value.ndim != query.ndim:
         raise ShapeError(f"multi_head_attention_forward: query, key and value must all be 3-D (batched) or 2-D "
-                         f"(unbatched), got {query.shape}, {key.shape}, {value.shape}")
+                         f"(unbatched), got {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}")
     same_kv, same_qkv = key is value, query is key and key is value
     if unbatched:
         query = query.unsqueeze(1)
@@ -126,7 +126,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     if e != embed_dim_to_check:
         raise ShapeError(f"MultiheadAttention: expected query features {embed_dim_to_check}, got {e}")
     if key.shape[:2] != value.shape[:2] or key.shape[1] != n:
-        raise ShapeError(f"MultiheadAttention: key {key.shape} and value {value.shape} must match each other "
+        raise ShapeError(f"MultiheadAttention: key {tuple(key.shape)} and value {tuple(value.shape)} must match each other "
                          f"and the query's batch ({n})")
     heads = num_heads
     if e % heads:
@@ -146,7 +146,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     if key_padding_mask is not None:
         if key_padding_mask.shape != (n, n_s):
             raise ShapeError(f"MultiheadAttention: key_padding_mask must be {(n, n_s)}, got "
-                             f"{key_padding_mask.shape}")
+                             f"{tuple(key_padding_mask.shape)}")
         key_padding_mask = _additive(key_padding_mask, q.dtype, "key_padding_mask")
     if bias_k is not None and bias_v is not None:
         if static_k is not None or static_v is not None:
@@ -163,7 +163,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     v = v.reshape(v.shape[0], n * heads, hd).transpose(0, 1) if static_v is None else static_v
     for name, t in (("static_k", static_k), ("static_v", static_v)):
         if t is not None and (t.ndim != 3 or t.shape[0] != n * heads or t.shape[2] != hd):
-            raise ShapeError(f"multi_head_attention_forward: {name} must be ({n * heads}, S, {hd}), got {t.shape}")
+            raise ShapeError(f"multi_head_attention_forward: {name} must be ({n * heads}, S, {hd}), got {tuple(t.shape)}")
     if add_zero_attn:
         k = cat([k, zeros(n * heads, 1, hd, dtype=k.dtype, device=k.device)], 1)
         v = cat([v, zeros(n * heads, 1, hd, dtype=v.dtype, device=v.device)], 1)
@@ -199,7 +199,7 @@ def _linear(input, weight, bias=None):
     """gradc.nn.functional.linear's formula (that module imports this one)."""
     if input.shape[-1] != weight.shape[-1]:
         raise ShapeError(f"MultiheadAttention: a projection of {weight.shape[-1]} features got an input of "
-                         f"shape {input.shape}")
+                         f"shape {tuple(input.shape)}")
     out = input @ weight.t()
     return out + bias.to(out.dtype) if bias is not None else out
 

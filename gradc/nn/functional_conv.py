@@ -21,21 +21,21 @@ def _check(name, input, weight, groups, nd, transposed=False):
         raise TypeError(f"{name}: input and weight must be Tensors")
     if weight.ndim != nd + 2:
         raise ShapeError(f"{name}: weight must have {nd + 2} dims (out_channels, in_channels/groups, kernel...), "
-                         f"got shape {weight.shape}")
+                         f"got shape {tuple(weight.shape)}")
     if input.ndim not in (nd + 1, nd + 2):
         raise ShapeError(f"{name}: expected a {nd + 2}-D (batched) or {nd + 1}-D (unbatched) input, "
-                         f"got shape {input.shape}")
+                         f"got shape {tuple(input.shape)}")
     if groups < 1:
         raise ValueError(f"{name}: groups must be a positive integer, got {groups}")
     c = input.shape[-nd - 1]
     want = weight.shape[0] if transposed else weight.shape[1] * groups
     if c != want:
         role = "weight.shape[0]" if transposed else f"weight.shape[1] * groups = {weight.shape[1]} * {groups}"
-        raise ShapeError(f"{name}: the input has {c} channels (input shape {input.shape}) but the weight "
-                         f"(shape {weight.shape}) expects {want} ({role}); check in_channels and groups")
+        raise ShapeError(f"{name}: the input has {c} channels (input shape {tuple(input.shape)}) but the weight "
+                         f"(shape {tuple(weight.shape)}) expects {want} ({role}); check in_channels and groups")
     if weight.shape[0] % groups:
         raise ShapeError(f"{name}: {weight.shape[0]} {'input' if transposed else 'output'} channels of the "
-                         f"weight (shape {weight.shape}) are not divisible by groups={groups}")
+                         f"weight (shape {tuple(weight.shape)}) are not divisible by groups={groups}")
 
 
 def _same_padding(name, kernel, stride, dilation):
@@ -143,7 +143,7 @@ def _conv_transposend(name, x, weight, bias, stride, padding, output_padding, gr
     size = tuple((L - 1) * s - 2 * p + d * (kk - 1) + op + 1
                  for L, s, p, d, kk, op in zip(ins, stride, padding, dilation, kernel, output_padding))
     if min(size) < 1:
-        raise ShapeError(f"{name}: input shape {x.shape} with padding {padding} gives the non-positive output size "
+        raise ShapeError(f"{name}: input shape {tuple(x.shape)} with padding {padding} gives the non-positive output size "
                          f"{size}; use less padding")
     to_last, from_last = channels_last(nd)
     k, m, cg = math.prod(kernel), n * math.prod(ins), cin // groups
@@ -203,7 +203,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """im2col of input (N, C, H, W): (N, C * kh * kw, L) columns, one per window, channel-major
     within a column (PyTorch's F.unfold layout)."""
     if input.ndim != 4:
-        raise ShapeError(f"unfold: expected a 4-D input (N, C, H, W), got shape {input.shape}")
+        raise ShapeError(f"unfold: expected a 4-D input (N, C, H, W), got shape {tuple(input.shape)}")
     k, d, p, s = _fold_args("unfold", kernel_size, dilation, padding, stride)
     n, c, h, w = input.shape
     oh, ow = (out_size("unfold", L, kk, ss, pp, dd) for L, kk, ss, pp, dd in zip((h, w), k, s, p, d))
@@ -215,7 +215,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """col2im, the transpose of unfold: (N, C * kh * kw, L) columns summed back into (N, C, H, W);
     overlapping windows add up."""
     if input.ndim != 3:
-        raise ShapeError(f"fold: expected a 3-D input (N, C * kh * kw, L), got shape {input.shape}")
+        raise ShapeError(f"fold: expected a 3-D input (N, C * kh * kw, L), got shape {tuple(input.shape)}")
     hw = ntuple(output_size, 2, "fold", "output_size")
     k, d, p, s = _fold_args("fold", kernel_size, dilation, padding, stride)
     n, ck, L = input.shape

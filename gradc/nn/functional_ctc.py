@@ -7,10 +7,11 @@ Impossible alignments (a target longer than its input allows) carry a large nega
 probability instead of -inf, so no NaN reaches the gradient; their loss is reported as inf (or 0
 with zero_infinity=True), as PyTorch does.
 
-Gradients: PyTorch's CTC backward returns the gradient of the loss with respect to the logits of
-a log_softmax (exp(log_probs) - occupancy) in place of the one with respect to log_probs; the two
-agree after the log_softmax that produces log_probs in every real use, which is what the tests
-compare."""
+Gradients are PyTorch's: its CTC backward gives log_probs the gradient that belongs to the logits
+of the log_softmax that made them, exp(log_probs) - occupancy, for the steps inside each input's
+length. A term of value 0 whose gradient is exp(log_probs) there is added to each sample's loss,
+so a log_probs leaf (PyTorch's own example detaches a log_softmax) gets PyTorch's gradient; after
+a log_softmax it cancels (each row of exp(log_probs) sums to 1), so logits get the true one."""
 import numpy as np
 
 from .. import dtypes as D
@@ -42,7 +43,7 @@ def _padded_targets(targets, target_lengths, device):
     if targets.ndim == 2:
         return targets
     if targets.ndim != 1:
-        raise ShapeError(f"ctc_loss: targets must be (N, S) or the concatenated 1-D targets, got {targets.shape}")
+        raise ShapeError(f"ctc_loss: targets must be (N, S) or the concatenated 1-D targets, got {tuple(targets.shape)}")
     lens = [int(v) for v in (target_lengths.tolist() if isinstance(target_lengths, Tensor) else target_lengths)]
     if sum(lens) != targets.shape[0]:
         raise ShapeError(f"ctc_loss: concatenated targets have {targets.shape[0]} labels but target_lengths sum "
@@ -124,6 +125,9 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     end_blank = alpha.gather(1, last)
     end_label = where(last > 0, alpha.gather(1, (last - 1).clamp(min=0)), _NEG)
     loss = -_lse(end_blank, end_label).reshape(n)
+    here = active & log_probs.isfinite()
+    moved = where(here, log_probs - log_probs.detach(), 0.0)   # 0, with log_probs' gradient where `here`
+    loss = loss + (where(here, log_probs.detach().exp(), 0.0) * moved).sum((0, 2))
     impossible = (loss > _IMPOSSIBLE) | (in_len == 0)
     loss = where(impossible, 0.0 if zero_infinity else float("inf"), loss)
     if unbatched:

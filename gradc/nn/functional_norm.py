@@ -41,7 +41,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
         if t is not None and tuple(t.shape) != (c,):
-            raise ShapeError(f"batch_norm: {name} has shape {tuple(t.shape)} but the input (shape {input.shape}) "
+            raise ShapeError(f"batch_norm: {name} has shape {tuple(t.shape)} but the input (shape {tuple(input.shape)}) "
                              f"has {c} channels")
     shape = _channel_shape(input)
     axes = (0,) + tuple(range(2, input.ndim))
@@ -49,7 +49,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         n = input.numel() // c if c else 0
         if n <= 1:
             raise ShapeError(f"batch_norm: expected more than 1 value per channel when training, got input "
-                             f"shape {input.shape}; use a larger batch or eval mode")
+                             f"shape {tuple(input.shape)}; use a larger batch or eval mode")
         mean = input.mean(axes, keepdim=True)
         centered = input - mean
         var = (centered * centered).mean(axes, keepdim=True)
@@ -79,7 +79,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         n = int(np.prod(input.shape[2:]))
         if n <= 1:
             raise ShapeError(f"instance_norm: expected more than 1 spatial element per channel, got input shape "
-                             f"{input.shape}")
+                             f"{tuple(input.shape)}")
         mean = input.mean(axes, keepdim=True)
         centered = input - mean
         var = (centered * centered).mean(axes, keepdim=True)
@@ -102,7 +102,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
         raise ShapeError(f"group_norm: expected an input (N, C, ...), got {getattr(input, 'shape', input)}")
     n, c = input.shape[:2]
     if num_groups < 1 or c % num_groups:
-        raise ShapeError(f"group_norm: {c} channels (input shape {input.shape}) are not divisible into "
+        raise ShapeError(f"group_norm: {c} channels (input shape {tuple(input.shape)}) are not divisible into "
                          f"{num_groups} groups")
     x = input.reshape(n, num_groups, -1)
     mean = x.mean(2, keepdim=True)
@@ -118,7 +118,7 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(input.shape[input.ndim - len(shape):]) != shape:
         raise ShapeError(f"rms_norm: normalized_shape {shape} does not match the trailing dims of input "
-                         f"{input.shape}")
+                         f"{tuple(input.shape)}")
     if eps is None:
         eps = float(np.finfo(input.dtype.np).eps)
     out = _rms_normalized(input, tuple(range(input.ndim - len(shape), input.ndim)), eps)

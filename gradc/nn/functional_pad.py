@@ -55,17 +55,17 @@ def _pad_dim(x, dim, left, right, mode, value):
     if mode == "reflect":
         if left >= n or right >= n:
             raise ShapeError(f"pad: reflect padding ({left}, {right}) must be smaller than the size {n} of dim "
-                             f"{dim} (input shape {x.shape}); use mode='replicate' or pad less")
+                             f"{dim} (input shape {tuple(x.shape)}); use mode='replicate' or pad less")
         pos = np.abs(pos)
         pos = np.where(pos > n - 1, 2 * (n - 1) - pos, pos)
     elif mode == "replicate":
         if n == 0:
-            raise ShapeError(f"pad: cannot replicate-pad the empty dim {dim} of input shape {x.shape}")
+            raise ShapeError(f"pad: cannot replicate-pad the empty dim {dim} of input shape {tuple(x.shape)}")
         pos = np.clip(pos, 0, n - 1)
     else:  # circular
         if left > n or right > n:
             raise ShapeError(f"pad: circular padding ({left}, {right}) cannot exceed the size {n} of dim {dim} "
-                             f"(input shape {x.shape})")
+                             f"(input shape {tuple(x.shape)})")
         pos = pos % n
     return _index_along(x, dim, pos)
 
@@ -81,7 +81,7 @@ def pad(input, pad, mode="constant", value=None):
         raise ShapeError(f"pad: the pad tuple must have an even length (left, right pairs), got {tuple(pad)}")
     if len(widths) // 2 > input.ndim:
         raise ShapeError(f"pad: {len(widths) // 2} dims of padding for an input with {input.ndim} dims "
-                         f"(shape {input.shape})")
+                         f"(shape {tuple(input.shape)})")
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
     if mode != "constant":

@@ -23,7 +23,7 @@ def _batched(name, input, nd):
         raise TypeError(f"{name}: input must be a Tensor, got {type(input).__name__}")
     if input.ndim not in (nd + 1, nd + 2):
         raise ShapeError(f"{name}: expected a {nd + 2}-D (batched) or {nd + 1}-D (unbatched) input, "
-                         f"got shape {input.shape}")
+                         f"got shape {tuple(input.shape)}")
     return input.ndim == nd + 1
 
 
@@ -211,14 +211,14 @@ def _unpool_size(name, input, k, s, p, output_size):
     for i in range(nd):
         if not default[i] - s[i] < size[i] < default[i] + s[i]:
             raise ShapeError(f"{name}: output_size {size} is out of range: dim {i} must lie strictly between "
-                             f"{default[i] - s[i]} and {default[i] + s[i]} for input shape {input.shape}")
+                             f"{default[i] - s[i]} and {default[i] + s[i]} for input shape {tuple(input.shape)}")
     return size
 
 
 def _max_unpool(name, nd, input, indices, kernel_size, stride, padding, output_size):
     unbatched = _batched(name, input, nd)
     if not isinstance(indices, Tensor) or tuple(indices.shape) != tuple(input.shape):
-        raise ShapeError(f"{name}: indices must be a tensor of the input's shape {input.shape}, got "
+        raise ShapeError(f"{name}: indices must be a tensor of the input's shape {tuple(input.shape)}, got "
                          f"{getattr(indices, 'shape', type(indices).__name__)}")
     k, s, p, _ = _args(name, nd, kernel_size, stride, padding)
     size = _unpool_size(name, input, k, s, p, output_size)

@@ -25,12 +25,12 @@ def _output_sizes(input, size, scale_factor, recompute_scale_factor):
         sizes = (size,) * nd if isinstance(size, (int, np.integer)) else tuple(size)
         if len(sizes) != nd:
             raise ShapeError(f"interpolate: size {size} has {len(sizes)} entries for the {nd} spatial dims of "
-                             f"input shape {input.shape}")
+                             f"input shape {tuple(input.shape)}")
         return tuple(int(s) for s in sizes), (None,) * nd
     scales = (scale_factor,) * nd if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
     if len(scales) != nd:
         raise ShapeError(f"interpolate: scale_factor {scale_factor} has {len(scales)} entries for the {nd} "
-                         f"spatial dims of input shape {input.shape}")
+                         f"spatial dims of input shape {tuple(input.shape)}")
     sizes = tuple(int(math.floor(float(n) * float(s))) for n, s in zip(input.shape[2:], scales))
     return sizes, ((None,) * nd if recompute_scale_factor else tuple(float(s) for s in scales))
 
@@ -120,15 +120,15 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                          "blur first (e.g. avg_pool2d) when downsampling")
     nd = input.ndim - 2
     if nd < 1:
-        raise ShapeError(f"interpolate: expected an input (N, C, *spatial) with at least 3 dims, got {input.shape}")
+        raise ShapeError(f"interpolate: expected an input (N, C, *spatial) with at least 3 dims, got {tuple(input.shape)}")
     want = _LINEAR.get(mode, 2 if mode == "bicubic" else None)
     if want is not None and nd != want:
-        raise ShapeError(f"interpolate: mode {mode!r} needs a {want + 2}-D input, got shape {input.shape}")
+        raise ShapeError(f"interpolate: mode {mode!r} needs a {want + 2}-D input, got shape {tuple(input.shape)}")
     if align_corners is not None and mode not in ("linear", "bilinear", "trilinear", "bicubic"):
         raise ValueError(f"interpolate: align_corners only applies to linear and cubic modes, not {mode!r}")
     sizes, scales = _output_sizes(input, size, scale_factor, recompute_scale_factor)
     if min(sizes) < 1:
-        raise ShapeError(f"interpolate: output size {sizes} must be positive (input shape {input.shape})")
+        raise ShapeError(f"interpolate: output size {sizes} must be positive (input shape {tuple(input.shape)})")
     if mode == "area":
         if nd == 1:
             return adaptive_avg_pool1d(input, sizes)
@@ -136,7 +136,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             return adaptive_avg_pool2d(input, sizes)
         if nd == 3:
             return adaptive_avg_pool3d(input, sizes)
-        raise ShapeError(f"interpolate: mode 'area' supports 3-D, 4-D and 5-D inputs, got shape {input.shape}")
+        raise ShapeError(f"interpolate: mode 'area' supports 3-D, 4-D and 5-D inputs, got shape {tuple(input.shape)}")
     x = input
     for i in range(nd):
         dim = 2 + i

@@ -38,14 +38,14 @@ def ones_(tensor):
 
 def eye_(tensor):
     if tensor.ndim != 2:
-        raise ValueError(f"eye_: only 2-D tensors are supported, got shape {tensor.shape}")
+        raise ValueError(f"eye_: only 2-D tensors are supported, got shape {tuple(tensor.shape)}")
     return _fill(tensor, np.eye(*tensor.shape))
 
 
 def _fans(tensor, name):
     if tensor.ndim < 2:
         raise ValueError(f"{name}: fan in and fan out cannot be computed for a tensor with fewer than 2 dims "
-                         f"(shape {tensor.shape})")
+                         f"(shape {tuple(tensor.shape)})")
     receptive = int(np.prod(tensor.shape[2:]))
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
@@ -78,7 +78,7 @@ def _kaiming_std(tensor, a, mode, nonlinearity, name):
     fan_in, fan_out = _fans(tensor, name)
     fan = fan_in if mode == "fan_in" else fan_out
     if fan == 0:
-        raise ValueError(f"{name}: cannot initialise a tensor with a zero-sized fan ({mode}, shape {tensor.shape})")
+        raise ValueError(f"{name}: cannot initialise a tensor with a zero-sized fan ({mode}, shape {tuple(tensor.shape)})")
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
@@ -130,7 +130,7 @@ def orthogonal_(tensor, gain=1.0):
     """A (semi-)orthogonal matrix from the QR decomposition of a normal draw, with the signs of
     R's diagonal folded in so the result is uniformly distributed; extra dims are flattened."""
     if tensor.ndim < 2:
-        raise ValueError(f"orthogonal_: only tensors with 2 or more dims are supported, got shape {tensor.shape}")
+        raise ValueError(f"orthogonal_: only tensors with 2 or more dims are supported, got shape {tuple(tensor.shape)}")
     rows = tensor.shape[0]
     cols = tensor.numel() // rows if rows else 0
     flat = generator().normal(0.0, 1.0, size=(rows, cols))

@@ -30,7 +30,7 @@ def legacy_reduction(size_average, reduce, reduction):
 
 def _same_shape(input, target, name):
     if input.shape != target.shape:
-        raise ShapeError(f"{name}: input shape {input.shape} and target shape {target.shape} differ; give a target "
+        raise ShapeError(f"{name}: input shape {tuple(input.shape)} and target shape {tuple(target.shape)} differ; give a target "
                          "of the input's shape")
 
 

@@ -300,7 +300,7 @@ class Module:
             shape = tuple(value.shape)
             if shape != target.shape:
                 raise ShapeError(f"load_state_dict: '{k}' has shape {shape} in the checkpoint but "
-                                 f"{target.shape} in the model")
+                                 f"{tuple(target.shape)} in the model")
             # convert before writing anything, so a failing conversion leaves the model untouched
             value = value.detach() if isinstance(value, Tensor) else _tensor(value, dtype=target.dtype)
             pairs.append((target, value.to(dtype=target.dtype, device=target.device)))

@@ -46,7 +46,7 @@ class _NormBase(Module):
         if input.ndim not in dims:
             want = " or ".join(f"{d}D" for d in dims)
             raise ShapeError(f"{type(self).__name__}: expected {want} input, got {input.ndim}D input "
-                             f"(shape {input.shape})")
+                             f"(shape {tuple(input.shape)})")
 
     def _momentum(self):
         """The running-average factor of this step; counts the batch when statistics are tracked."""
@@ -99,7 +99,7 @@ class _InstanceNorm(_NormBase):
         x = input.unsqueeze(0) if unbatched else input
         if x.shape[1] != self.num_features and self.affine:
             raise ShapeError(f"{type(self).__name__}({self.num_features}): the input has {x.shape[1]} channels "
-                             f"(shape {input.shape})")
+                             f"(shape {tuple(input.shape)})")
         # as in PyTorch, instance norm never counts batches, and momentum=None means no update
         factor = 0.0 if self.momentum is None else self.momentum
         use_input_stats = self.training or not self.track_running_stats

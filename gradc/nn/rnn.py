@@ -133,11 +133,11 @@ class RNNBase(Module):
             return self._forward_packed(input, hx)
         name = type(self).__name__
         if input.ndim not in (2, 3):
-            raise ShapeError(f"{name}: expected a 3-D (batched) or 2-D (unbatched) input, got shape {input.shape}")
+            raise ShapeError(f"{name}: expected a 3-D (batched) or 2-D (unbatched) input, got shape {tuple(input.shape)}")
         unbatched = input.ndim == 2
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
         if x.shape[-1] != self.input_size:
-            raise ShapeError(f"{name}: input has {x.shape[-1]} features (shape {input.shape}) but input_size is "
+            raise ShapeError(f"{name}: input has {x.shape[-1]} features (shape {tuple(input.shape)}) but input_size is "
                              f"{self.input_size}")
         steps, batch = x.shape[0], x.shape[1]
         h0, c0 = self._initial(hx, batch, unbatched, x)
@@ -190,7 +190,7 @@ class RNNBase(Module):
         data, sizes = packed.data, packed._steps
         name = type(self).__name__
         if data.ndim != 2 or data.shape[-1] != self.input_size:
-            raise ShapeError(f"{name}: the packed data has shape {data.shape}, expected (total length, "
+            raise ShapeError(f"{name}: the packed data has shape {tuple(data.shape)}, expected (total length, "
                              f"{self.input_size})")
         batch = int(sizes[0])
         order = None if packed.sorted_indices is None else packed.sorted_indices.to(data.device)
@@ -279,7 +279,7 @@ class RNNCellBase(Module):
     def _step(self, input, hx):
         name = type(self).__name__
         if input.ndim not in (1, 2):
-            raise ShapeError(f"{name}: expected a 2-D (batched) or 1-D (unbatched) input, got shape {input.shape}")
+            raise ShapeError(f"{name}: expected a 2-D (batched) or 1-D (unbatched) input, got shape {tuple(input.shape)}")
         if input.shape[-1] != self.input_size:
             raise ShapeError(f"{name}: input has {input.shape[-1]} features but input_size is {self.input_size}")
         unbatched = input.ndim == 1

@@ -79,7 +79,7 @@ def _operands(xp, q, k, v, rest, mask):
     if mask != NO_MASK:
         mask_arr = rest[0] if mask == BOOL_MASK else rest[0].astype(compute, copy=False)
         if mask_arr.shape[-2] not in (1, q.shape[-2]):
-            raise ShapeError(f"scaled_dot_product_attention: mask {mask_arr.shape} does not fit {q.shape[-2]} queries")
+            raise ShapeError(f"scaled_dot_product_attention: mask {tuple(mask_arr.shape)} does not fit {q.shape[-2]} queries")
     return q, k, v, mask_arr
 
 

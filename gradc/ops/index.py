@@ -63,7 +63,7 @@ def index_select(input, dim, index):
     """The entries of `input` at the int64 `index` (1-D, or 0-d as one index) along `dim`, as
     torch.index_select; an index outside [0, size) raises, as in PyTorch (no negative indices)."""
     if index.ndim > 1:
-        raise ShapeError(f"index_select: index must be 1-D, got shape {index.shape}")
+        raise ShapeError(f"index_select: index must be 1-D, got shape {tuple(index.shape)}")
     if index.dtype is D.int32:   # PyTorch takes int32 indices too
         index = index.long()
     if input.ndim == 0:

@@ -74,7 +74,7 @@ def matmul(input, other):
     if not isinstance(a, Value) or not isinstance(b, Value):
         raise DTypeError("matmul: both operands must be tensors")
     if a.ndim == 0 or b.ndim == 0:
-        raise ShapeError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} and {b.shape}")
+        raise ShapeError(f"matmul: both operands need at least 1 dim, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
     if a.dtype is not b.dtype:
         dtype = D.promote(a.dtype, b.dtype)
         low = dispatch.low_precision()
@@ -111,7 +111,7 @@ def mm(input, mat2):
 
 def _check_inner(a, b, k1, k2):
     if k1 != k2:
-        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied ({k1} != {k2}); "
+        raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied ({k1} != {k2}); "
                          "the last dim of the first must equal the second-to-last of the second")
 
 
@@ -421,7 +421,7 @@ def _float_input(name, a):
     if not isinstance(a, Value):
         raise DTypeError(f"{name} expects a tensor, got {type(a).__name__}")
     if a.ndim < 2:
-        raise ShapeError(f"{name}: expects matrices (..., m, n), got shape {a.shape}")
+        raise ShapeError(f"{name}: expects matrices (..., m, n), got shape {tuple(a.shape)}")
     if not a.dtype.is_floating_point:
         raise DTypeError(f"{name}: expects a floating-point tensor, got {a.dtype!r}; convert with .float()")
 

@@ -135,7 +135,7 @@ def reshape(input, *shape):
     if -1 in shape:
         known = _prod(d for d in shape if d != -1)
         if known == 0 or _prod(input.shape) % known:
-            raise ShapeError(f"reshape: cannot reshape a tensor of shape {input.shape} into {tuple(shape)}")
+            raise ShapeError(f"reshape: cannot reshape a tensor of shape {tuple(input.shape)} into {tuple(shape)}")
         shape[shape.index(-1)] = _prod(input.shape) // known
     shape = tuple(shape)
     if len(shape) == input.ndim and shape == input.shape:   # (lengths first: sizes may be symbolic)
@@ -155,7 +155,7 @@ def permute(input, *dims):
 def expand(input, *sizes):
     sizes = shape_arg(sizes)
     if len(sizes) < input.ndim:
-        raise ShapeError(f"expand: target {sizes} has fewer dims than the tensor's shape {input.shape}")
+        raise ShapeError(f"expand: target {sizes} has fewer dims than the tensor's shape {tuple(input.shape)}")
     lead = len(sizes) - input.ndim
     x = reshape(input, (1,) * lead + input.shape) if lead else input
     shape = tuple(x.shape[i] if s == -1 else s for i, s in enumerate(sizes))

@@ -301,8 +301,8 @@ class Optimizer(abc.ABC):
             for k, v in st.items():
                 if isinstance(v, Tensor):
                     if v.shape not in (p.shape, ()):
-                        raise ShapeError(f"load_state_dict: state '{k}' of parameter {i} has shape {v.shape}, "
-                                         f"but the parameter has shape {p.shape}")
+                        raise ShapeError(f"load_state_dict: state '{k}' of parameter {i} has shape {tuple(v.shape)}, "
+                                         f"but the parameter has shape {tuple(p.shape)}")
                     v = v.clone().to(p.device)
                     if k != "step" and p.dtype.is_floating_point and v.dtype.is_floating_point:
                         v = v.to(p.dtype)  # as torch: moments follow the parameter's dtype, step counts stay

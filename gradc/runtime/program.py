@@ -15,6 +15,7 @@ from ..device import CPU
 from ..errors import DTypeError, GradcError, ShapeError
 from ..ops import OPS
 from ..pytree import flatten, unflatten
+from ..shapes import Size
 from ..tensor import Tensor
 from . import cache
 from .aot import Backward, CompiledBackward
@@ -263,7 +264,7 @@ class Program:
                                                                        tensors[e.slot].device)
             else:  # a tensor the traced call created and stored somewhere: it becomes concrete now
                 t = e.target
-                t._data, t._sym, t.shape = outs[e.out], None, tuple(outs[e.out].shape)   # (sizes were symbolic)
+                t._data, t._sym, t.shape = outs[e.out], None, Size(outs[e.out].shape)   # (sizes were symbolic)
                 t.requires_grad, t._grad_fn = False, None
 
     def __call__(self, *args):

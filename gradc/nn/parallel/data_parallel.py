@@ -103,7 +103,7 @@ class DataParallel(Module):
             axis = normalize_axis("DataParallel", self.dim, t.ndim)
             size = t.shape[axis]
             if size < n:
-                raise ShapeError(f"DataParallel: an input of shape {t.shape} has {size} rows along dim {self.dim}, "
+                raise ShapeError(f"DataParallel: an input of shape {tuple(t.shape)} has {size} rows along dim {self.dim}, "
                                  f"fewer than the {n} replicas; use a batch of at least {n} or fewer device_ids")
             sizes = [size // n + (1 if i < size % n else 0) for i in range(n)]
             for i, (piece, dev) in enumerate(zip(t.split(sizes, axis), self.device_ids)):

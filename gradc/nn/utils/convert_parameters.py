@@ -33,7 +33,7 @@ def vector_to_parameters(vec, parameters):
     params = _params(parameters)
     need = sum(p.numel() for p in params)
     if vec.ndim != 1 or vec.shape[0] != need:
-        raise ShapeError(f"vector_to_parameters: the vector has shape {vec.shape}, but the parameters hold {need} "
+        raise ShapeError(f"vector_to_parameters: the vector has shape {tuple(vec.shape)}, but the parameters hold {need} "
                          f"values; pass a 1-d tensor of {need} elements (parameters_to_vector's layout)")
     off = 0
     with no_grad():

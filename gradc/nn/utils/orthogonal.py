@@ -136,7 +136,7 @@ class _Orthogonal(Module):
 
     def right_inverse(self, q):
         if tuple(q.shape) != self.shape:
-            raise GradcError(f"orthogonal: expected a matrix of shape {self.shape}, got {tuple(q.shape)}")
+            raise GradcError(f"orthogonal: expected a matrix of shape {tuple(self.shape)}, got {tuple(q.shape)}")
         q_init = q
         n, k = q.shape[-2], q.shape[-1]
         transpose = n < k

@@ -128,7 +128,7 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
         order = np.argsort(-lens, kind="stable")
     if lens.max() > steps:
         raise ShapeError(f"pack_padded_sequence: a length of {int(lens.max())} exceeds the {steps} time steps of "
-                         f"the input (shape {input.shape}{', batch_first' if batch_first else ''})")
+                         f"the input (shape {tuple(input.shape)}{', batch_first' if batch_first else ''})")
     rows, sizes = _rows(lens[order], order, batch)
     flat = x.reshape((steps * batch,) + x.shape[2:])
     data = flat[tensor(rows, device=input.device)]
