@@ -355,7 +355,7 @@ def run_hooks(hooks, g):
         new = fn(g)
         if new is not None:
             if getattr(new, "shape", None) != g.shape:
-                raise AutogradError(f"a tensor hook returned a gradient of shape {getattr(new, 'shape', None)} for "
+                raise AutogradError(f"a tensor hook returned a gradient of shape {tuple(new.shape) if hasattr(new, 'shape') else None} for "
                                     f"a gradient of shape {tuple(g.shape)}; return None or a tensor of the same shape")
             g = new
     return g

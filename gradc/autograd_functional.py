@@ -101,7 +101,7 @@ def _scalar_output(func, inputs, fn):
     out = func(*inputs)
     if not isinstance(out, Tensor) or out.numel() != 1:
         raise AutogradError(f"autograd.functional.{fn}: func must return a single-element tensor, got "
-                            f"{getattr(out, 'shape', type(out).__name__)}")
+                            f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}")
     return out
 
 

@@ -20,7 +20,7 @@ from .amp import autocast, is_autocast_enabled
 from .grad_mode import is_grad_enabled
 from .dynamic import MARKED, DynamicProgram, changed_sizes, dynamic_dims, failure_site, signature_shape
 from .errors import DeviceError, GradcError, TraceError
-from .guards import Reads
+from .guards import Reads, same_requires_grad
 from .lower import lower as lower_graph
 from .naming import input_names
 from .nn.module import Module, structure_epoch
@@ -446,6 +446,8 @@ def _collect(tracer, out_flat):
     slot_of = {nid: i for i, nid in enumerate(graph.inputs)}
     for t, nid, saved in list(tracer.lifted.values()):
         slot = slot_of[nid]
+        if t.requires_grad is not saved[1] and tracer.bindings[slot].kind == "state":
+            effects.append(Effect("requires_grad", slot, target=t.requires_grad))   # set_requires_grad(netD, False)
         if t._sym[1] != nid:
             effects.append(Effect("data", slot, len(outputs)))
             outputs.append(t._sym[1])
@@ -471,6 +473,8 @@ def _collect(tracer, out_flat):
         effects.append(Effect("new", out=len(outputs), target=t))
         outputs.append(t._sym[1])
     guards += [_same_settings(opt, groups) for opt, groups in tracer.optimizer_settings()] + tracer.hook_guards()
+    guards.append(same_requires_grad([(t, saved[1], graph.node(nid)["attrs"]) for t, nid, saved in tracer.lifted.values()
+                                      if tracer.bindings[slot_of[nid]].kind == "state"]))
     graph.outputs = outputs
     return {"n_returned": len(out_flat), "effects": effects, "guards": guards,
             "one_shot": any(e.kind == "new" for e in effects), "gradients": gradients}

@@ -324,22 +324,30 @@ def _empty_dim(input, dim):
     return bool(input.ndim) and input.shape[normalize_axis("softmax", dim, input.ndim)] == 0
 
 
-@export("softmax")
 @accumulate_in_float32
-def softmax(input, dim):
+def _softmax(input, dim):
     if _empty_dim(input, dim):
         return input * 1
     e = (input - input.amax(dim, keepdim=True).detach()).exp()
     return e / e.sum(dim, keepdim=True)
 
 
-@export("log_softmax")
 @accumulate_in_float32
-def log_softmax(input, dim):
+def _log_softmax(input, dim):
     if _empty_dim(input, dim):
         return input * 1
     z = input - input.amax(dim, keepdim=True).detach()
     return z - z.exp().sum(dim, keepdim=True).log()
+
+
+@export("softmax")
+def softmax(input, dim, dtype=None):
+    return _softmax(input if dtype is None else cast(input, D.get_dtype(dtype)), dim)   # cast first, as PyTorch
+
+
+@export("log_softmax")
+def log_softmax(input, dim, dtype=None):
+    return _log_softmax(input if dtype is None else cast(input, D.get_dtype(dtype)), dim)
 
 
 # ---------------------------------------------------------------------- movement

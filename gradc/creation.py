@@ -9,7 +9,7 @@ import numpy as np
 from . import dispatch
 from . import dtypes as D
 from .device import CPU, device as _device, require as _require_device
-from .errors import DTypeError, OutOfMemoryError, ValueRangeError
+from .errors import DTypeError, OutOfMemoryError, ShapeError, ValueRangeError
 from .ops.frontend import export, infer_dtype, shape_arg as _shape_arg, size_arg
 from .shapes import Size, prod
 from .symint import SymInt, is_live, is_symbolic
@@ -187,7 +187,32 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 @export("linspace", method=False)
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     dtype = _creation_dtype(dtype)
-    return _new(np.linspace(start, end, steps).astype(dtype.np), dtype, device, requires_grad)
+    return _new(linspace_values(start, end, steps, dtype.np), dtype, device, requires_grad)
+
+
+def linspace_values(start, end, steps, np_dtype):
+    """PyTorch's linspace, value for value: the step in the dtype, the first half counted up from
+    start and the rest down from end, each as one fused multiply-add (NumPy's differs in the last
+    bit, which moves affine_grid's sample points off pixel centres)."""
+    steps = int(steps)
+    if steps < 0:
+        raise ShapeError(f"linspace: number of steps must be non-negative, got {steps}")
+    if steps <= 1:
+        return np.full(steps, start).astype(np_dtype)
+    i, np_dtype = np.arange(steps), np.dtype(np_dtype).type
+    first = i < steps // 2
+    if np.dtype(np_dtype).kind != "f":   # the ends as integers, the step a double
+        s, e = int(start), int(end)
+        step = (e - s) / (steps - 1)
+        return np.trunc(np.where(first, s + step * i, e - step * (steps - 1 - i))).astype(np_dtype)
+    s, e = np_dtype(start), np_dtype(end)
+    if np_dtype is np.float16:   # float16 arithmetic rounds after every operation
+        step = np.float16(np.float16(e - s) / np.float32(steps - 1))
+        up, down = (np.float16(step * k.astype(np.float32)) for k in (i, steps - 1 - i))
+        return np.where(first, s + up, e - down).astype(np_dtype)
+    wide = np.longdouble if np_dtype is np.float64 else np.float64   # rounds once, as an FMA
+    step = wide((e - s) / np_dtype(steps - 1))
+    return np.where(first, wide(s) + step * i, wide(e) - step * (steps - 1 - i)).astype(np_dtype)
 
 
 @export("logspace", method=False)

@@ -119,7 +119,7 @@ def grad_and_value(func, argnums=0, has_aux=False):
             out, aux = _split_aux(func(*args, **kwargs), has_aux, "grad")
             if not isinstance(out, Tensor) or out.numel() != 1:
                 raise GradcError(f"grad: the function must return a one-element tensor, got "
-                                 f"{getattr(out, 'shape', type(out).__name__)}")
+                                 f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}")
             every = [t for a in nums for t in tracked[a][0]]
             keep = any(tracked[a][2] for a in nums)
             if out.requires_grad:

@@ -297,3 +297,19 @@ class Reads:
                         continue
                     module_entries.append((f"{path}.{k}", _attr_reader(m, k), v, frozen(v), _deep(v)))
         return PythonGuards(entries, module_entries)
+
+
+def same_requires_grad(state):
+    """A guard that the state a trace read (parameters, buffers: [(tensor, requires_grad when
+    traced, its graph input's attrs)]) keeps that requires_grad: the program's gradients and updates
+    were derived from it, so freezing or unfreezing a layer traces again."""
+    pairs = [(t, rg) for t, rg, _ in state]
+
+    def guard(flat_args):
+        for t, rg in pairs:
+            if t.requires_grad is not rg:
+                return False
+        return True
+    guard.explain = lambda: [f"{attrs.get('name', 'a tensor')}.requires_grad: {rg} -> {t.requires_grad}"
+                             for t, rg, attrs in state if t.requires_grad is not rg]   # (named after tracing)
+    return guard

@@ -84,7 +84,12 @@ class Tensor(dispatch.Value):
 
     @property
     def data(self):
-        return self.detach()
+        """detach(), but with a version counter of its own, as PyTorch's .data: an in-place write
+        through it (w.data.mul_(10)) is not seen by autograd's check on what w saved."""
+        out = self.detach()
+        if self._data is not None:
+            out._version = [0]
+        return out
 
     @data.setter
     def data(self, value):

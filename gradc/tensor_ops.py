@@ -449,17 +449,15 @@ def _expand_ellipsis(term, x, name, width=None):
 
 
 def _diagonal(x, term):
-    """An operand whose term repeats a letter (e.g. 'ii'): its diagonal over those dims."""
+    """An operand whose term repeats a letter (e.g. 'bii'): its diagonal over those dims, the letter
+    left where it first appears (so the dims follow the term with repeats dropped: 'bi')."""
     for c in dict.fromkeys(term):
         while term.count(c) > 1:
             i = term.index(c)
             j = term.index(c, i + 1)
-            n = x.shape[i]
-            idx = arange(n, device=x.device)
-            x = x.movedim(i, 0).movedim(j, 1)
-            x = x[idx, idx]
-            term = c + term[:i] + term[i + 1:j] + term[j + 1:]
-            x = x.movedim(0, term.index(c)) if term.index(c) else x
+            idx = arange(x.shape[i], device=x.device)
+            x = x.movedim((i, j), (0, 1))[idx, idx].movedim(0, i)
+            term = term[:j] + term[j + 1:]
     return x
 
 

@@ -1193,3 +1193,100 @@ def test_mask_assignment_of_one_value_compiles_as_pytorchs_does():
         w = lib.tensor(r, requires_grad=True); y = w * 1; y[y > 0] = 0; y.sum().backward(); out.append(w.grad)
         results.append([o.tolist() for o in out])
     assert results[0] == results[1]
+
+
+def test_freezing_layers_between_and_inside_compiled_steps_matches_pytorch():
+    results = []
+    for lib, compiled in ((torch, False), (gradc, True)):
+        w, b = lib.nn.Parameter(lib.ones(2)), lib.nn.Parameter(lib.ones(2))
+        opt = lib.optim.SGD([w, b], lr=0.5)
+
+        def step():
+            opt.zero_grad()
+            (w * 2 + b * 3).sum().backward()
+            opt.step()
+        run = gradc.compile(step) if compiled else step
+        w.requires_grad_(False)
+        run()
+        w.requires_grad_(True)   # progressive unfreezing: the program derived for the old flags must not run
+        b.requires_grad_(False)
+        run()
+        results.append((w.tolist(), b.tolist()))
+        if compiled:
+            assert any("requires_grad: False -> True" in r for r in run.recompile_reasons)
+    assert results[0] == results[1]
+    lin = gradc.nn.Linear(2, 1)
+
+    def d_step(x):   # pix2pix's set_requires_grad(netD, False) inside the step
+        out = lin(x).sum()
+        lin.weight.requires_grad = False
+        return out
+    step = gradc.compile(d_step)
+    for _ in range(3):
+        lin.weight.requires_grad = True
+        step(gradc.ones(1, 2))
+        assert lin.weight.requires_grad is False
+
+
+def test_in_place_edits_of_quotients_and_through_data_backpropagate_as_in_pytorch():
+    grads = []
+    for lib in (torch, gradc):
+        x = lib.tensor([[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]], requires_grad=True)
+        sim = lib.nn.functional.cosine_similarity(x[:, None, :], x[None, :, :], dim=-1)   # SimCLR's info_nce
+        sim.masked_fill_(lib.eye(3, dtype=lib.bool), -9e15)
+        loss = lib.logsumexp(sim, -1).sum()
+        loss += lib.nn.functional.binary_cross_entropy_with_logits(x, lib.ones(3, 2))   # U-Net's loss +=
+        y = x.mean(0)
+        y.mul_(3)
+        (loss + y.sum()).backward()
+        w = lib.nn.Parameter(lib.tensor([1.0, 2.0]))
+        z = lib.tensor([3.0, 4.0], requires_grad=True)
+        p = (w * z).sum()
+        w.data.mul_(10.0)   # .data has its own version counter
+        p.backward()
+        grads.append(np.concatenate([x.grad.numpy().ravel(), z.grad.numpy()]))
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-6)
+
+
+def test_numeric_habits_that_were_off_by_a_rounding():
+    r = np.random.default_rng(0)
+    x16 = np.linspace(-3, 3, 1001).astype(np.float16)
+    for c in (0.1, 1 / 3, 7.3, -1e9):
+        for f in (lambda t: t * c, lambda t: t / c, lambda t: c / t, lambda t: t + c, lambda t: c - t):
+            np.testing.assert_array_equal(f(gradc.tensor(x16)).numpy(), f(torch.tensor(x16)).numpy())
+    m = np.array([[1.0, 1.0, 0.0]], np.float16)   # BERT's additive mask in float16: 0 * -1e9 is 0, not NaN
+    for lib in (torch, gradc):
+        out = lib.tensor([[0.5, 1.0, 2.0]], dtype=lib.float16) + (1.0 - lib.tensor(m)) * -1e9
+        assert out.tolist() == [[0.5, 1.0, -float("inf")]]
+    x32 = r.random(1000).astype(np.float32) + 0.5
+    np.testing.assert_array_equal((0.3 / gradc.tensor(x32)).numpy(), (0.3 / torch.tensor(x32)).numpy())
+    for dtype in ("float32", "float64", "float16"):
+        for a, b, n in ((-1, 1, 28), (0.3, 7.7, 100), (2, -9.5, 7)):
+            np.testing.assert_array_equal(gradc.linspace(a, b, n, dtype=getattr(gradc, dtype)).numpy(),
+                                          torch.linspace(a, b, n, dtype=getattr(torch, dtype)).numpy())
+    img = r.random((1, 1, 28, 28)).astype(np.float32)
+    for align in (False, True):   # the STN tutorial's identity start: sample points on pixel centres
+        grads = []
+        for lib in (torch, gradc):
+            theta = lib.tensor([[[1.0, 0, 0], [0, 1, 0]]], requires_grad=True)
+            grid = lib.nn.functional.affine_grid(theta, [1, 1, 28, 28], align_corners=align)
+            lib.nn.functional.grid_sample(lib.tensor(img), grid, align_corners=align).sum().backward()
+            grads.append(theta.grad.numpy())
+        np.testing.assert_allclose(grads[1], grads[0], rtol=1e-4)
+    x = gradc.zeros(2, 3, dtype=gradc.float16)
+    assert x.softmax(-1, dtype=gradc.float64).dtype is gradc.float64
+    assert gradc.log_softmax(x, 1, gradc.float32).dtype is gradc.float32
+
+
+@pytest.mark.parametrize("equation, shapes", [
+    ("bii->b", [(2, 3, 3)]), ("bii->bi", [(2, 3, 3)]), ("ijj->i", [(3, 3, 3)]), ("jii->ij", [(2, 3, 3)]),
+    ("iji->j", [(3, 2, 3)]), ("iii->i", [(3, 3, 3)]), ("bii,bj->bij", [(2, 3, 3), (2, 4)]), ("ijij->ij", [(2, 3, 2, 3)]),
+    ("aibi->ab", [(2, 3, 4, 3)]), ("...ii->...i", [(2, 5, 3, 3)])])
+def test_einsum_diagonals_anywhere_in_the_term_match_pytorch(equation, shapes):
+    xs = [np.random.default_rng(1).standard_normal(s) for s in shapes]
+    expected = torch.einsum(equation, *[torch.tensor(x) for x in xs]).numpy()
+    got = gradc.einsum(equation, *[gradc.tensor(x) for x in xs]).numpy()
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    compiled = gradc.compile(lambda *a: gradc.einsum(equation, *a))(*[gradc.tensor(x) for x in xs])
+    np.testing.assert_allclose(compiled.numpy(), expected, rtol=1e-12)

@@ -8,9 +8,11 @@ casts, and autograd differentiates through them (a cast's gradient is cast back,
 and their gradients keep their own dtype). The state is per thread, as grad mode is."""
 import functools
 import threading
+import warnings
 
 from .. import dispatch
 from .. import dtypes as D
+from ..device import is_available as cuda_available
 from ..errors import DTypeError
 
 class _Local(threading.local):
@@ -151,8 +153,10 @@ class device_autocast(autocast):
     """gradc.autocast(device_type, dtype=None, enabled=True, cache_enabled=None): the signature of
     torch.autocast (PyTorch 2.x), device first. The region is gradc.amp.autocast's: the same policy
     on every device, float16 as the low precision (NumPy has no bfloat16, so torch's CPU default of
-    bfloat16 is float16 here). cache_enabled is accepted as in torch: gradc keeps no cast cache (each
-    op casts its operands, and compiled programs share repeated casts), so it cannot change results."""
+    bfloat16 is float16 here, with a warning). As in PyTorch, autocast('cuda') where CUDA is not
+    available warns and is disabled. cache_enabled is accepted as in torch: gradc keeps no cast
+    cache (each op casts its operands, and compiled programs share repeated casts), so it cannot
+    change results."""
 
     def __new__(cls, *args, **kwargs):
         return object.__new__(cls)
@@ -168,5 +172,12 @@ class device_autocast(autocast):
             raise DTypeError(f"autocast: enabled must be a bool, got {enabled!r}")
         if cache_enabled not in (None, True, False):
             raise DTypeError(f"autocast: cache_enabled must be a bool or None, got {cache_enabled!r}")
+        if enabled and device_type.startswith("cuda") and not cuda_available():
+            warnings.warn("autocast('cuda') is enabled, but CUDA is not available: it is disabled, as in PyTorch "
+                          "(use autocast('cpu') for float16 on the CPU)", UserWarning, stacklevel=2)
+            enabled = False
+        elif enabled and device_type == "cpu" and dtype is None:
+            warnings.warn("autocast('cpu') defaults to bfloat16 in PyTorch, which gradc does not have: float16 is "
+                          "used (its range ends at 65504); pass dtype=gradc.float16 to say so", UserWarning, stacklevel=2)
         super().__init__(dtype, enabled, device_type=device_type)
         self.device_type = device_type

@@ -6,10 +6,12 @@ keep their old values; the scale and its growth tracker are updated with tensor 
 training step that uses the scaler therefore carries the check, the skip and the scale update in
 its graph and never reads a value back to the host."""
 import enum
+import warnings
 from collections.abc import Iterable
 
 from .. import dtypes as D
 from ..autograd import no_grad
+from ..device import is_available as cuda_available
 from ..errors import DTypeError, GradcError
 from ..tensor import Tensor
 from ..functions import full, where, zeros, zeros_like
@@ -57,6 +59,10 @@ class GradScaler:
             raise GradcError(f"GradScaler: backoff_factor must be < 1.0, got {backoff_factor}")
         if not (isinstance(growth_interval, int) and growth_interval > 0):
             raise GradcError(f"GradScaler: growth_interval must be a positive int, got {growth_interval!r}")
+        if enabled and str(device).startswith("cuda") and not cuda_available():
+            warnings.warn("GradScaler('cuda') is enabled, but CUDA is not available: it is disabled, as in PyTorch "
+                          "(use GradScaler('cpu') to scale a float16 loss on the CPU)", UserWarning, stacklevel=2)
+            enabled = False
         self._enabled = bool(enabled)
         self._per_optimizer_states = {}
         if self._enabled:

@@ -124,7 +124,7 @@ def softshrink(input, lambd=0.5):
 def prelu(input, weight):
     """x where x > 0, weight * x elsewhere; weight has 1 or C (= input.shape[1]) entries."""
     if not isinstance(weight, Tensor) or weight.ndim != 1:
-        raise ShapeError(f"prelu: weight must be a 1-D tensor, got {getattr(weight, 'shape', weight)}")
+        raise ShapeError(f"prelu: weight must be a 1-D tensor, got {tuple(weight.shape) if hasattr(weight, 'shape') else weight}")
     n = weight.shape[0]
     if n != 1:
         if input.ndim < 2 or input.shape[1] != n:

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 
 from ..composite import gather_along
+from ..creation import linspace_values
 from ..errors import DTypeError, ShapeError
 from ..functions import cat, stack, tensor, where
 from ..tensor import Tensor
@@ -16,15 +17,15 @@ _MODES = ("bilinear", "nearest")
 _PADDING = ("zeros", "border", "reflection")
 
 
-def _base(n, align_corners):
+def _base(n, align_corners, dtype):
     """PyTorch's normalised pixel positions along one dim: -1 .. 1 through the corner pixels'
     centres (align_corners) or their outer edges; a single pixel sits at 0."""
     if n <= 1:
-        v = np.zeros(max(n, 0))
-    else:
-        v = np.linspace(-1.0, 1.0, n)
-        if not align_corners:
-            v = v * (n - 1) / n
+        return np.zeros(max(n, 0), dtype)
+    v = linspace_values(-1, 1, n, dtype)
+    if not align_corners:   # PyTorch's range * (n - 1) / n, each step rounded in the dtype
+        wide = np.float32 if dtype == np.float16 else dtype
+        v = ((v.astype(wide) * wide(n - 1)).astype(dtype).astype(wide) / wide(n)).astype(dtype)
     return v
 
 
@@ -44,7 +45,7 @@ def affine_grid(theta, size, align_corners=None):
     if min(size[2:]) <= 0:
         raise ShapeError(f"affine_grid: the spatial sizes must be positive, got {size}")
     spatial = size[2:]
-    axes = [_base(n, align_corners) for n in reversed(spatial)]      # x, y(, z): a constant
+    axes = [_base(n, align_corners, theta.dtype.np.type) for n in reversed(spatial)]      # x, y(, z): a constant
     mesh = np.meshgrid(*reversed(axes), indexing="ij")                  # in spatial order (z,) y, x
     base = np.stack(list(reversed(mesh)) + [np.ones(spatial)], -1).reshape(1, -1, nd + 1)
     base = tensor(base.astype(theta.dtype.np), device=theta.device)     # (1, prod(spatial), nd + 1)

@@ -219,7 +219,7 @@ def _max_unpool(name, nd, input, indices, kernel_size, stride, padding, output_s
     unbatched = _batched(name, input, nd)
     if not isinstance(indices, Tensor) or tuple(indices.shape) != tuple(input.shape):
         raise ShapeError(f"{name}: indices must be a tensor of the input's shape {tuple(input.shape)}, got "
-                         f"{getattr(indices, 'shape', type(indices).__name__)}")
+                         f"{tuple(indices.shape) if hasattr(indices, 'shape') else type(indices).__name__}")
     k, s, p, _ = _args(name, nd, kernel_size, stride, padding)
     size = _unpool_size(name, input, k, s, p, output_size)
     x, idx = (input.unsqueeze(0), indices.unsqueeze(0)) if unbatched else (input, indices)

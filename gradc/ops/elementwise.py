@@ -115,7 +115,7 @@ add_p = _binary("add", lambda xp, a, b: xp.add(a, b))
 # input - target, a normalisation's x - mean); PyTorch's autocast lists rsub and mse_loss as float32.
 sub_p = _binary("sub", lambda xp, a, b: xp.subtract(a, b), amp="fp32")
 mul_p = _binary("mul", lambda xp, a, b: xp.multiply(a, b), saves=(0, 1))
-div_p = _binary("div", lambda xp, a, b: xp.divide(a, b), saves=(1, "out"))
+div_p = _binary("div", lambda xp, a, b: xp.divide(a, b), saves=(0, 1))
 
 
 def _power(xp, a, b):
@@ -147,10 +147,15 @@ mul_p.def_vjp(lambda ctx, g: (g * ctx.inputs[1] if ctx.needs[0] else None,
                               g * ctx.inputs[0] if ctx.needs[1] else None))
 
 
+# The divisor always, the dividend only for the divisor's gradient; never the result, as PyTorch:
+# an in-place edit of a quotient (SimCLR's sim.masked_fill_ on a cosine similarity) is allowed.
+div_p.saves_for = lambda needs: frozenset((0, 1) if needs[1] else (1,))
+
+
 @div_p.def_vjp
 def _div_vjp(ctx, g):
     ga = g / ctx.inputs[1]
-    return ga, (-(ga * ctx.out) if ctx.needs[1] else None)
+    return ga, (-(ga * ctx.inputs[0] / ctx.inputs[1]) if ctx.needs[1] else None)
 
 
 @pow_p.def_vjp
@@ -269,7 +274,15 @@ def _binary_names(prim, names, reflected=()):
 _binary_names(add_p, ("__add__",), ("__radd__",))
 _binary_names(sub_p, ("__sub__",), ("__rsub__",))
 _binary_names(mul_p, ("mul", "multiply", "__mul__"), ("__rmul__",))
-_binary_names(div_p, ("true_divide", "__truediv__"), ("__rtruediv__",))
+_binary_names(div_p, ("true_divide", "__truediv__"))
+
+
+@div_p.def_frontend("__rtruediv__", function=False)
+def _rtruediv(input, other):
+    """c / x is PyTorch's x.reciprocal() * c (it can differ from a true division in the last bit)."""
+    if isinstance(other, (int, float)) and not isinstance(other, bool) and other != 1:
+        return F.binary("mul", F.binary("div", 1.0, input), other)
+    return F.binary("div", other, input)
 
 
 def _scaled(name, input, other, alpha):

@@ -40,14 +40,16 @@ def exports():
 def install(Tensor, namespace):
     """Put every export on `Tensor` (methods) and into `namespace` (gradc's functions). Returns
     the names added to `namespace`."""
-    added = []
+    added, with_out = [], {}   # (aliases share one function: gradc.arcsin is gradc.asin)
     for names, fn, method, function in exports():
         fn = _numpy_axis(fn)
         for name in names:
             if method:
                 setattr(Tensor, name, fn)
             if function and not name.startswith("__"):
-                namespace[name] = _takes_out(fn, name, Tensor)
+                if fn not in with_out:
+                    with_out[fn] = _takes_out(fn, name, Tensor)
+                namespace[name] = with_out[fn]
                 added.append(name)
     return added
 
@@ -232,6 +234,12 @@ def binary(name, a, b):
                 return binary(name, *((a, s) if ta else (s, b)))
             raise DTypeError(f"{name}: unsupported operand of type {type(s).__name__}; expected a tensor or a number")
         dtype = D.promote_weak(t.dtype, s)
+        if dtype is D.float16 and (name == "mul" or name == "div" and ta):
+            # PyTorch's float16 x * c and x / c compute in float32 and round once: c is not rounded to
+            # float16 first (0 * -1e9, BERT's additive mask, is 0, not NaN); x + c rounds c, as here
+            wide = OPS[name].bind(*((cast(t, D.float32), scalar(s, D.float32, t.device)) if ta else
+                                    (scalar(s, D.float32, t.device), cast(t, D.float32))))
+            return cast(wide, D.float16)
     if name == "div" and dtype.category < 2:
         dtype = D.default_float  # true division, as in PyTorch
     elif name == "sub" and dtype is D.bool_:

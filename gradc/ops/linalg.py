@@ -104,8 +104,8 @@ matmul_p.def_frontend("__rmatmul__", function=False)(lambda input, other: matmul
 def mm(input, mat2):
     a, b = input, mat2
     if not isinstance(a, Value) or not isinstance(b, Value) or a.ndim != 2 or b.ndim != 2:
-        raise ShapeError(f"mm needs two 2-D tensors, got shapes {getattr(a, 'shape', type(a).__name__)} and "
-                         f"{getattr(b, 'shape', type(b).__name__)}; use matmul for 1-D or batched operands")
+        raise ShapeError(f"mm needs two 2-D tensors, got shapes {tuple(a.shape) if hasattr(a, 'shape') else type(a).__name__} and "
+                         f"{tuple(b.shape) if hasattr(b, 'shape') else type(b).__name__}; use matmul for 1-D or batched operands")
     return matmul(a, b)
 
 

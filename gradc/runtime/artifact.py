@@ -81,6 +81,9 @@ def _pack(prog):
     info = getattr(prog, "artifact_info", None) or {}
     if prog.one_shot or any(e.kind == "new" for e in prog.effects):
         raise ArtifactError(f"Program.save: {ONE_SHOT}")
+    if any(e.kind == "requires_grad" for e in prog.effects):
+        raise ArtifactError("Program.save: the traced function sets requires_grad of a tensor it reads, which an "
+                            "artifact cannot replay; set it outside the compiled function")
     graph = prog.ir
     if prog.backward is not None:  # a loaded program runs without autograd: drop the saved activations
         graph = graph.copy()

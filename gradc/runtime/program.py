@@ -262,6 +262,8 @@ class Program:
             elif e.kind == "grad":
                 tensors[e.slot].grad = None if e.out is None else _wrap(outs[e.out], self.ir, self.ir.outputs[e.out],
                                                                        tensors[e.slot].device)
+            elif e.kind == "requires_grad":   # the traced function set it (freezing a discriminator)
+                tensors[e.slot].requires_grad = e.target
             else:  # a tensor the traced call created and stored somewhere: it becomes concrete now
                 t = e.target
                 t._data, t._sym, t.shape = outs[e.out], None, Size(outs[e.out].shape)   # (sizes were symbolic)

@@ -24,7 +24,8 @@ class Binding:
 
 class Effect:
     """A write the program performs after each run: output `out` goes into binding `slot` as its
-    data ("data"), as its `.grad` ("grad", out None = set to None), or into a new tensor ("new")."""
+    data ("data"), as its `.grad` ("grad", out None = set to None), or into a new tensor ("new");
+    or the state tensor at `slot` gets requires_grad = `target` ("requires_grad")."""
     __slots__ = ("kind", "slot", "out", "target")
 
     def __init__(self, kind, slot=None, out=None, target=None):
