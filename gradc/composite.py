@@ -78,7 +78,7 @@ def clone(input):
 # ---------------------------------------------------------------------- elementwise
 export("rsqrt")(lambda input: 1.0 / input.sqrt())
 export("relu")(lambda input: where(input <= 0, 0, input))   # NaN stays NaN (gradient 1), as in PyTorch
-export("square")(lambda input: input * input)
+export("square")(lambda input: (input.long() if input.dtype is D.bool_ else input) ** 2)   # bool: int64
 
 
 @export("clamp", "clip")
@@ -361,8 +361,8 @@ def flatten(input, start_dim=0, end_dim=-1):
     if input.ndim == 0:
         return input.reshape(1)
     s = normalize_axis("flatten", start_dim, input.ndim)
-    e = normalize_axis("flatten", end_dim, input.ndim)
-    return input.reshape(input.shape[:s] + (-1,) + input.shape[e + 1:])
+    e = normalize_axis("flatten", end_dim, input.ndim)   # (the size, not -1: an empty batch flattens too)
+    return input.reshape(input.shape[:s] + (prod(input.shape[s:e + 1]),) + input.shape[e + 1:])
 
 
 @export("transpose")
@@ -403,13 +403,13 @@ def split(input, split_size, dim=0):
     n = input.shape[d]
     if isinstance(split_size, SymInt):
         split_size = int(split_size)   # (how many pieces there are depends on it: a guard holds it)
-    sizes = [split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) \
+    if isinstance(split_size, int) and split_size <= 0 and n:
+        raise ShapeError(f"split: split_size must be positive, got {split_size}")
+    sizes = ([split_size] * (n // split_size) + ([n % split_size] if n % split_size else []) if n else [0]) \
         if isinstance(split_size, int) else list(split_size)
     if not isinstance(split_size, int) and (builtins.sum(sizes) != n or builtins.min(sizes, default=0) < 0):
         raise ShapeError(f"split: split sizes {sizes} must be non-negative and sum exactly to {n}, the size of dim {d} "
                          f"(input shape {tuple(input.shape)})")
-    if isinstance(split_size, int) and split_size <= 0 and n:
-        raise ShapeError(f"split: split_size must be positive, got {split_size}")
     out, start = [], 0
     for s in sizes:
         starts, stops = [0] * input.ndim, list(input.shape)

@@ -83,6 +83,9 @@ Tensor.__init__ = _init  # gradc.Tensor(...) is the default float type's legacy 
 def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor):
         return data.to(dtype=dtype, device=device)
+    if (isinstance(data, np.ndarray) and device in (None, "cpu") and data.dtype.kind in "biuf" and data.dtype.itemsize > 1
+            and (dtype is None or D.get_dtype(dtype).np == data.dtype)):
+        return from_numpy(data)   # shares the array's memory, as PyTorch's as_tensor does
     return tensor(data, dtype=dtype, device=device)
 
 

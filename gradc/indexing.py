@@ -17,7 +17,8 @@ from .tensor import Tensor
 
 def _index_tensor(k, x):
     """[(int64 index, the size a mask requires of its dim, or None)], one per dim the index takes."""
-    t = k if isinstance(k, Tensor) else tensor(np.asarray(k), device=x.device)
+    t = k if isinstance(k, Tensor) else tensor(np.asarray(k, dtype=np.int64 if isinstance(k, list) and not k
+                                                          else None), device=x.device)   # x[[]]: no rows
     if t.dtype is D.bool_:
         data = t._concrete("indexing with a boolean mask (its result shape depends on the data)")
         xp = np if t.device.type == "cpu" else t.device.xp

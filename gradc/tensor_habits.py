@@ -308,11 +308,10 @@ def meshgrid(*tensors, indexing=None):
 
 @export("fmod")
 def fmod(input, other):
-    """The remainder with the sign of the dividend (C's fmod), unlike % (the divisor's sign)."""
-    r = input % other
-    neg_input = input < 0
-    fix = (r != 0) & ((r < 0) != neg_input)
-    return where(fix, r - other, r)
+    """The remainder with the sign of the dividend (C's fmod), unlike % (the divisor's sign): |a| % |b|
+    signed as a, exact where a - b would round away a small a (fmod(-1, 1e8) is -1; fmod(x, inf) is x)."""
+    r = input.abs() % (other.abs() if isinstance(other, Tensor) else abs(other))
+    return where(input < 0, -r, r)
 
 
 @export("cumprod")
@@ -405,19 +404,28 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
                        input.shape if d is None else (input.shape[d],))
 
 
-def _shift_amount(input, other, name):
+def _shift(input, other, name):
+    """(input, 2 ** other): bools count as int64, as PyTorch promotes them."""
+    input = input.long() if input.dtype is D.bool_ else input
+    other = other.long() if isinstance(other, Tensor) and other.dtype is D.bool_ else other
     if input.dtype.category != 1 or (isinstance(other, Tensor) and other.dtype.category != 1):
         raise DTypeError(f"{name}: bit shifts need integer operands, got {input.dtype!r}")
-    return 1 << other if isinstance(other, int) else 2 ** other
+    return input, (1 << other if isinstance(other, int) else 2 ** other)
 
 
 @export("bitwise_left_shift", "__lshift__")
 def bitwise_left_shift(input, other):
     """input * 2 ** other (for an integer tensor), as << on two's-complement integers."""
-    return input * _shift_amount(input, other, "bitwise_left_shift")
+    input, amount = _shift(input, other, "bitwise_left_shift")
+    return input * amount
 
 
 @export("bitwise_right_shift", "__rshift__")
 def bitwise_right_shift(input, other):
     """The arithmetic shift right: floor(input / 2 ** other), as >> on two's-complement integers."""
-    return input // _shift_amount(input, other, "bitwise_right_shift")
+    input, amount = _shift(input, other, "bitwise_right_shift")
+    return input // amount
+
+
+export("__rlshift__", function=False)(lambda self, other: bitwise_left_shift(tensor(other, device=self.device), self))
+export("__rrshift__", function=False)(lambda self, other: bitwise_right_shift(tensor(other, device=self.device), self))

@@ -121,7 +121,8 @@ def take(input, index):
     if not isinstance(index, Tensor) or index.dtype is not D.int64:
         raise DTypeError("take: index must be an int64 tensor")
     n = input.numel()
-    idx = where(index < 0, index + n, index)
+    idx = OPS["check_index"].bind(where(index < 0, index + n, index), high=n, ignore=None,
+                                  what=f"take: index (for {n} elements, -{n} .. {n - 1})")
     return OPS["gather"].bind(input.reshape(-1), idx, axis=0)
 
 

@@ -30,6 +30,15 @@ CASES = {
     "bool indices": lambda L: (L.tensor([1.0, 2.0])[True], L.tensor([1.0, 2.0])[False],
                                L.tensor([1.0, 2.0])[L.tensor(True)]),
     "contiguous of an empty expand": lambda L: L.ones(1, 0).expand(2, 0).contiguous().add_(1),
+    "split of an empty tensor": lambda L: L.zeros(0).split(2),
+    "flatten of an empty batch": lambda L: (L.zeros(0, 3, 4).flatten(1), L.nn.Flatten()(L.zeros(0, 2, 2))),
+    "square of bools": lambda L: L.square(L.tensor([True, False])),
+    "unbatched unfold and fold": lambda L: (L.nn.functional.unfold(L.arange(32.0).reshape(2, 4, 4), 2),
+                                            L.nn.functional.fold(L.arange(32.0).reshape(8, 4), (3, 3), 2)),
+    "an empty list index": lambda L: L.zeros(3, 4)[[]],
+    "shifts of bools and by tensors": lambda L: (L.tensor([True]) << 1, 1 << L.tensor([1, 2]), 64 >> L.tensor([1, 3])),
+    "fmod far from and at infinity": lambda L: (L.fmod(L.tensor([-1.0, -3.0, 7.5]), 1e8), L.fmod(
+        L.tensor([-8.0, 5.0, -7.5]), L.tensor([INF, -INF, 2.0])), L.fmod(L.tensor([-7, 7]), 3)),
 }
 
 
@@ -73,3 +82,14 @@ def test_index_checks_second_backward_and_in_place_on_a_compiled_result():
     x.grad = None
     z.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0])
+
+
+def test_as_tensor_shares_an_arrays_memory_and_take_checks_its_index():
+    a = np.arange(3.0)
+    for lib in (torch, gradc):
+        t = lib.as_tensor(a)
+        a[0] = 99.0
+        assert t[0].item() == 99.0
+        a[0] = 0.0
+        with pytest.raises(IndexError):
+            lib.take(lib.arange(12.0), lib.tensor([-13]))

@@ -202,8 +202,10 @@ def _fold_args(name, kernel_size, dilation, padding, stride):
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """im2col of input (N, C, H, W): (N, C * kh * kw, L) columns, one per window, channel-major
     within a column (PyTorch's F.unfold layout)."""
+    if input.ndim == 3:   # unbatched (C, H, W), as PyTorch takes it
+        return unfold(input.unsqueeze(0), kernel_size, dilation, padding, stride).squeeze(0)
     if input.ndim != 4:
-        raise ShapeError(f"unfold: expected a 4-D input (N, C, H, W), got shape {tuple(input.shape)}")
+        raise ShapeError(f"unfold: expected a 3-D or 4-D input ((N,) C, H, W), got shape {tuple(input.shape)}")
     k, d, p, s = _fold_args("unfold", kernel_size, dilation, padding, stride)
     n, c, h, w = input.shape
     oh, ow = (out_size("unfold", L, kk, ss, pp, dd) for L, kk, ss, pp, dd in zip((h, w), k, s, p, d))
@@ -214,8 +216,10 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """col2im, the transpose of unfold: (N, C * kh * kw, L) columns summed back into (N, C, H, W);
     overlapping windows add up."""
+    if input.ndim == 2:   # unbatched (C * kh * kw, L)
+        return fold(input.unsqueeze(0), output_size, kernel_size, dilation, padding, stride).squeeze(0)
     if input.ndim != 3:
-        raise ShapeError(f"fold: expected a 3-D input (N, C * kh * kw, L), got shape {tuple(input.shape)}")
+        raise ShapeError(f"fold: expected a 2-D or 3-D input ((N,) C * kh * kw, L), got shape {tuple(input.shape)}")
     hw = ntuple(output_size, 2, "fold", "output_size")
     k, d, p, s = _fold_args("fold", kernel_size, dilation, padding, stride)
     n, ck, L = input.shape
