@@ -8,13 +8,15 @@ from .errors import DTypeError
 
 
 class DType:
-    __slots__ = ("name", "np", "itemsize", "is_floating_point", "rank", "category")
+    __slots__ = ("name", "np", "itemsize", "is_floating_point", "rank", "category", "is_signed")
+    is_complex = False   # (gradc has no complex dtypes)
 
     def __init__(self, name, np_dtype, rank, category):
         self.name = name
         self.np = np.dtype(np_dtype)
         self.itemsize = self.np.itemsize
         self.is_floating_point = category == 2
+        self.is_signed = category != 0
         self.rank = rank          # order within the promotion lattice
         self.category = category  # 0 bool, 1 integer, 2 floating
 

@@ -4,7 +4,7 @@ tensor work (the scale is a 0-d tensor, never read back), so a compiled training
 only error_if_nonfinite=True has to look at the value."""
 import math
 
-from ...errors import GradcError
+from ...errors import GradcError, ValueRangeError
 from ...functions import cat, stack, zeros
 from ...grad_mode import no_grad
 from ...tensor import Tensor
@@ -65,7 +65,7 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
         else:
             total = _vector_norm(stack([_vector_norm(t, p).to(dev) for t in tensors]), p)
     if error_if_nonfinite and not math.isfinite(total.item()):
-        raise GradcError(f"the total norm of order {p} of the gradients is {total.item()}, so they cannot be clipped; "
+        raise ValueRangeError(f"the total norm of order {p} of the gradients is {total.item()}, so they cannot be clipped; "
                          "find where the loss or the gradients became inf/nan, or pass error_if_nonfinite=False")
     return total
 

@@ -1,0 +1,160 @@
+"""PyTorch's remaining spellings, as composites of what is below them: dtype queries
+(result_type, promote_types, can_cast), the other names of comparisons and clamps, conjugate
+transposes of real tensors, the *_scatter functions, and small numeric helpers (copysign,
+aminmax, diagflat, histogram, trapezoid)."""
+import builtins
+import collections
+
+from . import dtypes as D
+from .composite import assign, clone
+from .creation import linspace
+from .errors import DTypeError, ShapeError
+from .ops.frontend import export, promote_tensors, where
+from .shapes import normalize_axis
+from .tensor import Tensor
+
+
+# ---------------------------------------------------------------------- dtype queries
+@export("result_type", method=False)
+def result_type(tensor, other):
+    """The dtype an arithmetic op of the two gives (Python numbers are weak, as in PyTorch)."""
+    if isinstance(tensor, Tensor) and isinstance(other, Tensor):
+        return promote_tensors(tensor, other)
+    if isinstance(tensor, Tensor) or isinstance(other, Tensor):
+        t, s = (tensor, other) if isinstance(tensor, Tensor) else (other, tensor)
+        return D.promote_weak(t.dtype, s)
+    return D.promote(D.scalar_dtype(tensor), D.scalar_dtype(other))
+
+
+export("promote_types", method=False)(lambda type1, type2: D.promote(D.get_dtype(type1), D.get_dtype(type2)))
+# casting never lowers the kind: bool < integer < floating
+export("can_cast", method=False)(lambda from_, to: D.get_dtype(from_).category <= D.get_dtype(to).category)
+
+# ---------------------------------------------------------------------- other names
+for _name, _op in (("not_equal", "ne"), ("greater", "gt"), ("greater_equal", "ge"), ("less", "lt"),
+                   ("less_equal", "le")):
+    export(_name)(lambda input, other, _op=_op: getattr(input, _op)(other))
+export("positive")(lambda input: input)
+export("clip_", function=False)(lambda self, min=None, max=None: self.clamp_(min, max))
+export("floor_divide_", function=False)(lambda self, other: assign(self, self // other, "floor_divide_"))
+export("nan_to_num_", function=False)(
+    lambda self, nan=0.0, posinf=None, neginf=None: assign(self, self.nan_to_num(nan, posinf, neginf), "nan_to_num_"))
+export("isreal")(lambda input: input == input if input.dtype.is_floating_point else input.bool() | True)
+export("split_with_sizes", function=False)(lambda self, split_sizes, dim=0: self.split(list(split_sizes), dim))
+export("narrow_copy")(lambda input, dim, start, length: input.narrow(dim, start, length).clone())
+export("expand_copy")(lambda input, size: input.expand(size).clone())
+export("chain_matmul", method=False)(lambda *matrices: _chain(matrices))
+export("adjoint")(lambda input: input.transpose(-2, -1))   # real tensors: the conjugate is the tensor
+Tensor.H = property(lambda self: self.t() if self.ndim == 2 else _matrix_only(self, "H"))
+Tensor.mH = property(lambda self: self.mT)
+
+
+def _chain(matrices):
+    out = matrices[0]
+    for m in matrices[1:]:
+        out = out @ m
+    return out
+
+
+def _matrix_only(x, name):
+    raise ShapeError(f"tensor.{name} is only supported on matrices (2-D tensors), got {x.ndim}-D; use .mH for a batch")
+
+
+# ---------------------------------------------------------------------- numeric helpers
+@export("copysign")
+def copysign(input, other):
+    """|input| with the sign of other (-0.0 counts as negative, as in PyTorch)."""
+    if not input.dtype.is_floating_point:
+        input = input.to(D.default_float)
+    negative = (other < 0) | ((other == 0) & ((1.0 / other) < 0)) if isinstance(other, Tensor) else \
+        (other < 0 or (other == 0 and str(float(other)).startswith("-")))
+    return where(negative, -input.abs(), input.abs()) if isinstance(other, Tensor) else \
+        (-input.abs() if negative else input.abs())
+
+
+_AMINMAX = collections.namedtuple("aminmax", ["min", "max"])
+_HISTOGRAM = collections.namedtuple("histogram", ["hist", "bin_edges"])
+
+
+@export("aminmax")
+def aminmax(input, *, dim=None, keepdim=False):
+    dims = () if dim is None else dim   # (every dim)
+    return _AMINMAX(input.amin(dims, keepdim), input.amax(dims, keepdim))
+
+
+@export("diagflat")
+def diagflat(input, offset=0):
+    return input.reshape(-1).diag(offset)
+
+
+@export("histogram", method=True)
+def histogram(input, bins=100, *, range=None, weight=None, density=False):
+    """(hist, bin_edges) of a 1-D view of input over `bins` equal bins of range (the data's by
+    default); weights and density as in PyTorch."""
+    if not isinstance(bins, int):
+        raise DTypeError("histogram: bins must be an int here (explicit bin edges are not supported); "
+                         "use gradc.bucketize with your edges")
+    x = input.reshape(-1).detach()
+    lo, hi = (float(x.min()), float(x.max())) if range is None and x.numel() else (range or (0.0, 0.0))
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5   # (numpy's and PyTorch's rule for a constant input)
+    edges = linspace(lo, hi, bins + 1, dtype=input.dtype)
+    inside = (x >= lo) & (x <= hi)
+    idx = ((x - lo) * (bins / (hi - lo))).floor().long().clamp(0, bins - 1)
+    w = weight.reshape(-1).to(input.dtype) if weight is not None else x.new_ones(x.shape)
+    hist = x.new_zeros(bins).index_add(0, idx, where(inside, w, 0.0))
+    if density:
+        hist = hist / (hist.sum() * (hi - lo) / bins)
+    return _HISTOGRAM(hist, edges)
+
+
+@export("trapezoid", "trapz")
+def trapezoid(y, x=None, *, dx=None, dim=-1):
+    d = normalize_axis("trapezoid", dim, y.ndim)
+    n = y.shape[d]
+    if n == 0:
+        return y.sum(d)
+    pair = y.narrow(d, 1, n - 1) + y.narrow(d, 0, n - 1)
+    if x is None:
+        return pair.sum(d) * ((1.0 if dx is None else dx) / 2)
+    gaps = x.diff(dim=-1 if x.ndim == 1 else d)
+    if x.ndim == 1:
+        gaps = gaps.reshape([-1 if i == d else 1 for i in builtins.range(y.ndim)])
+    return (pair * gaps).sum(d) / 2
+
+
+@export("cumulative_trapezoid")
+def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
+    d = normalize_axis("cumulative_trapezoid", dim, y.ndim)
+    n = y.shape[d]
+    pair = y.narrow(d, 1, builtins.max(n - 1, 0)) + y.narrow(d, 0, builtins.max(n - 1, 0))
+    if x is None:
+        return (pair * ((1.0 if dx is None else dx) / 2)).cumsum(d)
+    gaps = x.diff(dim=-1 if x.ndim == 1 else d)
+    if x.ndim == 1:
+        gaps = gaps.reshape([-1 if i == d else 1 for i in builtins.range(y.ndim)])
+    return (pair * gaps / 2).cumsum(d)
+
+
+# ---------------------------------------------------------------------- *_scatter
+def _scatter_into(input, src, key):
+    out = clone(input)
+    out[key] = src
+    return out
+
+
+export("select_scatter")(lambda input, src, dim, index: _scatter_into(
+    input, src, (slice(None),) * normalize_axis("select_scatter", dim, input.ndim) + (index,)))
+export("slice_scatter")(lambda input, src, dim=0, start=None, end=None, step=1: _scatter_into(
+    input, src, (slice(None),) * normalize_axis("slice_scatter", dim, input.ndim) + (slice(start, end, step),)))
+
+
+@export("diagonal_scatter")
+def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
+    """input with its diagonal (offset, dim1, dim2) replaced by src."""
+    a, b = normalize_axis("diagonal_scatter", dim1, input.ndim), normalize_axis("diagonal_scatter", dim2, input.ndim)
+    n = input.diagonal(offset, a, b).shape[-1]
+    rows = [i - builtins.min(offset, 0) for i in builtins.range(n)]
+    x = input.movedim((a, b), (-2, -1)).clone()
+    x[..., rows, [r + offset for r in rows]] = src
+    return x.movedim((-2, -1), (a, b))
