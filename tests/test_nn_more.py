@@ -333,3 +333,27 @@ def test_named_errors_for_bad_input():
         F.embedding_bag(gradc.tensor([[1, 9]]), x)
     with pytest.raises(ShapeError, match="adaptive_avg_pool3d"):
         F.adaptive_avg_pool3d(gradc.randn(2, 3, 4), 2)
+
+
+@pytest.mark.parametrize("nhead, batch_first, mask", [
+    (2, True, [[False, False, True], [False, False, False]]),    # PyTorch's nested path: padded rows are 0
+    (1, True, [[False, False, True], [False, False, False]]),    # odd heads: its regular path
+    (2, False, [[False, False, True], [False, False, False]]),
+    (2, True, [[True, False, False], [False, False, False]])])   # not left-aligned: the regular path
+def test_transformer_encoder_inference_with_padding_matches_pytorchs_paths(nhead, batch_first, mask):
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = tnn.TransformerEncoder(tnn.TransformerEncoderLayer(4, nhead, 8, batch_first=batch_first), 1,
+                                   norm=tnn.LayerNorm(4)).eval()
+        g = gnn.TransformerEncoder(gnn.TransformerEncoderLayer(4, nhead, 8, batch_first=batch_first), 1,
+                                   norm=gnn.LayerNorm(4)).eval()
+    g.load_state_dict({k: gradc.tensor(v.numpy()) for k, v in t.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    x = x if batch_first else x.transpose(1, 0, 2).copy()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = t(torch.tensor(x), src_key_padding_mask=torch.tensor(mask)).numpy()
+    with gradc.no_grad():
+        np.testing.assert_allclose(g(gradc.tensor(x), src_key_padding_mask=gradc.tensor(mask)).numpy(), expected,
+                                   rtol=1e-5, atol=1e-6)

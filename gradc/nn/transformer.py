@@ -3,8 +3,12 @@ nn.TransformerDecoder and nn.Transformer with PyTorch's submodule names (self_at
 linear1, dropout, linear2, norm1..3, dropout1..3; layers.{i}; encoder / decoder with their final
 norms), options, masks and defaults, built from MultiheadAttention, Linear, LayerNorm and Dropout."""
 import copy
+import warnings
 
+from .. import dispatch
+from ..amp import is_autocast_enabled
 from ..errors import ShapeError
+from ..grad_mode import is_grad_enabled
 from ..functions import arange, where
 from . import functional as F
 from . import init
@@ -26,6 +30,15 @@ def _activation(activation):
     return activation
 
 
+def _relu_or_gelu(activation):
+    """PyTorch's activation_relu_or_gelu: 1 for ReLU, 2 for GELU (by name, function or module), else 0."""
+    for code, name, cls in ((1, "relu", "ReLU"), (2, "gelu", "GELU")):
+        if (isinstance(activation, str) and activation == name) or activation is _ACTIVATIONS[name] \
+                or type(activation).__name__ == cls:
+            return code
+    return 0
+
+
 class TransformerEncoderLayer(Module):
     """Self-attention then a feed-forward block, each with dropout and a residual connection;
     post-norm by default, pre-norm with norm_first=True."""
@@ -44,6 +57,7 @@ class TransformerEncoderLayer(Module):
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
         self.activation = _activation(activation)
+        self.activation_relu_or_gelu = _relu_or_gelu(activation)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal):
         x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask, need_weights=False,
@@ -62,6 +76,24 @@ class TransformerEncoderLayer(Module):
         return self.norm2(x + self._ff_block(x))
 
 
+def _nested_unusable(layer):
+    """Why PyTorch's TransformerEncoder cannot use nested tensors with this layer ('' if it can)."""
+    if not isinstance(layer, TransformerEncoderLayer):
+        return "encoder_layer was not TransformerEncoderLayer"
+    attn = layer.self_attn
+    for bad, why in ((layer.norm_first, "encoder_layer.norm_first was True"),
+                     (not attn.batch_first, "encoder_layer.self_attn.batch_first was not True(use batch_first for "
+                                            "better inference performance)"),
+                     (not attn._qkv_same_embed_dim, "encoder_layer.self_attn._qkv_same_embed_dim was not True"),
+                     (attn.in_proj_bias is None, "encoder_layer.self_attn was passed bias=False"),
+                     (not layer.activation_relu_or_gelu, "encoder_layer.activation_relu_or_gelu was not True"),
+                     (layer.norm1.eps != layer.norm2.eps, "encoder_layer.norm1.eps was not equal to encoder_layer.norm2.eps"),
+                     (attn.num_heads % 2 == 1, "encoder_layer.self_attn.num_heads is odd")):
+        if bad:
+            return why
+    return ""
+
+
 class TransformerEncoder(Module):
     """num_layers copies of encoder_layer (layers.0, layers.1, ...) and an optional final norm."""
 
@@ -71,15 +103,36 @@ class TransformerEncoder(Module):
             raise ValueError("TransformerEncoder: encoder_layer must be a Module (e.g. a TransformerEncoderLayer)")
         self.layers = ModuleList([copy.deepcopy(encoder_layer) for _ in range(num_layers)])
         self.num_layers, self.norm = num_layers, norm
-        # PyTorch's nested-tensor inference fast path (which may leave zeros at padded positions) has
-        # no counterpart here: every position is computed, as PyTorch's regular path does
         self.enable_nested_tensor, self.mask_check = enable_nested_tensor, mask_check
+        why_not = _nested_unusable(encoder_layer)
+        self.use_nested_tensor = enable_nested_tensor and not why_not
+        if enable_nested_tensor and why_not:
+            warnings.warn(f"enable_nested_tensor is True, but self.use_nested_tensor is False because {why_not}",
+                          stacklevel=2)
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         out = src
         for layer in self.layers:
             out = layer(out, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=bool(is_causal))
+        if self._nested_path(src, mask, src_key_padding_mask):
+            # PyTorch's nested-tensor inference path computes only the unpadded positions and pads
+            # the result with zeros; the others are identical
+            out = out.masked_fill(src_key_padding_mask.bool().unsqueeze(-1), 0.0)
         return self.norm(out) if self.norm is not None else out
+
+    def _nested_path(self, src, mask, padding):
+        """Whether PyTorch would take its nested-tensor inference path (its conditions, in its order)."""
+        if not self.use_nested_tensor or self.layers[0].training or src.ndim != 3 or padding is None or mask is not None:
+            return False
+        if self.mask_check:
+            if dispatch.tracer() is not None:   # (the check needs values, as in torch.compile)
+                return False
+            valid = padding.logical_not().long()   # left-aligned: no valid position after a padded one
+            if bool((valid[:, 1:] > valid[:, :-1]).any()):
+                return False
+        if is_autocast_enabled():
+            return False
+        return not (is_grad_enabled() and any(p.requires_grad for p in self.layers[0].parameters()))
 
 
 class TransformerDecoderLayer(Module):
