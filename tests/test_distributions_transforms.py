@@ -104,3 +104,21 @@ def test_log_normal_matches_torch():
         D.LogNormal(0.0, -1.0)
     with pytest.raises(D.DistributionError, match="log_prob"):
         g.log_prob(gradc.tensor(-v))
+
+
+def test_cache_size_gives_back_the_sample_a_saturated_tanh_came_from():
+    """CleanRL's SAC policy: TanhTransform(cache_size=1) so log_prob of an action at +-1 is finite."""
+    for lib in (torch, gradc):
+        D = lib.distributions
+        d = D.TransformedDistribution(D.Normal(lib.tensor([10.0, 0.0]), lib.tensor([0.1, 1.0])),
+                                      [D.transforms.TanhTransform(cache_size=1)])
+        action = d.rsample()
+        assert action[0].item() > 0.9999 and bool(lib.isfinite(d.log_prob(action)).all())
+        t = D.transforms.AffineTransform(1.0, 2.0, cache_size=1)
+        x = lib.tensor([1.0])
+        assert t.inv(t(x)) is x and D.transforms.ExpTransform().with_cache(1)._cache_size == 1
+        c = D.transforms.ComposeTransform([D.transforms.ExpTransform(), D.transforms.AffineTransform(0.0, 2.0)],
+                                          cache_size=1)
+        assert c.inv(c(x)) is x
+        with pytest.raises(ValueError):
+            D.transforms.TanhTransform(cache_size=2)

@@ -14,10 +14,25 @@ __all__ = ["AffineTransform", "ComposeTransform", "ExpTransform", "PowerTransfor
 
 
 class Transform:
+    """cache_size=1 keeps the last (x, y) pair: the inverse of a y this transform produced is the
+    x it came from, not a recomputation (tanh's inverse at a saturated sample is infinite)."""
     bijective = True
     sign = 1
     domain = constraints.real
     codomain = constraints.real
+    _cache_size, _cached_x_y = 0, (None, None)
+
+    def __init__(self, cache_size=0):
+        if cache_size not in (0, 1):
+            raise ValueError(f"{type(self).__name__}: cache_size must be 0 or 1, got {cache_size!r}")
+        self._cache_size, self._cached_x_y = cache_size, (None, None)
+
+    def with_cache(self, cache_size=1):
+        if self._cache_size == cache_size:
+            return self
+        if type(self).__init__ is Transform.__init__:
+            return type(self)(cache_size=cache_size)
+        raise NotImplementedError(f"{type(self).__name__}.with_cache is not implemented")
 
     @property
     def event_dim(self):
@@ -28,10 +43,24 @@ class Transform:
         return _Inverse(self)
 
     def __call__(self, x):
-        return self._call(x)
+        if not self._cache_size:
+            return self._call(x)
+        old_x, old_y = self._cached_x_y
+        if x is old_x:
+            return old_y
+        y = self._call(x)
+        self._cached_x_y = x, y
+        return y
 
     def _inv_call(self, y):
-        return self._inverse(y)
+        if not self._cache_size:
+            return self._inverse(y)
+        old_x, old_y = self._cached_x_y
+        if y is old_y:
+            return old_x
+        x = self._inverse(y)
+        self._cached_x_y = x, y
+        return x
 
     def _call(self, x):
         raise NotImplementedError(f"{type(self).__name__} does not define its forward map")
@@ -64,8 +93,14 @@ class Transform:
 
 
 class _Inverse(Transform):
-    def __init__(self, transform):
+    def __init__(self, transform):   # (the cache is the transform's own)
         self._inv = transform
+
+    def __call__(self, x):
+        return self._inv._inv_call(x)
+
+    def with_cache(self, cache_size=1):
+        return self._inv.with_cache(cache_size).inv
 
     domain = property(lambda self: self._inv.codomain)
     codomain = property(lambda self: self._inv.domain)
@@ -154,8 +189,12 @@ class PowerTransform(Transform):
     domain = constraints.positive
     codomain = constraints.positive
 
-    def __init__(self, exponent):
+    def __init__(self, exponent, cache_size=0):
+        super().__init__(cache_size)
         (self.exponent,) = broadcast_all(exponent)   # a tensor of the default dtype, as in torch
+
+    def with_cache(self, cache_size=1):
+        return self if self._cache_size == cache_size else PowerTransform(self.exponent, cache_size)
 
     def _params(self):
         return (self.exponent,)
@@ -183,8 +222,13 @@ class PowerTransform(Transform):
 class AffineTransform(Transform):
     """y = loc + scale * x, over `event_dim` rightmost dimensions."""
 
-    def __init__(self, loc, scale, event_dim=0):
+    def __init__(self, loc, scale, event_dim=0, cache_size=0):
+        super().__init__(cache_size)
         self.loc, self.scale, self._event_dim = loc, scale, event_dim
+
+    def with_cache(self, cache_size=1):
+        return self if self._cache_size == cache_size else AffineTransform(self.loc, self.scale, self._event_dim,
+                                                                            cache_size)
 
     def _params(self):
         return (self.loc, self.scale, self._event_dim)
@@ -231,10 +275,14 @@ class AffineTransform(Transform):
 
 
 class ComposeTransform(Transform):
-    def __init__(self, parts):
+    def __init__(self, parts, cache_size=0):
         if not all(isinstance(p, Transform) for p in parts):
             raise DistributionError("ComposeTransform: every part must be a Transform")
-        self.parts = list(parts)
+        super().__init__(cache_size)
+        self.parts = [p.with_cache(cache_size) if cache_size else p for p in parts]
+
+    def with_cache(self, cache_size=1):
+        return self if self._cache_size == cache_size else ComposeTransform(self.parts, cache_size)
 
     def __eq__(self, other):
         return isinstance(other, ComposeTransform) and self.parts == other.parts
