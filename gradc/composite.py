@@ -20,6 +20,7 @@ from .shapes import normalize_axis, prod
 from .tensor import Tensor
 
 max_result = collections.namedtuple("max", ["values", "indices"])
+min_result = collections.namedtuple("min", ["values", "indices"])
 
 
 # ---------------------------------------------------------------------- devices and dtypes
@@ -250,6 +251,9 @@ def max(input, dim=None, keepdim=False):
         return input.maximum(dim)
     if dim is None:
         return input.amax()
+    if input.dtype is D.bool_:   # (bools have no argmax: their values as integers, given back as bools)
+        values, indices = max(input.long(), dim, keepdim)
+        return max_result(values.bool(), indices)
     if input.ndim == 0:
         return max_result(input.amax(dim, keepdim), input.argmax(dim, keepdim))
     return _at_index(input, input.argmax(dim, keepdim=True), dim, keepdim)
@@ -261,9 +265,12 @@ def min(input, dim=None, keepdim=False):
         return input.minimum(dim)
     if dim is None:
         return amin(input)
+    if input.dtype is D.bool_:
+        values, indices = min(input.long(), dim, keepdim)
+        return min_result(values.bool(), indices)
     if input.ndim == 0:
-        return max_result(amin(input, dim, keepdim), (-input).argmax(dim, keepdim))
-    return _at_index(input, (-input).argmax(dim, keepdim=True), dim, keepdim)
+        return min_result(amin(input, dim, keepdim), (-input).argmax(dim, keepdim))
+    return _at_index(input, (-input).argmax(dim, keepdim=True), dim, keepdim, min_result)
 
 
 def linear_index(index, dim, shape):
@@ -304,14 +311,14 @@ def gather_along(input, dim, index):
     return OPS["gather"].bind(input.reshape(-1), linear_index(index, dim, input.shape), axis=0)
 
 
-def _at_index(input, index, dim, keepdim):
+def _at_index(input, index, dim, keepdim, result=max_result):
     """(values, indices) of max/min over dim: the values are read at the index, so the gradient goes
     to that one element, as in PyTorch (amax/amin split it among ties)."""
     d = normalize_axis("max", dim, input.ndim)
     values = gather_along(input, d, index)
     if not keepdim:
         values, index = values.squeeze(d), index.squeeze(d)
-    return max_result(values, index)
+    return result(values, index)
 
 
 export("argmin")(lambda input, dim=None, keepdim=False: (-input).argmax(dim, keepdim))

@@ -252,7 +252,7 @@ def prod_(input, dim=None, keepdim=False, dtype=None):
     out = x.squeeze(-1)
     if dim is None:
         return out.reshape((1,) * input.ndim) if keepdim else out.reshape(())
-    return out.unsqueeze(d) if keepdim else out
+    return out.unsqueeze(d) if keepdim and input.ndim else out
 
 
 @export("movedim")

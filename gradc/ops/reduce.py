@@ -108,4 +108,6 @@ def amax(input, dim=None, keepdim=False):
 @argmax_p.def_frontend("argmax")
 def argmax(input, dim=None, keepdim=False):
     axis = None if dim is None else normalize_axis("argmax", dim, input.ndim)
+    if input.ndim == 0:   # (a 0-d result: keepdim has no dim to keep, as in PyTorch)
+        return argmax_p.bind(input, axis=None, keepdim=False)
     return argmax_p.bind(input, axis=axis, keepdim=bool(keepdim))
