@@ -33,13 +33,24 @@ def _new(data, dtype, device, requires_grad, fill_shape=None, kind="fill"):
 @export("tensor", method=False)
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor that copies `data` (nested lists, numbers, arrays or a tensor)."""
-    if isinstance(data, Tensor):
-        data = data.detach().numpy()
+    data = data.detach().numpy() if isinstance(data, Tensor) else _elements(data)
     dtype = D.get_dtype(dtype) if dtype is not None else infer_dtype(data)
     if hasattr(data, "__cuda_array_interface__"):
         data = data.get()
     arr = np.array(data, dtype=dtype.np, copy=True)
     return _new(arr, dtype, device, requires_grad)
+
+
+def _elements(data):
+    """Nested lists with tensors in them: a one-element tensor is a number there, as PyTorch reads
+    it (tensor([t1, t2]) of two (1,) tensors has shape (2,))."""
+    if isinstance(data, Tensor):
+        a = data.detach().numpy()
+        return a.reshape(()) if a.size == 1 else a
+    if isinstance(data, (list, tuple)) and data and (isinstance(data[0], (list, tuple, Tensor)) or
+                                                     isinstance(data[-1], Tensor)):   # (lists of numbers: as they are)
+        return [_elements(x) for x in data]
+    return data
 
 
 def legacy(name, dtype, args, device=None):

@@ -37,6 +37,11 @@ CASES = {
                                             L.nn.functional.fold(L.arange(32.0).reshape(8, 4), (3, 3), 2)),
     "an empty list index": lambda L: L.zeros(3, 4)[[]],
     "shifts of bools and by tensors": lambda L: (L.tensor([True]) << 1, 1 << L.tensor([1, 2]), 64 >> L.tensor([1, 3])),
+    "one-element tensors in a list are numbers": lambda L: (L.tensor([L.tensor([1.0]), L.tensor([2.0])]),
+                                                           L.tensor([[L.tensor(1.0), 2.0], [3, L.tensor([4])]])),
+    "max and min over a dim of bools": lambda L: (*L.tensor([[True, False], [False, False]]).max(1),
+                                                  *L.tensor([[True, False], [True, True]]).min(0, keepdim=True)),
+    "0-d argmax and prod with keepdim": lambda L: (L.tensor(3.0).argmax(0, keepdim=True), L.tensor(3.0).prod(-1, keepdim=True)),
     "fmod far from and at infinity": lambda L: (L.fmod(L.tensor([-1.0, -3.0, 7.5]), 1e8), L.fmod(
         L.tensor([-8.0, 5.0, -7.5]), L.tensor([INF, -INF, 2.0])), L.fmod(L.tensor([-7, 7]), 3)),
 }
