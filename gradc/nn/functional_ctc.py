@@ -9,7 +9,8 @@ with zero_infinity=True), as PyTorch does.
 
 Gradients are PyTorch's: its CTC backward gives log_probs the gradient that belongs to the logits
 of the log_softmax that made them, exp(log_probs) - occupancy, for the steps inside each input's
-length. A term of value 0 whose gradient is exp(log_probs) there is added to each sample's loss,
+length. A term of value 0 whose gradient is exp(log_probs) there (exp(lp) - exp(lp).detach()) is
+added to each sample's loss,
 so a log_probs leaf (PyTorch's own example detaches a log_softmax) gets PyTorch's gradient; after
 a log_softmax it cancels (each row of exp(log_probs) sums to 1), so logits get the true one."""
 import numpy as np
@@ -126,8 +127,8 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     end_label = where(last > 0, alpha.gather(1, (last - 1).clamp(min=0)), _NEG)
     loss = -_lse(end_blank, end_label).reshape(n)
     here = active & log_probs.isfinite()
-    moved = where(here, log_probs - log_probs.detach(), 0.0)   # 0, with log_probs' gradient where `here`
-    loss = loss + (where(here, log_probs.detach().exp(), 0.0) * moved).sum((0, 2))
+    e = where(here, log_probs, 0.0).exp()   # exp(lp) - its own value: 0, with gradient (and its derivative) exp(lp)
+    loss = loss + where(here, e - e.detach(), 0.0).sum((0, 2))
     impossible = (loss > _IMPOSSIBLE) | (in_len == 0)
     loss = where(impossible, 0.0 if zero_infinity else float("inf"), loss)
     if unbatched:

@@ -280,7 +280,8 @@ _binary_names(div_p, ("true_divide", "__truediv__"))
 @div_p.def_frontend("__rtruediv__", function=False)
 def _rtruediv(input, other):
     """c / x is PyTorch's x.reciprocal() * c (it can differ from a true division in the last bit)."""
-    if isinstance(other, (int, float)) and not isinstance(other, bool) and other != 1:
+    weak = getattr(other, "gradc_weak_scalar", None) is not None   # (a traced float argument)
+    if weak or isinstance(other, (int, float)) and not isinstance(other, bool) and other != 1:
         return F.binary("mul", F.binary("div", 1.0, input), other)
     return F.binary("div", other, input)
 

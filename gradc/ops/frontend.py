@@ -212,6 +212,12 @@ def cast(x, dtype):
     return x if x.dtype is dtype else OPS["cast"].bind(x, dtype=dtype.name)
 
 
+def _in_float32(dtype, name, tensor_first):
+    """PyTorch's float16 x * c and x / c compute in float32 and round once: c is not rounded to
+    float16 first (0 * -1e9, BERT's additive mask, is 0, not NaN); x + c rounds c, as here."""
+    return dtype is D.float16 and (name == "mul" or name == "div" and tensor_first)
+
+
 def binary(name, a, b):
     """Promote two operands (tensors or Python scalars) to one dtype and bind the primitive."""
     ta, tb = isinstance(a, Value), isinstance(b, Value)
@@ -224,8 +230,10 @@ def binary(name, a, b):
         weak = None if is_number(s) else getattr(s, "gradc_weak_scalar", None)
         if weak is not None:   # a float argument of a compiled function, traced: promotes as a Python float
             dtype = D.promote_weak(t.dtype, 1.0)
-            t, s = cast(t, dtype), cast(weak, dtype)
-            return OPS[name].bind(*((t, s) if ta else (s, t)))
+            wide = D.float32 if _in_float32(dtype, name, ta) else dtype
+            t, s = cast(t, wide), cast(weak, wide)
+            out = OPS[name].bind(*((t, s) if ta else (s, t)))
+            return out if wide is dtype else cast(out, dtype)
         if not is_number(s):
             if isinstance(s, (np.ndarray, list, tuple)):
                 arr = np.asarray(s)
@@ -234,9 +242,7 @@ def binary(name, a, b):
                 return binary(name, *((a, s) if ta else (s, b)))
             raise DTypeError(f"{name}: unsupported operand of type {type(s).__name__}; expected a tensor or a number")
         dtype = D.promote_weak(t.dtype, s)
-        if dtype is D.float16 and (name == "mul" or name == "div" and ta):
-            # PyTorch's float16 x * c and x / c compute in float32 and round once: c is not rounded to
-            # float16 first (0 * -1e9, BERT's additive mask, is 0, not NaN); x + c rounds c, as here
+        if _in_float32(dtype, name, ta):
             wide = OPS[name].bind(*((cast(t, D.float32), scalar(s, D.float32, t.device)) if ta else
                                     (scalar(s, D.float32, t.device), cast(t, D.float32))))
             return cast(wide, D.float16)
