@@ -342,6 +342,7 @@ class CompiledFunction:
                 if lowering and tracer.created_state():
                     parts["one_shot"] = True   # the optimizer gives that state back below: valid for one call
             self._name_inputs(tracer, spec)
+            reads.record_arguments(args, kwargs)
             python_guards = reads.guards(modules_of(self.fn))
             if len(python_guards):
                 parts["guards"].append(python_guards)

@@ -21,13 +21,17 @@ Cost per call: an unchanged global or cell is one dict lookup or cell read and a
 a container is re-frozen and compared; module attributes are compared only when some module was
 assigned to since the last check (nn.Module counts assignments: `structure_epoch`)."""
 import dis
+import functools
 import gc
+import inspect
 import math
 import os
 import reprlib
 import sys
 import sysconfig
 import types
+
+import numpy as np
 
 from .nn.module import Module, structure_epoch
 from .tensor import Tensor
@@ -48,8 +52,9 @@ class _Budget(Exception):
     pass
 
 
-def freeze(v, budget=None):
-    """A comparable copy of `v`: scalars by value, containers by contents, objects by identity."""
+def freeze(v, budget=None, depth=3):
+    """A comparable copy of `v`: scalars by value, containers and small arrays by contents, config
+    objects by their attributes (`args.opt.k`: `depth` levels of them), other objects by identity."""
     budget = [MAX_LEAVES] if budget is None else budget
     budget[0] -= 1
     if budget[0] < 0:
@@ -57,22 +62,22 @@ def freeze(v, budget=None):
     t = type(v)
     if t in _SCALARS:
         return (t, "nan") if t is float and math.isnan(v) else (t, v)
-    if t in (list, tuple):
-        return (t, tuple(freeze(x, budget) for x in v))
+    if t in (list, tuple, _Parts):
+        return (t, tuple(freeze(x, budget, depth) for x in v))
     if t is dict:
-        return (t, tuple((freeze(k, budget), freeze(x, budget)) for k, x in v.items()))
+        return (t, tuple((freeze(k, budget, depth), freeze(x, budget, depth)) for k, x in v.items()))
     if t in (set, frozenset):
         try:
-            return (t, frozenset(freeze(x, budget) for x in v))
+            return (t, frozenset(freeze(x, budget, depth) for x in v))
         except TypeError:
             return ("id", id(v), len(v))
-    if _is_user_object(v):  # a config object: its attributes, one level deep
-        return ("obj", id(v), tuple((k, _shallow(x)) for k, x in vars(v).items()))
+    if t is np.ndarray and v.size <= 64:   # a small array read into the program (a mask, weights): its values
+        return ("array", v.dtype.str, v.shape, v.tobytes())
+    if _is_user_object(v):  # a config object: its attributes, `depth` levels deep
+        if depth <= 0:
+            return ("id", id(v))
+        return ("obj", id(v), tuple((k, freeze(x, budget, depth - 1)) for k, x in vars(v).items()))
     return ("id", id(v))
-
-
-def _shallow(v):
-    return (type(v), v) if type(v) in _SCALARS else ("id", id(v))
 
 
 def _is_user_object(v):
@@ -90,7 +95,7 @@ def frozen(v):
 
 
 def _deep(v):
-    return type(v) in (list, dict, set) or _is_user_object(v)
+    return type(v) in (list, dict, set, np.ndarray) or _is_user_object(v) or (type(v) is tuple and any(map(_deep, v)))
 
 
 def _changed(label, old, new):
@@ -140,8 +145,8 @@ class PythonGuards:
             if cur is _MISSING:
                 out.append(f"{label}: {_short.repr(obj)} -> (deleted)")
             elif (cur is not obj or deep) and frozen(cur) != snap:
-                out.append(_changed(label, obj, cur) if not deep else f"{label}: contents changed "
-                           f"({_short.repr(cur)})")
+                out.append(f"{label}: {obj.replaced(cur)} replaced" if isinstance(obj, _Parts) else
+                           _changed(label, obj, cur) if not deep else f"{label}: contents changed ({_short.repr(cur)})")
         return out
 
 
@@ -151,6 +156,20 @@ def global_names(code):
     ins = list(dis.get_instructions(code))
     names = {x.argval for x in ins if x.opname in ("LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL")}
     return names, mutated_names(code, ins)
+
+
+def attributes_read(code, name, loads=("LOAD_GLOBAL", "LOAD_NAME")):
+    """The attributes the code reads directly off `name` (a global's `cfg.SCALE`; with
+    loads=("LOAD_FAST",), an argument's `self.k`)."""
+    ins = list(dis.get_instructions(code))
+    return {b.argval for a, b in zip(ins, ins[1:]) if a.opname in loads and a.argval == name
+            and b.opname in ("LOAD_ATTR", "LOAD_METHOD")}
+
+
+def _user_module(m):
+    """A Python module of the user's own (a config.py), not a library's."""
+    f = getattr(m, "__file__", None) or ""
+    return bool(f) and not f.startswith(_SKIP_DIRS) and "site-packages" not in f and "dist-packages" not in f
 
 
 def mutated_names(code, ins=None):
@@ -185,6 +204,31 @@ def _attr_reader(m, name):
     return lambda: d.get(name, _MISSING)
 
 
+def _user_objects(v, depth=3):
+    if _is_user_object(v):
+        yield v
+    elif depth and isinstance(v, (list, tuple)):
+        for x in v:
+            yield from _user_objects(x, depth - 1)
+    elif depth and isinstance(v, dict):
+        for x in v.values():
+            yield from _user_objects(x, depth - 1)
+
+
+class _Parts(tuple):
+    """(name, id) of a module's parameters, buffers and submodules; says which were replaced."""
+    __slots__ = ()
+
+    def replaced(self, other):
+        old, new = dict(self), dict(other)
+        return ", ".join(k for k in dict.fromkeys(list(old) + list(new)) if old.get(k) != new.get(k))
+
+
+def _parts_reader(m):
+    d = m.__dict__
+    return lambda: _Parts((k, id(v)) for store in ("_parameters", "_buffers", "_modules") for k, v in d[store].items())
+
+
 class Reads:
     """Records, while a call is traced, the Python values the user's code can read (see the
     module docs). Use as a context manager around the traced call, then `guards(...)`."""
@@ -193,6 +237,7 @@ class Reads:
         self.fn = fn
         self.codes = set()
         self.values = {}   # key -> (label, read, value)
+        self.called = {}   # id -> module whose forward ran (a module reached through an argument too)
         self._prev = None
         self._use_trace = True
         self._collecting = False
@@ -233,11 +278,15 @@ class Reads:
 
     def _hook(self):
         """The trace function: it runs on every Python call of the traced code, so it reads only locals."""
-        codes, record = self.codes, self._record_globals
+        codes, record, called = self.codes, self._record_globals, self.called
 
         def hook(frame, event, arg):
             if event == "call":
                 code = frame.f_code
+                if code.co_name == "forward" and not self._collecting:
+                    module = frame.f_locals.get("self")
+                    if isinstance(module, Module):
+                        called[id(module)] = module
                 if code not in codes and not self._collecting:
                     codes.add(code)
                     if not code.co_filename.startswith(_SKIP_DIRS):
@@ -252,6 +301,11 @@ class Reads:
             if key in self.values:
                 continue
             v = g.get(name, _MISSING)
+            if isinstance(v, types.ModuleType) and _user_module(v):
+                for attr in attributes_read(code, name):
+                    a = getattr(v, attr, _MISSING)
+                    if not isinstance(a, types.ModuleType) and not callable(a):
+                        self.values[("attr", id(v), attr)] = (f"{name}.{attr}", _attr_reader(v, attr), a, False)
             if v is _MISSING or isinstance(v, types.ModuleType):
                 continue
             self.values[key] = (f"global {name}", _global_reader(g, name), v, name in mutated)
@@ -259,8 +313,21 @@ class Reads:
                 self._record_function(v, f"{name}.")
 
     def _record_function(self, fn, prefix):
+        if isinstance(fn, functools.partial):   # its bound arguments, then its function
+            self.values[("partial", id(fn))] = (f"{prefix}partial arguments", lambda: (fn.args, fn.keywords),
+                                                (fn.args, fn.keywords), False)
+            return self._record_function(fn.func, prefix)
+        owner = getattr(fn, "__self__", fn if not isinstance(fn, types.FunctionType) else None)
         fn = getattr(fn, "__func__", fn)
+        if not isinstance(fn, types.FunctionType) and hasattr(type(fn), "__call__"):
+            fn = getattr(type(fn).__call__, "__func__", type(fn).__call__)
         code = getattr(fn, "__code__", None)
+        if _is_user_object(owner) and code is not None and code.co_argcount:   # trainer.step's self.model
+            self.record_attributes(owner, attributes_read(code, code.co_varnames[0], ("LOAD_FAST",)), f"{prefix}self")
+        for what, attr in (("default arguments", "__defaults__"), ("keyword defaults", "__kwdefaults__")):
+            value = getattr(fn, attr, None)
+            if value:   # (a mutable default the function reads: def f(x, w=[2.0]))
+                self.values[(attr, id(fn))] = (f"{prefix}{what}", functools.partial(getattr, fn, attr), value, False)
         mutated = mutated_names(code) if code is not None else set()
         for name, cell in zip(getattr(code, "co_freevars", ()), getattr(fn, "__closure__", None) or ()):
             key = ("cell", id(cell))
@@ -272,6 +339,30 @@ class Reads:
                 continue
             if not isinstance(v, types.ModuleType):
                 self.values[key] = (f"closure variable {prefix}{name}", _cell_reader(cell), v, name in mutated)
+            if isinstance(v, types.FunctionType):   # a local helper: what it captures is read too
+                self._record_function(v, f"{prefix}{name}.")
+
+    def record_attributes(self, obj, names, label):
+        """Guard the attributes `names` of obj (those the code reads; not its methods)."""
+        for k in names:
+            v = getattr(obj, k, _MISSING)
+            if k in getattr(obj, "__dict__", {}) and not isinstance(v, types.ModuleType):
+                self.values[("attr", id(obj), k)] = (f"{label}.{k}", _attr_reader(obj, k), v, False)
+
+    def record_arguments(self, args, kwargs):
+        """Config objects among a call's arguments (f(x, cfg)): the attributes the function reads
+        off a named one, every attribute of one inside a container."""
+        code = getattr(getattr(self.fn, "__func__", self.fn), "__code__", None)
+        try:
+            named = inspect.signature(self.fn).bind(*args, **kwargs).arguments
+        except (TypeError, ValueError):
+            named = {}
+        for name, value in named.items():
+            if _is_user_object(value) and code is not None and name in code.co_varnames:
+                self.record_attributes(value, attributes_read(code, name, ("LOAD_FAST",)), name)
+            else:
+                for v in _user_objects(value):
+                    self.values[("arg", id(v))] = (f"argument {name} ({type(v).__name__})", lambda v=v: v, v, False)
 
     def guards(self, root_modules=(), root_label="self"):
         """PythonGuards for what was read; `root_modules`: modules the compiled callable reaches
@@ -282,7 +373,14 @@ class Reads:
         for label, _, v, _ in self.values.values():
             if isinstance(v, Module):
                 roots.append((label.split(" ")[-1], v))
+        roots += [(None, m) for m in self.called.values()]
         module_entries, seen = [], set()
+        classes = dict.fromkeys(c for _, root in roots for m in root.modules() for c in type(m).__mro__
+                                if not (c.__module__ or "").startswith(("gradc", "builtins")))
+        for cls in classes:   # class attributes a forward reads as self.SCALE (changing them is no assignment)
+            for k, v in vars(cls).items():
+                if type(v) in _SCALARS and not k.startswith("__"):
+                    entries.append((f"{cls.__name__}.{k}", functools.partial(vars(cls).get, k, _MISSING), v, frozen(v), False))
         for name, root in roots:
             if id(root) in seen:
                 continue
@@ -292,8 +390,11 @@ class Reads:
                 if id(m) in seen:
                     continue
                 seen.add(id(m))
+                parts = _parts_reader(m)   # a replaced parameter, buffer or submodule (m[1] = nn.Tanh())
+                module_entries.append((f"{path}", parts, parts(),
+                                       frozen(parts()), False))
                 for k, v in m.__dict__.items():
-                    if k in _MODULE_STORES or isinstance(v, Module) or callable(v):
+                    if (k in _MODULE_STORES and k != "training") or isinstance(v, Module):
                         continue
                     module_entries.append((f"{path}.{k}", _attr_reader(m, k), v, frozen(v), _deep(v)))
         return PythonGuards(entries, module_entries)

@@ -32,7 +32,9 @@ def unflatten(spec, leaves):
     if kind is dict:
         return {k: unflatten(v, leaves) for k, v in body}
     items = [unflatten(v, leaves) for v in body]
-    return kind(items) if kind is list else (tuple(items) if kind is tuple else kind(*items))
+    if kind is list or kind is tuple:
+        return kind(items)
+    return kind(*items) if hasattr(kind, "_fields") else kind(items)   # a namedtuple, or a tuple subclass (Size)
 
 
 def spec_key(spec):
