@@ -1,5 +1,28 @@
-"""Flatten nested tuples/lists/dicts of tensors and Python values, and rebuild them."""
+"""Flatten nested tuples/lists/dicts/dataclasses of tensors and Python values, and rebuild them."""
+import dataclasses
+
 from .tensor import Tensor
+
+
+class DataclassKind:
+    """The container kind of a dataclass instance: its class and field names; called with the
+    fields' values (as a namedtuple class is), it builds a new instance without running __init__."""
+    __slots__ = ("cls", "_fields", "__name__")
+
+    def __init__(self, cls, names):
+        self.cls, self._fields, self.__name__ = cls, names, cls.__name__
+
+    def __call__(self, *values):
+        obj = object.__new__(self.cls)
+        for name, v in zip(self._fields, values):
+            object.__setattr__(obj, name, v)   # (frozen dataclasses too)
+        return obj
+
+    def __eq__(self, other):
+        return isinstance(other, DataclassKind) and (self.cls, self._fields) == (other.cls, other._fields)
+
+    def __hash__(self):
+        return hash((self.cls, self._fields))
 
 
 def flatten(tree, numbers=False):
@@ -18,6 +41,9 @@ def flatten(tree, numbers=False):
             return (type(x), tuple(walk(v) for v in x))
         if isinstance(x, dict):
             return (dict, tuple((k, walk(v)) for k, v in x.items()))
+        if dataclasses.is_dataclass(x) and not isinstance(x, type):   # a batch dataclass: its fields
+            names = tuple(f.name for f in dataclasses.fields(x))
+            return (DataclassKind(type(x), names), tuple(walk(getattr(x, n)) for n in names))
         return ("V", x)
 
     return leaves, walk(tree)

@@ -84,6 +84,14 @@ def _tensor_changes(name, old, new):
     return out
 
 
+def _differ(a, b):
+    """Whether two Python argument values differ (a user object's == may raise on tensors inside)."""
+    try:
+        return type(a) is not type(b) or bool(a != b)
+    except Exception:
+        return True
+
+
 def describe(fn, old, new, module_names=()):
     """The changes between two call signatures (see CompiledFunction._signature), one per part.
     `old`/`new` are (signature, pytree spec); `module_names`: the paths of the modules whose
@@ -105,7 +113,7 @@ def describe(fn, old, new, module_names=()):
     if len(t0) != len(t1) and not out:
         out.append(f"number of tensor arguments: {len(t0)} -> {len(t1)}")
     for path in v1:
-        if path in v0 and (type(v0[path]), v0[path]) != (type(v1[path]), v1[path]) and v0[path] is not v1[path]:
+        if path in v0 and v0[path] is not v1[path] and _differ(v0[path], v1[path]):
             out.append(f"{path}: {_short.repr(v0[path])} -> {_short.repr(v1[path])}")
         elif path not in v0 and not any(path.startswith(c) for c in c0 if c0.get(c) != c1.get(c)):
             out.append(f"{path}: new argument {_short.repr(v1[path])}")

@@ -1,6 +1,9 @@
 """Sound guards: every Python value that shaped a trace is guarded, so a change traces again instead
 of running a stale program; compiled results are compared with eager results after each change.
 Also: wrong arguments to a loaded Program, and compiling what is already compiled."""
+import dataclasses
+import functools
+
 import numpy as np
 import pytest
 
@@ -341,3 +344,107 @@ def test_python_and_numpy_random_draws_are_never_frozen_into_a_program():
     assert "RandomState" in repr(np.random.beta)   # the real functions are back after the trace
     with pytest.raises(gradc.TraceError, match="frozen into the program"):
         gradc.compile(lambda x: x * random.random(), fullgraph=True)(gradc.ones(1))
+
+
+# ------------------------------------------------------------------ what a compiled call reaches indirectly
+class _Cfg:
+    pass
+
+
+def test_modules_reached_through_arguments_and_containers_are_guarded():
+    net = gradc.nn.Sequential(gradc.nn.Linear(4, 4), gradc.nn.Dropout(0.5))
+    f = gradc.compile(lambda model, x: model(x))
+    x = gradc.ones(2, 4)
+    f(net, x)
+    net.eval()   # dropout off: two calls agree
+    assert (f(net, x) == f(net, x)).all()
+    net[0].weight = gradc.nn.Parameter(gradc.zeros(4, 4))
+    assert f(net, x).tolist() == [net[0].bias.tolist()] * 2
+    assert any("weight replaced" in r for r in f.recompile_reasons)
+    m = gradc.nn.Sequential(gradc.nn.Identity(), gradc.nn.ReLU())
+    cm = gradc.compile(m)
+    v = gradc.tensor([-1.0, 1.0])
+    assert cm(v).tolist() == [0.0, 1.0]
+    m[1] = gradc.nn.Tanh()   # a submodule without parameters swapped in
+    np.testing.assert_allclose(cm(v).numpy(), np.tanh([-1.0, 1.0]), rtol=1e-6)
+
+
+def test_python_state_read_through_objects_defaults_and_helpers_is_guarded():
+    x = gradc.ones(2)
+    c = _Cfg()
+    c.w, c.k, c.opt = gradc.tensor([2.0, 2.0]), 1, _Cfg()
+    c.opt.s = 1.0
+    f = gradc.compile(lambda x, c: x * c.w + c.k * c.opt.s)
+    assert f(x, c).tolist() == [3.0, 3.0]
+    c.w = gradc.tensor([5.0, 5.0])
+    assert f(x, c).tolist() == [6.0, 6.0]
+    c.opt.s = 100.0
+    assert f(x, c).tolist() == [105.0, 105.0]
+
+    class Trainer:
+        def __init__(self):
+            self.k, self.calls = 1.0, 0
+
+        def step(self, x):
+            return x * self.k
+    t = Trainer()
+    step = gradc.compile(t.step)
+    assert step(x).tolist() == [1.0, 1.0]
+    t.calls += 1   # an attribute the method does not read: no retrace
+    t.k = 3.0
+    assert step(x).tolist() == [3.0, 3.0] and step.trace_count == 2
+
+    def outer():
+        scale = 1.0
+
+        def helper(v):
+            return v * scale
+
+        g = gradc.compile(lambda v: helper(v) + 1)
+        first = g(x).tolist()
+        scale = 5.0
+        return first, g(x).tolist()
+    assert outer() == ([2.0, 2.0], [6.0, 6.0])
+
+    def with_default(v, w=[2.0]):
+        return v * w[0]
+    d = gradc.compile(with_default)
+    assert d(x).tolist() == [2.0, 2.0]
+    with_default.__defaults__[0][0] = 7.0
+    assert d(x).tolist() == [7.0, 7.0]
+    p = functools.partial(lambda v, k: v + k, k=1)
+    cp = gradc.compile(p)
+    assert cp(x).tolist() == [2.0, 2.0]
+    p.keywords["k"] = 5
+    assert cp(x).tolist() == [6.0, 6.0]
+    mask = np.array([1.0, 2.0], dtype=np.float32)
+    h = gradc.compile(lambda v: v * gradc.tensor(mask))
+    assert h(x).tolist() == [1.0, 2.0]
+    mask[0] = 100.0
+    assert h(x).tolist() == [100.0, 2.0]
+
+    class Scaled(gradc.nn.Module):
+        SCALE = 1.0
+
+        def forward(self, v):
+            return v * self.SCALE
+    s = gradc.compile(Scaled())
+    assert s(x).tolist() == [1.0, 1.0]
+    Scaled.SCALE = 3.0
+    assert s(x).tolist() == [3.0, 3.0]
+
+
+def test_dataclasses_are_pytrees_and_a_size_can_be_returned():
+    @dataclasses.dataclass
+    class Batch:
+        x: object
+        y: object
+
+    @dataclasses.dataclass(frozen=True)
+    class Out:
+        loss: object
+        shape: object
+    f = gradc.compile(lambda b: Out((b.x * b.y).sum(), b.x.shape))
+    outs = [f(Batch(gradc.ones(2) * i, gradc.ones(2))) for i in range(3)]
+    assert [o.loss.item() for o in outs] == [0.0, 2.0, 4.0] and f.trace_count == 1
+    assert outs[0].shape == gradc.Size([2]) and isinstance(outs[0].shape, gradc.Size)
