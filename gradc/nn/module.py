@@ -4,6 +4,7 @@ import collections
 import itertools
 import weakref
 
+from .. import dispatch
 from .. import dtypes as D
 from ..autograd import no_grad
 from ..errors import DTypeError, GradcError, ShapeError
@@ -68,6 +69,17 @@ class Parameter(Tensor):
 
     def __reduce_ex__(self, proto):
         return (Parameter, (self.detach(), self.requires_grad))
+
+
+def zero_grad_of(p):
+    """p.grad set to zeros: in place, as PyTorch does (a reference to it sees the zeros), unless it
+    has history or a compiled function is being traced. Zeros, not grad * 0.0: an inf/nan gradient
+    (fp16 overflow) would stay nan forever."""
+    g = p.grad
+    if g.requires_grad or g.grad_fn is not None or dispatch.tracer() is not None:
+        p.grad = zeros_like(g)
+    else:
+        g.zero_()
 
 
 # Bumped on every change to any module's parameters, buffers, submodules or training flag, so that
@@ -329,8 +341,8 @@ class Module:
             if set_to_none:   # also when already None: see Optimizer.zero_grad
                 p.grad = None
             elif p.grad is not None:
-                # zeros, not grad * 0.0: an inf/nan gradient (fp16 overflow) would stay nan forever
-                p.grad = zeros_like(p.grad)
+                zero_grad_of(p)
+
 
     def _apply_to_tensors(self, fn):
         """Convert parameters and buffers, keeping each Parameter object (optimizers hold them)."""

@@ -12,6 +12,7 @@ from ..tensor import Tensor
 from .. import dtypes as D
 from ..functions import cat, zeros_like
 from .. import dispatch
+from ..nn.module import zero_grad_of
 from ..internal import internal
 
 
@@ -168,7 +169,7 @@ class Optimizer(abc.ABC):
                     # so the program does not assume (and guard) that it starts from none.
                     p.grad = None
                 elif p.grad is not None:  # zeros, not grad * 0.0: an inf/nan gradient would stay nan
-                    p.grad = zeros_like(p.grad)
+                    zero_grad_of(p)
 
     def step(self):
         # State made on the first step (zero moments, step counts) is made as real tensors also while
