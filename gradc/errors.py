@@ -14,6 +14,16 @@ class DTypeError(GradcError, TypeError):
     """Operand dtypes do not fit the op."""
 
 
+class ScalarError(ShapeError, RuntimeError):
+    """A tensor of several (or no) elements used as one number (item(), bool(), float()): a
+    ShapeError, and a RuntimeError as PyTorch's is."""
+
+
+class StateDictError(ShapeError, RuntimeError):
+    """A state dict that does not fit the module (missing or unexpected keys, a shape that
+    differs): a ShapeError, and a RuntimeError as PyTorch's load_state_dict raises."""
+
+
 class CastError(DTypeError, RuntimeError):
     """A result whose dtype cannot be written into the tensor that must hold it (an in-place op on an
     integer tensor, out=): a DTypeError, and a RuntimeError as PyTorch's is."""

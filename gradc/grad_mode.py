@@ -1,5 +1,6 @@
 """Grad mode: whether ops record history for autograd (per thread, as in PyTorch)."""
 import functools
+import inspect
 import threading
 
 _state = threading.local()
@@ -32,11 +33,39 @@ class _GradMode:
         return False
 
     def __call__(self, fn):
+        if inspect.isgeneratorfunction(fn):
+            return self._wrap_generator(fn)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with self._fresh():
                 return fn(*args, **kwargs)
         return wrapper
+
+    def _wrap_generator(self, fn):
+        """A decorated generator runs each of its steps inside the mode, as PyTorch's does."""
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            gen = fn(*args, **kwargs)
+            try:
+                with self._fresh():
+                    response = gen.send(None)
+                while True:
+                    try:
+                        request = yield response
+                    except GeneratorExit:
+                        with self._fresh():
+                            gen.close()
+                        raise
+                    except BaseException as e:
+                        with self._fresh():
+                            response = gen.throw(e)
+                    else:
+                        with self._fresh():
+                            response = gen.send(request)
+            except StopIteration as stop:
+                return stop.value
+        return generator
 
     def _fresh(self):
         """A new context manager for one call of a decorated function."""

@@ -7,7 +7,7 @@ in-place writes, detach, backward) asks the active interpreter on the dispatch s
 from . import autograd, dispatch
 from . import dtypes as D
 from .device import CPU
-from .errors import AutogradError, DTypeError, ShapeError, TraceError
+from .errors import AutogradError, DTypeError, ScalarError, ShapeError, TraceError
 from .grad_mode import is_grad_enabled
 from .options import array_text
 from .shapes import Size, normalize_axis
@@ -133,7 +133,7 @@ class Tensor(dispatch.Value):
 
     def item(self):
         if self.numel() != 1:
-            raise ShapeError(f"item() needs a tensor with one element, got shape {tuple(self.shape)}")
+            raise ScalarError(f"item() needs a tensor with one element, got shape {tuple(self.shape)}")
         return self._concrete("item()").reshape(()).item()
 
     def tolist(self):
@@ -142,7 +142,7 @@ class Tensor(dispatch.Value):
 
     def __bool__(self):
         if self.numel() != 1:
-            raise ShapeError(f"the truth value of a tensor with {self.numel()} elements is ambiguous; "
+            raise ScalarError(f"the truth value of a tensor with {self.numel()} elements is ambiguous; "
                              "use .any() or .all(), or gradc.where for elementwise choice")
         return bool(self._concrete("bool()").reshape(()).item())
 
@@ -220,6 +220,8 @@ class Tensor(dispatch.Value):
         if requires_grad and not self.dtype.is_floating_point:
             raise DTypeError(f"only floating-point tensors can require grad, got {self.dtype!r}")
         if not self.is_leaf:
+            if requires_grad and self.requires_grad:
+                return self   # (already so: PyTorch allows it)
             raise AutogradError("requires_grad_() can only change leaf tensors; use .detach().requires_grad_()")
         self.requires_grad = requires_grad
         return self

@@ -158,3 +158,11 @@ def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
     x = input.movedim((a, b), (-2, -1)).clone()
     x[..., rows, [r + offset for r in rows]] = src
     return x.movedim((-2, -1), (a, b))
+
+
+@export("__contains__", function=False)
+def _contains(self, element):
+    """`v in t`: whether any element equals v (a number or a tensor that broadcasts), as PyTorch's."""
+    if not isinstance(element, (Tensor, int, float, bool)):
+        raise DTypeError(f"Tensor.__contains__ only supports a tensor or a number, got {type(element).__name__}")
+    return bool((self == element).any())

@@ -1290,3 +1290,26 @@ def test_einsum_diagonals_anywhere_in_the_term_match_pytorch(equation, shapes):
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     compiled = gradc.compile(lambda *a: gradc.einsum(equation, *a))(*[gradc.tensor(x) for x in xs])
     np.testing.assert_allclose(compiled.numpy(), expected, rtol=1e-12)
+
+
+def test_library_surface_habits_match_pytorch():
+    for lib in (torch, gradc):
+        @lib.no_grad()
+        def batches(w):   # a decorated generator runs under the mode too
+            for i in range(2):
+                yield w * i
+        w = lib.nn.Parameter(lib.tensor([0.5, 2.0]))
+        assert [b.requires_grad for b in batches(w)] == [False, False]
+        x = lib.tensor([[1.0, 2.0], [3.0, 4.0]])
+        assert (3 in x, lib.tensor([3.0, 4.0]) in x, 9 in x) == (True, True, False)
+        y = lib.tensor([1.0, 2.0], requires_grad=True) * 2
+        assert y.requires_grad_() is y
+        assert tuple(lib.nn.Identity(54, unused_argument=0.1)(lib.ones(2)).shape) == (2,)
+        assert lib.manual_seed(3).initial_seed() == 3
+        for bad in (lambda: lib.ones(2).item(), lambda: bool(lib.ones(2)),
+                    lambda: lib.nn.Linear(2, 2).load_state_dict({}),
+                    lambda: lib.nn.Linear(2, 2).load_state_dict({"weight": lib.ones(3, 2), "bias": lib.ones(2)}),
+                    lambda: lib.nn.functional.cross_entropy(lib.ones(2, 3), lib.tensor([0, 1], dtype=lib.int32)),
+                    lambda: lib.nn.functional.cross_entropy(lib.ones(2, 3), lib.tensor([0, 1]), label_smoothing=1.5)):
+            with pytest.raises(RuntimeError):
+                bad()

@@ -3,7 +3,7 @@ import math
 import warnings
 
 from .. import dtypes as D
-from ..errors import DTypeError, ShapeError
+from ..errors import CastError, DTypeError, ShapeError, ValueRangeError
 from ..grad_mode import no_grad
 from ..tensor import Tensor
 from ..ops import OPS
@@ -268,7 +268,8 @@ def _weighted_nll(logp, target, weight, ignore_index, reduction, label_smoothing
         loss = -(logp * target * w).sum(1)
         return reduce_loss(loss.squeeze(0) if unbatched else loss, reduction, name)
     if target.dtype is not D.int64:
-        raise DTypeError(f"{name}: target must be int64 class indices (or float probabilities), got {target.dtype!r}")
+        raise CastError(f"{name}: target must be int64 class indices (or float probabilities), got {target.dtype!r}; "
+                        "use target.long()")
     if target.shape != logp.shape[:1] + logp.shape[2:]:
         raise ShapeError(f"{name}: target shape {tuple(target.shape)} does not match input {tuple(logp.shape)} "
                          f"(expected {logp.shape[:1] + logp.shape[2:]})")
@@ -301,7 +302,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     `weight` rescales classes, `label_smoothing` mixes in the uniform distribution."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+        raise ValueRangeError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     dim = 0 if input.ndim == 1 else 1
     return _weighted_nll(input.log_softmax(dim), target, weight, ignore_index, reduction, label_smoothing,
                          "cross_entropy")

@@ -10,8 +10,14 @@ from .module import Module, Parameter
 
 
 class Identity(Module):
-    def forward(self, x):
-        return x
+    """x unchanged; any constructor arguments are accepted and unused, as PyTorch's (a placeholder
+    for a layer built with arguments)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input
 
 
 class Linear(Module):

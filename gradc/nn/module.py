@@ -7,7 +7,7 @@ import weakref
 from .. import dispatch
 from .. import dtypes as D
 from ..autograd import no_grad
-from ..errors import DTypeError, GradcError, ShapeError
+from ..errors import DTypeError, GradcError, ShapeError, StateDictError
 from ..tensor import Tensor
 from ..functions import tensor as _tensor, zeros_like
 from .backward_hooks import call_with_backward_hooks
@@ -302,7 +302,7 @@ class Module:
                 parts.append(f"missing keys: {', '.join(missing)}")
             if unexpected:
                 parts.append(f"unexpected keys: {', '.join(unexpected)}")
-            raise GradcError(f"load_state_dict into {type(self).__name__}: {'; '.join(parts)}. "
+            raise StateDictError(f"load_state_dict into {type(self).__name__}: {'; '.join(parts)}. "
                              "Check that the checkpoint was saved from the same architecture, or pass strict=False")
         pairs = []
         for k, target in own.items():
@@ -311,7 +311,7 @@ class Module:
             value = state_dict[k]
             shape = tuple(value.shape)
             if shape != target.shape:
-                raise ShapeError(f"load_state_dict: '{k}' has shape {shape} in the checkpoint but "
+                raise StateDictError(f"load_state_dict: '{k}' has shape {shape} in the checkpoint but "
                                  f"{tuple(target.shape)} in the model")
             # convert before writing anything, so a failing conversion leaves the model untouched
             value = value.detach() if isinstance(value, Tensor) else _tensor(value, dtype=target.dtype)
