@@ -17,7 +17,7 @@ from .dtypes import (bool_ as bool, int32, int64, float16, float32, float64, bfl
                      DType as dtype, set_default_dtype)
 from .device import Device as _Device, device
 from .grad_mode import no_grad, enable_grad, is_grad_enabled, set_grad_enabled
-from .random import manual_seed, get_rng_state, set_rng_state, seed, initial_seed
+from .random import get_rng_state, set_rng_state, seed, initial_seed
 from .options import (set_printoptions, use_deterministic_algorithms, are_deterministic_algorithms_enabled,  # noqa: F401
                       is_deterministic_algorithms_warn_only_enabled)
 from .tensor import Tensor
@@ -28,7 +28,7 @@ from . import cuda, cpu  # noqa: E402
 from . import accelerator  # noqa: E402
 from . import nn, optim, amp  # noqa: E402
 from . import utils  # noqa: E402
-from .generator import Generator, default_generator  # noqa: E402
+from .generator import Generator, default_generator, manual_seed  # noqa: E402
 from .inference import inference_mode, is_inference_mode_enabled  # noqa: E402
 from .amp import device_autocast as autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402,F401
 from . import distributed  # noqa: E402

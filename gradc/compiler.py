@@ -9,6 +9,7 @@ those change.
 Tracing happens here; everything after it is gradc.lower.lower(graph, spec): `step.trace(...)`
 returns the graph and spec of one call, and `step.lower(...)` the Program lower makes of them."""
 import contextlib
+import copy
 import functools
 import logging
 import time
@@ -20,7 +21,7 @@ from .amp import autocast, is_autocast_enabled
 from .grad_mode import is_grad_enabled
 from .dynamic import MARKED, DynamicProgram, changed_sizes, dynamic_dims, failure_site, signature_shape
 from .errors import DeviceError, GradcError, TraceError
-from .guards import Reads, same_requires_grad
+from .guards import Reads
 from .lower import lower as lower_graph
 from .naming import input_names
 from .nn.module import Module, structure_epoch
@@ -29,10 +30,11 @@ from .recompile import describe, leaf_paths
 from .reach import Reach, cell_value, modules_of
 from .reporting import debug_level, maybe_dump, report
 from .runtime import cuda_graphs, native
-from .runtime.wiring import Binding, Effect
-from .spec import Gradients, Spec
+from .runtime.wiring import Binding
+from .spec import Spec
 from .tensor import Tensor
 from .tracer import Tracer
+from .trace_outputs import collect
 from .symint import Sizes
 from .host_random import refusing_draws
 from .traced_float import Specialize, TracedFloat
@@ -91,6 +93,16 @@ class CompiledFunction:
     @property
     def __name__(self):
         return getattr(self.fn, "__name__", type(self.fn).__name__)
+
+    def _options(self):
+        return dict(backend=self.backend, amp=self.amp, dynamic=self.dynamic, fullgraph=self.fullgraph, dump=self.dump,
+                    fuse=self.fuse, cache_limit=self.cache_limit, mode=self.mode)
+
+    def __deepcopy__(self, memo):   # a copy of the function (an EMA copy of a compiled model), traced afresh
+        return CompiledFunction(copy.deepcopy(self.fn, memo), **self._options())
+
+    def __reduce__(self):
+        return (_compiled_again, (self.fn, self._options()))
 
     # ------------------------------------------------------------------ signatures
     def _dims(self, flat):
@@ -338,7 +350,7 @@ class CompiledFunction:
                 out_flat, out_spec = flatten(result)
                 if floats and (scope[1] or holds(out_spec, TracedFloat)):
                     raise Specialize("a float argument was used as a number, or is returned")
-                parts = _collect(tracer, out_flat)
+                parts = collect(tracer, out_flat)
                 if lowering and tracer.created_state():
                     parts["one_shot"] = True   # the optimizer gives that state back below: valid for one call
             self._name_inputs(tracer, spec)
@@ -390,6 +402,12 @@ _FORWARDED = frozenset(("lower", "trace", "trace_count", "recompile_reasons", "b
                         "dump", "fuse", "cache_limit", "fn"))
 
 
+def _compiled_again(fn, options):
+    """A pickled CompiledFunction, loaded: the same function compiled with the same options (its
+    programs are not pickled: they are traced again on first use)."""
+    return CompiledFunction(fn, **options)
+
+
 class CompiledModule(Module):
     """What gradc.compile(module) returns: an nn.Module that wraps the original one and runs its
     forward through a CompiledFunction. Parameters, buffers and submodules are the original's (the
@@ -433,91 +451,6 @@ class CompiledModule(Module):
 def _dim_names(fn, spec, dims):
     paths = leaf_paths(fn, spec)
     return [f"{paths[i]}.shape[{d}]" for i, d in sorted(dims)]
-
-
-def _collect(tracer, out_flat):
-    """After the function returned (tracer still active): outputs, state write-backs, new state."""
-    graph = tracer.graph
-    outputs = [tracer.node_of(t) for t in out_flat]
-    effects, guards = [], []
-    grad_tensors = []
-    for t, _, _ in list(tracer.entry_grads.values()):
-        if id(t) not in tracer.lifted:
-            tracer.lift(t)  # only its .grad changed: it still needs a slot for the write
-    slot_of = {nid: i for i, nid in enumerate(graph.inputs)}
-    for t, nid, saved in list(tracer.lifted.values()):
-        slot = slot_of[nid]
-        if t.requires_grad is not saved[1] and tracer.bindings[slot].kind == "state":
-            effects.append(Effect("requires_grad", slot, target=t.requires_grad))   # set_requires_grad(netD, False)
-        if t._sym[1] != nid:
-            effects.append(Effect("data", slot, len(outputs)))
-            outputs.append(t._sym[1])
-        old_grad = saved[3]
-        if t.grad is old_grad and (t.grad is not None or id(t) not in tracer.entry_grads):
-            continue   # (a .grad set to None that was None: replayed, a later call may find one)
-        if tracer.bindings[slot].kind == "grad":
-            raise TraceError("assigning .grad of a .grad tensor is not supported inside gradc.compile")
-        if t.grad is None:
-            effects.append(Effect("grad", slot, None))
-        elif t.grad._sym is not None and t.grad._sym[0] is tracer:
-            effects.append(Effect("grad", slot, len(outputs)))
-            outputs.append(t.grad._sym[1])
-            grad_tensors.append(t.grad)
-        else:
-            raise TraceError("a tensor created outside the compiled function was assigned to .grad inside it; "
-                             "assign a value computed inside, or do it outside the compiled function")
-        if old_grad is None and tracer.entry_grads[id(t)][2] is not None:
-            # The first write assumed there was no gradient to accumulate into.
-            guards.append(_grad_is_none(tracer.bindings, slot, graph.node(nid)["attrs"]))
-    gradients = _gradients(tracer, out_flat) if _needs_aot(tracer, out_flat) else None
-    for t in tracer.escaped(keep=list(out_flat) + grad_tensors):
-        effects.append(Effect("new", out=len(outputs), target=t))
-        outputs.append(t._sym[1])
-    guards += [_same_settings(opt, groups) for opt, groups in tracer.optimizer_settings()] + tracer.hook_guards()
-    guards.append(same_requires_grad([(t, saved[1], graph.node(nid)["attrs"]) for t, nid, saved in tracer.lifted.values()
-                                      if tracer.bindings[slot_of[nid]].kind == "state"]))
-    graph.outputs = outputs
-    return {"n_returned": len(out_flat), "effects": effects, "guards": guards,
-            "one_shot": any(e.kind == "new" for e in effects), "gradients": gradients}
-
-
-def _needs_aot(tracer, out_flat):
-    """Returned tensors carry grad, and the function did not run backward itself: the caller
-    may call backward on them later, so a backward program is built too."""
-    return is_grad_enabled() and not tracer.freed and any(t.requires_grad for t in out_flat)
-
-
-def _gradients(tracer, out_flat):
-    """The autodiff request of a compiled forward with an eager backward: the returned outputs that
-    require grad, with respect to every input lifted from a tensor that required grad."""
-    slots = range(len(tracer.graph.inputs))
-    wrt = [s for s in slots if tracer.lifted_at(s) is not None and tracer.lifted_at(s)[2][1]]
-    return Gradients(outputs=tuple(i for i, t in enumerate(out_flat) if t.requires_grad), wrt=tuple(wrt))
-
-
-def _grad_is_none(bindings, slot, attrs):
-    b = bindings[slot]
-
-    def guard(flat_args):
-        t = flat_args[b.ref] if b.kind == "arg" else b.ref
-        return t.grad is None
-    guard.explain = lambda: [f"{attrs.get('name', 'an input')}.grad: None when traced, a tensor now (the "
-                             "program assumed no gradient to accumulate into)"]
-    return guard
-
-
-def _same_settings(opt, groups):
-    """The optimizer's settings, and the very state tensors the program reads and writes (one that
-    load_state_dict or a reset replaced would otherwise be left behind, silently)."""
-    from .recompile import settings_changes, state_changes
-    from .tracer import settings_of, state_tensors
-    held = state_tensors(opt)
-
-    def guard(flat_args):
-        return settings_of(opt) == groups and all(opt.state.get(p, {}).get(k) is t for p, k, t in held)
-    guard.explain = lambda: settings_changes(type(opt).__name__, groups, settings_of(opt)) \
-        if settings_of(opt) != groups else state_changes(opt, held)
-    return guard
 
 
 def compile(fn=None, *, backend="auto", amp=None, dynamic=None, fullgraph=False, dump=None, fuse=True,

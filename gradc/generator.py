@@ -79,3 +79,9 @@ class _DefaultGenerator(Generator):
 
 
 default_generator = _DefaultGenerator()
+
+
+def manual_seed(seed):
+    """Seed every gradc random draw and return the default generator (torch.manual_seed)."""
+    _random.manual_seed(seed)
+    return default_generator

@@ -13,8 +13,6 @@ def manual_seed(seed):
     """Seed every gradc random draw (like torch.manual_seed)."""
     _initial[0] = int(seed)
     _gen[0] = np.random.default_rng(_initial[0])
-    from .generator import default_generator   # (generator builds on this module)
-    return default_generator
 
 
 def seed():

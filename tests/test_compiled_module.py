@@ -71,3 +71,15 @@ def test_compiled_module_to_and_lower():
     assert cm.to("cpu") is cm
     prog = cm.lower(_x(2, 6))
     assert prog.stats["nodes"] > 0
+
+
+def test_a_called_compiled_module_deep_copies_and_pickles():
+    import copy
+    import pickle
+    cm = gradc.compile(gradc.nn.Linear(2, 2))
+    x = gradc.ones(1, 2)
+    cm(x)
+    ema = copy.deepcopy(cm)   # the EMA-of-a-compiled-model habit
+    assert ema.weight is not cm.weight and ema._orig_mod.weight is ema.weight
+    assert ema(x).tolist() == cm(x).tolist() and ema.trace_count == 1
+    assert pickle.loads(pickle.dumps(cm))(x).tolist() == cm(x).tolist()
