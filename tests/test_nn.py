@@ -581,3 +581,30 @@ def test_small_training_run_matches_torch():
         np.testing.assert_allclose(loss.item(), tloss.item(), rtol=1e-5)
     for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
         np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_checkpoint_migration_hooks_and_assign_load_as_in_pytorch():
+    torch = pytest.importorskip("torch")
+    for lib in (torch, gradc):
+        class Renamed(lib.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = lib.nn.Parameter(lib.zeros(2))
+
+            def _load_from_state_dict(self, sd, prefix, *args):   # an old checkpoint called it old_w
+                if prefix + "old_w" in sd:
+                    sd[prefix + "w"] = sd.pop(prefix + "old_w")
+                super()._load_from_state_dict(sd, prefix, *args)
+        model = lib.nn.Sequential(Renamed())
+        source = {"0.old_w": lib.tensor([4.0, 5.0])}
+        assert repr(model.load_state_dict(source)) == "<All keys matched successfully>"
+        assert model[0].w.tolist() == [4.0, 5.0] and list(source) == ["0.old_w"]   # the caller's dict is untouched
+        lin = lib.nn.Linear(2, 1)
+        lin._register_load_state_dict_pre_hook(
+            lambda sd, prefix, *a: sd.update({prefix + "bias": sd.pop(prefix + "b")}) if prefix + "b" in sd else None)
+        lin.load_state_dict({"weight": lib.ones(1, 2), "b": lib.ones(1) * 3})
+        assert lin.bias.tolist() == [3.0]
+        other = lib.nn.Linear(2, 1)
+        other.load_state_dict({"weight": lib.ones(1, 2, dtype=lib.float64), "bias": lib.zeros(1)}, assign=True)
+        assert other.weight.dtype == lib.float64 and isinstance(other.weight, lib.nn.Parameter)
+        assert other.weight.requires_grad

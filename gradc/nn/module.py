@@ -291,8 +291,14 @@ class Module:
                     out[dot + n] = b if keep_vars else b.detach()
         return out
 
-    def load_state_dict(self, state_dict, strict=True):
-        """Copy values in; every name and shape is checked before anything is written."""
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """Copy values in; every name and shape is checked before anything is written. Load pre-hooks
+        and overridden _load_from_state_dict methods (which migrate old keys) run first, on a copy
+        of state_dict, as in PyTorch. assign=True puts the checkpoint's tensors in place of the
+        module's (their dtype and device; requires_grad stays the module's)."""
+        state_dict, errors = self._migrated(state_dict, strict)
+        if errors:
+            raise StateDictError(f"load_state_dict into {type(self).__name__}: " + "; ".join(errors))
         own = self.state_dict()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -315,11 +321,54 @@ class Module:
                                  f"{tuple(target.shape)} in the model")
             # convert before writing anything, so a failing conversion leaves the model untouched
             value = value.detach() if isinstance(value, Tensor) else _tensor(value, dtype=target.dtype)
-            pairs.append((target, value.to(dtype=target.dtype, device=target.device)))
-        with no_grad():
-            for target, value in pairs:
-                target.copy_(value)
+            pairs.append((k, target, value if assign else value.to(dtype=target.dtype, device=target.device)))
+        if assign:
+            self._assign(dict((k, v) for k, _, v in pairs))
+        else:
+            with no_grad():
+                for _, target, value in pairs:
+                    target.copy_(value)
         return _IncompatibleKeys(missing, unexpected)
+
+    def _migrated(self, state_dict, strict):
+        """(a copy of state_dict after every load pre-hook and _load_from_state_dict override ran on
+        it, parents first; the error messages they reported)."""
+        state_dict, errors = collections.OrderedDict(state_dict), []
+        for path, m in self.named_modules(remove_duplicate=False):
+            args = (state_dict, f"{path}." if path else "", {}, strict, [], [], errors)
+            for _, kind, hook, with_module in m.__dict__.get("_forward_hooks", ()):
+                if kind == "load_pre":
+                    hook(m, *args) if with_module else hook(*args)
+            if type(m)._load_from_state_dict is not Module._load_from_state_dict:
+                m._load_from_state_dict(*args)
+        return state_dict, errors
+
+    def _assign(self, values):
+        for mp, m in self.named_modules(remove_duplicate=False):
+            dot = f"{mp}." if mp else ""
+            for n, p in list(m._parameters.items()):
+                if p is not None and dot + n in values:
+                    m._parameters[n] = Parameter(values[dot + n], requires_grad=p.requires_grad)
+            for n, b in list(m._buffers.items()):
+                if b is not None and dot + n in values:
+                    m._buffers[n] = values[dot + n]
+        _EPOCH[0] += 1
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """PyTorch's per-module step of loading, the place to migrate old keys: an override renames or
+        converts entries of state_dict under `prefix`, then calls super(). gradc reads and checks the
+        whole (migrated) state dict at once, before writing anything, so this base step has nothing
+        left to do."""
+
+    def register_load_state_dict_pre_hook(self, hook):
+        """hook(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+        error_msgs) runs before the keys are read; it may rename or convert entries of state_dict.
+        A message it appends to error_msgs makes loading fail."""
+        return self._add_hook("load_pre", hook, False, True)
+
+    def _register_load_state_dict_pre_hook(self, hook, with_module=False):
+        return self._add_hook("load_pre", hook, False, with_module)
 
     # ------------------------------------------------------------------ modes and devices
     def train(self, mode=True):
