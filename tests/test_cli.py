@@ -97,10 +97,10 @@ def test_compile_run_and_dump_an_inference_model(work, tmp_path):
     artifact = tmp_path / "m.gradc"
     # the NumPy backend's layout (a module with one function per fused group) is what is checked below
     done = gradc_cmd(work, "compile", "model.py", "-o", artifact, "--backend", "numpy", check=0)
-    assert "x: float32[6, 4]" in done.stdout and zipfile.is_zipfile(artifact)
+    assert "input: float32[6, 4]" in done.stdout and zipfile.is_zipfile(artifact)
     x = np.random.default_rng(0).standard_normal((6, 4))   # float64: converted to the program's float32
     np.save(tmp_path / "x.npy", x)
-    gradc_cmd(work, "run", artifact, "--input", f"x={tmp_path / 'x.npy'}", "-o", tmp_path / "out", check=0)
+    gradc_cmd(work, "run", artifact, "--input", f"input={tmp_path / 'x.npy'}", "-o", tmp_path / "out", check=0)
     got = np.load(tmp_path / "out" / "output0.npy")
     want = gradc.load(artifact)(gradc.from_numpy(x.astype(np.float32))).numpy()
     np.testing.assert_array_equal(got, want)
@@ -108,9 +108,9 @@ def test_compile_run_and_dump_an_inference_model(work, tmp_path):
     assert "output0" in table and "[6, 2]" in table and "float32" in table
 
     missing = gradc_cmd(work, "run", artifact, check=2)
-    assert "missing inputs: x (float32[6, 4])" in missing.stderr
+    assert "missing inputs: input (float32[6, 4])" in missing.stderr
     np.save(tmp_path / "wrong.npy", np.zeros((3, 4)))
-    wrong = gradc_cmd(work, "run", artifact, "-i", f"x={tmp_path / 'wrong.npy'}", check=2)
+    wrong = gradc_cmd(work, "run", artifact, "-i", f"input={tmp_path / 'wrong.npy'}", check=2)
     assert "has shape [3, 4]" in wrong.stderr
 
     graph = json.loads(gradc_cmd(work, "dump", artifact, "--graph", "--format", "json", check=0).stdout)
