@@ -44,6 +44,9 @@ double = float64
 
 from .compiler import compile, CompiledFunction  # noqa: E402
 from . import compiler, _dynamo  # noqa: E402,F401  (torch.compiler.reset, torch._dynamo.reset, ...)
+from .compile_config import set_stance as _set_stance  # noqa: E402
+compiler.set_stance = _set_stance   # torch.compiler.set_stance
+nn.Module.compile = compiler.compile_in_place   # torch's model.compile()
 from .runtime.native import set_num_threads, get_num_threads  # noqa: E402
 from .runtime.program import Program  # noqa: E402
 from .artifacts import export, load  # noqa: E402

@@ -19,6 +19,7 @@ import weakref
 from . import dispatch, dtypes as D
 from .amp import autocast, is_autocast_enabled
 from .grad_mode import is_grad_enabled
+from .compile_config import _stance, config
 from .dynamic import MARKED, DynamicProgram, changed_sizes, dynamic_dims, failure_site, signature_shape
 from .errors import DeviceError, GradcError, TraceError
 from .guards import Reads
@@ -56,7 +57,7 @@ class CompiledFunction:
     """What gradc.compile returns: call it like the original function."""
 
     def __init__(self, fn, backend="auto", amp=None, dynamic=None, fullgraph=False, dump=None, fuse=True,
-                 cache_limit=8, mode=None):
+                 cache_limit=None, mode=None):
         backend = TORCH_BACKENDS.get(backend, backend)
         if backend not in BACKENDS:
             raise GradcError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -182,6 +183,8 @@ class CompiledFunction:
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
+        if _stance[0] == "force_eager":
+            return self.fn(*args, **kwargs)
         if self._graphs is not None and cuda_graphs.preference() is not self._graphs:
             with cuda_graphs.preferred(self._graphs):   # the mode's choice, for the programs this call loads
                 return self(*args, **kwargs)
@@ -198,17 +201,24 @@ class CompiledFunction:
                 if prog.one_shot:
                     entry.remove(prog)
                 return prog.call_tree(flat)
-        if self.trace_count >= self.cache_limit:
+        if self.trace_count and _stance[0] != "default":   # set_stance: no trace after the first
+            if _stance[0] == "fail_on_recompile":
+                raise GradcError(f"gradc.compile({self.__name__}) would trace again (stance fail_on_recompile): "
+                                 f"{self._why_retrace(sig, spec, entry, flat)}")
+            return self.fn(*args, **kwargs)
+        limit = self.cache_limit if self.cache_limit is not None else config.cache_size_limit
+        if self.trace_count >= limit:
             if not self._warned_limit:
                 last = "\n  ".join(self.recompile_reasons[-4:] + [self._why_retrace(sig, spec, entry, flat)])
                 warnings.warn(f"gradc.compile({self.__name__}): traced {self.trace_count} times, the limit "
-                              f"(cache_limit={self.cache_limit}); running new signatures eagerly from now on. "
+                              f"(cache_limit={limit}); running new signatures eagerly from now on. "
                               f"The last changes that caused a trace:\n  {last}\nKeep what changes stable, or "
                               "raise cache_limit", stacklevel=2)
                 self._warned_limit = True
             return self._run_eagerly(*args, **kwargs)
         reason = self._why_retrace(sig, spec, entry, flat)
-        grown = changed_sizes(self._last_sig, sig, flat) if self.dynamic is None and self._last_sig else ()
+        grown = changed_sizes(self._last_sig, sig, flat) if (self.dynamic is None and self._last_sig
+                                                            and config.automatic_dynamic_shapes) else ()
         if grown:   # automatic dynamic: only sizes changed, so trace them symbolic from now on
             self._automatic |= grown
             dims = self._dims(flat)
@@ -388,18 +398,24 @@ class CompiledFunction:
         if parts["one_shot"] and backend == "c" and not lowering:
             backend = "numpy"   # it creates state and runs once: not worth a C compile (about 0.5 s)
         spec = self._spec(tracer, out_spec, parts, backend, time.perf_counter() - start)
-        if tracer.sizes is not None:
-            dyn = DynamicProgram(tracer.graph, spec, tracer.sizes)
-            prog = dyn.program(tracer.sizes.values(flat))
-        else:
-            dyn = prog = lower_graph(tracer.graph, spec)
+        try:
+            if tracer.sizes is not None:
+                dyn = DynamicProgram(tracer.graph, spec, tracer.sizes)
+                prog = dyn.program(tracer.sizes.values(flat))
+            else:
+                dyn = prog = lower_graph(tracer.graph, spec)
+        except Exception as e:   # the compiler's own failure, not the function's
+            if not config.suppress_errors or isinstance(e, TraceError):
+                raise
+            raise TraceError(f"compiling the traced graph failed ({type(e).__name__}: {e}); "
+                             "gradc._dynamo.config.suppress_errors is set, so the call runs eagerly") from e
         report(self.__name__, reason, prog, traced_text)
         maybe_dump(prog, self.dump, self.__name__, self.trace_count)
         return dyn
 
 
 _FORWARDED = frozenset(("lower", "trace", "trace_count", "recompile_reasons", "backend", "amp", "dynamic", "fullgraph",
-                        "dump", "fuse", "cache_limit", "fn"))
+                        "dump", "fuse", "cache_limit", "mode", "fn"))
 
 
 def _compiled_again(fn, options):
@@ -454,7 +470,7 @@ def _dim_names(fn, spec, dims):
 
 
 def compile(fn=None, *, backend="auto", amp=None, dynamic=None, fullgraph=False, dump=None, fuse=True,
-            cache_limit=8, mode=None, disable=False):
+            cache_limit=None, mode=None, disable=False, options=None):
     """Compile `fn` (a function or nn.Module). Usable as @gradc.compile or @gradc.compile(...).
     A module gives a CompiledModule (an nn.Module); a function a CompiledFunction. Compiling
     something already compiled compiles the original with the new options.
@@ -484,17 +500,45 @@ def compile(fn=None, *, backend="auto", amp=None, dynamic=None, fullgraph=False,
     "inductor" is "auto", its "eager" and "aot_eager" are "numpy". mode: PyTorch's names; gradc's only
     choice among them is CUDA-graph capture: "reduce-overhead" captures, "max-autotune-no-cudagraphs"
     does not, "default" and "max-autotune" leave it to GRADC_CUDA_GRAPHS (on unless set to 0).
+    options: Inductor's settings; "triton.cudagraphs" chooses CUDA-graph capture as mode does, any
+    other is named in a warning (gradc has no such setting). cache_limit: traces kept before new
+    signatures run eagerly (None: gradc._dynamo.config.cache_size_limit, 8).
     disable=True returns fn itself.
     Python side effects (a counter incremented, a list appended to) run once, while tracing: later
     calls replay the tensor work only. Setting an optimizer option or stepping an lr scheduler
     inside is refused for that reason (TraceError: the call runs eagerly; step schedulers outside)."""
     if fn is None:
         return lambda f: compile(f, backend=backend, amp=amp, dynamic=dynamic, fullgraph=fullgraph, dump=dump,
-                                 fuse=fuse, cache_limit=cache_limit, mode=mode, disable=disable)
+                                 fuse=fuse, cache_limit=cache_limit, mode=mode, disable=disable, options=options)
     if disable:   # torch.compile(model, disable=not args.compile): the model itself
         return fn
+    mode = _mode_from_options(mode, options)
     compiled = CompiledFunction(fn, backend, amp, dynamic, fullgraph, dump, fuse, cache_limit, mode)
     return CompiledModule(compiled.fn, compiled) if isinstance(compiled.fn, Module) else compiled
+
+
+def _mode_from_options(mode, options):
+    if not options:
+        return mode
+    if not isinstance(options, dict):
+        raise GradcError(f"options must be a dict of settings, got {type(options).__name__}")
+    unused = sorted(k for k in options if k != "triton.cudagraphs")
+    if unused:
+        warnings.warn(f"gradc.compile: options {', '.join(map(repr, unused))} are Inductor settings gradc does not "
+                      "have; they change nothing here", stacklevel=3)
+    if "triton.cudagraphs" in options:
+        if mode not in (None, "default"):
+            raise GradcError("pass either mode= or options={'triton.cudagraphs': ...}, not both")
+        return "reduce-overhead" if options["triton.cudagraphs"] else "max-autotune-no-cudagraphs"
+    return mode
+
+
+def compile_in_place(module, **options):
+    """nn.Module.compile(**options): the module's own calls run through gradc.compile(..., **options)
+    from now on (torch's in-place form: the module keeps its identity and its state-dict keys)."""
+    compiled = compile(module._call_uncompiled, **options)
+    hooks = tuple(h for h in module.__dict__.get("_forward_hooks", ()) if h[1] != "compiled")
+    module._set_hooks(((-1, "compiled", compiled, False),) + hooks)
 
 
 # ---------------------------------------------------------------------- torch.compiler's functions
@@ -511,6 +555,21 @@ def reset():
 def is_compiling():
     """True while gradc.compile traces a call (torch.compiler.is_compiling)."""
     return dispatch.tracer() is not None
+
+
+is_dynamo_compiling = is_compiling
+
+
+def allow_in_graph(fn):
+    """torch.compiler.allow_in_graph: gradc traces through every Python function into the graph, so
+    fn is already in it; fn is returned."""
+    return fn
+
+
+def assume_constant_result(fn):
+    """torch.compiler.assume_constant_result: fn's result is read while tracing and baked in, as any
+    Python value is; fn is returned."""
+    return fn
 
 
 def disable(fn=None, recursive=True):

@@ -1313,3 +1313,42 @@ def test_library_surface_habits_match_pytorch():
                     lambda: lib.nn.functional.cross_entropy(lib.ones(2, 3), lib.tensor([0, 1]), label_smoothing=1.5)):
             with pytest.raises(RuntimeError):
                 bad()
+
+
+def test_torch_compile_surface_module_compile_stances_and_dynamo_config():
+    import warnings
+    m = gradc.nn.Linear(2, 2)
+    x = gradc.ones(1, 2)
+    m.compile()   # torch's in-place form: the same module, the same state-dict keys
+    compiled = m.__dict__["_forward_hooks"][0][2]
+    assert m(x).tolist() == m._call_uncompiled(x).tolist() and compiled.trace_count == 1
+    assert list(m.state_dict()) == ["weight", "bias"]
+    m.eval()
+    m(x)
+    assert compiled.trace_count == 2   # a train/eval switch retraces it, as any compiled module
+    handle = m.register_forward_hook(lambda mod, args, out: out * 2)
+    assert (m(x) / m._call_uncompiled(x)).tolist() == [[1.0, 1.0]]   # (hooks run inside the compiled call)
+    handle.remove()
+    f = gradc.compile(lambda t: t * 2)
+    f(gradc.ones(2))
+    with gradc.compiler.set_stance("fail_on_recompile"):
+        with pytest.raises(gradc.GradcError, match="fail_on_recompile"):
+            f(gradc.ones(3, 3))
+    with gradc.compiler.set_stance("eager_on_recompile"):
+        assert f(gradc.ones(4, 4)).shape == (4, 4) and f.trace_count == 1
+    with gradc.compiler.set_stance("force_eager"):
+        assert f(gradc.ones(5)).tolist() == [2.0] * 5 and f.trace_count == 1
+    with gradc._dynamo.config.patch(cache_size_limit=2):
+        g = gradc.compile(lambda t, n: t * n)
+        with pytest.warns(UserWarning, match="cache_limit=2"):
+            for n in range(4):
+                assert g(gradc.ones(1), n).tolist() == [float(n)]
+        assert g.trace_count == 2
+    with pytest.raises(AttributeError, match="no setting"):
+        gradc._dynamo.config.verbose = True
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        c = gradc.compile(gradc.nn.Linear(2, 2), options={"epilogue_fusion": True, "triton.cudagraphs": False})
+    assert c.mode == "max-autotune-no-cudagraphs" and "epilogue_fusion" in str(caught[0].message)
+    assert gradc._dynamo.optimize("inductor")(lambda t: t + 1)(gradc.ones(1)).tolist() == [2.0]
+    assert gradc.compiler.allow_in_graph(abs) is abs and not gradc.compiler.is_dynamo_compiling()

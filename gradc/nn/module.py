@@ -452,6 +452,15 @@ class Module:
         hooks = self.__dict__.get("_forward_hooks")
         if not hooks:
             return self.forward(*args, **kwargs)
+        if hooks[0][1] == "compiled":   # Module.compile(): the compiled call runs the rest (_call_uncompiled)
+            return hooks[0][2](*args, **kwargs)
+        return self._call_with_hooks(hooks, args, kwargs)
+
+    def _call_uncompiled(self, *args, **kwargs):
+        hooks = tuple(h for h in self.__dict__.get("_forward_hooks", ()) if h[1] != "compiled")
+        return self._call_with_hooks(hooks, args, kwargs) if hooks else self.forward(*args, **kwargs)
+
+    def _call_with_hooks(self, hooks, args, kwargs):
         for _, kind, hook, with_kwargs in hooks:
             if kind == "pre":
                 res = hook(self, args, kwargs) if with_kwargs else hook(self, args)
@@ -506,7 +515,9 @@ class Module:
         handle = RemovableHandle(self)
         entry = ((handle.id, kind, hook, bool(with_kwargs)),)
         hooks = self.__dict__.get("_forward_hooks", ())
-        self._set_hooks(entry + hooks if prepend else hooks + entry)
+        head = hooks[:1] if hooks and hooks[0][1] == "compiled" else ()   # (Module.compile's entry stays first)
+        hooks = hooks[len(head):]
+        self._set_hooks(head + (entry + hooks if prepend else hooks + entry))
         return handle
 
     def _set_hooks(self, hooks):
