@@ -19,7 +19,7 @@ import weakref
 from . import dispatch, dtypes as D
 from .amp import autocast, is_autocast_enabled
 from .grad_mode import is_grad_enabled
-from .compile_config import _stance, config
+from .compile_config import config, stance
 from .dynamic import MARKED, DynamicProgram, changed_sizes, dynamic_dims, failure_site, signature_shape
 from .errors import DeviceError, GradcError, TraceError
 from .guards import Reads
@@ -183,7 +183,7 @@ class CompiledFunction:
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
-        if _stance[0] == "force_eager":
+        if stance() == "force_eager":
             return self.fn(*args, **kwargs)
         if self._graphs is not None and cuda_graphs.preference() is not self._graphs:
             with cuda_graphs.preferred(self._graphs):   # the mode's choice, for the programs this call loads
@@ -201,8 +201,8 @@ class CompiledFunction:
                 if prog.one_shot:
                     entry.remove(prog)
                 return prog.call_tree(flat)
-        if self.trace_count and _stance[0] != "default":   # set_stance: no trace after the first
-            if _stance[0] == "fail_on_recompile":
+        if self.trace_count and stance() != "default":   # set_stance: no trace after the first
+            if stance() == "fail_on_recompile":
                 raise GradcError(f"gradc.compile({self.__name__}) would trace again (stance fail_on_recompile): "
                                  f"{self._why_retrace(sig, spec, entry, flat)}")
             return self.fn(*args, **kwargs)
