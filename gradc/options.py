@@ -2,9 +2,6 @@
 deterministic-algorithms switch (every gradc kernel is deterministic already: reductions combine
 in a fixed order on every backend and thread count, so the switch has nothing to turn off)."""
 import math
-import sys
-
-import numpy as np
 
 _PROFILES = {"default": dict(precision=4, threshold=1000, edgeitems=3, linewidth=80),
              "short": dict(precision=2, threshold=1000, edgeitems=2, linewidth=80),
@@ -26,22 +23,6 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
         if value is not None:
             PRINT[name] = value
     PRINT["sci_mode"] = sci_mode
-
-
-def array_text(data, prefix):
-    """A tensor's values as repr prints them, under the current print options."""
-    p = PRINT["precision"]
-    formatter = None
-    if PRINT["sci_mode"] is not None and data.dtype.kind == "f":
-        spec = f".{p}e" if PRINT["sci_mode"] else f".{p}f"
-        formatter = {"float_kind": lambda v: format(v, spec)}
-    threshold = PRINT["threshold"]
-    finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
-    # as PyTorch: every value with `precision` digits, unless all are whole numbers ("1., 2.")
-    mode = "maxprec" if data.dtype.kind != "f" or np.all(finite == np.round(finite)) else "fixed"
-    return np.array2string(data, separator=", ", prefix=prefix, precision=p, formatter=formatter, floatmode=mode,
-                           threshold=sys.maxsize if threshold == math.inf else int(threshold),
-                           edgeitems=PRINT["edgeitems"], max_line_width=PRINT["linewidth"])
 
 
 def use_deterministic_algorithms(mode, *, warn_only=False):

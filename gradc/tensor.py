@@ -9,7 +9,7 @@ from . import dtypes as D
 from .device import CPU
 from .errors import AutogradError, DTypeError, ScalarError, ShapeError, TraceError
 from .grad_mode import is_grad_enabled
-from .options import array_text
+from .tensor_text import values_text, with_suffixes
 from .shapes import Size, normalize_axis
 
 
@@ -173,23 +173,20 @@ class Tensor(dispatch.Value):
         if self._data is None:
             body = f"<traced {tuple(self.shape)}>"
         else:
-            data = self._data if self.device is CPU else self._data.get()
-            body = array_text(data, "tensor(")
-        extra = []   # as PyTorch: an empty tensor names its size (unless 1-d) and any dtype but the default float
-        if self._data is not None and 0 in self.shape:
+            body = values_text(self._data if self.device is CPU else self._data.get(), len("tensor("))
+        extra = [f"device='{self.device}'"] if self.device is not CPU else []   # (PyTorch's order of suffixes)
+        if self._data is not None and 0 in self.shape:   # an empty tensor names its size (unless 1-d)
             if len(self.shape) != 1:
                 extra.append(f"size={tuple(self.shape)}")
             if self.dtype is not D.default_float:
                 extra.append(f"dtype={self.dtype!r}")
         elif self.dtype not in (D.default_float, D.int64, D.bool_):
             extra.append(f"dtype={self.dtype!r}")
-        if self.device is not CPU:
-            extra.append(f"device='{self.device}'")
         if self._grad_fn is not None:
             extra.append(f"grad_fn={self._grad_fn!r}")
         elif self.requires_grad:
             extra.append("requires_grad=True")
-        return f"tensor({body}{''.join(', ' + e for e in extra)})"
+        return with_suffixes("tensor(" + body, extra, len("tensor("))
 
     # ------------------------------------------------------------------ autograd
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
