@@ -81,10 +81,12 @@ def freeze(v, budget=None, depth=3):
 
 
 def _is_user_object(v):
+    """A plain object of the user's (a config, a trainer): not a gradc object, nor one of a class built
+    on gradc's (an Optimizer subclass keeps its settings as program inputs, read by their own guard)."""
     t = type(v)
     return (hasattr(v, "__dict__") and not isinstance(v, (type, types.FunctionType, types.MethodType,
                                                           types.ModuleType, Tensor, Module))
-            and not (t.__module__ or "").startswith(("gradc", "numpy", "builtins")))
+            and not any((c.__module__ or "").startswith(("gradc", "numpy", "builtins")) for c in t.__mro__[:-1]))
 
 
 def frozen(v):
