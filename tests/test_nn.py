@@ -206,7 +206,7 @@ def test_module_repr_reads_like_pytorch():
   (0): Linear(in_features=2, out_features=3, bias=True)
   (1): ReLU()
   (2): GELU(approximate='tanh')
-  (3): LayerNorm((3,), eps=1e-05, elementwise_affine=True)
+  (3): LayerNorm((3,), eps=1e-05, elementwise_affine=True, bias=True)
   (4): Sequential(
     (0): Tanh()
     (1): Sigmoid()

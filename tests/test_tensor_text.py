@@ -46,3 +46,35 @@ def test_print_options_match_pytorch(options):
     finally:
         for lib in (torch, gradc):
             lib.set_printoptions(profile="default")
+
+
+def _modules(T):
+    nn = T.nn
+
+    class Lines(nn.Module):
+        def extra_repr(self):
+            return "line1\nline2"
+
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.fc = Lines(), nn.Linear(2, 2)
+    return [nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2), nn.ReLU()]), Lines(), Holder(),
+            nn.ParameterList([nn.Parameter(T.zeros(2, 3)), nn.Parameter(T.zeros(2))]),
+            nn.ParameterDict({"b": nn.Parameter(T.zeros(3)), "a": nn.Parameter(T.zeros(2, 2))}),
+            nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)), nn.TransformerEncoder(
+                nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2), nn.BatchNorm2d(4), nn.GroupNorm(2, 8),
+            nn.InstanceNorm2d(4), nn.Flatten(), nn.LogSoftmax(dim=1), nn.GLU(), nn.Dropout2d(0.2), nn.Threshold(0.1, 20),
+            nn.RNNCell(2, 2, nonlinearity="relu"), nn.Embedding(10, 3, padding_idx=1, max_norm=2.0, norm_type=1.0),
+            nn.EmbeddingBag(10, 3, padding_idx=0), nn.Conv2d(3, 8, 3, padding="same"), nn.Upsample(scale_factor=2),
+            nn.AvgPool1d(3), nn.ZeroPad2d(1), nn.ConstantPad1d(2, 0.5), nn.Unflatten(1, T.Size([2, 5])),
+            nn.LayerNorm(8, bias=False), nn.BatchNorm1d(3, affine=False, track_running_stats=False, momentum=None),
+            nn.LSTM(4, 8, num_layers=2, batch_first=True, bidirectional=True, dropout=0.1),
+            nn.Conv1d(2, 4, 3, stride=2, padding=1, dilation=2, groups=2, bias=False, padding_mode="reflect")]
+
+
+def test_module_reprs_match_pytorch():
+    ours = [repr(m).replace("gradc", "torch") for m in _modules(gradc)]
+    theirs = [repr(m) for m in _modules(torch)]
+    for o, t in zip(ours, theirs):
+        assert o == t

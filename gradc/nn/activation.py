@@ -108,6 +108,9 @@ class Threshold(Module):
     def forward(self, input):
         return F.threshold(input, self.threshold, self.value, self.inplace)
 
+    def extra_repr(self):
+        return f"threshold={self.threshold}, value={self.value}" + (", inplace=True" if self.inplace else "")
+
 
 class PReLU(Module):
     """max(0, x) + weight * min(0, x) with a learnt weight: one shared value or one per channel."""
@@ -165,6 +168,9 @@ class GLU(Module):
     def forward(self, input):
         return F.glu(input, self.dim)
 
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
 
 class LogSoftmax(Module):
     def __init__(self, dim=None):
@@ -173,6 +179,9 @@ class LogSoftmax(Module):
 
     def forward(self, input):
         return F.log_softmax(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
 
 
 class Softmin(LogSoftmax):
@@ -200,7 +209,7 @@ class Dropout1d(Module):
         return F.dropout1d(input, self.p, self.training, self.inplace)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Dropout2d(Dropout1d):

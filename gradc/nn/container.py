@@ -4,6 +4,7 @@ see every entry under its key (PyTorch's names: 'layers.0.weight', 'scales.alpha
 import collections
 
 from ..errors import ShapeError
+from ..shapes import Size
 from .module import Module, Parameter
 
 
@@ -94,7 +95,7 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self):
-        return "\n".join(f"({i}): Parameter of shape {tuple(p.shape)}" for i, p in enumerate(self))
+        return "\n".join(f"  ({i}): {_entry(p, repr(p.dtype).replace('gradc.', 'torch.'))}" for i, p in enumerate(self))
 
 
 class ParameterDict(Module):
@@ -139,12 +140,20 @@ class ParameterDict(Module):
         return p
 
     def update(self, parameters):
-        items = parameters.items() if hasattr(parameters, "items") else parameters
+        # a plain dict's entries in sorted key order, an ordered one's (or pairs) as given: PyTorch's rule
+        items = (parameters.items() if isinstance(parameters, (collections.OrderedDict, ParameterDict)) else
+                 sorted(parameters.items()) if hasattr(parameters, "items") else parameters)
         for k, v in items:
             self[k] = v
 
     def extra_repr(self):
-        return "\n".join(f"({k}): Parameter of shape {tuple(p.shape)}" for k, p in self.items())
+        return "\n".join(f"  ({k}): {_entry(p, p.type())}" for k, p in self.items())
+
+
+def _entry(p, kind):
+    size = "x".join(str(n) for n in p.shape)
+    device = f" ({p.device})" if p.device.type == "cuda" else ""
+    return f"{'Parameter' if isinstance(p, Parameter) else 'Tensor'} containing: [{kind} of size {size}{device}]"
 
 
 class Unflatten(Module):
@@ -152,7 +161,7 @@ class Unflatten(Module):
 
     def __init__(self, dim, unflattened_size):
         super().__init__()
-        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+        self.dim, self.unflattened_size = dim, unflattened_size if isinstance(unflattened_size, Size) else tuple(unflattened_size)
 
     def forward(self, input):
         d = self.dim if self.dim >= 0 else input.ndim + self.dim

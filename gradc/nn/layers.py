@@ -6,7 +6,7 @@ from ..functions import arange, empty, where
 from ..grad_mode import no_grad
 from . import functional as F
 from . import init
-from .module import Module, Parameter
+from .module import Module, Parameter, indented
 
 
 class Identity(Module):
@@ -96,6 +96,7 @@ class Sequential(Module):
         self.add_module(str(len(self._modules)), module)
         return self
 
+
     def extend(self, modules):
         for m in modules:
             self.append(m)
@@ -119,6 +120,19 @@ class ModuleList(Module):
     def append(self, module):
         self.add_module(str(len(self._modules)), module)
         return self
+
+    def __repr__(self):   # runs of identical children are collapsed, as PyTorch's: (0-2): 3 x Block(...)
+        runs = []   # [first index, last index, repr]
+        for i, m in enumerate(self._modules.values()):
+            text = repr(m)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        if not runs:
+            return f"{self._get_name()}()"
+        lines = [indented(f"({a}): {text}" if a == b else f"({a}-{b}): {b - a + 1} x {text}") for a, b, text in runs]
+        return f"{self._get_name()}(\n  " + "\n  ".join(lines) + "\n)"
 
     def extend(self, modules):
         for m in modules:
@@ -228,6 +242,9 @@ class Flatten(Module):
     def forward(self, input):
         return input.flatten(self.start_dim, self.end_dim)
 
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
 
 class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
@@ -246,7 +263,8 @@ class LayerNorm(Module):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}"
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.weight is not None}, "
+                f"bias={self.bias is not None}")
 
 
 class Embedding(Module):
@@ -295,8 +313,9 @@ class Embedding(Module):
         return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}" + (
-            f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+        return f"{self.num_embeddings}, {self.embedding_dim}" + "".join(f", {k}={v}" for k, v, shown in (
+            ("padding_idx", self.padding_idx, self.padding_idx is not None), ("max_norm", self.max_norm, self.max_norm is not None),
+            ("norm_type", self.norm_type, self.norm_type != 2)) if shown)
 
 
 class Dropout(Module):

@@ -71,6 +71,11 @@ class Parameter(Tensor):
         return (Parameter, (self.detach(), self.requires_grad))
 
 
+def indented(text, spaces=2):
+    """Every line of text after the first indented by `spaces` (a child's repr inside its parent's)."""
+    return text.replace("\n", "\n" + " " * spaces)
+
+
 def zero_grad_of(p):
     """p.grad set to zeros: in place, as PyTorch does (a reference to it sees the zeros), unless it
     has history or a compiled function is being traced. Zeros, not grad * 0.0: an inf/nan gradient
@@ -527,10 +532,13 @@ class Module:
     def extra_repr(self):
         return ""
 
-    def __repr__(self):
-        lines = [f"({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items()]
-        extra = self.extra_repr()
-        if not lines:
-            return f"{type(self).__name__}({extra})"
-        body = "\n  ".join(([extra] if extra else []) + lines)
-        return f"{type(self).__name__}(\n  {body}\n)"
+    def _get_name(self):
+        return type(self).__name__
+
+    def __repr__(self):   # PyTorch's layout: extra_repr's lines, then one line per child, indented
+        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        children = [f"({n}): " + indented(repr(m)) for n, m in self._modules.items()]
+        if len(extra) == 1 and not children:
+            return f"{self._get_name()}({extra[0]})"
+        lines = extra + children
+        return f"{self._get_name()}(" + ("\n  " + "\n  ".join(lines) + "\n" if lines else "") + ")"

@@ -78,8 +78,9 @@ class AvgPool1d(Module):
     def forward(self, input):
         return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
 
-    def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+    def extra_repr(self):   # (PyTorch keeps 1-d sizes as 1-tuples)
+        one = [v if isinstance(v, tuple) else (v,) for v in (self.kernel_size, self.stride, self.padding)]
+        return f"kernel_size={one[0]}, stride={one[1]}, padding={one[2]}"
 
 
 class AvgPool2d(Module):
@@ -157,7 +158,8 @@ class Upsample(Module):
                              recompute_scale_factor=self.recompute_scale_factor)
 
     def extra_repr(self):
-        what = f"scale_factor={self.scale_factor}" if self.scale_factor is not None else f"size={self.size}"
+        scale = self.scale_factor if not isinstance(self.scale_factor, (int, float)) else float(self.scale_factor)
+        what = f"scale_factor={scale}" if self.scale_factor is not None else f"size={self.size}"
         return f"{what}, mode='{self.mode}'"
 
 
@@ -184,8 +186,10 @@ class _PadNd(Module):
             return F.pad(input, self.padding, "constant", self.value)
         return F.pad(input, self.padding, self.mode)
 
-    def extra_repr(self):
-        return f"{self.padding}" + (f", value={self.value}" if self.mode == "constant" else "")
+    def extra_repr(self):   # (ZeroPadNd shows its padding only; ConstantPadNd names both)
+        if self.mode != "constant" or type(self).__name__.startswith("Zero"):
+            return f"{self.padding}"
+        return f"padding={self.padding}, value={self.value}"
 
 
 def _pad_class(name, nd, mode, zero=False):

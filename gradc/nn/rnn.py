@@ -302,7 +302,8 @@ class RNNCellBase(Module):
         return (h, c) if self.mode == "LSTM" else h
 
     def extra_repr(self):
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False") + (
+            f", nonlinearity={self.nonlinearity}" if getattr(self, "nonlinearity", "tanh") != "tanh" else "")
 
 
 class RNNCell(RNNCellBase):
