@@ -29,6 +29,15 @@ class CastError(DTypeError, RuntimeError):
     integer tensor, out=): a DTypeError, and a RuntimeError as PyTorch's is."""
 
 
+class ArgumentError(GradcError, ValueError):
+    """An argument value refused where it is given (a DataLoader's batch_size, an optimizer's lr, a
+    sampler's weights): a ValueError, as PyTorch's checks raise."""
+
+
+class LoaderError(GradcError, RuntimeError):
+    """A DataLoader worker died or timed out: a RuntimeError, as PyTorch's."""
+
+
 class AutogradError(GradcError, RuntimeError):
     """Misuse of autograd: backward twice, non-scalar backward, a saved tensor changed in place."""
 

@@ -1352,3 +1352,54 @@ def test_torch_compile_surface_module_compile_stances_and_dynamo_config():
     assert c.mode == "max-autotune-no-cudagraphs" and "epilogue_fusion" in str(caught[0].message)
     assert gradc._dynamo.optimize("inductor")(lambda t: t + 1)(gradc.ones(1)).tolist() == [2.0]
     assert gradc.compiler.allow_in_graph(abs) is abs and not gradc.compiler.is_dynamo_compiling()
+
+
+def test_optimizer_habits_closure_custom_subclass_ema_buffers_and_lbfgs_budget():
+    results = []
+    for lib in (torch, gradc):
+        w = lib.nn.Parameter(lib.tensor([1.0, -2.0]))
+        opt = lib.optim.Adam([w], lr=0.1)
+
+        def closure():
+            opt.zero_grad()
+            loss = (w ** 2).sum()
+            loss.backward()
+            return loss
+        assert opt.step(closure).item() == 5.0
+
+        class MySGD(lib.optim.Optimizer):   # written PyTorch's way: step() overridden, state a defaultdict
+            def __init__(self, params, lr=0.1):
+                super().__init__(params, dict(lr=lr))
+
+            @lib.no_grad()
+            def step(self, closure=None):
+                for g in self.param_groups:
+                    for p in g["params"]:
+                        st = self.state[p]
+                        st["n"] = st.get("n", 0) + 1
+                        p.add_(p.grad, alpha=-g["lr"])
+        v = lib.nn.Parameter(lib.ones(2))
+        mine = MySGD([v])
+        (v * v).sum().backward()
+        mine.step()
+        swa = lib.optim.swa_utils
+        m = lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.BatchNorm1d(4))
+        ema = swa.AveragedModel(m, multi_avg_fn=swa.get_ema_multi_avg_fn(0.999), use_buffers=True)
+        m(lib.ones(2, 3))
+        ema.update_parameters(m)
+        m(lib.ones(2, 3))
+        ema.update_parameters(m)
+        x = lib.tensor([-1.5, 2.0], dtype=lib.float64, requires_grad=True)
+        lb = lib.optim.LBFGS([x], lr=1, max_iter=1, line_search_fn="strong_wolfe")
+
+        def rosen():
+            lb.zero_grad()
+            loss = (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+            loss.backward()
+            return loss
+        for _ in range(3):
+            lb.step(rosen)
+        results.append((w.tolist(), v.tolist(), dict(mine.state[v]), int(ema.module[1].num_batches_tracked),
+                        x.tolist(), lb.state[x]["func_evals"]))
+    assert results[0][1:] == results[1][1:]
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)

@@ -1,7 +1,7 @@
 """Adadelta (PyTorch's formulas: running averages of squared gradients and squared updates, the
 rate lr scales the update, 1.0 by default). Tensor ops only, so compiled steps capture it."""
 from ..dispatch import outside_trace
-from ..errors import GradcError
+from ..errors import ArgumentError
 from ..functions import zeros, zeros_like
 from .optimizer import Optimizer
 
@@ -10,8 +10,8 @@ class Adadelta(Optimizer):
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False, flat=False,
                  foreach=None, capturable=False, differentiable=False):
         if not (lr >= 0 and 0.0 <= rho <= 1.0 and eps >= 0 and weight_decay >= 0):
-            raise GradcError(f"Adadelta: need lr, eps, weight_decay >= 0 and 0 <= rho <= 1 (got lr={lr}, rho={rho}, "
-                             f"eps={eps}, weight_decay={weight_decay})")
+            raise ArgumentError(f"Adadelta: need lr, eps, weight_decay >= 0 and 0 <= rho <= 1 (got lr={lr}, rho={rho}, "
+                                f"eps={eps}, weight_decay={weight_decay})")
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=bool(maximize)),
                          flat=flat,
                          implementation=dict(foreach=foreach, capturable=capturable, differentiable=differentiable))

@@ -3,7 +3,7 @@ the accumulated squares). As in PyTorch its state exists from construction on; t
 a 0-d tensor so that a compiled step reads the decayed rate as data."""
 from .. import dtypes as D
 from ..dispatch import outside_trace
-from ..errors import GradcError
+from ..errors import ArgumentError
 from ..functions import full_like, zeros
 from .optimizer import Optimizer
 
@@ -12,8 +12,8 @@ class Adagrad(Optimizer):
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
                  maximize=False, flat=False, foreach=None, differentiable=False, fused=None):
         if not (lr >= 0 and lr_decay >= 0 and weight_decay >= 0 and initial_accumulator_value >= 0 and eps >= 0):
-            raise GradcError(f"Adagrad: lr, lr_decay, weight_decay, initial_accumulator_value and eps must be >= 0 "
-                             f"(got {lr}, {lr_decay}, {weight_decay}, {initial_accumulator_value}, {eps})")
+            raise ArgumentError(f"Adagrad: lr, lr_decay, weight_decay, initial_accumulator_value and eps must be >= 0 "
+                                f"(got {lr}, {lr_decay}, {weight_decay}, {initial_accumulator_value}, {eps})")
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
                                       initial_accumulator_value=initial_accumulator_value,
                                       maximize=bool(maximize)), flat=flat,

@@ -8,7 +8,7 @@ all of them: a compiled step holds one scalar chain instead of one per parameter
 that misses a step (no gradient) gets its own copy of the count first, so counts never drift."""
 
 from ..dispatch import outside_trace
-from ..errors import GradcError
+from ..errors import ArgumentError
 from ..functions import maximum, zeros, zeros_like
 from ..tensor import Tensor
 from .optimizer import Optimizer
@@ -19,8 +19,8 @@ class Adam(Optimizer):
                  maximize=False, decoupled_weight_decay=False, flat=False,
                  foreach=None, capturable=False, differentiable=False, fused=None):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise GradcError(f"{type(self).__name__}: invalid hyper-parameters lr={lr}, betas={betas}, eps={eps}, "
-                             f"weight_decay={weight_decay} (need lr, eps, weight_decay >= 0 and 0 <= beta < 1)")
+            raise ArgumentError(f"{type(self).__name__}: invalid hyper-parameters lr={lr}, betas={betas}, eps={eps}, "
+                                f"weight_decay={weight_decay} (need lr, eps, weight_decay >= 0 and 0 <= beta < 1)")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=bool(amsgrad), maximize=bool(maximize),
                                       decoupled_weight_decay=bool(decoupled_weight_decay)), flat=flat,

@@ -1,15 +1,15 @@
 """Adamax (PyTorch's formulas: Adam with the infinity norm in place of the squared-gradient
 average). Options are program inputs of a compiled step (see Optimizer.hyper_inputs)."""
 from ..dispatch import outside_trace
-from ..errors import GradcError
+from ..errors import ArgumentError
 from ..functions import maximum, zeros, zeros_like
 from .optimizer import Optimizer
 
 
 def check_betas(who, lr, betas, eps, weight_decay):
     if not (lr >= 0 and eps >= 0 and weight_decay >= 0 and len(betas) == 2 and all(0.0 <= b < 1.0 for b in betas)):
-        raise GradcError(f"{who}: invalid hyper-parameters lr={lr}, betas={tuple(betas)}, eps={eps}, "
-                         f"weight_decay={weight_decay} (need lr, eps, weight_decay >= 0 and two betas in [0, 1))")
+        raise ArgumentError(f"{who}: invalid hyper-parameters lr={lr}, betas={tuple(betas)}, eps={eps}, "
+                            f"weight_decay={weight_decay} (need lr, eps, weight_decay >= 0 and two betas in [0, 1))")
 
 
 class Adamax(Optimizer):

@@ -6,7 +6,7 @@ while a step is traced, it raises TraceError before touching any state, so the c
 falls back to running eagerly with that reason."""
 from .. import dispatch
 from ..grad_mode import enable_grad, no_grad
-from ..errors import GradcError, ShapeError, TraceError
+from ..errors import ArgumentError, ShapeError, TraceError
 from ..functions import cat, zeros
 from ..tensor import Tensor
 from .optimizer import Optimizer
@@ -98,22 +98,22 @@ class LBFGS(Optimizer):
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         if line_search_fn not in (None, "strong_wolfe"):
-            raise GradcError(f"LBFGS: line_search_fn={line_search_fn!r} is not supported; pass None (a fixed step "
-                             "of lr) or 'strong_wolfe'")
+            raise ArgumentError(f"LBFGS: line_search_fn={line_search_fn!r} is not supported; pass None (a fixed step "
+                                "of lr) or 'strong_wolfe'")
         if not (lr > 0 and max_iter >= 1 and history_size >= 1):
-            raise GradcError(f"LBFGS: need lr > 0, max_iter >= 1 and history_size >= 1 (got lr={lr}, "
-                             f"max_iter={max_iter}, history_size={history_size})")
+            raise ArgumentError(f"LBFGS: need lr > 0, max_iter >= 1 and history_size >= 1 (got lr={lr}, "
+                                f"max_iter={max_iter}, history_size={history_size})")
         super().__init__(params, dict(lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
                                       tolerance_change=tolerance_change, history_size=history_size,
                                       line_search_fn=line_search_fn))
         if len(self.param_groups) != 1:
-            raise GradcError("LBFGS doesn't support per-parameter options (parameter groups); pass one list of "
-                             "parameters")
+            raise ArgumentError("LBFGS doesn't support per-parameter options (parameter groups); pass one list of "
+                                "parameters")
         self._params = self.param_groups[0]["params"]
 
     def add_param_group(self, group):
         if getattr(self, "_params", None) is not None:
-            raise GradcError("LBFGS doesn't support per-parameter options (parameter groups)")
+            raise ArgumentError("LBFGS doesn't support per-parameter options (parameter groups)")
         super().add_param_group(group)
 
     def state_dict(self):
@@ -129,8 +129,8 @@ class LBFGS(Optimizer):
         direction, the last gradient, the curvature pairs): their length is checked, not a shape."""
         groups = state_dict["param_groups"]
         if len(groups) != 1 or len(groups[0]["params"]) != len(self._params):
-            raise GradcError("LBFGS.load_state_dict: the saved optimizer has a different number of parameters "
-                             "than this one; build it over the same parameters")
+            raise ArgumentError("LBFGS.load_state_dict: the saved optimizer has a different number of parameters "
+                                "than this one; build it over the same parameters")
         n = sum(p.numel() for p in self._params)
         first = self._params[0]
 
@@ -149,7 +149,7 @@ class LBFGS(Optimizer):
         self.param_groups[0].update({k: v for k, v in groups[0].items() if k != "params"})
 
     def _update(self, p, grad, state, group):   # (step() does the whole iteration itself)
-        raise GradcError("LBFGS updates all its parameters together in step(closure)")
+        raise ArgumentError("LBFGS updates all its parameters together in step(closure)")
 
     def _flat_grad(self):
         return cat([zeros(p.numel(), dtype=p.dtype, device=p.device) if p.grad is None else p.grad.reshape(-1)
@@ -172,8 +172,8 @@ class LBFGS(Optimizer):
 
     def step(self, closure=None):
         if closure is None:
-            raise GradcError("LBFGS.step needs a closure that clears the gradients, computes the loss, calls "
-                             "backward() and returns the loss: opt.step(closure)")
+            raise ArgumentError("LBFGS.step needs a closure that clears the gradients, computes the loss, calls "
+                                "backward() and returns the loss: opt.step(closure)")
         if dispatch.tracer() is not None:
             raise TraceError("LBFGS.step(closure) is called inside the compiled function: it calls the closure "
                              "many times and stops on the values it returns, which a compiled program cannot "
@@ -237,7 +237,7 @@ class LBFGS(Optimizer):
 
                 def evaluate(x, t, d):
                     return self._evaluate(closure, x, t, d)
-                loss, g, t, ls_evals = strong_wolfe(evaluate, x, t, d, loss, g, gtd)
+                loss, g, t, ls_evals = strong_wolfe(evaluate, x, t, d, loss, g, gtd, max_ls=max_eval - evals)
                 self._add(t, d)
                 converged = g.abs().max() <= tol_grad
             else:

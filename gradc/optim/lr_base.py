@@ -3,7 +3,7 @@ the helpers every schedule shares: the rates of the groups, writing one, one val
 import copy
 import warnings
 
-from ..errors import GradcError
+from ..errors import ArgumentError
 from ..tensor import Tensor
 from .optimizer import check_optimizer, not_traced
 
@@ -26,8 +26,8 @@ def per_group(name, optimizer, value):
     """One value per parameter group: a list of exactly that many, or one value for all."""
     if isinstance(value, (list, tuple)):
         if len(value) != len(optimizer.param_groups):
-            raise GradcError(f"{name} has {len(value)} values but the optimizer has {len(optimizer.param_groups)} "
-                             "parameter groups; give one value per group, or a single value")
+            raise ArgumentError(f"{name} has {len(value)} values but the optimizer has {len(optimizer.param_groups)} "
+                                "parameter groups; give one value per group, or a single value")
         return list(value)
     return [value] * len(optimizer.param_groups)
 
@@ -52,9 +52,9 @@ class LRScheduler:
         else:
             for i, g in enumerate(optimizer.param_groups):
                 if "initial_lr" not in g:
-                    raise GradcError(f"{type(self).__name__}(last_epoch={last_epoch}): param_groups[{i}] has no "
-                                     "'initial_lr'. Resuming needs the optimizer's state_dict loaded first (it "
-                                     "holds initial_lr); a fresh run uses last_epoch=-1")
+                    raise ArgumentError(f"{type(self).__name__}(last_epoch={last_epoch}): param_groups[{i}] has no "
+                                        "'initial_lr'. Resuming needs the optimizer's state_dict loaded first (it "
+                                        "holds initial_lr); a fresh run uses last_epoch=-1")
         self.base_lrs = group_rates(optimizer, "initial_lr")
         self.last_epoch = last_epoch
         self._initial_step()
@@ -98,6 +98,6 @@ class LRScheduler:
 
     def load_state_dict(self, state_dict):
         if not isinstance(state_dict, dict):
-            raise GradcError(f"{type(self).__name__}.load_state_dict expects the dict that state_dict() returned, "
-                             f"got {type(state_dict).__name__}")
+            raise ArgumentError(f"{type(self).__name__}.load_state_dict expects the dict that state_dict() returned, "
+                                f"got {type(state_dict).__name__}")
         self.__dict__.update({k: copy.deepcopy(v) for k, v in state_dict.items() if k != "optimizer"})

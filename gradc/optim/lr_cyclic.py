@@ -5,7 +5,7 @@ scale_fn of your own; momentum (or Adam's beta1) cycles the other way."""
 import math
 import types
 
-from ..errors import GradcError
+from ..errors import ArgumentError
 from .lr_base import LRScheduler, per_group, set_rate
 
 _MODES = ("triangular", "triangular2", "exp_range")
@@ -23,15 +23,15 @@ class CyclicLR(LRScheduler):
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up
         if not (up > 0 and down > 0):
-            raise GradcError(f"CyclicLR: step_size_up and step_size_down must be > 0 (got {step_size_up}, "
-                             f"{step_size_down})")
+            raise ArgumentError(f"CyclicLR: step_size_up and step_size_down must be > 0 (got {step_size_up}, "
+                                f"{step_size_down})")
         self.total_size = up + down
         self.step_ratio = up / self.total_size
         if mode not in _MODES and scale_fn is None:
-            raise GradcError(f"CyclicLR: mode={mode!r} is not one of {', '.join(map(repr, _MODES))}; pick one, "
-                             "or pass scale_fn")
+            raise ArgumentError(f"CyclicLR: mode={mode!r} is not one of {', '.join(map(repr, _MODES))}; pick one, "
+                                "or pass scale_fn")
         if scale_fn is not None and scale_mode not in ("cycle", "iterations"):
-            raise GradcError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}")
+            raise ArgumentError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}")
         self.mode, self.gamma = mode, gamma
         self._scale_fn_custom = scale_fn
         self.scale_mode = scale_mode
@@ -39,8 +39,8 @@ class CyclicLR(LRScheduler):
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise GradcError(f"CyclicLR(cycle_momentum=True): {type(optimizer).__name__} has neither momentum "
-                                 "nor betas; pass cycle_momentum=False")
+                raise ArgumentError(f"CyclicLR(cycle_momentum=True): {type(optimizer).__name__} has neither momentum "
+                                    "nor betas; pass cycle_momentum=False")
             self.use_beta1 = "betas" in optimizer.defaults
             self.base_momentums = per_group("base_momentum", optimizer, base_momentum)
             self.max_momentums = per_group("max_momentum", optimizer, max_momentum)

@@ -9,7 +9,7 @@ import warnings
 from bisect import bisect_right
 from collections import Counter
 
-from ..errors import GradcError
+from ..errors import ArgumentError
 from .optimizer import check_optimizer
 from .lr_base import EPOCH_WARNING as _EPOCH_WARNING, LRScheduler, group_rates as _lrs, per_group as _per_group, \
     set_rate as _set
@@ -32,7 +32,7 @@ class _LambdaState(LRScheduler):
         self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
         for fn in self.lr_lambdas:
             if not callable(fn):
-                raise GradcError(f"{type(self).__name__}: lr_lambda must be callable, got {type(fn).__name__}")
+                raise ArgumentError(f"{type(self).__name__}: lr_lambda must be callable, got {type(fn).__name__}")
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self):
@@ -72,7 +72,7 @@ class StepLR(LRScheduler):
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         # a float is accepted as PyTorch accepts it (its tutorials pass 1.0): epoch % step_size is Python's
         if isinstance(step_size, bool) or not isinstance(step_size, (int, float)) or not step_size > 0:
-            raise GradcError(f"StepLR: step_size must be a positive number of epochs, got {step_size!r}")
+            raise ArgumentError(f"StepLR: step_size must be a positive number of epochs, got {step_size!r}")
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer, last_epoch)
 
@@ -117,7 +117,7 @@ class ConstantLR(LRScheduler):
 
     def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
         if not 0 <= factor <= 1.0:
-            raise GradcError(f"ConstantLR: factor must be in [0, 1], got {factor}")
+            raise ArgumentError(f"ConstantLR: factor must be in [0, 1], got {factor}")
         self.factor, self.total_iters = factor, total_iters
         super().__init__(optimizer, last_epoch)
 
@@ -138,9 +138,9 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
         if not 0 < start_factor <= 1.0:
-            raise GradcError(f"LinearLR: start_factor must be in (0, 1], got {start_factor}")
+            raise ArgumentError(f"LinearLR: start_factor must be in (0, 1], got {start_factor}")
         if not 0 <= end_factor <= 1.0:
-            raise GradcError(f"LinearLR: end_factor must be in [0, 1], got {end_factor}")
+            raise ArgumentError(f"LinearLR: end_factor must be in [0, 1], got {end_factor}")
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
         super().__init__(optimizer, last_epoch)
 
@@ -199,7 +199,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         if not T_max > 0:
-            raise GradcError(f"CosineAnnealingLR: T_max must be > 0, got {T_max!r}")
+            raise ArgumentError(f"CosineAnnealingLR: T_max must be > 0, got {T_max!r}")
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -222,16 +222,16 @@ class CosineAnnealingLR(LRScheduler):
 
 def _check_children(who, optimizer, schedulers):
     if len(schedulers) < 1:
-        raise GradcError(f"{who} needs at least one scheduler")
+        raise ArgumentError(f"{who} needs at least one scheduler")
     for i, s in enumerate(schedulers):
         if isinstance(s, ReduceLROnPlateau):
-            raise GradcError(f"{who}: scheduler {i} is a ReduceLROnPlateau, whose step() needs the metric; it "
-                             "cannot be stepped as part of a sequence or chain")
+            raise ArgumentError(f"{who}: scheduler {i} is a ReduceLROnPlateau, whose step() needs the metric; it "
+                                "cannot be stepped as part of a sequence or chain")
         if not isinstance(s, LRScheduler):
-            raise GradcError(f"{who}: scheduler {i} is a {type(s).__name__}, not a learning-rate scheduler")
+            raise ArgumentError(f"{who}: scheduler {i} is a {type(s).__name__}, not a learning-rate scheduler")
         if s.optimizer is not optimizer:
-            raise GradcError(f"{who}: scheduler {i} ({type(s).__name__}) schedules a different optimizer; all of "
-                             "them must schedule the same one")
+            raise ArgumentError(f"{who}: scheduler {i} ({type(s).__name__}) schedules a different optimizer; all of "
+                                "them must schedule the same one")
 
 
 class _Composite(LRScheduler):
@@ -244,8 +244,8 @@ class _Composite(LRScheduler):
         state_dict = dict(state_dict)
         children = state_dict.pop("_schedulers")
         if len(children) != len(self._schedulers):
-            raise GradcError(f"{type(self).__name__}.load_state_dict: the saved state has {len(children)} "
-                             f"schedulers, this one has {len(self._schedulers)}")
+            raise ArgumentError(f"{type(self).__name__}.load_state_dict: the saved state has {len(children)} "
+                                f"schedulers, this one has {len(self._schedulers)}")
         super().load_state_dict(state_dict)
         for s, sd in zip(self._schedulers, children):
             s.load_state_dict(sd)
@@ -259,8 +259,8 @@ class SequentialLR(_Composite):
         schedulers = list(schedulers)
         _check_children("SequentialLR", optimizer, schedulers)
         if len(milestones) != len(schedulers) - 1:
-            raise GradcError(f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} milestones, "
-                             f"got {len(milestones)}")
+            raise ArgumentError(f"SequentialLR: {len(schedulers)} schedulers need {len(schedulers) - 1} milestones, "
+                                f"got {len(milestones)}")
         self._schedulers, self._milestones = schedulers, list(milestones)
         self.last_epoch = last_epoch + 1
         self.optimizer = optimizer
@@ -296,7 +296,7 @@ class ChainedScheduler(_Composite):
     def __init__(self, schedulers, optimizer=None):
         schedulers = list(schedulers)
         if not schedulers:
-            raise GradcError("ChainedScheduler needs at least one scheduler")
+            raise ArgumentError("ChainedScheduler needs at least one scheduler")
         optimizer = optimizer or schedulers[0].optimizer
         _check_children("ChainedScheduler", optimizer, schedulers)
         self._schedulers, self.optimizer = schedulers, optimizer
@@ -315,7 +315,7 @@ class ReduceLROnPlateau(LRScheduler):
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
                  cooldown=0, min_lr=0, eps=1e-8):
         if factor >= 1.0:
-            raise GradcError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor}")
+            raise ArgumentError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor}")
         check_optimizer(optimizer, "ReduceLROnPlateau")
         self.factor, self.optimizer = factor, optimizer
         if isinstance(min_lr, (list, tuple)):
@@ -333,9 +333,9 @@ class ReduceLROnPlateau(LRScheduler):
 
     def _init_is_better(self, mode, threshold, threshold_mode):
         if mode not in ("min", "max"):
-            raise GradcError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+            raise ArgumentError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
-            raise GradcError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+            raise ArgumentError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode, self.threshold, self.threshold_mode = mode, threshold, threshold_mode
 
@@ -371,8 +371,8 @@ class ReduceLROnPlateau(LRScheduler):
         groups = self.optimizer.param_groups
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:
-                raise GradcError(f"ReduceLROnPlateau: the optimizer now has {len(groups)} parameter groups but "
-                                 f"min_lr lists {len(self.min_lrs)}; set scheduler.min_lrs to one value per group")
+                raise ArgumentError(f"ReduceLROnPlateau: the optimizer now has {len(groups)} parameter groups but "
+                                    f"min_lr lists {len(self.min_lrs)}; set scheduler.min_lrs to one value per group")
             self.min_lrs = [self.default_min_lr] * len(groups)
         for g, lo in zip(groups, self.min_lrs):
             old = float(g["lr"])
@@ -390,9 +390,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
         if not isinstance(T_0, int) or T_0 <= 0:
-            raise GradcError(f"CosineAnnealingWarmRestarts: T_0 must be a positive int, got {T_0!r}")
+            raise ArgumentError(f"CosineAnnealingWarmRestarts: T_0 must be a positive int, got {T_0!r}")
         if not isinstance(T_mult, int) or T_mult < 1:
-            raise GradcError(f"CosineAnnealingWarmRestarts: T_mult must be an int >= 1, got {T_mult!r}")
+            raise ArgumentError(f"CosineAnnealingWarmRestarts: T_mult must be an int >= 1, got {T_mult!r}")
         self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
         self.T_cur = last_epoch
         super().__init__(optimizer, last_epoch)
@@ -411,7 +411,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur -= self.T_i
                 self.T_i *= self.T_mult
         elif epoch < 0:
-            raise GradcError(f"CosineAnnealingWarmRestarts.step: epoch must be >= 0, got {epoch}")
+            raise ArgumentError(f"CosineAnnealingWarmRestarts.step: epoch must be >= 0, got {epoch}")
         elif epoch >= self.T_0:
             if self.T_mult == 1:
                 self.T_cur = epoch % self.T_0
@@ -437,17 +437,17 @@ class OneCycleLR(LRScheduler):
         check_optimizer(optimizer, "OneCycleLR")
         self.optimizer = optimizer
         if total_steps is None and (epochs is None or steps_per_epoch is None):
-            raise GradcError("OneCycleLR: give total_steps, or both epochs and steps_per_epoch")
+            raise ArgumentError("OneCycleLR: give total_steps, or both epochs and steps_per_epoch")
         given = [("total_steps", total_steps)] if total_steps is not None else \
             [("epochs", epochs), ("steps_per_epoch", steps_per_epoch)]
         for name, v in given:
             if not isinstance(v, int) or v <= 0:
-                raise GradcError(f"OneCycleLR: {name} must be a positive int, got {v!r}")
+                raise ArgumentError(f"OneCycleLR: {name} must be a positive int, got {v!r}")
         self.total_steps = total_steps if total_steps is not None else epochs * steps_per_epoch
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
-            raise GradcError(f"OneCycleLR: pct_start must be a float in [0, 1], got {pct_start!r}")
+            raise ArgumentError(f"OneCycleLR: pct_start must be a float in [0, 1], got {pct_start!r}")
         if anneal_strategy not in ("cos", "linear"):
-            raise GradcError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+            raise ArgumentError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
         def phase(end_step, lr0, lr1, m0, m1):
             return dict(end_step=end_step, start_lr=lr0, end_lr=lr1, start_momentum=m0, end_momentum=m1)
         warm, last = float(pct_start * self.total_steps) - 1, self.total_steps - 1
@@ -465,8 +465,8 @@ class OneCycleLR(LRScheduler):
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise GradcError(f"OneCycleLR(cycle_momentum=True): {type(optimizer).__name__} has neither momentum "
-                                 "nor betas; pass cycle_momentum=False")
+                raise ArgumentError(f"OneCycleLR(cycle_momentum=True): {type(optimizer).__name__} has neither momentum "
+                                    "nor betas; pass cycle_momentum=False")
             self.use_beta1 = "betas" in optimizer.defaults
             highs = _per_group("max_momentum", optimizer, max_momentum)
             lows = _per_group("base_momentum", optimizer, base_momentum)
@@ -490,8 +490,8 @@ class OneCycleLR(LRScheduler):
     def get_lr(self):
         n = self.last_epoch
         if n > self.total_steps:
-            raise GradcError(f"OneCycleLR: stepped {n} times, but total_steps is {self.total_steps}; make "
-                             "total_steps (or epochs * steps_per_epoch) cover the whole run")
+            raise ArgumentError(f"OneCycleLR: stepped {n} times, but total_steps is {self.total_steps}; make "
+                                "total_steps (or epochs * steps_per_epoch) cover the whole run")
         lrs = []
         for g in self.optimizer.param_groups:
             start = 0.0

@@ -3,7 +3,7 @@ variance rectification). Options are program inputs of a compiled step, and RAda
 the rectified and the plain step, which depends on the step count, is a select rather than a
 branch, so one compiled program serves every step."""
 from ..dispatch import outside_trace
-from ..errors import GradcError
+from ..errors import ArgumentError
 from ..functions import maximum, ones, where, zeros, zeros_like
 from ..tensor import Tensor
 from .adamax import check_betas
@@ -34,7 +34,7 @@ class NAdam(Optimizer):
                  foreach=None, capturable=False, differentiable=False):
         check_betas("NAdam", lr, betas, eps, weight_decay)
         if not momentum_decay >= 0:
-            raise GradcError(f"NAdam: momentum_decay must be >= 0, got {momentum_decay}")
+            raise ArgumentError(f"NAdam: momentum_decay must be >= 0, got {momentum_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay, decoupled_weight_decay=bool(decoupled_weight_decay),
                                       maximize=bool(maximize)), flat=flat,

@@ -1,13 +1,14 @@
 """The Optimizer base: parameter groups, per-parameter state, zero_grad and state_dict. Updates are
 written with tensor ops under no_grad, so a compiled training step captures them as graph work."""
-import abc
+import collections
 import copy
 import functools
 
 import numpy as np
 
 from ..autograd import no_grad
-from ..errors import GradcError, ShapeError, TraceError
+from ..grad_mode import enable_grad
+from ..errors import ArgumentError, ShapeError, TraceError
 from ..tensor import Tensor
 from .. import dtypes as D
 from ..functions import cat, zeros_like
@@ -47,8 +48,8 @@ def not_traced(step):
 
 def check_optimizer(optimizer, who):
     if not isinstance(optimizer, Optimizer):
-        raise GradcError(f"{who}: {type(optimizer).__name__} is not a gradc optimizer; pass e.g. "
-                         "optim.SGD(model.parameters(), lr=0.1)")
+        raise ArgumentError(f"{who}: {type(optimizer).__name__} is not a gradc optimizer; pass e.g. "
+                            "optim.SGD(model.parameters(), lr=0.1)")
 
 
 _update_internally = internal(lambda opt: opt._update_groups())
@@ -77,7 +78,7 @@ def _gradc_only(opt):
     return True
 
 
-class Optimizer(abc.ABC):
+class Optimizer:
     # Options whose numbers a compiled step reads as program inputs (0-d float64 tensors, which
     # combine with float32 tensors as Python floats do), so changing them (an lr schedule, down to
     # 0) never traces again. A traced update may branch on whether such an option is zero, reading
@@ -89,10 +90,10 @@ class Optimizer(abc.ABC):
     def __init__(self, params, defaults, flat=False, implementation=None):
         implementation = dict(implementation or {})
         if implementation.get("differentiable"):
-            raise GradcError(f"{type(self).__name__}(differentiable=True): differentiating through the update itself "
-                             "is not supported; gradc's steps run without history")
+            raise ArgumentError(f"{type(self).__name__}(differentiable=True): differentiating through the update itself "
+                                "is not supported; gradc's steps run without history")
         if implementation.get("fused") and implementation.get("foreach"):
-            raise GradcError(f"{type(self).__name__}: fused=True and foreach=True cannot both be set (as in PyTorch)")
+            raise ArgumentError(f"{type(self).__name__}: fused=True and foreach=True cannot both be set (as in PyTorch)")
         # PyTorch's choices among its implementations of one update (a loop, foreach lists, a fused
         # kernel, device-side step counts): gradc has one, compiled into fused kernels with its step
         # count on the device, so every choice gives the same numbers; they are kept in the groups
@@ -102,18 +103,18 @@ class Optimizer(abc.ABC):
         self._flats = {}  # group index -> [_Flat] (flat=True: parameters live in flat buffers)
         self.defaults = dict(defaults)
         if isinstance(params, Tensor):
-            raise GradcError(f"{type(self).__name__}: params must be an iterable of tensors or of dicts (parameter "
-                             "groups), got a single tensor; pass [tensor] or model.parameters()")
+            raise ArgumentError(f"{type(self).__name__}: params must be an iterable of tensors or of dicts (parameter "
+                                "groups), got a single tensor; pass [tensor] or model.parameters()")
         if isinstance(params, set):
-            raise GradcError(f"{type(self).__name__}: parameters must be an ordered collection (a set's order "
-                             "changes between runs, so saved optimizer state would load onto the wrong "
-                             "parameters); pass a list")
+            raise ArgumentError(f"{type(self).__name__}: parameters must be an ordered collection (a set's order "
+                                "changes between runs, so saved optimizer state would load onto the wrong "
+                                "parameters); pass a list")
         params = list(params)
         if not params:
-            raise GradcError("optimizer got an empty parameter list; pass model.parameters()")
+            raise ArgumentError("optimizer got an empty parameter list; pass model.parameters()")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.param_groups = []
-        self.state = {}
+        self.state = collections.defaultdict(dict)   # (a custom step's self.state[p] starts empty, as in PyTorch)
         self._hyper = {}  # (group index, option, device) -> the 0-d tensor a compiled step reads
         self._hyper_at = {}   # the same keys -> the value last written into it (a GPU tensor is never read back)
         self._branched = set()   # hyper_inputs options a traced update read from group.raw (branched on)
@@ -128,31 +129,31 @@ class Optimizer(abc.ABC):
         """Add a group: {"params": tensors, option: value, ...}; options it leaves out take the defaults
         the optimizer was built with (e.g. a weight-decay group and a no-decay group, one lr)."""
         if not isinstance(group, dict) or "params" not in group:
-            raise GradcError(f"a parameter group must be a dict with a 'params' entry, got {type(group).__name__}")
+            raise ArgumentError(f"a parameter group must be a dict with a 'params' entry, got {type(group).__name__}")
         group = ParamGroup(group)
         ps = group["params"]
         if isinstance(ps, set):
-            raise GradcError("optimizer parameters must be an ordered collection (a set's order changes between "
-                             "runs, so saved optimizer state would load onto the wrong parameters); pass a list")
+            raise ArgumentError("optimizer parameters must be an ordered collection (a set's order changes between "
+                                "runs, so saved optimizer state would load onto the wrong parameters); pass a list")
         group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
         named = [p for p in group["params"] if isinstance(p, tuple)]
         if named:   # model.named_parameters(): (name, tensor) pairs; the names are kept, as in PyTorch
             if len(named) != len(group["params"]) or any(len(p) != 2 or not isinstance(p[0], str) for p in named):
-                raise GradcError("optimizer parameters must be all tensors or all (name, tensor) pairs, as "
-                                 "model.named_parameters() gives; got a mix")
+                raise ArgumentError("optimizer parameters must be all tensors or all (name, tensor) pairs, as "
+                                    "model.named_parameters() gives; got a mix")
             group["param_names"] = [n for n, _ in named]
             group["params"] = [p for _, p in named]
         if self.param_groups and ("param_names" in group) != ("param_names" in self.param_groups[0]):
-            raise GradcError("every parameter group must give its parameters with names (named_parameters()) or "
-                             "every group without; got a mix")
+            raise ArgumentError("every parameter group must give its parameters with names (named_parameters()) or "
+                                "every group without; got a mix")
         for p in group["params"]:
             if not isinstance(p, Tensor) or not p.is_leaf:
-                raise GradcError("optimizers can only optimize leaf tensors (parameters); got "
+                raise ArgumentError("optimizers can only optimize leaf tensors (parameters); got "
                                  + ("a computed tensor" if isinstance(p, Tensor) else type(p).__name__))
         ids = {id(p) for p in group["params"]}
         if len(ids) != len(group["params"]) or any(id(p) in ids for g in self.param_groups for p in g["params"]):
-            raise GradcError("some parameters appear more than once in the parameter groups; give each parameter "
-                             "to exactly one group")
+            raise ArgumentError("some parameters appear more than once in the parameter groups; give each parameter "
+                                "to exactly one group")
         for k, v in self.defaults.items():
             group.setdefault(k, v)
         self.param_groups.append(group)
@@ -171,7 +172,13 @@ class Optimizer(abc.ABC):
                 elif p.grad is not None:  # zeros, not grad * 0.0: an inf/nan gradient would stay nan
                     zero_grad_of(p)
 
-    def step(self):
+    def step(self, closure=None):
+        """One update of every parameter with a gradient; closure (which recomputes the loss, as
+        LBFGS needs) is called first, with grad enabled, and its loss returned."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         # State made on the first step (zero moments, step counts) is made as real tensors also while
         # a step is traced (dispatch.outside_trace): the traced program then reads and updates it as
         # any other state, so the first compiled step's program serves every later step.
@@ -182,6 +189,7 @@ class Optimizer(abc.ABC):
             _update_internally(self)   # none of the user's code can run in it
         else:
             self._update_groups()      # user code may: what it reads is recorded
+        return loss
 
     def _update_groups(self):
         with no_grad():
@@ -263,9 +271,10 @@ class Optimizer(abc.ABC):
             flats = self._flats[gi] = [_Flat(ps, self.state) for ps in by_kind.values()]
         return flats
 
-    @abc.abstractmethod
     def _update(self, p, grad, state, group):
-        """Apply one update to parameter p (under no_grad), reading and writing its state dict."""
+        """Apply one update to parameter p (under no_grad), reading and writing its state dict. A
+        custom optimizer written PyTorch's way overrides step() instead, and never reaches this."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither step() nor _update(p, grad, state, group)")
 
     def state_dict(self):
         for flats in self._flats.values():
@@ -289,8 +298,8 @@ class Optimizer(abc.ABC):
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
                 len(a["params"]) != len(b["params"]) for a, b in zip(groups, self.param_groups)):
-            raise GradcError("load_state_dict: the saved optimizer has a different number of parameter groups or "
-                             "parameters than this one; build the optimizer over the same parameters")
+            raise ArgumentError("load_state_dict: the saved optimizer has a different number of parameter groups or "
+                                "parameters than this one; build the optimizer over the same parameters")
         params = [p for g in self.param_groups for p in g["params"]]
         saved_ids = [i for g in groups for i in g["params"]]
         new_state = {}
@@ -311,7 +320,7 @@ class Optimizer(abc.ABC):
             new_state[p] = entry
         for g, saved in zip(self.param_groups, groups):
             g.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
-        self.state = new_state
+        self.state = collections.defaultdict(dict, new_state)
         self._flats.clear()
         if self.flat:
             for gi, g in enumerate(self.param_groups):

@@ -1,7 +1,7 @@
 """RMSprop (PyTorch's formulas: squared-gradient average, optional centring, momentum and weight
 decay). Written with tensor ops only, so a compiled training step captures the update."""
 from ..dispatch import outside_trace
-from ..errors import GradcError
+from ..errors import ArgumentError
 from ..functions import zeros, zeros_like
 from .optimizer import Optimizer
 
@@ -10,8 +10,8 @@ class RMSprop(Optimizer):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
                  maximize=False, flat=False, foreach=None, capturable=False, differentiable=False):
         if not (lr >= 0 and eps >= 0 and weight_decay >= 0 and momentum >= 0 and alpha >= 0):
-            raise GradcError(f"RMSprop: lr, alpha, eps, weight_decay and momentum must be >= 0 (got lr={lr}, "
-                             f"alpha={alpha}, eps={eps}, weight_decay={weight_decay}, momentum={momentum})")
+            raise ArgumentError(f"RMSprop: lr, alpha, eps, weight_decay and momentum must be >= 0 (got lr={lr}, "
+                                f"alpha={alpha}, eps={eps}, weight_decay={weight_decay}, momentum={momentum})")
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                                       centered=bool(centered), maximize=bool(maximize)), flat=flat,
                          implementation=dict(foreach=foreach, capturable=capturable, differentiable=differentiable))

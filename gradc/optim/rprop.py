@@ -3,7 +3,7 @@ gradient kept its sign and shrunk by etaminus where it flipped (that element the
 ASGD: averaged SGD, the average `ax` kept in the state. Both are written with selects instead of
 data-dependent branches, so a compiled step is one program for every step."""
 from .. import dtypes as D
-from ..errors import GradcError
+from ..errors import ArgumentError
 from ..functions import maximum, ones_like, where, zeros, zeros_like
 from .optimizer import Optimizer
 
@@ -13,9 +13,9 @@ class Rprop(Optimizer):
                  foreach=None, capturable=False, differentiable=False):
         if not (lr >= 0 and len(etas) == 2 and 0.0 < etas[0] < 1.0 < etas[1] and len(step_sizes) == 2
                 and 0 <= step_sizes[0] <= step_sizes[1]):
-            raise GradcError(f"Rprop: invalid hyper-parameters lr={lr}, etas={tuple(etas)}, step_sizes="
-                             f"{tuple(step_sizes)} (need lr >= 0, 0 < etaminus < 1 < etaplus and "
-                             "0 <= min step size <= max step size)")
+            raise ArgumentError(f"Rprop: invalid hyper-parameters lr={lr}, etas={tuple(etas)}, step_sizes="
+                                f"{tuple(step_sizes)} (need lr >= 0, 0 < etaminus < 1 < etaplus and "
+                                "0 <= min step size <= max step size)")
         super().__init__(params, dict(lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes), maximize=bool(maximize)),
                          flat=flat,
                          implementation=dict(foreach=foreach, capturable=capturable, differentiable=differentiable))
@@ -45,7 +45,7 @@ class ASGD(Optimizer):
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=False,
                  flat=False, foreach=None, capturable=False, differentiable=False):
         if not (lr >= 0 and weight_decay >= 0):
-            raise GradcError(f"ASGD: lr and weight_decay must be >= 0 (got lr={lr}, weight_decay={weight_decay})")
+            raise ArgumentError(f"ASGD: lr and weight_decay must be >= 0 (got lr={lr}, weight_decay={weight_decay})")
         super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
                                       maximize=bool(maximize)), flat=flat,
                          implementation=dict(foreach=foreach, capturable=capturable, differentiable=differentiable))

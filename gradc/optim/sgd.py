@@ -1,7 +1,7 @@
 """SGD with momentum, dampening, Nesterov, weight decay and maximize (PyTorch's update formulas)."""
 from ..creation import full_like
 from ..dispatch import outside_trace, tracer
-from ..errors import GradcError
+from ..errors import ArgumentError
 from .optimizer import Optimizer
 
 
@@ -9,9 +9,9 @@ class SGD(Optimizer):
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
                  maximize=False, flat=False, foreach=None, differentiable=False, fused=None):
         if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise GradcError(f"SGD: lr, momentum and weight_decay must be >= 0 (got {lr}, {momentum}, {weight_decay})")
+            raise ArgumentError(f"SGD: lr, momentum and weight_decay must be >= 0 (got {lr}, {momentum}, {weight_decay})")
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise GradcError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
+            raise ArgumentError("SGD: nesterov momentum requires momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=bool(nesterov), maximize=bool(maximize)),
                          flat=flat,

@@ -7,7 +7,7 @@ import itertools
 import math
 
 from .. import dtypes as D
-from ..errors import GradcError
+from ..errors import ArgumentError
 from ..functions import tensor
 from ..grad_mode import no_grad
 from ..nn.module import Module
@@ -36,7 +36,10 @@ def get_ema_multi_avg_fn(decay=0.999):
     """multi_avg_fn of an EMA: every averaged tensor moved towards its current one, in place."""
     def ema_update(averaged, current, num_averaged):
         for a, c in zip(averaged, current):
-            a.lerp_(c, 1 - decay)
+            if a.dtype.is_floating_point:
+                a.lerp_(c, 1 - decay)
+            else:   # an integer buffer (BatchNorm's num_batches_tracked) with use_buffers, as PyTorch does it
+                a.copy_(a * decay + c * (1 - decay))
     return ema_update
 
 
@@ -56,7 +59,7 @@ class AveragedModel(Module):
     def __init__(self, model, device=None, avg_fn=None, multi_avg_fn=None, use_buffers=False):
         super().__init__()
         if avg_fn is not None and multi_avg_fn is not None:
-            raise GradcError("AveragedModel: give avg_fn or multi_avg_fn, not both")
+            raise ArgumentError("AveragedModel: give avg_fn or multi_avg_fn, not both")
         self.module = copy.deepcopy(model)
         if device is not None:
             self.module = self.module.to(device)
@@ -74,8 +77,8 @@ class AveragedModel(Module):
         mine = [t.detach() for t in self._tensors(self.module)]
         theirs = [t.detach() for t in self._tensors(model)]
         if len(mine) != len(theirs):
-            raise GradcError(f"AveragedModel.update_parameters: the model has {len(theirs)} tensors to average, the "
-                             f"averaged copy {len(mine)}; pass the model this AveragedModel was made from")
+            raise ArgumentError(f"AveragedModel.update_parameters: the model has {len(theirs)} tensors to average, the "
+                                f"averaged copy {len(mine)}; pass the model this AveragedModel was made from")
         n = int(self.n_averaged.item())
         if n == 0:
             for a, c in zip(mine, theirs):

@@ -6,7 +6,7 @@ import collections.abc
 import numpy as np
 
 from ... import dtypes as D
-from ...errors import DTypeError, GradcError, ShapeError
+from ...errors import ArgumentError, DTypeError, ShapeError
 from ...functions import stack, tensor
 from ...tensor import Tensor
 
@@ -29,7 +29,7 @@ def _rebuild(elem, values):
 
 def default_collate(batch):
     if not batch:
-        raise GradcError("default_collate got an empty batch")
+        raise ArgumentError("default_collate got an empty batch")
     elem = batch[0]
     if isinstance(elem, Tensor):
         shapes = {t.shape for t in batch}
@@ -58,8 +58,8 @@ def default_collate(batch):
         keys = list(elem)
         for s in batch:
             if not isinstance(s, collections.abc.Mapping) or set(s) != set(keys):
-                raise GradcError(f"default_collate: the samples are dicts with different keys ({keys} and "
-                                 f"{list(s) if isinstance(s, collections.abc.Mapping) else type(s).__name__})")
+                raise ArgumentError(f"default_collate: the samples are dicts with different keys ({keys} and "
+                                    f"{list(s) if isinstance(s, collections.abc.Mapping) else type(s).__name__})")
         return _rebuild(elem, {k: default_collate([s[k] for s in batch]) for k in keys})
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # a namedtuple
         return type(elem)(*(default_collate(s) for s in zip(*batch)))

@@ -8,7 +8,7 @@ import queue
 import time
 import warnings
 
-from ...errors import GradcError
+from ...errors import ArgumentError, LoaderError
 from ...generator import Generator, default_generator
 from . import worker as W
 from .collate import default_collate, default_convert
@@ -22,7 +22,7 @@ def _positive_int(name, v, allow_none=False):
     if v is None and allow_none:
         return
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise GradcError(f"DataLoader: {name} must be a positive int{' or None' if allow_none else ''}, got {v!r}")
+        raise ArgumentError(f"DataLoader: {name} must be a positive int{' or None' if allow_none else ''}, got {v!r}")
 
 
 class DataLoader:
@@ -31,37 +31,37 @@ class DataLoader:
                  multiprocessing_context=None, generator=None, *, prefetch_factor=None, persistent_workers=False,
                  in_order=True):
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise GradcError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
+            raise ArgumentError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
         if timeout < 0:
-            raise GradcError(f"DataLoader: timeout must be >= 0 seconds, got {timeout}")
+            raise ArgumentError(f"DataLoader: timeout must be >= 0 seconds, got {timeout}")
         if num_workers == 0 and prefetch_factor is not None:
-            raise GradcError("DataLoader: prefetch_factor only applies with workers; set num_workers > 0 or leave "
-                             "prefetch_factor unset")
+            raise ArgumentError("DataLoader: prefetch_factor only applies with workers; set num_workers > 0 or leave "
+                                "prefetch_factor unset")
         _positive_int("prefetch_factor", prefetch_factor, allow_none=True)
         if persistent_workers and num_workers == 0:
-            raise GradcError("DataLoader: persistent_workers=True needs num_workers > 0")
+            raise ArgumentError("DataLoader: persistent_workers=True needs num_workers > 0")
         if generator is not None and not isinstance(generator, Generator):
-            raise GradcError(f"DataLoader: generator must be a gradc.Generator, got {type(generator).__name__}")
+            raise ArgumentError(f"DataLoader: generator must be a gradc.Generator, got {type(generator).__name__}")
         self._is_iterable = isinstance(dataset, IterableDataset)
         if self._is_iterable:
             if shuffle not in (None, False):
-                raise GradcError("DataLoader: an IterableDataset cannot be shuffled by the loader (it has no indices); "
-                                 "shuffle inside the dataset's __iter__, or use a map-style Dataset")
+                raise ArgumentError("DataLoader: an IterableDataset cannot be shuffled by the loader (it has no indices); "
+                                    "shuffle inside the dataset's __iter__, or use a map-style Dataset")
             if sampler is not None or batch_sampler is not None:
-                raise GradcError("DataLoader: an IterableDataset takes no sampler or batch_sampler (it has no "
-                                 "indices); its __iter__ decides the order")
+                raise ArgumentError("DataLoader: an IterableDataset takes no sampler or batch_sampler (it has no "
+                                    "indices); its __iter__ decides the order")
         else:
             shuffle = bool(shuffle)
         if sampler is not None and shuffle:
-            raise GradcError("DataLoader: sampler and shuffle=True exclude each other; pass one of them")
+            raise ArgumentError("DataLoader: sampler and shuffle=True exclude each other; pass one of them")
         if batch_sampler is not None:
             if batch_size != 1 or shuffle or sampler is not None or drop_last:
-                raise GradcError("DataLoader: batch_sampler decides the batches, so it excludes batch_size, shuffle, "
-                                 "sampler and drop_last")
+                raise ArgumentError("DataLoader: batch_sampler decides the batches, so it excludes batch_size, shuffle, "
+                                    "sampler and drop_last")
             batch_size, drop_last = None, False
         elif batch_size is None:
             if drop_last:
-                raise GradcError("DataLoader: batch_size=None (no batching) excludes drop_last=True")
+                raise ArgumentError("DataLoader: batch_size=None (no batching) excludes drop_last=True")
         else:
             _positive_int("batch_size", batch_size)
         if sampler is None and not self._is_iterable:
@@ -73,8 +73,8 @@ class DataLoader:
                           "move to the GPU with .to('cuda') either way", UserWarning, stacklevel=2)
         if isinstance(multiprocessing_context, str):
             if multiprocessing_context not in multiprocessing.get_all_start_methods():
-                raise GradcError(f"DataLoader: unknown multiprocessing_context {multiprocessing_context!r}; use one "
-                                 f"of {multiprocessing.get_all_start_methods()}")
+                raise ArgumentError(f"DataLoader: unknown multiprocessing_context {multiprocessing_context!r}; use one "
+                                    f"of {multiprocessing.get_all_start_methods()}")
             multiprocessing_context = multiprocessing.get_context(multiprocessing_context)
         self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
         self.sampler, self.batch_sampler, self.num_workers = sampler, batch_sampler, num_workers
@@ -243,11 +243,11 @@ class _WorkerPool:
             if dead:
                 i, w = dead[0]
                 self.shutdown()
-                raise GradcError(f"DataLoader worker {i} (pid {w.pid}) exited unexpectedly with exit code "
-                                 f"{w.exitcode}; it may have run out of memory or crashed in native code. Run with "
-                                 "num_workers=0 to see the error in the main process")
+                raise LoaderError(f"DataLoader worker {i} (pid {w.pid}) exited unexpectedly with exit code "
+                                  f"{w.exitcode}; it may have run out of memory or crashed in native code. Run with "
+                                  "num_workers=0 to see the error in the main process")
             if deadline is not None and time.monotonic() >= deadline:
-                raise GradcError(f"DataLoader timed out: no batch came from the workers within timeout={timeout} s")
+                raise LoaderError(f"DataLoader timed out: no batch came from the workers within timeout={timeout} s")
 
     def shutdown(self):
         if self.closed:

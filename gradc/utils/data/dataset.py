@@ -4,7 +4,7 @@ import bisect
 import itertools
 import math
 
-from ...errors import GradcError, ShapeError
+from ...errors import ArgumentError, ShapeError
 from ...generator import default_generator
 from ...tensor import Tensor
 
@@ -27,7 +27,7 @@ class IterableDataset(Dataset):
         raise NotImplementedError(f"{type(self).__name__} must define __iter__")
 
     def __getitem__(self, index):
-        raise GradcError(f"{type(self).__name__} is an IterableDataset: it is iterated, not indexed")
+        raise ArgumentError(f"{type(self).__name__} is an IterableDataset: it is iterated, not indexed")
 
     def __add__(self, other):
         return ChainDataset([self, other])
@@ -38,11 +38,11 @@ class TensorDataset(Dataset):
 
     def __init__(self, *tensors):
         if not tensors:
-            raise GradcError("TensorDataset needs at least one tensor")
+            raise ArgumentError("TensorDataset needs at least one tensor")
         for t in tensors:
             if not isinstance(t, Tensor):
-                raise GradcError(f"TensorDataset takes gradc tensors, got {type(t).__name__}; wrap arrays with "
-                                 "gradc.tensor(...)")
+                raise ArgumentError(f"TensorDataset takes gradc tensors, got {type(t).__name__}; wrap arrays with "
+                                    "gradc.tensor(...)")
         n = {t.shape[0] if t.ndim else None for t in tensors}
         if len(n) != 1 or None in n:
             raise ShapeError(f"TensorDataset: the tensors' first dimensions differ or are missing "
@@ -61,7 +61,7 @@ class StackDataset(Dataset):
 
     def __init__(self, *args, **kwargs):
         if bool(args) == bool(kwargs):
-            raise GradcError("StackDataset takes datasets either positionally or by keyword (not both, not none)")
+            raise ArgumentError("StackDataset takes datasets either positionally or by keyword (not both, not none)")
         self.datasets = list(args) if args else dict(kwargs)
         lengths = {len(d) for d in (self.datasets if args else self.datasets.values())}
         if len(lengths) != 1:
@@ -83,10 +83,10 @@ class ConcatDataset(Dataset):
     def __init__(self, datasets):
         self.datasets = list(datasets)
         if not self.datasets:
-            raise GradcError("ConcatDataset needs at least one dataset")
+            raise ArgumentError("ConcatDataset needs at least one dataset")
         for d in self.datasets:
             if isinstance(d, IterableDataset):
-                raise GradcError("ConcatDataset does not take IterableDatasets; chain them with ChainDataset")
+                raise ArgumentError("ConcatDataset does not take IterableDatasets; chain them with ChainDataset")
         self.cumulative_sizes = list(itertools.accumulate(len(d) for d in self.datasets))
 
     def __len__(self):
@@ -114,7 +114,7 @@ class ChainDataset(IterableDataset):
     def __iter__(self):
         for d in self.datasets:
             if not isinstance(d, IterableDataset):
-                raise GradcError(f"ChainDataset only chains IterableDatasets, got {type(d).__name__}")
+                raise ArgumentError(f"ChainDataset only chains IterableDatasets, got {type(d).__name__}")
             yield from d
 
     def __len__(self):
@@ -147,21 +147,21 @@ def _split_lengths(lengths, n):
     the remainder one at a time to the first splits, as torch does)."""
     lengths = list(lengths)
     if not lengths or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in lengths):
-        raise GradcError(f"random_split: lengths must be ints or fractions summing to 1, got {lengths}")
+        raise ArgumentError(f"random_split: lengths must be ints or fractions summing to 1, got {lengths}")
     if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
         for i, frac in enumerate(lengths):
             if not 0 <= frac <= 1:
-                raise GradcError(f"random_split: fraction at index {i} is {frac}, not in [0, 1]")
+                raise ArgumentError(f"random_split: fraction at index {i} is {frac}, not in [0, 1]")
         out = [int(math.floor(n * frac)) for frac in lengths]
         for i in range(n - sum(out)):
             out[i % len(out)] += 1
         return out
     for x in lengths:
         if not isinstance(x, int) or x < 0:
-            raise GradcError(f"random_split: lengths must be non-negative ints or fractions summing to 1, "
-                             f"got {lengths}")
+            raise ArgumentError(f"random_split: lengths must be non-negative ints or fractions summing to 1, "
+                                f"got {lengths}")
     if sum(lengths) != n:
-        raise GradcError(f"random_split: the lengths sum to {sum(lengths)}, but the dataset has {n} samples")
+        raise ArgumentError(f"random_split: the lengths sum to {sum(lengths)}, but the dataset has {n} samples")
     return lengths
 
 

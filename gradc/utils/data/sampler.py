@@ -4,7 +4,7 @@ gradc.Generator; without one, each pass draws a fresh seed from the global gener
 gradc.manual_seed makes every epoch's order reproducible."""
 import numpy as np
 
-from ...errors import GradcError
+from ...errors import ArgumentError
 from ...generator import Generator, default_generator
 
 
@@ -29,7 +29,7 @@ def _pass_generator(generator):
 
 def _check_generator(generator, who):
     if generator is not None and not isinstance(generator, Generator):
-        raise GradcError(f"{who}: generator must be a gradc.Generator, got {type(generator).__name__}")
+        raise ArgumentError(f"{who}: generator must be a gradc.Generator, got {type(generator).__name__}")
 
 
 class SequentialSampler(Sampler):
@@ -48,12 +48,12 @@ class RandomSampler(Sampler):
 
     def __init__(self, data_source, replacement=False, num_samples=None, generator=None):
         if not isinstance(replacement, bool):
-            raise GradcError(f"RandomSampler: replacement must be a bool, got {replacement!r}")
+            raise ArgumentError(f"RandomSampler: replacement must be a bool, got {replacement!r}")
         _check_generator(generator, "RandomSampler")
         self.data_source, self.replacement, self._num_samples, self.generator = \
             data_source, replacement, num_samples, generator
         if not isinstance(self.num_samples, int) or isinstance(self.num_samples, bool) or self.num_samples <= 0:
-            raise GradcError(f"RandomSampler: num_samples must be a positive int, got {self.num_samples!r}")
+            raise ArgumentError(f"RandomSampler: num_samples must be a positive int, got {self.num_samples!r}")
 
     @property
     def num_samples(self):
@@ -94,17 +94,17 @@ class WeightedRandomSampler(Sampler):
 
     def __init__(self, weights, num_samples, replacement=True, generator=None):
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
-            raise GradcError(f"WeightedRandomSampler: num_samples must be a positive int, got {num_samples!r}")
+            raise ArgumentError(f"WeightedRandomSampler: num_samples must be a positive int, got {num_samples!r}")
         if not isinstance(replacement, bool):
-            raise GradcError(f"WeightedRandomSampler: replacement must be a bool, got {replacement!r}")
+            raise ArgumentError(f"WeightedRandomSampler: replacement must be a bool, got {replacement!r}")
         _check_generator(generator, "WeightedRandomSampler")
         w = np.asarray(weights.numpy() if hasattr(weights, "numpy") else weights, dtype=np.float64)
         if w.ndim != 1 or not len(w) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-            raise GradcError("WeightedRandomSampler: weights must be a non-empty 1-d sequence of finite, non-negative "
-                             "numbers that are not all zero")
+            raise ArgumentError("WeightedRandomSampler: weights must be a non-empty 1-d sequence of finite, non-negative "
+                                "numbers that are not all zero")
         if not replacement and num_samples > np.count_nonzero(w):
-            raise GradcError(f"WeightedRandomSampler: cannot draw {num_samples} samples without replacement from "
-                             f"{np.count_nonzero(w)} non-zero weights")
+            raise ArgumentError(f"WeightedRandomSampler: cannot draw {num_samples} samples without replacement from "
+                                f"{np.count_nonzero(w)} non-zero weights")
         self.weights, self.num_samples, self.replacement, self.generator = w, num_samples, replacement, generator
 
     def __iter__(self):
@@ -121,9 +121,9 @@ class BatchSampler(Sampler):
 
     def __init__(self, sampler, batch_size, drop_last):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise GradcError(f"BatchSampler: batch_size must be a positive int, got {batch_size!r}")
+            raise ArgumentError(f"BatchSampler: batch_size must be a positive int, got {batch_size!r}")
         if not isinstance(drop_last, bool):
-            raise GradcError(f"BatchSampler: drop_last must be a bool, got {drop_last!r}")
+            raise ArgumentError(f"BatchSampler: drop_last must be a bool, got {drop_last!r}")
         self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
 
     def __iter__(self):

@@ -10,7 +10,7 @@ import traceback
 from multiprocessing.reduction import ForkingPickler
 
 from ... import random as gradc_random
-from ...errors import DeviceError, GradcError
+from ...errors import ArgumentError, DeviceError, LoaderError
 from ...functions import from_numpy
 from ...tensor import Tensor
 
@@ -49,8 +49,8 @@ def _reduce_tensor(t):
         raise DeviceError("a DataLoader worker produced a CUDA tensor; load samples on the CPU in the dataset and "
                           "move each batch with batch.to('cuda') in the training loop")
     if t.requires_grad and not t.is_leaf:
-        raise GradcError("a tensor with autograd history cannot leave a DataLoader worker; .detach() it in the "
-                         "dataset")
+        raise ArgumentError("a tensor with autograd history cannot leave a DataLoader worker; .detach() it in the "
+                            "dataset")
     return _rebuild_tensor, (t.detach().numpy(), bool(t.requires_grad))
 
 
@@ -75,7 +75,7 @@ class Failure:
         if self.exc is not None:
             self.exc.add_note(note)
             raise self.exc
-        raise GradcError(f"{self.type_name}: {self.message}\n{note}")
+        raise LoaderError(f"{self.type_name}: {self.message}\n{note}")
 
 
 def fetch(dataset, indices, auto_collation, collate_fn):
