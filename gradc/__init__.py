@@ -69,3 +69,5 @@ from . import foreach as _foreach  # noqa: E402
 _foreach.install(globals())
 pi, e, inf, nan = _math.pi, _math.e, _math.inf, _math.nan   # torch.pi, torch.e, torch.inf, torch.nan
 is_anomaly_enabled, is_anomaly_check_nan_enabled = autograd.is_anomaly_enabled, autograd.is_anomaly_check_nan_enabled
+from . import backward_names as _backward_names  # noqa: E402
+_backward_names.install(Tensor, globals(), nn.functional)   # grad_fn=<NllLossBackward0>, as PyTorch prints it

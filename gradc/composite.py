@@ -1,7 +1,6 @@
 """Composite ops: what users call that is not a primitive, written with primitives' frontends, so
 autodiff, fusion and every backend cover them for free. Each is published by `export`."""
 import builtins
-import collections
 
 import numpy as np
 
@@ -18,9 +17,10 @@ from .ops.frontend import axes_arg, cast, export, where
 from .ops.movement import strided_slice
 from .shapes import normalize_axis, prod
 from .tensor import Tensor
+from .return_types import return_type
 
-max_result = collections.namedtuple("max", ["values", "indices"])
-min_result = collections.namedtuple("min", ["values", "indices"])
+max_result = return_type("max", ["values", "indices"])
+min_result = return_type("min", ["values", "indices"])
 
 
 # ---------------------------------------------------------------------- devices and dtypes

@@ -3,7 +3,6 @@ det and slogdet (primitives computed by LAPACK or cuSOLVER); the Cholesky factor
 triangular solves (written with tensor ops, O(n) of them: for the small matrices of a distribution
 or a Gaussian-process toy, not for large systems). Everything here differentiates and compiles
 like any op."""
-import collections
 import math
 
 import numpy as np
@@ -12,6 +11,7 @@ from .distributions.linalg import checked_cholesky, solve_lower_matrix
 from .errors import LinAlgError, ShapeError  # noqa: F401  (LinAlgError: as torch.linalg.LinAlgError)
 from .functions import cross as _cross, diagonal as _diagonal, eye, flip, matmul, norm as _norm, where  # noqa: F401
 from .ops.linalg import det, eigh, eigvalsh, inverse as inv, qr, slogdet, solve, svd, svdvals  # noqa: F401
+from .return_types import return_type
 
 
 def matrix_power(A, n):
@@ -158,7 +158,7 @@ def cond(A, p=None):
     return matrix_norm(A, p) * matrix_norm(inv(A), p)
 
 
-lstsq_result = collections.namedtuple("lstsq", ["solution", "residuals", "rank", "singular_values"])
+lstsq_result = return_type("lstsq", ["solution", "residuals", "rank", "singular_values"])
 
 
 def lstsq(A, B, rcond=None, *, driver=None):

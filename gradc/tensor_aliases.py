@@ -3,7 +3,6 @@
 transposes of real tensors, the *_scatter functions, and small numeric helpers (copysign,
 aminmax, diagflat, histogram, trapezoid)."""
 import builtins
-import collections
 
 from . import dtypes as D
 from .composite import assign, clone
@@ -12,6 +11,7 @@ from .errors import DTypeError, ShapeError
 from .ops.frontend import export, promote_tensors, where
 from .shapes import normalize_axis
 from .tensor import Tensor
+from .return_types import return_type
 
 
 # ---------------------------------------------------------------------- dtype queries
@@ -72,8 +72,8 @@ def copysign(input, other):
         (-input.abs() if negative else input.abs())
 
 
-_AMINMAX = collections.namedtuple("aminmax", ["min", "max"])
-_HISTOGRAM = collections.namedtuple("histogram", ["hist", "bin_edges"])
+_AMINMAX = return_type("aminmax", ["min", "max"])
+_HISTOGRAM = return_type("histogram", ["hist", "bin_edges"])
 
 
 @export("aminmax")

@@ -3,7 +3,6 @@ backend cover them): triangles and masks, gather/scatter with PyTorch's index la
 assignment as a functional index-put, reordering (roll, flip, repeat), products and running
 sums, einsum, norms, NaN handling and PyTorch habits (new_zeros, normal_, format specs)."""
 import builtins
-import collections
 import math
 
 import numpy as np
@@ -19,6 +18,7 @@ from .ops.movement import strided_slice
 from .shapes import normalize_axis, prod
 from .random import takes_generator
 from .tensor import Tensor
+from .return_types import return_type
 
 
 def _dims(x, dims, name):
@@ -536,8 +536,8 @@ export("is_floating_point")(lambda input: input.dtype.is_floating_point)
 
 
 # ---------------------------------------------------------------------- sorting and sampling
-sort_result = collections.namedtuple("sort", ["values", "indices"])
-topk_result = collections.namedtuple("topk", ["values", "indices"])
+sort_result = return_type("sort", ["values", "indices"])
+topk_result = return_type("topk", ["values", "indices"])
 
 
 @export("sort")

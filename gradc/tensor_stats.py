@@ -2,7 +2,6 @@
 named tuples: cummax / cummin, logcumsumexp, nansum / nanmean, median / nanmedian, kthvalue,
 mode, quantile / nanquantile, std_mean / var_mean. Indices come from argsort or a log-depth scan;
 values are gathered at them, so the gradient reaches the chosen elements as in PyTorch."""
-import collections
 import math
 
 from . import dtypes as D
@@ -13,13 +12,14 @@ from .ops.frontend import axes_arg, cast, export, scalar, where
 from .shapes import normalize_axis
 from .tensor import Tensor
 from .tensor_ops import log1p
+from .return_types import return_type
 
-cummax_result = collections.namedtuple("cummax", ["values", "indices"])
-cummin_result = collections.namedtuple("cummin", ["values", "indices"])
-median_result = collections.namedtuple("median", ["values", "indices"])
-nanmedian_result = collections.namedtuple("nanmedian", ["values", "indices"])
-kthvalue_result = collections.namedtuple("kthvalue", ["values", "indices"])
-mode_result = collections.namedtuple("mode", ["values", "indices"])
+cummax_result = return_type("cummax", ["values", "indices"])
+cummin_result = return_type("cummin", ["values", "indices"])
+median_result = return_type("median", ["values", "indices"])
+nanmedian_result = return_type("nanmedian", ["values", "indices"])
+kthvalue_result = return_type("kthvalue", ["values", "indices"])
+mode_result = return_type("mode", ["values", "indices"])
 
 
 def _positions(x, d):

@@ -78,3 +78,26 @@ def test_module_reprs_match_pytorch():
     theirs = [repr(m) for m in _modules(torch)]
     for o, t in zip(ours, theirs):
         assert o == t
+
+
+def _results(T):
+    F = T.nn.functional
+    x = T.ones(2, 3, requires_grad=True)
+    x3 = T.ones(2, 4, 3, requires_grad=True)
+    img = T.ones(1, 2, 4, 4, requires_grad=True)
+    T.manual_seed(0)
+    return [F.cross_entropy(x, T.tensor([0, 1])), F.mse_loss(x, T.zeros(2, 3)), F.binary_cross_entropy_with_logits(
+        x, T.zeros(2, 3)), x.mean(), x.mean(1), x.sum(1), T.nn.Linear(3, 2)(x), T.nn.Linear(3, 2)(x3), x.relu(),
+        x.softmax(-1), x.log_softmax(-1), T.nn.LayerNorm(3)(x), T.nn.Conv2d(2, 2, 3)(img), T.nn.BatchNorm2d(2)(img),
+        T.nn.Embedding(4, 3)(T.tensor([0, 1])), T.cat([x, x]), x.t(), x[0], x.view(3, 2), x.unsqueeze(0),
+        x @ x.t(), x3 @ x3.transpose(1, 2), x ** 2, x.max(), x.max(1).values, x3.chunk(2, 1)[0], x.clone(),
+        x.masked_fill(x > 0, 0.0), F.gelu(x), 1 - x]
+
+
+def test_grad_fn_names_print_as_pytorchs():
+    ours = [t.grad_fn.name() for t in _results(gradc)]
+    theirs = [t.grad_fn.name() for t in _results(torch)]
+    assert ours == theirs
+    assert repr(gradc.ones(2, requires_grad=True).sum()) == "tensor(2., grad_fn=<SumBackward0>)"
+    assert repr(gradc.tensor([[3.0, 1.0]]).max(dim=1)).replace("gradc", "torch") == repr(
+        torch.tensor([[3.0, 1.0]]).max(dim=1))

@@ -1,6 +1,5 @@
 """Batched matrix multiply (NumPy matmul semantics for operands of rank >= 2), and what LAPACK
 (NumPy) or cuSOLVER (CuPy) compute: linalg.solve, inverse, det, slogdet, svd, eigh and qr."""
-import collections
 
 import numpy as np
 
@@ -11,6 +10,7 @@ from ..errors import DTypeError, LinAlgError, ShapeError
 from .frontend import cast
 from .primitive import primitive
 from .rules import broadcast_shapes, floating, same_dtype
+from ..return_types import return_type
 
 
 def _matmul_shape(shapes):
@@ -242,7 +242,7 @@ def det(input):
     return det_p.bind(input)
 
 
-slogdet_result = collections.namedtuple("slogdet", ["sign", "logabsdet"])
+slogdet_result = return_type("slogdet", ["sign", "logabsdet"])
 
 
 @slogdet_p.def_frontend("slogdet")
@@ -412,9 +412,9 @@ def _tril(x, k):
     return x * cast(dispatch.interpreter().constant(mask, D.bool_, x.device), x.dtype)
 
 
-svd_result = collections.namedtuple("svd", ["U", "S", "Vh"])
-eigh_result = collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])
-qr_result = collections.namedtuple("qr", ["Q", "R"])
+svd_result = return_type("svd", ["U", "S", "Vh"])
+eigh_result = return_type("eigh", ["eigenvalues", "eigenvectors"])
+qr_result = return_type("qr", ["Q", "R"])
 
 
 def _float_input(name, a):
