@@ -43,24 +43,23 @@ class Transform:
         return _Inverse(self)
 
     def __call__(self, x):
-        if not self._cache_size:
-            return self._call(x)
-        old_x, old_y = self._cached_x_y
-        if x is old_x:
-            return old_y
-        y = self._call(x)
-        self._cached_x_y = x, y
-        return y
+        return self._cached(x, True)
 
     def _inv_call(self, y):
+        return self._cached(y, False)
+
+    def _cached(self, v, forward):
+        """The forward map (or inverse) of v; with cache_size=1, the other side of the last pair when
+        v is one side of it."""
+        fn = self._call if forward else self._inverse
         if not self._cache_size:
-            return self._inverse(y)
-        old_x, old_y = self._cached_x_y
-        if y is old_y:
-            return old_x
-        x = self._inverse(y)
-        self._cached_x_y = x, y
-        return x
+            return fn(v)
+        x, y = self._cached_x_y
+        if v is (x if forward else y):
+            return y if forward else x
+        out = fn(v)
+        self._cached_x_y = (v, out) if forward else (out, v)
+        return out
 
     def _call(self, x):
         raise NotImplementedError(f"{type(self).__name__} does not define its forward map")
