@@ -7,7 +7,7 @@ from .optimizer import Optimizer
 
 
 class Adadelta(Optimizer):
-    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False, flat=False,
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, maximize=False, flat=False,
                  foreach=None, capturable=False, differentiable=False):
         if not (lr >= 0 and 0.0 <= rho <= 1.0 and eps >= 0 and weight_decay >= 0):
             raise ArgumentError(f"Adadelta: need lr, eps, weight_decay >= 0 and 0 <= rho <= 1 (got lr={lr}, rho={rho}, "

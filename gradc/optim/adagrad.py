@@ -9,7 +9,7 @@ from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
                  maximize=False, flat=False, foreach=None, differentiable=False, fused=None):
         if not (lr >= 0 and lr_decay >= 0 and weight_decay >= 0 and initial_accumulator_value >= 0 and eps >= 0):
             raise ArgumentError(f"Adagrad: lr, lr_decay, weight_decay, initial_accumulator_value and eps must be >= 0 "

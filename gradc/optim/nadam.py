@@ -29,7 +29,7 @@ def _moments(state, p):
 
 
 class NAdam(Optimizer):
-    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, maximize=False, flat=False,
                  foreach=None, capturable=False, differentiable=False):
         check_betas("NAdam", lr, betas, eps, weight_decay)
@@ -69,7 +69,7 @@ class NAdam(Optimizer):
 
 
 class RAdam(Optimizer):
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, maximize=False, flat=False,
                  foreach=None, capturable=False, differentiable=False):
         check_betas("RAdam", lr, betas, eps, weight_decay)

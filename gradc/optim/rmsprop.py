@@ -7,7 +7,7 @@ from .optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
                  maximize=False, flat=False, foreach=None, capturable=False, differentiable=False):
         if not (lr >= 0 and eps >= 0 and weight_decay >= 0 and momentum >= 0 and alpha >= 0):
             raise ArgumentError(f"RMSprop: lr, alpha, eps, weight_decay and momentum must be >= 0 (got lr={lr}, "

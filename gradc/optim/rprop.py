@@ -42,7 +42,7 @@ class Rprop(Optimizer):
 
 
 class ASGD(Optimizer):
-    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, *, maximize=False,
+    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, *, maximize=False,
                  flat=False, foreach=None, capturable=False, differentiable=False):
         if not (lr >= 0 and weight_decay >= 0):
             raise ArgumentError(f"ASGD: lr and weight_decay must be >= 0 (got lr={lr}, weight_decay={weight_decay})")
