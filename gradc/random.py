@@ -5,6 +5,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import dispatch
+from .errors import TraceError
+
 _initial = [int(np.random.SeedSequence().entropy % (1 << 63))]   # an unseeded process still has its seed
 _gen = [np.random.default_rng(_initial[0])]
 
@@ -32,11 +35,21 @@ def generator():
 
 
 def get_rng_state():
+    _not_traced("get_rng_state")
     return _gen[0].bit_generator.state
 
 
 def set_rng_state(state):
+    _not_traced("set_rng_state")
     _gen[0].bit_generator.state = state
+
+
+def _not_traced(name):
+    """The generator's state is read or set at the moment of the call: inside a trace that moment is
+    once, while a compiled program draws afresh on each call, so such a call runs eagerly."""
+    if dispatch.tracer() is not None:
+        raise TraceError(f"{name}() inside a compiled function: the program would keep the generator state of "
+                         "the moment it was traced; call it outside the compiled function")
 
 
 @contextmanager

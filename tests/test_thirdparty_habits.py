@@ -1403,3 +1403,18 @@ def test_optimizer_habits_closure_custom_subclass_ema_buffers_and_lbfgs_budget()
                         x.tolist(), lb.state[x]["func_evals"]))
     assert results[0][1:] == results[1][1:]
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-6)
+
+
+def test_rng_state_inside_a_compiled_function_runs_it_eagerly_with_eagers_numbers():
+    def f(x):
+        state = gradc.get_rng_state()
+        a = gradc.rand(2)
+        gradc.set_rng_state(state)
+        return a - gradc.rand(2)
+    step = gradc.compile(f)
+    gradc.manual_seed(0)
+    with pytest.warns(UserWarning, match="get_rng_state"):
+        first = step(gradc.ones(1))
+    assert first.tolist() == [0.0, 0.0] and step(gradc.ones(1)).tolist() == [0.0, 0.0]
+    with pytest.raises(gradc.TraceError, match="get_rng_state"):
+        gradc.compile(f, fullgraph=True)(gradc.ones(1))
