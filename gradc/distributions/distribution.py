@@ -7,6 +7,7 @@ from .. import dispatch
 from ..errors import TraceError
 from ..grad_mode import no_grad
 from ..ops.index import DISTRIBUTION_CHECK, check_values
+from ..shapes import Size
 from ..tensor import Tensor
 from . import constraints
 from .utils import DistributionError, as_shape
@@ -70,11 +71,11 @@ class Distribution:
 
     @property
     def batch_shape(self):
-        return self._batch_shape
+        return Size(self._batch_shape)   # (a torch.Size, as PyTorch gives it)
 
     @property
     def event_shape(self):
-        return self._event_shape
+        return Size(self._event_shape)
 
     def expand(self, batch_shape, _instance=None):
         """A view of this distribution with a larger batch shape: each tensor parameter (an entry of
@@ -171,9 +172,9 @@ class Distribution:
         support = self.support
         return value if support is None else self._check(support, value, "value (log_prob's argument)")
 
-    def __repr__(self):
-        shown = [f"{k}: {getattr(self, k).shape if isinstance(getattr(self, k), Tensor) else getattr(self, k)}"
-                 for k in self.arg_constraints if k in self.__dict__]
+    def __repr__(self):   # (PyTorch's: a one-element parameter by value, a larger one by size)
+        shown = [f"{k}: {v if not isinstance(v, Tensor) or v.numel() == 1 else v.size()}"
+                 for k, v in ((k, self.__dict__[k]) for k in self.arg_constraints if k in self.__dict__)]
         return f"{type(self).__name__}({', '.join(shown)})"
 
 
