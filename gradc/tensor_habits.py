@@ -152,13 +152,14 @@ class iinfo:
     """Facts about an integer dtype (bits, min, max), as torch.iinfo."""
 
     def __init__(self, type):
-        if type.is_floating_point or type is D.bool_:
+        name = type.name   # (int8, uint8, int16: facts of a dtype gradc names but has no tensors of)
+        if name not in ("int8", "uint8", "int16", "int32", "int64"):
             raise DTypeError(f"iinfo: {type!r} is not an integer dtype; use gradc.finfo for floating dtypes")
-        info = np.iinfo(type.np)
-        self.dtype, self.bits, self.min, self.max = type.name, info.bits, int(info.min), int(info.max)
+        info = np.iinfo(name)
+        self.dtype, self.bits, self.min, self.max = name, info.bits, int(info.min), int(info.max)
 
-    def __repr__(self):
-        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"
+    def __repr__(self):   # (PyTorch prints the bounds with %g)
+        return f"iinfo(min={float(self.min):g}, max={float(self.max):g}, dtype={self.dtype})"
 
 
 export("finfo", method=False)(finfo)
