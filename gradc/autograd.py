@@ -1,6 +1,7 @@
 """Reverse-mode autograd for eager tensors: grad mode, the recorded history (`Node`), and the
 engine behind `Tensor.backward`. Each node applies its primitive's VJP from the op table, the same
 rule the compiler's autodiff pass uses."""
+import contextlib
 import inspect
 import itertools
 import weakref
@@ -246,7 +247,7 @@ def backward_from(tensor, gradient, retain_graph=False, create_graph=False, inpu
     given). With create_graph the gradients keep their history (a Hessian-vector product)."""
     targets = None if inputs is None else {id(t) for t in inputs}
     watch = {} if inputs is None else {id(t._grad_fn): t for t in inputs if t._grad_fn is not None}
-    with set_grad_enabled(bool(create_graph)):
+    with set_grad_enabled(bool(create_graph)), _new_pass():
         if tensor._grad_fn is None:  # a leaf
             _accumulate(tensor, run_hooks(tensor._hooks, gradient), create_graph)
             run_post_backward_hooks([tensor])
@@ -268,9 +269,30 @@ def backward_from(tensor, gradient, retain_graph=False, create_graph=False, inpu
 
 def _release(node):
     """Free what a node saved for its backward; only a node that saved something refuses a second
-    backward (PyTorch's rule: x + 1 can be differentiated again, x * y cannot)."""
+    backward (PyTorch's rule: x + 1 can be differentiated again, x * y cannot). An autograd.Function's
+    saved tensors belong to its ctx, shared by its outputs' nodes: the ctx remembers the backward pass
+    that used them, and refuses a later one."""
     had = node.out is not None or any(t is not None for t in node.saved)
     node.saved, node.out, node.freed = (), None, node.freed or had
+    ctx = getattr(node.prim, "ctx", None)
+    if ctx is not None and any(t is not None for t in getattr(ctx, "_saved", ())):
+        ctx._used_by = _PASS[0]
+
+
+_PASS = [None]   # the backward pass running now (a fresh object per backward() / autograd.grad)
+
+
+def current_pass():
+    return _PASS[0]
+
+
+@contextlib.contextmanager
+def _new_pass():   # (a backward inside a backward, checkpoint's recomputation, gives the outer one back)
+    outer, _PASS[0] = _PASS[0], object()
+    try:
+        yield
+    finally:
+        _PASS[0] = outer
 
 
 def _accumulate(leaf, g, create_graph=False):
@@ -479,7 +501,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not retain:
             _release(node)
 
-    with set_grad_enabled(bool(create_graph)):
+    with set_grad_enabled(bool(create_graph)), _new_pass():
         backprop(_topological(*roots), cot, lambda node: node.unpack(create_graph), release)
         result = []
         for t in inputs:

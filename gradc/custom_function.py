@@ -56,6 +56,11 @@ class _Backward:
 
     def vjp(self, _ctx, g):
         ctx = self.ctx
+        used = ctx.__dict__.get("_used_by")
+        if used is not None and used is not autograd.current_pass():
+            raise AutogradError(f"trying to backward through the graph a second time ({self.fn.__name__}'s saved "
+                                "tensors were freed by the first backward); pass retain_graph=True to the first "
+                                "backward() if you need to call it twice")
         materialize = getattr(ctx, "materialize_grads", True)
         grads = [g if k == self.index else
                  (zeros_like(r) if materialize and isinstance(r, Tensor) else None)

@@ -211,3 +211,26 @@ def test_checkpoint_recomputes_with_the_same_random_draws():
     out.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), out.detach().numpy())   # the gradient is the mask * 2
     assert 0 < (x.grad.numpy() == 0).sum() < 64
+
+
+def test_a_second_backward_through_a_function_that_saved_tensors_is_refused_as_in_pytorch():
+    class Square(gradc.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            x, = ctx.saved_tensors
+            return 2 * x * g
+    x = gradc.tensor([2.0], requires_grad=True)
+    y = Square.apply(x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+    x = gradc.tensor([2.0], requires_grad=True)
+    y = Square.apply(x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert x.grad.tolist() == [8.0]
