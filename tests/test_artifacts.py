@@ -148,7 +148,7 @@ def test_saved_source_is_the_generated_code_and_saving_is_deterministic(tmp_path
         assert {n: z.read("source/" + n).decode() for n in prog.source} == prog.source
         assert json.loads(z.read("graph.json")) == json.loads(prog.ir.to_json())
         manifest = json.loads(z.read("manifest.json"))
-    assert manifest["inputs"] == [{"name": "x", "shape": [5, 6], "dtype": "float32"}]
+    assert manifest["inputs"] == [{"name": "input", "shape": [5, 6], "dtype": "float32"}]
     assert [s["name"] for s in manifest["state"]] == list(model.state_dict())
     loaded = gradc.load(a)
     assert loaded.source == prog.source

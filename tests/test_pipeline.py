@@ -230,7 +230,7 @@ def test_programs_get_every_field_at_construction(frozen_programs, tmp_path):
         assert prog.stages and prog.spec is not None and prog.pipeline is lower
         assert prog.stats["nodes"] == len(prog.ir) and prog.kernels
     assert aot.backward is not None and aot.stats["backward"] is aot.backward.program.stats
-    assert exported.artifact_info["inputs"] == [{"name": "x", "shape": [8, 6], "dtype": "float32"}]
+    assert exported.artifact_info["inputs"] == [{"name": "input", "shape": [8, 6], "dtype": "float32"}]
     assert all(name.startswith("g") and "__global__" in src for name, src in cuda.kernels)
 
 

@@ -100,7 +100,7 @@ def test_automatic_dynamic_turns_on_at_the_second_size():
             x = _data(b, 4)
             _close(compiled(x), model(x))
     assert compiled.trace_count == 2
-    assert compiled.recompile_reasons == ["x.shape[0]: 3 -> 5; from now on dynamic: x.shape[0]"]
+    assert compiled.recompile_reasons == ["input.shape[0]: 3 -> 5; from now on dynamic: input.shape[0]"]
 
 
 def test_sizes_0_and_1_are_traced_as_they_are():
