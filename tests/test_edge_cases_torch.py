@@ -98,3 +98,12 @@ def test_as_tensor_shares_an_arrays_memory_and_take_checks_its_index():
         a[0] = 0.0
         with pytest.raises(IndexError):
             lib.take(lib.arange(12.0), lib.tensor([-13]))
+
+
+def test_gradient_of_a_zero_power_is_zero_at_any_base():
+    grads = []
+    for lib in (torch, gradc):
+        a = lib.tensor([NAN, INF, 2.0, 0.0], dtype=lib.float64, requires_grad=True)
+        (a ** 0).sum().backward()
+        grads.append(a.grad.tolist())
+    assert grads[0] == grads[1] == [0.0] * 4

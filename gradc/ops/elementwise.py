@@ -161,8 +161,8 @@ def _div_vjp(ctx, g):
 @pow_p.def_vjp
 def _pow_vjp(ctx, g):
     a, b = ctx.inputs
-    # Where b == 0 the gradient is 0 (PyTorch's rule), not 0 * inf at a == 0: a**1 keeps it finite.
-    ga = g * b * a ** F.where(b == 0, 1.0, b - 1.0) if ctx.needs[0] else None
+    # Where b == 0 the gradient is 0 (PyTorch's rule), also at a = 0, inf or NaN (0 * inf would be NaN)
+    ga = F.where(b == 0, 0.0, g * b * a ** F.where(b == 0, 1.0, b - 1.0)) if ctx.needs[0] else None
     # d/db a**b = a**b log a: 0 where a == 0 and b >= 0, NaN for a negative base (PyTorch's rule).
     gb = g * F.where((a == 0) & (b >= 0), 0.0, ctx.out * a.log()) if ctx.needs[1] else None
     return ga, gb
