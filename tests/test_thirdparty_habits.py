@@ -1418,3 +1418,22 @@ def test_rng_state_inside_a_compiled_function_runs_it_eagerly_with_eagers_number
     assert first.tolist() == [0.0, 0.0] and step(gradc.ones(1)).tolist() == [0.0, 0.0]
     with pytest.raises(gradc.TraceError, match="get_rng_state"):
         gradc.compile(f, fullgraph=True)(gradc.ones(1))
+
+
+def test_a_reference_to_grad_sees_compiled_accumulation_and_zeroing_as_in_pytorch():
+    results = []
+    for lib, compiled in ((torch, False), (gradc, False), (gradc, True)):
+        w = lib.nn.Parameter(lib.tensor([1.0, 2.0]))
+        opt = lib.optim.SGD([w], lr=0.1)
+
+        def backward(x):
+            (w * x).sum().backward()
+        run = gradc.compile(backward) if compiled else backward
+        run(lib.tensor([3.0, 3.0]))
+        held = w.grad
+        run(lib.tensor([5.0, 5.0]))   # accumulates into the same tensor
+        first = (w.grad is held, held.tolist())
+        opt.zero_grad(set_to_none=False)
+        (w * 7).sum().backward()
+        results.append((first, w.grad is held, held.tolist()))
+    assert results[0] == results[1] == results[2] == ((True, [8.0, 8.0]), True, [7.0, 7.0])

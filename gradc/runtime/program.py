@@ -62,6 +62,7 @@ class Program:
         self._copy_out = set(copy_out) if copy_out is not None else \
             {i for i, o in enumerate(ir.outputs) if ir.node(o)["op"] in ("input", "const")}
         self._inplace = dict(inplace_state or {})
+        self._accumulated = {b.owner for b in self.bindings if b.kind == "grad"}   # slots whose .grad it reads
         self._vjp = None if self.backward is None else CompiledBackward(self.backward)
         self._run = None
         self._half = None
@@ -260,8 +261,13 @@ class Program:
                     t._data[...] = outs[e.out]
                 t._version[0] += 1
             elif e.kind == "grad":
-                tensors[e.slot].grad = None if e.out is None else _wrap(outs[e.out], self.ir, self.ir.outputs[e.out],
-                                                                       tensors[e.slot].device)
+                t, held = tensors[e.slot], tensors[e.slot].grad
+                if e.out is not None and e.slot in self._accumulated and held is not None and held._data is not None \
+                        and held.shape == outs[e.out].shape and held.dtype.np == outs[e.out].dtype:
+                    held._data[...] = outs[e.out]   # accumulated into the .grad it read: in place, as PyTorch
+                    held._version[0] += 1
+                else:
+                    t.grad = None if e.out is None else _wrap(outs[e.out], self.ir, self.ir.outputs[e.out], t.device)
             elif e.kind == "requires_grad":   # the traced function set it (freezing a discriminator)
                 tensors[e.slot].requires_grad = e.target
             else:  # a tensor the traced call created and stored somewhere: it becomes concrete now
