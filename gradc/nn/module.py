@@ -7,7 +7,7 @@ import weakref
 from .. import dispatch
 from .. import dtypes as D
 from ..autograd import no_grad
-from ..errors import DTypeError, GradcError, ShapeError, StateDictError
+from ..errors import DTypeError, GradcError, StateDictError
 from ..tensor import Tensor
 from ..functions import tensor as _tensor, zeros_like
 from .backward_hooks import call_with_backward_hooks

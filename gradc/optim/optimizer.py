@@ -11,7 +11,7 @@ from ..grad_mode import enable_grad
 from ..errors import ArgumentError, ShapeError, TraceError
 from ..tensor import Tensor
 from .. import dtypes as D
-from ..functions import cat, zeros_like
+from ..functions import cat
 from .. import dispatch
 from ..nn.module import zero_grad_of
 from ..internal import internal
