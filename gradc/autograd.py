@@ -9,6 +9,7 @@ import weakref
 from .errors import AutogradError, TraceError
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401  (public here)
 from .ops.primitive import Ctx
+from .shapes import shape_or
 
 class Node:
     """The history of one op result: which primitive made it, from what, and what its VJP needs.
@@ -379,7 +380,7 @@ def run_hooks(hooks, g):
         new = fn(g)
         if new is not None:
             if getattr(new, "shape", None) != g.shape:
-                raise AutogradError(f"a tensor hook returned a gradient of shape {tuple(new.shape) if hasattr(new, 'shape') else None} for "
+                raise AutogradError(f"a tensor hook returned a gradient of shape {shape_or(new, None)} for "
                                     f"a gradient of shape {tuple(g.shape)}; return None or a tensor of the same shape")
             g = new
     return g

@@ -9,6 +9,7 @@ from . import autograd
 from .creation import zeros_like
 from .errors import AutogradError
 from .tensor import Tensor
+from .shapes import shape_or
 
 
 def _as_tuple(x, what, fn):
@@ -101,7 +102,7 @@ def _scalar_output(func, inputs, fn):
     out = func(*inputs)
     if not isinstance(out, Tensor) or out.numel() != 1:
         raise AutogradError(f"autograd.functional.{fn}: func must return a single-element tensor, got "
-                            f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}")
+                            f"{shape_or(out, type(out).__name__)}")
     return out
 
 

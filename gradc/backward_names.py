@@ -37,9 +37,9 @@ TENSOR_NAMES = {
     "reshape": "ViewBackward0", "flatten": "ViewBackward0", "unsqueeze": "UnsqueezeBackward0",
     "squeeze": _by_dim("SqueezeBackward0", "SqueezeBackward1"), "__getitem__": _index, "mm": "MmBackward0",
     "matmul": _matmul, "__matmul__": _matmul, "max": _extreme("Max"), "min": _extreme("Min"),
-    "split": "SplitBackward0", "chunk": "SplitBackward0", "unbind": "UnbindBackward0", "pow": "PowBackward0", "__pow__": "PowBackward0",
-    "clone": "CloneBackward0", "contiguous": "CloneBackward0", "masked_fill": "MaskedFillBackward0",
-    "clamp": "ClampBackward1", "clip": "ClampBackward1", "norm": "LinalgVectorNormBackward0",
+    "split": "SplitBackward0", "chunk": "SplitBackward0", "unbind": "UnbindBackward0", "pow": "PowBackward0",
+    "__pow__": "PowBackward0", "clone": "CloneBackward0", "contiguous": "CloneBackward0",
+    "masked_fill": "MaskedFillBackward0", "clamp": "ClampBackward1", "clip": "ClampBackward1", "norm": "LinalgVectorNormBackward0",
     "std": "StdBackward0", "var": "VarBackward0", "logsumexp": "LogsumexpBackward0", "amax": "AmaxBackward0",
     "index_select": "IndexSelectBackward0", "repeat": "RepeatBackward0", "__rsub__": "RsubBackward1",
     "exp": "ExpBackward0", "log": "LogBackward0", "tanh": "TanhBackward0", "sigmoid": "SigmoidBackward0",
@@ -83,8 +83,8 @@ def install(Tensor, namespace, functional):
     for table, targets in ((TENSOR_NAMES, (Tensor, namespace)), (FUNCTIONAL_NAMES, (vars(functional),))):
         for target in targets:
             entries = target if isinstance(target, dict) else vars(target)
-            labels = {id(entries[n]): (entries[n], label) for n, label in reversed(table.items()) if n in entries}
+            labels = {id(entries[n]): label for n, label in reversed(table.items()) if n in entries}
             for key, value in list(entries.items()):
-                if id(value) in labels and labels[id(value)][0] is value:
-                    wrapped = named(value, labels[id(value)][1])
+                if id(value) in labels:
+                    wrapped = named(value, labels[id(value)])
                     target.__setitem__(key, wrapped) if isinstance(target, dict) else setattr(target, key, wrapped)

@@ -15,6 +15,7 @@ from .autograd_functional import jacobian as _jacobian
 from .errors import GradcError, ShapeError
 from .functions import stack
 from .tensor import Tensor
+from .shapes import shape_or
 
 __all__ = ["functional_call", "grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian", "vmap"]
 
@@ -119,7 +120,7 @@ def grad_and_value(func, argnums=0, has_aux=False):
             out, aux = _split_aux(func(*args, **kwargs), has_aux, "grad")
             if not isinstance(out, Tensor) or out.numel() != 1:
                 raise GradcError(f"grad: the function must return a one-element tensor, got "
-                                 f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}")
+                                 f"{shape_or(out, type(out).__name__)}")
             every = [t for a in nums for t in tracked[a][0]]
             keep = any(tracked[a][2] for a in nums)
             if out.requires_grad:

@@ -49,3 +49,9 @@ class Size(tuple):
     def __getitem__(self, key):
         item = tuple.__getitem__(self, key)
         return Size(item) if isinstance(key, slice) else item
+
+
+def shape_or(x, otherwise):
+    """x's shape as a plain tuple, for a message (a Size prints as gradc.Size([...])); `otherwise`
+    for what has no shape."""
+    return tuple(x.shape) if hasattr(x, "shape") else otherwise

@@ -3,6 +3,9 @@
 transposes of real tensors, the *_scatter functions, and small numeric helpers (copysign,
 aminmax, diagflat, histogram, trapezoid)."""
 import builtins
+import functools
+import math
+import operator
 
 from . import dtypes as D
 from .composite import assign, clone
@@ -43,17 +46,10 @@ export("isreal")(lambda input: input == input if input.dtype.is_floating_point e
 export("split_with_sizes", function=False)(lambda self, split_sizes, dim=0: self.split(list(split_sizes), dim))
 export("narrow_copy")(lambda input, dim, start, length: input.narrow(dim, start, length).clone())
 export("expand_copy")(lambda input, size: input.expand(size).clone())
-export("chain_matmul", method=False)(lambda *matrices: _chain(matrices))
+export("chain_matmul", method=False)(lambda *matrices: functools.reduce(operator.matmul, matrices))
 export("adjoint")(lambda input: input.transpose(-2, -1))   # real tensors: the conjugate is the tensor
 Tensor.H = property(lambda self: self.t() if self.ndim == 2 else _matrix_only(self, "H"))
 Tensor.mH = property(lambda self: self.mT)
-
-
-def _chain(matrices):
-    out = matrices[0]
-    for m in matrices[1:]:
-        out = out @ m
-    return out
 
 
 def _matrix_only(x, name):
@@ -66,10 +62,9 @@ def copysign(input, other):
     """|input| with the sign of other (-0.0 counts as negative, as in PyTorch)."""
     if not input.dtype.is_floating_point:
         input = input.to(D.default_float)
-    negative = (other < 0) | ((other == 0) & ((1.0 / other) < 0)) if isinstance(other, Tensor) else \
-        (other < 0 or (other == 0 and str(float(other)).startswith("-")))
-    return where(negative, -input.abs(), input.abs()) if isinstance(other, Tensor) else \
-        (-input.abs() if negative else input.abs())
+    if isinstance(other, Tensor):
+        return where(other.signbit(), -input.abs(), input.abs())
+    return -input.abs() if math.copysign(1.0, other) < 0 else input.abs()
 
 
 _AMINMAX = return_type("aminmax", ["min", "max"])
@@ -108,32 +103,28 @@ def histogram(input, bins=100, *, range=None, weight=None, density=False):
     return _HISTOGRAM(hist, edges)
 
 
-@export("trapezoid", "trapz")
-def trapezoid(y, x=None, *, dx=None, dim=-1):
-    d = normalize_axis("trapezoid", dim, y.ndim)
-    n = y.shape[d]
-    if n == 0:
-        return y.sum(d)
-    pair = y.narrow(d, 1, n - 1) + y.narrow(d, 0, n - 1)
+def _areas(y, x, dx, d):
+    """The trapezoids between neighbouring points of y along d: (y[i] + y[i+1]) * width / 2, the
+    width dx (1 by default) or the spacing of x (1-D along d, or y's shape)."""
+    m = builtins.max(y.shape[d] - 1, 0)
+    pair = y.narrow(d, 1, m) + y.narrow(d, 0, m)
     if x is None:
-        return pair.sum(d) * ((1.0 if dx is None else dx) / 2)
+        return pair * ((1.0 if dx is None else dx) / 2)
     gaps = x.diff(dim=-1 if x.ndim == 1 else d)
     if x.ndim == 1:
         gaps = gaps.reshape([-1 if i == d else 1 for i in builtins.range(y.ndim)])
-    return (pair * gaps).sum(d) / 2
+    return pair * gaps / 2
+
+
+@export("trapezoid", "trapz")
+def trapezoid(y, x=None, *, dx=None, dim=-1):
+    d = normalize_axis("trapezoid", dim, y.ndim)
+    return y.sum(d) if y.shape[d] == 0 else _areas(y, x, dx, d).sum(d)
 
 
 @export("cumulative_trapezoid")
 def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
-    d = normalize_axis("cumulative_trapezoid", dim, y.ndim)
-    n = y.shape[d]
-    pair = y.narrow(d, 1, builtins.max(n - 1, 0)) + y.narrow(d, 0, builtins.max(n - 1, 0))
-    if x is None:
-        return (pair * ((1.0 if dx is None else dx) / 2)).cumsum(d)
-    gaps = x.diff(dim=-1 if x.ndim == 1 else d)
-    if x.ndim == 1:
-        gaps = gaps.reshape([-1 if i == d else 1 for i in builtins.range(y.ndim)])
-    return (pair * gaps / 2).cumsum(d)
+    return _areas(y, x, dx, normalize_axis("cumulative_trapezoid", dim, y.ndim)).cumsum(dim)
 
 
 # ---------------------------------------------------------------------- *_scatter

@@ -1,6 +1,7 @@
 """Transforms (torch.distributions.transforms): invertible maps with the log-determinant of their
 Jacobian, for TransformedDistribution. Exp, Affine, Sigmoid, Tanh, Softplus, Power and their
 composition, with torch's formulas and event dimensions (`inv` is the inverse transform)."""
+import copy
 import math
 
 from ..functions import atanh, broadcast_shapes, full_like
@@ -28,11 +29,12 @@ class Transform:
         self._cache_size, self._cached_x_y = cache_size, (None, None)
 
     def with_cache(self, cache_size=1):
+        """This transform with that cache size (a copy, with an empty cache; the same parameters)."""
         if self._cache_size == cache_size:
             return self
-        if type(self).__init__ is Transform.__init__:
-            return type(self)(cache_size=cache_size)
-        raise NotImplementedError(f"{type(self).__name__}.with_cache is not implemented")
+        out = copy.copy(self)
+        Transform.__init__(out, cache_size)
+        return out
 
     @property
     def event_dim(self):
@@ -192,9 +194,6 @@ class PowerTransform(Transform):
         super().__init__(cache_size)
         (self.exponent,) = broadcast_all(exponent)   # a tensor of the default dtype, as in torch
 
-    def with_cache(self, cache_size=1):
-        return self if self._cache_size == cache_size else PowerTransform(self.exponent, cache_size)
-
     def _params(self):
         return (self.exponent,)
 
@@ -224,10 +223,6 @@ class AffineTransform(Transform):
     def __init__(self, loc, scale, event_dim=0, cache_size=0):
         super().__init__(cache_size)
         self.loc, self.scale, self._event_dim = loc, scale, event_dim
-
-    def with_cache(self, cache_size=1):
-        return self if self._cache_size == cache_size else AffineTransform(self.loc, self.scale, self._event_dim,
-                                                                            cache_size)
 
     def _params(self):
         return (self.loc, self.scale, self._event_dim)

@@ -95,7 +95,7 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self):
-        return "\n".join(f"  ({i}): {_entry(p, repr(p.dtype).replace('gradc.', 'torch.'))}" for i, p in enumerate(self))
+        return "\n".join(f"  ({i}): {_entry(p, repr(p.dtype))}" for i, p in enumerate(self))
 
 
 class ParameterDict(Module):

@@ -5,6 +5,7 @@ bounds, leaky_relu's is the slope at 0), and exp is only ever evaluated where it
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ..functions import rand, where
+from ..shapes import shape_or
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -124,7 +125,7 @@ def softshrink(input, lambd=0.5):
 def prelu(input, weight):
     """x where x > 0, weight * x elsewhere; weight has 1 or C (= input.shape[1]) entries."""
     if not isinstance(weight, Tensor) or weight.ndim != 1:
-        raise ShapeError(f"prelu: weight must be a 1-D tensor, got {tuple(weight.shape) if hasattr(weight, 'shape') else weight}")
+        raise ShapeError(f"prelu: weight must be a 1-D tensor, got {shape_or(weight, weight)}")
     n = weight.shape[0]
     if n != 1:
         if input.ndim < 2 or input.shape[1] != n:

@@ -10,6 +10,7 @@ from ..composite import accumulate_in_float32
 from ..errors import ShapeError
 from ..grad_mode import no_grad
 from ..tensor import Tensor
+from ..shapes import shape_or
 
 
 def _channel_shape(x):
@@ -36,7 +37,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     otherwise the running statistics normalise."""
     if not isinstance(input, Tensor) or input.ndim < 2:
         raise ShapeError(f"batch_norm: expected an input (N, C, ...) with at least 2 dims, got "
-                         f"{tuple(input.shape) if hasattr(input, 'shape') else type(input).__name__}")
+                         f"{shape_or(input, type(input).__name__)}")
     c = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)):
@@ -72,7 +73,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     the batch average of the per-instance statistics (as PyTorch keeps them)."""
     if not isinstance(input, Tensor) or input.ndim < 3:
         raise ShapeError(f"instance_norm: expected an input (N, C, *spatial), got "
-                         f"{tuple(input.shape) if hasattr(input, 'shape') else type(input).__name__}")
+                         f"{shape_or(input, type(input).__name__)}")
     shape = _channel_shape(input)
     axes = tuple(range(2, input.ndim))
     if use_input_stats:
@@ -99,7 +100,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """Normalise each sample's channels in num_groups groups (over the group's channels and all
     spatial positions), then scale and shift per channel."""
     if not isinstance(input, Tensor) or input.ndim < 2:
-        raise ShapeError(f"group_norm: expected an input (N, C, ...), got {tuple(input.shape) if hasattr(input, 'shape') else input}")
+        raise ShapeError(f"group_norm: expected an input (N, C, ...), got {shape_or(input, input)}")
     n, c = input.shape[:2]
     if num_groups < 1 or c % num_groups:
         raise ShapeError(f"group_norm: {c} channels (input shape {tuple(input.shape)}) are not divisible into "

@@ -16,6 +16,7 @@ from ..grad_mode import no_grad
 from ..ops import OPS
 from ..ops.movement import im2col
 from .functional_pad import channels_last, ntuple, out_size
+from ..shapes import shape_or
 
 
 def _batched(name, input, nd):
@@ -219,7 +220,7 @@ def _max_unpool(name, nd, input, indices, kernel_size, stride, padding, output_s
     unbatched = _batched(name, input, nd)
     if not isinstance(indices, Tensor) or tuple(indices.shape) != tuple(input.shape):
         raise ShapeError(f"{name}: indices must be a tensor of the input's shape {tuple(input.shape)}, got "
-                         f"{tuple(indices.shape) if hasattr(indices, 'shape') else type(indices).__name__}")
+                         f"{shape_or(indices, type(indices).__name__)}")
     k, s, p, _ = _args(name, nd, kernel_size, stride, padding)
     size = _unpool_size(name, input, k, s, p, output_size)
     x, idx = (input.unsqueeze(0), indices.unsqueeze(0)) if unbatched else (input, indices)

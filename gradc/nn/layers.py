@@ -313,9 +313,12 @@ class Embedding(Module):
         return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}" + "".join(f", {k}={v}" for k, v, shown in (
-            ("padding_idx", self.padding_idx, self.padding_idx is not None), ("max_norm", self.max_norm, self.max_norm is not None),
-            ("norm_type", self.norm_type, self.norm_type != 2)) if shown)
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        return s + (f", norm_type={self.norm_type}" if self.norm_type != 2 else "")
 
 
 class Dropout(Module):

@@ -397,7 +397,6 @@ class Module:
             elif p.grad is not None:
                 zero_grad_of(p)
 
-
     def _apply_to_tensors(self, fn):
         """Convert parameters and buffers, keeping each Parameter object (optimizers hold them)."""
         _EPOCH[0] += 1
@@ -536,7 +535,8 @@ class Module:
         return type(self).__name__
 
     def __repr__(self):   # PyTorch's layout: extra_repr's lines, then one line per child, indented
-        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        extra = self.extra_repr()
+        extra = extra.split("\n") if extra else []
         children = [f"({n}): " + indented(repr(m)) for n, m in self._modules.items()]
         if len(extra) == 1 and not children:
             return f"{self._get_name()}({extra[0]})"

@@ -11,6 +11,7 @@ from .frontend import cast
 from .primitive import primitive
 from .rules import broadcast_shapes, floating, same_dtype
 from ..return_types import return_type
+from ..shapes import shape_or
 
 
 def _matmul_shape(shapes):
@@ -104,8 +105,8 @@ matmul_p.def_frontend("__rmatmul__", function=False)(lambda input, other: matmul
 def mm(input, mat2):
     a, b = input, mat2
     if not isinstance(a, Value) or not isinstance(b, Value) or a.ndim != 2 or b.ndim != 2:
-        raise ShapeError(f"mm needs two 2-D tensors, got shapes {tuple(a.shape) if hasattr(a, 'shape') else type(a).__name__} and "
-                         f"{tuple(b.shape) if hasattr(b, 'shape') else type(b).__name__}; use matmul for 1-D or batched operands")
+        raise ShapeError(f"mm needs two 2-D tensors, got shapes {shape_or(a, type(a).__name__)} and "
+                         f"{shape_or(b, type(b).__name__)}; use matmul for 1-D or batched operands")
     return matmul(a, b)
 
 

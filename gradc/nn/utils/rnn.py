@@ -15,6 +15,7 @@ import numpy as np
 from ...errors import ShapeError
 from ...tensor import Tensor
 from ...functions import cat, full, stack, tensor
+from ...shapes import shape_or
 
 _Fields = collections.namedtuple("PackedSequence", ["data", "batch_sizes", "sorted_indices", "unsorted_indices"])
 
@@ -115,7 +116,7 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
     otherwise the batch is sorted here and the permutation recorded."""
     if not isinstance(input, Tensor) or input.ndim < 2:
         raise ShapeError(f"pack_padded_sequence: expected a padded tensor of at least 2 dims, got "
-                         f"{tuple(input.shape) if hasattr(input, 'shape') else type(input).__name__}")
+                         f"{shape_or(input, type(input).__name__)}")
     x = input.transpose(0, 1) if batch_first else input
     steps, batch = x.shape[0], x.shape[1]
     lens = _lengths("pack_padded_sequence", lengths, batch)
@@ -176,7 +177,7 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
     trail = seqs[0].shape[1:]
     for i, s in enumerate(seqs):
         if not isinstance(s, Tensor) or s.ndim < 1 or s.shape[1:] != trail:
-            raise ShapeError(f"pad_sequence: sequence {i} has shape {tuple(s.shape) if hasattr(s, 'shape') else None}, but every "
+            raise ShapeError(f"pad_sequence: sequence {i} has shape {shape_or(s, None)}, but every "
                              f"sequence must be (length, {', '.join(map(str, trail))})")
     longest = max(s.shape[0] for s in seqs)
     out = []
