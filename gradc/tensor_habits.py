@@ -311,8 +311,8 @@ def meshgrid(*tensors, indexing=None):
 def fmod(input, other):
     """The remainder with the sign of the dividend (C's fmod), unlike % (the divisor's sign): |a| % |b|
     signed as a, exact where a - b would round away a small a (fmod(-1, 1e8) is -1; fmod(x, inf) is x)."""
-    r = input.abs() % (other.abs() if isinstance(other, Tensor) else abs(other))
-    return where(input < 0, -r, r)
+    size = other.abs() if isinstance(other, Tensor) else abs(other)
+    return where(input < 0, -((-input) % size), input % size)   # (each branch has gradient 1 in input, as fmod)
 
 
 @export("cumprod")

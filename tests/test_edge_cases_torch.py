@@ -107,3 +107,13 @@ def test_gradient_of_a_zero_power_is_zero_at_any_base():
         (a ** 0).sum().backward()
         grads.append(a.grad.tolist())
     assert grads[0] == grads[1] == [0.0] * 4
+
+
+def test_fmod_gradients_match_pytorch_at_zero_and_negative_operands():
+    grads = []
+    for lib in (torch, gradc):
+        x = lib.tensor([0.0, 1.5, -2.0, -7.5, 7.5], dtype=lib.float64, requires_grad=True)
+        y = lib.tensor([1.0, 1.0, 1.0, -2.0, -2.0], dtype=lib.float64, requires_grad=True)
+        lib.fmod(x, y).sum().backward()
+        grads.append((x.grad.tolist(), y.grad.tolist()))
+    assert grads[0] == grads[1]
