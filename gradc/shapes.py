@@ -50,6 +50,18 @@ class Size(tuple):
         item = tuple.__getitem__(self, key)
         return Size(item) if isinstance(key, slice) else item
 
+    # Sums and repeats stay sizes (x.shape + (1,), (1,) + x.shape, x.shape * 2), as torch.Size's do.
+    def __add__(self, other):
+        return Size(tuple.__add__(self, other)) if isinstance(other, tuple) else NotImplemented
+
+    def __radd__(self, other):
+        return Size(tuple.__add__(other, self)) if isinstance(other, tuple) else NotImplemented
+
+    def __mul__(self, n):
+        return Size(tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
+
 
 def shape_or(x, otherwise):
     """x's shape as a plain tuple, for a message (a Size prints as gradc.Size([...])); `otherwise`

@@ -13,6 +13,15 @@ def test_size_is_a_tuple_with_numel():
     assert gradc.zeros(gradc.Size([2, 3])).shape == (2, 3)
 
 
+def test_size_sums_and_repeats_stay_sizes():
+    s = gradc.ones(2, 3).shape
+    for got, want in ((s + (4,), (2, 3, 4)), ((1,) + s, (1, 2, 3)), (s + s, (2, 3, 2, 3)), (s * 2, (2, 3, 2, 3)),
+                      (2 * s, (2, 3, 2, 3))):
+        assert type(got) is gradc.Size and got == want
+    with pytest.raises(TypeError):
+        s + [4]
+
+
 def test_seed_and_initial_seed():
     gradc.manual_seed(123)
     assert gradc.initial_seed() == 123 and gradc.default_generator.initial_seed() == 123
