@@ -15,7 +15,7 @@ from .errors import (GradcError, ShapeError, DTypeError, AutogradError, TraceErr
                      OutOfRangeError, OutOfMemoryError, DimensionError)
 from .dtypes import (bool_ as bool, int32, int64, float16, float32, float64, bfloat16, int8, int16, uint8,  # noqa: F401
                      DType as dtype, set_default_dtype)
-from .device import Device as _Device, device
+from .device import Device as _Device, device, get_default_device, set_default_device
 from .grad_mode import no_grad, enable_grad, is_grad_enabled, set_grad_enabled
 from .random import get_rng_state, set_rng_state, seed, initial_seed
 from .options import (set_printoptions, use_deterministic_algorithms, are_deterministic_algorithms_enabled,  # noqa: F401
@@ -44,6 +44,7 @@ double = float64
 
 from .compiler import compile, CompiledFunction  # noqa: E402
 from . import compiler, _dynamo  # noqa: E402,F401  (torch.compiler.reset, torch._dynamo.reset, ...)
+from . import jit  # noqa: E402,F401
 from .compile_config import set_stance as _set_stance  # noqa: E402
 compiler.set_stance = _set_stance   # torch.compiler.set_stance
 nn.Module.compile = compiler.compile_in_place   # torch's model.compile()

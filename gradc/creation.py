@@ -8,7 +8,7 @@ import numpy as np
 
 from . import dispatch
 from . import dtypes as D
-from .device import CPU, device as _device, require as _require_device
+from .device import CPU, creation_device
 from .errors import DTypeError, OutOfMemoryError, ShapeError, ValueRangeError
 from .ops.frontend import export, infer_dtype, shape_arg as _shape_arg, size_arg
 from .shapes import Size, prod
@@ -21,7 +21,7 @@ def _new(data, dtype, device, requires_grad, fill_shape=None, kind="fill"):
     """Wrap a fresh host array as a tensor on `device` (the tracer makes it a constant); with
     `fill_shape` (symbolic sizes, while tracing), a constant of that shape that `data` describes
     (Tracer.fill)."""
-    dev = _require_device(_device(device)) if device is not None else CPU
+    dev = creation_device(device)
     if requires_grad and not dtype.is_floating_point:
         raise DTypeError(f"only floating-point tensors can require grad, got {dtype!r}")
     t = dispatch.tracer().fill(fill_shape, data, dtype, dev, kind) if fill_shape is not None else \
@@ -94,7 +94,7 @@ Tensor.__init__ = _init  # gradc.Tensor(...) is the default float type's legacy 
 def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor):
         return data.to(dtype=dtype, device=device)
-    if (isinstance(data, np.ndarray) and device in (None, "cpu") and data.dtype.kind in "biuf" and data.dtype.itemsize > 1
+    if (isinstance(data, np.ndarray) and creation_device(device) is CPU and data.dtype.kind in "biuf" and data.dtype.itemsize > 1
             and (dtype is None or D.get_dtype(dtype).np == data.dtype)):
         return from_numpy(data)   # shares the array's memory, as PyTorch's as_tensor does
     return tensor(data, dtype=dtype, device=device)
@@ -247,7 +247,7 @@ def _random(kind, shape, dtype, device, requires_grad, low=0, high=0):
     """A tensor of random draws. While tracing it becomes a program input drawn afresh on every
     call (never a constant baked into the program)."""
     spec = (kind, size_arg(shape, kind), dtype.name, int(low), int(high))
-    dev = _require_device(_device(device)) if device is not None else CPU
+    dev = creation_device(device)
     t = dispatch.interpreter().random(spec, dtype, dev)
     t.requires_grad = bool(requires_grad)
     return t

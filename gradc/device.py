@@ -31,6 +31,17 @@ class Device:
     def __reduce__(self):  # pickle and deepcopy give back the CPU singleton (code tests `is CPU`)
         return (device, (str(self),))
 
+    # `with gradc.device("cuda"):` makes it the device of new tensors made without one, as torch's.
+    def __enter__(self):
+        global _default
+        _entered.append(_default)
+        _default = self
+        return self
+
+    def __exit__(self, *exc):
+        global _default
+        _default = _entered.pop()
+
     @property
     def xp(self):
         """The array module that holds this device's data."""
@@ -38,6 +49,24 @@ class Device:
 
 
 CPU = Device("cpu")
+_default = CPU       # where creation functions put a tensor when no device is given
+_entered = []        # the defaults that `with device(...)` blocks replaced, innermost last
+
+
+def set_default_device(d):
+    """torch.set_default_device: the device of tensors that creation functions (and new modules'
+    parameters) make without a device argument; None restores the CPU."""
+    global _default
+    _default = CPU if d is None else device(d)
+
+
+def get_default_device():
+    return _default
+
+
+def creation_device(spec):
+    """The device a creation function puts its tensor on: `spec`, or the default; checked to exist."""
+    return require(device(spec) if spec is not None else _default)
 
 
 def device(spec, index=None):

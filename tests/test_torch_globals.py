@@ -1,5 +1,6 @@
 """Process-wide names of the torch namespace: Size, seed/initial_seed, set_printoptions and the
 deterministic-algorithms switch, checked against PyTorch where it is installed."""
+import numpy as np
 import pytest
 
 import gradc
@@ -59,3 +60,20 @@ def test_deterministic_switch():
         gradc.use_deterministic_algorithms(False)
     with pytest.raises(TypeError):
         gradc.use_deterministic_algorithms("yes")
+
+
+def test_default_device_for_creation_functions_and_modules():
+    assert gradc.get_default_device() == gradc.device("cpu")
+    try:
+        gradc.set_default_device("cpu")
+        with gradc.device("cpu") as d:
+            assert d == "cpu" and gradc.zeros(2).device == "cpu" and gradc.nn.Linear(2, 2).weight.device == "cpu"
+        if not gradc.cuda.is_available():
+            with gradc.device("cuda"):
+                assert gradc.get_default_device() == "cuda:0"
+                with pytest.raises(gradc.DeviceError, match="CUDA"):
+                    gradc.randn(2)
+                assert gradc.from_numpy(np.ones(1)).device == "cpu"   # shares host memory, as torch's
+            assert gradc.get_default_device() == "cpu"
+    finally:
+        gradc.set_default_device(None)
