@@ -17,18 +17,17 @@ from .random import sample
 from .tensor import Tensor
 
 
-def _check_not_stale(t, prim):
-    """A view whose base was written in place (with history) after the view was taken holds the new
-    values, but its history still leads to the old ones: its gradient would be silently wrong."""
-    node = t._view_of[0]
-    if node is not t._grad_fn:   # written in place itself since (a write allowed into a view): a new history
-        return
-    while isinstance(node, autograd.Node) and getattr(node.prim, "view", False):
-        node = node.parents[0]
-    if isinstance(node, autograd.Node):   # the base has history of its own (not a leaf): it changed
-        raise AutogradError(f"{prim.name} reads a view ({t._grad_fn.prim.name} result) whose base tensor was "
-                            "changed in place after the view was taken; gradients through it would be wrong. "
-                            "Take the view after the in-place change, or use an out-of-place op (y = y * 3)")
+def _refresh_view(t):
+    """A view whose base was written in place after the view was taken holds the new values; as
+    PyTorch regenerates its grad_fn, its history becomes the same view ops replayed on the base
+    as it is now (the write's history included), so gradients through it see the write."""
+    node, _, base, ops = t._view_of
+    if node is not t._grad_fn or not t.device.xp.may_share_memory(t._data, base._data):
+        return   # written in place itself since (its own history), or a view op that had to copy (old values)
+    fresh = base
+    for prim, attrs in ops:
+        fresh = prim.bind(fresh, **attrs)
+    t._grad_fn, t.requires_grad, t._view_of = fresh._grad_fn, fresh.requires_grad, fresh._view_of
 
 
 class Eager(dispatch.Mode):
@@ -51,11 +50,12 @@ class Eager(dispatch.Mode):
             out._version = args[0]._version  # views share their base's version counter
         # A float result of a primitive without a derivative is recorded too, so that backward
         # reaching it says so instead of passing no gradient (a VJP run with create_graph=True).
-        if dtype.is_floating_point and grad_mode and any(a.requires_grad for a in args):
+        if grad_mode:
             for a in args:
                 seen = getattr(a, "_view_of", None)
                 if seen is not None and a._version[0] != seen[1]:
-                    _check_not_stale(a, prim)
+                    _refresh_view(a)
+        if dtype.is_floating_point and grad_mode and any(a.requires_grad for a in args):
             out._grad_fn = autograd.Node(prim, attrs, args, out)
             out.requires_grad = True
         if prim.view and grad_mode:
