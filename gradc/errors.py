@@ -6,25 +6,25 @@ class GradcError(Exception):
     """Base class of every error gradc raises on purpose."""
 
 
-class ShapeError(GradcError, ValueError):
-    """Operand shapes do not fit the op (the message names the op and the shapes)."""
+class ShapeError(GradcError, ValueError, RuntimeError):
+    """Operand shapes do not fit the op (the message names the op and the shapes): a ValueError,
+    and a RuntimeError as PyTorch's are, so `except RuntimeError` written for torch catches it."""
 
 
-class DTypeError(GradcError, TypeError):
-    """Operand dtypes do not fit the op."""
+class DTypeError(GradcError, TypeError, RuntimeError):
+    """Operand dtypes do not fit the op: a TypeError, and a RuntimeError as PyTorch's mostly are."""
 
 
-class ScalarError(ShapeError, RuntimeError):
-    """A tensor of several (or no) elements used as one number (item(), bool(), float()): a
-    ShapeError, and a RuntimeError as PyTorch's is."""
+class ScalarError(ShapeError):
+    """A tensor of several (or no) elements used as one number (item(), bool(), float())."""
 
 
-class StateDictError(ShapeError, RuntimeError):
+class StateDictError(ShapeError):
     """A state dict that does not fit the module (missing or unexpected keys, a shape that
     differs): a ShapeError, and a RuntimeError as PyTorch's load_state_dict raises."""
 
 
-class CastError(DTypeError, RuntimeError):
+class CastError(DTypeError):
     """A result whose dtype cannot be written into the tensor that must hold it (an in-place op on an
     integer tensor, out=): a DTypeError, and a RuntimeError as PyTorch's is."""
 
@@ -54,8 +54,9 @@ class ArtifactError(GradcError):
     """A saved program is corrupt, tampered with, or from an incompatible version."""
 
 
-class OutOfRangeError(GradcError, IndexError):
-    """An index or class label outside its valid range (also an IndexError, as in PyTorch)."""
+class OutOfRangeError(GradcError, IndexError, RuntimeError):
+    """An index or class label outside its valid range: an IndexError as indexing's in PyTorch, and
+    a RuntimeError as gather's, embedding's and a loss's target check are."""
 
 
 class DimensionError(ShapeError, OutOfRangeError):

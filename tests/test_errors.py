@@ -17,6 +17,11 @@ def test_error_hierarchy():
     assert issubclass(DTypeError, TypeError)
     assert issubclass(AutogradError, RuntimeError)
     assert issubclass(GradcError, Exception)
+    # and RuntimeError where PyTorch raises one for the same mistake
+    for cls in (ShapeError, DTypeError, gradc.errors.OutOfRangeError):
+        assert issubclass(cls, RuntimeError), cls
+    with pytest.raises(RuntimeError, match="add"):
+        gradc.ones(2) + gradc.ones(3)
 
 
 # ---------------------------------------------------------------------- shapes
