@@ -35,7 +35,7 @@ def _along(input, dim, index, source, name):
     want = input.shape[:d] + (index.shape[0],) + input.shape[d + 1:] if input.ndim else (index.shape[0],)
     if source.shape != want and not (input.ndim == 0 and source.numel() == index.shape[0]):
         raise ShapeError(f"{name}: source has shape {tuple(source.shape)} but input {tuple(input.shape)} with index of length "
-                         f"{index.shape[0]} at dim {d} needs {want}")
+                         f"{index.shape[0]} at dim {d} needs {tuple(want)}")
     return d, index, cast(source, input.dtype).reshape(want)
 
 

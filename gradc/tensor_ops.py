@@ -329,24 +329,6 @@ def _root(total, p):
 
 
 # ---------------------------------------------------------------------- elementwise math
-@export("log1p")
-def log1p(input):
-    # log(u) * x / (u - 1) with u = 1 + x is accurate for tiny x, where log(1 + x) rounds to 0.
-    x = input if input.dtype.is_floating_point else input.float()
-    u = x + 1.0
-    return where(u == 1.0, x, u.log() * (x / where(u == 1.0, 1.0, u - 1.0)))
-
-
-@export("expm1")
-def expm1(input):
-    # (u - 1) * x / log(u) with u = exp(x): accurate for tiny x, where exp(x) - 1 rounds to 0.
-    x = input if input.dtype.is_floating_point else input.float()
-    u = x.exp()
-    small = x.abs() < 1e-5
-    safe = where(small | (u == math.inf), 2.0, u)  # keeps the branch not taken finite (and its gradient)
-    return where(small, x + 0.5 * x * x, where(u == math.inf, u, (safe - 1.0) * (x / safe.log())))
-
-
 export("isnan")(lambda input: input != input)
 export("isinf")(lambda input: input.abs() == math.inf if input.dtype.is_floating_point else zeros(
     input.shape, dtype=D.bool_, device=input.device))

@@ -11,7 +11,6 @@ from .errors import DTypeError, ShapeError
 from .ops.frontend import axes_arg, cast, export, scalar, where
 from .shapes import normalize_axis
 from .tensor import Tensor
-from .tensor_ops import log1p
 from .return_types import return_type
 
 cummax_result = return_type("cummax", ["values", "indices"])
@@ -79,7 +78,7 @@ export("cummin")(lambda input, dim: _running_extreme(input, dim, False, "cummin"
 def _logaddexp(a, b):
     mx, mn = a.maximum(b), a.minimum(b)
     inf = mx == -math.inf
-    return where(inf, mx, mx + log1p((where(inf, scalar(0, a.dtype, a.device), mn - mx)).exp()))
+    return where(inf, mx, mx + ((where(inf, scalar(0, a.dtype, a.device), mn - mx)).exp()).log1p())
 
 
 @export("logcumsumexp")

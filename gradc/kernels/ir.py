@@ -13,7 +13,7 @@ CTYPES = {"float32": "float", "float64": "double", "bool": "unsigned char", "int
 C_OPS = frozenset(("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "sign", "erf", "sin", "cos", "floor",
                    "ceil", "round", "trunc", "logical_not", "add", "sub", "mul", "div", "pow", "maximum", "minimum",
                    "lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "where", "cast",
-                   "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "erfc", "exp2",
+                   "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "erfc", "exp2", "log1p", "expm1",
                    "signbit", "atan2", "hypot", "xlogy", "nextafter",
                    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"))
 # Not here: lgamma (lgammaf writes the global signgam, a race under OpenMP) and fmax/fmin (which

@@ -272,7 +272,7 @@ def _weighted_nll(logp, target, weight, ignore_index, reduction, label_smoothing
                         "use target.long()")
     if target.shape != logp.shape[:1] + logp.shape[2:]:
         raise ShapeError(f"{name}: target shape {tuple(target.shape)} does not match input {tuple(logp.shape)} "
-                         f"(expected {logp.shape[:1] + logp.shape[2:]})")
+                         f"(expected {tuple(logp.shape[:1] + logp.shape[2:])})")
     target = _check_targets(target, n_classes, ignore_index, name)
     onehot = _onehot(target, n_classes, logp.ndim, logp.device)
     keep = (target != ignore_index).to(logp.dtype)
@@ -318,7 +318,7 @@ def pixel_shuffle(input, upscale_factor):
     """(*, C * r * r, H, W) -> (*, C, H * r, W * r), as the super-resolution example's last layer."""
     r = int(upscale_factor)
     if input.ndim < 3 or input.shape[-3] % (r * r):
-        raise ShapeError(f"pixel_shuffle: expected an input of at least 3 dims whose channels ({input.shape[-3:-2]}) "
+        raise ShapeError(f"pixel_shuffle: expected an input of at least 3 dims whose channels ({input.shape[-3] if input.ndim >= 3 else None}) "
                          f"divide by upscale_factor ** 2 = {r * r}, got shape {tuple(input.shape)}")
     *lead, c, h, w = input.shape
     x = input.reshape(*lead, c // (r * r), r, r, h, w)

@@ -1,5 +1,5 @@
 """More elementwise math primitives: tan and the inverse and hyperbolic trigonometric functions,
-erfc, exp2, lgamma, atan2, hypot, xlogy, fmax/fmin, nextafter, signbit and the bitwise operations.
+erfc, exp2, log1p, expm1, lgamma, atan2, hypot, xlogy, fmax/fmin, nextafter, signbit and the bitwise operations.
 
 Each is one entry (shape and dtype rule, eager kernel, VJP written with tensor ops) with one macro
 per backend table, so it fuses like exp or mul. Integer and bool inputs of the transcendental ones
@@ -114,6 +114,8 @@ acosh_p = _unary("acosh", lambda xp, x: xp.arccosh(x), saves=(0,))
 atanh_p = _unary("atanh", lambda xp, x: xp.arctanh(x), saves=(0,))
 erfc_p = _unary("erfc", _erfc, saves=(0,))
 exp2_p = _unary("exp2", lambda xp, x: xp.exp2(x), saves=("out",))
+log1p_p = _unary("log1p", lambda xp, x: xp.log1p(x), saves=(0,))
+expm1_p = _unary("expm1", lambda xp, x: xp.expm1(x), saves=("out",))
 lgamma_p = _unary("lgamma", _lgamma_kernel, saves=(0,))
 
 tan_p.def_vjp(lambda ctx, g: (g * (ctx.out * ctx.out + 1.0),))
@@ -127,11 +129,14 @@ acosh_p.def_vjp(lambda ctx, g: (g / ((ctx.inputs[0] - 1.0) * (ctx.inputs[0] + 1.
 atanh_p.def_vjp(lambda ctx, g: (g / (1.0 - ctx.inputs[0] * ctx.inputs[0]),))
 erfc_p.def_vjp(lambda ctx, g: (g * ((-ctx.inputs[0] * ctx.inputs[0]).exp() * (-2.0 / math.sqrt(math.pi))),))
 exp2_p.def_vjp(lambda ctx, g: (g * ctx.out * math.log(2.0),))
+log1p_p.def_vjp(lambda ctx, g: (g / (ctx.inputs[0] + 1.0),))
+expm1_p.def_vjp(lambda ctx, g: (g * (ctx.out + 1.0),))
 lgamma_p.def_vjp(lambda ctx, g: (g * ctx.inputs[0].digamma(),))
 
 for _p, _aliases in ((tan_p, ()), (asin_p, ("arcsin",)), (acos_p, ("arccos",)), (atan_p, ("arctan",)),
                      (sinh_p, ()), (cosh_p, ()), (asinh_p, ("arcsinh",)), (acosh_p, ("arccosh",)),
-                     (atanh_p, ("arctanh",)), (erfc_p, ()), (exp2_p, ()), (lgamma_p, ())):
+                     (atanh_p, ("arctanh",)), (erfc_p, ()), (exp2_p, ()), (log1p_p, ()), (expm1_p, ()),
+                     (lgamma_p, ())):
     _p.def_frontend(_p.name, *_aliases)(float_unary(_p))
 
 
