@@ -13,6 +13,7 @@ import copy
 import functools
 import logging
 import time
+import types
 import warnings
 import weakref
 
@@ -180,6 +181,11 @@ class CompiledFunction:
         if not changes and not entry and self._last_sig == sig:
             changes = ["the previous trace created state (such as SGD's momentum buffers with dampening) and ran once; this one reads it"]
         return "; ".join(dict.fromkeys(changes)) or "a guard on state the program read failed"
+
+    def __get__(self, obj, objtype=None):
+        """A compiled function set on a class (`@gradc.compile` over a method) is a method: `self`
+        becomes its first argument."""
+        return self if obj is None else types.MethodType(self, obj)
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
@@ -424,6 +430,9 @@ def _compiled_again(fn, options):
     return CompiledFunction(fn, **options)
 
 
+_OWN = frozenset(("_orig_mod", "_compiled", "training"))   # what a CompiledModule keeps for itself
+
+
 class CompiledModule(Module):
     """What gradc.compile(module) returns: an nn.Module that wraps the original one and runs its
     forward through a CompiledFunction. Parameters, buffers and submodules are the original's (the
@@ -450,6 +459,21 @@ class CompiledModule(Module):
             if "_modules" in d and "_orig_mod" in d["_modules"]:
                 return getattr(d["_modules"]["_orig_mod"], name)
             raise
+
+    def __setattr__(self, name, value):
+        # as torch's OptimizedModule: an attribute set on the wrapper is set on the original module
+        # (its forward reads it there), except the wrapper's own and what its class defines
+        if name in _OWN or hasattr(type(self), name) or "_orig_mod" not in self.__dict__.get("_modules", ()):
+            return Module.__setattr__(self, name, value)
+        setattr(self._orig_mod, name, value)
+
+    def __delattr__(self, name):
+        if name in _OWN or hasattr(type(self), name):
+            return Module.__delattr__(self, name)
+        delattr(self._orig_mod, name)
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(dir(self._orig_mod)))
 
     def __getitem__(self, index):  # containers (Sequential, ModuleList) stay indexable
         return self._orig_mod[index]

@@ -1,5 +1,6 @@
 """Flatten nested tuples/lists/dicts/dataclasses of tensors and Python values, and rebuild them."""
 import dataclasses
+from collections import defaultdict
 
 from .tensor import Tensor
 
@@ -25,6 +26,34 @@ class DataclassKind:
         return hash((self.cls, self._fields))
 
 
+class DictKind:
+    """The container kind of a dict subclass (OrderedDict, defaultdict, a ModelOutput-style
+    dataclass over OrderedDict): rebuilt as that class from its items (a defaultdict keeps its
+    factory; a dataclass takes them as keywords)."""
+    __slots__ = ("cls", "factory", "__name__")
+
+    def __init__(self, cls, factory):
+        self.cls, self.factory, self.__name__ = cls, factory, cls.__name__
+
+    def __call__(self, items):
+        if self.factory is not None:
+            out = self.cls(self.factory)
+            out.update(items)
+            return out
+        return self.cls(**dict(items)) if dataclasses.is_dataclass(self.cls) else self.cls(items)
+
+    def __eq__(self, other):
+        return isinstance(other, DictKind) and (self.cls, self.factory) == (other.cls, other.factory)
+
+    def __hash__(self):
+        return hash((self.cls, self.factory))
+
+
+def dict_kind(x):
+    """`dict` for a plain dict, else its DictKind."""
+    return dict if type(x) is dict else DictKind(type(x), x.default_factory if isinstance(x, defaultdict) else None)
+
+
 def flatten(tree, numbers=False):
     """Returns (leaves, spec); tensors are leaves, everything else is kept in the spec. With
     `numbers`, Python floats (exactly float) are leaves too, marked "N" in the spec."""
@@ -40,7 +69,7 @@ def flatten(tree, numbers=False):
         if isinstance(x, (tuple, list)):
             return (type(x), tuple(walk(v) for v in x))
         if isinstance(x, dict):
-            return (dict, tuple((k, walk(v)) for k, v in x.items()))
+            return (dict_kind(x), tuple((k, walk(v)) for k, v in x.items()))
         if dataclasses.is_dataclass(x) and not isinstance(x, type):   # a batch dataclass: its fields
             names = tuple(f.name for f in dataclasses.fields(x))
             return (DataclassKind(type(x), names), tuple(walk(getattr(x, n)) for n in names))
@@ -57,6 +86,8 @@ def unflatten(spec, leaves):
         return body
     if kind is dict:
         return {k: unflatten(v, leaves) for k, v in body}
+    if isinstance(kind, DictKind):
+        return kind([(k, unflatten(v, leaves)) for k, v in body])
     items = [unflatten(v, leaves) for v in body]
     if kind is list or kind is tuple:
         return kind(items)
@@ -76,8 +107,8 @@ def spec_key(spec):
             return ("V", type(body).__name__, body)
         except TypeError:
             return ("V", type(body).__name__, id(body))
-    if kind is dict:
-        return ("dict", tuple((k, spec_key(v)) for k, v in body))
+    if kind is dict or isinstance(kind, DictKind):
+        return (kind, tuple((k, spec_key(v)) for k, v in body))
     return (getattr(kind, "__name__", str(kind)), tuple(spec_key(v) for v in body))
 
 
@@ -88,4 +119,8 @@ def holds(spec, kind):
         return isinstance(body, kind)
     if tag in ("T", "N"):
         return False
-    return any(holds(v, kind) for v in (body if tag is not dict else (v for _, v in body)))
+    return any(holds(v, kind) for v in (body if not is_dict(tag) else (v for _, v in body)))
+
+
+def is_dict(kind):
+    return kind is dict or isinstance(kind, DictKind)

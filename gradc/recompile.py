@@ -4,6 +4,8 @@ False`). Only computed when a call does trace again, never on the fast path."""
 import inspect
 import reprlib
 
+from .pytree import is_dict
+
 _short = reprlib.Repr()
 _short.maxstring, _short.maxother = 40, 40
 
@@ -28,7 +30,7 @@ def _nodes(fn, spec):
     def walk(node, path):
         kind, body = node
         yield path, kind, body
-        if kind is dict:
+        if is_dict(kind):
             for k, v in body:
                 yield from walk(v, f"{path}[{k!r}]")
         elif kind not in ("T", "N", "V"):
@@ -51,8 +53,8 @@ def leaves(fn, spec):
             tensors.append(path)
         elif kind == "V":
             values[path] = body
-        elif kind is dict:
-            shapes[path] = ("dict", tuple(k for k, _ in body))
+        elif is_dict(kind):
+            shapes[path] = (getattr(kind, "__name__", "dict"), tuple(k for k, _ in body))
         elif kind != "N":
             shapes[path] = (getattr(kind, "__name__", str(kind)), len(body))
     return tensors, values, shapes

@@ -83,3 +83,63 @@ def test_a_called_compiled_module_deep_copies_and_pickles():
     assert ema.weight is not cm.weight and ema._orig_mod.weight is ema.weight
     assert ema(x).tolist() == cm(x).tolist() and ema.trace_count == 1
     assert pickle.loads(pickle.dumps(cm))(x).tolist() == cm(x).tolist()
+
+
+def test_attributes_set_on_the_wrapper_reach_the_original():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale, self.act = 1.0, nn.ReLU()
+
+        def forward(self, x):
+            return self.act(x * self.scale)
+    m = Scaled()
+    c = gradc.compile(m)
+    assert c(-gradc.ones(1)).item() == 0.0
+    c.scale, c.act = 3.0, nn.Tanh()          # as torch's OptimizedModule: set on the original
+    assert m.scale == 3.0 and isinstance(m.act, nn.Tanh)
+    assert [k for k, _ in c.named_modules()] == ["", "_orig_mod", "_orig_mod.act"] and "scale" in dir(c)
+    np.testing.assert_allclose(c(-gradc.ones(1)).item(), np.tanh(-3.0), rtol=1e-6)
+    del c.scale
+    assert not hasattr(m, "scale")
+
+
+def test_compile_over_a_method_binds_self():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        @gradc.compile
+        def forward(self, x):
+            return self.lin(x)
+    a, b = Net(), Net()
+    x = _x(3, 2)
+    for net in (a, b):   # each instance's own weights
+        np.testing.assert_allclose(net(x).detach().numpy(), net.lin(x).detach().numpy(), rtol=1e-6)
+
+
+def test_dict_subclass_results_keep_their_class():
+    import collections
+    import dataclasses
+
+    class Attrs(collections.OrderedDict):
+        def __getattr__(self, k):
+            return self[k]
+
+    @dataclasses.dataclass
+    class ModelOutput(collections.OrderedDict):   # the Hugging Face pattern: fields also items
+        loss: object = None
+        logits: object = None
+
+        def __post_init__(self):
+            for k in ("loss", "logits"):
+                if getattr(self, k) is not None:
+                    self[k] = getattr(self, k)
+    x = gradc.ones(2)
+    o = gradc.compile(lambda x: Attrs(logits=x + 1, loss=x.sum()))(x)
+    assert type(o) is Attrs and o.loss.item() == 2.0 and list(o) == ["logits", "loss"]
+    o = gradc.compile(lambda x: ModelOutput(logits=x * 2))(x)
+    assert type(o) is ModelOutput and o.loss is None and o.logits.tolist() == [2.0, 2.0] and list(o) == ["logits"]
+    o = gradc.compile(lambda x: collections.defaultdict(list, a=x))(x)
+    assert type(o) is collections.defaultdict and o["missing"] == []

@@ -19,6 +19,7 @@ from .. import dtypes as D
 from ..errors import ArtifactError, GradcError
 from ..device import CPU
 from ..ir import Graph
+from ..pytree import is_dict
 from ..tensor import Tensor
 from ..spec import Spec
 from ..version import __version__
@@ -220,7 +221,7 @@ def _spec_to_data(spec):
             return {"value": body}
         raise ArtifactError(f"the function returns a Python value of type {type(body).__name__} ({body!r:.60}), "
                             "which an artifact cannot hold; return tensors, numbers, strings or None")
-    if kind is dict:
+    if is_dict(kind):   # (a dict subclass loads back as a plain dict: an artifact holds data, not classes)
         for k, _ in body:
             if not isinstance(k, (str, int)) or isinstance(k, bool):
                 raise ArtifactError(f"the function returns a dict with key {k!r}; artifacts hold str or int keys only")
