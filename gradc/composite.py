@@ -1,6 +1,7 @@
 """Composite ops: what users call that is not a primitive, written with primitives' frontends, so
 autodiff, fusion and every backend cover them for free. Each is published by `export`."""
 import builtins
+import functools
 
 import numpy as np
 
@@ -74,6 +75,34 @@ def clone(input):
     elif dispatch.tracer() is not None:
         dispatch.tracer().own_memory(out)  # traced: a copy, so writing into it is no write into a view
     return out
+
+
+def own_result(out, args):
+    """`out` of a function that copies in PyTorch, cloned where an identity case (cat([x]),
+    x.repeat(1, 1), pad(x, (0, 0)), roll(x, 0)) made it one of the tensor arguments or a view of
+    one: writing into the result must never reach an argument."""
+    tracer = dispatch.tracer()
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            if own_result(out, a) is not out:
+                return clone(out)
+        elif isinstance(a, Tensor) and (out is a or (tracer.is_view(out) if tracer is not None else _same_memory(out, a))):
+            return clone(out)
+    return out
+
+
+def _same_memory(a, b):
+    x, y = a._data, b._data
+    return x is y or (x.base is not None and (x.base is y or x.base is y.base))
+
+
+def copying(fn):
+    """Decorates a function that copies in PyTorch: see own_result."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        return own_result(out, args) if isinstance(out, Tensor) else out
+    return call
 
 
 # ---------------------------------------------------------------------- elementwise
@@ -438,6 +467,8 @@ def chunk(input, chunks, dim=0):
 
 @export("cat", "concat", "concatenate", method=False)
 def cat(tensors, dim=0):
+    if isinstance(tensors, Tensor):
+        raise TypeError("cat: expected a sequence of tensors, got one tensor; pass [x] (or x.unbind(0))")
     tensors = list(tensors)
     if not tensors:
         raise ShapeError("cat: expected a non-empty list of tensors")
@@ -456,12 +487,14 @@ def cat(tensors, dim=0):
         raise ShapeError("cat: zero-dimensional tensors cannot be concatenated; use stack(), or unsqueeze(0) each first")
     axis = normalize_axis("cat", dim, ndim)
     if len(tensors) == 1:
-        return tensors[0]
+        return own_result(tensors[0], tensors)
     return OPS["concat"].bind(*tensors, axis=axis)
 
 
 @export("stack", method=False)
 def stack(tensors, dim=0):
+    if isinstance(tensors, Tensor):
+        raise TypeError("stack: expected a sequence of tensors, got one tensor; pass [x] (or x.unbind(0))")
     tensors = list(tensors)
     if not tensors:
         raise ShapeError("stack: expected a non-empty list of tensors")

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import dispatch
 from . import dtypes as D
-from .composite import assign, cat, clone
+from .composite import assign, cat, clone, copying
 from .creation import arange, full, legacy, tensor
 from .errors import DTypeError, ShapeError, TraceError
 from .grad_mode import is_grad_enabled
@@ -79,7 +79,7 @@ export("__iand__", function=False)(lambda self, other: assign(self, self & other
 export("__ior__", function=False)(lambda self, other: assign(self, self | other, "__ior__"))
 export("__ixor__", function=False)(lambda self, other: assign(self, self ^ other, "__ixor__"))
 export("__abs__", function=False)(lambda self: self.abs())
-export("__pos__", function=False)(lambda self: clone(self))
+export("__pos__", function=False)(lambda self: self)   # as torch: +x is x itself
 
 
 # ---------------------------------------------------------------------- missing spellings
@@ -215,6 +215,7 @@ def _scaled_sum(input, product, beta, alpha):
 
 
 @export("repeat_interleave")
+@copying
 def repeat_interleave(input, repeats=None, dim=None, output_size=None):
     """Each element (or slice along dim) repeated `repeats` times in place: an int, or one count per
     element (a tensor; the result's length is their sum, read eagerly, or output_size when given,
@@ -255,6 +256,7 @@ def _repeat_each(x, repeats, d, output_size):
 
 
 @export("tile")
+@copying
 def tile(input, *dims):
     dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
     x = input.reshape((1,) * (len(dims) - input.ndim) + tuple(input.shape)) if len(dims) > input.ndim else input
@@ -316,6 +318,7 @@ def fmod(input, other):
 
 
 @export("cumprod")
+@copying
 def cumprod(input, dim, dtype=None):
     """Running products along dim (a diffusion schedule's alphas_cumprod): a log-depth scan of
     products, so zeros and negative values are exact and autodiff covers the gradient."""

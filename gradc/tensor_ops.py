@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from . import dtypes as D
-from .composite import accumulate_in_float32, assign, cat, gather_along, linear_index, put, safe_sqrt
+from .composite import accumulate_in_float32, assign, cat, copying, gather_along, linear_index, put, safe_sqrt
 from .creation import arange, full, ones, rand, randn, tensor, zeros
 from .errors import DTypeError, ShapeError
 from .indexing import getitem
@@ -183,6 +183,7 @@ def _masked_write(self, key, value):
 
 # ---------------------------------------------------------------------- reordering
 @export("flip")
+@copying
 def flip(input, *dims):
     dims = dims[0] if len(dims) == 1 else dims   # flip(dims) or flip(0, 2), as in PyTorch
     if input.ndim == 0:
@@ -196,6 +197,7 @@ def flip(input, *dims):
 
 
 @export("roll")
+@copying
 def roll(input, shifts, dims=None):
     if dims is None:
         return roll(input.reshape(-1), shifts, 0).reshape(input.shape)
@@ -214,6 +216,7 @@ def roll(input, shifts, dims=None):
 
 
 @export("repeat", function=False)
+@copying
 def repeat(self, *sizes):
     sizes = shape_arg(sizes)
     if len(sizes) < self.ndim:
@@ -232,6 +235,7 @@ def unflatten(input, dim, sizes):
 
 # ---------------------------------------------------------------------- products, sums, norms
 @export("prod")
+@copying
 def prod_(input, dim=None, keepdim=False, dtype=None):
     """Product by pairwise halving (log2(n) elementwise multiplies): exact for integers, zeros
     need no special case, and the gradient is that of the multiplies."""
@@ -271,6 +275,7 @@ def movedim(input, source, destination):
 
 
 @export("cumsum")
+@copying
 def cumsum(input, dim, dtype=None):
     """Running sum along dim, in log2(n) rounds that each add the sums k places back (a Hillis-Steele
     scan): n log n work, and an inf or nan reaches only the places after it."""

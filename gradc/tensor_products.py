@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from . import dtypes as D
-from .composite import cat, safe_sqrt
+from .composite import cat, copying, safe_sqrt
 from .creation import arange, ones
 from .errors import DTypeError, ShapeError
 from .ops.frontend import cast, export, scalar, where
@@ -121,6 +121,7 @@ def inner(input, other):
 
 
 @export("kron")
+@copying
 def kron(input, other):
     """The Kronecker product: every element of input times a block of other."""
     n = max(input.ndim, other.ndim)
@@ -153,6 +154,7 @@ def cross(input, other, dim=None):
 
 # ---------------------------------------------------------------------- differences
 @export("diff")
+@copying
 def diff(input, n=1, dim=-1, prepend=None, append=None):
     """The n-th forward difference along dim, after prepend / append are joined on (bool: !=)."""
     if input.ndim == 0:

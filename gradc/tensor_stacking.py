@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 
 from . import dtypes as D
-from .composite import cat, split, stack
+from .composite import cat, copying, split, stack
 from .creation import tensor, zeros
 from .errors import DTypeError, ShapeError
 from .ops.frontend import cast, export
@@ -54,18 +54,18 @@ def _nonempty(tensors, name):
 @export("hstack", method=False)
 def hstack(tensors):
     """Concatenation along dim 0 of 1-D (and 0-D) tensors, else along dim 1."""
-    ts = atleast_1d(*_nonempty(tensors, "hstack"))
+    ts = [atleast_1d(t) for t in _nonempty(tensors, "hstack")]
     return cat(ts, 0 if ts[0].ndim == 1 else 1)
 
 
 @export("vstack", "row_stack", method=False)
 def vstack(tensors):
-    return cat(atleast_2d(*_nonempty(tensors, "vstack")), 0)
+    return cat([atleast_2d(t) for t in _nonempty(tensors, "vstack")], 0)
 
 
 @export("dstack", method=False)
 def dstack(tensors):
-    return cat(atleast_3d(*_nonempty(tensors, "dstack")), 2)
+    return cat([atleast_3d(t) for t in _nonempty(tensors, "dstack")], 2)
 
 
 @export("column_stack", method=False)
@@ -147,6 +147,7 @@ export("ravel")(lambda input: input.reshape(-1))
 
 
 @export("rot90")
+@copying
 def rot90(input, k=1, dims=(0, 1)):
     """input rotated by k quarter turns from dims[0] towards dims[1]."""
     dims = tuple(dims)
@@ -198,6 +199,7 @@ def broadcast_tensors(*tensors):
 
 # ---------------------------------------------------------------------- assembling matrices
 @export("block_diag", method=False)
+@copying
 def block_diag(*tensors):
     """The tensors (0-D, 1-D as one row, or 2-D) along the diagonal of one matrix, zeros elsewhere."""
     tensors = _tensors(tensors, "block_diag")

@@ -5,7 +5,7 @@ values are gathered at them, so the gradient reaches the chosen elements as in P
 import math
 
 from . import dtypes as D
-from .composite import cat, gather_along
+from .composite import cat, copying, gather_along
 from .creation import arange, full, tensor
 from .errors import DTypeError, ShapeError
 from .ops.frontend import axes_arg, cast, export, scalar, where
@@ -82,6 +82,7 @@ def _logaddexp(a, b):
 
 
 @export("logcumsumexp")
+@copying
 def logcumsumexp(input, dim):
     """log(cumsum(exp(input))) along dim, computed in log space (no overflow, no underflow to -inf)."""
     if not input.dtype.is_floating_point:

@@ -8,7 +8,7 @@ from ..grad_mode import no_grad
 from ..tensor import Tensor
 from ..ops import OPS
 from ..ops.index import check_values
-from ..composite import accumulate_in_float32
+from ..composite import accumulate_in_float32, copying
 from ..ops.frontend import cast
 from .losses import broadcast_target
 from .losses import (binary_cross_entropy_with_logits, cosine_similarity, huber_loss, kl_div,  # noqa: F401
@@ -314,6 +314,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
                          0.0, "nll_loss")
 
 
+@copying
 def pixel_shuffle(input, upscale_factor):
     """(*, C * r * r, H, W) -> (*, C, H * r, W * r), as the super-resolution example's last layer."""
     r = int(upscale_factor)
@@ -327,6 +328,7 @@ def pixel_shuffle(input, upscale_factor):
     return x.reshape(*lead, c // (r * r), h * r, w * r)
 
 
+@copying
 def pixel_unshuffle(input, downscale_factor):
     """The inverse of pixel_shuffle: (*, C, H * r, W * r) -> (*, C * r * r, H, W)."""
     r = int(downscale_factor)

@@ -4,6 +4,7 @@ Everything here is a composite of public tensor ops (cat, strided slicing, integ
 indexing), so eager autograd, tracing, autodiff, fusion and every backend cover it unchanged."""
 import numpy as np
 
+from ..composite import copying
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ..functions import cat, full, tensor
@@ -70,6 +71,7 @@ def _pad_dim(x, dim, left, right, mode, value):
     return _index_along(x, dim, pos)
 
 
+@copying
 def pad(input, pad, mode="constant", value=None):
     """PyTorch's F.pad: `pad` lists (left, right) pairs starting from the LAST dim, e.g. (1, 1, 2, 0)
     pads the last dim by 1 on both sides and the second-to-last by 2 before. Modes: 'constant'

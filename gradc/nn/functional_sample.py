@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..composite import copying
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ..functions import tensor
@@ -106,6 +107,7 @@ def _resample_dim(x, dim, idx, weights):
     return out if out is not None else x[(slice(None),) * dim + (tensor(idx[0], device=x.device),)] * 0.0
 
 
+@copying
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
     """Resize the spatial dims of input (N, C, *spatial) to `size` or by `scale_factor`, with
