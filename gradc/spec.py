@@ -92,9 +92,11 @@ class Spec:
                 raise GradcError(f"a {e.kind!r} effect writes input slot {e.slot}, which no binding of the spec "
                                  "provides")
         if self.gradients is not None:
-            bad = [i for i in self.gradients.outputs if i >= n_ret]
+            stored = {e.out for e in self.effects if e.kind == "new"}
+            bad = [i for i in self.gradients.outputs if i >= n_ret and i not in stored]
             if bad:
-                raise GradcError(f"Gradients.outputs {bad} are not among the {n_ret} returned outputs")
+                raise GradcError(f"Gradients.outputs {bad} are neither among the {n_ret} returned outputs nor "
+                                 "tensors the call stores ('new' effects)")
             bad = [s for s in self.gradients.wrt if s >= n_in]
             if bad:
                 raise GradcError(f"Gradients.wrt {bad} are not input slots of the graph ({n_in} inputs)")

@@ -43,10 +43,12 @@ def collect(tracer, out_flat):
         if old_grad is None and tracer.entry_grads[id(t)][2] is not None:
             # The first write assumed there was no gradient to accumulate into.
             guards.append(_grad_is_none(tracer.bindings, slot, graph.node(nid)["attrs"]))
-    gradients = _gradients(tracer, out_flat) if _needs_aot(tracer, out_flat) else None
+    stored = {}   # graph output -> a tensor the call made and stored in Python state (MoE's self.aux_loss)
     for t in tracer.escaped(keep=list(out_flat) + grad_tensors):
         effects.append(Effect("new", out=len(outputs), target=t))
+        stored[len(outputs)] = t
         outputs.append(t._sym[1])
+    gradients = _gradients(tracer, out_flat, stored) if _needs_aot(tracer, out_flat, stored) else None
     guards += [_same_settings(opt, groups) for opt, groups in tracer.optimizer_settings()] + tracer.hook_guards()
     guards.append(same_requires_grad([(t, saved[1], graph.node(nid)["attrs"]) for t, nid, saved in tracer.lifted.values()
                                       if tracer.bindings[slot_of[nid]].kind == "state"]))
@@ -55,18 +57,19 @@ def collect(tracer, out_flat):
             "one_shot": any(e.kind == "new" for e in effects), "gradients": gradients}
 
 
-def _needs_aot(tracer, out_flat):
-    """Returned tensors carry grad, and the function did not run backward itself: the caller
-    may call backward on them later, so a backward program is built too."""
-    return is_grad_enabled() and not tracer.freed and any(t.requires_grad for t in out_flat)
+def _needs_aot(tracer, out_flat, stored):
+    """Returned (or stored) tensors carry grad, and the function did not run backward itself: the
+    caller may call backward on them later, so a backward program is built too."""
+    return is_grad_enabled() and not tracer.freed and any(t.requires_grad for t in (*out_flat, *stored.values()))
 
 
-def _gradients(tracer, out_flat):
-    """The autodiff request of a compiled forward with an eager backward: the returned outputs that
-    require grad, with respect to every input lifted from a tensor that required grad."""
+def _gradients(tracer, out_flat, stored):
+    """The autodiff request of a compiled forward with an eager backward: the returned and stored
+    outputs that require grad, with respect to every input lifted from a tensor that required grad."""
     slots = range(len(tracer.graph.inputs))
     wrt = [s for s in slots if tracer.lifted_at(s) is not None and tracer.lifted_at(s)[2][1]]
-    return Gradients(outputs=tuple(i for i, t in enumerate(out_flat) if t.requires_grad), wrt=tuple(wrt))
+    outs = [i for i, t in enumerate(out_flat) if t.requires_grad] + [i for i, t in stored.items() if t.requires_grad]
+    return Gradients(outputs=tuple(outs), wrt=tuple(wrt))
 
 
 def _grad_is_none(bindings, slot, attrs):

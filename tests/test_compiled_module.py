@@ -143,3 +143,29 @@ def test_dict_subclass_results_keep_their_class():
     assert type(o) is ModelOutput and o.loss is None and o.logits.tolist() == [2.0, 2.0] and list(o) == ["logits"]
     o = gradc.compile(lambda x: collections.defaultdict(list, a=x))(x)
     assert type(o) is collections.defaultdict and o["missing"] == []
+
+
+def test_a_tensor_stored_by_a_compiled_forward_keeps_its_gradient():
+    class MoEish(nn.Module):   # the auxiliary-loss pattern: forward stores a loss term on the module
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+
+        def forward(self, x):
+            y = self.lin(x)
+            self.aux_loss = (y ** 2).mean()
+            return y
+    gradc.manual_seed(0)
+    m = MoEish()
+    c = gradc.compile(m)
+    for scale in (1.0, 2.0):
+        x = gradc.ones(2, 3) * scale
+        m.zero_grad()
+        y = c(x)
+        assert m.aux_loss.requires_grad
+        (y.sum() + m.aux_loss).backward()
+        compiled = m.lin.weight.grad.clone()
+        m.zero_grad()
+        y = m(x)
+        (y.sum() + m.aux_loss).backward()
+        np.testing.assert_allclose(compiled.numpy(), m.lin.weight.grad.numpy(), rtol=1e-5)

@@ -40,14 +40,15 @@ class CompiledBackward:
             grads.append(Tensor._wrap(arr, dtype, g.device) if (arr is not None and need) else None)
         return tuple(grads)
 
-    def attach(self, tensors, outs, returned):
-        """Give the returned tensors that need it an autograd Node backed by the backward program."""
+    def attach(self, tensors, outs, returned, stored):
+        """Give the returned tensors that need it, and those the call stored (`stored`: graph output
+        -> tensor), an autograd Node backed by the backward program."""
         w = self.wiring
         saved = [outs[i] for i in w["saved_outputs"]]
         args = [tensors[s] for s in w["wrt_slots"]]
         if not any(a.requires_grad for a in args):
             return
         for k, pos in enumerate(w["grad_outputs"]):
-            out = returned[pos]
+            out = returned[pos] if pos < len(returned) else stored[pos]
             out._grad_fn = Node(self, {"saved": saved, "index": k}, args, out)
             out.requires_grad = True

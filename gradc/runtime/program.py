@@ -250,7 +250,7 @@ class Program:
         wrap = Tensor._wrap
         returned = [wrap(outs[i], dtype, dev) for i, dtype in enumerate(out_dtypes)]
         if self._vjp is not None:
-            self._vjp.attach(tensors, outs, returned)
+            self._vjp.attach(tensors, outs, returned, {e.out: e.target for e in self.effects if e.kind == "new"})
         return returned
 
     def _write_back(self, tensors, outs):
