@@ -85,3 +85,15 @@ def test_a_leaf_made_inside_the_compiled_call_gets_its_gradient_every_call():
         x = gradc.full((2, 4), k)
         assert cf(x).tolist() == [[2 * k] * 4] * 3
     assert cf.trace_count == 1
+
+
+def test_a_leaf_renormalised_under_no_grad_runs_eagerly_with_its_gradient():
+    gradc.manual_seed(0)
+    emb = gradc.nn.Embedding(10, 4, max_norm=1.0)
+    ids = gradc.tensor([1, 2, 1])
+    with pytest.warns(UserWarning, match="changed in place under no_grad"):
+        out = gradc.compile(emb)(ids)
+    out.sum().backward()
+    want = np.zeros((10, 4), np.float32)
+    want[1], want[2] = 2.0, 1.0
+    np.testing.assert_allclose(emb.weight.grad.numpy(), want)
