@@ -169,3 +169,25 @@ def test_sdpa_takes_a_one_dimensional_mask_over_the_keys(kind):
     want = torch.nn.functional.scaled_dot_product_attention(*map(torch.tensor, (q, k, v)), attn_mask=torch.tensor(m))
     got = F.scaled_dot_product_attention(*map(gradc.tensor, (q, k, v)), attn_mask=gradc.tensor(m))
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mask_shape", [(1, 2, 3, 5), (3, 5), (2, 1, 1, 5), (1, 1, 3, 1), (5,)])
+def test_a_float_attn_mask_gets_its_gradient(mask_shape):
+    # a learned relative-position bias (T5, Swin, ALiBi) is passed as attn_mask: d(mask) is d(scores)
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s) for s in [(2, 2, 3, 4), (2, 2, 5, 4), (2, 2, 5, 4), mask_shape]]
+
+    def grads(fn):
+        ts = [gradc.tensor(a, requires_grad=True) for a in arrays]
+        (fn(*ts) ** 2).sum().backward()
+        return [t.grad.numpy() for t in ts]
+
+    def attention(q, k, v, m):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+
+    def reference(q, k, v, m):   # the scores spelled out: softmax(q k^T / sqrt(E) + m) v
+        return ((q @ k.transpose(-2, -1)) / 2.0 + m).softmax(-1) @ v
+    want = grads(reference)
+    for got in (grads(attention), grads(gradc.compile(attention))):
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)

@@ -4,14 +4,16 @@ softmax(q k^T * scale + mask) v is computed a block of queries at a time, so the
 matrix never exists whole: memory is one block of scores, and the backward recomputes each
 block's probabilities from q and k (the flash-attention trade of compute for memory) instead of
 saving them. Operands: q (..., Tq, E), k (..., Tk, E), v (..., Tk, Ev) and optionally a mask
-broadcastable to (..., Tq, Tk); `mask` says which: 0 none, 1 bool (True attends), 2 additive."""
+broadcastable to (..., Tq, Tk); `mask` says which: 0 none, 1 bool (True attends), 2 additive (3 in
+the gradient primitive: additive, and its gradient is wanted too: the scores' gradient, summed to
+the mask's shape, for a learned bias such as T5's or ALiBi's)."""
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
 from ..shapes import broadcast_shapes, prod
 from .primitive import primitive
 
-NO_MASK, BOOL_MASK, ADD_MASK = 0, 1, 2
+NO_MASK, BOOL_MASK, ADD_MASK, ADD_MASK_GRAD = 0, 1, 2, 3
 BLOCK_SCORES = 1 << 21   # scores per block (8 MiB of float32): big enough for BLAS, bounded memory
 
 
@@ -110,6 +112,7 @@ def _sdpa_grad_kernel(xp, q, k, v, *rest, scale, causal, mask):
     dq = xp.empty(batch + q.shape[-2:], dtype=q.dtype)
     dk = xp.zeros(batch + k.shape[-2:], dtype=q.dtype)
     dv = xp.zeros(batch + v.shape[-2:], dtype=q.dtype)
+    dm = xp.zeros(mask_arr.shape, dtype=q.dtype) if mask == ADD_MASK_GRAD else None
     for s, e in _blocks(q.shape[-2], k.shape[-2], batch):
         sc, kend = _scores(xp, q, k, mask_arr, scale, causal, mask, s, e)
         p = _softmax(xp, sc)
@@ -117,10 +120,18 @@ def _sdpa_grad_kernel(xp, q, k, v, *rest, scale, causal, mask):
         dv[..., :kend, :] += xp.matmul(xp.swapaxes(p, -1, -2), gb)
         dp = xp.matmul(gb, xp.swapaxes(v[..., :kend, :], -1, -2))
         ds = p * (dp - (gb * out[..., s:e, :]).sum(-1, keepdims=True))
-        ds = xp.where(p > 0, ds, 0) * q.dtype.type(scale)    # masked positions (p = 0, maybe nan rows) give none
+        ds = xp.where(p > 0, ds, 0)    # masked positions (p = 0, maybe nan rows) give none
+        if dm is not None:   # the mask is added to the scores: its gradient is theirs
+            if dm.shape[-2] == 1:
+                dm += _sum_to(xp, ds, dm.shape)
+            else:
+                dm[..., s:e, :] += _sum_to(xp, ds, dm.shape[:-2] + (e - s, dm.shape[-1]))
+        ds = ds * q.dtype.type(scale)
         dq[..., s:e, :] = xp.matmul(ds, k[..., :kend, :])
         dk[..., :kend, :] += xp.matmul(xp.swapaxes(ds, -1, -2), q[..., s:e, :])
     parts = [_sum_to(xp, d, shape).astype(dtype, copy=False).reshape(-1) for d, shape in zip((dq, dk, dv), shapes)]
+    if dm is not None:
+        parts.append(dm.astype(mask_part[0].dtype, copy=False).reshape(-1))
     return xp.concatenate(parts)
 
 
@@ -129,7 +140,7 @@ sdpa_p = primitive("sdpa", "attention", None, _sdpa_shape, _sdpa_dtype, _sdpa_ke
 
 def _grad_shape(shapes, scale, causal, mask):
     _check(shapes[:-2], mask)
-    return (sum(prod(s) for s in shapes[:3]),)
+    return (sum(prod(s) for s in shapes[:4 if mask == ADD_MASK_GRAD else 3]),)
 
 
 sdpa_grad_p = primitive("sdpa_grad", "attention", None, _grad_shape,
@@ -139,10 +150,13 @@ sdpa_grad_p = primitive("sdpa_grad", "attention", None, _grad_shape,
 @sdpa_p.def_vjp
 def _sdpa_vjp(ctx, g):
     ins = [x for x in ctx.inputs if x is not None]
-    flat = sdpa_grad_p.bind(*ins, ctx.out, g, **ctx.attrs)
+    attrs = ctx.attrs
+    if attrs["mask"] == ADD_MASK and ctx.needs[3]:
+        attrs = dict(attrs, mask=ADD_MASK_GRAD)
+    flat = sdpa_grad_p.bind(*ins, ctx.out, g, **attrs)
     grads, offset = [], 0
-    for shape in ctx.shapes[:3]:
+    for shape in ctx.shapes[:4 if attrs["mask"] == ADD_MASK_GRAD else 3]:
         n = prod(shape)
         grads.append(flat[offset:offset + n].reshape(shape))
         offset += n
-    return tuple(grads) + ((None,) if len(ctx.shapes) == 4 else ())
+    return tuple(grads) + ((None,) if len(grads) < len(ctx.shapes) else ())
