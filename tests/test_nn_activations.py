@@ -89,8 +89,18 @@ def test_feature_dropout_zeroes_whole_channels():
     assert d(x) is x
     y1 = F.dropout1d(gradc.ones(4, 32, 5), 0.25).numpy()
     assert np.all((y1 == 0).all(-1) | np.isclose(y1, 1 / 0.75).all(-1))
-    with pytest.raises(ShapeError, match="4-D"):
-        F.dropout2d(gradc.ones(2, 3), 0.5)
+    # PyTorch's rules for other ranks: a 3-D input is (N, C, L), one draw per (sample, channel); a 2-D
+    # input drops elements; both warn
+    with pytest.warns(UserWarning, match=r"\(N, C, L\)"):
+        y3 = F.dropout2d(gradc.ones(6, 16, 5), 0.5).numpy()
+    assert np.all((y3 == 0).all(-1) | (y3 == 2.0).all(-1)) and 0.2 < (y3[..., 0] == 0).mean() < 0.8
+    with pytest.warns(UserWarning, match="deprecated"):
+        y2 = F.dropout2d(gradc.ones(40, 30), 0.5).numpy()
+    assert 0.3 < (y2 == 0).mean() < 0.7 and not ((y2 == 0).all(1) | (y2 == 2).all(1)).all()
+    with pytest.raises(ShapeError, match="at least 2 dims"):
+        F.dropout2d(gradc.ones(3), 0.5)
+    y4 = F.dropout3d(gradc.ones(16, 2, 2, 2), 0.5).numpy().reshape(16, 8)   # unbatched (C, D, H, W)
+    assert np.all((y4 == 0).all(-1) | (y4 == 2.0).all(-1))
 
 
 # ---------------------------------------------------------------------------- containers

@@ -2,6 +2,8 @@
 branch with `where` such that the gradient at a kink is PyTorch's (e.g. hardtanh's is 0 at its
 bounds, leaky_relu's is the slope at 0), and exp is only ever evaluated where it cannot overflow
 (an overflowing branch would turn a zero gradient into 0 * inf = nan)."""
+import warnings
+
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ..functions import rand, where
@@ -146,7 +148,7 @@ def glu(input, dim=-1):
 def _feature_dropout(input, p, training, inplace, nd, name):
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{name}: dropout probability has to be between 0 and 1, got {p}")
-    if input.ndim not in (nd + 1, nd + 2):
+    if name == "dropout1d" and input.ndim not in (nd + 1, nd + 2):
         raise ShapeError(f"{name}: expected a {nd + 2}-D (batched) or {nd + 1}-D (unbatched) input, "
                          f"got shape {tuple(input.shape)}")
     if not training or p == 0.0:
@@ -163,8 +165,26 @@ def dropout1d(input, p=0.5, training=True, inplace=False):
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False):
-    return _feature_dropout(input, p, training, inplace, 2, "dropout2d")
+    # PyTorch's rules: other ranks than 3 and 4 are deprecated (a 2-D input drops elements), and a
+    # 3-D input is (N, C, L) with one draw per (sample, channel), not an unbatched (C, H, W)
+    if input.ndim < 2:
+        raise ShapeError(f"dropout2d: feature dropout needs at least 2 dims, got shape {tuple(input.shape)}")
+    if input.ndim not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {input.ndim}-D input to dropout2d, which is deprecated; it exists "
+                      "for 3-D or 4-D inputs (channels and 2 spatial dims, with an optional batch dim): use "
+                      "dropout instead", stacklevel=3)
+    elif input.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim; "
+                      "use dropout1d for that", stacklevel=3)
+    return _feature_dropout(input, p, training, inplace, input.ndim - 2, "dropout2d")
 
 
 def dropout3d(input, p=0.5, training=True, inplace=False):
-    return _feature_dropout(input, p, training, inplace, 3, "dropout3d")
+    if input.ndim not in (4, 5):
+        warnings.warn(f"dropout3d: Received a {input.ndim}-D input to dropout3d, which is deprecated; it exists "
+                      "for 4-D or 5-D inputs (channels and 3 spatial dims, with an optional batch dim)", stacklevel=3)
+    if input.ndim == 5:
+        return _feature_dropout(input, p, training, inplace, 3, "dropout3d")
+    out = _feature_dropout(input.unsqueeze(0), p, training, False, input.ndim - 1, "dropout3d").squeeze(0)
+    return _out(input, out, inplace) if training and p > 0.0 else input
