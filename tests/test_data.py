@@ -317,6 +317,32 @@ def test_worker_seeds_and_init_fn(tmp_path):
     assert get_worker_info() is None
 
 
+class NumpyDraws(Dataset):
+    def __getitem__(self, i):
+        return gradc.tensor(float(np.random.rand()))
+
+    def __len__(self):
+        return 4
+
+
+def test_workers_seed_numpy_apart_and_per_pass():
+    # augmentation written with np.random: each worker and each pass draws its own values, as in torch
+    loader = DataLoader(NumpyDraws(), batch_size=1, num_workers=2)
+    first, second = [x.item() for x in loader], [x.item() for x in loader]
+    assert len(set(first)) == 4 and first != second
+
+
+def test_a_worker_error_does_not_hang_the_interpreter_at_exit():
+    import subprocess
+    import sys
+    code = ("import gradc\nfrom gradc.utils.data import DataLoader\n"
+            "loader = DataLoader([gradc.ones(2), gradc.ones(3)], batch_size=2, num_workers=2)\n"
+            "try:\n    next(iter(loader))\nexcept Exception as e:\n    print(type(e).__name__)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(gradc.__file__))))
+    assert run.returncode == 0 and "ShapeError" in run.stdout, run.stderr
+
+
 def test_worker_errors_name_the_worker():
     loader = DataLoader(Boom(), batch_size=2, num_workers=2)
     it = iter(loader)

@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import sys
 import time
 import warnings
 
@@ -253,13 +254,17 @@ class _WorkerPool:
         if self.closed:
             return
         self.closed = True
-        for q in self.index_queues:
+        # At interpreter exit (a pool that a traceback cycle kept alive) a queue cannot start its
+        # feeder thread any more: put() would wait forever, so the workers are stopped directly.
+        finalizing = sys.is_finalizing()
+        for q in () if finalizing else self.index_queues:
             try:
                 q.put(None)
             except (OSError, ValueError):
                 pass
         for w in self.workers:
-            w.join(timeout=2.0)
+            if not finalizing:
+                w.join(timeout=2.0)
             if w.is_alive():
                 w.terminate()
                 w.join(timeout=1.0)

@@ -1,6 +1,6 @@
 """DataLoader worker processes. Each worker holds the dataset (inherited, or pickled to it under
 the spawn start method), is seeded with base_seed + worker_id (gradc's generator and Python's
-`random`), and answers index messages (epoch, task id, indices) with pickled batches. gradc tensors
+`random`; NumPy's global generator from both), and answers index messages (epoch, task id, indices) with pickled batches. gradc tensors
 travel as their NumPy data and dtype."""
 import itertools
 import os
@@ -8,6 +8,8 @@ import queue
 import random
 import traceback
 from multiprocessing.reduction import ForkingPickler
+
+import numpy as np
 
 from ... import random as gradc_random
 from ...errors import ArgumentError, DeviceError, LoaderError
@@ -104,6 +106,9 @@ def worker_loop(dataset, iterable, index_queue, result_queue, collate_fn, auto_c
     seed = base_seed + worker_id
     random.seed(seed)
     gradc_random.manual_seed(seed)
+    # NumPy's global generator too, as torch seeds it (augmentation written with np.random draws
+    # differently in every worker and every pass, not the same values everywhere)
+    np.random.seed(np.random.SeedSequence([worker_id, base_seed]).generate_state(4))
     _info[0] = WorkerInfo(worker_id, num_workers, seed, dataset)
     init_failure = None
     if init_fn is not None:
