@@ -347,3 +347,28 @@ def test_transfer_parametrizations_and_params_shares_the_originals():
     _close(t.weight, s.weight)
     with pytest.raises(GradcError, match="no parametrization on 'bias'"):
         parametrize.transfer_parametrizations_and_params(s, nn.Linear(3, 3), "bias")
+
+
+@pytest.mark.parametrize("style", ["parametrizations", "hook"])
+def test_weight_norm_on_an_lstm_weight_and_on_a_bias(style):
+    gradc.manual_seed(0)
+    lstm = nn.LSTM(3, 4)
+    x = gradc.randn(2, 1, 3)
+    want = lstm(x)[0].detach().numpy()
+    if style == "hook":
+        nn.utils.weight_norm(lstm, "weight_hh_l0")
+    else:
+        nn.utils.parametrizations.weight_norm(lstm, "weight_hh_l0")
+    out = lstm(x)[0]      # the recurrent weight is read through its parametrization
+    np.testing.assert_allclose(out.detach().numpy(), want, rtol=1e-5, atol=1e-6)
+    out.sum().backward()
+    lin = nn.Linear(3, 4)
+    bias = lin.bias.detach().numpy().copy()
+    if style == "hook":
+        nn.utils.weight_norm(lin, "bias")
+        g = lin.bias_g
+    else:
+        nn.utils.parametrizations.weight_norm(lin, "bias")
+        g = lin.parametrizations.bias.original0
+    np.testing.assert_allclose(g.detach().numpy(), np.abs(bias).reshape(g.shape), rtol=1e-6)   # one norm per element
+    assert tuple(g.shape) == (4,)

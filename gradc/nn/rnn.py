@@ -100,7 +100,8 @@ class RNNBase(Module):
 
     def _weights(self, layer, d):
         sfx = f"_l{layer}" + ("_reverse" if d else "")
-        get = self._parameters.get
+        def get(name):   # through getattr: a weight_norm'ed or parametrized weight is computed there
+            return getattr(self, name, None)
         return (get("weight_ih" + sfx), get("weight_hh" + sfx), get("bias_ih" + sfx), get("bias_hh" + sfx),
                 get("weight_hr" + sfx))
 

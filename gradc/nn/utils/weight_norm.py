@@ -22,6 +22,8 @@ def norm_except_dim(v, pow=2, dim=0):
         raise GradcError(f"weight_norm: dim={dim} is out of range for a weight of shape {tuple(v.shape)}; pass a "
                          f"dimension in [0, {v.ndim - 1}], or None for the norm of the whole weight")
     dims = tuple(d for d in range(v.ndim) if d != dim)
+    if not dims:   # a 1-D weight (a bias): one norm per element, not sum(dim=()) over all of it
+        return v.abs()
     return (v.abs() ** pow).sum(dims, keepdim=True) ** (1.0 / pow) if pow != 2 else (v * v).sum(dims, keepdim=True).sqrt()
 
 
