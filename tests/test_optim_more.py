@@ -337,3 +337,18 @@ def test_flat_buffers_match_per_parameter_updates(cls, kw):
     for i in sd_a["state"]:
         for k, v in sd_a["state"][i].items():
             assert_close(sd_b["state"][i][k], v, rtol=1e-6, atol=1e-7, msg=k)
+
+
+def test_load_state_dict_takes_a_plain_number_step():
+    # an older (or hand-built) checkpoint stores the step count as a Python number, as torch accepts
+    p = gradc.nn.Parameter(gradc.ones(2))
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = gradc.ones(2)
+    opt.step()
+    sd = opt.state_dict()
+    sd["state"][0]["step"] = 5
+    again = optim.Adam([p], lr=0.1)
+    again.load_state_dict(sd)
+    p.grad = gradc.ones(2)
+    again.step()
+    assert again.state[p]["step"].item() == 6.0 and again.state[p]["step"].dtype is gradc.float32

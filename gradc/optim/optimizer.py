@@ -11,7 +11,7 @@ from ..grad_mode import enable_grad
 from ..errors import ArgumentError, ShapeError, TraceError
 from ..tensor import Tensor
 from .. import dtypes as D
-from ..functions import cat
+from ..functions import cat, tensor
 from .. import dispatch
 from ..nn.module import zero_grad_of
 from ..internal import internal
@@ -316,6 +316,8 @@ class Optimizer:
                     v = v.clone().to(p.device)
                     if k != "step" and p.dtype.is_floating_point and v.dtype.is_floating_point:
                         v = v.to(p.dtype)  # as torch: moments follow the parameter's dtype, step counts stay
+                elif k == "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    v = tensor(float(v), dtype=D.float32, device=p.device)   # an older checkpoint's count, as torch
                 entry[k] = v
             new_state[p] = entry
         for g, saved in zip(self.param_groups, groups):
