@@ -215,3 +215,21 @@ def test_constant_zeros_ones_eye_orthogonal():
         init.xavier_uniform_(gradc.empty(4))
     with pytest.raises(ValueError, match="mode"):
         init.kaiming_uniform_(gradc.empty(4, 4), mode="fan_avg")
+
+
+def test_init_helpers_custom_layers_call():
+    w = gradc.empty(6, 4, 3, 3)
+    assert nn.init._calculate_fan_in_and_fan_out(w) == (36, 54) and nn.init._calculate_correct_fan(w, "fan_out") == 54
+    nn.init.dirac_(w, groups=2)   # the identity convolution: each group's channel d to channel d, at the centre
+    want = np.zeros((6, 4, 3, 3), np.float32)
+    for g in range(2):
+        for d in range(3):
+            want[g * 3 + d, d, 1, 1] = 1.0
+    np.testing.assert_array_equal(w.numpy(), want)
+    x = gradc.randn(1, 4, 5, 5)
+    np.testing.assert_allclose(F.conv2d(x, nn.init.dirac_(gradc.empty(4, 4, 3, 3)), padding=1).numpy(), x.numpy())
+    s = nn.init.sparse_(gradc.empty(10, 5), 0.3)
+    assert (s == 0).sum(0).tolist() == [3] * 5
+    with pytest.warns(UserWarning, match="zero-element"):
+        lin = nn.Linear(0, 3)
+    assert lin(gradc.ones(2, 0)).tolist() == [lin.bias.tolist()] * 2

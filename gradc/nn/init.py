@@ -1,6 +1,7 @@
 """Parameter initialisers (PyTorch's formulas), drawing from gradc's global generator. Each fills
 its tensor in place without recording history and returns it."""
 import math
+import warnings
 
 import numpy as np
 
@@ -42,12 +43,51 @@ def eye_(tensor):
     return _fill(tensor, np.eye(*tensor.shape))
 
 
+def dirac_(tensor, groups=1):
+    """The identity of a convolution (3-, 4- or 5-D weight): 1 at the kernel's centre where output
+    channel d of each of `groups` groups meets input channel d, 0 elsewhere."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: only 3, 4 and 5-D tensors are supported, got shape {tuple(tensor.shape)}")
+    out_per = tensor.shape[0] // groups
+    if tensor.shape[0] % groups:
+        raise ValueError(f"dirac_: dim 0 ({tensor.shape[0]}) must be divisible by groups ({groups})")
+    values = np.zeros(tensor.shape)
+    centre = tuple(n // 2 for n in tensor.shape[2:])
+    for g in range(groups):
+        for d in range(min(out_per, tensor.shape[1])):
+            values[(g * out_per + d, d) + centre] = 1.0
+    return _fill(tensor, values)
+
+
+@takes_generator
+def sparse_(tensor, sparsity, std=0.01):
+    """A 2-D weight drawn from N(0, std) with ceil(sparsity * rows) entries of each column zeroed."""
+    if tensor.ndim != 2:
+        raise ValueError(f"sparse_: only 2-D tensors are supported, got shape {tuple(tensor.shape)}")
+    rows, cols = tensor.shape
+    values = generator().normal(0.0, std, size=(rows, cols))
+    for c in range(cols):
+        values[generator().permutation(rows)[:math.ceil(sparsity * rows)], c] = 0.0
+    return _fill(tensor, values)
+
+
 def _fans(tensor, name):
     if tensor.ndim < 2:
         raise ValueError(f"{name}: fan in and fan out cannot be computed for a tensor with fewer than 2 dims "
                          f"(shape {tuple(tensor.shape)})")
     receptive = int(np.prod(tensor.shape[2:]))
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def _calculate_fan_in_and_fan_out(tensor):
+    """(fan_in, fan_out) of a weight: the private helper custom layers call from reset_parameters."""
+    return _fans(tensor, "_calculate_fan_in_and_fan_out")
+
+
+def _calculate_correct_fan(tensor, mode):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return _fans(tensor, "_calculate_correct_fan")[0 if mode == "fan_in" else 1]
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -82,14 +122,25 @@ def _kaiming_std(tensor, a, mode, nonlinearity, name):
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
+def _empty(tensor):
+    if tensor.numel() == 0:   # (nn.Linear(0, n)): nothing to fill, as torch warns
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return True
+    return False
+
+
 @takes_generator
 def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    if _empty(tensor):
+        return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
     return uniform_(tensor, -bound, bound)
 
 
 @takes_generator
 def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    if _empty(tensor):
+        return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_"))
 
 
