@@ -428,3 +428,26 @@ def test_a_parameter_updated_under_no_grad_then_differentiated(backend):
         return out, w.grad, w
     for got, want in zip(run(gradc, gradc.nn.Parameter), run(torch, torch.nn.Parameter)):
         _close(got, want.detach())
+
+
+def test_module_and_data_names_scripts_touch():
+    def probe(L):
+        n = L.nn
+        l = n.Linear(2, 2)
+        s = n.Sequential(n.ReLU(), n.Tanh())
+        popped = s.pop(0)
+
+        class Indices(L.utils.data.Sampler[int]):
+            pass
+
+        class Items(L.utils.data.Dataset[int]):
+            pass
+        lstm = n.LSTM(2, 2)
+        lstm.flatten_parameters()
+        return [repr(n.Softshrink(0.3)), repr(n.Hardshrink(0.3)), repr(n.Fold(3, 2)), repr(n.Unfold(2)),
+                n.LayerNorm(4).elementwise_affine, n.LayerNorm(4, elementwise_affine=False).elementwise_affine,
+                (n.ReLU6().min_val, n.ReLU6().max_val), n.Upsample(scale_factor=2).name,
+                len(list(n.ModuleList([l, l]).named_parameters(remove_duplicate=False))),
+                len(list(n.ModuleList([l, l]).named_parameters())), repr(popped), len(s + n.Sequential(n.ReLU())),
+                repr(s)]
+    assert probe(gradc) == probe(torch)

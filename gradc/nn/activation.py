@@ -28,6 +28,8 @@ class LeakyReLU(Module):
 
 
 class ReLU6(_Inplace):
+    min_val, max_val = 0.0, 6.0   # (torch's ReLU6 is a Hardtanh(0, 6))
+
     def forward(self, input):
         return F.relu6(input, self.inplace)
 
@@ -153,6 +155,9 @@ class Hardshrink(Module):
 
     def forward(self, input):
         return F.hardshrink(input, self.lambd)
+
+    def extra_repr(self):
+        return f"{self.lambd}"
 
 
 class Softshrink(Hardshrink):

@@ -96,6 +96,18 @@ class Sequential(Module):
         self.add_module(str(len(self._modules)), module)
         return self
 
+    def pop(self, i):
+        module = self[i]
+        del self[i]
+        return module
+
+    def __add__(self, other):
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but {type(other)} is given")
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other):
+        return self.extend(other)
 
     def extend(self, modules):
         for m in modules:
@@ -250,7 +262,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
         self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        self.eps = eps
+        self.eps, self.elementwise_affine = eps, elementwise_affine
         self.weight = self.bias = None
         if elementwise_affine:
             self.weight = Parameter(empty(self.normalized_shape, dtype=dtype, device=device))

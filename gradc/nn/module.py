@@ -260,23 +260,23 @@ class Module:
     def children(self):
         return (m for _, m in self.named_children())
 
-    def _named(self, store, prefix, recurse):
+    def _named(self, store, prefix, recurse, remove_duplicate=True):
         seen = set()
-        mods = self.named_modules(prefix) if recurse else [(prefix, self)]
+        mods = self.named_modules(prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
         for mp, m in mods:
             for n, t in getattr(m, store).items():
-                if t is not None and id(t) not in seen:
+                if t is not None and (id(t) not in seen or not remove_duplicate):
                     seen.add(id(t))
                     yield (f"{mp}.{n}" if mp else n), t
 
-    def named_parameters(self, prefix="", recurse=True):
-        return self._named("_parameters", prefix, recurse)
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
         return (p for _, p in self.named_parameters(recurse=recurse))
 
-    def named_buffers(self, prefix="", recurse=True):
-        return self._named("_buffers", prefix, recurse)
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
         return (b for _, b in self.named_buffers(recurse=recurse))

@@ -98,6 +98,9 @@ class RNNBase(Module):
         for p in self.parameters():
             init.uniform_(p, -bound, bound)
 
+    def flatten_parameters(self):
+        """cuDNN packs an RNN's weights into one buffer; gradc reads them where they are: nothing to do."""
+
     def _weights(self, layer, d):
         sfx = f"_l{layer}" + ("_reverse" if d else "")
         def get(name):   # through getattr: a weight_norm'ed or parametrized weight is computed there

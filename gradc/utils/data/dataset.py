@@ -3,13 +3,16 @@ concatenation, subsets and random_split, with torch.utils.data's semantics."""
 import bisect
 import itertools
 import math
+from typing import Generic, TypeVar
 
 from ...errors import ArgumentError, ShapeError
 from ...generator import default_generator
 from ...tensor import Tensor
 
+T_co = TypeVar("T_co", covariant=True)
 
-class Dataset:
+
+class Dataset(Generic[T_co]):   # (Dataset[int] in annotations and subclasses, as torch)
     """A map-style dataset: subclasses define __getitem__(index) and usually __len__()."""
 
     def __getitem__(self, index):

@@ -2,13 +2,16 @@
 grouped into batches (torch.utils.data's classes and semantics). Random samplers draw from a
 gradc.Generator; without one, each pass draws a fresh seed from the global generator, so
 gradc.manual_seed makes every epoch's order reproducible."""
+from typing import Generic
+
 import numpy as np
 
 from ...errors import ArgumentError
 from ...generator import Generator, default_generator
+from .dataset import T_co
 
 
-class Sampler:
+class Sampler(Generic[T_co]):   # (Sampler[int], as torch)
     """Iterates indices (or, for a batch sampler, lists of indices)."""
 
     def __init__(self, data_source=None):
