@@ -182,6 +182,8 @@ def empty_like(t, dtype=None, device=None, requires_grad=False):
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
+    # 0-d tensors as bounds (arange(t.max())): their numbers, a float one making the result float
+    start, end, step = (v.item() if isinstance(v, Tensor) and v.ndim == 0 else v for v in (start, end, step))
     start, end, step = (v if is_live(v) or not isinstance(v, SymInt) else v.hint for v in (start, end, step))
     is_float = any(isinstance(v, float) or isinstance(v, SymInt) and v.floating for v in (start, end, step))
     dtype = _creation_dtype(dtype, D.default_float if is_float else D.int64)

@@ -85,8 +85,8 @@ def get_dtype(x):
         return x
     if isinstance(x, UnsupportedDType):
         raise DTypeError(x.why)
-    if x is float:
-        return default_float
+    if x is float:   # as torch: the Python type float is float64 (a Python float *value* is the default dtype)
+        return float64
     if x is int:
         return int64
     if x is bool:

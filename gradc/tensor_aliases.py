@@ -60,8 +60,8 @@ def _matrix_only(x, name):
 @export("copysign")
 def copysign(input, other):
     """|input| with the sign of other (-0.0 counts as negative, as in PyTorch)."""
-    if not input.dtype.is_floating_point:
-        input = input.to(D.default_float)
+    dtype = D.promote(input.dtype, other.dtype) if isinstance(other, Tensor) else input.dtype
+    input = input.to(dtype if dtype.is_floating_point else D.default_float)
     if isinstance(other, Tensor):
         return where(other.signbit(), -input.abs(), input.abs())
     return -input.abs() if math.copysign(1.0, other) < 0 else input.abs()

@@ -347,7 +347,13 @@ def _values(x, what):
 
 @export("nonzero")
 def nonzero(input, as_tuple=False):
-    idx = np.nonzero(_values(input, "nonzero"))
+    values = _values(input, "nonzero")
+    if values.ndim == 0:   # a scalar: one (empty) index row if it is nonzero, as torch's
+        n = int(values != 0)
+        if as_tuple:
+            return (tensor(np.zeros(n, np.int64), device=input.device),)
+        return tensor(np.zeros((n, 0), np.int64), device=input.device)
+    idx = np.nonzero(values)
     if as_tuple:
         return tuple(tensor(i.astype(np.int64), device=input.device) for i in idx)
     return tensor(np.stack(idx, 1).astype(np.int64).reshape(-1, input.ndim), device=input.device)

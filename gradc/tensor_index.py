@@ -81,6 +81,8 @@ def index_fill(input, dim, index, value):
         if value.ndim != 0:
             raise ShapeError(f"index_fill: value must be a number or a 0-D tensor, got shape {tuple(value.shape)}")
         value = cast(value, x.dtype)
+    elif not x.dtype.is_floating_point and isinstance(value, float):
+        value = int(value) if x.dtype is not D.bool_ else bool(value)   # as torch: the input's dtype, truncated
     return where(_hits(index, d, x) > 0, value, x).reshape(input.shape)
 
 

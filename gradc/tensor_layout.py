@@ -144,6 +144,9 @@ def type_(self, dtype=None, non_blocking=False):
         dtype = _BY_NAME[parts[-1]]
     elif isinstance(dtype, type) and isinstance(getattr(dtype, "dtype", None), D.DType):
         dtype, device = dtype.dtype, "cpu"
+    elif not isinstance(dtype, D.DType):   # (torch's type() takes no Python type or dtype name: .to() does)
+        raise DTypeError(f"type: invalid type {dtype!r}; pass a dtype (gradc.float64), a type name "
+                         "('torch.DoubleTensor') or a tensor class, or use .to(float)")
     out = self.to(D.get_dtype(dtype))
     return out if device is None or out.device.type == device else out.to(device)
 

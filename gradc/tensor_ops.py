@@ -126,8 +126,12 @@ def scatter(input, dim, index, src=None, value=None, reduce=None):
     """input with src (or value) written at index along dim; for a duplicate index the last write
     stays, as PyTorch's loop leaves it (its docs call the order unspecified)."""
     if reduce is not None:
-        if reduce not in ("add", "sum"):
-            raise ValueError(f"scatter: reduce must be 'add' or None here, got {reduce!r}; use scatter_reduce")
+        if reduce not in ("add", "sum", "multiply"):
+            raise ValueError(f"scatter: reduce must be 'add', 'multiply' or None, got {reduce!r}; see scatter_reduce")
+        if reduce == "multiply":
+            if not isinstance(src, Tensor):   # (a number, given as src or as value)
+                src = full(index.shape, value if src is None else src, dtype=input.dtype, device=input.device)
+            return input.scatter_reduce(dim, index, src, "prod")
         return scatter_add(input, dim, index, src if src is not None else value)
     lin, src = _scatter_flat(input, dim, index, src if src is not None else value, "scatter")
     return put(input, lin, src)
@@ -267,6 +271,8 @@ def movedim(input, source, destination):
         raise ShapeError(f"movedim: source {source} and destination {destination} must name as many dims")
     if len(set(src)) != len(src) or len(set(dst)) != len(dst):
         raise ShapeError(f"movedim: repeated dim in source {source} or destination {destination}")
+    if input.ndim == 0:   # (dims 0 and -1 name the scalar itself: nothing moves)
+        return input
     order = [None] * input.ndim
     for s, t in zip(src, dst):
         order[t] = s
@@ -362,6 +368,8 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 @export("isclose")
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     # the tolerance applies to finite values only; infinities are close only when equal, as PyTorch's
+    if input.dtype is D.bool_ and (not isinstance(other, Tensor) or other.dtype is D.bool_):
+        return input == other   # (bools are close when equal; they have no difference to measure)
     near = (input - other).abs() <= atol + rtol * (other.abs() if isinstance(other, Tensor) else abs(other))
     finite = input.isfinite() & (other.isfinite() if isinstance(other, Tensor) else math.isfinite(other))
     close = (near & finite) | (input == other)
@@ -389,7 +397,8 @@ def dot(input, other):
     if input.ndim != 1 or other.ndim != 1 or input.shape != other.shape:
         raise ShapeError(f"dot: expects two 1-D tensors of one size, got shapes {tuple(input.shape)} and {tuple(other.shape)}; "
                          "use matmul (@) or (a * b).sum() for others")
-    return (input * other).sum()
+    product = input * other
+    return product.sum(dtype=product.dtype)   # (an int32 dot stays int32, as torch's)
 
 
 @export("einsum", method=False)

@@ -451,3 +451,34 @@ def test_module_and_data_names_scripts_touch():
                 len(list(n.ModuleList([l, l]).named_parameters())), repr(popped), len(s + n.Sequential(n.ReLU())),
                 repr(s)]
     assert probe(gradc) == probe(torch)
+
+
+SMALL_CASES = {
+    "nonzero of a scalar": lambda L: L.nonzero(L.tensor(3.0)),
+    "nonzero of a zero scalar": lambda L: L.nonzero(L.tensor(0.0)),
+    "nonzero as_tuple of a scalar": lambda L: L.tensor(3.0).nonzero(as_tuple=True)[0],
+    "isclose of bools": lambda L: L.isclose(L.tensor([True, False]), L.tensor([True, True])),
+    "sum to int32": lambda L: L.arange(5).sum(dtype=L.int32),
+    "int32 dot": lambda L: L.dot(L.arange(3, dtype=L.int32), L.arange(3, dtype=L.int32)),
+    "copysign promotes": lambda L: L.copysign(L.ones(2), L.ones(2, dtype=L.float64)),
+    "copysign of ints by float16": lambda L: L.copysign(L.arange(2), L.ones(2, dtype=L.float16)),
+    "arange of a float tensor": lambda L: L.arange(L.tensor(3.5)),
+    "arange of an int tensor": lambda L: L.arange(L.tensor(3)),
+    "index_fill of ints by a float": lambda L: L.arange(3).index_fill(0, L.tensor([1]), 1.5),
+    "index_fill_ of ints by a float": lambda L: L.arange(3).index_fill_(0, L.tensor([1]), 1.5),
+    "movedim of a scalar": lambda L: L.tensor(2.0).movedim(0, 0),
+    "scatter multiply": lambda L: L.ones(3).scatter(0, L.tensor([0, 0]), L.tensor([2.0, 3.0]), reduce="multiply"),
+    "scatter multiply by a number": lambda L: L.ones(3).scatter(0, L.tensor([0, 1]), 2.0, reduce="multiply"),
+    "dtype=float is float64": lambda L: L.zeros(2, dtype=float),
+    "to(float) is float64": lambda L: L.ones(2).to(float),
+    "log1p at inf": lambda L: L.tensor([float("inf"), -1.0, 1e-8]).log1p(),
+    "expm1 far left": lambda L: L.tensor([-float("inf"), -200.0, 1e-8]).expm1(),
+}
+
+
+@pytest.mark.parametrize("name", SMALL_CASES)
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_small_results_match_torch(name):
+    got, want = SMALL_CASES[name](gradc), SMALL_CASES[name](torch)
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], name
+    assert got.tolist() == want.tolist(), name

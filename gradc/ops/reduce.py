@@ -97,7 +97,9 @@ argmax_p = primitive("argmax", "reduce", 1, _nonempty("argmax"), _argmax_dtype, 
 @sum_p.def_frontend("sum")
 def sum(input, dim=None, keepdim=False, dtype=None):
     x = input if dtype is None else F.cast(input, D.get_dtype(dtype))
-    return sum_p.bind(x, axes=F.axes_arg(x, dim, "sum"), keepdim=bool(keepdim))
+    out = sum_p.bind(x, axes=F.axes_arg(x, dim, "sum"), keepdim=bool(keepdim))
+    # integers add up in int64; an integer dtype asked for is the result's (wrapping as torch's does)
+    return out if dtype is None or out.dtype is x.dtype else F.cast(out, x.dtype)
 
 
 @max_p.def_frontend("amax")
