@@ -68,7 +68,7 @@ export("numel", method=False)(lambda input: input.numel())
 @export("clone")
 def clone(input):
     """A copy with its own storage; autograd sees it as identity."""
-    out = OPS["reshape"].bind(input, shape=input.shape)
+    out = OPS["reshape"].bind(input, shape=tuple(input.shape))   # (a plain tuple attribute, as every op's)
     if out._data is not None:
         out._data, out._version = out._data.copy(), [0]
         out._view_of = None   # its own storage: no write into the input can reach it

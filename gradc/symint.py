@@ -545,6 +545,8 @@ def concrete(obj, sizes, values):
         return t(concrete(v, sizes, values) for v in obj)
     if t is dict:
         return {concrete(k, sizes, values): concrete(v, sizes, values) for k, v in obj.items()}
+    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):   # a Size held as an op's attribute: a plain tuple
+        return tuple(concrete(v, sizes, values) for v in obj)
     return obj
 
 
