@@ -34,6 +34,7 @@ import types
 import numpy as np
 
 from .nn.module import Module, structure_epoch
+from .reach import modules_of
 from .tensor import Tensor
 
 MAX_LEAVES = 256
@@ -238,7 +239,9 @@ class Reads:
     def __init__(self, fn):
         self.fn = fn
         self.codes = set()
-        self.values = {}   # key -> (label, read, value)
+        self.values = {}   # key -> (label, read, value, written: an output container, guarded by identity)
+        self.snaps = {}    # key -> the value frozen when first read: what a guard compares (not what the trace left)
+        self.module_snaps = {}   # id(module) -> its attributes frozen when its forward first ran
         self.called = {}   # id -> module whose forward ran (a module reached through an argument too)
         self._prev = None
         self._use_trace = True
@@ -251,6 +254,9 @@ class Reads:
         self._use_trace = sys.gettrace() is None
         self._prev = None if self._use_trace else sys.getprofile()
         self._record_function(self.fn, "")
+        for root in modules_of(self.fn):   # the modules it reaches directly, as they are before the call
+            for m in root.modules():
+                self._snapshot(m)
         # Code the garbage collector runs mid-trace (other libraries' gc callbacks, finalizers) is
         # not the user's program: bracket every collection so its reads are not guarded.
         gc.callbacks.insert(0, self._gc_start)
@@ -272,6 +278,18 @@ class Reads:
                 gc.callbacks.remove(cb)
         return False
 
+    def _put(self, key, entry):
+        """Record a value the traced code reads, frozen now: a call that changes it (`o.t += 1`, a
+        counter) leaves a guard that the next call fails, so it traces again and runs the change
+        again instead of running a program built on the value the trace left."""
+        self.values[key] = entry
+        self.snaps[key] = ("id", id(entry[2])) if entry[3] else frozen(entry[2])
+
+    def _snapshot(self, module):
+        if id(module) not in self.module_snaps:
+            self.module_snaps[id(module)] = {k: frozen(v) for k, v in module.__dict__.items()
+                                             if k not in _MODULE_STORES and not isinstance(v, Module)}
+
     def _gc_start(self, phase, info):   # first callback: a collection begins
         self._collecting = self._collecting or phase == "start"
 
@@ -287,8 +305,9 @@ class Reads:
                 code = frame.f_code
                 if code.co_name == "forward" and not self._collecting:
                     module = frame.f_locals.get("self")
-                    if isinstance(module, Module):
+                    if isinstance(module, Module) and id(module) not in called:
                         called[id(module)] = module
+                        self._snapshot(module)
                 if code not in codes and not self._collecting:
                     codes.add(code)
                     if not code.co_filename.startswith(_SKIP_DIRS):
@@ -307,17 +326,17 @@ class Reads:
                 for attr in attributes_read(code, name):
                     a = getattr(v, attr, _MISSING)
                     if not isinstance(a, types.ModuleType) and not callable(a):
-                        self.values[("attr", id(v), attr)] = (f"{name}.{attr}", _attr_reader(v, attr), a, False)
+                        self._put(("attr", id(v), attr), (f"{name}.{attr}", _attr_reader(v, attr), a, False))
             if v is _MISSING or isinstance(v, types.ModuleType):
                 continue
-            self.values[key] = (f"global {name}", _global_reader(g, name), v, name in mutated)
+            self._put(key, (f"global {name}", _global_reader(g, name), v, name in mutated))
             if isinstance(v, types.FunctionType):
                 self._record_function(v, f"{name}.")
 
     def _record_function(self, fn, prefix):
         if isinstance(fn, functools.partial):   # its bound arguments, then its function
-            self.values[("partial", id(fn))] = (f"{prefix}partial arguments", lambda: (fn.args, fn.keywords),
-                                                (fn.args, fn.keywords), False)
+            self._put(("partial", id(fn)), (f"{prefix}partial arguments", lambda: (fn.args, fn.keywords),
+                                                (fn.args, fn.keywords), False))
             return self._record_function(fn.func, prefix)
         owner = getattr(fn, "__self__", fn if not isinstance(fn, types.FunctionType) else None)
         fn = getattr(fn, "__func__", fn)
@@ -329,7 +348,7 @@ class Reads:
         for what, attr in (("default arguments", "__defaults__"), ("keyword defaults", "__kwdefaults__")):
             value = getattr(fn, attr, None)
             if value:   # (a mutable default the function reads: def f(x, w=[2.0]))
-                self.values[(attr, id(fn))] = (f"{prefix}{what}", functools.partial(getattr, fn, attr), value, False)
+                self._put((attr, id(fn)), (f"{prefix}{what}", functools.partial(getattr, fn, attr), value, False))
         mutated = mutated_names(code) if code is not None else set()
         for name, cell in zip(getattr(code, "co_freevars", ()), getattr(fn, "__closure__", None) or ()):
             key = ("cell", id(cell))
@@ -340,7 +359,7 @@ class Reads:
             except ValueError:
                 continue
             if not isinstance(v, types.ModuleType):
-                self.values[key] = (f"closure variable {prefix}{name}", _cell_reader(cell), v, name in mutated)
+                self._put(key, (f"closure variable {prefix}{name}", _cell_reader(cell), v, name in mutated))
             if isinstance(v, types.FunctionType):   # a local helper: what it captures is read too
                 self._record_function(v, f"{prefix}{name}.")
 
@@ -349,7 +368,7 @@ class Reads:
         for k in names:
             v = getattr(obj, k, _MISSING)
             if k in getattr(obj, "__dict__", {}) and not isinstance(v, types.ModuleType):
-                self.values[("attr", id(obj), k)] = (f"{label}.{k}", _attr_reader(obj, k), v, False)
+                self._put(("attr", id(obj), k), (f"{label}.{k}", _attr_reader(obj, k), v, False))
 
     def record_arguments(self, args, kwargs):
         """Config objects among a call's arguments (f(x, cfg)): the attributes the function reads
@@ -364,13 +383,13 @@ class Reads:
                 self.record_attributes(value, attributes_read(code, name, ("LOAD_FAST",)), name)
             else:
                 for v in _user_objects(value):
-                    self.values[("arg", id(v))] = (f"argument {name} ({type(v).__name__})", lambda v=v: v, v, False)
+                    self._put(("arg", id(v)), (f"argument {name} ({type(v).__name__})", lambda v=v: v, v, False))
 
     def guards(self, root_modules=(), root_label="self"):
         """PythonGuards for what was read; `root_modules`: modules the compiled callable reaches
         directly (named `root_label` when it is the callable itself)."""
-        entries = [(label, read, v, ("id", id(v)) if out else frozen(v), _deep(v) and not out)
-                   for label, read, v, out in self.values.values()]
+        entries = [(label, read, v, self.snaps[key], _deep(v) and not out)
+                   for key, (label, read, v, out) in self.values.items()]
         roots = [(root_label if m is self.fn else None, m) for m in root_modules]
         for label, _, v, _ in self.values.values():
             if isinstance(v, Module):
@@ -395,10 +414,14 @@ class Reads:
                 parts = _parts_reader(m)   # a replaced parameter, buffer or submodule (m[1] = nn.Tanh())
                 module_entries.append((f"{path}", parts, parts(),
                                        frozen(parts()), False))
+                before = self.module_snaps.get(id(m), {})
                 for k, v in m.__dict__.items():
                     if (k in _MODULE_STORES and k != "training") or isinstance(v, Module):
                         continue
-                    module_entries.append((f"{path}.{k}", _attr_reader(m, k), v, frozen(v), _deep(v)))
+                    snap = before.get(k, _MISSING)
+                    changed = snap is not _MISSING and snap != frozen(v)   # set by the traced forward itself
+                    module_entries.append((f"{path}.{k}", _attr_reader(m, k), v, snap if changed else frozen(v),
+                                           _deep(v) or changed))
         return PythonGuards(entries, module_entries)
 
 

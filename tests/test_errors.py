@@ -208,3 +208,18 @@ def test_every_error_raised_here_is_a_gradc_error():
     for attempt in attempts:
         with pytest.raises(GradcError):
             attempt()
+
+
+def test_operands_torch_refuses_are_refused():
+    with pytest.raises(DTypeError, match="same dtype"):
+        gradc.ones(2, 3) @ gradc.ones(3, dtype=gradc.float64)
+    with pytest.raises(DTypeError, match="same dtype"):
+        nn.Linear(3, 2)(gradc.ones(1, 3, dtype=gradc.int64))   # a float64/int input to a float32 layer
+    for bad in (lambda: gradc.tensor([1, 2]) - gradc.tensor([True, False]), lambda: gradc.tensor([True]) - 2,
+                lambda: gradc.tensor([1]) - True, lambda: 1 - gradc.tensor([True])):
+        with pytest.raises(DTypeError, match="subtraction with a bool"):
+            bad()
+    with pytest.raises(TypeError):
+        gradc.ones(3) * [1, 2, 3]
+    assert (gradc.ones(3) == [1, 1, 1]) is False and (gradc.ones(3) != (1, 1, 1)) is True   # Python's identity rule
+    assert (gradc.ones(3) + np.ones(3)).dtype is gradc.float64                              # NumPy arrays convert

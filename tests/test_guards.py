@@ -3,6 +3,7 @@ of running a stale program; compiled results are compared with eager results aft
 Also: wrong arguments to a loaded Program, and compiling what is already compiled."""
 import dataclasses
 import functools
+import warnings
 
 import numpy as np
 import pytest
@@ -448,3 +449,31 @@ def test_dataclasses_are_pytrees_and_a_size_can_be_returned():
     outs = [f(Batch(gradc.ones(2) * i, gradc.ones(2))) for i in range(3)]
     assert [o.loss.item() for o in outs] == [0.0, 2.0, 4.0] and f.trace_count == 1
     assert outs[0].shape == gradc.Size([2]) and isinstance(outs[0].shape, gradc.Size)
+
+
+def test_state_the_traced_call_changes_is_guarded_as_it_was_before_the_call():
+    # a counter the function increments: each call must see (and make) its own change, as eagerly
+    class Counter:
+        t = 0
+    box, table = Counter(), {"step": 0}
+
+    def f(x):
+        box.t += 1
+        table["step"] += 1
+        return x * box.t + table["step"]
+
+    class Stepper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.t, self.lin = 0, nn.Linear(1, 1)
+
+        def forward(self, x):
+            self.t += 1
+            return x * self.t
+    cf, m = gradc.compile(f), Stepper()
+    cm = gradc.compile(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # (each call traces again, up to the cache limit)
+        assert [cf(gradc.ones(1)).item() for _ in range(3)] == [2.0, 4.0, 6.0]
+        assert [cm(gradc.ones(1)).item() for _ in range(3)] == [1.0, 2.0, 3.0]
+    assert (box.t, table["step"], m.t) == (3, 3, 3)

@@ -18,8 +18,8 @@ def test_changed_shape_names_the_argument_and_dimension():
     cf(_x(8, 8), _x(8, 4))
     cf(_x(32, 8), _x(8, 4))
     assert cf.recompile_reasons == ["x.shape[0]: 8 -> 32; from now on dynamic: x.shape[0]"]
-    cf(_x(32, 8).double(), _x(8, 4))
-    assert cf.recompile_reasons[-1] == "x.dtype: float32 -> float64"
+    cf(_x(32, 8).double(), _x(8, 4).double())
+    assert cf.recompile_reasons[-1] == "x.dtype: float32 -> float64; w.dtype: float32 -> float64"
 
 
 def test_changed_python_argument():

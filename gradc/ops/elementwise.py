@@ -365,7 +365,7 @@ for _p in (eq_p, ne_p):
 def _equality(prim):
     def op(input, other):
         # t == None, t != "name": not comparable elementwise, so Python's default applies (identity), as in PyTorch
-        if other is None or isinstance(other, (str, bytes, dict, set, type)):
+        if other is None or isinstance(other, (str, bytes, dict, set, type, list, tuple)):
             return NotImplemented
         return F.binary(prim.name, input, other)
     return op

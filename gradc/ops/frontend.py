@@ -223,6 +223,9 @@ def binary(name, a, b):
     ta, tb = isinstance(a, Value), isinstance(b, Value)
     if not ta and not tb:
         raise DTypeError(f"{name}: expected at least one tensor operand")
+    if name == "sub" and any(x is True or x is False or isinstance(x, Value) and x.dtype is D.bool_ for x in (a, b)):
+        raise DTypeError("subtraction with a bool tensor (or bool) is not supported, as in torch; use ~ or "
+                         "logical_xor for bools, or cast to int first")
     if ta and tb:
         dtype = promote_tensors(a, b)
     else:
@@ -235,7 +238,7 @@ def binary(name, a, b):
             out = OPS[name].bind(*((t, s) if ta else (s, t)))
             return out if wide is dtype else cast(out, dtype)
         if not is_number(s):
-            if isinstance(s, (np.ndarray, list, tuple)):
+            if isinstance(s, np.ndarray):   # (as torch's; a list or tuple operand is a TypeError there too)
                 arr = np.asarray(s)
                 dtype = infer_dtype(arr if arr.dtype.kind != "f" else s)
                 s = dispatch.interpreter().constant(arr.astype(dtype.np), dtype, t.device)
@@ -248,8 +251,6 @@ def binary(name, a, b):
             return cast(wide, D.float16)
     if name == "div" and dtype.category < 2:
         dtype = D.default_float  # true division, as in PyTorch
-    elif name == "sub" and dtype is D.bool_:
-        raise DTypeError("subtraction of bool tensors is not supported; use ~ or logical ops, or cast to int")
     a = as_operand(a, dtype, b)
     b = as_operand(b, dtype, a)
     return OPS[name].bind(a, b)
@@ -277,4 +278,4 @@ def where(condition, input, other):
 def zeros_like(t):
     """Zeros of t's shape, dtype and device (a broadcast 0-d constant: no storage of its own)."""
     z = scalar(0, t.dtype, t.device)
-    return z if not t.shape else OPS["expand"].bind(z.reshape((1,) * t.ndim), shape=t.shape)
+    return z if not t.shape else OPS["expand"].bind(z.reshape((1,) * t.ndim), shape=tuple(t.shape))

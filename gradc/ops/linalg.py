@@ -79,7 +79,11 @@ def matmul(input, other):
     if a.dtype is not b.dtype:
         dtype = D.promote(a.dtype, b.dtype)
         low = dispatch.low_precision()
-        if low is not None and dtype is D.float32 and a.dtype.is_floating_point and b.dtype.is_floating_point:
+        if low is None or not (a.dtype.is_floating_point and b.dtype.is_floating_point):
+            # as torch: no promotion (a float64 input to a float32 Linear is a mistake to name)
+            raise DTypeError(f"matmul: expected both operands to have the same dtype, got {a.dtype!r} and {b.dtype!r}; "
+                             f"convert one with .to({dtype!r}) (or the model with .double()/.float())")
+        if dtype is D.float32:
             # float16 @ float32 under autocast: cast the float32 side down (where autocast takes it
             # anyway), not the float16 side up and back down
             dtype = low
