@@ -390,3 +390,12 @@ def test_timeout():
             return 1
     with pytest.raises(GradcError, match="timed out"):
         list(DataLoader(Slow(), num_workers=1, timeout=0.5))
+
+
+def test_random_sampler_with_replacement_draws_as_it_goes():
+    # minGPT's trainer: RandomSampler(replacement=True, num_samples=int(1e10)) must not draw 1e10 indices up front
+    import itertools
+    sampler = RandomSampler(list(range(10)), replacement=True, num_samples=int(1e10))
+    assert len(sampler) == int(1e10)
+    first = list(itertools.islice(iter(sampler), 100))
+    assert len(first) == 100 and all(0 <= i < 10 for i in first)

@@ -65,8 +65,9 @@ class RandomSampler(Sampler):
     def __iter__(self):
         n, k = len(self.data_source), self.num_samples
         g = _pass_generator(self.generator)
-        if self.replacement:
-            yield from g.integers(0, n, size=k).tolist()
+        if self.replacement:   # drawn in chunks: minGPT asks for num_samples=int(1e10)
+            for start in range(0, k, 32):
+                yield from g.integers(0, n, size=min(32, k - start)).tolist()
             return
         for _ in range(k // n):
             yield from g.permutation(n).tolist()
