@@ -98,6 +98,8 @@ class Tensor(dispatch.Value):
         a backward that saved p's old value then fails loudly instead of reading the new one."""
         if not isinstance(value, Tensor):
             raise DTypeError(f".data must be assigned a tensor, got {type(value).__name__}")
+        if self._data is None and value._sym is not None and value._sym == self._sym:
+            return   # `p.data += u` traced: the in-place add already wrote p; this assignment writes nothing new
         if self._data is None or value._data is None:
             raise AutogradError(".data cannot be assigned while gradc.compile traces; assign it outside the "
                                 "compiled function")

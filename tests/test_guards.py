@@ -477,3 +477,22 @@ def test_state_the_traced_call_changes_is_guarded_as_it_was_before_the_call():
         assert [cf(gradc.ones(1)).item() for _ in range(3)] == [2.0, 4.0, 6.0]
         assert [cm(gradc.ones(1)).item() for _ in range(3)] == [1.0, 2.0, 3.0]
     assert (box.t, table["step"], m.t) == (3, 3, 3)
+
+
+def test_augmented_data_update_inside_a_compiled_step():
+    # the yunjey/pytorch-tutorial habit: W.data += -lr * W.grad, traced with the rest of the step
+    def run(compiled):
+        gradc.manual_seed(0)
+        w = gradc.randn(3, 2, requires_grad=True)
+
+        def step(x):
+            loss = (x @ w).pow(2).sum()
+            loss.backward()
+            w.data += -0.1 * w.grad
+            w.grad.zero_()
+            return loss
+        fn = gradc.compile(step) if compiled else step
+        return [fn(gradc.ones(1, 3)).item() for _ in range(3)], w.detach().numpy()
+    (eager, w_eager), (compiled, w_compiled) = run(False), run(True)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-6)
+    np.testing.assert_allclose(w_compiled, w_eager, rtol=1e-6)
