@@ -26,6 +26,7 @@ import gc
 import inspect
 import math
 import os
+import random
 import reprlib
 import sys
 import sysconfig
@@ -74,11 +75,27 @@ def freeze(v, budget=None, depth=3):
             return ("id", id(v), len(v))
     if t is np.ndarray and v.size <= 64:   # a small array read into the program (a mask, weights): its values
         return ("array", v.dtype.str, v.shape, v.tobytes())
+    if isinstance(v, _GENERATORS):   # a random generator the function draws from: its state
+        return ("rng", id(v), _rng_state(v))
     if _is_user_object(v):  # a config object: its attributes, `depth` levels deep
         if depth <= 0:
             return ("id", id(v))
         return ("obj", id(v), tuple((k, freeze(x, budget, depth - 1)) for k, x in vars(v).items()))
     return ("id", id(v))
+
+
+# Random generators other than the global ones (which refuse draws while tracing): a draw moves
+# their state, so a trace that drew from one leaves a guard that fails on the next call.
+_GENERATORS = (np.random.Generator, np.random.RandomState, random.Random)
+
+
+def _rng_state(g):
+    if isinstance(g, np.random.Generator):
+        return repr(g.bit_generator.state)
+    if isinstance(g, np.random.RandomState):
+        key, pos = g.get_state()[1:3]
+        return (key.tobytes(), pos)
+    return g.getstate()
 
 
 def _is_user_object(v):
@@ -98,7 +115,7 @@ def frozen(v):
 
 
 def _deep(v):
-    return type(v) in (list, dict, set, np.ndarray) or _is_user_object(v) or (type(v) is tuple and any(map(_deep, v)))
+    return type(v) in (list, dict, set, np.ndarray) or isinstance(v, _GENERATORS) or _is_user_object(v) or (type(v) is tuple and any(map(_deep, v)))
 
 
 def _changed(label, old, new):

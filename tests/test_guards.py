@@ -496,3 +496,16 @@ def test_augmented_data_update_inside_a_compiled_step():
     (eager, w_eager), (compiled, w_compiled) = run(False), run(True)
     np.testing.assert_allclose(compiled, eager, rtol=1e-6)
     np.testing.assert_allclose(w_compiled, w_eager, rtol=1e-6)
+
+
+def test_draws_from_a_random_generator_object_are_fresh_each_call():
+    import random
+    for make, draw in ((lambda: np.random.default_rng(0), lambda g: float(g.random())),
+                       (lambda: np.random.RandomState(0), lambda g: float(g.rand())),
+                       (lambda: random.Random(0), lambda g: g.random())):
+        g, ref = make(), make()
+        fn = gradc.compile(lambda x: x * draw(g))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # (each call traces again, up to the cache limit)
+            got = [fn(gradc.ones(1)).item() for _ in range(3)]
+        np.testing.assert_allclose(got, [draw(ref) for _ in range(3)], rtol=1e-6)
