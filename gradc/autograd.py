@@ -273,8 +273,10 @@ def _release(node):
     backward (PyTorch's rule: x + 1 can be differentiated again, x * y cannot). An autograd.Function's
     saved tensors belong to its ctx, shared by its outputs' nodes: the ctx remembers the backward pass
     that used them, and refuses a later one."""
-    had = node.out is not None or any(t is not None for t in node.saved)
+    had = node.out is not None or any(t is not None for t in node.saved) or "saved" in (node.attrs or ())
     node.saved, node.out, node.freed = (), None, node.freed or had
+    if "saved" in (node.attrs or ()):   # a compiled forward's activations (gradc.runtime.aot): freed with it
+        node.attrs = dict(node.attrs, saved=())
     ctx = getattr(node.prim, "ctx", None)
     if ctx is not None and any(t is not None for t in getattr(ctx, "_saved", ())):
         ctx._used_by = _PASS[0]

@@ -3,7 +3,6 @@ the writes the program makes to state on every run (effects: new data, .grad, re
 tensors it created), the autodiff request of a forward whose backward runs later, and the guards
 on state the trace assumed (no gradient to accumulate into, optimizer settings, requires_grad)."""
 from .errors import TraceError
-from .grad_mode import is_grad_enabled
 from .guards import same_requires_grad
 from .runtime.wiring import Effect
 from .spec import Gradients
@@ -60,7 +59,8 @@ def collect(tracer, out_flat):
 def _needs_aot(tracer, out_flat, stored):
     """Returned (or stored) tensors carry grad, and the function did not run backward itself: the
     caller may call backward on them later, so a backward program is built too."""
-    return is_grad_enabled() and not tracer.freed and any(t.requires_grad for t in (*out_flat, *stored.values()))
+    # (not the grad mode outside: an output made under enable_grad() inside a no_grad call needs it too)
+    return not tracer.freed and any(t.requires_grad for t in (*out_flat, *stored.values()))
 
 
 def _gradients(tracer, out_flat, stored):

@@ -97,3 +97,27 @@ def test_a_leaf_renormalised_under_no_grad_runs_eagerly_with_its_gradient():
     want = np.zeros((10, 4), np.float32)
     want[1], want[2] = 2.0, 1.0
     np.testing.assert_allclose(emb.weight.grad.numpy(), want)
+
+
+def test_enable_grad_inside_a_compiled_call_made_under_no_grad():
+    lin = nn.Linear(2, 2)
+
+    def f(x):
+        with gradc.enable_grad():
+            return lin(x)
+    with gradc.no_grad():
+        y = gradc.compile(f)(gradc.ones(1, 2))
+    assert y.requires_grad
+    y.sum().backward()
+    np.testing.assert_allclose(lin.weight.grad.numpy(), np.ones((2, 2)))
+
+
+def test_a_compiled_forward_frees_its_activations_after_one_backward():
+    f = gradc.compile(nn.Linear(3, 1))
+    y = f(gradc.ones(1, 3, requires_grad=True))
+    y.sum().backward()
+    with pytest.raises(gradc.AutogradError, match="second time"):
+        y.sum().backward()
+    y = f(gradc.ones(1, 3, requires_grad=True))
+    y.sum().backward(retain_graph=True)
+    y.sum().backward()
