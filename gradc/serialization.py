@@ -9,6 +9,7 @@ the header. Loading checks the whole header against a strict schema and the file
 it allocates anything, so a truncated, corrupt or crafted file raises ArtifactError and cannot make
 it allocate more than the file holds. gradc.load also loads compiled-program artifacts (zip files
 written by Program.save): the two are told apart by their first bytes."""
+import argparse
 import collections
 import hashlib
 import json
@@ -24,6 +25,7 @@ from .dtypes import DType
 from .errors import ArtifactError, DeviceError, GradcError
 from .functions import from_numpy
 from .runtime.cache import atomic_write
+from .shapes import Size
 from .tensor import Tensor
 
 MAGIC = b"GRADCKPT"
@@ -82,6 +84,16 @@ class _Writer:
             return {"t": "dtype", "v": obj.name}
         if isinstance(obj, Device):
             return {"t": "device", "v": str(obj)}
+        if isinstance(obj, complex):
+            return {"t": "complex", "v": repr(obj)}
+        if isinstance(obj, bytes):
+            return {"t": "bytes", "v": obj.hex()}
+        if type(obj) in (set, frozenset):   # (elements as dict keys are: hashable data)
+            return {"t": type(obj).__name__, "items": [self.key(k, where) for k in obj]}
+        if type(obj) is Size:
+            return {"t": "size", "items": [int(n) for n in obj]}
+        if type(obj) is argparse.Namespace:   # a training script's `args`, saved beside the weights
+            return {"t": "namespace", "items": [[k, self.encode(v, f"{where}.{k}")] for k, v in vars(obj).items()]}
         if type(obj) in (dict, collections.OrderedDict, list, tuple):
             if id(obj) in self.open:
                 raise GradcError(f"gradc.save: {where} contains itself; a checkpoint holds trees, not cycles")
@@ -95,8 +107,8 @@ class _Writer:
                 self.open.discard(id(obj))
         kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
         raise GradcError(f"gradc.save: {where} is a {kind}, which a checkpoint cannot hold. Checkpoints hold "
-                         "tensors, NumPy arrays, numbers, strings, booleans, None, dtypes and devices, in dicts, "
-                         "OrderedDicts, lists and tuples; save a module's or optimizer's .state_dict() rather than "
+                         "tensors, NumPy arrays, numbers (complex too), strings, bytes, booleans, None, dtypes, devices "
+                         "and sizes, in dicts, OrderedDicts, lists, tuples, sets and argparse Namespaces; save a module's or optimizer's .state_dict() rather than "
                          "the object itself")
 
     def key(self, k, where):
@@ -134,12 +146,17 @@ def _ndarray_entry(a, where):
     return arr, {"kind": "ndarray", "dtype": arr.dtype.str, "shape": list(arr.shape), "device": "cpu"}
 
 
-def save(obj, f, **kwargs):
+def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_serialization=True, **kwargs):
     """Write `obj` to `f` (a path, written atomically: a temporary file beside it is renamed over
-    it; or a binary file object). No pickle: see the module docstring for what `obj` may hold."""
+    it; or a binary file object). No pickle: see the module docstring for what `obj` may hold.
+    torch's pickle_protocol and _use_new_zipfile_serialization choose among its pickle formats: gradc
+    has one format, whatever they say; a pickle_module other than Python's pickle is refused."""
+    import pickle
     if kwargs:
-        raise GradcError(f"gradc.save: unexpected argument(s) {sorted(kwargs)}: there is no pickle module or protocol "
-                         "to choose, the format holds data only")
+        raise GradcError(f"gradc.save: unexpected argument(s) {sorted(kwargs)}")
+    if pickle_module not in (None, pickle):
+        raise GradcError(f"gradc.save: pickle_module={pickle_module!r}: gradc's checkpoints are not pickles, so no "
+                         "other pickler can write them; leave it out")
     w = _Writer()
     root = w.encode(obj)
     digest = hashlib.sha256()
@@ -166,16 +183,24 @@ def save(obj, f, **kwargs):
 
 
 # ---------------------------------------------------------------------------------------------- load
-def load(f, map_location=None, weights_only=None):
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
     """Load what gradc.save wrote (a path or a binary file object), or a compiled-program artifact
     (a path to a file written by Program.save / `gradc compile`).
 
     map_location: None puts each tensor back on the device it was saved from; "cpu", "cuda:N" or a
     gradc.device puts all of them there; a dict maps saved device names to devices
     ({"cuda:0": "cpu"}). weights_only is accepted for torch compatibility: every gradc checkpoint
-    is data only, so every load is what torch calls weights_only."""
+    is data only, so every load is what torch calls weights_only. So are torch's pickle options
+    (pickle_module: Python's pickle only; encoding: for Python 2 pickles, which gradc never reads) and
+    mmap: the arrays are always read whole, since their checksum is verified before any is used."""
+    import pickle
+    if pickle_module not in (None, pickle):
+        raise GradcError(f"gradc.load: pickle_module={pickle_module!r}: gradc's checkpoints are not pickles; leave it out")
     if weights_only not in (None, True, False):
         raise GradcError(f"gradc.load: weights_only must be a bool or None, got {weights_only!r}")
+    if set(pickle_load_args) - {"encoding"} or mmap not in (None, False, True):
+        raise GradcError(f"gradc.load: unexpected argument(s) {sorted(set(pickle_load_args) - {'encoding'})}"
+                         if pickle_load_args else f"gradc.load: mmap must be a bool, got {mmap!r}")
     where = getattr(f, "name", None) if hasattr(f, "read") else os.fspath(f)
     where = str(where) if where is not None else "<file object>"
     if hasattr(f, "read"):
@@ -410,12 +435,18 @@ class _Reader:
         if isinstance(node, list) or not isinstance(node, dict) or not isinstance(node.get("t"), str):
             self.bad("an untagged container")
         tag = node["t"]
-        if tag in ("dict", "odict", "list", "tuple"):
+        if tag in ("dict", "odict", "list", "tuple", "set", "frozenset", "size", "namespace"):
             if set(node) != {"t", "items"} or not isinstance(node["items"], list):
                 self.bad(f"a {tag} without its items")
             if tag in ("list", "tuple"):
                 items = [self.decode(v, depth + 1) for v in node["items"]]
                 return items if tag == "list" else tuple(items)
+            if tag in ("set", "frozenset"):
+                return (set if tag == "set" else frozenset)(self.key(k, depth + 1) for k in node["items"])
+            if tag == "size":
+                if not all(_is_int(n) and n >= 0 for n in node["items"]):
+                    self.bad("a size that is not a list of non-negative ints")
+                return Size(node["items"])
             out = collections.OrderedDict() if tag == "odict" else {}
             for pair in node["items"]:
                 if not isinstance(pair, list) or len(pair) != 2:
@@ -424,6 +455,10 @@ class _Reader:
                 if k in out:
                     self.bad(f"the dict key {k!r:.40} twice")
                 out[k] = self.decode(pair[1], depth + 1)
+            if tag == "namespace":
+                if not all(isinstance(k, str) for k in out):
+                    self.bad("a namespace attribute that is not a string")
+                return argparse.Namespace(**out)
             return out
         if set(node) != {"t", "i" if tag in ("tensor", "ndarray", "npscalar") else "v"}:
             self.bad(f"a malformed {tag[:20]!r} entry")
@@ -438,6 +473,16 @@ class _Reader:
         v = node["v"]
         if tag == "float" and v in ("nan", "inf", "-inf"):
             return float(v)
+        if tag == "bytes" and isinstance(v, str):
+            try:
+                return bytes.fromhex(v)
+            except ValueError:
+                pass
+        if tag == "complex" and isinstance(v, str) and len(v) <= 64:
+            try:
+                return complex(v)
+            except ValueError:
+                pass
         if tag == "dtype" and v in D.ALL:
             return D.ALL[v]
         if tag == "device" and isinstance(v, str) and len(v) <= 32:
