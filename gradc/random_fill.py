@@ -7,7 +7,7 @@ import math
 from . import dtypes as D
 from .composite import assign
 from .creation import arange, full, rand, randint, randn
-from .errors import DTypeError, ShapeError
+from .errors import DTypeError, ShapeError, ValueRangeError
 from .grad_mode import no_grad
 from .ops.frontend import export, where
 from .random import takes_generator
@@ -16,6 +16,11 @@ from .tensor import Tensor
 
 def _float_dtype(t):
     return t.dtype if t.dtype.is_floating_point else D.default_float
+
+
+def _check_std(std, name):
+    if isinstance(std, (int, float)) and not std >= 0:
+        raise ValueRangeError(f"{name}: std must be >= 0, got {std}")
 
 
 def _uniform(t):
@@ -28,6 +33,11 @@ def bernoulli(input, p=None):
     """0/1 draws with probabilities `input` (or the float p, with input's shape), in input's dtype."""
     with no_grad():
         probs = input if p is None else p
+        if isinstance(probs, (int, float)):
+            if not 0.0 <= probs <= 1.0:
+                raise ValueRangeError(f"bernoulli: p must be in [0, 1], got p={probs}")
+        elif probs._data is not None and ((probs._data < 0) | (probs._data > 1)).any():   # (eagerly: a check on values)
+            raise ValueRangeError("bernoulli: every probability must be in [0, 1]")
         return (_uniform(input) < probs).to(input.dtype)
 
 
@@ -54,6 +64,7 @@ def normal(mean, std=1.0, size=None, dtype=None, device=None, requires_grad=Fals
         return mean + std * eps
     if size is None:
         raise ShapeError("normal(mean, std) with float mean and std needs size=, e.g. gradc.normal(0.0, 1.0, (3, 4))")
+    _check_std(std, "normal")
     out = randn(size, dtype=dtype, device=device) * std + mean
     return out.requires_grad_() if requires_grad else out
 
@@ -89,6 +100,8 @@ def _fill(self, name, draw):
 @export("exponential_", function=False)
 @takes_generator
 def exponential_(self, lambd=1.0):
+    if not lambd > 0:
+        raise ValueRangeError(f"exponential_: lambd must be > 0, got {lambd}")
     return _fill(self, "exponential_", lambda u: -(1.0 - u).log() / lambd)
 
 

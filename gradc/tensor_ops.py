@@ -10,7 +10,7 @@ import numpy as np
 from . import dtypes as D
 from .composite import accumulate_in_float32, assign, cat, copying, gather_along, linear_index, put, safe_sqrt
 from .creation import arange, full, ones, rand, randn, tensor, zeros
-from .errors import DTypeError, ShapeError
+from .errors import DTypeError, ShapeError, ValueRangeError
 from .indexing import getitem
 from .ops import OPS
 from .ops.frontend import export, scalar, shape_arg, where
@@ -508,12 +508,16 @@ export("new_tensor", function=False)(lambda self, data, dtype=None, device=None,
 @export("normal_", function=False)
 @takes_generator
 def normal_(self, mean=0.0, std=1.0):
+    if not std >= 0:
+        raise ValueRangeError(f"normal_: std must be >= 0, got {std}")
     return assign(self, randn(self.shape, dtype=self.dtype, device=self.device) * std + mean, "normal_")
 
 
 @export("uniform_", function=False)
 @takes_generator
 def uniform_(self, a=0.0, b=1.0):
+    if a > b:
+        raise ValueRangeError(f"uniform_: the range [{a}, {b}) is empty: from must not exceed to")
     return assign(self, rand(self.shape, dtype=self.dtype, device=self.device) * (b - a) + a, "uniform_")
 
 
@@ -569,6 +573,8 @@ def multinomial(input, num_samples, replacement=False):
     replacement from the same distribution. The draws are program inputs when compiled."""
     if input.ndim not in (1, 2):
         raise ShapeError(f"multinomial: input must be 1-D or 2-D, got shape {tuple(input.shape)}")
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"multinomial: probabilities must be floating point, got {input.dtype!r}; use .float()")
     p = input if input.ndim == 2 else input.unsqueeze(0)
     n_cat = p.shape[1]
     if not replacement and num_samples > n_cat:

@@ -223,3 +223,21 @@ def test_operands_torch_refuses_are_refused():
         gradc.ones(3) * [1, 2, 3]
     assert (gradc.ones(3) == [1, 1, 1]) is False and (gradc.ones(3) != (1, 1, 1)) is True   # Python's identity rule
     assert (gradc.ones(3) + np.ones(3)).dtype is gradc.float64                              # NumPy arrays convert
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: gradc.normal(0.0, -1.0, (2,)), lambda: gradc.empty(2).normal_(0, -1),
+    lambda: gradc.bernoulli(gradc.tensor([1.5])), lambda: gradc.empty(2).bernoulli_(2.0),
+    lambda: gradc.empty(2).uniform_(1, 0), lambda: gradc.empty(2).exponential_(-1)])
+def test_random_parameters_out_of_range_are_refused(bad):
+    with pytest.raises(RuntimeError, match="must"):
+        bad()
+
+
+@pytest.mark.parametrize("bad", [
+    lambda: gradc.zeros(2.5), lambda: gradc.ones(2, 3).view(2, 3.0), lambda: gradc.ones(2, 3).sum(1.0),
+    lambda: gradc.ones(2, 3).sum("1"), lambda: gradc.multinomial(gradc.tensor([1, 2]), 1)])
+def test_float_sizes_and_dims_are_refused(bad):
+    with pytest.raises(TypeError):
+        bad()
+    assert gradc.zeros(np.int64(2), gradc.tensor(3)).shape == (2, 3)   # int-likes are sizes

@@ -129,7 +129,14 @@ def shape_arg(args):
     """Accept f(2, 3), f((2, 3)) and f([2, 3])."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = args[0]
-    return tuple(a if type(a) is int or is_live(a) else int(a) for a in args)
+    return tuple(a if type(a) is int or is_live(a) else _size(a) for a in args)
+
+
+def _size(a):
+    """An int-like size (a NumPy integer, a 0-d integer tensor) as an int; a float is refused, as torch's."""
+    if isinstance(a, (float, np.floating, str, bytes)) or getattr(getattr(a, "dtype", None), "is_floating_point", False):
+        raise DTypeError(f"sizes must be ints, got {a!r} ({type(a).__name__}); convert with int()")
+    return int(a)
 
 
 def size_arg(args, name):
@@ -148,6 +155,8 @@ def axes_arg(x, dim, name, empty_is_all=True):
     if dim is None or (empty_is_all and isinstance(dim, (tuple, list)) and not dim):
         return tuple(range(x.ndim))
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    if any(isinstance(d, (float, str)) for d in dims):
+        raise DTypeError(f"{name}: dim must be an int (or a tuple of ints), got {dim!r}")
     axes = tuple(sorted({normalize_axis(name, int(d), x.ndim) for d in dims}))
     if len(axes) != len(dims):
         raise ShapeError(f"{name}: dim {tuple(dims)} names a dimension twice")
