@@ -482,3 +482,12 @@ def test_small_results_match_torch(name):
     got, want = SMALL_CASES[name](gradc), SMALL_CASES[name](torch)
     assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], name
     assert got.tolist() == want.tolist(), name
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_with_every_target_ignored_has_a_zero_gradient(smoothing):
+    # an all-padding batch: the mean is nan in both libraries, the gradient zero (not nan)
+    x = gradc.randn(6, 5, requires_grad=True)
+    loss = gradc.nn.functional.cross_entropy(x, gradc.full((6,), -100), label_smoothing=smoothing)
+    loss.backward()
+    assert np.isnan(loss.item()) and (x.grad.numpy() == 0).all()

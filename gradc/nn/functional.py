@@ -285,11 +285,14 @@ def _weighted_nll(logp, target, weight, ignore_index, reduction, label_smoothing
         loss, wt = loss.squeeze(0), wt.squeeze(0)
         smooth = smooth.squeeze(0) if label_smoothing else None
     if reduction == "mean":
+        # every target ignored: the mean is 0/0 = nan, as torch's, with a zero gradient (not inf * 0)
         total = wt.sum()
-        out = loss.sum() / total
+        none = total == 0
+        safe = where(none, 1.0, total)
+        out = loss.sum() / safe
         if label_smoothing:
-            out = out * (1.0 - label_smoothing) + smooth.sum() / total * (label_smoothing / n_classes)
-        return out
+            out = out * (1.0 - label_smoothing) + smooth.sum() / safe * (label_smoothing / n_classes)
+        return where(none, math.nan, out)
     if label_smoothing:
         loss = loss * (1.0 - label_smoothing) + smooth * (label_smoothing / n_classes)
     return reduce_loss(loss, reduction, name)
