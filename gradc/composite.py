@@ -14,7 +14,7 @@ from .symint import SymInt
 from .grad_mode import is_grad_enabled
 from .indexing import getitem
 from .ops import OPS
-from .ops.frontend import axes_arg, cast, export, where
+from .ops.frontend import axes_arg, cast, export, floating, where
 from .ops.movement import strided_slice
 from .shapes import normalize_axis, prod
 from .tensor import Tensor
@@ -378,12 +378,12 @@ def _log_softmax(input, dim):
 
 @export("softmax")
 def softmax(input, dim, dtype=None):
-    return _softmax(input if dtype is None else cast(input, D.get_dtype(dtype)), dim)   # cast first, as PyTorch
+    return _softmax(floating(input, "softmax") if dtype is None else cast(input, D.get_dtype(dtype)), dim)   # cast first, as PyTorch
 
 
 @export("log_softmax")
 def log_softmax(input, dim, dtype=None):
-    return _log_softmax(input if dtype is None else cast(input, D.get_dtype(dtype)), dim)
+    return _log_softmax(floating(input, "log_softmax") if dtype is None else cast(input, D.get_dtype(dtype)), dim)
 
 
 # ---------------------------------------------------------------------- movement

@@ -241,3 +241,12 @@ def test_float_sizes_and_dims_are_refused(bad):
     with pytest.raises(TypeError):
         bad()
     assert gradc.zeros(np.int64(2), gradc.tensor(3)).shape == (2, 3)   # int-likes are sizes
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "silu", "gelu", "elu", "leaky_relu"])
+def test_float_only_activations_refuse_integers(name):
+    fn = getattr(F, name)
+    call = (lambda x: fn(x, 0)) if "softmax" in name else fn
+    with pytest.raises(RuntimeError, match="not implemented for"):
+        call(gradc.arange(3))
+    assert call(gradc.arange(3.0)).dtype is gradc.float32

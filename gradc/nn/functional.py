@@ -9,7 +9,7 @@ from ..tensor import Tensor
 from ..ops import OPS
 from ..ops.index import check_values
 from ..composite import accumulate_in_float32, copying
-from ..ops.frontend import cast
+from ..ops.frontend import cast, floating
 from .losses import broadcast_target
 from .losses import (binary_cross_entropy_with_logits, cosine_similarity, huber_loss, kl_div,  # noqa: F401
                      l1_loss, legacy_reduction, one_hot, reduce_loss, smooth_l1_loss, weighted)
@@ -51,6 +51,8 @@ def linear(input, weight, bias=None):
 
 
 def relu(input, inplace=False):
+    if input.dtype is D.bool_:
+        raise DTypeError("relu: bool inputs are not supported, as in torch")
     return input.relu_() if inplace else input.relu()
 
 
@@ -83,6 +85,7 @@ def threshold_(input, threshold_, value):
 
 
 def gelu(input, approximate="none"):
+    floating(input, "gelu")
     if approximate == "tanh":
         inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
         return input * 0.5 * (inner.tanh() + 1.0)

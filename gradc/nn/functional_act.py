@@ -7,6 +7,7 @@ import warnings
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ..functions import rand, where
+from ..ops.frontend import floating
 from ..shapes import shape_or
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -34,6 +35,7 @@ def _log1p(u):
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
+    floating(input, "leaky_relu")
     x = _src(input, inplace)
     return _out(input, where(x > 0, x, x * negative_slope), inplace)
 
@@ -50,6 +52,7 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
 
 
 def elu(input, alpha=1.0, inplace=False):
+    floating(input, "elu")
     x = _src(input, inplace)
     neg = where(x > 0, 0.0, x)  # exp only of non-positive values
     return _out(input, where(x > 0, x, (neg.exp() - 1.0) * alpha), inplace)
@@ -69,6 +72,7 @@ def celu(input, alpha=1.0, inplace=False):
 
 
 def silu(input, inplace=False):
+    floating(input, "silu")
     x = _src(input, inplace)
     return _out(input, x * x.sigmoid(), inplace)
 

@@ -211,6 +211,13 @@ def promote_tensors(a, b):
     return big.dtype if small.dtype.category <= big.dtype.category else small.dtype
 
 
+def floating(x, name):
+    """`x`, checked to be a floating-point tensor, for ops torch implements for floats only."""
+    if not x.dtype.is_floating_point:
+        raise DTypeError(f"{name} is not implemented for {x.dtype!r} tensors, as in torch; convert with .float()")
+    return x
+
+
 def as_operand(x, dtype, other):
     if isinstance(x, Value):
         return x if x.dtype is dtype else cast(x, dtype)
