@@ -491,3 +491,18 @@ def test_cross_entropy_with_every_target_ignored_has_a_zero_gradient(smoothing):
     loss = gradc.nn.functional.cross_entropy(x, gradc.full((6,), -100), label_smoothing=smoothing)
     loss.backward()
     assert np.isnan(loss.item()) and (x.grad.numpy() == 0).all()
+
+
+EMPTY_BATCHES = {
+    "batch_norm training": lambda L: L.nn.functional.batch_norm(L.ones(0, 3), L.zeros(3), L.ones(3), training=True),
+    "BatchNorm2d": lambda L: L.nn.BatchNorm2d(3)(L.ones(0, 3, 2, 2)),
+    "group_norm": lambda L: L.nn.functional.group_norm(L.ones(0, 4, 3), 2, L.ones(4), L.zeros(4)),
+    "attention over no keys": lambda L: L.nn.functional.scaled_dot_product_attention(
+        L.ones(2, 3, 4), L.ones(2, 0, 4), L.ones(2, 0, 4)),
+}
+
+
+@pytest.mark.parametrize("name", EMPTY_BATCHES)
+def test_empty_batches_as_torch(name):
+    got, want = EMPTY_BATCHES[name](gradc), EMPTY_BATCHES[name](torch)
+    assert tuple(got.shape) == tuple(want.shape) and got.tolist() == want.tolist()

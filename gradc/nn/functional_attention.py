@@ -30,6 +30,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         value = value.unsqueeze(-3).expand(value.shape[:-2] + (groups,) + value.shape[-2:]).reshape(
             value.shape[:-3] + (-1,) + value.shape[-2:])
     n_l, n_s = query.shape[-2], key.shape[-2]
+    if n_s == 0:   # nothing to attend to: zeros (an empty sum of values), as torch gives
+        return (query @ key.transpose(-2, -1)) @ value
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     if is_causal and attn_mask is not None:
         raise ShapeError("scaled_dot_product_attention: pass either attn_mask or is_causal=True, not both")

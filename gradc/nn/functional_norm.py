@@ -46,6 +46,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                              f"has {c} channels")
     shape = _channel_shape(input)
     axes = (0,) + tuple(range(2, input.ndim))
+    if training and input.numel() == 0:   # an empty batch (a detector with no proposals): empty, stats kept, as torch
+        return _affine(input * 1.0, weight, bias, shape)
     if training:
         n = input.numel() // c if c else 0
         if n <= 1:
@@ -105,6 +107,8 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if num_groups < 1 or c % num_groups:
         raise ShapeError(f"group_norm: {c} channels (input shape {tuple(input.shape)}) are not divisible into "
                          f"{num_groups} groups")
+    if input.numel() == 0:   # an empty batch: nothing to normalise (reshape(n, g, -1) cannot infer -1 of 0)
+        return _affine(input * 1.0, weight, bias, _channel_shape(input))
     x = input.reshape(n, num_groups, -1)
     mean = x.mean(2, keepdim=True)
     centered = x - mean
