@@ -506,3 +506,15 @@ EMPTY_BATCHES = {
 def test_empty_batches_as_torch(name):
     got, want = EMPTY_BATCHES[name](gradc), EMPTY_BATCHES[name](torch)
     assert tuple(got.shape) == tuple(want.shape) and got.tolist() == want.tolist()
+
+
+def test_max_unpool_gradient_with_overlapping_windows():
+    def run(L):
+        x = L.tensor([[[[0.0, 1, 2], [3, 9, 4], [5, 6, 7]]]], requires_grad=True)
+        o, i = L.nn.functional.max_pool2d(x, 3, stride=1, padding=1, return_indices=True)
+        o.retain_grad()
+        u = L.nn.functional.max_unpool2d(o, i, 3, stride=1, padding=1, output_size=(3, 3))
+        (u * L.arange(9.0).reshape(1, 1, 3, 3)).sum().backward()
+        return u, o.grad, x.grad
+    for got, want in zip(run(gradc), run(torch)):
+        _close(got, want)

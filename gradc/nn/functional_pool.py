@@ -231,9 +231,12 @@ def _max_unpool(name, nd, input, indices, kernel_size, stride, padding, output_s
     idx = OPS["check_index"].bind(idx.reshape(n, c, -1), high=math.prod(size), ignore=None,
                                   what=f"{name}: indices into output planes of {size} = {math.prod(size)} elements "
                                        f"(pass the pooled input's size as output_size):")
-    # scatter: an index that several windows chose (overlapping pooling) receives their common value,
-    # and each of them an equal share of its gradient (PyTorch leaves duplicate indices unspecified)
-    out = flat.scatter(2, idx, x.reshape(n, c, -1)).reshape((n, c) + size)
+    # An index that several windows chose (overlapping pooling) receives their common value, and
+    # each of them the whole gradient there, as PyTorch's backward gathers it: the values come from
+    # a scatter, the gradient from a scatter_add whose value is taken away again (exactly 0).
+    src = x.reshape(n, c, -1)
+    added = flat.scatter_add(2, idx, src)
+    out = (flat.scatter(2, idx, src.detach()) + (added - added.detach())).reshape((n, c) + size)
     return out.squeeze(0) if unbatched else out
 
 
