@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..composite import copying
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from ..functions import tensor
 from .functional_pool import adaptive_avg_pool1d, adaptive_avg_pool2d
@@ -123,6 +123,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     nd = input.ndim - 2
     if nd < 1:
         raise ShapeError(f"interpolate: expected an input (N, C, *spatial) with at least 3 dims, got {tuple(input.shape)}")
+    if mode not in ("nearest", "nearest-exact") and not input.dtype.is_floating_point:
+        raise DTypeError(f"interpolate: mode {mode!r} is not implemented for {input.dtype!r} input, as in torch; "
+                         "convert with .float() first (and round back after)")
     want = _LINEAR.get(mode, 2 if mode == "bicubic" else None)
     if want is not None and nd != want:
         raise ShapeError(f"interpolate: mode {mode!r} needs a {want + 2}-D input, got shape {tuple(input.shape)}")
