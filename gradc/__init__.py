@@ -21,7 +21,8 @@ from .random import get_rng_state, set_rng_state, seed, initial_seed
 from .options import (set_printoptions, use_deterministic_algorithms, are_deterministic_algorithms_enabled,  # noqa: F401
                       is_deterministic_algorithms_warn_only_enabled)
 from .tensor import Tensor
-from .shapes import Size
+from .shapes import (Size, MemoryFormat as memory_format, Layout as layout, contiguous_format,  # noqa: F401
+                     preserve_format, channels_last, channels_last_3d, strided)
 from .dynamic import mark_dynamic
 from .functions import *  # noqa: F401,F403  (every op, from the op table and the composites)
 from . import cuda, cpu  # noqa: E402

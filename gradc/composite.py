@@ -16,7 +16,7 @@ from .indexing import getitem
 from .ops import OPS
 from .ops.frontend import axes_arg, cast, export, floating, where
 from .ops.movement import strided_slice
-from .shapes import normalize_axis, prod
+from .shapes import normalize_axis, preserve_format, prod
 from .tensor import Tensor
 from .return_types import return_type
 
@@ -26,7 +26,7 @@ min_result = return_type("min", ["values", "indices"])
 
 # ---------------------------------------------------------------------- devices and dtypes
 @export("to", function=False)
-def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
+def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False, memory_format=None):
     # non_blocking (as PyTorch's, a hint): a copy is ordered on the device's stream either way
     for a in args:
         if isinstance(a, (D.DType, D.UnsupportedDType, type)) or (isinstance(a, str) and a in D.ALL):
@@ -44,6 +44,8 @@ def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
         out = cast(out, D.get_dtype(dtype))
     if copy and out is self:
         out = clone(self)
+    if memory_format is not None and memory_format is not preserve_format:
+        out = out.contiguous(memory_format=memory_format)
     return out
 
 

@@ -136,19 +136,20 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 @export("zeros", method=False)
-def zeros(*size, dtype=None, device=None, requires_grad=False):
-    return full(_shape_arg(size), 0.0 if dtype is None else 0, dtype=_creation_dtype(dtype), device=device,
+def zeros(*dims, size=None, dtype=None, device=None, requires_grad=False):
+    return full(_shape_arg(dims if size is None else (size,)), 0.0 if dtype is None else 0, dtype=_creation_dtype(dtype), device=device,
                 requires_grad=requires_grad)
 
 
 @export("ones", method=False)
-def ones(*size, dtype=None, device=None, requires_grad=False):
-    return full(_shape_arg(size), 1, dtype=_creation_dtype(dtype), device=device, requires_grad=requires_grad)
+def ones(*dims, size=None, dtype=None, device=None, requires_grad=False):
+    return full(_shape_arg(dims if size is None else (size,)), 1, dtype=_creation_dtype(dtype), device=device, requires_grad=requires_grad)
 
 
 @export("empty", method=False)
-def empty(*size, dtype=None, device=None, requires_grad=False):
-    return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
+def empty(*dims, size=None, dtype=None, device=None, requires_grad=False, memory_format=None):
+    out = zeros(*dims, size=size, dtype=dtype, device=device, requires_grad=requires_grad)
+    return out if memory_format is None else out.contiguous(memory_format=memory_format)
 
 
 def _like(t, dtype, device):
@@ -264,16 +265,16 @@ def _random_float(kind, size, dtype, device, requires_grad):
 
 @export("rand", method=False)
 @takes_generator
-def rand(*size, dtype=None, device=None, requires_grad=False):
+def rand(*dims, size=None, dtype=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1)."""
-    return _random_float("rand", size, dtype, device, requires_grad)
+    return _random_float("rand", dims if size is None else (size,), dtype, device, requires_grad)
 
 
 @export("randn", method=False)
 @takes_generator
-def randn(*size, dtype=None, device=None, requires_grad=False):
+def randn(*dims, size=None, dtype=None, device=None, requires_grad=False):
     """Standard normal samples."""
-    return _random_float("randn", size, dtype, device, requires_grad)
+    return _random_float("randn", dims if size is None else (size,), dtype, device, requires_grad)
 
 
 @export("rand_like", method=False)
@@ -290,8 +291,12 @@ def randn_like(t, dtype=None, device=None, requires_grad=False):
 
 @export("randint", method=False)
 @takes_generator
-def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=False):
+def randint(low=None, high=None, size=None, dtype=None, device=None, requires_grad=False):
     """randint(high, size) or randint(low, high, size), as in PyTorch: integers in [low, high)."""
+    if low is None:   # randint(high=10, size=(3,))
+        low, high = (0, high) if high is not None else (None, None)
+        if low is None:
+            raise TypeError("randint() needs high, e.g. randint(10, (3,))")
     if size is None and isinstance(high, (tuple, list)):
         low, high, size = 0, low, high
     if high is None:
@@ -305,6 +310,7 @@ def randint(low, high=None, size=None, dtype=None, device=None, requires_grad=Fa
 
 @export("randperm", method=False)
 @takes_generator
-def randperm(n, device=None):
-    return _random("randperm", (int(n),), D.int64, device, False, 0, n)
+def randperm(n, dtype=None, device=None, requires_grad=False):
+    out = _random("randperm", (int(n),), D.int64, device, False, 0, n)
+    return out if dtype is None or D.get_dtype(dtype) is D.int64 else out.to(dtype).requires_grad_(requires_grad)
 

@@ -67,3 +67,33 @@ def shape_or(x, otherwise):
     """x's shape as a plain tuple, for a message (a Size prints as gradc.Size([...])); `otherwise`
     for what has no shape."""
     return tuple(x.shape) if hasattr(x, "shape") else otherwise
+
+
+class MemoryFormat:
+    """torch.memory_format: how a tensor's elements lie in memory (`x.contiguous(memory_format=...)`,
+    `model.to(memory_format=gradc.channels_last)`); values never depend on it."""
+    __slots__ = ("name", "rank")
+
+    def __init__(self, name, rank=None):
+        self.name, self.rank = name, rank   # rank: the dims a channels-last layout needs
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+
+contiguous_format, preserve_format = MemoryFormat("contiguous_format"), MemoryFormat("preserve_format")
+channels_last, channels_last_3d = MemoryFormat("channels_last", 4), MemoryFormat("channels_last_3d", 5)
+
+
+class Layout:
+    """torch.layout: gradc's tensors are all dense (torch.strided)."""
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+
+strided = Layout("strided")

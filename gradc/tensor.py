@@ -127,7 +127,11 @@ class Tensor(dispatch.Value):
             return tracer.concretize(self, what)
         return self._data
 
-    def numpy(self):
+    def numpy(self, *, force=False):
+        """The values as a NumPy array (shared memory on the CPU); force=True detaches (and copies
+        from a GPU) first, as torch's."""
+        if force:
+            return self.detach().cpu().numpy()
         if self.requires_grad and is_grad_enabled() and dispatch.tracer() is None:
             raise AutogradError("numpy() on a tensor that requires grad; call .detach().numpy() instead")
         data = self._concrete("numpy()")

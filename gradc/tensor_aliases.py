@@ -12,7 +12,7 @@ from .composite import assign, clone
 from .creation import linspace
 from .errors import DTypeError, ShapeError
 from .ops.frontend import export, promote_tensors, where
-from .shapes import normalize_axis
+from .shapes import normalize_axis, strided
 from .tensor import Tensor
 from .return_types import return_type
 
@@ -48,6 +48,12 @@ export("narrow_copy")(lambda input, dim, start, length: input.narrow(dim, start,
 export("expand_copy")(lambda input, size: input.expand(size).clone())
 export("chain_matmul", method=False)(lambda *matrices: functools.reduce(operator.matmul, matrices))
 export("adjoint")(lambda input: input.transpose(-2, -1))   # real tensors: the conjugate is the tensor
+for _name in ("resolve_conj", "resolve_neg", "conj_physical"):
+    export(_name)(lambda input: input)
+export("real", function=False)(property(lambda self: self, doc="The real part: a real tensor itself."))
+export("layout", function=False)(property(lambda self: strided, doc="torch.strided: every tensor is dense."))
+export("is_cpu", function=False)(property(lambda self: self.device.type == "cpu"))
+export("is_signed")(lambda input: input.dtype is not D.bool_)   # (gradc has no unsigned dtypes)
 Tensor.H = property(lambda self: self.t() if self.ndim == 2 else _matrix_only(self, "H"))
 Tensor.mH = property(lambda self: self.mT)
 

@@ -14,7 +14,7 @@ from .errors import AutogradError, DTypeError, ShapeError, TraceError
 from .grad_mode import is_grad_enabled
 from .ops.frontend import export
 from .tensor_products import read_only_unless_view
-from .shapes import normalize_axis
+from .shapes import MemoryFormat, contiguous_format, normalize_axis
 
 
 def _row_major(shape):
@@ -40,30 +40,49 @@ def stride(self, dim=None):
     return out if dim is None else out[normalize_axis("stride", dim, self.ndim)]
 
 
+def _channels_last(fmt, x, what):
+    """The rank a channels-last format needs, checked against x; None for contiguous_format."""
+    if fmt is None or fmt is contiguous_format:
+        return None
+    if not isinstance(fmt, MemoryFormat) or fmt.rank is None:
+        raise ValueError(f"{what}: memory_format must be gradc.contiguous_format, channels_last or channels_last_3d, "
+                         f"got {fmt!r}")
+    if x.ndim != fmt.rank:
+        raise ShapeError(f"{what}: {fmt!r} needs a {fmt.rank}-D tensor, got shape {tuple(x.shape)}")
+    return fmt.rank
+
+
 @export("is_contiguous", function=False)
-def is_contiguous(self, memory_format=None):
-    """Whether the elements lie row-major with no gaps (dims of size 1 do not count, as in PyTorch)."""
-    if memory_format is not None and str(memory_format) not in ("contiguous_format", "torch.contiguous_format"):
-        raise ValueError(f"memory_format {memory_format!r} is not supported; gradc lays tensors out one way "
-                         "(contiguous_format)")
+def is_contiguous(self, memory_format=contiguous_format):
+    """Whether the elements lie row-major with no gaps (dims of size 1 do not count, as in PyTorch),
+    or, for channels_last(_3d), row-major with the channels dim last."""
     if self.numel() == 0:
         return True
-    expected = 1
-    for n, s in zip(reversed(self.shape), reversed(stride(self))):
-        if n != 1:
-            if s != expected:
+    order = list(range(self.ndim))
+    if _channels_last(memory_format, self, "is_contiguous"):
+        order = [0] + order[2:] + [1]
+    expected, steps = 1, stride(self)
+    for d in reversed(order):
+        if self.shape[d] != 1:
+            if steps[d] != expected:
                 return False
-            expected *= n
+            expected *= self.shape[d]
     return True
 
 
 @export("contiguous", function=False)
-def contiguous(self, memory_format=None):
-    """self when its elements already lie row-major, else a row-major copy (autograd sees identity),
+def contiguous(self, memory_format=contiguous_format):
+    """self when its elements already lie so, else a copy laid out that way (autograd sees identity),
     so x.contiguous().is_contiguous() holds as in PyTorch. A traced value is row-major already."""
-    is_contiguous(self, memory_format)
+    rank = _channels_last(memory_format, self, "contiguous")
     writable = self._data is None or getattr(self._data.flags, "writeable", True)   # (an empty expand is not)
-    return self if is_contiguous(self) and writable else clone(self)
+    if is_contiguous(self, memory_format) and writable:
+        return self
+    out = clone(self)
+    if rank and out._data is not None:   # the same values, channels last in memory
+        xp = out.device.xp
+        out._data = xp.moveaxis(xp.ascontiguousarray(xp.moveaxis(out._data, 1, -1)), -1, 1)
+    return out
 
 
 def _base(a):

@@ -518,3 +518,25 @@ def test_max_unpool_gradient_with_overlapping_windows():
         return u, o.grad, x.grad
     for got, want in zip(run(gradc), run(torch)):
         _close(got, want)
+
+
+def test_memory_formats_lay_out_as_torch():
+    def run(L):
+        x = L.arange(120.0).reshape(2, 3, 4, 5)
+        y = x.contiguous(memory_format=L.channels_last)
+        conv = L.nn.Conv2d(3, 4, 3).to(memory_format=L.channels_last)
+        return [y.stride(), y.is_contiguous(), y.is_contiguous(memory_format=L.channels_last),
+                x.to(memory_format=L.channels_last).stride(), conv.weight.stride(), conv.bias.stride(),
+                L.empty(2, 3, 4, 5, memory_format=L.channels_last).stride(), (y == x).all().item(),
+                repr(L.channels_last), repr(x.layout), x.is_cpu, x.is_signed(), tuple(conv(y).shape)]
+    assert run(gradc) == run(torch)
+
+
+def test_keyword_spellings_of_sizes_and_dims():
+    for L in (gradc, torch):
+        x = L.arange(6.0).reshape(2, 3)
+        assert tuple(x.permute(dims=(1, 0)).shape) == (3, 2) and tuple(x.reshape(shape=(3, 2)).shape) == (3, 2)
+        assert tuple(x.view(size=(6,)).shape) == (6,) and tuple(x.expand(size=(2, 2, 3)).shape) == (2, 2, 3)
+        assert x.flip(dims=(0,))[0].tolist() == [3.0, 4.0, 5.0] and tuple(L.zeros(size=(2, 3)).shape) == (2, 3)
+        assert tuple(L.randint(high=10, size=(3,)).shape) == (3,) and L.randperm(4, dtype=L.float32).dtype == L.float32
+        assert x.requires_grad_().numpy(force=True).shape == (2, 3)

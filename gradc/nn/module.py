@@ -414,9 +414,10 @@ class Module:
                     m._buffers[n] = fn(b)
         return self
 
-    def to(self, *args, **kwargs):
-        def convert(t):
-            out = t.to(*args, **kwargs)
+    def to(self, *args, memory_format=None, **kwargs):
+        def convert(t):   # (a channels-last format applies to the 4-D and 5-D tensors, as torch's)
+            layout = {"memory_format": memory_format} if memory_format is not None and t.ndim in (4, 5) else {}
+            out = t.to(*args, **kwargs, **layout)
             # dtype changes apply to floating tensors only (integer buffers keep their type)
             return out if t.dtype.is_floating_point or out.dtype is t.dtype else t.to(device=out.device)
         return self._apply_to_tensors(convert)

@@ -128,7 +128,8 @@ def _concat_vjp(ctx, g):
 
 # ---------------------------------------------------------------------- public names
 @reshape_p.def_frontend("reshape", "view")
-def reshape(input, *shape):
+def reshape(input, *shape, **kw):
+    shape = (kw.pop("shape", None) or kw.pop("size"),) if kw else shape   # reshape(shape=...), view(size=...)
     shape = list(shape_arg(shape))
     if shape.count(-1) > 1:
         raise ShapeError(f"reshape: only one dimension can be -1, got {tuple(shape)}")
@@ -144,7 +145,8 @@ def reshape(input, *shape):
 
 
 @permute_p.def_frontend("permute")
-def permute(input, *dims):
+def permute(input, *dims, **kw):
+    dims = dims or (kw.pop("dims"),) if "dims" in kw else dims   # (x.permute(dims=(1, 0)), as torch's)
     dims = tuple(normalize_axis("permute", d, input.ndim) for d in shape_arg(dims))
     if dims == tuple(range(input.ndim)):
         return input
@@ -152,7 +154,8 @@ def permute(input, *dims):
 
 
 @expand_p.def_frontend("expand", "broadcast_to")
-def expand(input, *sizes):
+def expand(input, *sizes, **kw):
+    sizes = (kw.pop("size"),) if kw else sizes   # (x.expand(size=...))
     sizes = shape_arg(sizes)
     if len(sizes) < input.ndim:
         raise ShapeError(f"expand: target {sizes} has fewer dims than the tensor's shape {tuple(input.shape)}")
