@@ -540,3 +540,25 @@ def test_keyword_spellings_of_sizes_and_dims():
         assert x.flip(dims=(0,))[0].tolist() == [3.0, 4.0, 5.0] and tuple(L.zeros(size=(2, 3)).shape) == (2, 3)
         assert tuple(L.randint(high=10, size=(3,)).shape) == (3,) and L.randperm(4, dtype=L.float32).dtype == L.float32
         assert x.requires_grad_().numpy(force=True).shape == (2, 3)
+
+
+MODULE_PATHS = ["modules.utils._pair", "modules.utils._single", "modules.utils._triple", "modules.batchnorm._BatchNorm",
+                "modules.batchnorm._NormBase", "modules.conv._ConvNd", "modules.loss._Loss", "modules.loss._WeightedLoss",
+                "modules.module.Module", "modules.linear.Linear", "modules.activation.ReLU", "modules.container.Sequential",
+                "modules.pooling.MaxPool2d", "modules.sparse.Embedding", "modules.rnn.LSTM", "modules.dropout.Dropout",
+                "modules.normalization.LayerNorm", "modules.instancenorm._InstanceNorm", "parameter.Parameter",
+                "modules.padding.ZeroPad2d", "modules.upsampling.Upsample", "modules.flatten.Flatten",
+                "modules.transformer.TransformerEncoderLayer", "modules.pixelshuffle.PixelShuffle", "modules.Conv2d"]
+
+
+@pytest.mark.parametrize("path", MODULE_PATHS)
+def test_torch_module_paths(path):
+    import importlib
+
+    def find(root):
+        mod, _, name = f"{root}.nn.{path}".rpartition(".")
+        return getattr(importlib.import_module(mod), name)
+    got, want = find("gradc"), find("torch")
+    assert got.__name__ == want.__name__
+    if path.startswith("modules.utils"):
+        assert got(3) == want(3) and got((1, 2)) == want((1, 2))

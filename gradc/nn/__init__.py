@@ -34,3 +34,4 @@ from .layers_more import (Bilinear, EmbeddingBag, LazyLinear, LazyConv1d, LazyCo
                           ChannelShuffle, FractionalMaxPool2d, AdaptiveAvgPool3d)
 from . import parallel
 from .parallel import DataParallel
+from . import modules, parameter  # noqa: E402,F401  (torch's module paths: nn.modules.utils._pair, ...)

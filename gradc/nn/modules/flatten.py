@@ -1,0 +1,3 @@
+"""torch.nn.modules.flatten."""
+from ..container import Unflatten  # noqa: F401
+from ..layers import Flatten  # noqa: F401

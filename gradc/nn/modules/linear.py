@@ -1,0 +1,3 @@
+"""torch.nn.modules.linear."""
+from ..layers import Identity, Linear  # noqa: F401
+from ..layers_more import Bilinear, LazyLinear  # noqa: F401

@@ -1,0 +1,2 @@
+"""torch.nn.modules.pixelshuffle."""
+from ..activation import PixelShuffle, PixelUnshuffle  # noqa: F401
