@@ -28,6 +28,7 @@ from .functions import *  # noqa: F401,F403  (every op, from the op table and th
 from . import cuda, cpu  # noqa: E402
 from . import accelerator  # noqa: E402
 from . import nn, optim, amp  # noqa: E402
+from .nn.top_level import *  # noqa: E402,F401,F403  (torch.conv2d, torch.dropout, ...)
 from . import utils  # noqa: E402
 from .generator import Generator, default_generator, manual_seed  # noqa: E402
 from .inference import inference_mode, is_inference_mode_enabled  # noqa: E402

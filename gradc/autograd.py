@@ -525,6 +525,24 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(result)
 
 
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """torch.autograd.backward: the gradients of several outputs accumulated in one backward pass
+    (as if their weighted sum were differentiated: a graph they share is walked once)."""
+    outs = [tensors] if not isinstance(tensors, (tuple, list)) else list(tensors)
+    grads = [grad_tensors] * len(outs) if not isinstance(grad_tensors, (tuple, list)) else list(grad_tensors)
+    if len(grads) != len(outs):
+        raise AutogradError(f"autograd.backward: {len(grads)} grad_tensors for {len(outs)} tensors")
+    if len(outs) == 1:
+        return outs[0].backward(grads[0], retain_graph, create_graph, inputs)
+    total = None
+    for out, g in zip(outs, grads):
+        if g is None and out.numel() != 1:
+            raise AutogradError(f"autograd.backward: grad_tensors is needed for a tensor of shape {tuple(out.shape)}")
+        term = (out * g).sum() if g is not None else out.sum()
+        total = term if total is None else total + term
+    return total.backward(None, retain_graph, create_graph, inputs)
+
+
 def Variable(data, requires_grad=False, volatile=False):
     """torch.autograd.Variable, which PyTorch folded into Tensor: the tensor itself, with
     requires_grad set as asked."""

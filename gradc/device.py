@@ -82,7 +82,7 @@ def device(spec, index=None):
     if not isinstance(spec, str):
         raise DeviceError(f"expected a device such as 'cpu' or 'cuda:0', got {spec!r}")
     kind, _, idx = spec.partition(":")
-    if kind == "cpu" and not idx:
+    if kind == "cpu" and idx in ("", "0"):   # (torch names the one CPU "cpu" and accepts "cpu:0")
         return CPU
     if kind == "cuda" and (not idx or idx.isdigit()):
         return Device("cuda", int(idx) if idx else 0)

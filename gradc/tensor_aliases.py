@@ -7,9 +7,11 @@ import functools
 import math
 import operator
 
+import numpy as np
+
 from . import dtypes as D
 from .composite import assign, clone
-from .creation import linspace
+from .creation import as_tensor, linspace, tensor
 from .errors import DTypeError, ShapeError
 from .ops.frontend import export, promote_tensors, where
 from .shapes import normalize_axis, strided
@@ -54,6 +56,56 @@ export("real", function=False)(property(lambda self: self, doc="The real part: a
 export("layout", function=False)(property(lambda self: strided, doc="torch.strided: every tensor is dense."))
 export("is_cpu", function=False)(property(lambda self: self.device.type == "cpu"))
 export("is_signed")(lambda input: input.dtype is not D.bool_)   # (gradc has no unsigned dtypes)
+export("rsub")(lambda input, other, alpha=1: other - input * alpha if alpha != 1 else other - input)
+# function spellings of in-place methods (torch.relu_(x), torch.sigmoid_(x), ...)
+for _name in ("sigmoid_", "tanh_", "exp_", "clamp_", "clip_", "sqrt_", "abs_", "neg_", "log_", "floor_", "ceil_",
+              "round_", "zero_", "fill_"):
+    export(_name, method=False)(lambda input, *args, _name=_name, **kwargs: getattr(input, _name)(*args, **kwargs))
+# in-place spellings PyTorch also has: the result written back in the tensor's dtype
+for _name, _op in (("divide_", "div"), ("true_divide_", "div"), ("multiply_", "mul"), ("subtract_", "sub"),
+                   ("remainder_", "remainder"), ("fmod_", "fmod"), ("eq_", "eq"), ("ne_", "ne"), ("lt_", "lt"),
+                   ("le_", "le"), ("gt_", "gt"), ("ge_", "ge"), ("cumsum_", "cumsum"), ("cumprod_", "cumprod")):
+    export(_name, function=False)(lambda self, *args, _op=_op, _name=_name, **kwargs: assign(
+        self, _in_dtype(getattr(self, _op)(*args, **kwargs), self.dtype), _name))
+
+
+def _in_dtype(result, dtype):
+    """A comparison's bools (or a scan's wider sum) written into the tensor's own dtype, as torch's
+    in-place spellings do; a float into an integer tensor stays refused by assign."""
+    return result if result.dtype is dtype or result.dtype.category > dtype.category else result.to(dtype)
+
+
+@export("scalar_tensor", method=False)
+def scalar_tensor(s, dtype=None, device=None, requires_grad=False):
+    return tensor(s, dtype=dtype or D.default_float, device=device, requires_grad=requires_grad)
+
+
+@export("asarray", method=False)
+def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
+    """torch.asarray: shares memory with a tensor or NumPy array when it can (copy=None), copies with
+    copy=True."""
+    out = as_tensor(obj, dtype=dtype, device=device)
+    if copy:
+        out = clone(out.detach())
+    return out.requires_grad_() if requires_grad else out
+
+
+@export("unravel_index", method=False)
+def unravel_index(indices, shape):
+    """The coordinates of flat `indices` in a tensor of `shape`: a tuple of int64 tensors."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    flat = indices if isinstance(indices, Tensor) else tensor(indices)
+    if flat.dtype.is_floating_point or flat.dtype is D.bool_:
+        raise DTypeError(f"unravel_index: indices must be integers, got {flat.dtype!r}")
+    total = math.prod(shape)
+    if ((flat < -total) | (flat >= total)).any():
+        raise ShapeError(f"unravel_index: an index is out of range for shape {shape}")
+    flat = flat.long() % builtins.max(total, 1)
+    out = []
+    for n in reversed(shape):
+        out.append(flat % n)
+        flat = flat // n
+    return tuple(reversed(out))
 Tensor.H = property(lambda self: self.t() if self.ndim == 2 else _matrix_only(self, "H"))
 Tensor.mH = property(lambda self: self.mT)
 
@@ -163,3 +215,27 @@ def _contains(self, element):
     if not isinstance(element, (Tensor, int, float, bool)):
         raise DTypeError(f"Tensor.__contains__ only supports a tensor or a number, got {type(element).__name__}")
     return bool((self == element).any())
+
+
+# ---------------------------------------------------------------------- signal windows
+def _window(name, symmetric):
+    """torch's *_window(N, periodic=True): the symmetric window of N + 1 points without its last
+    (periodic, for spectral analysis), or of N points (periodic=False)."""
+    def make(window_length, periodic=True, *args, dtype=None, device=None, requires_grad=False, **kw):
+        n = int(window_length)
+        values = symmetric(n + 1, *args, **kw)[:n] if periodic and n > 1 else symmetric(n, *args, **kw)
+        return tensor(np.asarray(values, np.float64), dtype=dtype or D.default_float, device=device,
+                      requires_grad=requires_grad)
+    make.__name__ = name
+    return export(name, method=False)(make)
+
+
+def _cosine_sum(m, alpha, beta):
+    return np.ones(m) if m == 1 else alpha - beta * np.cos(2 * np.pi * np.arange(m) / (m - 1))
+
+
+hann_window = _window("hann_window", np.hanning)
+hamming_window = _window("hamming_window", lambda m, alpha=0.54, beta=0.46: _cosine_sum(m, alpha, beta))
+blackman_window = _window("blackman_window", np.blackman)
+bartlett_window = _window("bartlett_window", np.bartlett)
+kaiser_window = _window("kaiser_window", lambda m, beta=12.0: np.kaiser(m, beta))

@@ -562,3 +562,42 @@ def test_torch_module_paths(path):
     assert got.__name__ == want.__name__
     if path.startswith("modules.utils"):
         assert got(3) == want(3) and got((1, 2)) == want((1, 2))
+
+
+NAMES = {
+    "conv2d": lambda L: L.conv2d(L.ones(1, 2, 4, 4), L.ones(3, 2, 3, 3)),
+    "dropout in eval": lambda L: L.dropout(L.ones(3), 0.5, False),
+    "embedding, table first": lambda L: L.embedding(L.arange(8.0).reshape(4, 2), L.tensor([1, 3])),
+    "layer_norm": lambda L: L.layer_norm(L.arange(6.0).reshape(2, 3), (3,)),
+    "max_pool2d": lambda L: L.max_pool2d(L.arange(16.0).reshape(1, 1, 4, 4), 2),
+    "eq_": lambda L: L.tensor([1.0, 2.0, 3.0]).eq_(2.0),
+    "cumsum_": lambda L: L.arange(4).cumsum_(0),
+    "divide_": lambda L: L.tensor([1.0, 2.0]).divide_(2),
+    "remainder_": lambda L: L.arange(5).remainder_(3),
+    "rsub": lambda L: L.rsub(L.tensor([1.0, 2.0]), 1),
+    "unravel_index": lambda L: L.stack(L.unravel_index(L.tensor([5, 1]), (2, 3))),
+    "scalar_tensor": lambda L: L.scalar_tensor(3),
+    "asarray": lambda L: L.asarray([1, 2]),
+    "sigmoid_": lambda L: L.sigmoid_(L.zeros(2)),
+    "clamp_": lambda L: L.clamp_(L.ones(2), 0, 0.5),
+    "hann_window": lambda L: L.hann_window(8),
+    "hamming_window": lambda L: L.hamming_window(5, periodic=False),
+    "blackman_window": lambda L: L.blackman_window(6),
+    "bartlett_window": lambda L: L.bartlett_window(7),
+    "kaiser_window": lambda L: L.kaiser_window(6),
+    "cpu:0": lambda L: L.ones(2).to("cpu:0"),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_names_match_torch(name):
+    got, want = NAMES[name](gradc), NAMES[name](torch)
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_autograd_backward_of_several_outputs():
+    for L in (gradc, torch):
+        x = L.ones(3, requires_grad=True)
+        L.autograd.backward([(x * 2).sum(), x * 3], [None, L.ones(3)])
+        assert x.grad.tolist() == [5.0, 5.0, 5.0]
