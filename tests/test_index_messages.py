@@ -49,7 +49,7 @@ def test_compiled_embedding_index_message_equals_eager(backend):
     emb = nn.Embedding(5, 3)
     good, bad = gradc.tensor([[0, 4], [1, 2]]), gradc.tensor([[0, 4], [-1, 2]])
     eager = _message(emb, bad)
-    assert eager.startswith("embedding: index index -1 is out of range for a dimension of size 5")
+    assert eager.startswith("embedding: index -1 is out of range for a dimension of size 5")
     compiled = gradc.compile(emb, backend=backend)
     np.testing.assert_array_equal(compiled(good).detach().numpy(), emb(good).detach().numpy())
     assert _message(compiled, bad) == eager

@@ -111,7 +111,8 @@ def _check_index_kernel(xp, idx, high, ignore, what=""):
                 raise DistributionError(message[len(DISTRIBUTION_CHECK):])
             raise (LinAlgError if message.startswith("linalg.") else ValueRangeError)(message)
         also = f", or the ignored {ignore}" if ignore is not None else ""
-        core = f"index {first} is out of range for a dimension of size {high} (valid: 0..{high - 1}{also})"
+        core = ("" if what.endswith("index") else "index ") + \
+            f"{first} is out of range for a dimension of size {high} (valid: 0..{high - 1}{also})"
         raise OutOfRangeError(f"{what} {core}" if what else core)
     return idx
 
