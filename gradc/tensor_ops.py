@@ -413,7 +413,22 @@ def einsum(equation, *operands):
     terms = lhs.split(",")
     if len(terms) != len(operands):
         raise ShapeError(f"einsum: {equation!r} names {len(terms)} operands, got {len(operands)}")
+    for t, x in zip(terms, operands):
+        if len(t.replace("...", "")) > x.ndim or "..." not in t and len(t) != x.ndim:
+            raise ShapeError(f"einsum: {equation!r} gives the subscripts {t!r} to an operand of shape "
+                             f"{tuple(x.shape)}; give one letter per dimension")
+    if not (eq.replace(",", "").replace("->", "").replace(".", "")).isalpha():
+        raise ShapeError(f"einsum: {equation!r}: subscripts are letters (a-z, A-Z), ',', '->' and '...'")
     terms = [_expand_ellipsis(t, x, "einsum") for t, x in zip(terms, operands)]
+    for t, x in zip(terms, operands):
+        for c in set(t):
+            sizes = {n for letter, n in zip(t, x.shape) if letter == c}
+            if len(sizes) > 1:
+                raise ShapeError(f"einsum: {equation!r} repeats {c!r} in one operand over dims of sizes "
+                                 f"{sorted(sizes)} (shape {tuple(x.shape)}); a repeated letter takes a diagonal")
+    if arrow and not set(out.replace("...", "")) <= set(lhs):
+        raise ShapeError(f"einsum: {equation!r}: the output names {sorted(set(out.replace('...', '')) - set(lhs))}, "
+                         "which no operand has")
     if not arrow:   # implicit output: the ellipsis dims (broadcast), then the letters named once, sorted
         letters = "".join(terms)
         dots = sorted({c for c in letters if c >= _ELLIPSIS_BASE})

@@ -250,3 +250,11 @@ def test_float_only_activations_refuse_integers(name):
     with pytest.raises(RuntimeError, match="not implemented for"):
         call(gradc.arange(3))
     assert call(gradc.arange(3.0)).dtype is gradc.float32
+
+
+@pytest.mark.parametrize("equation,shapes,match", [
+    ("ij->k", [(2, 2)], "no operand has"), ("ijk->", [(2, 2)], "one letter per dimension"),
+    ("i1->i", [(2, 2)], "subscripts are letters"), ("ii->i", [(2, 3)], "repeats 'i'")])
+def test_einsum_names_a_bad_equation(equation, shapes, match):
+    with pytest.raises(ShapeError, match=match):
+        gradc.einsum(equation, *[gradc.ones(*s) for s in shapes])
