@@ -50,7 +50,7 @@ class _CEmitter(Emitter):
 
     def context(self):
         wins = self.window_kernels
-        return {"ckernels": [(k.name, len(k.params)) for k in self.kernel_ir] + [(w.name, 2) for w in wins],
+        return {"ckernels": [(k.name, len(k.params) + 1) for k in self.kernel_ir] + [(w.name, 2) for w in wins],
                 "cruns": [(name, n) for name, _, n in self.runs], "op_buffers": self.op_buffers,
                 "celements": sum(k.rows * k.width for k in self.kernel_ir) + sum(w.n * w.h * w.w * w.c for w in wins),
                 "cparallel": any(_parallel(k) for k in self.kernel_ir) or any(w.parallel for w in wins),
@@ -81,7 +81,7 @@ class _CEmitter(Emitter):
         args = [(p.role, name_of(p.node)) for p in kernel.params]
         unit = {"kind": "ckernel", "id": u.id, "name": kernel.name, "ops": kernel.ops, "args": args,
                 "prologue": prologue, "where": safe_where(graph.node(u.members[0])["where"]),
-                "nodes": [(p.role, p.node) for p in kernel.params]}
+                "nodes": [(p.role, p.node) for p in kernel.params], "rows": kernel.rows}
         return None, unit
 
     def op_unit(self, u):
@@ -112,7 +112,8 @@ class _CEmitter(Emitter):
         self.op_nodes.add(n)
         return {"kind": "ckernel", "id": u.id, "name": kernel.name, "ops": kernel.ops,
                 "args": [(p.role, name_of(p.node)) for p in kernel.params], "prologue": [],
-                "where": safe_where(d["where"]), "nodes": [(p.role, p.node) for p in kernel.params]}
+                "where": safe_where(d["where"]), "nodes": [(p.role, p.node) for p in kernel.params],
+                "rows": kernel.rows}
 
     def window_unit(self, n, d, k, cols):
         """col2im (reading the columns' memory) or im2col as one C kernel (templates/c/windows.c.j2)."""
@@ -219,6 +220,10 @@ class _CEmitter(Emitter):
                 elif role == "out":
                     slots[n]["role"] = "out"
                 idx.append(slots[n]["k"])
+            if "rows" in u:   # a row kernel's row count: an argument, so one build serves every batch size
+                idx.append(len(slots))
+                slots[("rows", u["name"])] = {"k": len(slots), "name": f"N{u['name']}", "role": "in",
+                                              "source": "rows", "rows": u["rows"]}
             calls.append((u["name"], idx))
         entry = f"r{len(self.runs)}"
         self.runs.append((entry, calls, len(slots)))
@@ -234,7 +239,8 @@ class _CEmitter(Emitter):
     def render_kernel(self, k, u):
         cst = self.cst
         restrict = "" if self._aliased(k) else " restrict"
-        params = [f"{'const ' if p.role == 'in' else ''}{p.ctype}*{restrict} {p.name}" for p in k.params]
+        params = [f"{'const ' if p.role == 'in' else ''}{p.ctype}*{restrict} {p.name}" for p in k.params] + \
+            ["const long* nrows"]
         phases, colscratch = [], []
         for ph in k.phases:
             # (a total over the rows of a row-level value, a loss's mean over the batch: once per row)
@@ -275,7 +281,8 @@ class _CEmitter(Emitter):
         return render("c/kernel.c.j2", k=k, params=params, literals=literals, phases=phases, origins=origins,
                       colscratch=colscratch,
                       where=safe_where(self.graph.node(u.members[0])["where"]),
-                      parallel=int(_parallel(k)),
+                      # (decided at run time from the row count, as _parallel decides it for the host)
+                      parallel=f"NR * {k.width}L >= {PARALLEL_ELEMENTS}L && NR > 1" if k.chunks > 1 else "0",
                       init=lambda op: cst.acc_init(op, ""), combine=cst.combine)
 
     def stmt_c(self, s):
@@ -298,7 +305,7 @@ def _inverse(perm):
 
 def _parallel(k):
     """Whether a kernel runs its chunks on several threads (small ones stay on one)."""
-    return k.rows * k.width >= PARALLEL_ELEMENTS and k.chunks > 1
+    return k.rows * k.width >= PARALLEL_ELEMENTS and k.chunks > 1 and k.rows > 1
 
 
 def _special(value):

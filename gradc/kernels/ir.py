@@ -411,7 +411,9 @@ class _Lowering:
                     acc = f"P{m}"
                     self.colreduces.append(ColReduce(acc, acct, d["op"], n, self.param(m, "out"), ct))
                     self.phases[cur].body.append(Accumulate(k, d["op"], acc, acct, *val))
-        chunks = min(self.rows, MAX_CHUNKS)
+        # As many chunks for every row count (fewer rows leave chunks empty; their partials add -0.0
+        # or max -inf, which changes no bits): the kernel's code is then the same for every batch size.
+        chunks = MAX_CHUNKS
         for c in self.colreduces:
             chunks = max(1, min(chunks, PARTIAL_BUDGET // (8 * max(1, c.n))))   # (n is 0 for an empty row)
         written = sum(p.nbytes for p in self.params if p.role == "out")
