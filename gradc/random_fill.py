@@ -155,3 +155,19 @@ def fill_diagonal_(self, fill_value, wrap=False):
 def get_device(self):
     """-1 for a CPU tensor, the GPU's index for a CUDA tensor (as in PyTorch)."""
     return -1 if self.device.type == "cpu" else (self.device.index or 0)
+
+
+@export("normal_", function=False)
+@takes_generator
+def normal_(self, mean=0.0, std=1.0):
+    if not std >= 0:
+        raise ValueRangeError(f"normal_: std must be >= 0, got {std}")
+    return assign(self, randn(self.shape, dtype=self.dtype, device=self.device) * std + mean, "normal_")
+
+
+@export("uniform_", function=False)
+@takes_generator
+def uniform_(self, a=0.0, b=1.0):
+    if a > b:
+        raise ValueRangeError(f"uniform_: the range [{a}, {b}) is empty: from must not exceed to")
+    return assign(self, rand(self.shape, dtype=self.dtype, device=self.device) * (b - a) + a, "uniform_")

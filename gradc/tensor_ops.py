@@ -9,8 +9,8 @@ import numpy as np
 
 from . import dtypes as D
 from .composite import accumulate_in_float32, assign, cat, copying, gather_along, linear_index, put, safe_sqrt
-from .creation import arange, full, ones, rand, randn, tensor, zeros
-from .errors import DTypeError, ShapeError, ValueRangeError
+from .creation import arange, full, ones, rand, tensor, zeros
+from .errors import DTypeError, ShapeError
 from .indexing import getitem
 from .ops import OPS
 from .ops.frontend import export, scalar, shape_arg, where
@@ -519,22 +519,6 @@ export("new_full", function=False)(lambda self, size, fill_value, dtype=None, de
 export("new_tensor", function=False)(lambda self, data, dtype=None, device=None, requires_grad=False:
                                       tensor(data, dtype=dtype or self.dtype, device=device or self.device,
                                              requires_grad=requires_grad))
-
-
-@export("normal_", function=False)
-@takes_generator
-def normal_(self, mean=0.0, std=1.0):
-    if not std >= 0:
-        raise ValueRangeError(f"normal_: std must be >= 0, got {std}")
-    return assign(self, randn(self.shape, dtype=self.dtype, device=self.device) * std + mean, "normal_")
-
-
-@export("uniform_", function=False)
-@takes_generator
-def uniform_(self, a=0.0, b=1.0):
-    if a > b:
-        raise ValueRangeError(f"uniform_: the range [{a}, {b}) is empty: from must not exceed to")
-    return assign(self, rand(self.shape, dtype=self.dtype, device=self.device) * (b - a) + a, "uniform_")
 
 
 @export("__format__", function=False)
