@@ -5,13 +5,16 @@ While a call is traced, `Reads` watches which of the user's code objects run (a 
 active only while tracing) and records, for each, the globals its code names, and the closure
 cells of the compiled function (and of functions found in those globals). Modules reached that
 way (and the compiled module itself) contribute their non-tensor attributes (`Dropout.p`,
-`LayerNorm.eps`, a float factor). Each recorded value becomes one guard entry:
+`LayerNorm.eps`, a float factor). Each value is frozen when first read, before the traced call can
+change it (a counter `self.t += 1` then fails its guard on the next call, which traces again and
+makes the change again), and becomes one guard entry:
 
   scalars (int, float, bool, str, None)     equal value and type
   tensors, modules, functions, gradc objects same object (a rebound global tensor retraces)
   dict / list / tuple / set, user objects   same contents, compared as a frozen copy (up to
                                              MAX_LEAVES values; a bigger container is compared
                                              by identity and length)
+  random generator objects                   same state (a draw from one traces again)
 
 Python modules (`np`, `F`) are not guarded. Optimizer hyper-parameters and GradScaler state are
 not guarded here: they are program inputs (see gradc.tracer). A failed guard names what changed,
