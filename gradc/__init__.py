@@ -45,7 +45,7 @@ half = float16
 double = float64
 
 from .compiler import compile, CompiledFunction  # noqa: E402
-from . import compiler, _dynamo  # noqa: E402,F401  (torch.compiler.reset, torch._dynamo.reset, ...)
+from . import compiler, _dynamo, _inductor  # noqa: E402,F401  (torch.compiler.reset, torch._dynamo.reset, ...)
 from . import jit  # noqa: E402,F401
 from .compile_config import set_stance as _set_stance  # noqa: E402
 compiler.set_stance = _set_stance   # torch.compiler.set_stance

@@ -1,5 +1,5 @@
 """torch._dynamo's names that training scripts call directly: reset, mark_dynamic, is_compiling,
-disable, config (cache_size_limit, suppress_errors, automatic_dynamic_shapes) and the old
+disable, config (cache_size_limit or recompile_limit, suppress_errors, automatic_dynamic_shapes) and the old
 optimize(backend) decorator."""
 from .compile_config import config  # noqa: F401
 from .compiler import compile, disable, is_compiling, reset  # noqa: F401

@@ -3,6 +3,7 @@ scripts set (cache_size_limit, suppress_errors, automatic_dynamic_shapes) and
 torch.compiler.set_stance's stance."""
 import contextlib
 import functools
+import warnings
 
 
 class _Config:
@@ -10,20 +11,32 @@ class _Config:
     new signatures eagerly (its cache_limit= overrides it); suppress_errors=True makes an error of
     the compiler itself (lowering, code generation) run that call eagerly with a warning instead of
     raising; automatic_dynamic_shapes=False stops a size change from making that dimension symbolic.
-    Any other name is refused: setting it could not change what gradc does."""
+    recompile_limit is cache_size_limit's newer name. torch's settings for what gradc does not do
+    (capturing .item() into graphs, splitting graphs for DDP, its logging) keep the value they are
+    given, with a warning that it changes nothing; any other name is refused (a typo, likely)."""
     _DEFAULTS = {"cache_size_limit": 8, "suppress_errors": False, "automatic_dynamic_shapes": True}
+    _ALIASES = {"recompile_limit": "cache_size_limit"}
+    _WITHOUT_EFFECT = {"capture_scalar_outputs": False, "capture_dynamic_output_shape_ops": False,
+                       "optimize_ddp": True, "verbose": False, "accumulated_cache_size_limit": 256,
+                       "inline_inbuilt_nn_modules": True, "guard_nn_modules": False, "assume_static_by_default": True}
 
     def __init__(self):
-        object.__setattr__(self, "_values", dict(self._DEFAULTS))
+        object.__setattr__(self, "_values", dict(self._DEFAULTS, **self._WITHOUT_EFFECT))
 
     def __getattr__(self, name):
         try:
-            return self.__dict__["_values"][name]
+            return self.__dict__["_values"][self._ALIASES.get(name, name)]
         except KeyError:
             raise AttributeError(f"gradc._dynamo.config has no setting {name!r}; it has "
                                  f"{', '.join(self._DEFAULTS)}") from None
 
     def __setattr__(self, name, value):
+        name = self._ALIASES.get(name, name)
+        if name in self._WITHOUT_EFFECT:
+            warnings.warn(f"gradc._dynamo.config.{name} changes nothing in gradc (it has no TorchDynamo graph "
+                          "breaks, DDP graph splitting or Dynamo logs); the value is kept", stacklevel=2)
+            self._values[name] = value
+            return
         if name not in self._DEFAULTS:
             raise AttributeError(f"gradc._dynamo.config has no setting {name!r} (it has {', '.join(self._DEFAULTS)}); "
                                  "setting it would change nothing in gradc")

@@ -1345,7 +1345,15 @@ def test_torch_compile_surface_module_compile_stances_and_dynamo_config():
                 assert g(gradc.ones(1), n).tolist() == [float(n)]
         assert g.trace_count == 2
     with pytest.raises(AttributeError, match="no setting"):
-        gradc._dynamo.config.verbose = True
+        gradc._dynamo.config.cache_size_limt = 3   # a typo is refused
+    with pytest.warns(UserWarning, match="changes nothing"):
+        gradc._dynamo.config.verbose = True        # torch's settings for what gradc does not do: kept, with a warning
+    assert gradc._dynamo.config.verbose is True
+    gradc._dynamo.config.recompile_limit = 16      # cache_size_limit's newer name
+    assert gradc._dynamo.config.cache_size_limit == 16
+    gradc._dynamo.config.recompile_limit = 8
+    with pytest.warns(UserWarning, match="no Inductor"):
+        gradc._inductor.config.triton.unique_kernel_names = True
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         c = gradc.compile(gradc.nn.Linear(2, 2), options={"epilogue_fusion": True, "triton.cudagraphs": False})
