@@ -101,6 +101,30 @@ def _rng_state(g):
     return g.getstate()
 
 
+def _names_in(codes):
+    """The names code can read an attribute by: its attribute names, and its string constants
+    (getattr(self, "scale"))."""
+    out = set()
+    for code in codes:
+        out.update(code.co_names)
+        out.update(c for c in code.co_consts if type(c) is str)
+    return out
+
+
+def _unread(module, read):
+    """Public attributes of a user's module that no code of the trace names, nor any method of the
+    gradc classes it builds on: lists the training loop fills between calls (reinforce's
+    self.rewards) are no input of the program, and guarding them would trace again each call."""
+    cls = type(module)
+    if (cls.__module__ or "").startswith("gradc"):
+        return ()
+    names = set(read)
+    for c in cls.__mro__:
+        if (c.__module__ or "").startswith("gradc"):
+            names |= _names_in(f.__code__ for f in vars(c).values() if isinstance(f, types.FunctionType))
+    return {k for k in vars(module) if not k.startswith("_") and k not in names}
+
+
 def _is_user_object(v):
     """A plain object of the user's (a config, a trainer): not a gradc object, nor one of a class built
     on gradc's (an Optimizer subclass keeps its settings as program inputs, read by their own guard)."""
@@ -416,6 +440,7 @@ class Reads:
                 roots.append((label.split(" ")[-1], v))
         roots += [(None, m) for m in self.called.values()]
         module_entries, seen = [], set()
+        read = _names_in(self.codes)
         classes = dict.fromkeys(c for _, root in roots for m in root.modules() for c in type(m).__mro__
                                 if not (c.__module__ or "").startswith(("gradc", "builtins")))
         for cls in classes:   # class attributes a forward reads as self.SCALE (changing them is no assignment)
@@ -435,8 +460,9 @@ class Reads:
                 module_entries.append((f"{path}", parts, parts(),
                                        frozen(parts()), False))
                 before = self.module_snaps.get(id(m), {})
+                unread = _unread(m, read)
                 for k, v in m.__dict__.items():
-                    if (k in _MODULE_STORES and k != "training") or isinstance(v, Module):
+                    if (k in _MODULE_STORES and k != "training") or isinstance(v, Module) or k in unread:
                         continue
                     snap = before.get(k, _MISSING)
                     changed = snap is not _MISSING and snap != frozen(v)   # set by the traced forward itself

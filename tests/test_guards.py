@@ -509,3 +509,24 @@ def test_draws_from_a_random_generator_object_are_fresh_each_call():
             warnings.simplefilter("ignore")   # (each call traces again, up to the cache limit)
             got = [fn(gradc.ones(1)).item() for _ in range(3)]
         np.testing.assert_allclose(got, [draw(ref) for _ in range(3)], rtol=1e-6)
+
+
+def test_lists_a_module_keeps_for_the_training_loop_do_not_retrace():
+    # pytorch/examples' reinforce: policy.rewards and saved_log_probs grow between calls, unread by forward
+    class Policy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.affine, self.rewards, self.saved, self.scale = nn.Linear(4, 2), [], [], 1.0
+
+        def forward(self, x):
+            return gradc.softmax(self.affine(x) * self.scale, -1)
+    policy = Policy()
+    compiled = gradc.compile(policy)
+    for _ in range(5):
+        compiled(gradc.ones(1, 4))
+        policy.rewards.append(1.0)
+        policy.saved.append(gradc.ones(1))
+    assert compiled.trace_count == 1
+    policy.scale = 2.0   # what forward reads is still guarded
+    np.testing.assert_allclose(compiled(gradc.ones(1, 4)).detach().numpy(), policy(gradc.ones(1, 4)).detach().numpy())
+    assert compiled.trace_count == 2
