@@ -473,6 +473,8 @@ def compile(fn=None, *, backend="auto", amp=None, dynamic=None, fullgraph=False,
     if fn is None:
         return lambda f: compile(f, backend=backend, amp=amp, dynamic=dynamic, fullgraph=fullgraph, dump=dump,
                                  fuse=fuse, cache_limit=cache_limit, mode=mode, disable=disable, options=options)
+    if not callable(fn):
+        raise TypeError(f"gradc.compile expects a function or an nn.Module, got {type(fn).__name__} ({fn!r:.40})")
     if disable:   # torch.compile(model, disable=not args.compile): the model itself
         return fn
     mode = _mode_from_options(mode, options)

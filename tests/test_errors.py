@@ -258,3 +258,8 @@ def test_float_only_activations_refuse_integers(name):
 def test_einsum_names_a_bad_equation(equation, shapes, match):
     with pytest.raises(ShapeError, match=match):
         gradc.einsum(equation, *[gradc.ones(*s) for s in shapes])
+
+
+def test_compile_refuses_what_cannot_be_called():
+    with pytest.raises(TypeError, match="expects a function or an nn.Module"):
+        gradc.compile(3)
