@@ -601,3 +601,28 @@ def test_autograd_backward_of_several_outputs():
         x = L.ones(3, requires_grad=True)
         L.autograd.backward([(x * 2).sum(), x * 3], [None, L.ones(3)])
         assert x.grad.tolist() == [5.0, 5.0, 5.0]
+
+
+def test_sync_batch_norm_in_one_process_is_batch_norm():
+    def run(L):
+        L.manual_seed(0)
+        model = L.nn.Sequential(L.nn.Conv2d(3, 4, 1), L.nn.BatchNorm2d(4), L.nn.Sequential(L.nn.BatchNorm1d(4)))
+        model[1].running_mean.fill_(0.5)
+        converted = L.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return converted, converted[1].running_mean
+    (g, g_mean), (t, t_mean) = run(gradc), run(torch)
+    assert repr(g) == repr(t) and g_mean.tolist() == t_mean.tolist() == [0.5] * 4
+    x = np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32)
+    _close(g[1](gradc.tensor(x)), t[1](torch.tensor(x)))
+    _close(g[1].running_mean, t[1].running_mean)
+    assert isinstance(g[1], gradc.nn.modules.batchnorm._BatchNorm)
+
+
+def test_sync_batch_norm_refuses_training_across_ranks(monkeypatch):
+    bn = gradc.nn.SyncBatchNorm(4)
+    monkeypatch.setattr(gradc.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(gradc.distributed, "get_world_size", lambda: 2)
+    with pytest.raises(gradc.GradcError, match="several ranks"):
+        bn(gradc.ones(2, 4))
+    bn.eval()
+    assert bn(gradc.ones(2, 4)).shape == (2, 4)   # running statistics need no other rank

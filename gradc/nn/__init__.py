@@ -15,8 +15,7 @@ from .pooling import (MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool1d, MaxUnpool2d,
                       ReplicationPad1d, ReplicationPad2d, CircularPad1d, CircularPad2d, ZeroPad3d, ConstantPad3d,
                       ReflectionPad3d, ReplicationPad3d, CircularPad3d)
 from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d,
-                            GroupNorm,
-                            RMSNorm)
+                            GroupNorm, RMSNorm, SyncBatchNorm)
 from .rnn import RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell
 from .activation import (LeakyReLU, ReLU6, SiLU, Mish, SELU, CELU, ELU, Hardsigmoid, Hardswish, Softplus,
                          Hardtanh, Threshold, PReLU, LogSigmoid, Softsign, Tanhshrink, Hardshrink, Softshrink, GLU,

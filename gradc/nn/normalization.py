@@ -1,8 +1,8 @@
 """Normalisation modules with PyTorch's parameters, buffers and state-dict layout: BatchNorm1d/2d/3d
-(weight, bias, running_mean, running_var, num_batches_tracked), InstanceNorm1d/2d/3d, GroupNorm and
-RMSNorm."""
-from .. import dtypes as D
-from ..errors import ShapeError
+(weight, bias, running_mean, running_var, num_batches_tracked), SyncBatchNorm, InstanceNorm1d/2d/3d,
+GroupNorm and RMSNorm."""
+from .. import distributed, dtypes as D
+from ..errors import GradcError, ShapeError
 from ..functions import ones, zeros, tensor
 from ..grad_mode import no_grad
 from . import functional as F
@@ -86,6 +86,42 @@ class BatchNorm2d(_BatchNorm):
 class BatchNorm3d(_BatchNorm):
     """Batch norm over (N, C, D, H, W) inputs."""
     _dims = (5,)
+
+
+class SyncBatchNorm(_BatchNorm):
+    """torch.nn.SyncBatchNorm: batch statistics over the batches of every rank. In one process (no
+    process group, or a group of one) it is BatchNorm over inputs of 2 or more dims, as in torch.
+    Training across several ranks needs statistics reduced through autograd, which gradc's
+    collectives do not differentiate: that is refused by name (use BatchNorm per rank)."""
+    _dims = range(2, 64)
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 process_group=None, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.process_group = process_group
+
+    def forward(self, input):
+        if self.training and distributed.is_initialized() and distributed.get_world_size() > 1:
+            raise GradcError("SyncBatchNorm: training across several ranks is not supported (gradc's all_reduce "
+                             "has no gradient); keep BatchNorm layers, whose statistics stay per rank")
+        return super().forward(input)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """`module` with every BatchNorm*d inside replaced by a SyncBatchNorm holding the same
+        parameters, buffers and mode (the module itself when it is one)."""
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            out = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats,
+                      process_group)
+            out.weight, out.bias = module.weight, module.bias
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                out._buffers[name] = module._buffers.get(name)
+            out.training = module.training
+            return out
+        for name, child in list(module._modules.items()):
+            if child is not None:
+                module._modules[name] = cls.convert_sync_batchnorm(child, process_group)
+        return module
 
 
 class _InstanceNorm(_NormBase):
