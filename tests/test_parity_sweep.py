@@ -626,3 +626,14 @@ def test_sync_batch_norm_refuses_training_across_ranks(monkeypatch):
         bn(gradc.ones(2, 4))
     bn.eval()
     assert bn(gradc.ones(2, 4)).shape == (2, 4)   # running statistics need no other rank
+
+
+def test_max_unpool_keeps_an_infinite_value():
+    def run(L):
+        x = L.tensor([[[[0.0, float("inf")], [1.0, 2.0]]]], requires_grad=True)
+        o, i = L.nn.functional.max_pool2d(x, 1, return_indices=True)
+        u = L.nn.functional.max_unpool2d(o, i, 1)
+        u.sum().backward()
+        return u, x.grad
+    for got, want in zip(run(gradc), run(torch)):
+        _close(got, want)

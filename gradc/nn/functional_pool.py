@@ -232,11 +232,14 @@ def _max_unpool(name, nd, input, indices, kernel_size, stride, padding, output_s
                                   what=f"{name}: indices into output planes of {size} = {math.prod(size)} elements "
                                        f"(pass the pooled input's size as output_size):")
     # An index that several windows chose (overlapping pooling) receives their common value, and
-    # each of them the whole gradient there, as PyTorch's backward gathers it: the values come from
-    # a scatter, the gradient from a scatter_add whose value is taken away again (exactly 0).
+    # each of them the whole gradient there, as PyTorch's backward gathers it. The scatter gives the
+    # values and the last writer's gradient; a zero-valued correction (a scatter_add's gradient less
+    # the scatter's) gives the others theirs. Where a value is inf the correction would be inf - inf:
+    # it is left out there, and the scatter's own gradient remains.
     src = x.reshape(n, c, -1)
-    added = flat.scatter_add(2, idx, src)
-    out = (flat.scatter(2, idx, src.detach()) + (added - added.detach())).reshape((n, c) + size)
+    put, added = flat.scatter(2, idx, src), flat.scatter_add(2, idx, src)
+    extra = (added - added.detach()) - (put - put.detach())
+    out = (put + where(extra == 0, extra, 0.0)).reshape((n, c) + size)
     return out.squeeze(0) if unbatched else out
 
 
