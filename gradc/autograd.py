@@ -273,10 +273,11 @@ def _release(node):
     backward (PyTorch's rule: x + 1 can be differentiated again, x * y cannot). An autograd.Function's
     saved tensors belong to its ctx, shared by its outputs' nodes: the ctx remembers the backward pass
     that used them, and refuses a later one."""
-    had = node.out is not None or any(t is not None for t in node.saved) or "saved" in (node.attrs or ())
+    held = getattr(node.prim, "saved_attrs", ())   # saved values a prim keeps in its attributes
+    had = node.out is not None or any(t is not None for t in node.saved) or bool(held)
     node.saved, node.out, node.freed = (), None, node.freed or had
-    if "saved" in (node.attrs or ()):   # a compiled forward's activations (gradc.runtime.aot): freed with it
-        node.attrs = dict(node.attrs, saved=())
+    if held:
+        node.attrs = dict(node.attrs, **{k: () for k in held})
     ctx = getattr(node.prim, "ctx", None)
     if ctx is not None and any(t is not None for t in getattr(ctx, "_saved", ())):
         ctx._used_by = _PASS[0]

@@ -294,9 +294,9 @@ def randn_like(t, dtype=None, device=None, requires_grad=False):
 def randint(low=None, high=None, size=None, dtype=None, device=None, requires_grad=False):
     """randint(high, size) or randint(low, high, size), as in PyTorch: integers in [low, high)."""
     if low is None:   # randint(high=10, size=(3,))
-        low, high = (0, high) if high is not None else (None, None)
-        if low is None:
+        if high is None:
             raise TypeError("randint() needs high, e.g. randint(10, (3,))")
+        low = 0
     if size is None and isinstance(high, (tuple, list)):
         low, high, size = 0, low, high
     if high is None:
@@ -312,5 +312,6 @@ def randint(low=None, high=None, size=None, dtype=None, device=None, requires_gr
 @takes_generator
 def randperm(n, dtype=None, device=None, requires_grad=False):
     out = _random("randperm", (int(n),), D.int64, device, False, 0, n)
-    return out if dtype is None or D.get_dtype(dtype) is D.int64 else out.to(dtype).requires_grad_(requires_grad)
+    out = out if dtype is None else out.to(dtype)
+    return out.requires_grad_() if requires_grad else out
 

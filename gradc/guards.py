@@ -118,11 +118,15 @@ def _unread(module, read):
     cls = type(module)
     if (cls.__module__ or "").startswith("gradc"):
         return ()
-    names = set(read)
-    for c in cls.__mro__:
-        if (c.__module__ or "").startswith("gradc"):
-            names |= _names_in(f.__code__ for f in vars(c).values() if isinstance(f, types.FunctionType))
+    names = read | _gradc_names(cls)
     return {k for k in vars(module) if not k.startswith("_") and k not in names}
+
+
+@functools.lru_cache(maxsize=None)
+def _gradc_names(cls):
+    """What the methods of the gradc classes under a user's module class name (once per class)."""
+    return frozenset(_names_in(f.__code__ for c in cls.__mro__ if (c.__module__ or "").startswith("gradc")
+                               for f in vars(c).values() if isinstance(f, types.FunctionType)))
 
 
 def _is_user_object(v):
@@ -464,9 +468,9 @@ class Reads:
                 for k, v in m.__dict__.items():
                     if (k in _MODULE_STORES and k != "training") or isinstance(v, Module) or k in unread:
                         continue
-                    snap = before.get(k, _MISSING)
-                    changed = snap is not _MISSING and snap != frozen(v)   # set by the traced forward itself
-                    module_entries.append((f"{path}.{k}", _attr_reader(m, k), v, snap if changed else frozen(v),
+                    now, snap = frozen(v), before.get(k, _MISSING)
+                    changed = snap is not _MISSING and snap != now   # set by the traced forward itself
+                    module_entries.append((f"{path}.{k}", _attr_reader(m, k), v, snap if changed else now,
                                            _deep(v) or changed))
         return PythonGuards(entries, module_entries)
 

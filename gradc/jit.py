@@ -25,11 +25,14 @@ def script(obj, optimize=None, _frames_up=0, _rcb=None, example_inputs=None):
 
 
 def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inputs=None, check_tolerance=1e-5,
-          strict=True, example_kwarg_inputs=None, **_internal):
+          strict=True, _force_outplace=False, _module_class=None, _compilation_unit=None,
+          example_kwarg_inputs=None, _store_inputs=True):
     """torch.jit.trace: `func` (a function or module) compiled, traced on `example_inputs` (a tensor
     or a tuple of them) or `example_kwarg_inputs` (a dict). With check_trace, the compiled results
     for the example inputs and every entry of `check_inputs` are compared with eager ones (random
-    draws replayed), warning where they differ by more than check_tolerance, as torch's check does."""
+    draws replayed), warning where they differ by more than check_tolerance, as torch's check does.
+    optimize, strict and the underscored arguments steer TorchScript's own trace: gradc has none of
+    it, so they are taken in torch's signature and change nothing."""
     compiled = _compile(func)
     cases = [example_inputs] + list(check_inputs or [])
     for case in cases if check_trace else cases[:1]:

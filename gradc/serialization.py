@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -151,12 +152,9 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
     it; or a binary file object). No pickle: see the module docstring for what `obj` may hold.
     torch's pickle_protocol and _use_new_zipfile_serialization choose among its pickle formats: gradc
     has one format, whatever they say; a pickle_module other than Python's pickle is refused."""
-    import pickle
     if kwargs:
         raise GradcError(f"gradc.save: unexpected argument(s) {sorted(kwargs)}")
-    if pickle_module not in (None, pickle):
-        raise GradcError(f"gradc.save: pickle_module={pickle_module!r}: gradc's checkpoints are not pickles, so no "
-                         "other pickler can write them; leave it out")
+    _no_pickler("save", pickle_module)
     w = _Writer()
     root = w.encode(obj)
     digest = hashlib.sha256()
@@ -182,6 +180,12 @@ def save(obj, f, pickle_module=None, pickle_protocol=None, _use_new_zipfile_seri
     atomic_write(Path(os.fspath(f)), lambda out: out.writelines([head] + chunks))
 
 
+def _no_pickler(what, pickle_module):
+    if pickle_module not in (None, pickle):
+        raise GradcError(f"gradc.{what}: pickle_module={pickle_module!r}: gradc's checkpoints are not pickles, so no "
+                         "other pickler can read or write them; leave it out")
+
+
 # ---------------------------------------------------------------------------------------------- load
 def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
     """Load what gradc.save wrote (a path or a binary file object), or a compiled-program artifact
@@ -193,9 +197,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     is data only, so every load is what torch calls weights_only. So are torch's pickle options
     (pickle_module: Python's pickle only; encoding: for Python 2 pickles, which gradc never reads) and
     mmap: the arrays are always read whole, since their checksum is verified before any is used."""
-    import pickle
-    if pickle_module not in (None, pickle):
-        raise GradcError(f"gradc.load: pickle_module={pickle_module!r}: gradc's checkpoints are not pickles; leave it out")
+    _no_pickler("load", pickle_module)
     if weights_only not in (None, True, False):
         raise GradcError(f"gradc.load: weights_only must be a bool or None, got {weights_only!r}")
     if set(pickle_load_args) - {"encoding"} or mmap not in (None, False, True):

@@ -188,9 +188,8 @@ def _masked_write(self, key, value):
 # ---------------------------------------------------------------------- reordering
 @export("flip")
 @copying
-def flip(input, *dims, **kw):
-    dims = (kw.pop("dims"),) if "dims" in kw else dims
-    dims = dims[0] if len(dims) == 1 else dims   # flip(dims) or flip(0, 2), as in PyTorch
+def flip(input, *order, dims=None):
+    dims = dims if dims is not None else order[0] if len(order) == 1 else order   # flip(dims) or flip(0, 2), as in PyTorch
     if input.ndim == 0:
         _dims(input, dims, "flip")
         return input.clone()

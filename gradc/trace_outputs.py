@@ -66,10 +66,10 @@ def _needs_aot(tracer, out_flat, stored):
 def _gradients(tracer, out_flat, stored):
     """The autodiff request of a compiled forward with an eager backward: the returned and stored
     outputs that require grad, with respect to every input lifted from a tensor that required grad."""
-    if tracer.leaf_writes:
+    if tracer.leaf_write is not None:
         # the backward program differentiates with respect to the inputs' values at entry; what was
         # computed from the written value would send its gradient nowhere
-        raise TraceError(f"a tensor that requires grad is changed in place under no_grad at {tracer.leaf_writes[0]} "
+        raise TraceError(f"a tensor that requires grad is changed in place under no_grad at {tracer.leaf_write} "
                          "(an Embedding's max_norm, a manual renormalisation) and the result's gradient is left for "
                          "a later backward(); gradc.compile cannot route that gradient to it. Call backward() inside "
                          "the compiled function, or make the change outside it")

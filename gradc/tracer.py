@@ -92,7 +92,7 @@ class Tracer(dispatch.Mode):
         self.views = {}           # id(view) -> (weak ref to it, weak refs to every tensor over the same memory)
         self.bases = {}           # id(tensor that is no view) -> (weak ref to it, that list for its views)
         self.freed = set()
-        self.leaf_writes = []     # where a leaf that requires grad was written in place outside autograd
+        self.leaf_write = None    # where a leaf that requires grad was first written in place outside autograd
         self.hooked = {}  # id -> leaf a traced backward accumulated into: its hooks are baked into the trace
         self.optimizers = []
         self.where_override = None
@@ -253,8 +253,8 @@ class Tracer(dispatch.Mode):
                                  "out-of-place op (y = y + 1)")
         if target._sym is None:
             self.lift(target)
-        if not autograd.is_grad_enabled() and target.requires_grad and target._grad_fn is None:
-            self.leaf_writes.append(self.where())
+        if self.leaf_write is None and not autograd.is_grad_enabled() and target.requires_grad and target._grad_fn is None:
+            self.leaf_write = self.where()
         target._sym = (self, self.node_of(result))
         if autograd.is_grad_enabled():   # as eagerly: under no_grad a tensor keeps requires_grad and its history
             target.requires_grad = result.requires_grad

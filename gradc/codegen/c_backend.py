@@ -281,8 +281,7 @@ class _CEmitter(Emitter):
         return render("c/kernel.c.j2", k=k, params=params, literals=literals, phases=phases, origins=origins,
                       colscratch=colscratch,
                       where=safe_where(self.graph.node(u.members[0])["where"]),
-                      # (decided at run time from the row count, as _parallel decides it for the host)
-                      parallel=f"NR * {k.width}L >= {PARALLEL_ELEMENTS}L && NR > 1" if k.chunks > 1 else "0",
+                      parallel_elements=PARALLEL_ELEMENTS,
                       init=lambda op: cst.acc_init(op, ""), combine=cst.combine)
 
     def stmt_c(self, s):
@@ -304,7 +303,8 @@ def _inverse(perm):
 
 
 def _parallel(k):
-    """Whether a kernel runs its chunks on several threads (small ones stay on one)."""
+    """Whether a kernel runs its chunks on several threads (small ones stay on one): the rule its
+    code applies at run time (templates/c/kernel.c.j2), here for the lowered row count."""
     return k.rows * k.width >= PARALLEL_ELEMENTS and k.chunks > 1 and k.rows > 1
 
 

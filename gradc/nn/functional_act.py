@@ -26,14 +26,6 @@ def _src(input, inplace):
     return input.clone() if inplace else input
 
 
-def _log1p(u):
-    """log(1 + u) accurate for tiny u (Goldberg's correction of the rounded 1 + u)."""
-    w = 1.0 + u
-    d = w - 1.0
-    safe = where(d == 0, 1.0, d)
-    return where(d == 0, u, w.log() * (u / safe))
-
-
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     floating(input, "leaky_relu")
     x = _src(input, inplace)
@@ -81,7 +73,7 @@ def softplus(input, beta=1.0, threshold=20.0):
     """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (PyTorch's rule)."""
     z = input * beta
     linear = z > threshold
-    soft = _log1p(where(linear, 0.0, z).exp())
+    soft = where(linear, 0.0, z).exp().log1p()
     return where(linear, input, soft * (1.0 / beta) if beta != 1 else soft)
 
 
@@ -152,9 +144,6 @@ def glu(input, dim=-1):
 def _feature_dropout(input, p, training, inplace, nd, name):
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"{name}: dropout probability has to be between 0 and 1, got {p}")
-    if name == "dropout1d" and input.ndim not in (nd + 1, nd + 2):
-        raise ShapeError(f"{name}: expected a {nd + 2}-D (batched) or {nd + 1}-D (unbatched) input, "
-                         f"got shape {tuple(input.shape)}")
     if not training or p == 0.0:
         return input
     # one draw per (sample, channel): whole feature maps are kept or zeroed together
@@ -165,6 +154,8 @@ def _feature_dropout(input, p, training, inplace, nd, name):
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
+    if input.ndim not in (2, 3):
+        raise ShapeError(f"dropout1d: expected a 3-D (batched) or 2-D (unbatched) input, got shape {tuple(input.shape)}")
     return _feature_dropout(input, p, training, inplace, 1, "dropout1d")
 
 

@@ -128,9 +128,9 @@ def _concat_vjp(ctx, g):
 
 # ---------------------------------------------------------------------- public names
 @reshape_p.def_frontend("reshape", "view")
-def reshape(input, *shape, **kw):
-    shape = (kw.pop("shape", None) or kw.pop("size"),) if kw else shape   # reshape(shape=...), view(size=...)
-    shape = list(shape_arg(shape))
+def reshape(input, *dims, shape=None, size=None):
+    # (reshape(shape=...) and view(size=...), as torch spells them)
+    shape = list(shape_arg(dims if shape is None and size is None else (size if shape is None else shape,)))
     if shape.count(-1) > 1:
         raise ShapeError(f"reshape: only one dimension can be -1, got {tuple(shape)}")
     if -1 in shape:
@@ -145,18 +145,16 @@ def reshape(input, *shape, **kw):
 
 
 @permute_p.def_frontend("permute")
-def permute(input, *dims, **kw):
-    dims = dims or (kw.pop("dims"),) if "dims" in kw else dims   # (x.permute(dims=(1, 0)), as torch's)
-    dims = tuple(normalize_axis("permute", d, input.ndim) for d in shape_arg(dims))
+def permute(input, *order, dims=None):
+    dims = tuple(normalize_axis("permute", d, input.ndim) for d in shape_arg(order if dims is None else (dims,)))
     if dims == tuple(range(input.ndim)):
         return input
     return permute_p.bind(input, perm=dims)
 
 
 @expand_p.def_frontend("expand", "broadcast_to")
-def expand(input, *sizes, **kw):
-    sizes = (kw.pop("size"),) if kw else sizes   # (x.expand(size=...))
-    sizes = shape_arg(sizes)
+def expand(input, *dims, size=None):
+    sizes = shape_arg(dims if size is None else (size,))
     if len(sizes) < input.ndim:
         raise ShapeError(f"expand: target {sizes} has fewer dims than the tensor's shape {tuple(input.shape)}")
     lead = len(sizes) - input.ndim

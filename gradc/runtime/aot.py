@@ -24,6 +24,7 @@ class CompiledBackward:
     """Autograd's view of a compiled forward: its VJP runs the backward program."""
     name, saves, saves_for = "compiled", frozenset(), None  # what autograd's Node reads of a primitive
     diff, second_order = True, False  # its gradients come from a program, without history of their own
+    saved_attrs = ("saved",)   # the forward's activations: freed after one backward (autograd._release)
 
     def __init__(self, backward):
         self.bprog, self.wiring = backward
