@@ -2,6 +2,8 @@
 
 Promotion follows PyTorch: tensors promote by category (bool < integer < floating) and then by
 width; Python scalars are "weak" and only lift the category (float32 * 2.5 stays float32)."""
+import math
+
 import numpy as np
 
 from .errors import DTypeError
@@ -137,4 +139,4 @@ def nbytes(shape, dtype):
     """Bytes of a dense array of `shape` and `dtype` (a DType or a dtype name): the one size rule
     the memory plan, the statistics and artifact checks share."""
     dt = dtype if isinstance(dtype, DType) else ALL[dtype]
-    return int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    return math.prod(shape) * dt.itemsize   # (exact: Python ints; a symbolic size stays one)

@@ -6,9 +6,9 @@ traced again only because that size changed, as torch.compile's automatic dynami
 dynamic=False never makes one. Sizes 0 and 1 are always traced as they are.
 
 One trace serves every size of a dynamic dimension (gradc.symint records what the function
-assumed about it, as guards); the `DynamicProgram` it gives is lowered once per set of sizes it
-is called with, so the passes and the generated code work on integers, and a new size costs a
-lowering (for the C backend a compile, cached on disk), not a trace."""
+assumed about it, as guards), and one lowering of it serves every size the passes' and code
+generators' own guards admit (`DynamicProgram`): a new size costs buffers allocated for it, not a
+trace, pass or build."""
 import dataclasses
 import logging
 import weakref
@@ -18,7 +18,9 @@ from .errors import ShapeError
 from .lower import lower as lower_graph
 from .runtime.wiring import Binding
 from .shapes import normalize_axis
-from .symint import concrete
+from .runtime.aot import Backward
+from .runtime.stats import Stats
+from .symint import Sizes, concrete
 from .tensor import Tensor
 from .tracer import user_location
 
@@ -91,6 +93,17 @@ def changed_sizes(old, new, flat):
     return out
 
 
+def _bound(prog, lsizes, values, bindings, out_spec):
+    """The Program lowered for symbolic sizes `lsizes`, run at these sizes."""
+    fields = dict(sizes=dict(values), bindings=bindings, out_spec=out_spec,
+                  stats=Stats(concrete(dict(prog.stats), lsizes, values)))
+    if prog.backward is not None:
+        bprog, wiring = prog.backward
+        fields["backward"] = Backward(_bound(bprog, lsizes, values, bprog.bindings, bprog.out_spec),
+                                      dict(wiring, cot_specs=concrete(wiring["cot_specs"], lsizes, values)))
+    return prog.replace(**fields)
+
+
 def failure_site(error):
     """file:line of the innermost frame of the user's code in an exception's traceback."""
     tb = error.__traceback__
@@ -102,29 +115,62 @@ def failure_site(error):
 class DynamicProgram:
     """The program of a trace with symbolic sizes: what gradc.compile caches for its signature.
     Its guards are the trace's size guards (gradc.symint.Sizes) and then those of the program
-    lowered for the call's sizes; lowering happens on the first call with new sizes."""
+    for the call's sizes.
+
+    The trace is lowered with its sizes still symbolic: the passes and the code generators see
+    size expressions, and what they assume about a size (a buffer that fits, a loop that runs
+    more than one block) becomes a guard of the lowered program, as the trace's assumptions are
+    guards of the trace. So one lowering serves every size its guards admit; a new size only
+    binds the sizes (buffers allocated for them). A size that breaks a lowering guard is lowered
+    again, symbolic again; a trace whose lowering cannot stay symbolic (a table made from a size)
+    is lowered for each set of sizes instead."""
 
     def __init__(self, graph, spec, sizes):
         self.graph, self.spec, self.sizes = graph, spec, sizes
         self.one_shot = spec.one_shot
         self._lowered = OrderedDict()   # sizes -> Program, most recently used last
+        self._generic = []              # [(lowering Sizes, Program for symbolic sizes)]
+        self.symbolic = not any("arange" in d["attrs"] for _, d in graph.g.nodes(data=True))
 
     def program(self, values):
         key = tuple(sorted(values.items()))
         prog = self._lowered.get(key)
         if prog is None:
-            shown = ", ".join(f"{label} = {values[s]}" for s, (_, _, label) in self.sizes.symbols.items())
-            log.info("gradc.compile: lowering the dynamic trace for %s", shown)
-            sizes = self.sizes
-            bindings = [Binding(b.kind, concrete(b.ref, sizes, values), b.owner) if b.kind == "random" else b
-                        for b in self.spec.bindings]
-            spec = dataclasses.replace(self.spec, bindings=bindings, out_spec=concrete(self.spec.out_spec, sizes, values))
-            prog = self._lowered[key] = lower_graph(self.graph.with_sizes(sizes, values), spec)
+            prog = self._lowered[key] = self._lower(values)
             if len(self._lowered) > KEEP:
                 self._lowered.popitem(last=False)
         else:
             self._lowered.move_to_end(key)
         return prog
+
+    def _lower(self, values):
+        sizes = self.sizes
+        shown = ", ".join(f"{label} = {values[s]}" for s, (_, _, label) in sizes.symbols.items())
+        bindings = [Binding(b.kind, concrete(b.ref, sizes, values), b.owner) if b.kind == "random" else b
+                    for b in self.spec.bindings]
+        out_spec = concrete(self.spec.out_spec, sizes, values)
+        for lsizes, prog in self._generic:
+            if lsizes.hold(values):
+                return _bound(prog, lsizes, values, bindings, out_spec)
+        if self.symbolic:
+            log.info("gradc.compile: lowering the dynamic trace for symbolic sizes (first %s)", shown)
+            lsizes = Sizes(lambda: None)
+            lsizes.structural = True   # (the passes key dicts by shapes: by expression, for every size)
+            for name, entry in sizes.symbols.items():
+                lsizes.symbols[name], lsizes.hints[name] = entry, values[name]
+            try:
+                prog = lower_graph(self.graph.rebound(sizes, values, lsizes), self.spec)
+            except Exception as e:   # (a stage that cannot take a symbolic size: lowered per size from now on)
+                log.info("gradc.compile: the trace is lowered for each set of sizes (%s: %s)", type(e).__name__, e)
+                self.symbolic = False
+            else:
+                self._generic.append((lsizes, prog))
+                return _bound(prog, lsizes, values, bindings, out_spec)
+            finally:
+                lsizes.open = False
+        log.info("gradc.compile: lowering the dynamic trace for %s", shown)
+        spec = dataclasses.replace(self.spec, bindings=bindings, out_spec=out_spec)
+        return lower_graph(self.graph.with_sizes(sizes, values), spec)
 
     def guards_hold(self, flat):
         values = self.sizes.values(flat)

@@ -151,8 +151,9 @@ def _lower(graph, spec, start):
 
 # ---------------------------------------------------------------------------------------------- the cache
 def _cache_key(graph, spec):
-    """The lowered-program cache key of this graph and spec, or None when the cache is off."""
-    if not lowered.enabled():
+    """The lowered-program cache key of this graph and spec, or None when the cache is off or the
+    sizes are symbolic (what such a lowering assumed about them lives in its Sizes, not on disk)."""
+    if not lowered.enabled() or graph.symbols():
         return None
     block = spec.block_bytes
     if block is None and spec.backend != "cuda":

@@ -12,8 +12,9 @@ Everything else Python does with a size becomes a guard of the trace, in `Sizes.
 comparison whose answer depends on the size (`if n > 16`, a reshape that needs `n == 8`) holds
 its answer; a size used as a plain number (`range(n)`, `float(n)`, indexing a list) holds its
 value. A call whose sizes break a guard traces again, and the reason names the guard and the
-line that made it. The program is specialised per size when it is lowered: the graph, the
-passes and the generated code see integers (gradc.dynamic.DynamicProgram)."""
+line that made it. The trace is lowered with its sizes still symbolic (gradc.lowered_sizes): what
+the passes and the code generators assume about a size is a guard of the lowered program, and
+one lowering serves every size that keeps its guards (gradc.dynamic.DynamicProgram)."""
 import math
 import operator
 
@@ -33,6 +34,7 @@ class Sizes:
         self.aliases = {}    # symbol -> what a guard made it equal to (16, or y.shape[0])
         self.hints = {}      # symbol -> its size in the call being traced
         self.open = True
+        self.structural = False   # hash a size by its expression (a lowering's sizes), not its value
         self._where = where  # () -> the user's file:line
 
     def symbol(self, index, dim, label, size):
@@ -43,7 +45,7 @@ class Sizes:
 
     def expression(self, poly):
         """An integer polynomial as a size: a SymInt, or an int when it is constant."""
-        c = _constant_of(poly)
+        c = constant_of(poly)
         return c if c is not None else SymInt(poly, evaluate(poly, self.hints), self)
 
     def values(self, flat):
@@ -59,7 +61,7 @@ class Sizes:
         for (poly, rel), (expected, where) in self.guards.items():
             if not _holds(poly, rel, expected, values):
                 shown = _relation_text(poly, rel if expected else _NEGATED[rel], self)
-                sizes = ", ".join(f"{self.symbols[s][2]} = {values[s]}" for s in sorted(_names(poly)))
+                sizes = ", ".join(f"{self.symbols[s][2]} = {values[s]}" for s in sorted(names_of(poly)))
                 out.append(f"the trace assumed {shown}{f' at {where}' if where else ''}; now {sizes}")
         return out
 
@@ -119,7 +121,7 @@ def _substitute(poly, known):
         if isinstance(a, str):
             return known[a] if a in known else (((a,), 1),)
         x, y = _substitute(a[1], known), _substitute(a[2], known)
-        cx, cy = _constant_of(x), _constant_of(y)
+        cx, cy = constant_of(x), constant_of(y)
         if cx is not None and cy is not None and cy != 0:
             return _const(_ATOMS[a[0]](cx, cy))
         return ((((a[0], x, y),), 1),)
@@ -139,12 +141,12 @@ def _solved(poly):
     for m, c in sorted(poly, key=lambda mc: repr(mc[0]), reverse=True):
         if len(m) == 1 and isinstance(m[0], str) and c in (1, -1):
             rest = tuple((mm, cc) for mm, cc in poly if mm != m)
-            if m[0] not in _names(rest):
+            if m[0] not in names_of(rest):
                 return m[0], tuple((mm, -cc * c) for mm, cc in rest)
     return None
 
 
-def _constant_of(poly):
+def constant_of(poly):
     if not poly:
         return 0
     if len(poly) == 1 and poly[0][0] == ():
@@ -156,14 +158,15 @@ def _mul(a, b):
     return _poly((tuple(sorted(ma + mb, key=repr)), ca * cb) for ma, ca in a for mb, cb in b)
 
 
-def _names(poly):
+def names_of(poly):
+    """The symbols a polynomial names."""
     found = set()
     for mono, _ in poly:
         for atom in mono:
             if isinstance(atom, str):
                 found.add(atom)
             else:
-                found |= _names(atom[1]) | _names(atom[2])
+                found |= names_of(atom[1]) | names_of(atom[2])
     return found
 
 
@@ -184,7 +187,7 @@ def evaluate(poly, values):
 
 def _decide(poly, rel):
     """The answer of `poly rel 0` when it is the same for every size >= 2, else None."""
-    c = _constant_of(poly)
+    c = constant_of(poly)
     if c is not None:
         return _RELATIONS[rel](c, 0)
     low = _low(poly)
@@ -262,7 +265,7 @@ class SymInt:
         return None
 
     def _make(self, poly, hint):
-        c = _constant_of(poly)
+        c = constant_of(poly)
         if c is not None and not isinstance(self, SymFloat):
             return c
         return type(self)(poly, hint, self.sizes)
@@ -297,7 +300,7 @@ class SymInt:
         return self if self >= 0 else -self
 
     def _atom(self, op, a, b, hint):
-        ca, cb = _constant_of(a), _constant_of(b)
+        ca, cb = constant_of(a), constant_of(b)
         if ca is not None and cb is not None:
             return _ATOMS[op](ca, cb)
         return self._make(((((op, a, b),), 1),), hint)
@@ -375,14 +378,14 @@ class SymInt:
         return self._compare(other, ">=")
 
     def __hash__(self):   # (a dict or set lookup compares values: the value, held by a guard)
-        return hash(self._concrete())
+        return hash(self.p) if self.sizes.structural else hash(self._concrete())
 
     def __bool__(self):
         return self != 0
 
     # used as a plain number: the value, held by a guard
     def _concrete(self):
-        c = _constant_of(self.p)
+        c = constant_of(self.p)
         if c is None:
             self.sizes.record(_poly(self.p + _const(-self.hint)), "==", 0)
         return self.hint

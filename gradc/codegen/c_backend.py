@@ -53,7 +53,8 @@ class _CEmitter(Emitter):
         return {"ckernels": [(k.name, len(k.params) + 1) for k in self.kernel_ir] + [(w.name, 2) for w in wins],
                 "cruns": [(name, n) for name, _, n in self.runs], "op_buffers": self.op_buffers,
                 "celements": sum(k.rows * k.width for k in self.kernel_ir) + sum(w.n * w.h * w.w * w.c for w in wins),
-                "cparallel": any(_parallel(k) for k in self.kernel_ir) or any(w.parallel for w in wins),
+                "crows": [(k.rows, k.width, k.chunks) for k in self.kernel_ir],
+                "windows_parallel": any(w.parallel for w in wins), "parallel_elements": PARALLEL_ELEMENTS,
                 "blas_flops": self.matmul_flops()}
 
     def matmul_flops(self):
@@ -300,12 +301,6 @@ class _CEmitter(Emitter):
 
 def _inverse(perm):
     return tuple(sorted(range(len(perm)), key=perm.__getitem__))
-
-
-def _parallel(k):
-    """Whether a kernel runs its chunks on several threads (small ones stay on one): the rule its
-    code applies at run time (templates/c/kernel.c.j2), here for the lowered row count."""
-    return k.rows * k.width >= PARALLEL_ELEMENTS and k.chunks > 1 and k.rows > 1
 
 
 def _special(value):

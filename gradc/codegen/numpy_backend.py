@@ -11,6 +11,8 @@ from .. import dtypes as D
 from ..passes.fusion import ROW_REDUCE, reads_rows, row_role
 from ..passes.liveness import by_storage, last_uses
 from ..passes.memory import VIEW_OPS, stored
+from ..lowered_sizes import size_key
+from ..symint import is_live
 from ..version import __version__
 from .templates import kernel_refs, lowering as table_lowering, macros, render, where as safe_where
 
@@ -134,7 +136,11 @@ class _Emitter:
                 if a not in inside and a not in external:
                     external.append(a)
         kept = [m for m in members if stored(graph, u, m, self.outputs)]
-        block = min(rows, block_rows(graph, u, self.block_bytes))
+        # A symbolic row count loops over blocks whatever it is (no block, only the tail, when the
+        # rows are fewer), so the code holds for every count instead of for those below a block.
+        symbolic = is_live(rows)
+        block = block_rows(graph, u, self.block_bytes)
+        block = block if symbolic else min(rows, block)
         body, local = [], {}
         for a in external:  # read block by block where a member follows the rows, whole where it broadcasts
             if any(a in graph.args(m) and reads_rows(graph, m, a) for m in members):
@@ -171,11 +177,13 @@ class _Emitter:
         tail = rows - full
         args = list(params)
         tail_args = [name_of(a) for a in external] + [name_of(m) for m in kept] + [f"{s[0]}_tail" for s in scratch]
-        loop = block < rows
+        loop = symbolic or block < rows
+        has_tail = symbolic or loop and bool(tail)
         group = {"id": u.id, "ops": " ".join(graph.node(m)["op"] for m in members), "scratch": self._share(scratch),
-                 "tail": tail if loop and tail else 0, "params": params, "body": body}
+                 "tail": tail, "has_tail": has_tail, "params": params, "body": body}
         unit = {"kind": "group", "id": u.id, "rows": rows, "block": block, "loop": loop, "full": full,
-                "tail": tail, "args": args, "tail_args": tail_args, "prologue": prologue,
+                "tail": tail, "has_tail": has_tail, "tail_test": symbolic, "args": args, "tail_args": tail_args,
+                "prologue": prologue,
                 "where": safe_where(graph.node(members[0])["where"])}
         return group, unit
 
@@ -184,8 +192,9 @@ class _Emitter:
         group is the same array. Returns [(local name, arena name)]."""
         count, out = {}, []
         for name, shape, dtype in scratch:
-            k = count[(shape, dtype)] = count.get((shape, dtype), -1) + 1
-            same = [a for a in self.arena if a[1] == shape and a[2] == dtype]
+            key = (tuple(map(size_key, shape)), dtype)
+            k = count[key] = count.get(key, -1) + 1
+            same = [a for a in self.arena if (tuple(map(size_key, a[1])), a[2]) == key]
             if k < len(same):
                 arena = same[k][0]
             else:
@@ -211,11 +220,12 @@ class _Emitter:
         for i, m in enumerate(u.members):
             d = graph.node(m)
             if m not in kept and d["op"] not in VIEW_OPS and row_role(graph, m) != ROW_REDUCE:
-                key = ((block,) + tuple(d["shape"][1:]), d["dtype"])
+                shape = (block,) + tuple(d["shape"][1:])
+                key = (tuple(map(size_key, shape)), d["dtype"])
                 s = free[key].pop() if free.get(key) else None
                 if s is None:
                     s = f"S{u.id}_{len(scratch)}"
-                    scratch.append((s, key[0], key[1]))
+                    scratch.append((s, shape, key[1]))
                 scratch_of[m] = s
                 holder[s] = (m, key)
             for s, (v, key) in list(holder.items()):
@@ -239,6 +249,7 @@ class _Emitter:
             units.append(unit)
         self._dels(units)
         return render(self.MODULE, **self.context(), version=__version__, graph_hash=graph.hash()[:16],
+                      symbols=graph.symbols(),
                       kernels=sorted(self.kernels), table_consts=table_consts, fill_consts=fill_consts,
                       buffers=buffers, pooled=pooled, arena=self.arena, groups=groups, units=units,
                       params=[name_of(n) for n in graph.inputs], outputs=self.returned(),

@@ -18,6 +18,8 @@ import jinja2
 from .. import dtypes as D
 from ..errors import GradcError
 from ..ops import OPS
+from ..lowered_sizes import code
+from ..symint import is_live, show
 
 _PKG = Path(__file__).resolve().parent.parent
 
@@ -42,10 +44,17 @@ def lit(value):
         if math.isinf(value):
             return 'float("inf")' if value > 0 else '-float("inf")'
         return repr(float(value))
+    if is_live(value):   # a symbolic size of a program generated for every size (gradc.dynamic)
+        return code(value)
     if isinstance(value, (tuple, list)):
         inner = ", ".join(lit(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     raise GradcError(f"refusing to put a value of type {type(value).__name__} into generated code")
+
+
+def size(value):
+    """A size for a comment: a number, or the expression of a symbolic one (gradc.dynamic)."""
+    return show(value.p) if is_live(value) else str(int(value))
 
 
 def npdtype(name):
@@ -86,7 +95,7 @@ def new_environment(bytecode_cache=None):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
                              bytecode_cache=bytecode_cache)
-    env.filters.update(lit=lit, lit_or_dtype=lit_or_dtype, npdtype=npdtype, where=where, ident=ident)
+    env.filters.update(lit=lit, lit_or_dtype=lit_or_dtype, npdtype=npdtype, where=where, ident=ident, size=size)
     return env
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from .. import dtypes as D
 from ..errors import GradcError
 from ..ops import OPS
-from ..symint import concrete
+from ..lowered_sizes import rebound, symbols_of
+from ..symint import SymInt, concrete
 
 SPECIAL = ("input", "const")
 # Node keys written only when set: "phase" marks the backward ("backward") and the forward values
@@ -198,6 +199,19 @@ class Graph:
                 d["attrs"]["table"] = name
         return other
 
+    def symbols(self):
+        """The names of the symbolic sizes (gradc.symint) its shapes and attributes hold, sorted."""
+        return symbols_of([(d["shape"], d["attrs"]) for d in self.g._node.values()])
+
+    def rebound(self, sizes, values, target):
+        """A copy whose symbolic sizes of `sizes` are sizes of `target` instead (gradc.symint.rebound):
+        the graph of a trace with dynamic dimensions, to lower for every size."""
+        other = self.copy()
+        for d in other.g._node.values():
+            d["shape"] = rebound(d["shape"], sizes, values, target)
+            d["attrs"] = rebound(d["attrs"], sizes, values, target)
+        return other
+
     def subgraph(self, nodes, inputs, outputs):
         """A Graph of `nodes` and the edges among them, with these inputs and outputs. Nodes added
         to it later are numbered after every node of this graph, so ids stay unique across parts."""
@@ -250,7 +264,7 @@ class Graph:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self):
-        nodes = [dict({"id": n, "op": d["op"], "shape": list(d["shape"]), "dtype": d["dtype"],
+        nodes = [dict({"id": n, "op": d["op"], "shape": _jsonable(d["shape"]), "dtype": d["dtype"],
                        "attrs": _jsonable(d["attrs"]), "where": d["where"]},
                       **{k: d[k] for k in _OPTIONAL if k in d}) for n, d in sorted(self.g._node.items())]
         edges = sorted([u, v, d["index"], d["grad"]] for u, nbrs in self.g._succ.items()
@@ -329,6 +343,8 @@ def _jsonable(x):
         return {k: _jsonable(v) for k, v in x.items()}
     if isinstance(x, (tuple, list)):
         return [_jsonable(v) for v in x]
+    if isinstance(x, SymInt):   # (a graph lowered for symbolic sizes: the expression)
+        return f"<size {x!r}>"
     return x
 
 

@@ -18,6 +18,7 @@ elementwise here and program outputs keep their node."""
 from math import prod
 
 from ..ops import OPS
+from ..lowered_sizes import hint
 from .simplify import apply_identities, eliminate_dead_code
 
 _SMALL = 4   # an operand with at most 1/_SMALL of the result's elements may be permuted (a copy of its own)
@@ -62,7 +63,7 @@ class _Sinker:
         for a in g.args(nid):
             da = g.node(a)
             size = prod(da["shape"])
-            if size * _SMALL <= n:
+            if hint(size) * _SMALL <= hint(n):   # (cost only: operand() rewrites an operand of any size)
                 continue
             if da["op"] != "permute" or tuple(da["shape"]) != shape:
                 return None

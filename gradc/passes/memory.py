@@ -11,6 +11,7 @@ state as rows) is matched by that storage root: the unit writes the rows over th
 from math import prod
 
 from ..ops import OPS
+from ..lowered_sizes import size_key
 from .fusion import reads_rows
 from .liveness import by_storage, last_uses
 
@@ -108,7 +109,8 @@ def plan_memory(graph, units, state_slots=None, *, reshaped_state=False):
         for n in u.members:
             if not stored(graph, u, n, outputs):
                 continue
-            key = (graph.nbytes(n), graph.node(n)["dtype"])
+            nbytes = graph.nbytes(n)
+            key = (size_key(nbytes), graph.node(n)["dtype"])
             if n in state_for and _can_overwrite(graph, u, n, graph.inputs[state_for[n][1]], plan.root, last, i):
                 pos, slot = state_for[n]
                 plan.storage[n] = ("input", slot)
@@ -123,12 +125,13 @@ def plan_memory(graph, units, state_slots=None, *, reshaped_state=False):
                     b = free[key].pop()
                 else:
                     b = len(plan.buffers)
-                    plan.buffers.append(key)
+                    plan.buffers.append((nbytes, key[1]))
                 plan.storage[n] = ("pool", b)
                 owner[b] = n
         for b, v in list(owner.items()):  # release what died at this unit
             if last.get(v, end) <= i:
-                free.setdefault(plan.buffers[b], []).append(b)
+                nbytes, dtype = plan.buffers[b]
+                free.setdefault((size_key(nbytes), dtype), []).append(b)
                 del owner[b]
     return plan
 
@@ -182,6 +185,7 @@ def _dying_operand(graph, unit, n, plan, owner, last, i, key):
             st = plan.storage.get(a)
             if st is None or st[0] != "pool" or owner.get(st[1]) != a or plan.root[a] != a:
                 continue
-            if (graph.nbytes(a), graph.node(a)["dtype"]) == key and _can_overwrite(graph, unit, n, a, plan.root, last, i):
+            if (size_key(graph.nbytes(a)), graph.node(a)["dtype"]) == key and \
+                    _can_overwrite(graph, unit, n, a, plan.root, last, i):
                 return a
     return None

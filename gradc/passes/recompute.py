@@ -13,6 +13,7 @@ over plain dicts: the network is small and networkx's general machinery cost mor
 decides nothing about which values are kept."""
 from ..errors import GradcError
 from ..ops import OPS
+from ..lowered_sizes import hint
 
 _VIEWS = ("reshape", "permute", "expand")
 INF = float("inf")
@@ -63,7 +64,8 @@ def choose_saved(graph):
     outputs = set(graph.outputs)
     net = {"source": {}}   # u -> {v: capacity}; a repeated edge keeps its last capacity, as in a DiGraph
     for n in fwd:  # a program output lives anyway: keeping it for the backward is free
-        net.setdefault(("in", n), {})[("out", n)] = 0 if n in outputs else graph.nbytes(n)
+        # (capacities at the sizes being lowered: any cut is correct, this one is least at them)
+        net.setdefault(("in", n), {})[("out", n)] = 0 if n in outputs else hint(graph.nbytes(n))
         if not recomputable(graph, n):
             net["source"][("in", n)] = INF
         for a in graph.args(n):

@@ -1,9 +1,12 @@
 """Simplify passes over the IR: dead-code elimination, common-subexpression elimination, constant
 folding and algebraic identities, run together to a fixed point by `simplify`."""
+import math
+
 import numpy as np
 
 from .. import dtypes as D
 from ..ops import OPS
+from ..symint import is_live, is_symbolic
 
 _FOLD_LIMIT = 4096  # fold non-uniform constants only up to this many elements
 
@@ -50,17 +53,23 @@ def fold_constants(graph, order=None):
         args = graph.args(nid)
         if not args or any(graph.node(a)["op"] != "const" for a in args) or OPS[d["op"]].kind == "collective":
             continue
-        n_out = int(np.prod(d["shape"]))
-        uniform_in = all("fill" in graph.node(a)["attrs"] for a in args)
-        if n_out > _FOLD_LIMIT and not (uniform_in and OPS[d["op"]].elementwise):
+        uniform = OPS[d["op"]].elementwise and all("fill" in graph.node(a)["attrs"] for a in args)
+        if not uniform and (is_symbolic(d["shape"]) or math.prod(d["shape"]) > _FOLD_LIMIT):
             continue
-        if uniform_in and OPS[d["op"]].elementwise:
+        if uniform:
             # Uniform operands give a uniform result: evaluate on one element.
-            vals = [np.asarray(graph.node(a)["attrs"]["fill"], dtype=D.ALL[graph.node(a)["dtype"]].np) for a in args]
-            value = np.full(d["shape"], OPS[d["op"]].eager(np, *vals, **d["attrs"]), dtype=D.ALL[d["dtype"]].np)
+            fills = [graph.node(a)["attrs"]["fill"] for a in args]
+            if any(map(is_live, fills)):   # (a value computed from a symbolic size: computed when it runs)
+                continue
+            vals = [np.asarray(f, dtype=D.ALL[graph.node(a)["dtype"]].np) for f, a in zip(fills, args)]
+            one = np.full((), OPS[d["op"]].eager(np, *vals, **d["attrs"]), dtype=D.ALL[d["dtype"]].np)
+            # (stored as its fill, as add_const stores a uniform array: a symbolic shape has no array)
+            fill = one.item() if math.prod(d["shape"]) else 0
+            new = graph.add("const", shape=d["shape"], dtype=d["dtype"], attrs={"fill": fill}, where=d["where"])
         else:
             value = np.asarray(OPS[d["op"]].eager(np, *[graph.const_value(a) for a in args], **d["attrs"]))
-        new = graph.add_const(np.array(value, dtype=D.ALL[d["dtype"]].np, order="C"), where=d["where"])  # (ascontiguousarray would make 0-d 1-d)
+            # (np.array, not ascontiguousarray, which would make 0-d 1-d)
+            new = graph.add_const(np.array(value, dtype=D.ALL[d["dtype"]].np, order="C"), where=d["where"])
         graph.replace_uses(nid, new)
         graph.remove(nid)
         folded += 1
@@ -83,7 +92,7 @@ def _is_unit(graph, op, nid, dtype):
     """nid is the constant that leaves the other operand unchanged: 1 for * and /, 0 for -, and for
     + of floats only -0.0 (+0.0 turns -0.0 into +0.0, which eager code would show)."""
     fill = _scalar_fill(graph, nid)
-    if fill is None:
+    if fill is None or is_live(fill):   # (a value computed from a symbolic size: not known to be 1)
         return False
     if op in ("mul", "div"):
         return fill == 1

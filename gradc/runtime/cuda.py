@@ -30,10 +30,10 @@ def compile_module(kernels_src):
     return module
 
 
-def load(kernels_src, host_src, constants):
+def load(kernels_src, host_src, constants, sizes=None):
     module = compile_module(kernels_src)
     host = cache.load_module(host_src)
-    run = host.make(constants, module)
+    run = host.make(constants, module, sizes)
     # A collective talks to the other ranks from the host on every call; a replayed graph would
     # skip that on some ranks and not others (a miss reruns the host function), so it is never captured.
     collective = any(OPS[name[2:]].kind == "collective" for name in dir(host)

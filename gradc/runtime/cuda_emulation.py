@@ -86,7 +86,7 @@ def load(program):
             sys.modules.pop("cupy", None)
         else:
             sys.modules["cupy"] = saved
-    return cuda_graphs.checked(host.make(dict(program.ir.constants), module))
+    return cuda_graphs.checked(host.make(dict(program.ir.constants), module, program.sizes))
 
 
 def run(program, arrays):

@@ -369,12 +369,12 @@ def c_status():
 
 
 # ---------------------------------------------------------------------- loading
-def load(source, consts):
+def load(source, consts, sizes=None):
     """The entry function of a C program: its shared object built (or taken from the cache after
     verification), its host module imported."""
     host = cache.load_module(source["host.py"])
     if not host.C_KERNELS:   # every group runs through NumPy: nothing to build
-        return host.make(consts, None)
+        return host.make(consts, None, sizes)
     found = probe()
     if "cc" not in found:
         raise GradcError(f"backend 'c' needs a C compiler: {found['error']}; or compile with backend='numpy'")
@@ -382,14 +382,15 @@ def load(source, consts):
     # library is built from, and cached under, the code without them, so programs that differ only
     # there (the same kernels traced from another line or another test) share one build.
     code = _COMMENT.sub(" ", source["program.c"])
-    flags = build_flags(found, host.C_ELEMENTS)
+    elements, parallel, blas_flops = host.figures(sizes)
+    flags = build_flags(found, elements)
     key = "\n".join([" ".join(found["cc"]), found["version"], " ".join(flags), machine(), code])
     lib = cache.load_shared_object(key, code, lambda s, o: compile_c(found["cc"], flags, s, o), "c")
     if lib not in _libs:
         _libs.append(lib)
     lib.gradc_set_threads(get_num_threads())
-    run = host.make(consts, lib)
-    kernels, blas = thread_plan(host.C_ELEMENTS, host.BLAS_FLOPS, host.C_PARALLEL)
+    run = host.make(consts, lib, sizes)
+    kernels, blas = thread_plan(elements, blas_flops, parallel)
     return run if (kernels, blas) == (get_num_threads(), None) else _pinned(run, lib, kernels, blas)
 
 

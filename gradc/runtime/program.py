@@ -34,15 +34,17 @@ class Program:
     positions to copy before handing out; `inplace_state`: {output position: input slot} the code
     already wrote in place; `backward`: a `Backward` when outputs need eager backward; `stages`: the
     pipeline's per-stage records in the order they ran; `spec` and `pipeline`: how it was lowered
-    (an artifact regenerates its code with them); `artifact_info`: what an export or a load knows."""
+    (an artifact regenerates its code with them); `artifact_info`: what an export or a load knows;
+    `sizes`: {symbol: size} a program generated for symbolic sizes runs with (gradc.dynamic)."""
 
     def __init__(self, ir, bindings, effects, n_returned, out_spec, backend, source, stats, guards=(),
                  one_shot=False, backward=None, *, kernels=(), copy_out=None, inplace_state=None, stages=(),
-                 spec=None, pipeline=None, artifact_info=None):
+                 spec=None, pipeline=None, artifact_info=None, sizes=None):
         self._fields = dict(ir=ir, bindings=bindings, effects=effects, n_returned=n_returned, out_spec=out_spec,
                             backend=backend, source=source, stats=stats, guards=guards, one_shot=one_shot,
                             backward=backward, kernels=kernels, copy_out=copy_out, inplace_state=inplace_state,
-                            stages=stages, spec=spec, pipeline=pipeline, artifact_info=artifact_info)
+                            stages=stages, spec=spec, pipeline=pipeline, artifact_info=artifact_info,
+                            sizes=sizes)
         self.ir = ir
         self.bindings = list(bindings)
         self.effects = list(effects)
@@ -58,6 +60,7 @@ class Program:
         self.spec = spec
         self.pipeline = pipeline
         self.artifact_info = artifact_info
+        self.sizes = sizes
         self._kernels = list(kernels)
         self._copy_out = set(copy_out) if copy_out is not None else \
             {i for i, o in enumerate(ir.outputs) if ir.node(o)["op"] in ("input", "const")}
@@ -140,12 +143,12 @@ class Program:
             consts = dict(self.ir.constants)
             if self.backend == "cuda":
                 from . import cuda
-                self._run = cuda.load(self._source["kernels.cu"], self._source["host.py"], consts)
+                self._run = cuda.load(self._source["kernels.cu"], self._source["host.py"], consts, self.sizes)
             elif self.backend == "c":
                 from . import native
-                self._run = native.load(self._source, consts)
+                self._run = native.load(self._source, consts, self.sizes)
             else:
-                self._run = cache.load_module(self._source["program.py"]).make(consts)
+                self._run = cache.load_module(self._source["program.py"]).make(consts, self.sizes)
         return self._run
 
     def resolve(self, flat_args):

@@ -1,0 +1,71 @@
+"""Sizes in a lowering: a trace's symbolic sizes (gradc.symint) as the passes and the code
+generators see them when one lowering serves every size (gradc.dynamic).
+
+The graph is lowered with its sizes bound to a Sizes of the lowering's own (`rebound`), so that
+what a pass assumes about a size is a guard of the lowered program. Passes that only need a size
+to be the same for every size compare `size_key`s; choices that are correct at every size and
+only faster at some read the `hint`; code generators write a size as `code` over the symbols,
+which the generated module binds (`symbols_of`) when it is made for a call's sizes."""
+from .symint import SymInt, constant_of, evaluate, is_live, show
+
+
+def rebound(obj, sizes, values, target):
+    """`obj` with every size expression of `sizes` made one of `target` (a Sizes with the same
+    symbols), whose hint is its value for these sizes: what the lowering of a trace sees, so that
+    what the passes and code generation assume about a size becomes a guard of the lowered program.
+    Walked as `concrete` walks."""
+    t = type(obj)
+    if t is int or t is float or t is str or obj is None:
+        return obj
+    if isinstance(obj, SymInt):
+        if obj.sizes is not sizes:
+            return float(obj.hint) if obj.floating else obj.hint
+        p = obj.p
+        c = None if obj.floating else constant_of(p)
+        return c if c is not None else type(obj)(p, evaluate(p, values), target)
+    if t is tuple or t is list:
+        return t(rebound(v, sizes, values, target) for v in obj)
+    if t is dict:
+        return {rebound(k, sizes, values, target): rebound(v, sizes, values, target) for k, v in obj.items()}
+    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
+        return tuple(rebound(v, sizes, values, target) for v in obj)
+    return obj
+
+
+def symbols_of(obj):
+    """The names of the symbols of the lowering whose sizes `obj` holds (walked as `concrete`
+    walks), sorted: all of them, since code made before a guard fixed a size may still name it."""
+    found = set()
+
+    def walk(o):
+        if isinstance(o, SymInt):
+            if o.sizes.open:
+                found.update(o.sizes.symbols)
+        elif isinstance(o, (tuple, list)):
+            for v in o:
+                walk(v)
+        elif type(o) is dict:
+            for k, v in o.items():
+                walk(k)
+                walk(v)
+    walk(obj)
+    return sorted(found)
+
+
+def size_key(v):
+    """What identifies a size for every size at once: a live size expression by its polynomial, a
+    number by itself. Equal keys are equal sizes whatever the symbols are; sizes that are only
+    equal now (n and 16 at n = 16) have different keys, which no guard needs to record."""
+    return ("size", v.p) if is_live(v) else v
+
+
+def hint(v):
+    """A size's value at the sizes being lowered, with no guard: for choices that are correct at
+    every size and only faster at some (what to recompute, when to transpose), never for one that
+    a program's correctness rests on."""
+    return v.hint if is_live(v) else v
+
+
+def code(v):
+    """A live size expression as Python source over the symbols' names (s0, s1, ...)."""
+    return f"({show(v.p)})"
