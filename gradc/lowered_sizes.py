@@ -6,6 +6,7 @@ what a pass assumes about a size is a guard of the lowered program. Passes that 
 to be the same for every size compare `size_key`s; choices that are correct at every size and
 only faster at some read the `hint`; code generators write a size as `code` over the symbols,
 which the generated module binds (`symbols_of`) when it is made for a call's sizes."""
+from .errors import GradcError
 from .symint import SymInt, constant_of, evaluate, is_live, show
 
 
@@ -68,4 +69,7 @@ def hint(v):
 
 def code(v):
     """A live size expression as Python source over the symbols' names (s0, s1, ...)."""
-    return f"({show(v.p)})"
+    text = show(v.p)
+    if "inf" in text or "nan" in text:
+        raise GradcError(f"the size expression {text} has no Python source")
+    return f"({text})"

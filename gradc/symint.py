@@ -223,8 +223,11 @@ def _at_least(poly, bound):
 
 
 def _operand_text(poly, sizes):
+    """An operand of //, % or /: in parentheses unless it is one number or one symbol, so that the
+    text (also generated code, gradc.lowered_sizes.code) computes what the expression does."""
     text = show(poly, sizes)
-    return f"({text})" if len(poly) > 1 else text
+    single = len(poly) == 1 and (not poly[0][0] or poly[0][1] == 1 and len(poly[0][0]) == 1) and poly[0][1] >= 0
+    return text if single or not poly else f"({text})"
 
 
 def show(poly, sizes=None):

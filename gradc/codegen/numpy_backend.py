@@ -59,7 +59,7 @@ def block_rows(graph, unit, block_bytes):
     for m in unit.members:
         shape = graph.node(graph.args(m)[0] if row_role(graph, m) == ROW_REDUCE else m)["shape"]
         widest = max(widest, D.nbytes(shape[1:], graph.node(m)["dtype"]))
-    return max(1, int(block_bytes // widest))
+    return max(1, int(block_bytes) // widest)   # (a symbolic width: an expression, held >= 1 by a guard)
 
 
 class _Emitter:

@@ -115,7 +115,7 @@ class Profiler:
             info = None
             lines = linecache.getlines(filename)
             m = _HEADER.match(lines[0]) if lines else None
-            backend = "c" if any(line.startswith("def make(consts, lib)") for line in lines) else "numpy"
+            backend = "c" if any(line.startswith("def make(consts, lib") for line in lines) else "numpy"
             h = (m.group(1), backend) if m else None
             if h in _programs:
                 rows = _programs[h]
