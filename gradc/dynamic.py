@@ -130,7 +130,7 @@ class DynamicProgram:
         self.one_shot = spec.one_shot
         self._lowered = OrderedDict()   # sizes -> Program, most recently used last
         self._generic = []              # [(lowering Sizes, Program for symbolic sizes)]
-        self.symbolic = not any("arange" in d["attrs"] for _, d in graph.g.nodes(data=True))
+        self.symbolic = True            # False once a lowering for symbolic sizes failed: one per size then
 
     def program(self, values):
         key = tuple(sorted(values.items()))

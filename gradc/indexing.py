@@ -108,8 +108,8 @@ def getitem(x, key):
 def _bounds(k, n):
     """slice.indices(n) for a size that may be symbolic (gradc.symint): comparisons with it are
     guards, so only what the size decides is held."""
-    if type(n) is int:
-        return k.indices(n)
+    if type(n) is int and not isinstance(k.start, SymInt) and not isinstance(k.stop, SymInt):
+        return k.indices(n)   # (slice.indices would take a symbolic bound as its value: x[:, :T] of a buffer)
 
     def clamp(v, default):
         if v is None:

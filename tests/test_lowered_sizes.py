@@ -96,18 +96,22 @@ def test_inference_in_row_blocks_and_a_tail_at_sizes_around_a_block(backend, mon
     assert _lowerings(caplog) == (1, 0)
 
 
-def test_a_table_made_from_a_size_is_lowered_for_each_size(caplog):
-    # arange of a dynamic size is a table of that size: the lowering cannot stay symbolic.
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_arange_of_a_size_is_made_for_each_size(backend, caplog):
+    # (nanoGPT's positions: torch.arange(0, t) over a dynamic sequence length)
     caplog.set_level(logging.INFO, logger="gradc")
+    gradc.manual_seed(0)
+    wpe = nn.Embedding(40, 4)
 
     def f(x):
-        return x * gradc.arange(x.shape[0], dtype=gradc.float32)[:, None]
-    compiled = gradc.compile(f, dynamic=True, backend="numpy")
-    for b in (3, 5, 4):
-        x = _data(b, 2, seed=b)
-        np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy())
-    assert compiled.trace_count == 1
-    assert _lowerings(caplog) == (0, 3)
+        pos = gradc.arange(0, x.shape[1], dtype=gradc.long)
+        return (x + wpe(pos)) * gradc.arange(x.shape[1], dtype=gradc.float32)[:, None]
+    compiled = gradc.compile(f, dynamic=True, backend=backend)
+    with gradc.no_grad():
+        for t in (3, 5, 4, 9):
+            x = _data(2, t, 4, seed=t)
+            np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy(), rtol=1e-6)
+    assert compiled.trace_count == 1 and _lowerings(caplog) == (1, 0)
 
 
 def test_a_size_that_breaks_a_guard_of_the_lowering_is_lowered_again(monkeypatch, caplog):
@@ -168,3 +172,29 @@ def test_rebound_makes_a_traces_sizes_the_lowerings():
     out = rebound({"shape": (n * 2, 5), "k": [n + 1]}, trace, {"s0": 7}, lowering)
     assert all(isinstance(v, SymInt) and v.sizes is lowering for v in (out["shape"][0], out["k"][0]))
     assert (hint(out["shape"][0]), out["shape"][1], hint(out["k"][0])) == (14, 5, 8)
+
+
+class _CausalSelfAttention(nn.Module):   # nanoGPT's, with its mask buffer sliced to the sequence
+    def __init__(self, d=8, heads=2, block=16):
+        super().__init__()
+        self.c_attn, self.c_proj, self.n_head = nn.Linear(d, 3 * d), nn.Linear(d, d), heads
+        self.register_buffer("bias", gradc.tril(gradc.ones(block, block)).view(1, 1, block, block))
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / k.size(-1) ** 0.5)
+        att = F.softmax(att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf")), dim=-1)
+        return self.c_proj((att @ v).transpose(1, 2).contiguous().view(B, T, C))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_sequence_length_slicing_a_buffer_stays_symbolic(backend, caplog):
+    # bias[:, :, :T, :T] of a 16-long buffer holds for every T up to 16: one trace; one lowering on
+    # NumPy, one per T on C, whose kernels are written for their row width (T, in the softmax).
+    caplog.set_level(logging.INFO, logger="gradc")
+    batches = [(_data(2, t, 8, seed=t),) for t in (5, 8, 11, 6, 3)]
+    compiled = _train_both(_CausalSelfAttention, lambda out: (out ** 2).mean(), batches, backend, optim.SGD)
+    assert compiled.trace_count == 1, compiled.recompile_reasons
+    assert _lowerings(caplog) == (1 if backend == "numpy" else len(batches), 0)

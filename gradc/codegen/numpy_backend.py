@@ -29,20 +29,23 @@ def name_of(nid):
 
 
 def storage(graph, plan):
-    """What a generated module allocates up front, for the templates of either backend: constants
-    from the table and uniform ones, the plan's pool buffers, and each pooled value's view."""
-    table_consts, fill_consts = [], []
+    """What a generated module allocates up front, for the templates of every backend: constants
+    from the table, uniform ones and ranges of a symbolic size (an arange, made for the sizes of
+    the call), the plan's pool buffers, and each pooled value's view."""
+    table_consts, fill_consts, range_consts = [], [], []
     for n in sorted(graph.g.nodes):
         d = graph.node(n)
         if d["op"] == "const":
             if "table" in d["attrs"]:
                 table_consts.append((name_of(n), d["attrs"]["table"]))
+            elif "arange" in d["attrs"]:
+                range_consts.append((name_of(n), d["attrs"]["arange"], d["dtype"]))
             else:
                 fill_consts.append((name_of(n), d["shape"], d["attrs"]["fill"], d["dtype"]))
     buffers = [(f"B{b}", nbytes // D.ALL[dt].itemsize, dt) for b, (nbytes, dt) in enumerate(plan.buffers)]
     pooled = [(name_of(n), f"B{st[1]}", graph.node(n)["shape"]) for n, st in sorted(plan.storage.items())
               if st[0] == "pool"]
-    return table_consts, fill_consts, buffers, pooled
+    return table_consts, fill_consts, range_consts, buffers, pooled
 
 
 def _max_identity(dtype):
@@ -237,7 +240,7 @@ class _Emitter:
     # ------------------------------------------------------------------ module
     def module(self):
         graph, plan = self.graph, self.plan
-        table_consts, fill_consts, buffers, pooled = storage(graph, plan)
+        table_consts, fill_consts, range_consts, buffers, pooled = storage(graph, plan)
         groups, units = [], []
         for u in self.units:
             if u.kind == "group":
@@ -250,7 +253,7 @@ class _Emitter:
         self._dels(units)
         return render(self.MODULE, **self.context(), version=__version__, graph_hash=graph.hash()[:16],
                       symbols=graph.symbols(),
-                      kernels=sorted(self.kernels), table_consts=table_consts, fill_consts=fill_consts,
+                      kernels=sorted(self.kernels), table_consts=table_consts, fill_consts=fill_consts, range_consts=range_consts,
                       buffers=buffers, pooled=pooled, arena=self.arena, groups=groups, units=units,
                       params=[name_of(n) for n in graph.inputs], outputs=self.returned(),
                       param_labels=[(name_of(n), graph.node(n)["attrs"].get("name", "")) for n in graph.inputs])

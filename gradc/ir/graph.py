@@ -148,6 +148,8 @@ class Graph:
         d = self.node(nid)
         if "table" in d["attrs"]:
             return self.constants[d["attrs"]["table"]]
+        if "arange" in d["attrs"]:   # (an arange of sizes a guard of the lowering fixed)
+            return np.arange(*d["attrs"]["arange"]).astype(D.ALL[d["dtype"]].np)
         return np.full(d["shape"], d["attrs"]["fill"], dtype=D.ALL[d["dtype"]].np)
 
     # ------------------------------------------------------------------ editing

@@ -21,7 +21,7 @@ def _key(graph, nid):
     if d["op"] == "input" or d["op"] != "const" and OPS[d["op"]].kind == "collective":
         return None  # a collective talks to the other ranks: two of them are two exchanges
     if d["op"] == "const":
-        v = graph.const_value(nid) if "table" in d["attrs"] else d["attrs"]["fill"]
+        v = graph.const_value(nid) if "table" in d["attrs"] else d["attrs"].get("fill", d["attrs"].get("arange"))
         payload = v.tobytes() if isinstance(v, np.ndarray) else repr(v)
         return ("const", d["shape"], d["dtype"], payload)
     return (d["op"], tuple(graph.args(nid)), repr(sorted(d["attrs"].items())), d["dtype"])
@@ -51,7 +51,8 @@ def fold_constants(graph, order=None):
         if d["op"] in ("input", "const"):
             continue
         args = graph.args(nid)
-        if not args or any(graph.node(a)["op"] != "const" for a in args) or OPS[d["op"]].kind == "collective":
+        if not args or any(graph.node(a)["op"] != "const" or is_symbolic(graph.node(a)["shape"]) for a in args) or \
+                OPS[d["op"]].kind == "collective":
             continue
         uniform = OPS[d["op"]].elementwise and all("fill" in graph.node(a)["attrs"] for a in args)
         if not uniform and (is_symbolic(d["shape"]) or math.prod(d["shape"]) > _FOLD_LIMIT):
