@@ -198,3 +198,18 @@ def test_a_sequence_length_slicing_a_buffer_stays_symbolic(backend, caplog):
     compiled = _train_both(_CausalSelfAttention, lambda out: (out ** 2).mean(), batches, backend, optim.SGD)
     assert compiled.trace_count == 1, compiled.recompile_reasons
     assert _lowerings(caplog) == (1 if backend == "numpy" else len(batches), 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_number_computed_from_a_size_inside_a_fused_kernel(backend, caplog):
+    # 1 / n and n * 0.5 are constants of a fused group: the module computes them for each n.
+    caplog.set_level(logging.INFO, logger="gradc")
+
+    def f(x):
+        return (F.relu(x) * (1.0 / x.shape[0]) + x.shape[0] * 0.5).sum(1)
+    compiled = gradc.compile(f, backend=backend)
+    for n in (4, 6, 9, 4, 30):
+        x = _data(n, 64, seed=n)
+        gradc.mark_dynamic(x, 0)
+        np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy(), rtol=1e-6)
+    assert compiled.trace_count == 1 and _lowerings(caplog) == (1, 0)

@@ -345,8 +345,8 @@ def _jsonable(x):
         return {k: _jsonable(v) for k, v in x.items()}
     if isinstance(x, (tuple, list)):
         return [_jsonable(v) for v in x]
-    if isinstance(x, SymInt):   # (a graph lowered for symbolic sizes: the expression)
-        return f"<size {x!r}>"
+    if isinstance(x, SymInt):   # (a graph being lowered for symbolic sizes: the expression; after, a number)
+        return f"<size {x!r}>" if x.sizes.open else x.hint
     return x
 
 

@@ -5,6 +5,7 @@ from math import prod
 from .. import dtypes as D
 from ..passes.fusion import ROW_REDUCE, reads_rows, row_role
 from ..passes.memory import VIEW_OPS
+from ..symint import is_live
 
 CTYPES = {"float32": "float", "float64": "double", "bool": "unsigned char", "int64": "long long"}
 # Elementwise primitives with a C expression in templates/c/ops.j2. floor_divide and remainder
@@ -294,8 +295,9 @@ class _Lowering:
             return self.spill_read(v, phase)
         ct = self.ctype(v)
         d = g.node(v)
-        if d["op"] == "const" and "fill" in d["attrs"] and ct != "unsigned char":
-            # a uniform constant is a literal in the kernel, never an array it reads
+        if d["op"] == "const" and "fill" in d["attrs"] and ct != "unsigned char" and not is_live(d["attrs"]["fill"]):
+            # a uniform constant is a literal in the kernel, never an array it reads (one computed
+            # from symbolic sizes, 1 / n, is read: the host module computes it for the call's sizes)
             if v not in self.literals:
                 fill = d["attrs"]["fill"]
                 self.literals[v] = Literal(f"k{v}", ct, int(fill) if _integer(d["dtype"]) else float(fill))
