@@ -123,6 +123,10 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if is_symbolic(shape) or is_live(fill_value):   # traced sizes: a constant made per size
         value = fill_value if is_live(fill_value) else np.asarray(fill_value, dtype.np).item()
         return _new(value, dtype, device, requires_grad, fill_shape=shape)
+    if dtype.is_floating_point and isinstance(fill_value, (int, float)) and math.isfinite(fill_value) and \
+            abs(fill_value) > float(np.finfo(dtype.np).max):
+        raise DTypeError(f"full: the fill value {fill_value!r} cannot be converted to {dtype!r} without overflow "
+                         "(as PyTorch refuses it); use a wider dtype, or finfo(dtype).min of the dtype it fills")
     try:
         # zeros (not -0.0) come from calloc: no pass over the memory (optimizer state, zero_grad)
         zero = type(fill_value) in (int, bool, float) and fill_value == 0 and math.copysign(1.0, fill_value) > 0

@@ -165,6 +165,7 @@ class DynamicProgram:
                 self.symbolic = False
             else:
                 self._generic.append((lsizes, prog))
+                del self._generic[:-KEEP]   # (the most recent, as for programs per size)
                 return _bound(prog, lsizes, values, bindings, out_spec)
             finally:
                 lsizes.open = False

@@ -125,6 +125,9 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
             key_padding_mask = key_padding_mask.unsqueeze(0)
     n_l, n, e = query.shape
     n_s = key.shape[0]
+    if is_causal and key_padding_mask is None and not need_weights:
+        # PyTorch then takes the hint for the mask: causal (top-left), whatever attn_mask holds
+        attn_mask = arange(n_s, device=query.device) > arange(n_l, device=query.device).unsqueeze(1)
     if e != embed_dim_to_check:
         raise ShapeError(f"MultiheadAttention: expected query features {embed_dim_to_check}, got {e}")
     if key.shape[:2] != value.shape[:2] or key.shape[1] != n:

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, OutOfRangeError, ShapeError
 from ..functions import arange, cat, ones, rand, searchsorted, tensor, where, zeros
 from ..ops import OPS
 from ..tensor import Tensor
@@ -55,6 +55,16 @@ def _bag_layout(input, offsets, include_last_offset, name):
         raise ShapeError(f"{name}: offsets must be a 1-D integer tensor, got {offsets.dtype!r} of shape "
                          f"{tuple(offsets.shape)}")
     offsets = offsets.long()
+    o = offsets._data
+    if o is not None and o.size:   # (checked where the values are known: eagerly, as PyTorch checks them)
+        if int(o[0]) != 0:
+            raise OutOfRangeError(f"{name}: offsets[0] must be 0 (the first bag starts at the first index), "
+                                  f"got {int(o[0])}")
+        if bool((o[1:] < o[:-1]).any()):
+            raise OutOfRangeError(f"{name}: offsets must not decrease, got {o.tolist()}")
+        if int(o[-1]) > input.shape[0]:
+            raise OutOfRangeError(f"{name}: offsets[-1] ({int(o[-1])}) is past the end of the input "
+                                  f"({input.shape[0]} indices)")
     if include_last_offset:
         if offsets.shape[0] < 1:
             raise ShapeError(f"{name}: include_last_offset=True needs at least one offset")

@@ -262,8 +262,8 @@ class Transformer(Module):
 
 def generate_square_subsequent_mask(sz, device=None, dtype=None):
     """A float (sz, sz) causal mask: 0 on and below the diagonal, -inf above (PyTorch's)."""
-    if sz <= 0:
-        raise ShapeError(f"generate_square_subsequent_mask: size must be positive, got {sz}")
+    if sz < 0:
+        raise ShapeError(f"generate_square_subsequent_mask: size must not be negative, got {sz}")
     i = arange(sz, device=device)
     out = where(i.unsqueeze(1) >= i, 0.0, float("-inf"))
     return out if dtype is None else out.to(dtype)

@@ -51,8 +51,7 @@ def fold_constants(graph, order=None):
         if d["op"] in ("input", "const"):
             continue
         args = graph.args(nid)
-        if not args or any(graph.node(a)["op"] != "const" or is_symbolic(graph.node(a)["shape"]) for a in args) or \
-                OPS[d["op"]].kind == "collective":
+        if not args or not all(map(_known, [graph] * len(args), args)) or OPS[d["op"]].kind == "collective":
             continue
         uniform = OPS[d["op"]].elementwise and all("fill" in graph.node(a)["attrs"] for a in args)
         if not uniform and (is_symbolic(d["shape"]) or math.prod(d["shape"]) > _FOLD_LIMIT):
@@ -75,6 +74,13 @@ def fold_constants(graph, order=None):
         graph.remove(nid)
         folded += 1
     return folded
+
+
+def _known(graph, nid):
+    """Whether nid is a constant whose value is known while lowering (an arange of a symbolic size
+    is made when the program is, for the call's sizes)."""
+    d = graph.node(nid)
+    return d["op"] == "const" and not ("arange" in d["attrs"] and is_symbolic(d["shape"]))
 
 
 def _fill(graph, nid):
