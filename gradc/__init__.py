@@ -68,6 +68,15 @@ from . import autograd_functional as _autograd_functional  # noqa: E402
 # torch.autograd.functional, also importable by that path (gradc.autograd is a module, not a package)
 autograd.functional = _sys.modules["gradc.autograd.functional"] = _autograd_functional
 from . import func  # noqa: E402
+from . import fx  # noqa: E402,F401
+vmap = func.vmap
+
+
+def _assert(condition, message):
+    """torch._assert (torchvision's models call it): `assert condition, message`."""
+    assert condition, message
+
+
 from . import foreach as _foreach  # noqa: E402
 _foreach.install(globals())
 pi, e, inf, nan = _math.pi, _math.e, _math.inf, _math.nan   # torch.pi, torch.e, torch.inf, torch.nan

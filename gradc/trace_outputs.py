@@ -73,6 +73,11 @@ def _gradients(tracer, out_flat, stored):
                          "(an Embedding's max_norm, a manual renormalisation) and the result's gradient is left for "
                          "a later backward(); gradc.compile cannot route that gradient to it. Call backward() inside "
                          "the compiled function, or make the change outside it")
+    if tracer.replays:
+        raise TraceError(f"a checkpointed segment at {tracer.replays[0][2]} updates state (BatchNorm's running "
+                         "statistics), which eagerly happens a second time when backward() recomputes it, and the "
+                         "result's gradient is left for a later backward(); call backward() inside the compiled "
+                         "function, or do not checkpoint that segment")
     slots = range(len(tracer.graph.inputs))
     wrt = [s for s in slots if tracer.lifted_at(s) is not None and tracer.lifted_at(s)[2][1]]
     outs = [i for i, t in enumerate(out_flat) if t.requires_grad] + [i for i, t in stored.items() if t.requires_grad]

@@ -101,6 +101,8 @@ class Tracer(dispatch.Mode):
         self.aliases = {}         # id(tensor) -> weak refs to the tensors sharing its storage through detach()
         self.sizes = None         # the symbolic sizes of dynamic dimensions (gradc.symint.Sizes), if any
         self.undo = []            # how to take back Python state this trace wrote (if it is abandoned)
+        self.writes = 0           # in-place writes of tensors from outside the call (assign)
+        self.replays = []         # checkpointed segments that wrote state: (run again, result nodes, where)
 
     # ------------------------------------------------------------------ activation
     def __enter__(self):
@@ -251,6 +253,8 @@ class Tracer(dispatch.Mode):
                                  "transpose/expand result) shares memory with is not supported inside gradc.compile: "
                                  "eagerly the view would see the change; make the view after the change, or use an "
                                  "out-of-place op (y = y + 1)")
+        if target._sym is None or id(target) in self.lifted:
+            self.writes += 1
         if target._sym is None:
             self.lift(target)
         if self.leaf_write is None and not autograd.is_grad_enabled() and target.requires_grad and target._grad_fn is None:
@@ -346,6 +350,9 @@ class Tracer(dispatch.Mode):
                 raise AutogradError("trying to backward through the graph a second time inside a compiled "
                                     f"function (at {self.where()}); pass retain_graph=True to the first backward")
             self.freed |= visited
+            for replay in [r for r in self.replays if r[1] & visited]:   # (gradc.utils.checkpoint)
+                self.replays.remove(replay)
+                replay[0]()
             for t, nid in leaves:
                 g = grads.get(nid)
                 if g is not None:

@@ -27,7 +27,7 @@ def test_debug_sections_have_headers_per_level(monkeypatch, capsys):
     assert "==== gradc debug [level 3] generated source of <lambda>: program.py ====" in heads
     assert not any("[level 4]" in h for h in heads)   # the traced graph only at 4
     src = err.split("generated source of <lambda>: program.py ====\n", 1)[1]
-    assert "def make(consts)" in src
+    assert "def make(consts, sizes=None)" in src
 
 
 def test_debug_level_four_adds_the_traced_graph_first(monkeypatch, capsys):

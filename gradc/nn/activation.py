@@ -3,6 +3,7 @@ from ..functions import full
 from ..errors import ShapeError
 from . import functional as F
 from . import init as nn_init
+from .layers import DropoutBase
 from .module import Module, Parameter
 
 
@@ -53,8 +54,13 @@ class Hardsigmoid(_Inplace):
     def forward(self, input):
         return F.hardsigmoid(input, self.inplace)
 
+    def extra_repr(self):   # (PyTorch prints no arguments for this and Hardswish)
+        return ""
+
 
 class Hardswish(_Inplace):
+    extra_repr = Hardsigmoid.extra_repr
+
     def forward(self, input):
         return F.hardswish(input, self.inplace)
 
@@ -68,7 +74,7 @@ class ELU(Module):
         return F.elu(input, self.alpha, self.inplace)
 
     def extra_repr(self):
-        return f"alpha={self.alpha}"
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
 class CELU(ELU):
@@ -99,7 +105,7 @@ class Hardtanh(Module):
         return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
 
     def extra_repr(self):
-        return f"min_val={self.min_val}, max_val={self.max_val}"
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
 
 
 class Threshold(Module):
@@ -203,18 +209,9 @@ class Softmax2d(Module):
         return input.softmax(-3)
 
 
-class Dropout1d(Module):
-    def __init__(self, p=0.5, inplace=False):
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability has to be between 0 and 1, got {p}")
-        self.p, self.inplace = p, inplace
-
+class Dropout1d(DropoutBase):
     def forward(self, input):
         return F.dropout1d(input, self.p, self.training, self.inplace)
-
-    def extra_repr(self):
-        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Dropout2d(Dropout1d):

@@ -18,6 +18,7 @@ from .functional_conv import (conv1d, conv2d, conv3d, conv_transpose1d, conv_tra
                               unfold, fold)
 from .functional_pad import pad  # noqa: F401
 from .functional_pool import (max_pool1d, max_pool2d, max_pool3d, avg_pool1d, avg_pool2d, avg_pool3d,  # noqa: F401
+                              max_pool1d_with_indices, max_pool2d_with_indices, max_pool3d_with_indices,
                               adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d,
                               adaptive_max_pool3d, max_unpool1d, max_unpool2d, max_unpool3d)
 from .functional_sample import interpolate  # noqa: F401

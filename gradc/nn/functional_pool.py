@@ -151,6 +151,19 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return _max_pool("max_pool3d", 3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
+def _with_indices(name, nd):
+    """F.max_pool<n>d_with_indices: (values, indices), as PyTorch's (whatever return_indices says)."""
+    def pool(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=True):
+        return _max_pool(name, nd, input, kernel_size, stride, padding, dilation, ceil_mode, True)
+    pool.__name__ = f"{name}_with_indices"
+    return pool
+
+
+max_pool1d_with_indices = _with_indices("max_pool1d", 1)
+max_pool2d_with_indices = _with_indices("max_pool2d", 2)
+max_pool3d_with_indices = _with_indices("max_pool3d", 3)
+
+
 def _counts(L, k, s, p, out_len, include_pad):
     """Per-window element counts, PyTorch's rule: clipped to the padded input, and also to the
     input itself unless padding counts."""

@@ -333,20 +333,24 @@ class Embedding(Module):
         return s + (f", norm_type={self.norm_type}" if self.norm_type != 2 else "")
 
 
-class Dropout(Module):
-    """Zeroes elements with probability p while training; the identity in eval mode."""
+class DropoutBase(Module):
+    """What every dropout module holds (torch.nn.modules.dropout._DropoutNd): p and inplace."""
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability has to be between 0 and 1, got {p}")
+            raise ValueError(f"{type(self).__name__}: dropout probability has to be between 0 and 1, got {p}")
         self.p, self.inplace = p, inplace
-
-    def forward(self, input):
-        return F.dropout(input, self.p, self.training, self.inplace)
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout(DropoutBase):
+    """Zeroes elements with probability p while training; the identity in eval mode."""
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training, self.inplace)
 
 
 class MSELoss(Module):

@@ -10,7 +10,7 @@ from ..grad_mode import no_grad
 from . import functional as F
 from . import init
 from .conv import Conv1d, Conv2d
-from .layers import Linear
+from .layers import DropoutBase, Linear
 from .module import Module, Parameter
 
 
@@ -192,23 +192,12 @@ class LPPool3d(_LPPool):
         return F.lp_pool3d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
 
 
-class _AlphaDropoutBase(Module):
-    def __init__(self, p=0.5, inplace=False):
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{type(self).__name__}: dropout probability has to be between 0 and 1, got {p}")
-        self.p, self.inplace = p, inplace
-
-    def extra_repr(self):
-        return f"p={self.p}, inplace={self.inplace}"
-
-
-class AlphaDropout(_AlphaDropoutBase):
+class AlphaDropout(DropoutBase):
     def forward(self, input):
         return F.alpha_dropout(input, self.p, self.training, self.inplace)
 
 
-class FeatureAlphaDropout(_AlphaDropoutBase):
+class FeatureAlphaDropout(DropoutBase):
     def forward(self, input):
         return F.feature_alpha_dropout(input, self.p, self.training, self.inplace)
 
@@ -225,7 +214,7 @@ class RReLU(Module):
         return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
 
     def extra_repr(self):
-        return f"lower={self.lower}, upper={self.upper}"
+        return f"lower={self.lower}, upper={self.upper}" + (", inplace=True" if self.inplace else "")
 
 
 class ChannelShuffle(Module):

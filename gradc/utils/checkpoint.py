@@ -10,8 +10,11 @@ variants (use_reentrant True or False) give these gradients; this is the non-ree
 also works with autograd.grad.
 
 Under gradc.compile the function is traced as it is: the compiled program's memory plan decides
-what is kept, and values and gradients are the same."""
+what is kept, and values and gradients are the same. State the segment writes (BatchNorm's
+running statistics) is written again where a traced backward reaches its results, as eager
+backward's recomputation writes it again."""
 from .. import autograd, dispatch
+from ..errors import TraceError
 from ..custom_function import Function
 from ..random import get_rng_state, set_rng_state
 from ..tensor import Tensor
@@ -75,7 +78,10 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
     """function(*args, **kwargs), its intermediate values recomputed during backward (module docs)."""
     if context_fn is not None:
         raise TypeError("checkpoint(context_fn=...) is not supported by gradc; leave it out")
-    if dispatch.tracer() is not None or not autograd.is_grad_enabled():
+    tracer = dispatch.tracer()
+    if tracer is not None and autograd.is_grad_enabled():
+        return _traced(tracer, function, args, kwargs)
+    if tracer is not None or not autograd.is_grad_enabled():
         return function(*args, **kwargs)
     seg = _Segment()
     seg.fn, seg.args, seg.kwargs = function, args, kwargs
@@ -90,6 +96,24 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=None, determinism
         return out
     results = _Recompute.apply(seg, *[a for _, a in seg.tensor_slots], *seg.leaves)
     return results if isinstance(out, tuple) else results[0]
+
+
+def _traced(tracer, function, args, kwargs):
+    """The segment under gradc.compile: traced once, and noted to run again when a traced backward
+    reaches its results if it wrote state (its results then are dead: only the writes stay)."""
+    def draws():
+        return sum(b.kind == "random" for b in tracer.bindings)
+    writes, drawn = tracer.writes, draws()
+    out = function(*args, **kwargs)
+    outs = out if isinstance(out, tuple) else (out,)
+    results = {tracer.node_of(o) for o in outs if isinstance(o, Tensor) and o.requires_grad}
+    if tracer.writes > writes and results:
+        if draws() > drawn:
+            raise TraceError(f"a checkpointed segment at {tracer.where()} both draws random numbers and updates state "
+                             "(dropout and BatchNorm): eagerly backward replays its draws to update the state again, "
+                             "which a compiled program cannot; checkpoint the two apart")
+        tracer.replays.append((lambda: function(*args, **kwargs), results, tracer.where()))
+    return out
 
 
 def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):
