@@ -89,7 +89,7 @@ def test_graphs_can_be_turned_off(monkeypatch):
 def test_loading_a_program_wraps_its_entry_unless_turned_off(monkeypatch):
     class _Host:
         @staticmethod
-        def make(consts, module):
+        def make(consts, module, sizes=None):
             return lambda *a: a
     monkeypatch.setattr(cuda, "compile_module", lambda src: None)
     monkeypatch.setattr(cuda.cache, "load_module", lambda src: _Host)
