@@ -67,6 +67,27 @@ def hint(v):
     return v.hint if is_live(v) else v
 
 
+def c_code(v):
+    """A live size expression as C (long arithmetic) over the symbols, each S<k> in a kernel;
+    // and % as Python's (gradc_floordiv, gradc_mod), whatever the signs."""
+    def poly(p):
+        terms = []
+        for mono, c in p:
+            if type(c) is not int:
+                raise GradcError(f"the size expression {show(v.p)} is not an integer")
+            parts = [] if c == 1 and mono else [f"{c}L"]
+            for a in mono:
+                if isinstance(a, str):
+                    parts.append(a.upper())
+                elif a[0] in ("//", "%"):
+                    parts.append(f"gradc_{'floordiv' if a[0] == '//' else 'mod'}({poly(a[1])}, {poly(a[2])})")
+                else:
+                    raise GradcError(f"the size expression {show(v.p)} is not an integer")
+            terms.append("*".join(parts))
+        return f"({' + '.join(terms)})" if terms else "0L"
+    return poly(v.p)
+
+
 def code(v):
     """A live size expression as Python source over the symbols' names (s0, s1, ...)."""
     text = show(v.p)

@@ -20,7 +20,7 @@ from ..passes.memory import stored
 from ..version import __version__
 from .c_windows import col2im_kernel, im2col_kernel, render_window, wide_column_gradient
 from .numpy_backend import Emitter, name_of
-from .templates import lowering as table_lowering, macros, render, where as safe_where
+from .templates import csize, lowering as table_lowering, macros, render, where as safe_where
 
 OPS_TABLE = "c/ops.j2"
 PARALLEL_ELEMENTS = 1 << 15   # below this many elements a kernel runs on one thread
@@ -268,7 +268,7 @@ class _CEmitter(Emitter):
                     row = f"C{s.acc}"
                     colscratch.append((row, s.vtype))
                     body.append(f"{row}[j] = {s.value};")
-                    cols.append(cst.accumulate(replace(s, value=f"{row}[j]"), f"{s.acc}[c * {k.width} + j]"))
+                    cols.append(cst.accumulate(replace(s, value=f"{row}[j]"), f"{s.acc}[c * {csize(k.width)} + j]"))
                 else:
                     body.append(self.stmt_c(s))
             for rv in ph.post:
@@ -282,7 +282,7 @@ class _CEmitter(Emitter):
         return render("c/kernel.c.j2", k=k, params=params, literals=literals, phases=phases, origins=origins,
                       colscratch=colscratch,
                       where=safe_where(self.graph.node(u.members[0])["where"]),
-                      parallel_elements=PARALLEL_ELEMENTS,
+                      parallel_elements=PARALLEL_ELEMENTS, symbols=self.graph.symbols(),
                       init=lambda op: cst.acc_init(op, ""), combine=cst.combine)
 
     def stmt_c(self, s):

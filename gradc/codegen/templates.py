@@ -18,7 +18,7 @@ import jinja2
 from .. import dtypes as D
 from ..errors import GradcError
 from ..ops import OPS
-from ..lowered_sizes import code
+from ..lowered_sizes import c_code, code
 from ..symint import is_live, show
 
 _PKG = Path(__file__).resolve().parent.parent
@@ -55,6 +55,16 @@ def lit(value):
 def size(value):
     """A size for a comment: a number, or the expression of a symbolic one (gradc.dynamic)."""
     return show(value.p) if is_live(value) else str(int(value))
+
+
+def csize(value):
+    """A size in C: a number as it is, a symbolic one as its expression over the kernel's S<k>."""
+    return c_code(value) if is_live(value) else str(int(value))
+
+
+def clong(value):
+    """A size in C as a long: 16L, or a symbolic one's expression (long already)."""
+    return c_code(value) if is_live(value) else f"{int(value)}L"
 
 
 def npdtype(name):
@@ -95,7 +105,8 @@ def new_environment(bytecode_cache=None):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir())), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
                              bytecode_cache=bytecode_cache)
-    env.filters.update(lit=lit, lit_or_dtype=lit_or_dtype, npdtype=npdtype, where=where, ident=ident, size=size)
+    env.filters.update(lit=lit, lit_or_dtype=lit_or_dtype, npdtype=npdtype, where=where, ident=ident, size=size,
+                       csize=csize, clong=clong)
     return env
 
 
