@@ -95,13 +95,14 @@ def changed_sizes(old, new, flat):
 
 def _bound(prog, lsizes, values, bindings, out_spec):
     """The Program lowered for symbolic sizes `lsizes`, run at these sizes."""
-    fields = dict(sizes=dict(values), bindings=bindings, out_spec=out_spec,
-                  stats=Stats(concrete(dict(prog.stats), lsizes, values)))
+    stats = concrete(dict(prog.stats), lsizes, values)   # (the figures at these sizes)
+    fields = dict(sizes=dict(values), bindings=bindings, out_spec=out_spec)
     if prog.backward is not None:
         bprog, wiring = prog.backward
-        fields["backward"] = Backward(_bound(bprog, lsizes, values, bprog.bindings, bprog.out_spec),
-                                      dict(wiring, cot_specs=concrete(wiring["cot_specs"], lsizes, values)))
-    return prog.replace(**fields)
+        bprog = _bound(bprog, lsizes, values, bprog.bindings, bprog.out_spec)
+        fields["backward"] = Backward(bprog, dict(wiring, cot_specs=concrete(wiring["cot_specs"], lsizes, values)))
+        stats["backward"] = bprog.stats
+    return prog.replace(stats=Stats(stats), **fields)
 
 
 def failure_site(error):

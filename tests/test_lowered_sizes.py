@@ -213,3 +213,21 @@ def test_a_number_computed_from_a_size_inside_a_fused_kernel(backend, caplog):
         gradc.mark_dynamic(x, 0)
         np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy(), rtol=1e-6)
     assert compiled.trace_count == 1 and _lowerings(caplog) == (1, 0)
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler")
+def test_one_c_build_serves_every_row_width(monkeypatch, caplog):
+    # A dynamic last dimension is a C kernel's row width: its loops read it at run time.
+    builds = set()   # (what each shared object is built from: its source, compiler and flags)
+    load = native.cache.load_shared_object
+    monkeypatch.setattr(native.cache, "load_shared_object", lambda key, *a: builds.add(key) or load(key, *a))
+    caplog.set_level(logging.INFO, logger="gradc")
+
+    def f(x):
+        return F.softmax(x * 2, -1) + F.layer_norm(x, x.shape[-1:]) * x.sum(-1, keepdim=True)
+    compiled = gradc.compile(f, backend="c")
+    for n in (6, 9, 4, 17, 6, 2):
+        x = _data(3, n, seed=n)
+        gradc.mark_dynamic(x, 1)
+        np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert compiled.trace_count == 1 and _lowerings(caplog) == (1, 0) and len(builds) == 1
