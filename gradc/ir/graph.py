@@ -17,7 +17,7 @@ from .. import dtypes as D
 from ..errors import GradcError
 from ..ops import OPS
 from ..lowered_sizes import rebound, symbols_of
-from ..symint import SymInt, concrete
+from ..symint import SymInt, concrete, show
 
 SPECIAL = ("input", "const")
 # Node keys written only when set: "phase" marks the backward ("backward") and the forward values
@@ -323,7 +323,8 @@ class Graph:
         args = ", ".join(f"%{a}" for a in self.args(nid))
         attrs = ", ".join(f"{k}={v}" for k, v in sorted(d["attrs"].items()))
         inner = ", ".join(x for x in (args, attrs) if x)
-        return f"%{nid} = {d['op']}({inner}) : {d['dtype']}{list(d['shape'])}"
+        shape = ", ".join(show(n.p, n.sizes) if isinstance(n, SymInt) else str(n) for n in d["shape"])
+        return f"%{nid} = {d['op']}({inner}) : {d['dtype']}[{shape}]"   # (a symbolic size by what it is)
 
     def to_text(self):
         from ..codegen.templates import render
