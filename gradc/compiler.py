@@ -12,6 +12,7 @@ import contextlib
 import copy
 import functools
 import logging
+import threading
 import time
 import types
 import warnings
@@ -44,6 +45,7 @@ from .traced_float import Specialize, TracedFloat
 
 log = logging.getLogger("gradc")
 _EAGER = "eager"
+_TRACING = threading.RLock()   # (held by the thread tracing or calling; a call inside a trace is the same thread)
 BACKENDS = ("auto", "numpy", "c", "cuda")
 # torch.compile's names, as scripts pass them: its default compiler generates native code as "auto"
 # does; "eager" / "aot_eager" run the captured graph through the framework's own kernels, as the
@@ -190,6 +192,13 @@ class CompiledFunction:
 
     # ------------------------------------------------------------------ calling
     def __call__(self, *args, **kwargs):
+        # One compiled call at a time in a process: tracing is process-wide (gradc.dispatch), and a
+        # call from another thread while one traces would join that trace and take its stand-ins
+        # for the module's tensors as theirs.
+        with _TRACING:
+            return self._call(*args, **kwargs)
+
+    def _call(self, *args, **kwargs):
         if stance() == "force_eager":
             return self.fn(*args, **kwargs)
         if self._graphs is not None and cuda_graphs.preference() is not self._graphs:
@@ -341,7 +350,13 @@ class CompiledFunction:
     def _trace(self, args, kwargs, lowering=False, dims=()):
         """Trace one call: (tracer, output spec, collected outputs/effects/guards). State the
         function touched is restored; optimizer state it created is rolled back when lowering.
-        `dims`: (flat index, dim) traced as symbolic sizes (gradc.symint)."""
+        `dims`: (flat index, dim) traced as symbolic sizes (gradc.symint). One trace at a time in
+        a process: a trace stands in for the tensors it lifts (a module's parameters), and a second
+        one at the same time would take the stand-in for the tensor and restore it so."""
+        with _TRACING:
+            return self._trace_one(args, kwargs, lowering, dims)
+
+    def _trace_one(self, args, kwargs, lowering, dims):
         tracer = Tracer()
         if dims:
             tracer.sizes = Sizes(tracer.where)

@@ -6,8 +6,13 @@ function is being traced, eager execution otherwise (the base, installed by grad
 interpreter also answers what a tensor operation needs besides a primitive: constants, random
 draws, in-place writes, detach, device copies, concrete values and backward.
 
-The stack is process-wide, as tracing is: modes are pushed and popped around a region."""
+The stack is process-wide: modes are pushed and popped around a region. A tracer belongs to the
+thread that traces (`thread`): another thread's calls pass it by, to the eager interpreter, so
+eager work elsewhere is not recorded into a trace."""
 import contextlib
+import threading
+
+_ident = threading.get_ident
 
 class Value:
     """What the dispatch stack computes on: gradc.Tensor derives from it, so the op table and its
@@ -22,6 +27,7 @@ _base = [None]       # the eager interpreter
 class Mode:
     order = 1
     below = None     # the next mode down, linked by push/pop
+    thread = None    # the thread an interpreter serves (None: every thread)
 
     def bind(self, prim, args, attrs):
         return self.below.bind(prim, args, attrs)
@@ -59,10 +65,14 @@ def bind(prim, args, attrs):
     return _head.bind(prim, args, attrs)
 
 
+def _serves(m):
+    return m.order >= 1 and (m.thread is None or m.thread == _ident())
+
+
 def interpreter():
-    """The mode that executes: the innermost tracer, or eager execution."""
+    """The mode that executes: the innermost tracer of this thread, or eager execution."""
     for m in reversed(_modes):
-        if m.order >= 1:
+        if _serves(m):
             return m
     return _base[0]
 
@@ -72,9 +82,9 @@ def eager():
 
 
 def tracer():
-    """The active tracer, or None when running eagerly."""
+    """This thread's active tracer, or None when running eagerly."""
     for m in reversed(_modes):
-        if m.order >= 1:
+        if _serves(m):
             return m
     return None
 

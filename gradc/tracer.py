@@ -7,6 +7,7 @@ lifted to graph inputs by identity; what the function leaves behind (new paramet
 import gc
 import os
 import sys
+import threading
 import weakref
 
 import numpy as np
@@ -23,6 +24,8 @@ from .shapes import Size
 from .passes.autodiff import differentiate
 from .runtime.wiring import Binding
 from .tensor import Tensor
+
+_ident = threading.get_ident
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__)) + os.sep   # (a line in NumPy is not the user's either)
 
@@ -107,6 +110,7 @@ class Tracer(dispatch.Mode):
     # ------------------------------------------------------------------ activation
     def __enter__(self):
         self._files = files_here()   # (one getcwd per trace, not one per recorded op)
+        self.thread = threading.get_ident()
         dispatch.push(self)
         return self
 
@@ -193,6 +197,8 @@ class Tracer(dispatch.Mode):
 
     # ------------------------------------------------------------------ recording
     def bind(self, prim, args, attrs):
+        if self.thread != _ident():   # another thread's op: run as it would without this trace
+            return self.below.bind(prim, args, attrs)
         # gradc's own primitives run none of the user's code while recorded: the read hook is off
         return _record_internally(self, prim, args, attrs) if prim.closed else self.record(prim, args, attrs)
 

@@ -192,3 +192,32 @@ def test_gpu_replicas_equal_the_cpu_module():
     close(out.detach().numpy(), ref.detach().numpy(), 1e-5)
     for a, b in zip(g, grads(model)):
         close(a, b, 1e-4)
+
+
+def test_first_calls_of_a_compiled_function_from_several_threads_at_once():
+    # Each thread's first call traces; one trace at a time, and another thread's eager work (its
+    # inputs) is never recorded into it, so the module's parameters stay whole.
+    lin = nn.Linear(8, 8)
+
+    def f(x):
+        return (lin(x).relu() - 1).softmax(-1) * x.shape[0]
+    for _ in range(5):
+        compiled = gradc.compile(f, dynamic=True, backend="numpy")
+        start, errors = threading.Barrier(4, timeout=30), []
+
+        def work(n):
+            start.wait()
+            for k in range(3):
+                try:
+                    x = gradc.randn(n + k, 8)
+                    np.testing.assert_allclose(compiled(x).detach().numpy(), f(x).detach().numpy(), rtol=1e-5,
+                                               atol=1e-6)
+                except Exception as e:   # (reported below, from the main thread)
+                    errors.append(e)
+        threads = [threading.Thread(target=work, args=(n,)) for n in (3, 5, 7, 9)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert lin.weight._data is not None
