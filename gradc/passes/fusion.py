@@ -11,6 +11,7 @@ scheduler reads; backends lower each group as one unit (a blocked NumPy loop, a 
 import networkx as nx
 
 from ..ops import OPS
+from ..lowered_sizes import hint
 from .layout import sink_permutes
 from .rows import flatten_rows
 
@@ -65,10 +66,15 @@ def reads_rows(graph, user, arg):
 
 
 def _reads_rows(graph, user, arg, role, rows):
-    s = graph.node(arg)["shape"]
-    if len(s) < 1 or s[0] != rows:   # (as row_role compares: a symbolic size's answer is a guard)
+    s, d = graph.node(arg)["shape"], graph.node(user)
+    if len(s) < 1:
         return False
-    d = graph.node(user)
+    # A reshape's rows compare as row_role compares them (a guard where symbolic). Any other
+    # member's operand broadcasts to it, so its leading size is the rows, or 1, at every size the
+    # trace holds for: the value at the sizes being lowered answers for all of them, without a
+    # guard (an operand equal to the rows only at some sizes would split the lowering there).
+    if (s[0] != rows) if d["op"] == "reshape" else (hint(s[0]) != hint(rows)):
+        return False
     if role == ROW_REDUCE or d["op"] in ("sum", "max", "reshape"):
         return True   # their one operand: the loop runs over its leading axis
     return len(s) == len(d["shape"])
