@@ -110,7 +110,7 @@ class Tracer(dispatch.Mode):
     # ------------------------------------------------------------------ activation
     def __enter__(self):
         self._files = files_here()   # (one getcwd per trace, not one per recorded op)
-        self.thread = threading.get_ident()
+        self.thread = _ident()
         dispatch.push(self)
         return self
 
