@@ -421,10 +421,10 @@ def einsum(equation, *operands):
     terms = [_expand_ellipsis(t, x, "einsum") for t, x in zip(terms, operands)]
     for t, x in zip(terms, operands):
         for c in set(t):
-            sizes = {n for letter, n in zip(t, x.shape) if letter == c}
-            if len(sizes) > 1:
+            sizes = [n for letter, n in zip(t, x.shape) if letter == c]   # (a list: a set would hash a symbolic size)
+            if any(n != sizes[0] for n in sizes[1:]):
                 raise ShapeError(f"einsum: {equation!r} repeats {c!r} in one operand over dims of sizes "
-                                 f"{sorted(sizes)} (shape {tuple(x.shape)}); a repeated letter takes a diagonal")
+                                 f"{sorted(set(sizes))} (shape {tuple(x.shape)}); a repeated letter takes a diagonal")
     if arrow and not set(out.replace("...", "")) <= set(lhs):
         raise ShapeError(f"einsum: {equation!r}: the output names {sorted(set(out.replace('...', '')) - set(lhs))}, "
                          "which no operand has")

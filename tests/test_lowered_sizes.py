@@ -231,3 +231,13 @@ def test_one_c_build_serves_every_row_width(monkeypatch, caplog):
         gradc.mark_dynamic(x, 1)
         np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy(), rtol=1e-5, atol=1e-6)
     assert compiled.trace_count == 1 and _lowerings(caplog) == (1, 0) and len(builds) == 1
+
+
+def test_einsum_over_a_dynamic_size_traces_once():
+    def f(q, k):
+        return gradc.einsum("bhqd,bhkd->bhqk", q, k).softmax(-1)
+    compiled = gradc.compile(f, dynamic=True, backend="numpy")
+    for t in (3, 5, 8):
+        q, k = _data(2, 2, t, 4, seed=t), _data(2, 2, t, 4, seed=t + 1)
+        np.testing.assert_allclose(compiled(q, k).numpy(), f(q, k).numpy(), rtol=1e-5, atol=1e-6)
+    assert compiled.trace_count == 1, compiled.recompile_reasons
