@@ -7,49 +7,27 @@ to be the same for every size compare `size_key`s; choices that are correct at e
 only faster at some read the `hint`; code generators write a size as `code` over the symbols,
 which the generated module binds (`symbols_of`) when it is made for a call's sizes."""
 from .errors import GradcError
-from .symint import SymInt, constant_of, evaluate, is_live, show
+from .symint import constant_of, evaluate, is_live, map_sizes, show
 
 
 def rebound(obj, sizes, values, target):
     """`obj` with every size expression of `sizes` made one of `target` (a Sizes with the same
     symbols), whose hint is its value for these sizes: what the lowering of a trace sees, so that
-    what the passes and code generation assume about a size becomes a guard of the lowered program.
-    Walked as `concrete` walks."""
-    t = type(obj)
-    if t is int or t is float or t is str or obj is None:
-        return obj
-    if isinstance(obj, SymInt):
-        if obj.sizes is not sizes:
-            return float(obj.hint) if obj.floating else obj.hint
-        p = obj.p
-        c = None if obj.floating else constant_of(p)
-        return c if c is not None else type(obj)(p, evaluate(p, values), target)
-    if t is tuple or t is list:
-        return t(rebound(v, sizes, values, target) for v in obj)
-    if t is dict:
-        return {rebound(k, sizes, values, target): rebound(v, sizes, values, target) for k, v in obj.items()}
-    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
-        return tuple(rebound(v, sizes, values, target) for v in obj)
-    return obj
+    what the passes and code generation assume about a size becomes a guard of the lowered program."""
+    def bind(s):
+        if s.sizes is not sizes:   # (one another trace left in Python state: its value then, as concrete takes it)
+            return float(s.hint) if s.floating else s.hint
+        p = s.p
+        c = None if s.floating else constant_of(p)
+        return c if c is not None else type(s)(p, evaluate(p, values), target)
+    return map_sizes(obj, bind)
 
 
 def symbols_of(obj):
-    """The names of the symbols of the lowering whose sizes `obj` holds (walked as `concrete`
-    walks), sorted: all of them, since code made before a guard fixed a size may still name it."""
+    """The names of the symbols of the lowering whose sizes `obj` holds, sorted: all of them, since
+    code made before a guard fixed a size may still name it."""
     found = set()
-
-    def walk(o):
-        if isinstance(o, SymInt):
-            if o.sizes.open:
-                found.update(o.sizes.symbols)
-        elif isinstance(o, (tuple, list)):
-            for v in o:
-                walk(v)
-        elif type(o) is dict:
-            for k, v in o.items():
-                walk(k)
-                walk(v)
-    walk(obj)
+    map_sizes(obj, lambda s: found.update(s.sizes.symbols if s.sizes.open else ()))
     return sorted(found)
 
 

@@ -537,23 +537,30 @@ def is_symbolic(shape):
     return any(is_live(d) for d in shape)
 
 
-def concrete(obj, sizes, values):
-    """`obj` with every size expression of `sizes` replaced by its value for these sizes (one from
-    another trace, kept in Python state, by its value then); tuples, lists and dicts are walked,
+def map_sizes(obj, f):
+    """`obj` with every size expression s replaced by f(s); tuples, lists and dicts are walked,
     anything else is kept."""
     t = type(obj)
     if t is int or t is float or t is str or obj is None:
         return obj
     if isinstance(obj, SymInt):
-        v = evaluate(obj.poly, values) if obj.sizes is sizes else obj.hint
-        return float(v) if obj.floating else v
+        return f(obj)
     if t is tuple or t is list:
-        return t(concrete(v, sizes, values) for v in obj)
+        return t(map_sizes(v, f) for v in obj)
     if t is dict:
-        return {concrete(k, sizes, values): concrete(v, sizes, values) for k, v in obj.items()}
+        return {map_sizes(k, f): map_sizes(v, f) for k, v in obj.items()}
     if isinstance(obj, tuple) and not hasattr(obj, "_fields"):   # a Size held as an op's attribute: a plain tuple
-        return tuple(concrete(v, sizes, values) for v in obj)
+        return tuple(map_sizes(v, f) for v in obj)
     return obj
+
+
+def concrete(obj, sizes, values):
+    """`obj` with every size expression of `sizes` replaced by its value for these sizes (one from
+    another trace, kept in Python state, by its value then), walked as map_sizes walks."""
+    def value(s):
+        v = evaluate(s.poly, values) if s.sizes is sizes else s.hint
+        return float(v) if s.floating else v
+    return map_sizes(obj, value)
 
 
 def _promoting(name):

@@ -282,7 +282,7 @@ class _CEmitter(Emitter):
         return render("c/kernel.c.j2", k=k, params=params, literals=literals, phases=phases, origins=origins,
                       colscratch=colscratch,
                       where=safe_where(self.graph.node(u.members[0])["where"]),
-                      parallel_elements=PARALLEL_ELEMENTS, symbols=self.graph.symbols(),
+                      parallel_elements=PARALLEL_ELEMENTS, symbols=self.symbols,
                       init=lambda op: cst.acc_init(op, ""), combine=cst.combine)
 
     def stmt_c(self, s):

@@ -254,8 +254,8 @@ def generate(graph, units, plan):
     ghash = graph.hash()[:16]
     kernels_src = render("cuda/kernels.cu.j2", version=__version__, graph_hash=ghash, kernels=kernel_srcs)
     host_src = render("cuda/host.py.j2", version=__version__, graph_hash=ghash, kernel_ops=sorted(kernel_ops),
-                      symbols=graph.symbols(),
-                      kernel_names=kernel_names, table_consts=table_consts, fill_consts=fill_consts, range_consts=range_consts, buffers=buffers,
+                      symbols=graph.symbols(), kernel_names=kernel_names, table_consts=table_consts,
+                      fill_consts=fill_consts, range_consts=range_consts, buffers=buffers,
                       pooled=pooled, partials=partials, params=[name_of(n) for n in graph.inputs], units=unit_ctx,
                       checks=sorted(checks.values(), key=lambda c: c.slot),
                       writes_back=any(c.get("epilogue") for c in unit_ctx),

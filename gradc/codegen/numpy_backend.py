@@ -78,6 +78,7 @@ class _Emitter:
         self.kernels = set()   # primitives whose eager kernel the rendered code calls
         self.outputs = set(graph.outputs)
         self.arena = []   # scratch shared by all groups (they run one after another): (name, shape, dtype)
+        self.symbols = graph.symbols()   # the symbolic sizes the generated code is made with (gradc.dynamic)
 
     def macro(self, op):
         """Render primitive `op` from the op table, noting the eager kernels the code calls."""
@@ -252,9 +253,9 @@ class _Emitter:
             units.append(unit)
         self._dels(units)
         return render(self.MODULE, **self.context(), version=__version__, graph_hash=graph.hash()[:16],
-                      symbols=graph.symbols(),
-                      kernels=sorted(self.kernels), table_consts=table_consts, fill_consts=fill_consts, range_consts=range_consts,
-                      buffers=buffers, pooled=pooled, arena=self.arena, groups=groups, units=units,
+                      symbols=self.symbols, kernels=sorted(self.kernels), table_consts=table_consts,
+                      fill_consts=fill_consts, range_consts=range_consts, buffers=buffers, pooled=pooled,
+                      arena=self.arena, groups=groups, units=units,
                       params=[name_of(n) for n in graph.inputs], outputs=self.returned(),
                       param_labels=[(name_of(n), graph.node(n)["attrs"].get("name", "")) for n in graph.inputs])
 

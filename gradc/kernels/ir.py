@@ -295,11 +295,11 @@ class _Lowering:
             return self.spill_read(v, phase)
         ct = self.ctype(v)
         d = g.node(v)
-        if d["op"] == "const" and "fill" in d["attrs"] and ct != "unsigned char" and not is_live(d["attrs"]["fill"]):
+        fill = d["attrs"].get("fill") if d["op"] == "const" else None
+        if fill is not None and ct != "unsigned char" and not is_live(fill):
             # a uniform constant is a literal in the kernel, never an array it reads (one computed
             # from symbolic sizes, 1 / n, is read: the host module computes it for the call's sizes)
             if v not in self.literals:
-                fill = d["attrs"]["fill"]
                 self.literals[v] = Literal(f"k{v}", ct, int(fill) if _integer(d["dtype"]) else float(fill))
             return (f"k{v}", ct)
         shape = d["shape"]

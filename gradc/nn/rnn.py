@@ -145,7 +145,8 @@ class RNNBase(Module):
                              f"{self.input_size}")
         steps, batch = x.shape[0], x.shape[1]
         if steps == 0:
-            raise ShapeError(f"{name}: expected a sequence length larger than 0, got input of shape {tuple(input.shape)}")
+            raise ShapeError(f"{name}: expected a sequence length larger than 0, got input of shape "
+                             f"{tuple(input.shape)}")
         h0, c0 = self._initial(hx, batch, unbatched, x)
         # Per-step inputs as a list: later layers take the previous layer's step outputs directly, so
         # only the user's input is ever sliced by time.

@@ -51,7 +51,7 @@ def fold_constants(graph, order=None):
         if d["op"] in ("input", "const"):
             continue
         args = graph.args(nid)
-        if not args or not all(map(_known, [graph] * len(args), args)) or OPS[d["op"]].kind == "collective":
+        if not args or not all(_known(graph, a) for a in args) or OPS[d["op"]].kind == "collective":
             continue
         uniform = OPS[d["op"]].elementwise and all("fill" in graph.node(a)["attrs"] for a in args)
         if not uniform and (is_symbolic(d["shape"]) or math.prod(d["shape"]) > _FOLD_LIMIT):
